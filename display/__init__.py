@@ -1,0 +1,1 @@
+"""Numerek display role."""

@@ -1,0 +1,1 @@
+"""Numerek hardware role."""

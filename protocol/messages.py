@@ -1,0 +1,260 @@
+"""JSON payloads of the MQTT protocol, as pydantic models.
+
+Every message carries ``v`` (the protocol version). Requests from devices carry ``id``,
+chosen by the device and unique per device; the server answers each id once and answers a
+redelivered id with the same reply without acting again, which is what makes QoS 1
+redelivery and double presses harmless. Unknown fields are refused, so a typo in a
+third-party device shows up as an error reply instead of being silently ignored.
+
+Times are ISO 8601 with the office's UTC offset and always come from the server's clock.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from protocol.topics import ID_PATTERN
+
+PROTOCOL_VERSION = 1
+MAX_PAYLOAD_BYTES = 4096
+"""Requests larger than this are refused unread (a command is well under 300 bytes)."""
+
+DeviceId = Annotated[str, Field(pattern=ID_PATTERN)]
+RequestId = Annotated[str, Field(min_length=1, max_length=64)]
+TicketNumber = Annotated[str, Field(pattern=r"^[A-Z]{1,2}[0-9]{3,4}$")]
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    v: Literal[1] = PROTOCOL_VERSION
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json(exclude_none=False).encode()
+
+
+class ErrorCode(StrEnum):
+    """Machine-readable refusal reasons. Clients show their own translated text."""
+
+    INVALID_REQUEST = "invalid_request"  # not JSON, wrong fields, too large
+    UNSUPPORTED_VERSION = "unsupported_version"
+    UNKNOWN_TOPIC = "unknown_topic"
+    UNKNOWN_COUNTER = "unknown_counter"
+    UNKNOWN_SERVICE = "unknown_service"
+    UNKNOWN_TICKET = "unknown_ticket"
+    NOT_ALLOWED = "not_allowed"  # e.g. a counter not serving the target service
+    SERVICE_CLOSED = "service_closed"  # outside opening hours
+    CUT_OFF = "cut_off"  # too close to closing time to take a ticket
+    LIMIT_REACHED = "limit_reached"  # daily ticket limit reached
+    COUNTER_CLOSED = "counter_closed"  # the counter must be opened first
+    COUNTER_PAUSED = "counter_paused"
+    NO_CURRENT_TICKET = "no_current_ticket"
+    QUEUE_EMPTY = "queue_empty"
+    STALE = "stale"  # the command was about a ticket that is no longer current
+    INTERNAL = "internal"
+
+
+class ErrorInfo(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    code: ErrorCode
+    message: str
+
+
+class ErrorMessage(_Message):
+    """Published on ``<base>/server/errors`` when a message has no other way back."""
+
+    topic: str
+    id: str | None = None
+    error: ErrorInfo
+    server_time: datetime
+
+
+# --------------------------------------------------------------------------- tickets
+
+
+class TicketInfo(BaseModel):
+    """A ticket as devices see it (no personal data: there is none)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    number: str
+    service: str
+    status: Literal[
+        "waiting", "called", "serving", "finished", "no_show", "transferred", "cancelled"
+    ]
+    priority: bool = False
+    issued_at: datetime
+    called_at: datetime | None = None
+    started_at: datetime | None = None
+    recalls: int = 0
+    counter: str | None = None
+
+
+# --------------------------------------------------------------------------- counters
+
+
+class CounterAction(StrEnum):
+    NEXT = "next"  # finish the current ticket (if any) and call the next one
+    CALL = "call"  # call a specific waiting ticket (``ticket``), e.g. from the clerk panel
+    RECALL = "recall"  # call the current ticket again
+    START = "start"  # the called client has arrived; service starts now
+    FINISH = "finish"  # end the current service without calling anyone
+    NO_SHOW = "no_show"  # the called client did not come
+    TRANSFER = "transfer"  # send the current ticket to ``target_service`` or ``target_counter``
+    PAUSE = "pause"
+    OPEN = "open"
+    CLOSE = "close"
+    SIGN_IN = "sign_in"  # ``clerk`` starts working at this counter
+    SIGN_OUT = "sign_out"
+    RATE = "rate"  # client satisfaction ``rating`` (1-5) for ``ticket``
+    SYNC = "sync"  # no-op; answers with the current state (after reconnect)
+
+
+class CounterCommand(_Message):
+    """Published by a counter unit or the clerk panel on ``<base>/counter/<id>/command``.
+
+    ``current`` is the ticket the device believes it is serving. When given, the server
+    refuses the command with ``stale`` if the counter's current ticket differs: two NEXT
+    presses sent in quick succession both say ``current: A001``; the first one calls A002,
+    the second is refused instead of skipping A002.
+    """
+
+    id: RequestId
+    action: CounterAction
+    current: str | None = None
+    ticket: TicketNumber | None = None
+    target_service: DeviceId | None = None
+    target_counter: DeviceId | None = None
+    clerk: Annotated[str, Field(min_length=1, max_length=32)] | None = None
+    rating: Annotated[int, Field(ge=1, le=5)] | None = None
+
+
+class CounterStatus(StrEnum):
+    CLOSED = "closed"
+    OPEN = "open"
+    PAUSED = "paused"
+
+
+class CounterState(_Message):
+    """Retained on ``<base>/counter/<id>/state``: the truth a (re)connecting unit shows."""
+
+    counter: str
+    name: str
+    zone: str
+    status: CounterStatus
+    clerk: str | None = None
+    ticket: TicketInfo | None = None
+    services: list[str]
+    waiting: dict[str, int]  # per service this counter serves
+    personal_waiting: int = 0  # tickets transferred to this counter itself
+    server_time: datetime
+
+
+class CounterReply(_Message):
+    """Published once per command id on ``<base>/counter/<id>/reply``
+    (or on the command's MQTT 5 response topic)."""
+
+    id: str | None
+    ok: bool
+    action: CounterAction | None = None
+    ticket: TicketInfo | None = None
+    error: ErrorInfo | None = None
+    server_time: datetime
+
+
+# --------------------------------------------------------------------------- halls
+
+
+class CallMessage(_Message):
+    """One call (or recall) of a ticket to a counter, on ``<base>/zone/<zone>/call``.
+
+    ``seq`` increases by one per call across the whole office; displays use it to order
+    announcements and to tell a live call from one they already know from the board.
+    """
+
+    seq: int
+    ticket: str
+    service: str
+    counter: str
+    counter_name: str
+    zone: str
+    recall: bool = False
+    at: datetime
+
+
+class BoardMessage(_Message):
+    """Retained on ``<base>/zone/<zone>/board``: what a display shows after (re)connecting."""
+
+    zone: str
+    seq: int  # the highest call seq included (0 if none today)
+    calls: list[CallMessage]  # newest first, at most 10
+    waiting: dict[str, int]  # per service shown in this zone
+    server_time: datetime
+
+
+# --------------------------------------------------------------------------- kiosks
+
+
+class ServiceInfo(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    id: str
+    prefix: str
+    name: dict[str, str]  # language code -> name ("pl", "en", optionally "uk")
+    zone: str
+    available: bool  # a ticket can be taken now
+    reason: ErrorCode | None = None  # why not: service_closed, cut_off, limit_reached
+    waiting: int
+    estimated_wait_min: int
+    open_counters: int
+    opens_at: str | None = None  # "HH:MM" today, when closed now but opening later
+    closes_at: str | None = None
+
+
+class ServicesMessage(_Message):
+    """Retained on ``<base>/services``."""
+
+    office: str
+    services: list[ServiceInfo]
+    server_time: datetime
+
+
+class TicketRequest(_Message):
+    """A kiosk asks for a ticket on ``<base>/kiosk/<id>/request`` (MQTT 5 request/response)."""
+
+    id: RequestId
+    service: DeviceId
+    priority: bool = False
+    lang: Literal["pl", "en", "uk"] = "pl"
+
+
+class TicketIssued(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    number: str
+    service: str
+    service_name: dict[str, str]
+    priority: bool
+    issued_at: datetime
+    people_ahead: int
+    estimated_wait_min: int
+    token: str  # unguessable; the ticket status page is ``/t/<token>``
+    status_path: str
+
+
+class TicketResponse(_Message):
+    id: str | None
+    ok: bool
+    ticket: TicketIssued | None = None
+    error: ErrorInfo | None = None
+    server_time: datetime
+
+
+class FaultReport(_Message):
+    """A kiosk reports its printer state on ``<base>/kiosk/<id>/fault`` (retained)."""
+
+    device: str
+    component: Literal["printer"] = "printer"
+    fault: Literal["ok", "offline", "paper_out", "paper_low", "cover_open", "error"]
+    message: str = ""

@@ -1,0 +1,109 @@
+"""One way to connect to the broker, for every role.
+
+Why a helper: every Numerek client must speak MQTT 5 (the kiosk's request/response needs
+response topics and correlation data), set a retained ``offline`` last will on its
+availability topic and publish ``online`` after each (re)connect. Doing that in one place
+keeps the availability convention identical across the server and all devices.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.properties import Properties
+from paho.mqtt.packettypes import PacketTypes
+
+from protocol.topics import OFFLINE, ONLINE
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BrokerSettings:
+    host: str = "127.0.0.1"
+    port: int = 1883
+    username: str | None = None
+    password: str | None = None
+    tls_ca: str | None = None  # path to a CA file: TLS on when set
+    keepalive: int = 10
+
+
+def make_client(
+    client_id: str,
+    broker: BrokerSettings,
+    availability_topic: str,
+    on_connect: Callable[[mqtt.Client], None] | None = None,
+    on_disconnect: Callable[[mqtt.Client], None] | None = None,
+) -> mqtt.Client:
+    """A paho MQTT 5 client with a retained last will on ``availability_topic``.
+
+    ``on_connect`` runs after every successful (re)connect, after ``online`` is published;
+    put subscriptions there so they survive a broker restart. The caller starts the
+    network loop (``loop_start``/``loop_forever``) and calls ``connect_async``.
+    """
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2,
+        client_id=client_id,
+        protocol=mqtt.MQTTv5,
+    )
+    if broker.username:
+        client.username_pw_set(broker.username, broker.password)
+    if broker.tls_ca:
+        client.tls_set(ca_certs=broker.tls_ca)
+    client.will_set(availability_topic, OFFLINE, qos=1, retain=True)
+    client.reconnect_delay_set(min_delay=1, max_delay=5)
+
+    def _on_connect(c: mqtt.Client, _u, _flags, reason_code, _props) -> None:
+        if reason_code.is_failure:
+            log.warning("broker refused connection: %s", reason_code)
+            return
+        c.publish(availability_topic, ONLINE, qos=1, retain=True)
+        if on_connect is not None:
+            on_connect(c)
+
+    def _on_disconnect(c: mqtt.Client, _u, _flags, reason_code, _props) -> None:
+        log.info("disconnected from broker: %s", reason_code)
+        if on_disconnect is not None:
+            on_disconnect(c)
+
+    client.on_connect = _on_connect
+    client.on_disconnect = _on_disconnect
+    return client
+
+
+def connect_properties() -> Properties:
+    """CONNECT properties: a clean start with no session kept, so no stale backlog."""
+    props = Properties(PacketTypes.CONNECT)
+    props.SessionExpiryInterval = 0
+    return props
+
+
+def response_properties(response_topic: str, correlation: bytes) -> Properties:
+    """PUBLISH properties for an MQTT 5 request that expects a response."""
+    props = Properties(PacketTypes.PUBLISH)
+    props.ResponseTopic = response_topic
+    props.CorrelationData = correlation
+    return props
+
+
+def reply_properties(correlation: bytes | None) -> Properties | None:
+    if correlation is None:
+        return None
+    props = Properties(PacketTypes.PUBLISH)
+    props.CorrelationData = correlation
+    return props
+
+
+def shutdown(client: mqtt.Client, availability_topic: str) -> None:
+    """Say ``offline`` on a clean stop (the last will covers unclean ones)."""
+    try:
+        info = client.publish(availability_topic, OFFLINE, qos=1, retain=True)
+        info.wait_for_publish(timeout=2)
+    except (RuntimeError, ValueError):
+        pass
+    client.disconnect()
+    client.loop_stop()

@@ -1,0 +1,203 @@
+"""The site config: one TOML file describing the office, its services and counters.
+
+Validated with pydantic so that a mistake is reported with the path of the bad field
+(``services.2.hours.mon: ...``) before the server starts, instead of misbehaving at 8:00
+on a Monday. The example of a county office is ``server/examples/county_office.toml``.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from datetime import time
+from pathlib import Path
+from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from protocol.topics import ID_PATTERN
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+Id = Annotated[str, Field(pattern=ID_PATTERN)]
+
+
+class ConfigError(ValueError):
+    """The config file is missing, not TOML, or has invalid fields (message names them)."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Hours(_Strict):
+    """Opening hours of one weekday, e.g. "08:00-16:00"."""
+
+    opens: time
+    closes: time
+
+    @classmethod
+    def parse(cls, text: str) -> Hours:
+        try:
+            a, b = text.split("-")
+            opens, closes = time.fromisoformat(a.strip()), time.fromisoformat(b.strip())
+        except ValueError as exc:
+            raise ValueError(f"expected 'HH:MM-HH:MM', got {text!r}") from exc
+        if closes <= opens:
+            raise ValueError(f"closing time must be after opening time in {text!r}")
+        return cls(opens=opens, closes=closes)
+
+
+class Names(_Strict):
+    pl: Annotated[str, Field(min_length=1, max_length=60)]
+    en: Annotated[str, Field(min_length=1, max_length=60)]
+    uk: Annotated[str, Field(min_length=1, max_length=60)] | None = None
+
+    def as_dict(self) -> dict[str, str]:
+        return {k: v for k, v in self.model_dump().items() if v}
+
+
+class Service(_Strict):
+    id: Id
+    prefix: Annotated[str, Field(pattern=r"^[A-Z]{1,2}$")]
+    name: Names
+    zone: Id = "hall"
+    hours: dict[str, Hours]
+    daily_limit: Annotated[int, Field(ge=1, le=9999)] | None = None
+    cutoff_min: Annotated[int, Field(ge=0, le=240)] = 0
+    target_wait_min: Annotated[int, Field(ge=1, le=600)] = 20
+    priority: Annotated[int, Field(ge=0, le=9)] = 0
+    """Higher is served first when a counter's preference order ties."""
+
+    @field_validator("hours", mode="before")
+    @classmethod
+    def _parse_hours(cls, value: object) -> object:
+        if not isinstance(value, dict):
+            return value
+        out = {}
+        for day, text in value.items():
+            if day not in WEEKDAYS:
+                raise ValueError(f"unknown weekday {day!r}; use one of {', '.join(WEEKDAYS)}")
+            out[day] = Hours.parse(text) if isinstance(text, str) else text
+        return out
+
+    def hours_on(self, weekday: int) -> Hours | None:
+        return self.hours.get(WEEKDAYS[weekday])
+
+
+class Counter(_Strict):
+    id: Id
+    name: Annotated[str, Field(min_length=1, max_length=40)]
+    zone: Id = "hall"
+    services: Annotated[list[Id], Field(min_length=1)]
+    """The work profile: services this counter serves, in order of preference."""
+
+
+class Office(_Strict):
+    name: Annotated[str, Field(min_length=1, max_length=80)]
+    timezone: str = "Europe/Warsaw"
+    day_starts: time = time(0, 0)
+    """Numbering restarts (A001) at this local time every day."""
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+class Mqtt(_Strict):
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=1, le=65535)] = 1883
+    username: str | None = None
+    password: str | None = None
+    tls_ca: str | None = None
+    topic_base: Annotated[str, Field(pattern=r"^[a-z0-9_-]{1,32}$")] = "numerek"
+
+
+class Http(_Strict):
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=1, le=65535)] = 8080
+    public_url: str = "http://127.0.0.1:8080"
+    """How phones reach the server; printed in the ticket's QR code."""
+
+
+class Storage(_Strict):
+    database: str = "numerek.db"
+
+
+class SiteConfig(_Strict):
+    office: Office
+    mqtt: Mqtt = Mqtt()
+    http: Http = Http()
+    storage: Storage = Storage()
+    services: Annotated[list[Service], Field(min_length=1)]
+    counters: Annotated[list[Counter], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _cross_check(self) -> SiteConfig:
+        ids = [s.id for s in self.services]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"service ids must be unique: {ids}")
+        prefixes = [s.prefix for s in self.services]
+        if len(set(prefixes)) != len(prefixes):
+            raise ValueError(f"service prefixes must be unique: {prefixes}")
+        cids = [c.id for c in self.counters]
+        if len(set(cids)) != len(cids):
+            raise ValueError(f"counter ids must be unique: {cids}")
+        for c in self.counters:
+            for s in c.services:
+                if s not in ids:
+                    raise ValueError(f"counter {c.id!r} serves unknown service {s!r}")
+            if len(set(c.services)) != len(c.services):
+                raise ValueError(f"counter {c.id!r} lists a service twice")
+        return self
+
+    def service(self, service_id: str) -> Service | None:
+        return next((s for s in self.services if s.id == service_id), None)
+
+    def counter(self, counter_id: str) -> Counter | None:
+        return next((c for c in self.counters if c.id == counter_id), None)
+
+
+def _format_errors(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        lines.append(f"  {where}: {err['msg']}")
+    return "invalid site config:\n" + "\n".join(lines)
+
+
+def parse_config(text: str, base_dir: Path | None = None) -> SiteConfig:
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"site config is not valid TOML: {exc}") from exc
+    try:
+        cfg = SiteConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(exc)) from None
+    if base_dir is not None and not Path(cfg.storage.database).is_absolute():
+        db = str(base_dir / cfg.storage.database)
+        cfg = cfg.model_copy(update={"storage": Storage(database=db)})
+    return cfg
+
+
+def load_config(path: str | Path) -> SiteConfig:
+    """Read and validate a site config; a relative database path is relative to the file."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read site config {p}: {exc.strerror}") from exc
+    return parse_config(text, base_dir=p.resolve().parent)
+
+
+EXAMPLE_CONFIG = Path(__file__).parent / "examples" / "county_office.toml"

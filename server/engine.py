@@ -1,0 +1,622 @@
+"""The queue engine: the office's rules, with no I/O and no clock of its own.
+
+Everything that happens goes through a method of :class:`QueueEngine`. A method either
+refuses (raises :class:`~server.domain.Refusal` before touching any state) or changes the
+state and records what it did as :class:`~server.domain.Event` rows in
+:attr:`QueueEngine.pending`. The caller (``server.service``) writes those to disk, and only
+then tells anyone: that is what makes "acknowledged means on disk" hold.
+
+Time comes from the injected ``clock``; randomness (the tickets' status tokens) from the
+injected ``token_factory``. Both make the engine deterministic under test and let the
+simulator run a year of an office in seconds. The routing rule of :meth:`pick_next` is
+documented in docs/queueing.md.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+from protocol.messages import CounterAction, CounterCommand, CounterStatus, ErrorCode
+from server.config import Service, SiteConfig
+from server.domain import CounterRuntime, Event, EventKind, Refusal, Ticket, TicketStatus
+from server.estimate import RecentMedianEstimator, WaitEstimator
+
+Clock = Callable[[], datetime]
+
+
+def default_token() -> str:
+    return secrets.token_urlsafe(12)
+
+
+@dataclass
+class Changes:
+    """What the engine did since the last :meth:`QueueEngine.take_changes`."""
+
+    events: list[Event] = field(default_factory=list)
+    tickets: dict[int, Ticket] = field(default_factory=dict)
+    counters: set[str] = field(default_factory=set)
+    services: set[str] = field(default_factory=set)
+
+    @property
+    def calls(self) -> list[Event]:
+        return [e for e in self.events if e.kind in (EventKind.CALL, EventKind.RECALL)]
+
+    def __bool__(self) -> bool:
+        return bool(self.events)
+
+
+@dataclass
+class Restored:
+    """The state a store hands back after a restart (see ``server.store``)."""
+
+    day: date | None
+    tickets: list[Ticket]  # today's open tickets (waiting, called, serving)
+    counters: list[CounterRuntime]
+    last_seq: dict[str, int]  # prefix -> last number issued today
+    issued: dict[str, int]  # service -> tickets issued today (for the daily limit)
+    next_ticket_id: int
+    next_event_id: int
+    recent_calls: list[Event] = field(default_factory=list)  # today's, oldest first
+    service_times: list[tuple[str, float]] = field(default_factory=list)
+    last_finished: list[Ticket] = field(default_factory=list)  # each counter's last, for ratings
+
+
+class QueueEngine:
+    RECENT_CALLS = 10
+
+    def __init__(
+        self,
+        config: SiteConfig,
+        clock: Clock,
+        estimator: WaitEstimator | None = None,
+        token_factory: Callable[[], str] = default_token,
+    ) -> None:
+        self.config = config
+        self.clock = clock
+        self.estimator: WaitEstimator = estimator or RecentMedianEstimator()
+        self.token_factory = token_factory
+        self.tz = config.office.tz
+        self.services: dict[str, Service] = {s.id: s for s in config.services}
+        self.counter_config = {c.id: c for c in config.counters}
+        self.day: date | None = None
+        self.tickets: dict[int, Ticket] = {}  # today's open tickets and current ones
+        self.counters: dict[str, CounterRuntime] = {
+            c.id: CounterRuntime(c.id) for c in config.counters
+        }
+        self.last_seq: dict[str, int] = {}
+        self.issued: dict[str, int] = {}
+        self.next_ticket_id = 1
+        self.next_event_id = 1
+        self.recent_calls: list[Event] = []
+        self.pending = Changes()
+        self._by_number: dict[str, int] = {}
+        self._last_finished: dict[int, Ticket] = {}  # for ratings after service
+
+    # ------------------------------------------------------------------ state in/out
+
+    def restore(self, state: Restored) -> None:
+        """Load the state a store kept; the next command then rolls the day if needed."""
+        self.day = state.day
+        self.tickets = {t.id: t for t in state.tickets}
+        self._by_number = {t.number: t.id for t in state.tickets}
+        for c in state.counters:
+            if c.id in self.counters:
+                self.counters[c.id] = c
+        self.last_seq = dict(state.last_seq)
+        self.issued = dict(state.issued)
+        self.next_ticket_id = state.next_ticket_id
+        self.next_event_id = state.next_event_id
+        self.recent_calls = list(state.recent_calls)[-self.RECENT_CALLS * 8 :]
+        self._last_finished = {t.id: t for t in state.last_finished if t.day == state.day}
+        for service, seconds in state.service_times:
+            self.estimator.observe(service, seconds)
+
+    def take_changes(self) -> Changes:
+        changes, self.pending = self.pending, Changes()
+        return changes
+
+    def now(self) -> datetime:
+        now = self.clock()
+        if now.tzinfo is None:
+            raise ValueError("the engine's clock must return aware datetimes")
+        return now
+
+    def office_day(self, now: datetime) -> date:
+        start = self.config.office.day_starts
+        local = now.astimezone(self.tz) - timedelta(hours=start.hour, minutes=start.minute)
+        return local.date()
+
+    # ------------------------------------------------------------------ events
+
+    def _event(self, kind: EventKind, now: datetime, ticket: Ticket | None = None, **kw) -> Event:
+        ev = Event(
+            id=self.next_event_id,
+            kind=kind,
+            at=now,
+            day=self.day or self.office_day(now),
+            ticket_id=ticket.id if ticket else None,
+            ticket=ticket.number if ticket else None,
+            service=kw.pop("service", ticket.service if ticket else None),
+            **kw,
+        )
+        self.next_event_id += 1
+        self.pending.events.append(ev)
+        if ticket is not None:
+            self.pending.tickets[ticket.id] = ticket
+            self.pending.services.add(ticket.service)
+        if ev.counter:
+            self.pending.counters.add(ev.counter)
+        if kind in (EventKind.CALL, EventKind.RECALL):
+            self.recent_calls.append(ev)
+            if len(self.recent_calls) > self.RECENT_CALLS * 8:
+                del self.recent_calls[: -self.RECENT_CALLS * 8]
+        return ev
+
+    # ------------------------------------------------------------------ the office day
+
+    def roll_day(self) -> datetime:
+        """Start a new office day if the clock passed ``day_starts``; returns now.
+
+        Tickets left from the previous day are cancelled (their holders went home) and
+        counters close, so the new day starts at A001 with every counter closed.
+        """
+        now = self.now()
+        today = self.office_day(now)
+        if self.day == today:
+            return now
+        if self.day is not None:
+            for t in sorted(self.tickets.values(), key=lambda t: t.id):
+                if t.status.is_open:
+                    t.status = TicketStatus.CANCELLED
+                    t.finished_at = now
+                    self._event(EventKind.CANCEL, now, t, counter=t.counter, data={"reason": "day_end"})
+            for c in self.counters.values():
+                if c.status != CounterStatus.CLOSED:
+                    self._event(EventKind.COUNTER_CLOSE, now, counter=c.id, data={"reason": "day_end"})
+                if c.clerk:
+                    self._event(EventKind.SIGN_OUT, now, counter=c.id, clerk=c.clerk)
+                self.counters[c.id] = CounterRuntime(c.id)
+                self.pending.counters.add(c.id)
+            self.pending.services.update(self.services)
+        self.day = today
+        self.tickets = {}
+        self._by_number = {}
+        self._last_finished = {}
+        self.last_seq = {}
+        self.issued = {}
+        self.recent_calls = []
+        return now
+
+    # ------------------------------------------------------------------ availability
+
+    def availability(self, service: Service, now: datetime) -> tuple[ErrorCode | None, str]:
+        """Why a ticket for ``service`` cannot be taken now, or (None, "") if it can."""
+        local = now.astimezone(self.tz)
+        hours = service.hours_on(local.weekday())
+        t = local.time()
+        if hours is None or t < hours.opens or t >= hours.closes:
+            return ErrorCode.SERVICE_CLOSED, f"{service.name.en} is closed now"
+        cutoff = (datetime.combine(local.date(), hours.closes) - timedelta(minutes=service.cutoff_min)).time()
+        if t >= cutoff:
+            return ErrorCode.CUT_OFF, (
+                f"{service.name.en}: no new tickets in the last {service.cutoff_min} min before closing"
+            )
+        if service.daily_limit is not None and self.issued.get(service.id, 0) >= service.daily_limit:
+            return ErrorCode.LIMIT_REACHED, f"{service.name.en}: today's {service.daily_limit} tickets are all taken"
+        return None, ""
+
+    # ------------------------------------------------------------------ queries
+
+    def waiting(self, service: str | None = None) -> list[Ticket]:
+        return [
+            t
+            for t in self.tickets.values()
+            if t.status == TicketStatus.WAITING and (service is None or t.service == service)
+        ]
+
+    def waiting_counts(self) -> dict[str, int]:
+        counts = {s: 0 for s in self.services}
+        for t in self.tickets.values():
+            if t.status == TicketStatus.WAITING and t.target_counter is None:
+                counts[t.service] += 1
+        return counts
+
+    def current_ticket(self, counter_id: str) -> Ticket | None:
+        cur = self.counters[counter_id].current
+        return self.tickets.get(cur) if cur is not None else None
+
+    def ticket_by_number(self, number: str) -> Ticket | None:
+        tid = self._by_number.get(number)
+        return self.tickets.get(tid) if tid is not None else None
+
+    def open_counters(self, service: str) -> list[str]:
+        return [
+            cid
+            for cid, c in self.counters.items()
+            if c.status == CounterStatus.OPEN and service in self.counter_config[cid].services
+        ]
+
+    def capacity(self, service: str) -> float:
+        """Counters' worth serving ``service``: a counter shared by k services counts 1/k.
+
+        Why: a counter that also serves two other busy services gives this one only a
+        part of its time. The share is taken among the services that have people
+        waiting, since an empty queue takes no counter time.
+        """
+        counts = self.waiting_counts()
+        total = 0.0
+        for cid in self.open_counters(service):
+            busy = [s for s in self.counter_config[cid].services if counts.get(s, 0) > 0 or s == service]
+            total += 1.0 / len(busy)
+        return total
+
+    def people_ahead(self, service: str, priority: bool) -> int:
+        return sum(
+            1
+            for t in self.tickets.values()
+            if t.status == TicketStatus.WAITING
+            and t.service == service
+            and t.target_counter is None
+            and (t.priority or not priority)
+        )
+
+    def estimate_wait(self, service: str, priority: bool = False) -> int:
+        ahead = self.people_ahead(service, priority)
+        return self.estimator.estimate(service, ahead, self.capacity(service))
+
+    # ------------------------------------------------------------------ issuing
+
+    def issue(self, service_id: str, priority: bool = False, origin: str | None = None) -> tuple[Ticket, int]:
+        """Issue a ticket; returns it and the number of people ahead of it."""
+        now = self.roll_day()
+        service = self.services.get(service_id)
+        if service is None:
+            raise Refusal(ErrorCode.UNKNOWN_SERVICE, f"no service {service_id!r}")
+        code, why = self.availability(service, now)
+        if code is not None:
+            raise Refusal(code, why)
+        ahead = self.people_ahead(service.id, priority)
+        estimate = self.estimator.estimate(service.id, ahead, self.capacity(service.id))
+        seq = self.last_seq.get(service.prefix, 0) + 1
+        number = f"{service.prefix}{seq:03d}"
+        ticket = Ticket(
+            id=self.next_ticket_id,
+            day=self.day,  # type: ignore[arg-type]
+            number=number,
+            service=service.id,
+            priority=priority,
+            token=self.token_factory(),
+            issued_at=now,
+            queued_at=now,
+            estimated_wait_s=estimate,
+            origin=origin,
+        )
+        self.next_ticket_id += 1
+        self.last_seq[service.prefix] = seq
+        self.issued[service.id] = self.issued.get(service.id, 0) + 1
+        self.tickets[ticket.id] = ticket
+        self._by_number[number] = ticket.id
+        self._event(
+            EventKind.ISSUE,
+            now,
+            ticket,
+            data={"priority": priority, "estimated_wait_s": estimate, "origin": origin, "ahead": ahead},
+        )
+        self._touch_counters_serving(service.id)
+        return ticket, ahead
+
+    def _touch_counters_serving(self, service: str) -> None:
+        for cid, cfg in self.counter_config.items():
+            if service in cfg.services:
+                self.pending.counters.add(cid)
+        self.pending.services.add(service)
+
+    # ------------------------------------------------------------------ routing
+
+    def pick_next(self, counter_id: str) -> Ticket | None:
+        """The ticket "next" calls at this counter (docs/queueing.md).
+
+        1. tickets transferred to this very counter, oldest first;
+        2. a ticket that has waited beyond its service's target, the most overdue first;
+        3. priority tickets before others;
+        4. the counter's preference order of services, then the service's priority;
+        5. first come, first served (queue time, then issue order).
+        """
+        now = self.now()
+        cfg = self.counter_config[counter_id]
+        preference = {s: i for i, s in enumerate(cfg.services)}
+        personal: list[Ticket] = []
+        general: list[Ticket] = []
+        for t in self.tickets.values():
+            if t.status != TicketStatus.WAITING:
+                continue
+            if t.target_counter is not None:
+                if t.target_counter == counter_id:
+                    personal.append(t)
+            elif t.service in preference:
+                general.append(t)
+        if personal:
+            return min(personal, key=lambda t: (t.queued_at, t.id))
+        if not general:
+            return None
+
+        def key(t: Ticket) -> tuple:
+            target = self.services[t.service].target_wait_min * 60
+            over = (now - t.queued_at).total_seconds() - target
+            overdue = over > 0
+            return (
+                0 if overdue else 1,
+                -over if overdue else 0,
+                0 if t.priority else 1,
+                preference[t.service],
+                -self.services[t.service].priority,
+                t.queued_at,
+                t.id,
+            )
+
+        return min(general, key=key)
+
+    # ------------------------------------------------------------------ counter commands
+
+    def command(self, counter_id: str, cmd: CounterCommand) -> Ticket | None:
+        """Carry out a counter's command; returns the ticket it concerns (if any)."""
+        now = self.roll_day()
+        if counter_id not in self.counters:
+            raise Refusal(ErrorCode.UNKNOWN_COUNTER, f"no counter {counter_id!r}")
+        counter = self.counters[counter_id]
+        current = self.current_ticket(counter_id)
+        if cmd.current is not None:
+            believed = cmd.current or None
+            actual = current.number if current else None
+            if believed != actual:
+                raise Refusal(
+                    ErrorCode.STALE,
+                    f"counter {counter_id} serves {actual or 'nobody'}, not {believed or 'nobody'}",
+                )
+        handler = getattr(self, f"_cmd_{cmd.action.value}")
+        return handler(counter, current, cmd, now)
+
+    def _require_current(self, current: Ticket | None, counter: CounterRuntime) -> Ticket:
+        if current is None:
+            raise Refusal(ErrorCode.NO_CURRENT_TICKET, f"counter {counter.id} is not serving anyone")
+        return current
+
+    def _set_status(self, counter: CounterRuntime, status: CounterStatus, now: datetime) -> None:
+        if counter.status == status:
+            return
+        kind = {
+            CounterStatus.OPEN: EventKind.COUNTER_OPEN,
+            CounterStatus.PAUSED: EventKind.COUNTER_PAUSE,
+            CounterStatus.CLOSED: EventKind.COUNTER_CLOSE,
+        }[status]
+        counter.status = status
+        self._event(kind, now, counter=counter.id, clerk=counter.clerk)
+        for s in self.counter_config[counter.id].services:
+            self.pending.services.add(s)
+
+    def _end(self, counter: CounterRuntime, ticket: Ticket, status: TicketStatus, now: datetime) -> None:
+        """Finish or no-show the counter's current ticket."""
+        if status == TicketStatus.FINISHED:
+            if ticket.started_at is None:
+                ticket.started_at = ticket.called_at
+            self.estimator.observe(ticket.service, (now - ticket.started_at).total_seconds())  # type: ignore[operator]
+            kind = EventKind.FINISH
+            counter.last_finished = ticket.id
+            self._last_finished[ticket.id] = ticket
+        else:
+            kind = EventKind.NO_SHOW
+        ticket.status = status
+        ticket.finished_at = now
+        counter.current = None
+        self._event(kind, now, ticket, counter=counter.id, clerk=counter.clerk)
+        del self.tickets[ticket.id]
+        self._by_number.pop(ticket.number, None)
+
+    def _call(self, counter: CounterRuntime, ticket: Ticket, now: datetime) -> Ticket:
+        if counter.status != CounterStatus.OPEN:
+            self._set_status(counter, CounterStatus.OPEN, now)
+        ticket.status = TicketStatus.CALLED
+        ticket.counter = counter.id
+        ticket.target_counter = None
+        ticket.called_at = now
+        ticket.started_at = None
+        if ticket.first_called_at is None:
+            ticket.first_called_at = now
+        ticket.clerk = counter.clerk
+        counter.current = ticket.id
+        self._event(
+            EventKind.CALL,
+            now,
+            ticket,
+            counter=counter.id,
+            clerk=counter.clerk,
+            data={"zone": self.counter_config[counter.id].zone},
+        )
+        self._touch_counters_serving(ticket.service)
+        return ticket
+
+    def _cmd_next(self, counter, current, cmd, now) -> Ticket | None:
+        if current is not None:
+            self._end(counter, current, TicketStatus.FINISHED, now)
+        ticket = self.pick_next(counter.id)
+        if ticket is None:
+            if counter.status != CounterStatus.OPEN:
+                self._set_status(counter, CounterStatus.OPEN, now)
+            self.pending.counters.add(counter.id)
+            return None
+        return self._call(counter, ticket, now)
+
+    def _cmd_call(self, counter, current, cmd, now) -> Ticket:
+        if cmd.ticket is None:
+            raise Refusal(ErrorCode.INVALID_REQUEST, "call needs 'ticket'")
+        ticket = self.ticket_by_number(cmd.ticket)
+        if ticket is None or ticket.status != TicketStatus.WAITING:
+            raise Refusal(ErrorCode.UNKNOWN_TICKET, f"{cmd.ticket} is not waiting")
+        served_here = ticket.target_counter == counter.id or (
+            ticket.target_counter is None and ticket.service in self.counter_config[counter.id].services
+        )
+        if not served_here:
+            raise Refusal(ErrorCode.NOT_ALLOWED, f"counter {counter.id} does not serve {cmd.ticket}")
+        if current is not None:
+            self._end(counter, current, TicketStatus.FINISHED, now)
+        return self._call(counter, ticket, now)
+
+    def _cmd_recall(self, counter, current, cmd, now) -> Ticket:
+        ticket = self._require_current(current, counter)
+        if ticket.status != TicketStatus.CALLED:
+            raise Refusal(ErrorCode.NOT_ALLOWED, f"{ticket.number} is already being served")
+        ticket.recalls += 1
+        ticket.called_at = now
+        self._event(
+            EventKind.RECALL,
+            now,
+            ticket,
+            counter=counter.id,
+            clerk=counter.clerk,
+            data={"zone": self.counter_config[counter.id].zone, "recalls": ticket.recalls},
+        )
+        return ticket
+
+    def _cmd_start(self, counter, current, cmd, now) -> Ticket:
+        ticket = self._require_current(current, counter)
+        if ticket.status != TicketStatus.CALLED:
+            raise Refusal(ErrorCode.NOT_ALLOWED, f"{ticket.number} is already being served")
+        ticket.status = TicketStatus.SERVING
+        ticket.started_at = now
+        self._event(EventKind.START, now, ticket, counter=counter.id, clerk=counter.clerk)
+        return ticket
+
+    def _cmd_finish(self, counter, current, cmd, now) -> Ticket:
+        ticket = self._require_current(current, counter)
+        self._end(counter, ticket, TicketStatus.FINISHED, now)
+        return ticket
+
+    def _cmd_no_show(self, counter, current, cmd, now) -> Ticket:
+        ticket = self._require_current(current, counter)
+        if ticket.status != TicketStatus.CALLED:
+            raise Refusal(ErrorCode.NOT_ALLOWED, f"{ticket.number} came: finish it instead")
+        self._end(counter, ticket, TicketStatus.NO_SHOW, now)
+        return ticket
+
+    def _cmd_transfer(self, counter, current, cmd, now) -> Ticket:
+        ticket = self._require_current(current, counter)
+        if (cmd.target_service is None) == (cmd.target_counter is None):
+            raise Refusal(ErrorCode.INVALID_REQUEST, "transfer needs exactly one of target_service, target_counter")
+        if cmd.target_service is not None:
+            if cmd.target_service not in self.services:
+                raise Refusal(ErrorCode.UNKNOWN_SERVICE, f"no service {cmd.target_service!r}")
+            target_service, target_counter = cmd.target_service, None
+        else:
+            if cmd.target_counter not in self.counters:
+                raise Refusal(ErrorCode.UNKNOWN_COUNTER, f"no counter {cmd.target_counter!r}")
+            if cmd.target_counter == counter.id:
+                raise Refusal(ErrorCode.NOT_ALLOWED, "cannot transfer a ticket to its own counter")
+            target_service, target_counter = ticket.service, cmd.target_counter
+        from_service = ticket.service
+        ticket.status = TicketStatus.WAITING
+        ticket.service = target_service
+        ticket.target_counter = target_counter
+        ticket.counter = None
+        ticket.called_at = None
+        ticket.started_at = None
+        ticket.transfers += 1
+        counter.current = None
+        self._event(
+            EventKind.TRANSFER,
+            now,
+            ticket,
+            counter=counter.id,
+            clerk=counter.clerk,
+            data={"from_service": from_service, "to_service": target_service, "to_counter": target_counter},
+        )
+        self.pending.services.add(from_service)
+        self._touch_counters_serving(target_service)
+        if target_counter:
+            self.pending.counters.add(target_counter)
+        return ticket
+
+    def _cmd_pause(self, counter, current, cmd, now) -> Ticket | None:
+        if counter.status == CounterStatus.CLOSED:
+            raise Refusal(ErrorCode.COUNTER_CLOSED, f"counter {counter.id} is closed")
+        self._set_status(counter, CounterStatus.PAUSED, now)
+        self.pending.counters.add(counter.id)
+        return current
+
+    def _cmd_open(self, counter, current, cmd, now) -> Ticket | None:
+        self._set_status(counter, CounterStatus.OPEN, now)
+        self.pending.counters.add(counter.id)
+        return current
+
+    def _cmd_close(self, counter, current, cmd, now) -> None:
+        # START is optional, so a called client counts as served when the counter closes.
+        if current is not None:
+            self._end(counter, current, TicketStatus.FINISHED, now)
+        self._set_status(counter, CounterStatus.CLOSED, now)
+        self.pending.counters.add(counter.id)
+        return None
+
+    def _cmd_sign_in(self, counter, current, cmd, now) -> Ticket | None:
+        if not cmd.clerk:
+            raise Refusal(ErrorCode.INVALID_REQUEST, "sign_in needs 'clerk'")
+        if counter.clerk == cmd.clerk:
+            return current
+        if counter.clerk:
+            self._event(EventKind.SIGN_OUT, now, counter=counter.id, clerk=counter.clerk)
+        counter.clerk = cmd.clerk
+        self._event(EventKind.SIGN_IN, now, counter=counter.id, clerk=cmd.clerk)
+        return current
+
+    def _cmd_sign_out(self, counter, current, cmd, now) -> Ticket | None:
+        if counter.clerk:
+            self._event(EventKind.SIGN_OUT, now, counter=counter.id, clerk=counter.clerk)
+            counter.clerk = None
+        return current
+
+    def _cmd_rate(self, counter, current, cmd, now) -> Ticket:
+        if cmd.rating is None:
+            raise Refusal(ErrorCode.INVALID_REQUEST, "rate needs 'rating' (1-5)")
+        ticket: Ticket | None
+        if cmd.ticket is not None:
+            ticket = next((t for t in self._last_finished.values() if t.number == cmd.ticket), None)
+        else:
+            ticket = self._last_finished.get(counter.last_finished) if counter.last_finished else None
+        if ticket is None or ticket.counter != counter.id:
+            raise Refusal(ErrorCode.UNKNOWN_TICKET, "no finished ticket at this counter to rate")
+        if ticket.rating is not None:
+            raise Refusal(ErrorCode.NOT_ALLOWED, f"{ticket.number} has already been rated")
+        ticket.rating = cmd.rating
+        self._event(
+            EventKind.RATING, now, ticket, counter=counter.id, clerk=ticket.clerk, data={"rating": cmd.rating}
+        )
+        return ticket
+
+    def _cmd_sync(self, counter, current, cmd, now) -> Ticket | None:
+        return current
+
+    # ------------------------------------------------------------------ other inputs
+
+    def record_fault(self, device: str, component: str, fault: str, message: str) -> None:
+        now = self.roll_day()
+        self._event(
+            EventKind.DEVICE_FAULT, now, data={"device": device, "component": component, "fault": fault, "message": message}
+        )
+
+    def calls_for_zone(self, zone: str, limit: int = RECENT_CALLS) -> list[Event]:
+        """The zone's latest calls, newest first, one per ticket (a recall replaces its call)."""
+        seen: set[str] = set()
+        out: list[Event] = []
+        for ev in reversed(self.recent_calls):
+            if ev.data.get("zone") != zone or ev.ticket in seen:
+                continue
+            seen.add(ev.ticket or "")
+            out.append(ev)
+            if len(out) == limit:
+                break
+        return out
+
+    def zones(self) -> Iterable[str]:
+        return sorted({c.zone for c in self.config.counters} | {s.zone for s in self.config.services})
+

@@ -1,0 +1,57 @@
+"""Estimated wait for a new ticket: a separate, replaceable piece.
+
+The engine only needs ``observe`` (a service just ended, it took so long) and
+``estimate`` (how long will the person with this many people ahead wait). Accuracy is
+measured by the simulator against the naive rule "people ahead × mean service time ÷ open
+counters" (docs/performance.md), so a better estimator can be swapped in on evidence.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import deque
+from typing import Protocol
+
+
+class WaitEstimator(Protocol):
+    def observe(self, service: str, service_seconds: float) -> None: ...
+
+    def estimate(self, service: str, people_ahead: int, counters: float) -> int:
+        """Seconds until the ticket is called; ``counters`` is the capacity serving it."""
+        ...
+
+
+class RecentMedianEstimator:
+    """People ahead × recent median service time ÷ counter capacity.
+
+    Why the median of the last ``window`` services: a few very long cases (a
+    complicated registration) should not inflate every estimate printed afterwards, and
+    the recent window follows the pace of the day. ``counters`` is not a plain count: a
+    counter that serves several services is shared between them (see
+    :meth:`server.engine.QueueEngine.capacity`). Half a service time is added when
+    everyone is busy, for the client currently at the counter.
+    """
+
+    def __init__(self, default_seconds: float = 300.0, window: int = 25) -> None:
+        self.default_seconds = default_seconds
+        self.window = window
+        self._recent: dict[str, deque[float]] = {}
+
+    def observe(self, service: str, service_seconds: float) -> None:
+        if service_seconds <= 0:
+            return
+        self._recent.setdefault(service, deque(maxlen=self.window)).append(service_seconds)
+
+    def typical(self, service: str) -> float:
+        recent = self._recent.get(service)
+        if not recent:
+            return self.default_seconds
+        return statistics.median(recent)
+
+    def estimate(self, service: str, people_ahead: int, counters: float) -> int:
+        if counters <= 0:
+            counters = 1.0  # nobody open yet: assume one counter will open
+        if people_ahead == 0 and counters >= 1:
+            return 0
+        per_client = self.typical(service)
+        return round((people_ahead + 0.5) * per_client / counters)

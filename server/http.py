@@ -1,0 +1,195 @@
+"""HTTP face of the server (FastAPI): health, services, live queues, ticket status.
+
+Reads take the engine lock briefly and answer from memory; the one write (the clerk
+panel's counter commands) goes through the worker's inbox, the same path as MQTT, so a
+click and a button press are one implementation. Errors are 4xx with a JSON ``detail``;
+OpenAPI docs are at /docs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import asynccontextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.templating import Jinja2Templates
+from pydantic import BaseModel
+
+from protocol.messages import CounterReply, ServiceInfo
+from server.domain import TicketStatus
+from server.service import NumerekServer
+
+TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+
+
+class Health(BaseModel):
+    status: str
+    broker_connected: bool
+    schema_version: int
+    server_time: datetime
+    office: str
+
+
+class QueueStatus(BaseModel):
+    service: str
+    name: dict[str, str]
+    waiting: int
+    being_served: int
+    open_counters: int
+    longest_wait_s: int
+    target_wait_s: int
+    over_target: bool
+
+
+class TicketStatusOut(BaseModel):
+    number: str
+    service: str
+    service_name: dict[str, str]
+    status: str
+    people_ahead: int | None
+    estimated_wait_min: int | None
+    counter: str | None
+    counter_name: str | None
+    issued_at: datetime
+    called_at: datetime | None
+
+
+def ticket_status(server: NumerekServer, token: str) -> TicketStatusOut | None:
+    e = server.engine
+    with server.lock:
+        ticket = next((t for t in e.tickets.values() if t.token == token), None)
+        if ticket is not None and ticket.status == TicketStatus.WAITING and ticket.target_counter is None:
+            ahead = sum(
+                1
+                for t in e.tickets.values()
+                if t.status == TicketStatus.WAITING
+                and t.service == ticket.service
+                and t.target_counter is None
+                and (t.priority or not ticket.priority)
+                and (t.queued_at, t.id) < (ticket.queued_at, ticket.id)
+            )
+            estimate: int | None = round(e.estimator.estimate(ticket.service, ahead, e.capacity(ticket.service)) / 60)
+        else:
+            ahead, estimate = None, None
+    if ticket is None:
+        ticket = server.store.ticket_by_token(token)
+        if ticket is None:
+            return None
+    counter = e.counter_config.get(ticket.counter or "")
+    return TicketStatusOut(
+        number=ticket.number, service=ticket.service, service_name=e.services[ticket.service].name.as_dict(),
+        status=ticket.status.value, people_ahead=ahead, estimated_wait_min=estimate, counter=ticket.counter,
+        counter_name=counter.name if counter else None, issued_at=server.local(ticket.issued_at),
+        called_at=server.local(ticket.called_at) if ticket.called_at else None,
+    )  # fmt: skip
+
+
+def build_router(server: NumerekServer) -> APIRouter:
+    r = APIRouter()
+
+    @r.get("/health", response_model=Health, tags=["status"])
+    def health() -> Health:
+        return Health(
+            status="ok" if server.online else "degraded",
+            broker_connected=server.online,
+            schema_version=server.store.schema_version(),
+            server_time=server.local(server.engine.now()),
+            office=server.config.office.name,
+        )
+
+    @r.get("/api/services", response_model=list[ServiceInfo], tags=["queues"])
+    def services() -> list[ServiceInfo]:
+        with server.lock:
+            return server.services_message().services
+
+    @r.get("/api/queues", response_model=list[QueueStatus], tags=["queues"])
+    def queues() -> list[QueueStatus]:
+        e = server.engine
+        with server.lock:
+            now = e.now()
+            out = []
+            for s in e.services.values():
+                waiting = [t for t in e.tickets.values() if t.service == s.id and t.status == TicketStatus.WAITING]
+                longest = max((int((now - t.queued_at).total_seconds()) for t in waiting), default=0)
+                out.append(
+                    QueueStatus(
+                        service=s.id, name=s.name.as_dict(), waiting=len(waiting),
+                        being_served=sum(1 for t in e.tickets.values() if t.service == s.id and t.status in (TicketStatus.CALLED, TicketStatus.SERVING)),
+                        open_counters=len(e.open_counters(s.id)), longest_wait_s=longest,
+                        target_wait_s=s.target_wait_min * 60, over_target=longest > s.target_wait_min * 60,
+                    )  # fmt: skip
+                )
+            return out
+
+    @r.get("/api/devices", tags=["status"])
+    def devices() -> dict[str, dict[str, str]]:
+        return server.device_status()
+
+    @r.get("/api/tickets/{token}", response_model=TicketStatusOut, tags=["tickets"])
+    def ticket(token: str) -> TicketStatusOut:
+        found = ticket_status(server, token) if len(token) <= 64 else None
+        if found is None:
+            raise HTTPException(404, "no ticket with this token")
+        return found
+
+    @r.get("/t/{token}", response_class=HTMLResponse, tags=["tickets"], include_in_schema=False)
+    def ticket_page(request: Request, token: str, lang: str = "pl") -> HTMLResponse:
+        found = ticket_status(server, token) if len(token) <= 64 else None
+        lang = lang if lang in ("pl", "en", "uk") else "pl"
+        return TEMPLATES.TemplateResponse(
+            request,
+            "ticket.html",
+            {"t": found, "lang": lang, "office": server.config.office.name, "token": token},
+            status_code=200 if found else 404,
+        )
+
+    @r.post("/api/counters/{counter_id}/commands", response_model=CounterReply, tags=["counters"])
+    async def counter_command(counter_id: str, command: dict[str, Any]) -> JSONResponse:
+        """Send a counter command (the clerk panel). Same body and reply as over MQTT."""
+        if counter_id not in server.engine.counters:
+            raise HTTPException(404, f"no counter {counter_id!r}")
+        reply = await asyncio.wait_for(asyncio.wrap_future(server.submit_counter_command(counter_id, command)), 10)
+        payload = reply.model_dump(mode="json") if isinstance(reply, BaseModel) else reply
+        return JSONResponse(payload, status_code=200 if payload.get("ok") else 409 if payload.get("id") else 422)
+
+    @r.get("/api/counters/{counter_id}", tags=["counters"])
+    def counter_state(counter_id: str) -> dict[str, Any]:
+        if counter_id not in server.engine.counters:
+            raise HTTPException(404, f"no counter {counter_id!r}")
+        with server.lock:
+            return server.counter_state(counter_id).model_dump(mode="json")
+
+    return r
+
+
+def build_app(server: NumerekServer, manage_lifecycle: bool = True) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        if manage_lifecycle:
+            server.start()
+        try:
+            yield
+        finally:
+            if manage_lifecycle:
+                server.stop()
+
+    app = FastAPI(
+        title="Numerek",
+        summary="Queue management for public offices",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.numerek = server
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()]
+        return JSONResponse({"detail": errors}, status_code=422)
+
+    app.include_router(build_router(server))
+    return app

@@ -1,0 +1,483 @@
+"""The running server: MQTT in, engine, SQLite, MQTT out.
+
+One worker thread owns every change. MQTT messages (from paho's network thread) and
+clerk-panel requests (from HTTP) are put on one inbox; the worker takes what has
+arrived, up to :data:`BATCH`, runs each through the engine, writes the whole batch in one
+fsynced transaction (group commit) and only then publishes replies, calls and retained
+state. So nothing is acknowledged before it is on disk, and a busy moment costs one fsync
+per batch instead of one per ticket.
+
+Parsing is defensive: a payload that is too large, not JSON, of another protocol version
+or with wrong fields gets an error reply and changes nothing (docs/protocol.md, "Errors").
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from pydantic import ValidationError
+
+from protocol.messages import (
+    MAX_PAYLOAD_BYTES,
+    PROTOCOL_VERSION,
+    BoardMessage,
+    CallMessage,
+    CounterCommand,
+    CounterReply,
+    CounterState,
+    ErrorCode,
+    ErrorInfo,
+    ErrorMessage,
+    FaultReport,
+    ServiceInfo,
+    ServicesMessage,
+    TicketInfo,
+    TicketIssued,
+    TicketRequest,
+    TicketResponse,
+)
+from protocol.mqtt import BrokerSettings, connect_properties, make_client, reply_properties
+from protocol.topics import OFFLINE, ONLINE, Topics
+from server.config import SiteConfig
+from server.domain import Event, Refusal, Ticket
+from server.engine import Changes, Clock, QueueEngine
+from server.estimate import WaitEstimator
+from server.store import Store
+
+log = logging.getLogger(__name__)
+
+BATCH = 256
+TICK_SECONDS = 15.0
+REPLY_MEMORY = timedelta(days=2)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Job:
+    kind: str  # "counter" | "kiosk" | "fault" | "unknown" | "tick"
+    device: str = ""
+    topic: str = ""
+    payload: bytes = b""
+    response_topic: str | None = None
+    correlation: bytes | None = None
+    future: Future | None = None  # set for HTTP requests: resolved with the reply model
+    data: dict[str, Any] | None = None  # already-parsed request (HTTP)
+
+
+@dataclass
+class _Out:
+    topic: str
+    payload: bytes
+    qos: int = 1
+    retain: bool = False
+    correlation: bytes | None = None
+
+
+@dataclass
+class _Batch:
+    publish: list[_Out] = field(default_factory=list)
+    replies: list[tuple[str, str, float, str]] = field(default_factory=list)
+    futures: list[tuple[Future, Any]] = field(default_factory=list)
+
+
+class NumerekServer:
+    def __init__(
+        self,
+        config: SiteConfig,
+        clock: Clock = utc_now,
+        estimator: WaitEstimator | None = None,
+        client_id: str = "numerek-server",
+    ) -> None:
+        self.config = config
+        self.topics = Topics(config.mqtt.topic_base)
+        self.tz = config.office.tz
+        self.store = Store(config.storage.database)
+        self.engine = QueueEngine(config, clock, estimator)
+        self.engine.restore(self.store.load())
+        self.replies = self.store.recent_replies(since=self.engine.now() - REPLY_MEMORY)
+        self.lock = threading.RLock()
+        self.inbox: queue.Queue[Job | None] = queue.Queue()
+        self.devices: dict[str, str] = {}  # device id -> online/offline
+        self.faults: dict[str, FaultReport] = self._load_faults()
+        self.connected = threading.Event()
+        self._worker: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self._next_tick = 0.0
+        m = config.mqtt
+        self.client = make_client(
+            client_id,
+            BrokerSettings(m.host, m.port, m.username, m.password, m.tls_ca),
+            self.topics.server_availability,
+            on_connect=self._on_connect,
+            on_disconnect=lambda _c: self.connected.clear(),
+        )
+        self.client.on_message = self._on_message
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        self._worker = threading.Thread(target=self._run, name="numerek-worker", daemon=True)
+        self._worker.start()
+        m = self.config.mqtt
+        self.client.connect_async(m.host, m.port, keepalive=10, clean_start=True, properties=connect_properties())
+        self.client.loop_start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self.inbox.put(None)
+        if self._worker:
+            self._worker.join(timeout=5)
+        try:
+            self.client.publish(self.topics.server_availability, OFFLINE, qos=1, retain=True).wait_for_publish(2)
+        except (RuntimeError, ValueError):
+            pass
+        self.client.disconnect()
+        self.client.loop_stop()
+        self.store.close()
+
+    def _on_connect(self, client: mqtt.Client) -> None:
+        t = self.topics
+        # QoS 1 in, so a command published while we were busy is not lost.
+        client.subscribe(
+            [
+                (f"{t.base}/counter/+/+", 1),
+                (f"{t.base}/kiosk/+/+", 1),
+                (f"{t.base}/device/+/availability", 1),
+            ]
+        )
+        self.connected.set()
+        self.inbox.put(Job("republish"))
+
+    def _on_message(self, _client, _userdata, msg: mqtt.MQTTMessage) -> None:
+        levels = self.topics.split(msg.topic)
+        props = getattr(msg, "properties", None)
+        response_topic = getattr(props, "ResponseTopic", None) if props else None
+        correlation = getattr(props, "CorrelationData", None) if props else None
+        if len(levels) == 3 and levels[0] == "device" and levels[2] == "availability":
+            self.devices[levels[1]] = msg.payload.decode("utf-8", "replace")
+            return
+        if len(levels) != 3 or levels[0] not in ("counter", "kiosk"):
+            kind = "unknown"
+        else:
+            kind = {
+                ("counter", "command"): "counter",
+                ("kiosk", "request"): "kiosk",
+                ("kiosk", "fault"): "fault",
+            }.get((levels[0], levels[2]))
+            if kind is None:
+                if levels[2] in ("state", "reply", "response"):
+                    return  # our own output, seen through the wildcard
+                kind = "unknown"
+        device = levels[1] if len(levels) > 1 else ""
+        self.inbox.put(Job(kind, device, msg.topic, msg.payload, response_topic, correlation))
+
+    # ------------------------------------------------------------------ HTTP entry
+
+    def submit_counter_command(self, counter_id: str, data: dict[str, Any]) -> Future:
+        """The clerk panel's way in: the same inbox, engine path and replies as MQTT."""
+        fut: Future = Future()
+        self.inbox.put(Job("counter", counter_id, self.topics.counter_command(counter_id), future=fut, data=data))
+        return fut
+
+    # ------------------------------------------------------------------ the worker
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            timeout = max(0.0, self._next_tick - time.monotonic())
+            try:
+                first = self.inbox.get(timeout=timeout)
+            except queue.Empty:
+                first = Job("tick")
+            if first is None:
+                return
+            jobs = [first]
+            while len(jobs) < BATCH:
+                try:
+                    nxt = self.inbox.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    self._stopping.set()
+                    break
+                jobs.append(nxt)
+            try:
+                self._process(jobs)
+            except Exception:  # a failed write: our state may be ahead of the disk
+                log.critical("could not process a batch; exiting so a restart reloads from disk", exc_info=True)
+                os._exit(70)
+
+    def _process(self, jobs: list[Job]) -> None:
+        batch = _Batch()
+        republish = False
+        with self.lock:
+            for job in jobs:
+                if job.kind in ("tick", "republish"):
+                    republish = True
+                    continue
+                try:
+                    self._handle(job, batch)
+                except Exception:
+                    log.exception("error handling %s on %s", job.kind, job.topic)
+                    self._error(batch, job, None, ErrorCode.INTERNAL, "internal error; nothing was changed")
+            if republish:
+                self.engine.roll_day()
+                self._next_tick = time.monotonic() + TICK_SECONDS
+            changes = self.engine.take_changes()
+            if changes or batch.replies:
+                touched = [self.engine.counters[c] for c in sorted(changes.counters)]
+                self.store.commit(changes, touched, batch.replies)
+            state = self._state_messages(changes, everything=republish)
+        # Durable now: tell the world. Calls first, they are what people wait for.
+        for out in self._call_messages(changes) + batch.publish + state:
+            props = reply_properties(out.correlation)
+            self.client.publish(out.topic, out.payload, qos=out.qos, retain=out.retain, properties=props)
+        for fut, value in batch.futures:
+            if not fut.done():
+                fut.set_result(value)
+
+    # ------------------------------------------------------------------ requests
+
+    def _parse(self, job: Job) -> tuple[dict[str, Any] | None, str | None, str]:
+        """(data, request id, error text); data is None when the payload is unusable."""
+        if job.data is not None:
+            rid = job.data.get("id")
+            return job.data, rid if isinstance(rid, str) else None, ""
+        if len(job.payload) > MAX_PAYLOAD_BYTES:
+            return None, None, f"payload of {len(job.payload)} bytes is over the {MAX_PAYLOAD_BYTES}-byte limit"
+        try:
+            data = json.loads(job.payload)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            return None, None, f"payload is not JSON: {exc}"
+        if not isinstance(data, dict):
+            return None, None, "payload must be a JSON object"
+        rid = data.get("id")
+        return data, rid if isinstance(rid, str) else None, ""
+
+    def _handle(self, job: Job, batch: _Batch) -> None:
+        if job.kind == "unknown":
+            self._error(batch, job, None, ErrorCode.UNKNOWN_TOPIC, f"Numerek does not listen on {job.topic}")
+            return
+        data, rid, problem = self._parse(job)
+        if data is None:
+            self._error(batch, job, None, ErrorCode.INVALID_REQUEST, problem)
+            return
+        if data.get("v", PROTOCOL_VERSION) != PROTOCOL_VERSION:
+            self._error(batch, job, rid, ErrorCode.UNSUPPORTED_VERSION, f"this server speaks protocol v{PROTOCOL_VERSION}")
+            return
+        if job.kind == "fault":
+            self._fault(job, data, batch)
+            return
+        model = CounterCommand if job.kind == "counter" else TicketRequest
+        try:
+            request = model.model_validate(data)
+        except ValidationError as exc:
+            details = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'payload'}: {e['msg']}" for e in exc.errors())
+            self._error(batch, job, rid, ErrorCode.INVALID_REQUEST, details)
+            return
+        key = (f"{job.kind}/{job.device}", request.id)
+        if key in self.replies:  # a redelivery or a repeated request: same answer, no action
+            self._send(batch, job, self.replies[key].encode(), None, remember=False)
+            return
+        if job.kind == "counter":
+            reply = self._counter(job.device, request)  # type: ignore[arg-type]
+        else:
+            reply = self._kiosk(job.device, request)  # type: ignore[arg-type]
+        self._send(batch, job, reply.to_json(), reply, remember=True, rid=request.id)
+
+    def _counter(self, counter_id: str, cmd: CounterCommand) -> CounterReply:
+        now = self.engine.now()
+        try:
+            ticket = self.engine.command(counter_id, cmd)
+        except Refusal as r:
+            return CounterReply(
+                id=cmd.id, ok=False, action=cmd.action, error=ErrorInfo(code=r.code, message=r.message),
+                server_time=self.local(now),
+            )  # fmt: skip
+        return CounterReply(
+            id=cmd.id, ok=True, action=cmd.action, ticket=self.ticket_info(ticket) if ticket else None,
+            server_time=self.local(now),
+        )  # fmt: skip
+
+    def _kiosk(self, kiosk_id: str, req: TicketRequest) -> TicketResponse:
+        now = self.engine.now()
+        try:
+            ticket, ahead = self.engine.issue(req.service, req.priority, origin=kiosk_id)
+        except Refusal as r:
+            return TicketResponse(id=req.id, ok=False, error=ErrorInfo(code=r.code, message=r.message), server_time=self.local(now))
+        service = self.engine.services[ticket.service]
+        issued = TicketIssued(
+            number=ticket.number,
+            service=ticket.service,
+            service_name=service.name.as_dict(),
+            priority=ticket.priority,
+            issued_at=self.local(ticket.issued_at),
+            people_ahead=ahead,
+            estimated_wait_min=round((ticket.estimated_wait_s or 0) / 60),
+            token=ticket.token,
+            status_path=f"/t/{ticket.token}",
+        )
+        return TicketResponse(id=req.id, ok=True, ticket=issued, server_time=self.local(now))
+
+    def _fault(self, job: Job, data: dict[str, Any], batch: _Batch) -> None:
+        try:
+            report = FaultReport.model_validate(data)
+        except ValidationError as exc:
+            self._error(batch, job, None, ErrorCode.INVALID_REQUEST, str(exc.errors()[0]["msg"]))
+            return
+        previous = self.faults.get(job.device)
+        if previous is not None and previous.fault == report.fault:
+            return  # the retained copy, seen again after a reconnect
+        self.faults[job.device] = report
+        self.engine.record_fault(job.device, report.component, report.fault, report.message)
+
+    def _load_faults(self) -> dict[str, FaultReport]:
+        out: dict[str, FaultReport] = {}
+        rows = self.store.db.query("SELECT data FROM events WHERE kind = 'device_fault' ORDER BY id")
+        for row in rows:
+            d = json.loads(row["data"])
+            out[d["device"]] = FaultReport(device=d["device"], fault=d["fault"], message=d.get("message", ""))
+        return out
+
+    def _reply_topic(self, job: Job) -> str:
+        if job.response_topic:
+            return job.response_topic
+        if job.kind == "counter" and self.topics.split(job.topic)[:1] == ["counter"]:
+            return self.topics.counter_reply(job.device)
+        if job.kind == "kiosk":
+            return self.topics.kiosk_response(job.device)
+        return self.topics.errors
+
+    def _send(self, batch: _Batch, job: Job, payload: bytes, reply: Any, remember: bool, rid: str | None = None) -> None:
+        if remember and rid is not None:
+            key = (f"{job.kind}/{job.device}", rid)
+            text = payload.decode()
+            self.replies[key] = text
+            batch.replies.append((key[0], key[1], self.engine.now().timestamp(), text))
+        if job.future is not None:
+            batch.futures.append((job.future, reply if reply is not None else json.loads(payload)))
+            return
+        batch.publish.append(_Out(self._reply_topic(job), payload, correlation=job.correlation))
+
+    def _error(self, batch: _Batch, job: Job, rid: str | None, code: ErrorCode, message: str) -> None:
+        now = self.local(self.engine.now())
+        info = ErrorInfo(code=code, message=message)
+        log.info("refused %s on %s: %s", code.value, job.topic, message)
+        if job.kind == "counter":
+            reply: Any = CounterReply(id=rid, ok=False, error=info, server_time=now)
+        elif job.kind == "kiosk":
+            reply = TicketResponse(id=rid, ok=False, error=info, server_time=now)
+        else:
+            reply = ErrorMessage(topic=job.topic, id=rid, error=info, server_time=now)
+        self._send(batch, job, reply.to_json(), reply, remember=False)
+
+    # ------------------------------------------------------------------ outgoing state
+
+    def local(self, value: datetime) -> datetime:
+        return value.astimezone(self.tz)
+
+    def ticket_info(self, t: Ticket) -> TicketInfo:
+        loc = lambda v: self.local(v) if v else None  # noqa: E731
+        return TicketInfo(
+            number=t.number, service=t.service, status=t.status.value, priority=t.priority,
+            issued_at=self.local(t.issued_at), called_at=loc(t.called_at), started_at=loc(t.started_at),
+            recalls=t.recalls, counter=t.counter,
+        )  # fmt: skip
+
+    def call_message(self, ev: Event) -> CallMessage:
+        counter = self.engine.counter_config[ev.counter or ""]
+        return CallMessage(
+            seq=ev.id, ticket=ev.ticket or "", service=ev.service or "", counter=counter.id,
+            counter_name=counter.name, zone=counter.zone, recall=ev.kind.value == "recall", at=self.local(ev.at),
+        )  # fmt: skip
+
+    def _call_messages(self, changes: Changes) -> list[_Out]:
+        out = []
+        for ev in changes.calls:
+            msg = self.call_message(ev)
+            out.append(_Out(self.topics.zone_call(msg.zone), msg.to_json()))
+        return out
+
+    def counter_state(self, counter_id: str) -> CounterState:
+        e = self.engine
+        cfg = e.counter_config[counter_id]
+        rt = e.counters[counter_id]
+        counts = e.waiting_counts()
+        current = e.current_ticket(counter_id)
+        personal = sum(1 for t in e.tickets.values() if t.status == "waiting" and t.target_counter == counter_id)
+        return CounterState(
+            counter=cfg.id, name=cfg.name, zone=cfg.zone, status=rt.status, clerk=rt.clerk,
+            ticket=self.ticket_info(current) if current else None, services=list(cfg.services),
+            waiting={s: counts[s] for s in cfg.services}, personal_waiting=personal,
+            server_time=self.local(e.now()),
+        )  # fmt: skip
+
+    def board(self, zone: str) -> BoardMessage:
+        e = self.engine
+        calls = [self.call_message(ev) for ev in e.calls_for_zone(zone)]
+        counts = e.waiting_counts()
+        return BoardMessage(
+            zone=zone, seq=max((c.seq for c in calls), default=0), calls=calls,
+            waiting={s.id: counts[s.id] for s in e.services.values() if s.zone == zone},
+            server_time=self.local(e.now()),
+        )  # fmt: skip
+
+    def services_message(self) -> ServicesMessage:
+        e = self.engine
+        now = e.now()
+        counts = e.waiting_counts()
+        infos = []
+        for s in e.services.values():
+            code, _ = e.availability(s, now)
+            hours = s.hours_on(now.astimezone(self.tz).weekday())
+            infos.append(
+                ServiceInfo(
+                    id=s.id, prefix=s.prefix, name=s.name.as_dict(), zone=s.zone, available=code is None,
+                    reason=code, waiting=counts[s.id], estimated_wait_min=round(e.estimate_wait(s.id) / 60),
+                    open_counters=len(e.open_counters(s.id)),
+                    opens_at=hours.opens.strftime("%H:%M") if hours else None,
+                    closes_at=hours.closes.strftime("%H:%M") if hours else None,
+                )  # fmt: skip
+            )
+        return ServicesMessage(office=self.config.office.name, services=infos, server_time=self.local(now))
+
+    def _state_messages(self, changes: Changes, everything: bool = False) -> list[_Out]:
+        e, t = self.engine, self.topics
+        counters = set(e.counters) if everything else changes.counters
+        zones: set[str] = set(e.zones()) if everything else set()
+        for ev in changes.calls:
+            zones.add(ev.data.get("zone", ""))
+        for s in changes.services:
+            zones.add(e.services[s].zone)
+        out = [_Out(t.counter_state(c), self.counter_state(c).to_json(), retain=True) for c in sorted(counters)]
+        out += [_Out(t.zone_board(z), self.board(z).to_json(), retain=True) for z in sorted(zones) if z]
+        if everything or changes.services:
+            out.append(_Out(t.services, self.services_message().to_json(), retain=True))
+        return out
+
+    # ------------------------------------------------------------------ HTTP reads
+
+    def device_status(self) -> dict[str, dict[str, str]]:
+        out: dict[str, dict[str, str]] = {d: {"availability": a} for d, a in self.devices.items()}
+        for d, f in self.faults.items():
+            out.setdefault(d, {"availability": "unknown"}).update({"fault": f.fault, "message": f.message})
+        return out
+
+    @property
+    def online(self) -> bool:
+        return self.connected.is_set()
+
+
+__all__ = ["NumerekServer", "ONLINE", "OFFLINE"]

@@ -1,0 +1,329 @@
+"""The durable store: SQLite through sqlite-utils.
+
+Tables (docs/storage.md has the full schema):
+
+* ``events`` — append-only log of everything that happened, with server time stamps.
+  Reports read it; nothing ever updates or deletes a row.
+* ``tickets`` — one row per ticket, its latest state (a projection of the events, written
+  in the same transaction, so the two never disagree).
+* ``counters`` — each counter's status, clerk and current ticket.
+* ``commands`` — the reply given to each device request id, so a redelivered request gets
+  the same answer without acting twice, also across a restart.
+
+Durability: WAL journal with ``synchronous=FULL`` — every commit is fsynced to the WAL
+before :meth:`Store.commit` returns, and the server acknowledges nothing before that. A
+``kill -9`` or a power cut therefore loses nothing that was acknowledged. The schema
+version is SQLite's ``user_version``; :data:`MIGRATIONS` brings older files up to date.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable, Iterable
+from datetime import UTC, date, datetime
+
+import sqlite_utils
+
+from protocol.messages import CounterStatus
+from server.domain import CounterRuntime, Event, EventKind, Ticket, TicketStatus
+from server.engine import Changes, Restored
+
+OPEN_STATUSES = ("waiting", "called", "serving")
+
+
+def ts(value: datetime | None) -> float | None:
+    return value.timestamp() if value is not None else None
+
+
+def dt(value: float | None) -> datetime | None:
+    return datetime.fromtimestamp(value, UTC) if value is not None else None
+
+
+def _migration_1(db: sqlite_utils.Database) -> None:
+    db["events"].create(
+        {
+            "id": int,
+            "at": float,
+            "day": str,
+            "kind": str,
+            "ticket_id": int,
+            "ticket": str,
+            "service": str,
+            "counter": str,
+            "clerk": str,
+            "data": str,
+        },
+        pk="id",
+    )
+    db["events"].create_index(["day", "kind"])
+    db["events"].create_index(["ticket_id"])
+    db["tickets"].create(
+        {
+            "id": int,
+            "day": str,
+            "number": str,
+            "seq": int,
+            "prefix": str,
+            "issued_service": str,
+            "service": str,
+            "priority": int,
+            "token": str,
+            "status": str,
+            "issued_at": float,
+            "queued_at": float,
+            "first_called_at": float,
+            "called_at": float,
+            "started_at": float,
+            "finished_at": float,
+            "counter": str,
+            "target_counter": str,
+            "clerk": str,
+            "recalls": int,
+            "transfers": int,
+            "estimated_wait_s": int,
+            "origin": str,
+            "rating": int,
+        },
+        pk="id",
+    )
+    db["tickets"].create_index(["token"], unique=True)
+    db["tickets"].create_index(["day", "status"])
+    db["tickets"].create_index(["day", "number"], unique=True)
+    db["counters"].create(
+        {"id": str, "status": str, "clerk": str, "current": int, "last_finished": int, "updated_at": float},
+        pk="id",
+    )
+    db["commands"].create(
+        {"device": str, "id": str, "at": float, "reply": str},
+        pk=("device", "id"),
+    )
+    db["commands"].create_index(["at"])
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migration_1]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+_TICKET_COLUMNS = (
+    "id", "day", "number", "seq", "prefix", "issued_service", "service", "priority", "token", "status",
+    "issued_at", "queued_at", "first_called_at", "called_at", "started_at", "finished_at", "counter",
+    "target_counter", "clerk", "recalls", "transfers", "estimated_wait_s", "origin", "rating",
+)  # fmt: skip
+_UPSERT_TICKET = (
+    f"INSERT INTO tickets ({', '.join(_TICKET_COLUMNS)}) VALUES ({', '.join('?' * len(_TICKET_COLUMNS))}) "
+    "ON CONFLICT(id) DO UPDATE SET "
+    + ", ".join(f"{c}=excluded.{c}" for c in _TICKET_COLUMNS if c not in ("id", "issued_service"))
+)
+_INSERT_EVENT = (
+    "INSERT INTO events (id, at, day, kind, ticket_id, ticket, service, counter, clerk, data) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_UPSERT_COUNTER = (
+    "INSERT INTO counters (id, status, clerk, current, last_finished, updated_at) VALUES (?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT(id) DO UPDATE SET status=excluded.status, clerk=excluded.clerk, current=excluded.current, "
+    "last_finished=excluded.last_finished, updated_at=excluded.updated_at"
+)
+
+
+class Store:
+    def __init__(self, path: str) -> None:
+        self.path = path
+        conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self.db = sqlite_utils.Database(conn)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA busy_timeout=5000")
+        self.migrate()
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        return self.db.conn
+
+    def close(self) -> None:
+        self.conn.close()
+
+    # ------------------------------------------------------------------ schema
+
+    def schema_version(self) -> int:
+        return self.conn.execute("PRAGMA user_version").fetchone()[0]
+
+    def migrate(self) -> None:
+        version = self.schema_version()
+        if version > SCHEMA_VERSION:
+            raise RuntimeError(
+                f"{self.path} has schema version {version}, newer than this server's {SCHEMA_VERSION}"
+            )
+        for number in range(version, SCHEMA_VERSION):
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                MIGRATIONS[number](self.db)
+                self.conn.execute(f"PRAGMA user_version={number + 1}")
+                self.conn.execute("COMMIT")
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+
+    # ------------------------------------------------------------------ writing
+
+    def commit(self, changes: Changes, counters: Iterable[CounterRuntime], replies: Iterable[tuple[str, str, float, str]]) -> None:
+        """Write one batch in one transaction, fsynced before returning.
+
+        ``counters`` are the runtime records of the counters the batch touched;
+        ``replies`` are (device, request id, time, reply JSON) for the dedupe table.
+        """
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if changes.events:
+                conn.executemany(_INSERT_EVENT, [self._event_row(e) for e in changes.events])
+            if changes.tickets:
+                conn.executemany(_UPSERT_TICKET, [self._ticket_row(t) for t in changes.tickets.values()])
+            rows = [
+                (c.id, c.status.value, c.clerk, c.current, c.last_finished, ts(changes.events[-1].at) if changes.events else None)
+                for c in counters
+            ]
+            if rows:
+                conn.executemany(_UPSERT_COUNTER, rows)
+            replies = list(replies)
+            if replies:
+                conn.executemany(
+                    "INSERT OR REPLACE INTO commands (device, id, at, reply) VALUES (?, ?, ?, ?)", replies
+                )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    @staticmethod
+    def _event_row(e: Event) -> tuple:
+        return (
+            e.id, e.at.timestamp(), e.day.isoformat(), e.kind.value, e.ticket_id, e.ticket, e.service,
+            e.counter, e.clerk, json.dumps(e.data, ensure_ascii=False) if e.data else None,
+        )  # fmt: skip
+
+    @staticmethod
+    def _ticket_row(t: Ticket) -> tuple:
+        prefix = t.number.rstrip("0123456789")
+        return (
+            t.id, t.day.isoformat(), t.number, int(t.number[len(prefix):]), prefix, t.service, t.service,
+            int(t.priority), t.token, t.status.value, ts(t.issued_at), ts(t.queued_at), ts(t.first_called_at),
+            ts(t.called_at), ts(t.started_at), ts(t.finished_at), t.counter, t.target_counter, t.clerk,
+            t.recalls, t.transfers, t.estimated_wait_s, t.origin, t.rating,
+        )  # fmt: skip
+
+    def prune_commands(self, older_than: datetime) -> None:
+        self.conn.execute("DELETE FROM commands WHERE at < ?", (older_than.timestamp(),))
+
+    # ------------------------------------------------------------------ reading
+
+    def recent_replies(self, since: datetime) -> dict[tuple[str, str], str]:
+        rows = self.conn.execute("SELECT device, id, reply FROM commands WHERE at >= ?", (since.timestamp(),))
+        return {(d, i): r for d, i, r in rows}
+
+    @staticmethod
+    def ticket_from_row(row: dict) -> Ticket:
+        return Ticket(
+            id=row["id"],
+            day=date.fromisoformat(row["day"]),
+            number=row["number"],
+            service=row["service"],
+            priority=bool(row["priority"]),
+            token=row["token"],
+            issued_at=dt(row["issued_at"]),  # type: ignore[arg-type]
+            queued_at=dt(row["queued_at"]),  # type: ignore[arg-type]
+            status=TicketStatus(row["status"]),
+            counter=row["counter"],
+            target_counter=row["target_counter"],
+            first_called_at=dt(row["first_called_at"]),
+            called_at=dt(row["called_at"]),
+            started_at=dt(row["started_at"]),
+            finished_at=dt(row["finished_at"]),
+            recalls=row["recalls"] or 0,
+            clerk=row["clerk"],
+            estimated_wait_s=row["estimated_wait_s"],
+            origin=row["origin"],
+            rating=row["rating"],
+            transfers=row["transfers"] or 0,
+        )
+
+    def ticket_by_token(self, token: str) -> Ticket | None:
+        rows = list(self.db.query("SELECT * FROM tickets WHERE token = ?", [token]))
+        return self.ticket_from_row(rows[0]) if rows else None
+
+    def load(self) -> Restored:
+        """Everything the engine needs to carry on exactly where it stopped."""
+        q = self.db.query
+        last = next(iter(q("SELECT day FROM events ORDER BY id DESC LIMIT 1")), None)
+        day = date.fromisoformat(last["day"]) if last else None
+        day_s = day.isoformat() if day else ""
+        tickets = [
+            self.ticket_from_row(r)
+            for r in q(
+                f"SELECT * FROM tickets WHERE day = ? AND status IN {OPEN_STATUSES} ORDER BY id", [day_s]
+            )
+        ]
+        counters = [
+            CounterRuntime(
+                id=r["id"],
+                status=CounterStatus(r["status"]),
+                clerk=r["clerk"],
+                current=r["current"],
+                last_finished=r["last_finished"],
+            )
+            for r in q("SELECT * FROM counters")
+        ]
+        last_seq = {r["prefix"]: r["n"] for r in q("SELECT prefix, max(seq) AS n FROM tickets WHERE day = ? GROUP BY prefix", [day_s])}
+        issued = {
+            r["issued_service"]: r["n"]
+            for r in q("SELECT issued_service, count(*) AS n FROM tickets WHERE day = ? GROUP BY issued_service", [day_s])
+        }
+        finished_ids = [c.last_finished for c in counters if c.last_finished is not None]
+        last_finished = [
+            self.ticket_from_row(r)
+            for r in q(f"SELECT * FROM tickets WHERE id IN ({', '.join('?' * len(finished_ids))})", finished_ids)
+        ] if finished_ids else []
+        max_ticket = next(iter(q("SELECT coalesce(max(id), 0) AS n FROM tickets")))["n"]
+        max_event = next(iter(q("SELECT coalesce(max(id), 0) AS n FROM events")))["n"]
+        recent_calls = [
+            self._event_from_row(r)
+            for r in q(
+                "SELECT * FROM (SELECT * FROM events WHERE day = ? AND kind IN ('call', 'recall') "
+                "ORDER BY id DESC LIMIT 80) ORDER BY id",
+                [day_s],
+            )
+        ]
+        service_times = [
+            (r["service"], r["finished_at"] - r["started_at"])
+            for r in q(
+                "SELECT service, started_at, finished_at FROM tickets WHERE status = 'finished' "
+                "AND started_at IS NOT NULL ORDER BY finished_at DESC LIMIT 500"
+            )
+        ][::-1]
+        return Restored(
+            day=day,
+            tickets=tickets,
+            counters=counters,
+            last_seq=last_seq,
+            issued=issued,
+            next_ticket_id=max_ticket + 1,
+            next_event_id=max_event + 1,
+            recent_calls=recent_calls,
+            service_times=service_times,
+            last_finished=last_finished,
+        )
+
+    @staticmethod
+    def _event_from_row(r: dict) -> Event:
+        return Event(
+            id=r["id"],
+            kind=EventKind(r["kind"]),
+            at=dt(r["at"]),  # type: ignore[arg-type]
+            day=date.fromisoformat(r["day"]),
+            ticket_id=r["ticket_id"],
+            ticket=r["ticket"],
+            service=r["service"],
+            counter=r["counter"],
+            clerk=r["clerk"],
+            data=json.loads(r["data"]) if r["data"] else {},
+        )

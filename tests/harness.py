@@ -1,0 +1,300 @@
+"""Real parts for tests: a Mosquitto broker, the real server process, an MQTT peer.
+
+Nothing here fakes our own boundaries: the broker is Debian's mosquitto on a free
+loopback port, the server is ``numerek-server`` started as a subprocess with a real
+SQLite file, and :class:`Peer` is a plain paho MQTT 5 client like any device.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from protocol.mqtt import response_properties
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "tests" / "artifacts"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+class Broker:
+    """A private Mosquitto on 127.0.0.1:<free port>, restartable on the same port."""
+
+    def __init__(self, workdir: Path, extra_conf: str = "") -> None:
+        self.exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        self.port = free_port()
+        self.workdir = workdir
+        self.conf = workdir / "mosquitto.conf"
+        self.conf.write_text(
+            f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n{extra_conf}\n"
+        )
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> Broker:
+        self.proc = subprocess.Popen(
+            [self.exe, "-c", str(self.conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        wait_for(self._accepts, 10, f"mosquitto on port {self.port}")
+        return self
+
+    def _accepts(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                return True
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(5)
+        self.proc = None
+
+
+TEST_CONFIG = """
+[office]
+name = "Urząd Testowy w Łodzi"
+timezone = "Europe/Warsaw"
+
+[mqtt]
+host = "127.0.0.1"
+port = {mqtt_port}
+
+[http]
+host = "127.0.0.1"
+port = {http_port}
+public_url = "http://127.0.0.1:{http_port}"
+
+[storage]
+database = "{database}"
+
+[[services]]
+id = "rej"
+prefix = "A"
+name = {{ pl = "Rejestracja pojazdów", en = "Vehicle registration", uk = "Реєстрація" }}
+zone = "hall"
+hours = {hours}
+daily_limit = {limit}
+target_wait_min = 30
+
+[[services]]
+id = "pj"
+prefix = "B"
+name = {{ pl = "Prawo jazdy", en = "Driving licences" }}
+zone = "hall"
+hours = {hours}
+target_wait_min = 20
+
+[[services]]
+id = "pasz"
+prefix = "P"
+name = {{ pl = "Paszporty", en = "Passports" }}
+zone = "upstairs"
+hours = {hours}
+target_wait_min = 40
+
+[[counters]]
+id = "1"
+name = "Stanowisko 1"
+zone = "hall"
+services = ["rej", "pj"]
+
+[[counters]]
+id = "2"
+name = "Stanowisko 2"
+zone = "hall"
+services = ["pj", "rej"]
+
+[[counters]]
+id = "3"
+name = "Stanowisko 3"
+zone = "upstairs"
+services = ["pasz"]
+"""
+
+ALWAYS_OPEN = "{ " + ", ".join(f'{d} = "00:00-23:59"' for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")) + " }"
+
+
+def write_config(path: Path, mqtt_port: int, http_port: int, limit: int = 999, hours: str = ALWAYS_OPEN) -> Path:
+    path.write_text(
+        TEST_CONFIG.format(
+            mqtt_port=mqtt_port, http_port=http_port, database=path.parent / "numerek.db", limit=limit, hours=hours
+        ),
+        encoding="utf-8",
+    )
+    return path
+
+
+@dataclass
+class ServerProcess:
+    """``numerek-server`` as a subprocess, as systemd would run it."""
+
+    config: Path
+    http_port: int
+    args: list[str] = field(default_factory=list)
+    proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    @property
+    def database(self) -> Path:
+        return self.config.parent / "numerek.db"
+
+    def start(self) -> ServerProcess:
+        log = open(self.config.parent / "server.log", "ab")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "server.cli", "--config", str(self.config), "--log-level", "WARNING", *self.args],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+        )
+        wait_for(self._healthy, 20, "numerek-server health")
+        return self
+
+    def _healthy(self) -> bool:
+        if self.proc and self.proc.poll() is not None:
+            raise AssertionError(f"server exited with {self.proc.returncode}: {self.log()[-2000:]}")
+        try:
+            return httpx.get(self.url + "/health", timeout=0.5).json()["broker_connected"]
+        except (httpx.HTTPError, ValueError, KeyError):
+            return False
+
+    def log(self) -> str:
+        return (self.config.parent / "server.log").read_text(errors="replace")
+
+    def kill9(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(5)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill9()
+
+    def get(self, path: str, **kw) -> httpx.Response:
+        return httpx.get(self.url + path, timeout=5, **kw)
+
+    def post(self, path: str, **kw) -> httpx.Response:
+        return httpx.post(self.url + path, timeout=10, **kw)
+
+
+class Peer:
+    """A plain MQTT 5 client that records what it receives; tests read it in order."""
+
+    def __init__(self, port: int, client_id: str | None = None) -> None:
+        self.seen: list[tuple[str, bytes, bool]] = []
+        self._log: list[mqtt.MQTTMessage] = []
+        self._taken: set[int] = set()
+        self._cond = threading.Condition()
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=client_id or f"peer-{uuid.uuid4().hex[:8]}", protocol=mqtt.MQTTv5
+        )
+        self.client.on_message = self._on_message
+        self._connected = False
+        self.client.on_connect = lambda *a: setattr(self, "_connected", True)
+        self.client.connect("127.0.0.1", port, keepalive=10)
+        self.client.loop_start()
+        wait_for(lambda: self._connected, 5, "peer connect")
+
+    def _on_message(self, _c, _u, msg: mqtt.MQTTMessage) -> None:
+        with self._cond:
+            self.seen.append((msg.topic, msg.payload, bool(msg.retain)))
+            self._log.append(msg)
+            self._cond.notify_all()
+
+    def subscribe(self, *topics: str) -> None:
+        for t in topics:
+            result, _mid = self.client.subscribe(t, qos=1)
+            assert result == mqtt.MQTT_ERR_SUCCESS
+        time.sleep(0.15)
+
+    def publish(self, topic: str, payload: Any, **kw) -> None:
+        data = payload if isinstance(payload, bytes | str) else json.dumps(payload)
+        self.client.publish(topic, data, qos=1, **kw).wait_for_publish(5)
+
+    def take(self, match: Callable[[mqtt.MQTTMessage], bool], timeout: float, what: str) -> mqtt.MQTTMessage:
+        """The oldest message not taken yet that ``match``es; waits up to ``timeout``."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                for i, msg in enumerate(self._log):
+                    if i not in self._taken and match(msg):
+                        self._taken.add(i)
+                        return msg
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise AssertionError(f"no {what} within {timeout}s")
+                self._cond.wait(remaining)
+
+    def expect(self, topic: str, timeout: float = 5.0, where: Callable[[dict], bool] | None = None) -> dict:
+        """The oldest untaken JSON message on ``topic`` (matching ``where``)."""
+
+        def match(msg: mqtt.MQTTMessage) -> bool:
+            if not mqtt.topic_matches_sub(topic, msg.topic):
+                return False
+            try:
+                data = json.loads(msg.payload)
+            except ValueError:
+                return False
+            return where is None or where(data)
+
+        return json.loads(self.take(match, timeout, f"message on {topic}").payload)
+
+    def latest(self, topic: str) -> dict | None:
+        for t, payload, _r in reversed(self.seen):
+            if t == topic:
+                return json.loads(payload)
+        return None
+
+    def request(self, topic: str, payload: dict, response_topic: str, timeout: float = 5.0) -> dict:
+        corr = uuid.uuid4().bytes
+        self.client.publish(
+            topic, json.dumps(payload), qos=1, properties=response_properties(response_topic, corr)
+        ).wait_for_publish(5)
+
+        def match(msg: mqtt.MQTTMessage) -> bool:
+            props = getattr(msg, "properties", None)
+            return msg.topic == response_topic and getattr(props, "CorrelationData", None) == corr
+
+        return json.loads(self.take(match, timeout, f"response on {response_topic}").payload)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()

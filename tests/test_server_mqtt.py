@@ -1,0 +1,124 @@
+"""The server over a real broker: tickets, calls, retained state, errors, duplicates."""
+
+from __future__ import annotations
+
+from tests.harness import Peer, wait_for
+
+BASE = "numerek"
+
+
+def issue(peer: Peer, kiosk: str, service: str, rid: str, priority: bool = False) -> dict:
+    return peer.request(
+        f"{BASE}/kiosk/{kiosk}/request",
+        {"v": 1, "id": rid, "service": service, "priority": priority},
+        response_topic=f"{BASE}/kiosk/{kiosk}/response/{rid}",
+    )
+
+
+def command(peer: Peer, counter: str, rid: str, action: str, **fields) -> dict:
+    peer.publish(f"{BASE}/counter/{counter}/command", {"v": 1, "id": rid, "action": action, **fields})
+    return peer.expect(f"{BASE}/counter/{counter}/reply", where=lambda d: d["id"] == rid)
+
+
+def test_kiosk_request_gets_a_numbered_ticket_with_estimate(server, peer):
+    peer.subscribe(f"{BASE}/kiosk/k1/response/#")
+    first = issue(peer, "k1", "rej", "r1")
+    second = issue(peer, "k1", "rej", "r2")
+    assert first["ok"] and second["ok"]
+    assert first["ticket"]["number"] == "A001"
+    assert second["ticket"]["number"] == "A002"
+    assert second["ticket"]["people_ahead"] == 1
+    assert first["ticket"]["token"] != second["ticket"]["token"]
+    assert len(first["ticket"]["token"]) >= 16
+
+
+def test_next_calls_the_first_ticket_and_announces_it_to_the_zone(server, peer):
+    peer.subscribe(f"{BASE}/kiosk/k1/response/#", f"{BASE}/counter/1/reply", f"{BASE}/zone/+/call")
+    issue(peer, "k1", "rej", "r1")
+    reply = command(peer, "1", "c1", "next")
+    assert reply["ok"] and reply["ticket"]["number"] == "A001"
+    call = peer.expect(f"{BASE}/zone/hall/call")
+    assert (call["ticket"], call["counter"], call["counter_name"]) == ("A001", "1", "Stanowisko 1")
+
+
+def test_duplicate_command_id_calls_only_one_ticket(server, peer):
+    peer.subscribe(f"{BASE}/kiosk/k1/response/#", f"{BASE}/counter/1/reply", f"{BASE}/zone/+/call")
+    issue(peer, "k1", "rej", "r1")
+    issue(peer, "k1", "rej", "r2")
+    first = command(peer, "1", "same-id", "next")
+    again = command(peer, "1", "same-id", "next")
+    assert first == again
+    assert first["ticket"]["number"] == "A001"
+    state = server.get("/api/counters/1").json()
+    assert state["ticket"]["number"] == "A001"
+    assert state["waiting"]["rej"] == 1
+
+
+def test_double_press_with_current_ticket_is_refused_as_stale(server, peer):
+    peer.subscribe(f"{BASE}/kiosk/k1/response/#", f"{BASE}/counter/1/reply")
+    for i in range(3):
+        issue(peer, "k1", "rej", f"r{i}")
+    command(peer, "1", "a", "next")
+    one = command(peer, "1", "b", "next", current="A001")
+    two = command(peer, "1", "c", "next", current="A001")
+    assert one["ok"] and one["ticket"]["number"] == "A002"
+    assert not two["ok"] and two["error"]["code"] == "stale"
+    assert server.get("/api/counters/1").json()["ticket"]["number"] == "A002"
+
+
+def test_duplicate_kiosk_request_issues_one_ticket(server, peer):
+    peer.subscribe(f"{BASE}/kiosk/k1/response/#")
+    a = issue(peer, "k1", "rej", "same")
+    b = issue(peer, "k1", "rej", "same")
+    assert a["ticket"]["number"] == b["ticket"]["number"] == "A001"
+    assert issue(peer, "k1", "rej", "other")["ticket"]["number"] == "A002"
+
+
+def test_retained_state_shows_truth_to_a_late_subscriber(server, peer, broker):
+    peer.subscribe(f"{BASE}/kiosk/k1/response/#", f"{BASE}/counter/1/reply")
+    issue(peer, "k1", "rej", "r1")
+    issue(peer, "k1", "pj", "r2")
+    command(peer, "1", "c1", "next")
+    late = Peer(broker.port)
+    try:
+        late.subscribe(f"{BASE}/counter/1/state", f"{BASE}/zone/hall/board", f"{BASE}/services", f"{BASE}/server/availability")
+        state = wait_for(lambda: late.latest(f"{BASE}/counter/1/state"), what="retained counter state")
+        assert state["status"] == "open" and state["ticket"]["number"] == "A001"
+        assert state["waiting"] == {"rej": 0, "pj": 1}
+        board = wait_for(lambda: late.latest(f"{BASE}/zone/hall/board"), what="retained board")
+        assert board["calls"][0]["ticket"] == "A001"
+        services = wait_for(lambda: late.latest(f"{BASE}/services"), what="services")
+        assert {s["id"]: s["waiting"] for s in services["services"]} == {"rej": 0, "pj": 1, "pasz": 0}
+        wait_for(lambda: any(t.endswith("server/availability") and p == b"online" for t, p, _ in late.seen))
+    finally:
+        late.close()
+
+
+def test_malformed_payloads_get_error_replies_and_change_nothing(server, peer):
+    peer.subscribe(f"{BASE}/counter/+/reply", f"{BASE}/server/errors", f"{BASE}/kiosk/k1/response")
+    before = server.get("/api/counters/1").json()
+    bad = [
+        b"not json",
+        b"[1,2,3]",
+        b'{"v": 1, "id": "x", "action": "explode"}',
+        b'{"v": 7, "id": "y", "action": "next"}',
+        b'{"v": 1, "id": "z", "action": "next", "extra": 1}',
+        b"{" + b" " * 10000 + b"}",
+        b"\xff\xfe",
+    ]
+    codes = []
+    for payload in bad:
+        peer.publish(f"{BASE}/counter/1/command", payload)
+        codes.append(peer.expect(f"{BASE}/counter/1/reply")["error"]["code"])
+    assert codes == ["invalid_request", "invalid_request", "invalid_request", "unsupported_version",
+                     "invalid_request", "invalid_request", "invalid_request"]
+    peer.publish(f"{BASE}/counter/1/bogus", b"{}")
+    err = peer.expect(f"{BASE}/server/errors")
+    assert err["error"]["code"] == "unknown_topic" and err["topic"] == f"{BASE}/counter/1/bogus"
+    peer.publish(f"{BASE}/counter/99/command", {"v": 1, "id": "q", "action": "next"})
+    assert peer.expect(f"{BASE}/counter/99/reply")["error"]["code"] == "unknown_counter"
+    peer.publish(f"{BASE}/kiosk/k1/request", {"v": 1, "id": "k", "service": "nope"})
+    assert peer.expect(f"{BASE}/kiosk/k1/response")["error"]["code"] == "unknown_service"
+    assert server.get("/api/counters/1").json()["ticket"] == before["ticket"]
+    assert all(q["waiting"] == 0 for q in server.get("/api/queues").json())
+    assert server.get("/health").json()["status"] == "ok"
