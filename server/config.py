@@ -78,7 +78,10 @@ class Service(_Strict):
         for day, text in value.items():
             if day not in WEEKDAYS:
                 raise ValueError(f"unknown weekday {day!r}; use one of {', '.join(WEEKDAYS)}")
-            out[day] = Hours.parse(text) if isinstance(text, str) else text
+            try:
+                out[day] = Hours.parse(text) if isinstance(text, str) else text
+            except ValueError as exc:
+                raise ValueError(f"{day}: {exc}") from None
         return out
 
     def hours_on(self, weekday: int) -> Hours | None:

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-from protocol.messages import CounterAction, CounterCommand, CounterStatus, ErrorCode
+from protocol.messages import CounterCommand, CounterStatus, ErrorCode
 from server.config import Service, SiteConfig
 from server.domain import CounterRuntime, Event, EventKind, Refusal, Ticket, TicketStatus
 from server.estimate import RecentMedianEstimator, WaitEstimator
@@ -94,12 +94,14 @@ class QueueEngine:
         self.pending = Changes()
         self._by_number: dict[str, int] = {}
         self._last_finished: dict[int, Ticket] = {}  # for ratings after service
+        self._counts_cache: tuple[int, dict[str, int], dict[str, int]] | None = None
 
     # ------------------------------------------------------------------ state in/out
 
     def restore(self, state: Restored) -> None:
         """Load the state a store kept; the next command then rolls the day if needed."""
         self.day = state.day
+        self._counts_cache = None
         self.tickets = {t.id: t for t in state.tickets}
         self._by_number = {t.number: t.id for t in state.tickets}
         for c in state.counters:
@@ -182,6 +184,7 @@ class QueueEngine:
                 self.pending.counters.add(c.id)
             self.pending.services.update(self.services)
         self.day = today
+        self._counts_cache = None
         self.tickets = {}
         self._by_number = {}
         self._last_finished = {}
@@ -218,11 +221,27 @@ class QueueEngine:
         ]
 
     def waiting_counts(self) -> dict[str, int]:
+        """People waiting per service (not counting tickets sent to a specific counter)."""
+        return self._counts()[0]
+
+    def _counts(self) -> tuple[dict[str, int], dict[str, int]]:
+        """(all waiting, priority waiting) per service, cached until the next event.
+
+        Why cached: one call publishes the state of several counters, the zone's board and
+        the service list, and each needs these counts; every change to a queue records an
+        event, so the event counter tells when the cache is out of date.
+        """
+        if self._counts_cache is not None and self._counts_cache[0] == self.next_event_id:
+            return self._counts_cache[1], self._counts_cache[2]
         counts = {s: 0 for s in self.services}
+        priority = {s: 0 for s in self.services}
         for t in self.tickets.values():
             if t.status == TicketStatus.WAITING and t.target_counter is None:
                 counts[t.service] += 1
-        return counts
+                if t.priority:
+                    priority[t.service] += 1
+        self._counts_cache = (self.next_event_id, counts, priority)
+        return counts, priority
 
     def current_ticket(self, counter_id: str) -> Ticket | None:
         cur = self.counters[counter_id].current
@@ -254,14 +273,10 @@ class QueueEngine:
         return total
 
     def people_ahead(self, service: str, priority: bool) -> int:
-        return sum(
-            1
-            for t in self.tickets.values()
-            if t.status == TicketStatus.WAITING
-            and t.service == service
-            and t.target_counter is None
-            and (t.priority or not priority)
-        )
+        """Who is called before a new ticket: everyone waiting, or for a priority ticket
+        the other priority tickets (before the overdue rule of :meth:`pick_next` applies)."""
+        counts, prio = self._counts()
+        return prio[service] if priority else counts[service]
 
     def estimate_wait(self, service: str, priority: bool = False) -> int:
         ahead = self.people_ahead(service, priority)

@@ -89,6 +89,19 @@ def ticket_status(server: NumerekServer, token: str) -> TicketStatusOut | None:
     )  # fmt: skip
 
 
+def _http_status(reply: dict[str, Any]) -> int:
+    """200 for a carried-out command; 422 for one we could not read; 404 for an unknown
+    ticket or service; 409 for a valid command the queue's state refuses (stale, …)."""
+    if reply.get("ok"):
+        return 200
+    code = (reply.get("error") or {}).get("code")
+    if code in ("invalid_request", "unsupported_version"):
+        return 422
+    if code in ("unknown_counter", "unknown_service", "unknown_ticket"):
+        return 404
+    return 409
+
+
 def build_router(server: NumerekServer) -> APIRouter:
     r = APIRouter()
 
@@ -155,7 +168,7 @@ def build_router(server: NumerekServer) -> APIRouter:
             raise HTTPException(404, f"no counter {counter_id!r}")
         reply = await asyncio.wait_for(asyncio.wrap_future(server.submit_counter_command(counter_id, command)), 10)
         payload = reply.model_dump(mode="json") if isinstance(reply, BaseModel) else reply
-        return JSONResponse(payload, status_code=200 if payload.get("ok") else 409 if payload.get("id") else 422)
+        return JSONResponse(payload, status_code=_http_status(payload))
 
     @r.get("/api/counters/{counter_id}", tags=["counters"])
     def counter_state(counter_id: str) -> dict[str, Any]:

@@ -101,7 +101,18 @@ def _migration_1(db: sqlite_utils.Database) -> None:
     db["commands"].create_index(["at"])
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migration_1]
+def _migration_2(db: sqlite_utils.Database) -> None:
+    """Manager logins (server/auth.py) and the indexes the reports need (docs/reports.md)."""
+    import secrets
+
+    db["users"].create({"name": str, "role": str, "password_hash": str, "created_at": float}, pk="name")
+    db["settings"].create({"key": str, "value": str}, pk="key")
+    # The key that signs session cookies: random per installation, never a default.
+    db["settings"].insert({"key": "session_secret", "value": secrets.token_hex(32)})
+    db["events"].create_index(["kind", "day"])  # counter open/pause/close periods over a date range
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migration_1, _migration_2]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 _TICKET_COLUMNS = (

@@ -36,3 +36,13 @@ def peer(broker) -> Iterator[Peer]:
 def artifacts():
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     return ARTIFACTS
+
+
+@pytest.fixture
+def screen() -> Iterator:
+    """A private Xvfb (1280x720); ``screen.display`` is the DISPLAY to give a Kivy app."""
+    from tests.harness import VirtualScreen
+
+    s = VirtualScreen()
+    yield s
+    s.stop()

@@ -26,7 +26,7 @@ import httpx
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from protocol.mqtt import response_properties
+from protocol.mqtt import _no_delay, response_properties
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "tests" / "artifacts"
@@ -57,7 +57,7 @@ class Broker:
         self.workdir = workdir
         self.conf = workdir / "mosquitto.conf"
         self.conf.write_text(
-            f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n{extra_conf}\n"
+            f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\nset_tcp_nodelay true\n{extra_conf}\n"
         )
         self.proc: subprocess.Popen | None = None
 
@@ -227,6 +227,7 @@ class Peer:
             CallbackAPIVersion.VERSION2, client_id=client_id or f"peer-{uuid.uuid4().hex[:8]}", protocol=mqtt.MQTTv5
         )
         self.client.on_message = self._on_message
+        self.client.on_socket_open = _no_delay
         self._connected = False
         self.client.on_connect = lambda *a: setattr(self, "_connected", True)
         self.client.connect("127.0.0.1", port, keepalive=10)
@@ -298,3 +299,29 @@ class Peer:
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
+
+
+class VirtualScreen:
+    """An Xvfb server on a free display number, for the Kivy apps (kiosk, display)."""
+
+    def __init__(self, width: int = 1280, height: int = 720) -> None:
+        read_fd, write_fd = os.pipe()
+        self.proc = subprocess.Popen(
+            ["Xvfb", "-displayfd", str(write_fd), "-screen", "0", f"{width}x{height}x24", "-nolisten", "tcp"],
+            pass_fds=(write_fd,),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        os.close(write_fd)
+        with os.fdopen(read_fd) as f:
+            number = f.readline().strip()
+        if not number:
+            raise RuntimeError("Xvfb did not start")
+        self.display = f":{number}"
+
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "DISPLAY": self.display}
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(5)

@@ -1,0 +1,210 @@
+"""``numerek-demo``: the whole office on one machine, with the example county office.
+
+Starts a private Mosquitto, the server, and the device roles in demo mode (kiosk and hall
+display windows — under a virtual screen when there is no desktop —, a counter unit on
+gpiozero's mock pins), plus simulated residents and clerks so that something happens on
+the screens. Every part is the real program, started the way systemd starts it on a Pi;
+the demo only wraps them. Ctrl-C stops everything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+import uuid
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from server.config import EXAMPLE_CONFIG, load_config
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def _wait_port(port: int, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"nothing listens on port {port}")
+
+
+def demo_clock_start(tz) -> str:
+    """A weekday at 10:00, so the example office is open whatever the real time is."""
+    day = datetime.now(tz)
+    while day.weekday() >= 5:
+        day -= timedelta(days=1)
+    return day.replace(hour=10, minute=0, second=0, microsecond=0).isoformat()
+
+
+class Demo:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.data = Path(args.data_dir).resolve()
+        self.data.mkdir(parents=True, exist_ok=True)
+        self.procs: list[tuple[str, subprocess.Popen]] = []
+        self.stop = threading.Event()
+        self.bin = Path(sys.executable).parent
+
+    def spawn(self, name: str, cmd: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
+        log = open(self.data / f"{name}.log", "ab")  # noqa: SIM115
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env or os.environ.copy(), cwd=ROOT)
+        self.procs.append((name, proc))
+        print(f"  started {name:<10} pid {proc.pid:<7} log {self.data / (name + '.log')}")
+        return proc
+
+    def start_broker(self) -> int:
+        port = self.args.mqtt_port
+        if not _port_free(port):
+            print(f"  a broker already listens on port {port}: using it")
+            return port
+        exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        conf = self.data / "mosquitto.conf"
+        conf.write_text(
+            f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+            "set_tcp_nodelay true\nmax_queued_messages 10000\n"
+        )
+        self.spawn("mosquitto", [exe, "-c", str(conf)])
+        _wait_port(port)
+        return port
+
+    def start_server(self, mqtt_port: int) -> str:
+        cfg = load_config(self.args.config)
+        cmd = [
+            str(self.bin / "numerek-server"), "--config", self.args.config,
+            "--database", str(self.data / "numerek.db"), "--mqtt-port", str(mqtt_port),
+            "--http-port", str(self.args.http_port), "--clock-start", demo_clock_start(cfg.office.tz),
+        ]  # fmt: skip
+        proc = self.spawn("server", cmd)
+        url = f"http://127.0.0.1:{self.args.http_port}"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                with urllib.request.urlopen(url + "/health", timeout=1) as r:
+                    if json.load(r)["broker_connected"]:
+                        return url
+            except OSError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError("the server did not come up; see " + str(self.data / "server.log"))
+
+    def screen_env(self) -> dict[str, str]:
+        env = os.environ.copy()
+        if env.get("DISPLAY") or self.args.no_gui:
+            return env
+        xvfb = shutil.which("Xvfb")
+        if not xvfb:
+            return env
+        r, w = os.pipe()
+        proc = subprocess.Popen([xvfb, "-displayfd", str(w), "-screen", "0", "1920x1080x24"], pass_fds=(w,),
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        os.close(w)
+        with os.fdopen(r) as f:
+            env["DISPLAY"] = ":" + f.readline().strip()
+        self.procs.append(("xvfb", proc))
+        print(f"  no desktop: the kiosk and display run on a virtual screen {env['DISPLAY']}")
+        return env
+
+    def start_roles(self, mqtt_port: int, url: str) -> None:
+        from server.demo_roles import role_commands
+
+        env = self.screen_env()
+        for name, cmd, needs_screen in role_commands(self.data, mqtt_port, url, self.bin):
+            if needs_screen and self.args.no_gui:
+                continue
+            self.spawn(name, cmd, env if needs_screen else None)
+
+    def residents_and_clerks(self, mqtt_port: int) -> None:
+        """Simulated traffic over real MQTT: tickets every few seconds, clerks calling."""
+        import paho.mqtt.client as mqtt
+        from paho.mqtt.enums import CallbackAPIVersion
+
+        cfg = load_config(self.args.config)
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="demo-traffic", protocol=mqtt.MQTTv5)
+        client.connect("127.0.0.1", mqtt_port)
+        client.loop_start()
+        rng = random.Random()
+        services = [s.id for s in cfg.services]
+        counters = [c.id for c in cfg.counters if c.id != self.args.hardware_counter]
+        while not self.stop.wait(self.args.pace * rng.uniform(0.5, 1.5)):
+            if rng.random() < 0.6:
+                payload = {"v": 1, "id": uuid.uuid4().hex, "service": rng.choice(services), "priority": rng.random() < 0.1}
+                client.publish("numerek/kiosk/demo-sim/request", json.dumps(payload), qos=1)
+            else:
+                payload = {"v": 1, "id": uuid.uuid4().hex, "action": "next"}
+                client.publish(f"numerek/counter/{rng.choice(counters)}/command", json.dumps(payload), qos=1)
+        client.disconnect()
+        client.loop_stop()
+
+    def run(self) -> int:
+        print("Numerek demo — starting:")
+        port = self.start_broker()
+        url = self.start_server(port)
+        self.start_roles(port, url)
+        if self.args.pace > 0:
+            threading.Thread(target=self.residents_and_clerks, args=(port,), daemon=True).start()
+        print(f"\nReady. Server {url}  (API docs {url}/docs, live queues {url}/api/queues)")
+        print(f"Clerk panel {url}/clerk/1   Manager dashboard {url}/reports   Broker 127.0.0.1:{port}")
+        print(f"Watch the traffic: mosquitto_sub -V mqttv5 -p {port} -t 'numerek/#' -v")
+        print("Ctrl-C stops everything.")
+        signal.signal(signal.SIGTERM, lambda *_: self.stop.set())
+        try:
+            while not self.stop.wait(1):
+                for name, proc in self.procs:
+                    if proc.poll() is not None and name in ("server", "mosquitto"):
+                        print(f"{name} exited with {proc.returncode}; see {self.data / (name + '.log')}")
+                        self.stop.set()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            self.shutdown()
+        return 0
+
+    def shutdown(self) -> None:
+        self.stop.set()
+        for _name, proc in reversed(self.procs):
+            if proc.poll() is None:
+                proc.terminate()
+        for _name, proc in reversed(self.procs):
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        print("stopped.")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="numerek-demo", description=__doc__)
+    p.add_argument("--config", default=str(EXAMPLE_CONFIG), help="site config (default: the example county office)")
+    p.add_argument("--data-dir", default=str(ROOT / "demo-data"), help="where the demo keeps its database and logs")
+    p.add_argument("--mqtt-port", type=int, default=1883)
+    p.add_argument("--http-port", type=int, default=8080)
+    p.add_argument("--pace", type=float, default=4.0, help="seconds between simulated events (0: none)")
+    p.add_argument("--hardware-counter", default="1", help="the counter driven by the demo counter unit")
+    p.add_argument("--no-gui", action="store_true", help="do not start the kiosk and display windows")
+    return Demo(p.parse_args(argv)).run()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,220 @@
+"""The queue engine's rules, one behaviour per test (pure: no broker, no disk)."""
+
+from __future__ import annotations
+
+import pytest
+
+from protocol.messages import CounterAction, CounterCommand, CounterStatus, ErrorCode
+from server.domain import EventKind, Refusal, TicketStatus
+from server.engine import QueueEngine
+from tests.engine_support import FakeClock, Tokens, office_config
+
+_ids = iter(range(10**9))
+
+
+def cmd(action: str, **kw) -> CounterCommand:
+    return CounterCommand(id=f"c{next(_ids)}", action=CounterAction(action), **kw)
+
+
+@pytest.fixture
+def clock():
+    return FakeClock()
+
+
+@pytest.fixture
+def engine(clock):
+    return QueueEngine(office_config(), clock, token_factory=Tokens())
+
+
+def test_numbers_count_up_per_prefix_from_001(engine):
+    numbers = [engine.issue(s)[0].number for s in ("rej", "rej", "pj", "rej", "kasa")]
+    assert numbers == ["A001", "A002", "B001", "A003", "K001"]
+
+
+def test_numbering_restarts_at_the_start_of_the_next_office_day(engine, clock):
+    engine.issue("rej")
+    engine.issue("rej")
+    clock.advance(24 * 3600)  # Tuesday 09:00
+    assert engine.issue("rej")[0].number == "A001"
+
+
+def test_day_rollover_cancels_leftover_tickets_and_closes_counters(engine, clock):
+    engine.issue("rej")
+    engine.command("1", cmd("next"))
+    engine.issue("rej")
+    engine.take_changes()
+    clock.advance(24 * 3600)
+    engine.roll_day()
+    kinds = [e.kind for e in engine.take_changes().events]
+    assert kinds.count(EventKind.CANCEL) == 2
+    assert EventKind.COUNTER_CLOSE in kinds
+    assert engine.counters["1"].status == CounterStatus.CLOSED
+    assert engine.waiting() == []
+
+
+def test_closed_service_refuses_tickets(engine, clock):
+    clock.advance(-2 * 3600)  # 07:00, before opening
+    with pytest.raises(Refusal) as r:
+        engine.issue("rej")
+    assert r.value.code == ErrorCode.SERVICE_CLOSED
+
+
+def test_cut_off_before_closing_refuses_tickets(engine, clock):
+    clock.advance(6.6 * 3600)  # 15:36, within the 30-minute cut-off of 16:00
+    with pytest.raises(Refusal) as r:
+        engine.issue("rej")
+    assert r.value.code == ErrorCode.CUT_OFF
+    assert engine.issue("pj")[0].number == "B001"  # no cut-off for pj
+
+
+def test_daily_limit_refuses_the_ticket_after_the_last(engine):
+    for _ in range(50):
+        engine.issue("rej")
+    with pytest.raises(Refusal) as r:
+        engine.issue("rej")
+    assert r.value.code == ErrorCode.LIMIT_REACHED
+    assert engine.last_seq["A"] == 50
+
+
+def test_refusal_changes_nothing(engine):
+    engine.issue("rej")
+    engine.take_changes()
+    for bad in (lambda: engine.issue("nope"), lambda: engine.command("1", cmd("recall")),
+                lambda: engine.command("9", cmd("next"))):
+        with pytest.raises(Refusal):
+            bad()
+    assert not engine.take_changes()
+    assert [t.number for t in engine.waiting()] == ["A001"]
+
+
+def test_next_prefers_the_counters_first_service(engine, clock):
+    engine.issue("rej")
+    clock.advance(60)
+    engine.issue("pj")
+    assert engine.command("2", cmd("next")).number == "B001"  # counter 2 prefers pj
+    assert engine.command("1", cmd("next")).number == "A001"
+
+
+def test_priority_ticket_goes_before_earlier_ordinary_ones(engine, clock):
+    engine.issue("rej")
+    clock.advance(60)
+    engine.issue("rej", priority=True)
+    assert engine.command("1", cmd("next")).number == "A002"
+
+
+def test_ticket_over_its_target_wait_overrides_preference(engine, clock):
+    engine.issue("pj")  # target 15 min
+    clock.advance(16 * 60)
+    engine.issue("rej")
+    # counter 1 prefers rej, but B001 has waited 16 min > 15 min target
+    assert engine.command("1", cmd("next")).number == "B001"
+
+
+def test_first_come_first_served_within_a_service(engine, clock):
+    for _ in range(3):
+        engine.issue("rej")
+        clock.advance(10)
+    called = [engine.command("1", cmd("next")).number for _ in range(3)]
+    assert called == ["A001", "A002", "A003"]
+
+
+def test_next_finishes_the_current_ticket(engine, clock):
+    engine.issue("rej")
+    engine.issue("rej")
+    first = engine.command("1", cmd("next"))
+    clock.advance(300)
+    engine.command("1", cmd("next"))
+    assert first.status == TicketStatus.FINISHED
+    assert first.finished_at == clock.now
+
+
+def test_stale_current_is_refused(engine):
+    engine.issue("rej")
+    engine.issue("rej")
+    engine.command("1", cmd("next", current=""))
+    engine.command("1", cmd("next", current="A001"))
+    with pytest.raises(Refusal) as r:
+        engine.command("1", cmd("next", current="A001"))
+    assert r.value.code == ErrorCode.STALE
+    assert engine.current_ticket("1").number == "A002"
+
+
+def test_recall_announces_again_and_counts(engine):
+    engine.issue("rej")
+    engine.command("1", cmd("next"))
+    engine.take_changes()
+    t = engine.command("1", cmd("recall"))
+    changes = engine.take_changes()
+    assert t.recalls == 1
+    assert [e.kind for e in changes.calls] == [EventKind.RECALL]
+
+
+def test_no_show_ends_the_ticket_without_service(engine):
+    engine.issue("rej")
+    engine.command("1", cmd("next"))
+    t = engine.command("1", cmd("no_show"))
+    assert t.status == TicketStatus.NO_SHOW
+    assert engine.current_ticket("1") is None
+
+
+def test_transfer_to_service_keeps_number_and_queue_position(engine, clock):
+    engine.issue("rej")  # A001 at 09:00
+    clock.advance(60)
+    engine.issue("kasa")  # K001 at 09:01
+    engine.command("1", cmd("next"))
+    clock.advance(120)
+    moved = engine.command("1", cmd("transfer", target_service="kasa"))
+    assert moved.number == "A001" and moved.service == "kasa"
+    # A001 queued at 09:00, before K001: the cash desk takes it first
+    assert engine.command("3", cmd("next")).number == "A001"
+
+
+def test_transfer_to_counter_is_called_there_first(engine, clock):
+    engine.issue("rej")
+    engine.issue("pj")
+    engine.command("1", cmd("next"))  # A001 at counter 1
+    engine.command("1", cmd("transfer", target_counter="2"))
+    assert engine.command("2", cmd("next")).number == "A001"
+
+
+def test_pause_keeps_current_client_and_next_reopens(engine):
+    engine.issue("rej")
+    engine.issue("rej")
+    engine.command("1", cmd("next"))
+    engine.command("1", cmd("pause"))
+    assert engine.counters["1"].status == CounterStatus.PAUSED
+    assert engine.current_ticket("1").number == "A001"
+    assert engine.open_counters("rej") == []
+    engine.command("1", cmd("next"))
+    assert engine.counters["1"].status == CounterStatus.OPEN
+
+
+def test_rating_is_stored_once_against_the_last_finished_ticket(engine):
+    engine.issue("rej")
+    engine.command("1", cmd("next"))
+    engine.command("1", cmd("finish"))
+    t = engine.command("1", cmd("rate", rating=5))
+    assert t.number == "A001" and t.rating == 5
+    with pytest.raises(Refusal):
+        engine.command("1", cmd("rate", rating=1))
+
+
+def test_estimate_grows_with_people_ahead_and_falls_with_open_counters(engine, clock):
+    for _ in range(3):  # learn a 10-minute service time
+        engine.issue("kasa")
+        engine.command("3", cmd("next"))
+        clock.advance(600)
+        engine.command("3", cmd("finish"))
+    engine.command("3", cmd("open"))
+    e1 = engine.issue("kasa")[0].estimated_wait_s
+    e2 = engine.issue("kasa")[0].estimated_wait_s
+    assert e1 < e2
+    assert e2 == pytest.approx(1.5 * 600, rel=0.01)
+
+
+def test_clock_must_be_timezone_aware():
+    from datetime import datetime
+
+    engine = QueueEngine(office_config(), lambda: datetime(2026, 11, 23, 9))
+    with pytest.raises(ValueError):
+        engine.issue("rej")

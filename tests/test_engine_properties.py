@@ -1,0 +1,222 @@
+"""Property-based tests: any sequence of office actions keeps the queue's invariants.
+
+Hypothesis drives issue / next / call / recall / start / no-show / transfer / finish /
+pause / open / close / time passing / server restart. Every change goes through the
+real :class:`server.store.Store` (a real SQLite file), and "restart" builds a new engine
+from that file, so the invariants also cover what survives a restart.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+from protocol.messages import CounterAction, CounterCommand
+from server.domain import EventKind, Refusal, TicketStatus
+from server.engine import QueueEngine
+from server.store import Store
+from tests.engine_support import FakeClock, Tokens, office_config
+
+SERVICES = ["rej", "pj", "kasa"]
+COUNTERS = ["1", "2", "3"]
+
+
+class Office(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.dir = tempfile.TemporaryDirectory()
+        self.path = str(Path(self.dir.name) / "numerek.db")
+        self.clock = FakeClock()
+        self.tokens = Tokens()
+        self.store = Store(self.path)
+        self.engine = self._new_engine()
+        self.events = []  # every event ever committed, in order
+        self.n = 0
+
+    def _new_engine(self) -> QueueEngine:
+        engine = QueueEngine(office_config(), self.clock, token_factory=self.tokens)
+        engine.restore(self.store.load())
+        return engine
+
+    def _commit(self) -> None:
+        changes = self.engine.take_changes()
+        counters = [self.engine.counters[c] for c in changes.counters]
+        self.store.commit(changes, counters, [])
+        self.events.extend(changes.events)
+
+    def _cmd(self, counter: str, action: CounterAction, **kw):
+        self.n += 1
+        self.engine.roll_day()  # day-end events are not the command's doing
+        self._commit()
+        before = {t.id: (t.service, t.priority, t.queued_at, t.target_counter) for t in self.engine.waiting()}
+        try:
+            result = self.engine.command(counter, CounterCommand(id=f"x{self.n}", action=action, **kw))
+        except Refusal:
+            assert not self.engine.pending, "a refused command left changes behind"
+            return None
+        if action == CounterAction.NEXT and result is not None:
+            self._check_fcfs(counter, result, before)
+        self._commit()
+        return result
+
+    def _check_fcfs(self, counter, called, before) -> None:
+        """Nobody of the same service and priority class who came earlier was skipped."""
+        if before[called.id][3] is not None:  # taken from the counter's own transfer queue
+            return
+        service, priority, queued_at, _ = before[called.id]
+        for tid, (s, p, q, target) in before.items():
+            if tid != called.id and target is None and s == service and p == priority:
+                assert (q, tid) > (queued_at, called.id), f"ticket {tid} came earlier than {called.number}"
+
+    def teardown(self) -> None:
+        self.store.close()
+        self.dir.cleanup()
+
+    # ------------------------------------------------------------------ actions
+
+    @rule(service=st.sampled_from(SERVICES + ["nope"]), priority=st.booleans())
+    def issue(self, service, priority):
+        self.engine.roll_day()
+        self._commit()
+        try:
+            self.engine.issue(service, priority)
+        except Refusal:
+            assert not self.engine.pending
+            return
+        self._commit()
+
+    @rule(counter=st.sampled_from(COUNTERS + ["9"]))
+    def next(self, counter):
+        self._cmd(counter, CounterAction.NEXT)
+
+    @rule(counter=st.sampled_from(COUNTERS), pick=st.integers(0, 30))
+    def call_specific(self, counter, pick):
+        waiting = sorted(self.engine.waiting(), key=lambda t: t.id)
+        if waiting:
+            self._cmd(counter, CounterAction.CALL, ticket=waiting[pick % len(waiting)].number)
+
+    @rule(
+        counter=st.sampled_from(COUNTERS),
+        action=st.sampled_from(
+            [CounterAction.RECALL, CounterAction.START, CounterAction.FINISH, CounterAction.NO_SHOW,
+             CounterAction.PAUSE, CounterAction.OPEN, CounterAction.CLOSE, CounterAction.SYNC]
+        ),
+    )  # fmt: skip
+    def simple(self, counter, action):
+        self._cmd(counter, action)
+
+    @rule(counter=st.sampled_from(COUNTERS), service=st.sampled_from(SERVICES))
+    def transfer_to_service(self, counter, service):
+        self._cmd(counter, CounterAction.TRANSFER, target_service=service)
+
+    @rule(counter=st.sampled_from(COUNTERS), to=st.sampled_from(COUNTERS))
+    def transfer_to_counter(self, counter, to):
+        self._cmd(counter, CounterAction.TRANSFER, target_counter=to)
+
+    @rule(counter=st.sampled_from(COUNTERS), stale=st.booleans())
+    def double_press(self, counter, stale):
+        """Two NEXT presses carrying the same belief: at most one ticket is called."""
+        cur = self.engine.current_ticket(counter)
+        belief = (cur.number if cur else "") if not stale else "Z999"
+        first = self._cmd(counter, CounterAction.NEXT, current=belief)
+        calls_before = sum(1 for e in self.events if e.kind == EventKind.CALL)
+        self._cmd(counter, CounterAction.NEXT, current=belief)
+        if first is not None or not stale:
+            assert sum(1 for e in self.events if e.kind == EventKind.CALL) == calls_before
+
+    @rule(minutes=st.sampled_from([1, 5, 17, 45, 24 * 60]))
+    def time_passes(self, minutes):
+        self.clock.advance(minutes * 60)
+
+    @rule()
+    def restart(self):
+        self.engine.roll_day()  # the stored day is that of the last event; roll both sides
+        self._commit()
+        before = self._snapshot()
+        self.store.close()
+        self.store = Store(self.path)
+        self.engine = self._new_engine()
+        self.engine.roll_day()
+        assert not self.engine.pending, "a restart produced events of its own"
+        assert self._snapshot() == before
+
+    @precondition(lambda self: self.engine.day is not None)
+    @rule()
+    def new_day(self):
+        self.clock.advance(24 * 3600)
+        self.engine.roll_day()
+        self._commit()
+
+    def _snapshot(self):
+        e = self.engine
+        order = {c: [t.number for t in self._drain_order(c)] for c in COUNTERS}
+        return (
+            e.day,
+            sorted((t.number, t.service, t.status, t.priority, t.queued_at, t.target_counter) for t in e.tickets.values()),
+            {c: (r.status, r.current, r.clerk) for c, r in e.counters.items()},
+            e.last_seq,
+            e.issued,
+            order,
+        )
+
+    def _drain_order(self, counter):
+        """Which ticket NEXT would call at ``counter`` (without calling it)."""
+        t = self.engine.pick_next(counter)
+        return [t] if t else []
+
+    # ------------------------------------------------------------------ invariants
+
+    @invariant()
+    def no_ticket_lost_or_ended_twice(self):
+        issued = {e.ticket_id for e in self.events if e.kind == EventKind.ISSUE}
+        ends = Counter(
+            e.ticket_id for e in self.events if e.kind in (EventKind.FINISH, EventKind.NO_SHOW, EventKind.CANCEL)
+        )
+        assert all(n == 1 for n in ends.values()), "a ticket ended twice"
+        open_ids = {t.id for t in self.engine.tickets.values() if t.status.is_open}
+        assert issued == open_ids | set(ends), "a ticket was lost"
+        assert not (open_ids & set(ends)), "an ended ticket is still in a queue"
+
+    @invariant()
+    def one_client_per_counter_and_one_counter_per_client(self):
+        current = [r.current for r in self.engine.counters.values() if r.current is not None]
+        assert len(current) == len(set(current))
+        for cid, r in self.engine.counters.items():
+            if r.current is not None:
+                t = self.engine.tickets[r.current]
+                assert t.status in (TicketStatus.CALLED, TicketStatus.SERVING) and t.counter == cid
+        for t in self.engine.tickets.values():
+            if t.status in (TicketStatus.CALLED, TicketStatus.SERVING):
+                assert self.engine.counters[t.counter].current == t.id
+
+    @invariant()
+    def cached_queue_counts_match_a_recount(self):
+        recount = Counter(t.service for t in self.engine.waiting() if t.target_counter is None)
+        assert self.engine.waiting_counts() == {s: recount.get(s, 0) for s in SERVICES}
+
+    @invariant()
+    def numbers_unique_per_day(self):
+        per_day = Counter((e.day, e.ticket) for e in self.events if e.kind == EventKind.ISSUE)
+        assert all(n == 1 for n in per_day.values())
+
+    @invariant()
+    def called_before_finished(self):
+        first_call, end = {}, {}
+        for e in self.events:
+            if e.kind == EventKind.CALL:
+                first_call.setdefault(e.ticket_id, e.at)
+            if e.kind in (EventKind.FINISH, EventKind.NO_SHOW):
+                end[e.ticket_id] = e.at
+        for tid, at in end.items():
+            assert tid in first_call and first_call[tid] <= at
+
+
+Office.TestCase.settings = settings(
+    max_examples=150, stateful_step_count=50, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+TestOffice = Office.TestCase
