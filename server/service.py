@@ -27,6 +27,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from pydantic import ValidationError
 
+from protocol import sdnotify
 from protocol.messages import (
     MAX_PAYLOAD_BYTES,
     PROTOCOL_VERSION,
@@ -116,6 +117,9 @@ class NumerekServer:
         self._worker: threading.Thread | None = None
         self._stopping = threading.Event()
         self._next_tick = 0.0
+        self._last_beat = time.monotonic()
+        self._ready_sent = False
+        self._stop_watchdog = lambda: None
         m = config.mqtt
         self.client = make_client(
             client_id,
@@ -134,8 +138,16 @@ class NumerekServer:
         m = self.config.mqtt
         self.client.connect_async(m.host, m.port, keepalive=10, clean_start=True, properties=connect_properties())
         self.client.loop_start()
+        self._stop_watchdog = sdnotify.start_watchdog(self.healthy)
+
+    def healthy(self) -> bool:
+        """The worker is alive and has finished a batch or a tick lately (systemd watchdog)."""
+        alive = self._worker is not None and self._worker.is_alive()
+        return alive and time.monotonic() - self._last_beat < 4 * TICK_SECONDS
 
     def stop(self) -> None:
+        sdnotify.stopping()
+        self._stop_watchdog()
         self._stopping.set()
         self.inbox.put(None)
         if self._worker:
@@ -204,6 +216,8 @@ class NumerekServer:
             if first is None:
                 return
             jobs = [first]
+            if first.kind != "tick" and time.monotonic() >= self._next_tick:
+                jobs.append(Job("tick"))  # busy for a long time: still roll the day, refresh, feed the watchdog
             while len(jobs) < BATCH:
                 try:
                     nxt = self.inbox.get_nowait()
@@ -235,6 +249,7 @@ class NumerekServer:
             if republish:
                 self.engine.roll_day()
                 self._next_tick = time.monotonic() + TICK_SECONDS
+            self._last_beat = time.monotonic()
             changes = self.engine.take_changes()
             if changes or batch.replies:
                 touched = [self.engine.counters[c] for c in sorted(changes.counters)]
@@ -247,6 +262,8 @@ class NumerekServer:
         for fut, value in batch.futures:
             if not fut.done():
                 fut.set_result(value)
+        if republish and self.online and not self._ready_sent:
+            self._ready_sent = sdnotify.ready(f"serving {self.config.office.name}")
 
     # ------------------------------------------------------------------ requests
 

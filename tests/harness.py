@@ -164,6 +164,7 @@ class ServerProcess:
     http_port: int
     args: list[str] = field(default_factory=list)
     proc: subprocess.Popen | None = None
+    env: dict[str, str] | None = None
 
     @property
     def url(self) -> str:
@@ -180,6 +181,7 @@ class ServerProcess:
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=ROOT,
+            env={**os.environ, **(self.env or {})},
         )
         wait_for(self._healthy, 20, "numerek-server health")
         return self
