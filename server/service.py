@@ -262,8 +262,11 @@ class NumerekServer:
         for fut, value in batch.futures:
             if not fut.done():
                 fut.set_result(value)
-        if republish and self.online and not self._ready_sent:
-            self._ready_sent = sdnotify.ready(f"serving {self.config.office.name}")
+        if republish and not self._ready_sent:
+            # Ready without waiting for the broker: HTTP works and MQTT reconnects by itself;
+            # a broker down at boot must not make systemd restart the server in a loop.
+            broker = "broker connected" if self.online else "broker not connected yet, retrying"
+            self._ready_sent = sdnotify.ready(f"serving {self.config.office.name}; {broker}")
 
     # ------------------------------------------------------------------ requests
 
@@ -369,13 +372,23 @@ class NumerekServer:
         return out
 
     def _reply_topic(self, job: Job) -> str:
-        if job.response_topic:
-            return job.response_topic
-        if job.kind == "counter" and self.topics.split(job.topic)[:1] == ["counter"]:
-            return self.topics.counter_reply(job.device)
-        if job.kind == "kiosk":
-            return self.topics.kiosk_response(job.device)
-        return self.topics.errors
+        """Where the answer to ``job`` goes: its MQTT 5 response topic only if that lies
+        under the device's own reply topic, else that default.
+
+        Why the restriction: the server may publish anywhere in the tree, so an arbitrary
+        response topic would let a device make the server publish a forged call onto a
+        hall display's topic, which the broker's ACL cannot stop.
+        """
+        if job.kind == "counter":
+            default = self.topics.counter_reply(job.device)
+        elif job.kind == "kiosk":
+            default = self.topics.kiosk_response(job.device)
+        else:
+            return self.topics.errors
+        rt = job.response_topic
+        if rt and (rt == default or rt.startswith(default + "/")) and "+" not in rt and "#" not in rt:
+            return rt
+        return default
 
     def _send(self, batch: _Batch, job: Job, payload: bytes, reply: Any, remember: bool, rid: str | None = None) -> None:
         if remember and rid is not None:

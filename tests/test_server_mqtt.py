@@ -122,3 +122,17 @@ def test_malformed_payloads_get_error_replies_and_change_nothing(server, peer):
     assert server.get("/api/counters/1").json()["ticket"] == before["ticket"]
     assert all(q["waiting"] == 0 for q in server.get("/api/queues").json())
     assert server.get("/health").json()["status"] == "ok"
+
+
+def test_response_topic_outside_the_kiosks_own_tree_is_not_used(server, peer):
+    """A kiosk cannot make the server publish its answer onto a display's topic."""
+    from protocol.mqtt import response_properties
+
+    peer.subscribe(f"{BASE}/zone/hall/call", f"{BASE}/kiosk/k1/response")
+    peer.client.publish(
+        f"{BASE}/kiosk/k1/request", '{"v": 1, "id": "evil", "service": "rej"}', qos=1,
+        properties=response_properties(f"{BASE}/zone/hall/call", b"x"),
+    ).wait_for_publish(5)  # fmt: skip
+    answer = peer.expect(f"{BASE}/kiosk/k1/response")
+    assert answer["id"] == "evil" and answer["ticket"]["number"] == "A001"
+    assert not any(topic == f"{BASE}/zone/hall/call" for topic, _p, _r in peer.seen)
