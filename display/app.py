@@ -1,0 +1,529 @@
+"""The hall display: a Kivy app that shows the zone's call board and announces live calls.
+
+Layout (scales with the window; designed for 1920x1080 and 1280x720 TVs read from 10 m):
+
+    [logo] Office name                                   date     HH:MM
+    +------------------------------------+ +-------------------------+
+    |  Wywołany numer · Now calling       | | Ostatnie · Recent       |
+    |            A023                     | | A022 → Stanowisko 2     |
+    |        → Stanowisko 4               | | B007 → Stanowisko 1     |
+    +------------------------------------+ +-------------------------+
+    Oczekuje · Waiting:  Rejestracja pojazdów 3   Prawo jazdy 1
+    <<< scrolling info line <<<
+
+MQTT messages arrive on paho's thread, are validated there (a bad payload is logged and
+dropped) and handed to Kivy's main thread in arrival order; :class:`display.board.BoardState`
+decides what is new. Announcements go to :class:`hardware.audio.Announcer`'s own thread.
+
+Kivy must be configured (window size, fonts) before this module is imported: use
+``display.cli``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import time
+from collections import deque
+from pathlib import Path
+
+from kivy.app import App
+from kivy.clock import Clock
+from kivy.core.text import DEFAULT_FONT, LabelBase
+from kivy.core.window import Window
+from kivy.lang import Builder
+from kivy.properties import BooleanProperty, ListProperty, NumericProperty, StringProperty
+from kivy.uix.floatlayout import FloatLayout
+from kivy.uix.label import Label
+from kivy.uix.stencilview import StencilView
+from pydantic import ValidationError
+
+from display.board import ARROW, BoardState, call_line
+from display.config import DisplayConfig
+from hardware.audio import (
+    AlsaOutput,
+    Announcement,
+    Announcer,
+    AudioError,
+    EspeakSpeech,
+    FileOutput,
+    load_chime,
+)
+from protocol.messages import BoardMessage, CallMessage, ServicesMessage
+from protocol.mqtt import connect_properties, make_client, shutdown
+from protocol.topics import OFFLINE, Topics
+
+log = logging.getLogger(__name__)
+
+PROBE_ENV = "NUMEREK_DISPLAY_PROBE"
+"""A directory: the app writes what it shows to screen.json there and exports <name>.png
+for every <name>.shot file put there. For tests and for checking a display remotely."""
+
+KV = """
+#:set BG (0, 0, 0, 1)
+#:set FG (1, 1, 1, 1)
+#:set ACCENT (1, 0.83, 0, 1)
+#:set DIM (0.72, 0.72, 0.72, 1)
+#:set PANEL (0.09, 0.09, 0.11, 1)
+
+<BoardLabel@Label>:
+    color: FG
+    halign: 'left'
+    valign: 'middle'
+    text_size: self.size
+    shorten: True
+    shorten_from: 'right'
+
+<DisplayRoot>:
+    canvas.before:
+        Color:
+            rgba: BG
+        Rectangle:
+            pos: self.pos
+            size: self.size
+    BoxLayout:
+        orientation: 'vertical'
+        padding: root.u * 28, root.u * 16
+        spacing: root.u * 16
+        pos: root.pos
+        size: root.size
+
+        BoxLayout:  # header
+            size_hint_y: None
+            height: root.u * 100
+            spacing: root.u * 20
+            Image:
+                id: logo
+                source: root.logo
+                size_hint_x: None
+                width: root.u * 100 if root.logo else 0
+                opacity: 1 if root.logo else 0
+                fit_mode: 'contain'
+            BoardLabel:
+                text: root.office
+                bold: True
+                font_size: root.u * 46
+            BoxLayout:
+                orientation: 'vertical'
+                size_hint_x: None
+                width: root.u * 560
+                BoardLabel:
+                    text: root.clock
+                    bold: True
+                    halign: 'right'
+                    font_size: root.u * 72
+                BoardLabel:
+                    text: root.date
+                    halign: 'right'
+                    color: DIM
+                    font_size: root.u * 32
+
+        BoxLayout:  # body
+            spacing: root.u * 24
+            BoxLayout:  # the newest call
+                orientation: 'vertical'
+                size_hint_x: 0.6
+                padding: root.u * 24
+                canvas.before:
+                    Color:
+                        rgba: ACCENT if root.highlight else PANEL
+                    RoundedRectangle:
+                        pos: self.pos
+                        size: self.size
+                        radius: [root.u * 18]
+                BoardLabel:
+                    size_hint_y: 0.18
+                    text: root.current_caption
+                    halign: 'center'
+                    color: BG if root.highlight else DIM
+                    font_size: root.u * 38
+                BoardLabel:
+                    id: current_ticket
+                    size_hint_y: 0.5
+                    text: root.current_ticket
+                    bold: True
+                    halign: 'center'
+                    color: BG if root.highlight else ACCENT
+                    font_size: min(root.u * 250, self.width / max(1, len(self.text)) * 1.5)
+                BoardLabel:
+                    id: current_counter
+                    size_hint_y: 0.32
+                    text: root.current_counter
+                    bold: True
+                    halign: 'center'
+                    color: BG if root.highlight else FG
+                    font_size: min(root.u * 110, self.width / max(1, len(self.text)) * 1.6)
+            BoxLayout:  # recent calls
+                orientation: 'vertical'
+                size_hint_x: 0.4
+                spacing: root.u * 6
+                BoardLabel:
+                    size_hint_y: None
+                    height: root.u * 60
+                    text: 'Ostatnie wywołania · Recent calls'
+                    color: DIM
+                    font_size: root.u * 32
+                BoxLayout:
+                    id: recent
+                    orientation: 'vertical'
+                    spacing: root.u * 4
+
+        BoxLayout:  # waiting per service
+            id: waiting
+            size_hint_y: None
+            height: root.u * 110
+            spacing: root.u * 16
+            canvas.before:
+                Color:
+                    rgba: PANEL
+                Rectangle:
+                    pos: self.pos
+                    size: self.size
+
+        InfoLine:
+            id: info
+            size_hint_y: None
+            height: (root.u * 64) if root.info_text else 0
+            opacity: 1 if root.info_text else 0
+            text: root.info_text
+            font_size: root.u * 40
+            speed: root.info_speed * root.u * 160
+
+    Label:  # the offline mark: small, in a corner, never over the call
+        text: root.offline_text
+        opacity: 1 if root.offline_text else 0
+        color: (1, 0.45, 0.4, 1)
+        font_size: root.u * 24
+        size_hint: None, None
+        size: self.texture_size
+        pos: root.x + root.u * 10, root.top - self.height - root.u * 2
+"""
+
+
+class InfoLine(StencilView):
+    """The scrolling information line: the text moves right to left and starts again."""
+
+    text = StringProperty("")
+    font_size = NumericProperty(40)
+    speed = NumericProperty(160.0)  # pixels per second
+
+    def __init__(self, **kw) -> None:
+        super().__init__(**kw)
+        self.label = Label(color=(1, 0.83, 0, 1), size_hint=(None, None), halign="left", valign="middle")
+        self.add_widget(self.label)
+        self._offset = 0.0
+        self.bind(text=self._restyle, font_size=self._restyle, size=self._restyle, pos=self._place)
+        Clock.schedule_interval(self._step, 1 / 30)
+
+    def _restyle(self, *_a) -> None:
+        self.label.text = self.text
+        self.label.font_size = self.font_size
+        self.label.texture_update()
+        self.label.size = self.label.texture_size
+        self._place()
+
+    def _place(self, *_a) -> None:
+        self.label.y = self.y + (self.height - self.label.height) / 2
+        self.label.x = self.x + self.width - self._offset
+
+    def _step(self, dt: float) -> None:
+        if not self.text or self.width <= 0:
+            return
+        self._offset += self.speed * dt
+        if self._offset > self.width + self.label.width:
+            self._offset = 0.0
+        self._place()
+
+
+class DisplayRoot(FloatLayout):
+    u = NumericProperty(1.0)
+    office = StringProperty("")
+    logo = StringProperty("")
+    clock = StringProperty("")
+    date = StringProperty("")
+    current_caption = StringProperty("Wywołany numer · Now calling")
+    current_ticket = StringProperty("")
+    current_counter = StringProperty("")
+    highlight = BooleanProperty(False)
+    info_text = StringProperty("")
+    info_speed = NumericProperty(1.0)
+    offline_text = StringProperty("")
+    recent_lines = ListProperty([])
+    waiting_rows = ListProperty([])
+
+    def on_size(self, *_a) -> None:
+        self.u = max(0.2, min(self.width / 1920.0, self.height / 1080.0))
+        self._fill_recent()
+        self._fill_waiting()
+
+    def on_recent_lines(self, *_a) -> None:
+        self._fill_recent()
+
+    def on_waiting_rows(self, *_a) -> None:
+        self._fill_waiting()
+
+    def _fill_recent(self) -> None:
+        box = self.ids.get("recent")
+        if box is None:
+            return
+        box.clear_widgets()
+        for ticket, counter in self.recent_lines:
+            box.add_widget(_recent_row(self.u, ticket, counter))
+        box.add_widget(Label(size_hint_y=1))  # keeps rows at the top
+
+    def _fill_waiting(self) -> None:
+        box = self.ids.get("waiting")
+        if box is None:
+            return
+        box.clear_widgets()
+        box.add_widget(
+            _label(
+                "Oczekuje\nWaiting",
+                self.u * 30,
+                color=(0.72, 0.72, 0.72, 1),
+                shorten=False,
+                size_hint_x=None,
+                width=self.u * 190,
+            )
+        )
+        for name, count in self.waiting_rows:
+            box.add_widget(_label(name, self.u * 34, halign="right"))
+            box.add_widget(
+                _label(str(count), self.u * 64, bold=True, color=(1, 0.83, 0, 1), size_hint_x=None, width=self.u * 120)
+            )
+
+
+def _label(text: str, size: float, **kw) -> Label:
+    kw.setdefault("halign", "left")
+    kw.setdefault("shorten", True)
+    lbl = Label(text=text, font_size=size, valign="middle", **kw)
+    lbl.bind(size=lambda w, s: setattr(w, "text_size", s))
+    return lbl
+
+
+def _recent_row(u: float, ticket: str, counter: str) -> Label:
+    lbl = _label(
+        f"[b][color=#ffd400]{ticket}[/color][/b]  {ARROW} {counter}",
+        u * 58,
+        markup=True,
+        size_hint_y=None,
+        height=u * 80,
+    )
+    return lbl
+
+
+class DisplayApp(App):
+    """The Kivy app. ``cfg`` is the validated display config."""
+
+    def __init__(self, cfg: DisplayConfig, **kw) -> None:
+        super().__init__(**kw)
+        self.cfg = cfg
+        self.title = f"Numerek - {cfg.device_id}"
+        self.topics = Topics(cfg.mqtt.topic_base)
+        self.state = BoardState(zone=cfg.display.zone)
+        self.announcer: Announcer | None = None
+        self.broker_online = False
+        self.server_online = True
+        self.client = None
+        self.probe = Path(os.environ[PROBE_ENV]) if os.environ.get(PROBE_ENV) else None
+        self._last_probe = ""
+        self._inbox: deque = deque()
+        self._drain_trigger = Clock.create_trigger(self._drain)
+
+    # ------------------------------------------------------------------ start / stop
+
+    def build(self) -> DisplayRoot:
+        Window.clearcolor = (0, 0, 0, 1)
+        Builder.load_string(KV)
+        root = DisplayRoot()
+        d = self.cfg.display
+        root.logo = d.logo
+        root.office = d.office_name
+        root.info_text = d.info_text
+        root.info_speed = d.info_speed
+        root.offline_text = "\u25cf brak połączenia · offline"
+        self.root = root
+        self.announcer = self._make_announcer()
+        self._start_mqtt()
+        Clock.schedule_interval(self._tick, 0.25)
+        signal.signal(signal.SIGTERM, lambda *_a: Clock.schedule_once(lambda _dt: self.stop()))
+        signal.signal(signal.SIGINT, lambda *_a: Clock.schedule_once(lambda _dt: self.stop()))
+        return root
+
+    def _make_announcer(self) -> Announcer | None:
+        a = self.cfg.audio
+        if not a.enabled:
+            log.info("audio is off in the config; calls are shown, not spoken")
+            return None
+        try:
+            output = FileOutput(a.record_dir, a.playback_speed) if a.output == "files" else AlsaOutput(a.device)
+            return Announcer(
+                output,
+                EspeakSpeech(a.words_per_minute),
+                languages=a.languages,
+                volume=a.volume,
+                chime=load_chime(a.chime),
+                counter_word_en=a.counter_word_en,
+            )
+        except AudioError as exc:
+            log.error("audio disabled: %s", exc)
+            return None
+
+    def _start_mqtt(self) -> None:
+        cfg = self.cfg
+        availability = self.topics.device_availability(cfg.device_id)
+        self.client = make_client(
+            cfg.device_id,
+            cfg.mqtt.broker(),
+            availability,
+            on_connect=self._on_connect,
+            on_disconnect=lambda _c: Clock.schedule_once(lambda _dt: self._set_broker(False)),
+        )
+        self.client.on_message = self._on_message
+        self._availability = availability
+        self.client.connect_async(
+            cfg.mqtt.host, cfg.mqtt.port, keepalive=10, clean_start=True, properties=connect_properties()
+        )
+        self.client.loop_start()
+
+    def on_stop(self) -> None:
+        if self.client is not None:
+            shutdown(self.client, self._availability)
+        if self.announcer is not None:
+            self.announcer.close()
+
+    # ------------------------------------------------------------------ MQTT (paho's thread)
+
+    def _on_connect(self, client) -> None:
+        t, zone = self.topics, self.cfg.display.zone
+        client.subscribe([(t.zone_board(zone), 1), (t.zone_call(zone), 1), (t.services, 1), (t.server_availability, 1)])
+        Clock.schedule_once(lambda _dt: self._set_broker(True))
+
+    def _on_message(self, _client, _userdata, msg) -> None:
+        t, zone = self.topics, self.cfg.display.zone
+        try:
+            if msg.topic == t.zone_call(zone):
+                self._hand_over(self._call, CallMessage.model_validate_json(msg.payload))
+            elif msg.topic == t.zone_board(zone):
+                self._hand_over(self._board, BoardMessage.model_validate_json(msg.payload))
+            elif msg.topic == t.services:
+                self._hand_over(self._services, ServicesMessage.model_validate_json(msg.payload))
+            elif msg.topic == t.server_availability:
+                self._hand_over(self._set_server, msg.payload.decode("utf-8", "replace") != OFFLINE)
+        except ValidationError as exc:
+            log.warning("ignoring a malformed message on %s: %s", msg.topic, exc.errors()[:1])
+
+    def _hand_over(self, handler, value) -> None:
+        """Queue for the main thread in arrival order: a call must be seen before the board
+        that follows it, or its seq would already be "known" and it would not be announced."""
+        self._inbox.append((handler, value))
+        self._drain_trigger()
+
+    def _drain(self, _dt: float = 0) -> None:
+        while self._inbox:
+            handler, value = self._inbox.popleft()
+            handler(value)
+
+    # ------------------------------------------------------------------ main thread
+
+    def _set_broker(self, online: bool) -> None:
+        self.broker_online = online
+        self._show_offline()
+
+    def _set_server(self, online: bool) -> None:
+        self.server_online = online
+        self._show_offline()
+
+    def _show_offline(self) -> None:
+        if not self.broker_online:
+            text = "\u25cf brak połączenia · offline"
+        elif not self.server_online:
+            text = "\u25cf serwer niedostępny · server offline"
+        else:
+            text = ""
+        self.root.offline_text = text
+
+    def _board(self, board: BoardMessage) -> None:
+        if self.state.apply_board(board):
+            self._render()
+
+    def _services(self, msg: ServicesMessage) -> None:
+        self.state.apply_services(msg)
+        self._render()
+
+    def _call(self, call: CallMessage) -> None:
+        if not self.state.apply_call(call, self.cfg.display.highlight_seconds):
+            return
+        log.info(
+            "call %s -> %s (seq %d%s)", call.ticket, call.counter_name, call.seq, ", recall" if call.recall else ""
+        )
+        if self.announcer is not None:
+            self.announcer.announce(Announcement(call.seq, call.ticket, call.counter, call.counter_name, call.recall))
+        self._render()
+
+    def _render(self) -> None:
+        root, s = self.root, self.state
+        root.office = self.cfg.display.office_name or s.office
+        newest = s.newest
+        root.current_ticket = newest.ticket if newest else ""
+        root.current_counter = f"{ARROW} {newest.counter_name}" if newest else ""
+        recall = newest is not None and newest.recall and s.highlighted
+        root.current_caption = "Ponowne wezwanie · Called again" if recall else "Wywołany numer · Now calling"
+        root.recent_lines = [(c.ticket, c.counter_name) for c in s.calls[1 : 1 + self.cfg.display.last_calls]]
+        root.waiting_rows = s.waiting_rows("pl")
+        self._tick(0)
+
+    def _tick(self, _dt: float) -> None:
+        root, s = self.root, self.state
+        root.clock, root.date = s.clock_text()
+        was = root.highlight
+        root.highlight = s.highlighted
+        if was and not root.highlight:
+            root.current_caption = "Wywołany numer · Now calling"
+        if self.probe is not None:
+            self._write_probe()
+
+    # ------------------------------------------------------------------ probe
+
+    def _write_probe(self) -> None:
+        root, s = self.root, self.state
+        newest = s.newest
+        shown = {
+            "office": root.office,
+            "clock": root.clock,
+            "date": root.date,
+            "newest": call_line(newest) if newest else "",
+            "newest_seq": newest.seq if newest else 0,
+            "highlighted": root.highlight,
+            "caption": root.current_caption,
+            "recent": [f"{t} {ARROW} {c}" for t, c in root.recent_lines],
+            "waiting": [[n, c] for n, c in root.waiting_rows],
+            "offline": root.offline_text,
+            "info": root.info_text,
+            "known_seq": s.known_seq,
+            "window": [Window.width, Window.height],
+        }
+        text = json.dumps(shown, ensure_ascii=False)
+        try:
+            self.probe.mkdir(parents=True, exist_ok=True)
+            if text != self._last_probe:
+                tmp = self.probe / "screen.json.tmp"
+                tmp.write_text(text, encoding="utf-8")
+                tmp.replace(self.probe / "screen.json")
+                self._last_probe = text
+            for req in sorted(self.probe.glob("*.shot")):
+                req.unlink()
+                tmp = self.probe / f"tmp-{req.stem}.png"
+                t0 = time.monotonic()
+                root.export_to_png(str(tmp))
+                log.info("screenshot %s in %.2f s", req.stem, time.monotonic() - t0)
+                tmp.replace(self.probe / f"{req.stem}.png")
+        except OSError as exc:
+            log.warning("probe directory %s: %s", self.probe, exc)
+
+
+def register_fonts(cfg: DisplayConfig) -> None:
+    """DejaVu Sans as Kivy's default font: it has Polish diacritics and the → arrow (Roboto has no →)."""
+    LabelBase.register(DEFAULT_FONT, fn_regular=cfg.screen.font, fn_bold=cfg.screen.font_bold)

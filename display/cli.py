@@ -1,0 +1,102 @@
+"""``numerek-display``: run the hall display, check its config, or test its speaker.
+
+    numerek-display --config /etc/numerek/display.toml
+    numerek-display --config display.toml --check          # validate and exit
+    numerek-display --config display.toml --test-audio A023 "Stanowisko 4"
+
+Kivy reads its settings when first imported, so the window, cursor and fonts are set up here
+before ``display.app`` (and with it Kivy's window) is imported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import tempfile
+
+from display.config import ConfigError, DisplayConfig, load_config
+
+log = logging.getLogger("numerek.display")
+
+
+def _prepare_kivy(cfg: DisplayConfig) -> None:
+    os.environ.setdefault("KIVY_NO_ARGS", "1")
+    os.environ.setdefault("KIVY_LOG_MODE", "PYTHON")  # one log format, ours, to stderr/journald
+    if "KIVY_HOME" not in os.environ:
+        # Kivy writes a config.ini there; keep it out of the read-only/unknown home of a service user.
+        os.environ["KIVY_HOME"] = os.path.join(tempfile.gettempdir(), f"numerek-kivy-{os.getuid()}")
+    from kivy.config import Config
+
+    s = cfg.screen
+    Config.set("kivy", "log_enable", "0")
+    Config.set("kivy", "exit_on_escape", "0")
+    Config.set("graphics", "fullscreen", "auto" if s.fullscreen else "0")
+    Config.set("graphics", "width", str(s.width))
+    Config.set("graphics", "height", str(s.height))
+    Config.set("graphics", "show_cursor", "1" if s.show_cursor else "0")
+    Config.set("graphics", "resizable", "1")
+    Config.set("input", "mouse", "mouse,disable_multitouch")
+
+
+def _test_audio(cfg: DisplayConfig, ticket: str, counter_name: str) -> int:
+    """Say one call through the configured output: the installer's "can you hear it?"."""
+    from hardware.audio import (
+        AlsaOutput,
+        Announcement,
+        Announcer,
+        AudioError,
+        EspeakSpeech,
+        FileOutput,
+        announcement_text,
+        load_chime,
+    )
+
+    a = cfg.audio
+    call = Announcement(seq=1, ticket=ticket, counter="1", counter_name=counter_name)
+    try:
+        output = FileOutput(a.record_dir, a.playback_speed) if a.output == "files" else AlsaOutput(a.device)
+        announcer = Announcer(
+            output, EspeakSpeech(a.words_per_minute), a.languages, a.volume, load_chime(a.chime), a.counter_word_en
+        )
+    except AudioError as exc:
+        print(f"numerek-display: audio: {exc}", file=sys.stderr)
+        return 1
+    for lang in a.languages:
+        print(f"{lang}: {announcement_text(call, lang, a.counter_word_en)}")
+    announcer.announce(call)
+    announcer.close(drain=True, timeout=60)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="numerek-display", description="Numerek hall display (call board).")
+    parser.add_argument("--config", required=True, help="display config file (TOML)")
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    parser.add_argument("--check", action="store_true", help="validate the config and exit")
+    parser.add_argument("--test-audio", nargs=2, metavar=("TICKET", "COUNTER_NAME"), help="announce one call and exit")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    try:
+        cfg = load_config(args.config)
+    except ConfigError as exc:
+        print(f"numerek-display: {args.config}: {exc}", file=sys.stderr)
+        return 2
+    if args.check:
+        print(f"numerek-display: {args.config} is valid (zone {cfg.display.zone}, device {cfg.device_id})")
+        return 0
+    if args.test_audio:
+        return _test_audio(cfg, *args.test_audio)
+
+    _prepare_kivy(cfg)
+    from display.app import DisplayApp, register_fonts
+
+    register_fonts(cfg)
+    DisplayApp(cfg).run()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,156 @@
+"""The hall display's own config file (TOML), validated with pydantic.
+
+One file per display: which zone it shows, how to reach the broker, what the screen and the
+speaker do. A mistake is reported with the path of the bad field before anything starts,
+so an installer sees "audio.volume: ..." on the console instead of a silent waiting room.
+The documented example is ``display/examples/display.toml``.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from protocol.mqtt import BrokerSettings
+from protocol.topics import ID_PATTERN
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+DEFAULT_CHIME = PACKAGE_DIR / "sounds" / "chime.wav"
+DEJAVU = Path("/usr/share/fonts/truetype/dejavu")
+
+Id = Annotated[str, Field(pattern=ID_PATTERN)]
+
+
+class ConfigError(ValueError):
+    """The config file is missing, not TOML, or has invalid fields (the message names them)."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DisplaySection(_Strict):
+    id: Id = "hall-1"
+    """Device id; availability is published on ``<base>/device/display-<id>/availability``."""
+    zone: Id = "hall"
+    office_name: Annotated[str, Field(max_length=80)] = ""
+    """Shown in the header; empty means the office name the server announces."""
+    logo: str = ""
+    """Optional path to a PNG/JPEG logo shown left of the office name."""
+    last_calls: Annotated[int, Field(ge=1, le=10)] = 6
+    highlight_seconds: Annotated[float, Field(ge=0, le=60)] = 8.0
+    info_text: Annotated[str, Field(max_length=1000)] = ""
+    """The scrolling line at the bottom; empty hides it."""
+    info_speed: Annotated[float, Field(gt=0, le=10)] = 1.0
+    """Scrolling speed; 1.0 crosses a 1920-pixel screen in about 12 s."""
+
+
+class MqttSection(_Strict):
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=1, le=65535)] = 1883
+    username: str | None = None
+    password: str | None = None
+    tls_ca: str | None = None
+    topic_base: Annotated[str, Field(pattern=r"^[a-z0-9_-]{1,32}$")] = "numerek"
+
+    def broker(self) -> BrokerSettings:
+        return BrokerSettings(
+            host=self.host, port=self.port, username=self.username, password=self.password, tls_ca=self.tls_ca
+        )
+
+
+class ScreenSection(_Strict):
+    fullscreen: bool = True
+    """On the Pi: fullscreen at the TV's resolution. Off: a window of width x height."""
+    width: Annotated[int, Field(ge=320, le=7680)] = 1920
+    height: Annotated[int, Field(ge=240, le=4320)] = 1080
+    font: str = str(DEJAVU / "DejaVuSans.ttf")
+    font_bold: str = str(DEJAVU / "DejaVuSans-Bold.ttf")
+    show_cursor: bool = False
+
+
+class AudioSection(_Strict):
+    enabled: bool = True
+    volume: Annotated[float, Field(ge=0.0, le=1.0)] = 0.8
+    languages: list[Literal["pl", "en"]] = Field(default_factory=lambda: ["pl"], min_length=1, max_length=2)
+    """Spoken in this order after the chime; Polish first is the law of the land."""
+    chime: str = str(DEFAULT_CHIME)
+    words_per_minute: Annotated[int, Field(ge=80, le=300)] = 140
+    counter_word_en: Annotated[str, Field(min_length=1, max_length=20)] = "counter"
+    output: Literal["alsa", "files"] = "alsa"
+    """``alsa`` plays with aplay; ``files`` writes each announcement to ``record_dir`` (tests, checks)."""
+    device: str = ""
+    """ALSA device, e.g. "default", "hw:0,0", "plughw:1,0"; empty is ALSA's default."""
+    record_dir: str = ""
+    playback_speed: Annotated[float, Field(gt=0, le=100)] = 1.0
+    """Only for ``files``: how much faster than real time a recorded announcement "plays"."""
+
+    @model_validator(mode="after")
+    def _files_need_a_dir(self) -> AudioSection:
+        if self.output == "files" and not self.record_dir:
+            raise ValueError("output = 'files' needs record_dir")
+        if len(set(self.languages)) != len(self.languages):
+            raise ValueError("languages must not repeat")
+        return self
+
+
+class DisplayConfig(_Strict):
+    display: DisplaySection = Field(default_factory=DisplaySection)
+    mqtt: MqttSection = Field(default_factory=MqttSection)
+    screen: ScreenSection = Field(default_factory=ScreenSection)
+    audio: AudioSection = Field(default_factory=AudioSection)
+
+    @property
+    def device_id(self) -> str:
+        return f"display-{self.display.id}"
+
+
+def _relative(base: Path, value: str) -> str:
+    if not value:
+        return value
+    p = Path(value).expanduser()
+    return str(p if p.is_absolute() else base / p)
+
+
+def parse_config(text: str, base_dir: Path | None = None) -> DisplayConfig:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"not valid TOML: {exc}") from exc
+    try:
+        cfg = DisplayConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc']) or '(top)'}: {err['msg']}" for err in exc.errors())
+        raise ConfigError(problems) from exc
+    if base_dir is not None:  # paths in the file are relative to the file
+        cfg = cfg.model_copy(
+            update={
+                "display": cfg.display.model_copy(update={"logo": _relative(base_dir, cfg.display.logo)}),
+                "audio": cfg.audio.model_copy(
+                    update={
+                        "chime": _relative(base_dir, cfg.audio.chime),
+                        "record_dir": _relative(base_dir, cfg.audio.record_dir),
+                    }
+                ),
+            }
+        )
+    for label, path in (("screen.font", cfg.screen.font), ("screen.font_bold", cfg.screen.font_bold)):
+        if not Path(path).is_file():
+            raise ConfigError(f"{label}: font file {path} not found (apt-get install fonts-dejavu-core)")
+    if cfg.display.logo and not Path(cfg.display.logo).is_file():
+        raise ConfigError(f"display.logo: image file {cfg.display.logo} not found")
+    return cfg
+
+
+def load_config(path: str | Path) -> DisplayConfig:
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read {p}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{p} is not UTF-8 text") from exc
+    return parse_config(text, base_dir=p.resolve().parent)

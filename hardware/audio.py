@@ -1,0 +1,420 @@
+"""Sound for the hall display: a chime, then a spoken call, one announcement at a time.
+
+Why this shape: like gpiozero, the device side is a small object with a real implementation
+(:class:`AlsaOutput`, which plays through ``aplay`` on the Pi's ALSA card) and one that tests
+and installers can read (:class:`FileOutput`, which writes every announcement as a WAV file
+and logs when it "played"). The :class:`Announcer` on top owns the queue: calls are spoken in
+call order (``seq``), one after another, none dropped and none overlapping, on a thread of
+its own so the screen never waits for the speaker.
+
+Everything is offline: speech comes from espeak-ng (``-v pl`` Polish, ``-v en`` English),
+the chime is synthesised here (and shipped as ``display/sounds/chime.wav``).
+"""
+
+from __future__ import annotations
+
+import array
+import heapq
+import io
+import json
+import logging
+import math
+import re
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+import wave
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+log = logging.getLogger(__name__)
+
+RATE = 22050
+"""espeak-ng's native sample rate; every clip is brought to mono 16-bit at this rate."""
+
+GAP_SECONDS = 0.25
+"""Silence between the chime and the speech, and between two languages."""
+
+
+class AudioError(RuntimeError):
+    """Audio could not be produced or played (missing program, unreadable file...)."""
+
+
+# --------------------------------------------------------------------------- WAV helpers
+
+
+def wav_bytes(frames: bytes, rate: int = RATE) -> bytes:
+    """Mono 16-bit PCM ``frames`` wrapped in a WAV header."""
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(frames)
+    return buf.getvalue()
+
+
+def wav_frames(data: bytes) -> bytes:
+    """The PCM frames of a mono 16-bit WAV at :data:`RATE` (what espeak-ng and our chime produce)."""
+    try:
+        with wave.open(io.BytesIO(data), "rb") as w:
+            if (w.getnchannels(), w.getsampwidth(), w.getframerate()) != (1, 2, RATE):
+                raise AudioError(
+                    f"expected mono 16-bit {RATE} Hz audio, got {w.getnchannels()} ch, "
+                    f"{8 * w.getsampwidth()}-bit, {w.getframerate()} Hz"
+                )
+            return w.readframes(w.getnframes())
+    except (wave.Error, EOFError) as exc:
+        raise AudioError(f"not a WAV file: {exc}") from exc
+
+
+def wav_duration(data: bytes) -> float:
+    with wave.open(io.BytesIO(data), "rb") as w:
+        return w.getnframes() / float(w.getframerate())
+
+
+def silence(seconds: float) -> bytes:
+    return b"\x00\x00" * int(RATE * seconds)
+
+
+def scale(frames: bytes, volume: float) -> bytes:
+    """Software volume: the Pi's HDMI/jack mixer names differ per model, samples do not."""
+    if volume >= 0.999:
+        return frames
+    samples = array.array("h", frames)
+    for i, s in enumerate(samples):
+        samples[i] = int(s * volume)
+    return samples.tobytes()
+
+
+def synthesise_chime(rate: int = RATE) -> bytes:
+    """A two-note "ding-dong" (E6 then C6 with a soft octave), as a WAV.
+
+    Made here rather than downloaded so its origin and licence are ours, and so that a
+    missing sound file can always be rebuilt (``python -m hardware.audio chime FILE``).
+    """
+    notes = [(1318.5, 0.0), (1046.5, 0.45)]
+    length = 1.45
+    n = int(rate * length)
+    out = array.array("h", [0] * n)
+    for freq, start in notes:
+        first = int(start * rate)
+        for i in range(n - first):
+            t = i / rate
+            attack = min(1.0, t / 0.008)
+            envelope = attack * math.exp(-t * 3.2)
+            value = math.sin(2 * math.pi * freq * t) + 0.35 * math.sin(2 * math.pi * freq * 2 * t)
+            out[first + i] = max(-32767, min(32767, out[first + i] + int(9000 * envelope * value)))
+    return wav_bytes(out.tobytes(), rate)
+
+
+def load_chime(path: str | Path | None) -> bytes:
+    """The chime's frames: the given WAV (converted with sox if its format differs) or ours."""
+    if not path:
+        return wav_frames(synthesise_chime())
+    p = Path(path)
+    try:
+        data = p.read_bytes()
+    except OSError as exc:
+        raise AudioError(f"cannot read chime {p}: {exc.strerror}") from exc
+    try:
+        return wav_frames(data)
+    except AudioError:
+        pass
+    sox = shutil.which("sox")
+    if not sox:
+        raise AudioError(f"chime {p} is not mono 16-bit {RATE} Hz and sox is not installed to convert it")
+    done = subprocess.run(
+        [sox, str(p), "-t", "wav", "-r", str(RATE), "-c", "1", "-b", "16", "-"], capture_output=True, timeout=30
+    )
+    if done.returncode != 0:
+        raise AudioError(f"cannot convert chime {p}: {done.stderr.decode(errors='replace').strip()}")
+    return wav_frames(done.stdout)
+
+
+# --------------------------------------------------------------------------- words
+
+
+@dataclass(frozen=True)
+class Announcement:
+    """One call to be spoken. ``seq`` orders announcements (the server's call sequence)."""
+
+    seq: int
+    ticket: str
+    counter: str
+    counter_name: str
+    recall: bool = False
+
+
+_TICKET = re.compile(r"^([A-Z]{1,2})0*([0-9]+)$")
+_TRAILING_NUMBER = re.compile(r"([0-9]+)\s*$")
+
+
+def spoken_ticket(ticket: str) -> str:
+    """ "A023" -> "A 23": the prefix letter(s) spelled, the number without leading zeros."""
+    m = _TICKET.match(ticket)
+    if not m:
+        return ticket
+    letters, number = m.groups()
+    return f"{' '.join(letters)} {int(number)}"
+
+
+def announcement_text(a: Announcement, lang: str, counter_word_en: str = "counter") -> str:
+    """What is said for a call: Polish "Numer A 23, stanowisko 4", English "Number A 23, counter 4"."""
+    ticket = spoken_ticket(a.ticket)
+    if lang == "pl":
+        name = a.counter_name[:1].lower() + a.counter_name[1:]
+        return f"Numer {ticket}, {name}"
+    # The counter's name is Polish ("Stanowisko 4"); in English say its number.
+    m = _TRAILING_NUMBER.search(a.counter_name)
+    label = m.group(1) if m else (a.counter if a.counter.isdigit() else a.counter_name)
+    return f"Number {ticket}, {counter_word_en} {label}"
+
+
+class Speech(Protocol):
+    def speak(self, text: str, lang: str) -> bytes:
+        """Mono 16-bit :data:`RATE` PCM frames of ``text`` spoken in ``lang``."""
+        ...
+
+
+class EspeakSpeech:
+    """Offline speech through the espeak-ng program; recent phrases are cached."""
+
+    VOICES = {"pl": "pl", "en": "en", "uk": "uk"}
+
+    def __init__(self, words_per_minute: int = 140, voices: Mapping[str, str] | None = None, cache: int = 64):
+        self.exe = shutil.which("espeak-ng")
+        if not self.exe:
+            raise AudioError("espeak-ng is not installed (apt-get install espeak-ng)")
+        self.wpm = words_per_minute
+        self.voices = {**self.VOICES, **(voices or {})}
+        self._cache: OrderedDict[tuple[str, str], bytes] = OrderedDict()
+        self._cache_size = cache
+
+    def speak(self, text: str, lang: str) -> bytes:
+        key = (text, lang)
+        if key in self._cache:
+            self._cache.move_to_end(key)
+            return self._cache[key]
+        voice = self.voices.get(lang, lang)
+        with tempfile.NamedTemporaryFile(suffix=".wav") as tmp:
+            done = subprocess.run(
+                [self.exe, "-v", voice, "-s", str(self.wpm), "-w", tmp.name, text], capture_output=True, timeout=30
+            )
+            if done.returncode != 0:
+                raise AudioError(f"espeak-ng failed for voice {voice!r}: {done.stderr.decode(errors='replace')}")
+            frames = wav_frames(Path(tmp.name).read_bytes())
+        self._cache[key] = frames
+        if len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        return frames
+
+
+# --------------------------------------------------------------------------- outputs
+
+
+class AudioOutput(Protocol):
+    def play(self, wav: bytes, meta: Mapping[str, object] | None = None) -> None:
+        """Play one WAV and return when it has finished."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class AlsaOutput:
+    """Plays through ALSA with ``aplay`` (alsa-utils, present on Raspberry Pi OS Lite).
+
+    ``device`` is an ALSA PCM name ("default", "hw:0,0", "plughw:1,0" for a USB card;
+    "null" discards the sound). The process is waited for, so announcements cannot overlap.
+    """
+
+    def __init__(self, device: str | None = None, timeout: float = 60.0) -> None:
+        self.exe = shutil.which("aplay")
+        if not self.exe:
+            raise AudioError("aplay is not installed (apt-get install alsa-utils)")
+        self.device = device or None
+        self.timeout = timeout
+
+    def play(self, wav: bytes, meta: Mapping[str, object] | None = None) -> None:
+        cmd = [self.exe, "-q", *(["-D", self.device] if self.device else []), "-"]
+        try:
+            done = subprocess.run(cmd, input=wav, capture_output=True, timeout=self.timeout)
+        except subprocess.TimeoutExpired as exc:
+            raise AudioError(f"aplay did not finish within {self.timeout}s") from exc
+        if done.returncode != 0:
+            raise AudioError(f"aplay failed: {done.stderr.decode(errors='replace').strip()}")
+
+    def close(self) -> None:
+        pass
+
+
+class FileOutput:
+    """Writes each announcement to ``directory`` as a WAV and logs start/end in ``announcements.jsonl``.
+
+    It takes as long as the sound would (divided by ``speed``), so the timing of the queue is
+    the real one: tests and installers read the log to see what was said, in which order,
+    and that no two announcements overlapped.
+    """
+
+    LOG = "announcements.jsonl"
+
+    def __init__(self, directory: str | Path, speed: float = 1.0) -> None:
+        if speed <= 0:
+            raise AudioError("playback speed must be positive")
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.speed = speed
+        self._count = len(list(self.directory.glob("*.wav")))
+        self._lock = threading.Lock()
+
+    def play(self, wav: bytes, meta: Mapping[str, object] | None = None) -> None:
+        with self._lock:
+            self._count += 1
+            n = self._count
+        label = str((meta or {}).get("ticket", "sound"))
+        path = self.directory / f"{n:04d}-{label}.wav"
+        path.write_bytes(wav)
+        duration = wav_duration(wav)
+        start = time.time()
+        time.sleep(duration / self.speed)
+        end = time.time()
+        entry = {"n": n, **(meta or {}), "file": path.name, "duration": round(duration, 3), "start": start, "end": end}
+        with open(self.directory / self.LOG, "a", encoding="utf-8") as f:
+            f.write(json.dumps(entry) + "\n")
+
+    def close(self) -> None:
+        pass
+
+    @classmethod
+    def read_log(cls, directory: str | Path) -> list[dict]:
+        p = Path(directory) / cls.LOG
+        if not p.exists():
+            return []
+        return [json.loads(line) for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+# --------------------------------------------------------------------------- the queue
+
+
+@dataclass(order=True)
+class _Item:
+    seq: int
+    order: int
+    announcement: Announcement = field(compare=False)
+
+
+class Announcer:
+    """Speaks calls one after another in ``seq`` order on its own thread.
+
+    ``announce`` never blocks and never drops: a burst of ten calls in one second becomes ten
+    announcements back to back. A failure to speak one call is logged and the next goes on.
+    """
+
+    def __init__(
+        self,
+        output: AudioOutput,
+        speech: Speech,
+        languages: Sequence[str] = ("pl",),
+        volume: float = 1.0,
+        chime: bytes | None = None,
+        counter_word_en: str = "counter",
+    ) -> None:
+        if not 0.0 <= volume <= 1.0:
+            raise AudioError("volume must be between 0.0 and 1.0")
+        self.output = output
+        self.speech = speech
+        self.languages = list(languages)
+        self.volume = volume
+        self.chime = chime if chime is not None else wav_frames(synthesise_chime())
+        self.counter_word_en = counter_word_en
+        self._heap: list[_Item] = []
+        self._order = 0
+        self._cond = threading.Condition()
+        self._busy = False
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="announcer", daemon=True)
+        self._thread.start()
+
+    def announce(self, a: Announcement) -> None:
+        with self._cond:
+            if self._closed:
+                return
+            self._order += 1
+            heapq.heappush(self._heap, _Item(a.seq, self._order, a))
+            self._cond.notify_all()
+
+    @property
+    def pending(self) -> int:
+        with self._cond:
+            return len(self._heap) + (1 if self._busy else 0)
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """True once nothing is queued or playing (False on timeout)."""
+        with self._cond:
+            return self._cond.wait_for(lambda: not self._heap and not self._busy, timeout)
+
+    def render(self, a: Announcement) -> bytes:
+        """The whole announcement as one WAV: chime, then each language in turn."""
+        parts = [self.chime]
+        for lang in self.languages:
+            text = announcement_text(a, lang, self.counter_word_en)
+            parts += [silence(GAP_SECONDS), self.speech.speak(text, lang)]
+        parts.append(silence(0.2))
+        return wav_bytes(scale(b"".join(parts), self.volume))
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._heap or self._closed)
+                if self._closed and not self._heap:
+                    return
+                item = heapq.heappop(self._heap)
+                self._busy = True
+            a = item.announcement
+            try:
+                wav = self.render(a)
+                self.output.play(wav, {"seq": a.seq, "ticket": a.ticket, "counter": a.counter, "recall": a.recall})
+            except Exception:  # one bad call must not silence the hall for the rest of the day
+                log.exception("could not announce %s (seq %s)", a.ticket, a.seq)
+            finally:
+                with self._cond:
+                    self._busy = False
+                    self._cond.notify_all()
+
+    def close(self, drain: bool = False, timeout: float = 5.0) -> None:
+        """Stop; with ``drain`` first finish what is queued."""
+        if drain:
+            self.wait_idle(timeout)
+        with self._cond:
+            self._closed = True
+            self._heap.clear()
+            self._cond.notify_all()
+        self._thread.join(timeout)
+        self.output.close()
+
+    def __enter__(self) -> Announcer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m hardware.audio chime FILE`` writes the synthesised chime to FILE."""
+    import sys
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) != 2 or args[0] != "chime":
+        print("usage: python -m hardware.audio chime FILE", file=sys.stderr)
+        return 2
+    Path(args[1]).write_bytes(synthesise_chime())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,143 @@
+"""The display's sound: words, chime, volume, the announcement queue and ALSA playback.
+
+Real espeak-ng, sox and aplay; the FileOutput sink records what was "played" and when.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from hardware.audio import (
+    RATE,
+    AlsaOutput,
+    Announcement,
+    Announcer,
+    AudioError,
+    EspeakSpeech,
+    FileOutput,
+    announcement_text,
+    load_chime,
+    synthesise_chime,
+    wav_duration,
+    wav_frames,
+)
+
+
+def soxi_duration(path: Path) -> float:
+    return float(subprocess.run(["soxi", "-D", str(path)], capture_output=True, text=True, check=True).stdout)
+
+
+def rms(path: Path) -> float:
+    out = subprocess.run(["sox", str(path), "-n", "stat"], capture_output=True, text=True).stderr
+    line = next(line for line in out.splitlines() if line.startswith("RMS     amplitude"))
+    return float(line.split(":")[1])
+
+
+def call(seq: int, ticket: str = "A023", counter_name: str = "Stanowisko 4", recall: bool = False) -> Announcement:
+    return Announcement(seq=seq, ticket=ticket, counter="4", counter_name=counter_name, recall=recall)
+
+
+def test_polish_announcement_spells_the_prefix_and_drops_leading_zeros():
+    assert announcement_text(call(1), "pl") == "Numer A 23, stanowisko 4"
+    assert announcement_text(call(1, "P100", "Stanowisko 12"), "pl") == "Numer P 100, stanowisko 12"
+    assert announcement_text(call(1, "AB0007", "Kasa 2"), "pl") == "Numer A B 7, kasa 2"
+
+
+def test_english_announcement_names_the_counter_by_its_number():
+    assert announcement_text(call(1), "en") == "Number A 23, counter 4"
+    assert announcement_text(call(1, "B007", "Pokój 15"), "en", counter_word_en="desk") == "Number B 7, desk 15"
+
+
+def test_announcement_is_the_chime_then_speech_of_plausible_length(tmp_path):
+    out = FileOutput(tmp_path, speed=50)
+    chime = wav_frames(synthesise_chime())
+    with Announcer(out, EspeakSpeech(), languages=["pl"], volume=1.0, chime=chime) as announcer:
+        announcer.announce(call(7))
+        assert announcer.wait_idle(30)
+    [entry] = FileOutput.read_log(tmp_path)
+    assert (entry["seq"], entry["ticket"], entry["recall"]) == (7, "A023", False)
+    wav = tmp_path / entry["file"]
+    assert 1.5 <= soxi_duration(wav) <= 8.0
+    frames = wav_frames(wav.read_bytes())
+    assert frames[: len(chime)] == chime, "the announcement must open with the chime"
+    speech = frames[len(chime) :]
+    assert any(speech[i : i + 2] != b"\x00\x00" for i in range(0, len(speech), 2)), "speech after the chime is silent"
+
+
+def test_english_after_polish_makes_the_announcement_longer(tmp_path):
+    durations = {}
+    for langs in (["pl"], ["pl", "en"]):
+        d = tmp_path / "-".join(langs)
+        with Announcer(FileOutput(d, speed=50), EspeakSpeech(), languages=langs) as announcer:
+            announcer.announce(call(1))
+            assert announcer.wait_idle(30)
+        durations["-".join(langs)] = soxi_duration(d / FileOutput.read_log(d)[0]["file"])
+    assert durations["pl-en"] > durations["pl"] + 1.0
+
+
+def test_volume_setting_makes_the_announcement_quieter(tmp_path):
+    levels = {}
+    for volume in (1.0, 0.25):
+        d = tmp_path / str(volume)
+        with Announcer(FileOutput(d, speed=50), EspeakSpeech(), volume=volume) as announcer:
+            announcer.announce(call(1))
+            assert announcer.wait_idle(30)
+        levels[volume] = rms(d / FileOutput.read_log(d)[0]["file"])
+    assert 0.2 <= levels[0.25] / levels[1.0] <= 0.3
+
+
+def test_queue_speaks_in_seq_order_one_at_a_time_even_when_calls_arrive_out_of_order(tmp_path):
+    out = FileOutput(tmp_path, speed=20)
+    with Announcer(out, EspeakSpeech()) as announcer:
+        announcer.announce(call(1, "A001"))
+        time.sleep(0.05)  # the first is playing; the rest queue behind it
+        for seq in (5, 3, 4, 2):
+            announcer.announce(call(seq, f"A00{seq}"))
+        assert announcer.wait_idle(60)
+    log = FileOutput.read_log(tmp_path)
+    assert [e["seq"] for e in log] == [1, 2, 3, 4, 5]
+    for before, after in zip(log, log[1:], strict=False):
+        assert before["end"] <= after["start"], f"{before['ticket']} overlaps {after['ticket']}"
+
+
+def test_a_recall_is_announced_again(tmp_path):
+    with Announcer(FileOutput(tmp_path, speed=50), EspeakSpeech()) as announcer:
+        announcer.announce(call(1, "A001"))
+        announcer.announce(call(2, "A001", recall=True))
+        assert announcer.wait_idle(30)
+    assert [(e["ticket"], e["recall"]) for e in FileOutput.read_log(tmp_path)] == [("A001", False), ("A001", True)]
+
+
+def test_chime_in_another_format_is_converted(tmp_path):
+    src = tmp_path / "bell.wav"
+    subprocess.run(["sox", "-n", "-r", "44100", "-c", "2", str(src), "synth", "0.5", "sine", "660"], check=True)
+    frames = load_chime(src)
+    assert abs(len(frames) / 2 / RATE - 0.5) < 0.01
+
+
+def test_missing_or_broken_chime_is_a_clear_error(tmp_path):
+    with pytest.raises(AudioError, match="cannot read chime"):
+        load_chime(tmp_path / "none.wav")
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"this is not audio")
+    with pytest.raises(AudioError, match="cannot convert chime"):
+        load_chime(bad)
+
+
+def test_volume_outside_zero_to_one_is_refused(tmp_path):
+    with pytest.raises(AudioError, match="volume"):
+        Announcer(FileOutput(tmp_path), EspeakSpeech(), volume=1.5)
+
+
+@pytest.mark.skipif(shutil.which("aplay") is None, reason="aplay (alsa-utils) is not installed")
+def test_alsa_output_plays_a_whole_announcement_through_aplay(tmp_path):
+    wav = synthesise_chime()
+    assert wav_duration(wav) > 1.0
+    AlsaOutput("null").play(wav)  # ALSA's null device: real aplay, real WAV parsing, no speaker needed
+    with pytest.raises(AudioError, match="aplay failed"):
+        AlsaOutput("no_such_card").play(wav)

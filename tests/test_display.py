@@ -1,0 +1,382 @@
+"""The hall display end to end: the real Kivy app under Xvfb, the real broker and server.
+
+Calls are caused the way an office causes them: kiosk ticket requests, then counter
+commands. The display's probe directory (NUMEREK_DISPLAY_PROBE) tells what is on screen and
+exports screenshots; its "files" audio output records every announcement as a WAV with the
+time it started and ended. Screenshots land in tests/artifacts/.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import wave
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from hardware.audio import FileOutput
+from tests.harness import ROOT, Peer, VirtualScreen, wait_for
+
+BASE = "numerek"
+ARROW = "\u2192"
+
+
+class DisplayProcess:
+    """``numerek-display`` as a subprocess with a probe directory and a recording speaker."""
+
+    def __init__(self, workdir: Path, broker_port: int, screen_env: dict[str, str], *, zone: str = "hall",
+                 device: str = "hall-1", size: tuple[int, int] = (1280, 720), languages: tuple[str, ...] = ("pl",),
+                 speed: float = 6.0, highlight: float = 8.0, logo: str = "") -> None:  # fmt: skip
+        self.workdir = workdir
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.probe = workdir / "probe"
+        self.audio = workdir / "audio"
+        self.config = workdir / "display.toml"
+        self.config.write_text(
+            f"""
+[display]
+id = "{device}"
+zone = "{zone}"
+logo = "{logo}"
+highlight_seconds = {highlight}
+info_text = "Zażółć gęślą jaźń {ARROW} prosimy przygotować dowód osobisty · Please have your ID ready"
+[mqtt]
+port = {broker_port}
+[screen]
+fullscreen = false
+width = {size[0]}
+height = {size[1]}
+[audio]
+output = "files"
+record_dir = "{self.audio}"
+playback_speed = {speed}
+languages = {json.dumps(list(languages))}
+""",
+            encoding="utf-8",
+        )
+        self.env = {**screen_env, "KIVY_NO_ARGS": "1", "KIVY_HOME": str(workdir / "kivy"),
+                    "NUMEREK_DISPLAY_PROBE": str(self.probe)}  # fmt: skip
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, online: bool = True) -> DisplayProcess:
+        shutil.rmtree(self.probe, ignore_errors=True)
+        log = open(self.workdir / "display.log", "ab")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "display.cli", "--config", str(self.config)],
+            env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        if online:
+            self.wait(lambda s: s["offline"] == "" and s["office"], "the display to connect")
+        return self
+
+    def shown(self) -> dict:
+        if self.proc and self.proc.poll() is not None:
+            raise AssertionError(f"display exited with {self.proc.returncode}: {self.log()[-3000:]}")
+        try:
+            return json.loads((self.probe / "screen.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+
+    def wait(self, predicate, what: str, timeout: float = 30.0) -> dict:
+        return wait_for(lambda: (s := self.shown()) and predicate(s) and s, timeout, what)
+
+    def screenshot(self, name: str, artifacts: Path) -> Path:
+        (self.probe / f"{name}.shot").write_text("")
+        png = self.probe / f"{name}.png"
+        wait_for(png.exists, 15, f"screenshot {name}")
+        assert png.stat().st_size > 5_000, "a blank screenshot"
+        out = artifacts / f"{name}.png"
+        shutil.copyfile(png, out)
+        return out
+
+    def announcements(self) -> list[dict]:
+        return FileOutput.read_log(self.audio)
+
+    def log(self) -> str:
+        p = self.workdir / "display.log"
+        return p.read_text(errors="replace") if p.exists() else ""
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.proc = None
+
+
+@pytest.fixture
+def display_factory(tmp_path, broker, screen):
+    started: list[DisplayProcess] = []
+
+    def make(name: str = "display", screen_env: dict | None = None, **kw) -> DisplayProcess:
+        d = DisplayProcess(tmp_path / name, broker.port, screen_env or screen.env(), **kw)
+        started.append(d)
+        return d
+
+    yield make
+    for d in started:
+        d.stop()
+
+
+def issue(peer: Peer, service: str, rid: str) -> str:
+    reply = peer.request(
+        f"{BASE}/kiosk/k1/request", {"v": 1, "id": rid, "service": service}, f"{BASE}/kiosk/k1/response/{rid}"
+    )
+    assert reply["ok"], reply
+    return reply["ticket"]["number"]
+
+
+def command(peer: Peer, counter: str, rid: str, action: str = "next") -> dict:
+    peer.publish(f"{BASE}/counter/{counter}/command", {"v": 1, "id": rid, "action": action})
+    reply = peer.expect(f"{BASE}/counter/{counter}/reply", where=lambda d: d["id"] == rid)
+    assert reply["ok"], reply
+    return reply
+
+
+def wav_seconds(path: Path) -> float:
+    with wave.open(str(path), "rb") as w:
+        return w.getnframes() / w.getframerate()
+
+
+def soxi_seconds(path: Path) -> float:
+    return float(subprocess.run(["soxi", "-D", str(path)], capture_output=True, text=True, check=True).stdout)
+
+
+@pytest.fixture
+def office_peer(peer):
+    peer.subscribe(f"{BASE}/kiosk/k1/response/#", f"{BASE}/counter/+/reply", f"{BASE}/zone/+/call")
+    return peer
+
+
+def test_call_is_shown_large_highlighted_and_announced_then_a_recall_again(
+    server, office_peer, display_factory, artifacts
+):
+    peer = office_peer
+    display = display_factory(highlight=4.0).start()
+    issue(peer, "rej", "t1")
+    issue(peer, "pj", "t2")
+    display.wait(lambda s: s["waiting"] == [["Rejestracja pojazdów", 1], ["Prawo jazdy", 1]], "waiting counts")
+
+    # Garbage on the zone's topics is ignored; the display keeps going.
+    peer.publish(f"{BASE}/zone/hall/call", b"not json")
+    peer.publish(f"{BASE}/zone/hall/call", {"v": 1, "seq": "x"})
+
+    command(peer, "1", "c1")
+    call = peer.expect(f"{BASE}/zone/hall/call", where=lambda d: d.get("ticket") == "A001")
+    # The call comes first, the board with the new waiting counts right after it.
+    shown = display.wait(
+        lambda s: (
+            s["newest"] == f"A001 {ARROW} Stanowisko 1"
+            and s["waiting"] == [["Rejestracja pojazdów", 0], ["Prawo jazdy", 1]]
+        ),
+        "the call and the new waiting counts on screen",
+    )
+    assert shown["highlighted"]
+    assert shown["office"] == "Urząd Testowy w Łodzi"
+    called_at = datetime.fromisoformat(call["at"])
+    server_minutes = {called_at.strftime("%H:%M"), (called_at + timedelta(minutes=1)).strftime("%H:%M")}
+    assert shown["clock"] in server_minutes, "the clock shows the server's time (office time zone)"
+    display.screenshot("display-call-1280x720", artifacts)
+
+    [said] = wait_for(display.announcements, 30, "the announcement")
+    assert (said["seq"], said["ticket"], said["recall"]) == (call["seq"], "A001", False)
+    wav = display.audio / said["file"]
+    assert wav.stat().st_size > 10_000
+    assert 1.5 <= wav_seconds(wav) <= 8.0
+    assert abs(soxi_seconds(wav) - wav_seconds(wav)) < 0.05
+
+    display.wait(lambda s: not s["highlighted"], "the highlight to end", timeout=20)
+
+    command(peer, "1", "c2", "recall")
+    recall = peer.expect(f"{BASE}/zone/hall/call", where=lambda d: d.get("recall") is True)
+    shown = display.wait(lambda s: s["newest_seq"] == recall["seq"], "the recall on screen")
+    assert shown["highlighted"] and shown["caption"].startswith("Ponowne wezwanie")
+    display.screenshot("display-recall-1280x720", artifacts)
+    log = wait_for(lambda: len(a := display.announcements()) == 2 and a, 30, "the recall announcement")
+    assert [(e["ticket"], e["recall"]) for e in log] == [("A001", False), ("A001", True)]
+
+
+def test_ten_calls_in_a_burst_are_announced_in_call_order_none_dropped_none_overlapping(
+    server, office_peer, display_factory, artifacts
+):
+    peer = office_peer
+    display = display_factory(speed=8.0).start()
+    tickets = [issue(peer, "rej", f"t{i}") for i in range(10)]
+    assert tickets == [f"A{i:03d}" for i in range(1, 11)]
+    # Ten NEXT presses at two counters, sent back to back without waiting for replies.
+    for i in range(10):
+        peer.publish(f"{BASE}/counter/{1 + i % 2}/command", {"v": 1, "id": f"n{i}", "action": "next"})
+    calls = [peer.expect(f"{BASE}/zone/hall/call", timeout=10) for _ in range(10)]
+    seqs = [c["seq"] for c in calls]
+    assert seqs == sorted(seqs) and len(set(seqs)) == 10
+
+    log = wait_for(lambda: len(a := display.announcements()) >= 10 and a, 90, "ten announcements")
+    assert [e["seq"] for e in log] == seqs, "announced in call order, each exactly once"
+    assert [e["ticket"] for e in log] == [c["ticket"] for c in calls]
+    for before, after in zip(log, log[1:], strict=False):
+        assert before["end"] <= after["start"], f"{before['ticket']} and {after['ticket']} overlap"
+    for e in log:
+        assert 1.5 <= wav_seconds(display.audio / e["file"]) <= 8.0
+    shown = display.wait(lambda s: s["newest_seq"] == seqs[-1], "the last call on screen")
+    assert len(shown["recent"]) == 6
+    display.screenshot("display-burst-1280x720", artifacts)
+
+
+def test_restarted_display_shows_the_board_at_once_and_announces_nothing_stale(
+    server, office_peer, display_factory, artifacts
+):
+    peer = office_peer
+    availability = f"{BASE}/device/display-hall-1/availability"
+    peer.subscribe(availability)
+    first = display_factory("first").start()
+    peer.take(lambda m: m.topic == availability and m.payload == b"online", 10, "display online")
+    for i in range(4):
+        issue(peer, "rej", f"t{i}")
+    command(peer, "1", "c1")
+    command(peer, "1", "c2")
+    wait_for(lambda: len(first.announcements()) == 2, 30, "two announcements")
+    first.stop()
+    peer.take(lambda m: m.topic == availability and m.payload == b"offline", 10, "display offline on stop")
+    command(peer, "1", "c3")  # A003 is called while no display is running
+
+    again = display_factory("again").start()
+    shown = again.wait(lambda s: s["newest"].startswith("A003"), "the current board after restart")
+    assert shown["recent"][:2] == [f"A002 {ARROW} Stanowisko 1", f"A001 {ARROW} Stanowisko 1"]
+    assert not shown["highlighted"], "a call from the board is not presented as new"
+    again.screenshot("display-after-restart-1280x720", artifacts)
+
+    command(peer, "1", "c4")  # the first live call after the restart
+    log = wait_for(lambda: again.announcements(), 30, "the live call's announcement")
+    again.wait(lambda s: s["newest"].startswith("A004"), "A004 on screen")
+    assert [e["ticket"] for e in again.announcements()] == ["A004"], log
+
+
+def test_broker_restart_shows_an_offline_mark_then_the_board_without_replaying_calls(
+    server, broker, office_peer, display_factory, artifacts
+):
+    peer = office_peer
+    display = display_factory().start()
+    issue(peer, "rej", "t1")
+    issue(peer, "rej", "t2")
+    command(peer, "1", "c1")
+    wait_for(lambda: len(display.announcements()) == 1, 30, "the first announcement")
+    peer.close()
+
+    broker.stop()
+    shown = display.wait(lambda s: "offline" in s["offline"], "the offline mark")
+    assert shown["newest"].startswith("A001"), "the last board stays on screen while offline"
+    display.screenshot("display-offline-1280x720", artifacts)
+
+    broker.start()
+    shown = display.wait(lambda s: s["offline"] == "" and s["newest"].startswith("A001"), "reconnect", timeout=60)
+    wait_for(lambda: server.get("/health").json()["broker_connected"], 30, "server reconnect")
+    again = Peer(broker.port)
+    try:
+        again.subscribe(f"{BASE}/counter/+/reply")
+        command(again, "1", "c2")
+        display.wait(lambda s: s["newest"].startswith("A002"), "A002 on screen")
+        log = wait_for(lambda: len(a := display.announcements()) == 2 and a, 30, "A002 announced")
+        assert [e["ticket"] for e in log] == ["A001", "A002"], "nothing replayed after the broker restart"
+    finally:
+        again.close()
+    server.stop()
+    display.wait(lambda s: "server offline" in s["offline"], "the server-offline mark")
+
+
+def test_each_display_shows_only_its_zone_at_1080p_and_720p(server, office_peer, display_factory, artifacts):
+    peer = office_peer
+    big = VirtualScreen(1920, 1080)
+    try:
+        hall = display_factory("hall", screen_env=big.env()).start()
+        upstairs = display_factory(
+            "upstairs",
+            screen_env=big.env(),
+            zone="upstairs",
+            device="up-1",
+            size=(1920, 1080),
+            languages=("pl", "en"),
+            logo=str(Path(kivy_package_dir()) / "data" / "logo" / "kivy-icon-256.png"),
+        ).start()
+        issue(peer, "pasz", "p1")
+        issue(peer, "pasz", "p2")
+        issue(peer, "rej", "a1")
+        command(peer, "3", "c3")  # P001 at counter 3, upstairs
+        command(peer, "1", "c1")  # A001 at counter 1, hall
+
+        shown = upstairs.wait(
+            lambda s: s["newest"] == f"P001 {ARROW} Stanowisko 3" and s["waiting"] == [["Paszporty", 1]],
+            "P001 upstairs, one passport client still waiting",
+        )
+        assert shown["window"] == [1920, 1080]
+        shown = hall.wait(lambda s: s["newest"] == f"A001 {ARROW} Stanowisko 1", "A001 in the hall")
+        assert shown["recent"] == [] and [n for n, _ in shown["waiting"]] == ["Rejestracja pojazdów", "Prawo jazdy"]
+
+        up_log = wait_for(upstairs.announcements, 30, "the upstairs announcement")
+        hall_log = wait_for(hall.announcements, 30, "the hall announcement")
+        upstairs.screenshot("display-upstairs-1920x1080", artifacts)
+        hall.screenshot("display-hall-zone-1280x720", artifacts)
+        assert [e["ticket"] for e in up_log] == ["P001"]
+        assert [e["ticket"] for e in hall_log] == ["A001"]
+        bilingual = wav_seconds(upstairs.audio / up_log[0]["file"])
+        assert 3.0 <= bilingual <= 12.0, "Polish then English"
+    finally:
+        big.stop()
+
+
+def test_bad_config_is_refused_with_the_field_named(tmp_path):
+    cases = {
+        "[audio]\nvolume = 3\n": "audio.volume",
+        '[audio]\noutput = "files"\n': "record_dir",
+        '[display]\nzone = "hall/#"\n': "display.zone",
+        "[display\n": "not valid TOML",
+        '[screen]\nfont = "/nonexistent.ttf"\n': "screen.font",
+    }
+    for text, named in cases.items():
+        bad = tmp_path / "display.toml"
+        bad.write_text(text, encoding="utf-8")
+        done = subprocess.run(
+            [sys.executable, "-m", "display.cli", "--config", str(bad)], capture_output=True, text=True, cwd=ROOT
+        )
+        assert done.returncode == 2, text
+        assert named in done.stderr, (text, done.stderr)
+        assert "Traceback" not in done.stderr
+
+
+def kivy_package_dir() -> str:
+    import importlib.util
+
+    spec = importlib.util.find_spec("kivy")
+    assert spec and spec.origin
+    return str(Path(spec.origin).parent)
+
+
+def test_test_audio_command_says_one_call_through_the_configured_output(tmp_path):
+    cfg = tmp_path / "display.toml"
+    cfg.write_text('[audio]\noutput = "files"\nrecord_dir = "rec"\nplayback_speed = 50\nlanguages = ["pl", "en"]\n')
+    done = subprocess.run(
+        [sys.executable, "-m", "display.cli", "--config", str(cfg), "--test-audio", "A023", "Stanowisko 4"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "pl: Numer A 23, stanowisko 4" in done.stdout and "en: Number A 23, counter 4" in done.stdout
+    [said] = FileOutput.read_log(tmp_path / "rec")
+    assert said["ticket"] == "A023" and 3.0 <= wav_seconds(tmp_path / "rec" / said["file"]) <= 12.0
+
+
+def test_shipped_example_config_is_valid():
+    example = ROOT / "display" / "examples" / "display.toml"
+    done = subprocess.run(
+        [sys.executable, "-m", "display.cli", "--config", str(example), "--check"], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert "zone hall" in done.stdout

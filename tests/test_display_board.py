@@ -1,0 +1,104 @@
+"""The display's rules without a screen: what is new, what is stale, what time it is."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from display.board import BoardState, ServerClock, call_line
+from protocol.messages import BoardMessage, CallMessage, ServiceInfo, ServicesMessage
+
+WARSAW_SUMMER = timezone(timedelta(hours=2))
+T0 = datetime(2031, 5, 1, 10, 0, 5, tzinfo=WARSAW_SUMMER)
+
+
+class FakeMonotonic:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def make_call(seq: int, ticket: str, counter: str = "1", zone: str = "hall", recall: bool = False) -> CallMessage:
+    return CallMessage(
+        seq=seq, ticket=ticket, service="rej", counter=counter, counter_name=f"Stanowisko {counter}",
+        zone=zone, recall=recall, at=T0,
+    )  # fmt: skip
+
+
+def make_board(seq: int, calls: list[CallMessage], zone: str = "hall", waiting: dict | None = None) -> BoardMessage:
+    return BoardMessage(zone=zone, seq=seq, calls=calls, waiting=waiting or {"rej": 2}, server_time=T0)
+
+
+def state() -> BoardState:
+    return BoardState(zone="hall", clock=ServerClock(monotonic=FakeMonotonic()))
+
+
+def test_board_is_shown_but_its_calls_are_not_new():
+    s = state()
+    assert s.apply_board(make_board(5, [make_call(5, "A005"), make_call(3, "A003")]))
+    assert call_line(s.newest) == "A005 \u2192 Stanowisko 1"
+    assert not s.highlighted
+    assert not s.apply_call(make_call(5, "A005")), "a call already on the board is not announced again"
+    assert not s.apply_call(make_call(4, "A004")), "an older call is never presented as new"
+
+
+def test_live_call_with_higher_seq_is_new_highlighted_and_moves_to_the_top():
+    s = state()
+    s.apply_board(make_board(5, [make_call(5, "A005"), make_call(3, "A003")]))
+    assert s.apply_call(make_call(6, "A003", counter="2"), highlight_seconds=5)
+    assert [c.ticket for c in s.calls] == ["A003", "A005"]
+    assert s.highlighted
+    s.clock.monotonic.now += 6
+    assert not s.highlighted
+
+
+def test_recall_has_its_own_seq_and_is_new():
+    s = state()
+    assert s.apply_call(make_call(1, "A001"))
+    assert s.apply_call(make_call(2, "A001", recall=True))
+    assert [c.ticket for c in s.calls] == ["A001"]
+
+
+def test_another_zones_board_and_calls_change_nothing():
+    s = state()
+    s.apply_board(make_board(2, [make_call(2, "A002")]))
+    assert not s.apply_board(make_board(9, [make_call(9, "P009", zone="upstairs")], zone="upstairs"))
+    assert not s.apply_call(make_call(10, "P010", counter="3", zone="upstairs"))
+    assert [c.ticket for c in s.calls] == ["A002"] and s.known_seq == 2
+
+
+def test_server_numbering_that_restarts_is_followed():
+    s = state()
+    s.apply_board(make_board(40, [make_call(40, "A040")]))
+    s.apply_board(make_board(0, []))
+    assert s.newest is None
+    assert s.apply_call(make_call(1, "A001")), "after a server reset its first call must be announced"
+
+
+def test_clock_and_date_come_from_the_server_not_this_machine():
+    s = state()
+    assert s.clock_text() == ("", ""), "no time is shown before the server has told it"
+    s.apply_board(make_board(0, []))
+    assert s.clock_text() == ("10:00", "czwartek, 1 maja 2031")
+    s.clock.monotonic.now += 60
+    assert s.clock_text()[0] == "10:01"
+
+
+def test_waiting_rows_use_the_zones_service_names_in_server_order():
+    s = state()
+    info = dict(prefix="A", available=True, waiting=0, estimated_wait_min=0, open_counters=1)
+    s.apply_services(
+        ServicesMessage(
+            office="Urząd",
+            services=[
+                ServiceInfo(id="pj", name={"pl": "Prawo jazdy", "en": "Driving licences"}, zone="hall", **info),
+                ServiceInfo(id="pasz", name={"pl": "Paszporty", "en": "Passports"}, zone="upstairs", **info),
+                ServiceInfo(id="rej", name={"pl": "Rejestracja", "en": "Registration"}, zone="hall", **info),
+            ],
+            server_time=T0,
+        )
+    )
+    s.apply_board(make_board(0, [], waiting={"rej": 3, "pj": 1}))
+    assert s.waiting_rows() == [("Prawo jazdy", 1), ("Rejestracja", 3)]
+    assert s.waiting_rows("en") == [("Driving licences", 1), ("Registration", 3)]
