@@ -21,6 +21,7 @@ from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel
 
 from protocol.messages import CounterReply, ServiceInfo
+from server.clerk_panel import build_clerk_router
 from server.domain import TicketStatus
 from server.service import NumerekServer
 
@@ -205,4 +206,5 @@ def build_app(server: NumerekServer, manage_lifecycle: bool = True) -> FastAPI:
         return JSONResponse({"detail": errors}, status_code=422)
 
     app.include_router(build_router(server))
+    app.include_router(build_clerk_router(server))
     return app

@@ -1,0 +1,101 @@
+"""``numerek-counter``: run the counter unit (buttons, LED, number display) from its config.
+
+On a Pi: ``numerek-counter --config /etc/numerek/counter.toml``. Without hardware (the
+one-machine demo) add ``--mock-pins``: gpiozero's MockFactory stands in for the header and
+the buttons are pressed by typing their names on standard input (``next``, ``hold pause``,
+``rate 5``...; ``help`` lists them), with ``kind = "console"`` displays logging what the
+client would read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+import time
+
+from counter.config import EXAMPLE_CONFIG, ConfigError, load_config
+
+HELP = """type a button and Enter ('1:' before it picks a counter when the unit drives two):
+  next | recall | no_show | finish | transfer [N] | hold pause | pause | rate R | state | quit"""
+
+
+def _drive_from_stdin(unit) -> None:  # pragma: no cover - interactive demo aid
+    """Press mock buttons from typed lines: the demo's stand-in for fingers."""
+    first = next(iter(unit.stations))
+    for line in sys.stdin:
+        words = line.strip().split()
+        if not words:
+            continue
+        station_id = first
+        if words[0].endswith(":"):
+            station_id = words.pop(0)[:-1]
+        station = unit.stations.get(station_id)
+        if station is None or not words:
+            print(f"no counter {station_id!r}; this unit drives {list(unit.stations)}")
+            continue
+        cmd, arg = words[0], (words[1] if len(words) > 1 else "")
+        if cmd == "quit":
+            break
+        if cmd == "state":
+            print(station.indicator(), station.display.text)
+            continue
+        name = {"transfer": f"transfer{arg or 0}", "rate": f"rate{arg}", "hold": arg}.get(cmd, cmd)
+        button = station.buttons.get(name)
+        if button is None:
+            print(HELP)
+            continue
+        button.pin.drive_low() if button.pull_up else button.pin.drive_high()
+        time.sleep(station.cfg.hold_s + 0.3 if cmd == "hold" else 0.1)
+        button.pin.drive_high() if button.pull_up else button.pin.drive_low()
+    unit._stop.set()
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="numerek-counter", description=__doc__.split("\n\n")[0])
+    p.add_argument("--config", default=str(EXAMPLE_CONFIG), help="counter config (TOML)")
+    p.add_argument("--check", action="store_true", help="validate the config and exit")
+    p.add_argument("--mock-pins", action="store_true", help="demo without a Pi: mock GPIO, buttons from stdin")
+    p.add_argument("--log-level", default="INFO")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        cfg = load_config(args.config)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    if args.check:
+        ids = ", ".join(c.id for c in cfg.counters)
+        print(f"{args.config}: OK — counters {ids}, broker {cfg.broker.host}:{cfg.broker.port}")
+        return 0
+
+    from gpiozero.exc import GPIOZeroError
+
+    from counter.unit import CounterUnit
+    from hardware.number_display import DisplayError
+
+    pin_factory = None
+    if args.mock_pins:
+        from gpiozero.pins.mock import MockFactory
+
+        pin_factory = MockFactory()
+    try:
+        unit = CounterUnit(cfg, pin_factory=pin_factory)
+    except (GPIOZeroError, DisplayError, OSError) as exc:
+        print(f"cannot start the counter unit: {exc}", file=sys.stderr)
+        return 3
+    signal.signal(signal.SIGTERM, lambda *_: unit._stop.set())
+    if args.mock_pins:
+        print(HELP)
+        threading.Thread(target=_drive_from_stdin, args=(unit,), daemon=True).start()
+    try:
+        unit.run_forever()
+    except KeyboardInterrupt:
+        unit.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

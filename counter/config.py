@@ -1,0 +1,238 @@
+"""The counter unit's configuration (TOML), validated with pydantic.
+
+One file describes one Raspberry Pi: the broker it talks to and the counter(s) it drives
+(a Pi between two neighbouring counters can drive both). Pins are BCM GPIO numbers
+(``17`` or ``"GPIO17"``); ``"BOARD11"`` style names are accepted too. Every pin may be used
+once in the whole file: two buttons on one pin would make one press act twice, so that is
+refused with the names of both users. counter/examples/counter.toml is the documented example.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from protocol.topics import ID_PATTERN
+
+EXAMPLE_CONFIG = Path(__file__).parent / "examples" / "counter.toml"
+
+_PIN_NAME = re.compile(r"^(GPIO|BCM|BOARD|J8:)\d{1,2}$")
+
+DeviceId = Annotated[str, Field(pattern=ID_PATTERN)]
+
+
+class ConfigError(ValueError):
+    """A config file that cannot be used; the message names the file and every problem."""
+
+
+def normalise_pin(value: int | str) -> str:
+    """A pin as gpiozero takes it: ``17`` -> ``"GPIO17"``."""
+    if isinstance(value, bool):
+        raise ValueError("a pin is a BCM number like 17 or a name like 'GPIO17'")
+    if isinstance(value, int):
+        if not 0 <= value <= 27:
+            raise ValueError(f"BCM pin {value} does not exist on a Raspberry Pi header (0-27)")
+        return f"GPIO{value}"
+    text = value.strip().upper()
+    if text.isdigit():
+        return normalise_pin(int(text))
+    if not _PIN_NAME.match(text):
+        raise ValueError(f"{value!r} is not a pin: use a BCM number like 17 or a name like 'GPIO17' or 'BOARD11'")
+    return text
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BrokerConfig(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(1883, ge=1, le=65535)
+    username: str | None = None
+    password: str | None = None
+    tls_ca: str | None = None
+    topic_base: str = Field("numerek", pattern=r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$")
+    keepalive: int = Field(10, ge=2, le=120)
+
+
+class UnitConfig(_Strict):
+    device: DeviceId | None = Field(None, description="availability id; default counter-<ids>")
+    reply_timeout_s: float = Field(3.0, gt=0, le=30, description="no reply by then: the press failed")
+    message_s: float = Field(4.0, gt=0, le=60, description="how long an error or notice stays on the display")
+
+
+def _pin_field(v: int | str | None) -> str | None:
+    return None if v is None else normalise_pin(v)
+
+
+class Buttons(_Strict):
+    """The clerk's buttons. Any may be left out; ``pull_up`` true = button wired to GND."""
+
+    next: str | None = None
+    recall: str | None = None
+    no_show: str | None = None
+    finish: str | None = None
+    pause: str | None = Field(None, description="held for hold_s: pause an open counter, open a paused one")
+    pull_up: bool = True
+
+    @field_validator("next", "recall", "no_show", "finish", "pause", mode="before")
+    @classmethod
+    def _pin(cls, v: int | str | None) -> str | None:
+        return _pin_field(v)
+
+
+class TransferButton(_Strict):
+    """A TRANSFER button with its fixed target: a service or a counter, not both."""
+
+    pin: str
+    service: DeviceId | None = None
+    counter: DeviceId | None = None
+    label: str | None = Field(None, max_length=16, description="shown on the display after the transfer")
+
+    @field_validator("pin", mode="before")
+    @classmethod
+    def _pin(cls, v: int | str) -> str:
+        return normalise_pin(v)
+
+    @model_validator(mode="after")
+    def _one_target(self) -> TransferButton:
+        if (self.service is None) == (self.counter is None):
+            raise ValueError("a transfer button needs exactly one of 'service' or 'counter'")
+        return self
+
+
+class FeedbackButton(_Strict):
+    """One of the client's rating buttons (e.g. three: 1 = unhappy, 3, 5 = happy)."""
+
+    pin: str
+    rating: int = Field(ge=1, le=5)
+
+    @field_validator("pin", mode="before")
+    @classmethod
+    def _pin(cls, v: int | str) -> str:
+        return normalise_pin(v)
+
+
+class LedConfig(_Strict):
+    """An RGB status LED (three pins). ``active_high`` false for a common-anode LED."""
+
+    red: str
+    green: str
+    blue: str
+    active_high: bool = True
+
+    @field_validator("red", "green", "blue", mode="before")
+    @classmethod
+    def _pin(cls, v: int | str) -> str:
+        return normalise_pin(v)
+
+
+class DisplayConfig(_Strict):
+    """The client-facing number display. ``lcd``: HD44780 over I2C (RPLCD)."""
+
+    kind: Literal["lcd", "console", "memory", "none"] = "lcd"
+    address: int = Field(0x27, ge=0x03, le=0x77, description="I2C address (PCF8574 backpacks: 0x27 or 0x3F)")
+    port: int = Field(1, ge=0, le=20, description="I2C bus: /dev/i2c-<port>")
+    expander: Literal["PCF8574", "MCP23008", "MCP23017"] = "PCF8574"
+    cols: int = Field(16, ge=8, le=40)
+    rows: int = Field(2, ge=1, le=4)
+    charmap: Literal["A00", "A02", "ST0B"] = "A00"
+
+
+class CounterConfig(_Strict):
+    id: DeviceId
+    name: str | None = Field(None, max_length=40, description="for the display; default: the server's name")
+    bounce_ms: int = Field(30, ge=0, le=500, description="edges closer than this to the previous edge are contact bounce")
+    hold_s: float = Field(2.0, ge=0.5, le=10, description="how long PAUSE must be held")
+    double_press_s: float = Field(
+        0.8, ge=0, le=5, description="a second press of the same button this soon is the same press"
+    )
+    buttons: Buttons = Buttons()
+    transfer: list[TransferButton] = Field(default_factory=list, max_length=6)
+    feedback: list[FeedbackButton] = Field(default_factory=list)
+    led: LedConfig | None = None
+    display: DisplayConfig = DisplayConfig()
+
+    @model_validator(mode="after")
+    def _check(self) -> CounterConfig:
+        if self.feedback:
+            if not 3 <= len(self.feedback) <= 5:
+                raise ValueError(f"feedback needs 3 to 5 buttons, not {len(self.feedback)}")
+            ratings = [b.rating for b in self.feedback]
+            if len(set(ratings)) != len(ratings):
+                raise ValueError(f"feedback buttons repeat a rating: {ratings}")
+        for t in self.transfer:
+            if t.counter == self.id:
+                raise ValueError(f"counter {self.id} cannot transfer to itself")
+        return self
+
+    def pins(self) -> list[tuple[str, str]]:
+        """(pin, what uses it) for every pin of this counter."""
+        out: list[tuple[str, str]] = []
+        for name in ("next", "recall", "no_show", "finish", "pause"):
+            pin = getattr(self.buttons, name)
+            if pin:
+                out.append((pin, f"counter {self.id} button {name}"))
+        out += [(t.pin, f"counter {self.id} transfer to {t.service or 'counter ' + str(t.counter)}") for t in self.transfer]
+        out += [(b.pin, f"counter {self.id} feedback {b.rating}") for b in self.feedback]
+        if self.led:
+            out += [(self.led.red, f"counter {self.id} led red"), (self.led.green, f"counter {self.id} led green")]
+            out += [(self.led.blue, f"counter {self.id} led blue")]
+        return out
+
+
+class CounterUnitConfig(_Strict):
+    broker: BrokerConfig = BrokerConfig()
+    unit: UnitConfig = UnitConfig()
+    counters: list[CounterConfig] = Field(min_length=1, max_length=4)
+
+    @model_validator(mode="after")
+    def _check(self) -> CounterUnitConfig:
+        ids = [c.id for c in self.counters]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"counter ids repeat: {ids}")
+        users: dict[str, str] = {}
+        for c in self.counters:
+            for pin, what in c.pins():
+                if pin in users:
+                    raise ValueError(f"pin {pin} is used twice: by {users[pin]} and by {what}")
+                users[pin] = what
+        lcds: dict[tuple[int, int], str] = {}
+        for c in self.counters:
+            if c.display.kind == "lcd":
+                key = (c.display.port, c.display.address)
+                if key in lcds:
+                    raise ValueError(
+                        f"counters {lcds[key]} and {c.id} both use the LCD at I2C bus {key[0]} address {key[1]:#04x}"
+                    )
+                lcds[key] = c.id
+        return self
+
+    @property
+    def device(self) -> str:
+        return self.unit.device or ("counter-" + "-".join(c.id for c in self.counters))[:32]
+
+
+def load_config(path: str | Path) -> CounterUnitConfig:
+    """Read and validate a counter config; :class:`ConfigError` lists every problem found."""
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path}: no such file") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    try:
+        return CounterUnitConfig.model_validate(raw)
+    except ValidationError as exc:
+        problems = []
+        for e in exc.errors():
+            where = ".".join(str(p) for p in e["loc"]) or "(top level)"
+            problems.append(f"  {where}: {e['msg'].removeprefix('Value error, ')}")
+        raise ConfigError(f"{path}: invalid counter config:\n" + "\n".join(problems)) from exc

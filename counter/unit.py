@@ -1,0 +1,510 @@
+"""The counter unit daemon: clerk buttons in, commands to the server, LED and display out.
+
+The unit holds no queue state of its own. What it shows comes from the server's retained
+``CounterState``; a press becomes one ``CounterCommand`` carrying the ticket the unit shows
+as ``current``, so the server refuses (``stale``) a press that was about a ticket that is no
+longer current. That is what makes a bouncing contact or a nervous double press call one
+ticket, not two: the unit adds only two cheap local filters in front of it (contact bounce,
+and a second press of the same button within ``double_press_s`` re-using the first press's
+``current``).
+
+Offline is shown, never hidden: when the broker or the server is unreachable the LED blinks
+red and the display says so. A press then is refused on the spot (red LED, "Nie wyslano")
+and dropped; it is never queued. To make sure paho does not re-send an unacknowledged
+command after a reconnect minutes later, the unit throws its MQTT client away whenever
+the connection drops and connects with a fresh one (clean start, no session), so nothing
+from before the outage can be replayed. After reconnecting the retained state is the truth.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import paho.mqtt.client as mqtt
+from gpiozero import RGBLED, Button
+from pydantic import ValidationError
+
+from counter.config import CounterConfig, CounterUnitConfig, DisplayConfig
+from hardware.number_display import ConsoleDisplay, HD44780Display, MemoryDisplay, NumberDisplay
+from protocol.messages import CounterAction, CounterCommand, CounterReply, CounterState, CounterStatus, ErrorCode
+from protocol.mqtt import BrokerSettings, connect_properties, make_client
+from protocol.topics import OFFLINE, ONLINE, Topics
+
+log = logging.getLogger(__name__)
+
+# What the LED shows, most important first. Colours are (red, green, blue).
+OFFLINE_STATE, ERROR, READY, SERVING, PAUSED, CLOSED = "offline", "error", "ready", "serving", "paused", "closed"
+LED_COLOURS: dict[str, tuple[int, int, int]] = {
+    ERROR: (1, 0, 0),
+    READY: (0, 1, 0),
+    SERVING: (0, 0, 1),
+    PAUSED: (1, 1, 0),
+    CLOSED: (1, 1, 0),
+}
+OFFLINE_BLINK_S = 0.5
+
+# Why a press was refused, in words that fit the 16-column display (Polish, without diacritics
+# on the glass: the display converts). The clerk reads these; the client sees the number line.
+REFUSAL_TEXT: dict[str, str] = {
+    "offline": "Nie wyslano!",
+    "timeout": "Brak odpowiedzi",
+    ErrorCode.NO_CURRENT_TICKET: "Brak klienta",
+    ErrorCode.QUEUE_EMPTY: "Kolejka pusta",
+    ErrorCode.COUNTER_CLOSED: "Najpierw otworz",
+    ErrorCode.COUNTER_PAUSED: "Przerwa",
+    ErrorCode.NOT_ALLOWED: "Niedozwolone",
+    ErrorCode.UNKNOWN_TICKET: "Brak biletu",
+    ErrorCode.UNKNOWN_SERVICE: "Zla usluga",
+    ErrorCode.UNKNOWN_COUNTER: "Zle stanowisko",
+}
+
+# The client pressed a rating button: tell them in their terms.
+RATING_REFUSAL_TEXT: dict[str, str] = {
+    ErrorCode.UNKNOWN_TICKET: "Brak do oceny",
+    ErrorCode.NOT_ALLOWED: "Juz oceniono",
+}
+
+# Actions about the ticket being served carry ``current`` (see CounterCommand).
+ABOUT_CURRENT = {
+    CounterAction.NEXT,
+    CounterAction.RECALL,
+    CounterAction.NO_SHOW,
+    CounterAction.FINISH,
+    CounterAction.TRANSFER,
+}
+
+
+def make_display(counter_id: str, cfg: DisplayConfig) -> NumberDisplay:
+    if cfg.kind == "lcd":
+        return HD44780Display(cfg.address, cfg.port, cfg.expander, cfg.cols, cfg.rows, cfg.charmap)
+    if cfg.kind == "console":
+        return ConsoleDisplay(f"counter {counter_id}", cfg.cols, cfg.rows)
+    return MemoryDisplay(cfg.cols, cfg.rows)
+
+
+class Debounce:
+    """Contact-bounce filter that works the same with every gpiozero pin factory.
+
+    A press counts only if the contact was quiet for ``bounce_s`` before it closed; every
+    edge (counted or not) restarts the quiet period. So the burst of edges a mechanical
+    switch makes when it closes or opens yields one press, and the first edge acts at once.
+    (gpiozero's own ``bounce_time`` depends on the pin factory: MockFactory ignores it.)
+    """
+
+    def __init__(self, bounce_s: float) -> None:
+        self.bounce_s = bounce_s
+        self._last_edge = float("-inf")
+        self._lock = threading.Lock()
+
+    def edge(self) -> bool:
+        """Record an edge; True if it counts (a real press or release, not bounce)."""
+        now = time.monotonic()
+        with self._lock:
+            quiet = now - self._last_edge >= self.bounce_s
+            self._last_edge = now
+        return quiet
+
+
+@dataclass
+class _Pending:
+    station: Station
+    action: CounterAction
+    deadline: float
+
+
+class Station:
+    """One counter driven by this unit: its buttons, LED, display and last known state."""
+
+    def __init__(self, unit: CounterUnit, cfg: CounterConfig, display: NumberDisplay, pin_factory=None) -> None:
+        self.unit = unit
+        self.cfg = cfg
+        self.id = cfg.id
+        self.display = display
+        self.state: CounterState | None = None
+        self.led: RGBLED | None = None
+        self.buttons: dict[str, Button] = {}
+        self._message: tuple[str, bool, float] | None = None  # text, is_error, until (monotonic)
+        self._shown_indicator: str | None = None
+        self._last_press: dict[str, tuple[float, str]] = {}  # button -> (time, current sent)
+        self._held = False
+        if cfg.led:
+            self.led = RGBLED(
+                cfg.led.red, cfg.led.green, cfg.led.blue, active_high=cfg.led.active_high, pwm=False,
+                pin_factory=pin_factory,
+            )  # fmt: skip
+        b = cfg.buttons
+        for name, action in (
+            ("next", CounterAction.NEXT),
+            ("recall", CounterAction.RECALL),
+            ("no_show", CounterAction.NO_SHOW),
+            ("finish", CounterAction.FINISH),
+        ):
+            pin = getattr(b, name)
+            if pin:
+                self._button(name, pin, b.pull_up, pin_factory, lambda a=action, n=name: self.press(a, n))
+        for i, t in enumerate(cfg.transfer):
+            self._button(
+                f"transfer{i}", t.pin, b.pull_up, pin_factory,
+                lambda t=t, i=i: self.press(
+                    CounterAction.TRANSFER, f"transfer{i}", target_service=t.service, target_counter=t.counter
+                ),
+            )  # fmt: skip
+        for f in cfg.feedback:
+            self._button(f"rate{f.rating}", f.pin, b.pull_up, pin_factory, lambda r=f.rating: self.rate(r))
+        if b.pause:
+            btn = self._button("pause", b.pause, b.pull_up, pin_factory, self._pause_pressed, hold=True)
+            btn.when_held = self._pause_held
+
+    def _button(
+        self, name: str, pin: str, pull_up: bool, pin_factory, on_press: Callable[[], None], hold: bool = False
+    ) -> Button:
+        button = Button(pin, pull_up=pull_up, bounce_time=None, hold_time=self.cfg.hold_s, pin_factory=pin_factory)
+        debounce = Debounce(self.cfg.bounce_ms / 1000)
+
+        def pressed() -> None:
+            if debounce.edge():
+                on_press()
+
+        def released() -> None:
+            counted = debounce.edge()
+            if hold and counted:
+                self._pause_released()
+
+        button.when_pressed = pressed
+        button.when_released = released
+        self.buttons[name] = button
+        return button
+
+    # ------------------------------------------------------------------ presses
+
+    def press(self, action: CounterAction, button: str, **fields) -> None:
+        """A clerk's button: send the command about the ticket shown now."""
+        current = None
+        if action in ABOUT_CURRENT:
+            now = time.monotonic()
+            with self.unit.lock:
+                shown = self.shown_ticket() or ""
+                last = self._last_press.get(button)
+                if last is not None and now - last[0] < self.cfg.double_press_s:
+                    current = last[1]  # the same press again: about the same ticket, so refused as stale
+                else:
+                    current = shown
+                    self._last_press[button] = (now, shown)
+        log.info("counter %s: %s pressed (current %r)", self.id, button, current)
+        self.unit.send(self, action, current=current, **fields)
+
+    def rate(self, rating: int) -> None:
+        now = time.monotonic()
+        last = self._last_press.get("rate")
+        if last is not None and now - last[0] < self.cfg.double_press_s:
+            log.info("counter %s: rating %d ignored: a double press", self.id, rating)
+            return  # one client, one rating: the server would refuse the second anyway
+        self._last_press["rate"] = (now, "")
+        log.info("counter %s: client rated %d", self.id, rating)
+        self.unit.send(self, CounterAction.RATE, rating=rating)
+
+    def _pause_pressed(self) -> None:
+        self._held = False
+
+    def _pause_held(self) -> None:
+        self._held = True
+        with self.unit.lock:
+            status = self.state.status if self.state else None
+        action = CounterAction.PAUSE if status == CounterStatus.OPEN else CounterAction.OPEN
+        log.info("counter %s: pause held -> %s", self.id, action.value)
+        self.unit.send(self, action)
+
+    def _pause_released(self) -> None:
+        if not self._held:
+            self.notice("Przytrzymaj", error=False)  # a short press of PAUSE does nothing: say how
+
+    # ------------------------------------------------------------------ results
+
+    def accepted(self, action: CounterAction, reply: CounterReply) -> None:
+        if action == CounterAction.NEXT and reply.ticket is None:
+            self.notice("Kolejka pusta", error=False)
+        elif action == CounterAction.TRANSFER:
+            self.notice("Przekazano", error=False)
+        elif action == CounterAction.RATE:
+            self.notice("Dziekujemy!", error=False)
+
+    def refused(self, code: str, message: str = "", action: CounterAction | None = None) -> None:
+        if code == ErrorCode.STALE:
+            # The second of a double press (or the panel acted first): nothing to tell.
+            log.info("counter %s: stale press ignored (%s)", self.id, message)
+            return
+        log.warning("counter %s: %s refused: %s %s", self.id, action.value if action else "press", code, message)
+        text = (RATING_REFUSAL_TEXT.get(code) if action == CounterAction.RATE else None) or REFUSAL_TEXT.get(code)
+        self.notice(text or f"Blad {code}", error=True)
+
+    def notice(self, text: str, error: bool) -> None:
+        with self.unit.lock:
+            self._message = (text, error, time.monotonic() + self.unit.config.unit.message_s)
+        self.render()
+
+    # ------------------------------------------------------------------ output
+
+    def shown_ticket(self) -> str | None:
+        return self.state.ticket.number if self.state and self.state.ticket else None
+
+    def indicator(self) -> str:
+        """What the LED shows: offline, error, ready, serving, paused or closed."""
+        if not self.unit.online:
+            if self._message and self._message[1]:
+                return ERROR
+            return OFFLINE_STATE
+        if self._message and self._message[1]:
+            return ERROR
+        if self.state is None:
+            return OFFLINE_STATE
+        if self.state.status == CounterStatus.PAUSED:
+            return PAUSED
+        if self.state.status == CounterStatus.CLOSED:
+            return CLOSED
+        return SERVING if self.state.ticket else READY
+
+    def lines(self) -> tuple[str, str]:
+        """What the client at the counter reads: the number on top, a note or our name below."""
+        ticket = self.shown_ticket()
+        if ticket:
+            top = f"Numer {ticket}"
+        elif self.state is None:
+            top = "Numerek"
+        elif self.state.status == CounterStatus.PAUSED:
+            top = "Przerwa"
+        elif self.state.status == CounterStatus.CLOSED:
+            top = "Nieczynne"
+        else:
+            top = "Zapraszamy"
+        if self._message:
+            bottom = self._message[0]
+        elif not self.unit.online:
+            bottom = "Brak polaczenia"
+        elif self.state is None:
+            bottom = "Laczenie..."
+        else:
+            bottom = self.cfg.name or self.state.name
+        return top.center(self.display.cols).rstrip(), bottom
+
+    def render(self) -> None:
+        with self.unit.lock:
+            if self._message and time.monotonic() >= self._message[2]:
+                self._message = None
+            lines = self.lines()
+            indicator = self.indicator()
+            self.display.show(lines)
+            if self.led is not None and indicator != self._shown_indicator:
+                if indicator == OFFLINE_STATE:
+                    self.led.blink(OFFLINE_BLINK_S, OFFLINE_BLINK_S, on_color=(1, 0, 0), off_color=(0, 0, 0))
+                else:
+                    self.led.color = LED_COLOURS[indicator]
+            self._shown_indicator = indicator
+
+    def close(self) -> None:
+        for b in self.buttons.values():
+            b.close()
+        if self.led is not None:
+            self.led.close()
+        self.display.close()
+
+
+class CounterUnit:
+    """All stations of one Pi and their one MQTT connection."""
+
+    def __init__(
+        self,
+        config: CounterUnitConfig,
+        displays: dict[str, NumberDisplay] | None = None,
+        pin_factory=None,
+    ) -> None:
+        self.config = config
+        self.topics = Topics(config.broker.topic_base)
+        self.lock = threading.RLock()
+        self.broker_connected = False
+        self.server_online = False
+        self._client: mqtt.Client | None = None
+        self._pending: dict[str, _Pending] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.stations: dict[str, Station] = {}
+        displays = displays or {}
+        try:
+            for c in config.counters:
+                display = displays.get(c.id) or make_display(c.id, c.display)
+                self.stations[c.id] = Station(self, c, display, pin_factory)
+        except Exception:
+            for s in self.stations.values():
+                s.close()
+            raise
+        self._by_state_topic = {self.topics.counter_state(sid): s for sid, s in self.stations.items()}
+        self._reply_topics = {self.topics.counter_reply(s) for s in self.stations}
+        self.render_all()
+
+    @property
+    def online(self) -> bool:
+        """Commands can reach the server now."""
+        return self.broker_connected and self.server_online
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> CounterUnit:
+        self._thread = threading.Thread(target=self._run, name="counter-mqtt", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=10)
+        for s in self.stations.values():
+            s.close()
+
+    def run_forever(self) -> None:
+        self.start()
+        try:
+            while self._thread and self._thread.is_alive():
+                self._thread.join(0.5)
+        finally:
+            self.stop()
+
+    # ------------------------------------------------------------------ MQTT
+
+    def _run(self) -> None:
+        b = self.config.broker
+        settings = BrokerSettings(b.host, b.port, b.username, b.password, b.tls_ca, b.keepalive)
+        availability = self.topics.device_availability(self.config.device)
+        while not self._stop.is_set():
+            # A fresh client per connection: nothing left unacknowledged before an outage
+            # can be re-sent after it (see the module docstring).
+            client = make_client(
+                f"numerek-{self.config.device}", settings, availability, on_connect=self._on_connect
+            )
+            client.on_message = self._on_message
+            try:
+                client.connect(b.host, b.port, keepalive=b.keepalive, clean_start=True, properties=connect_properties())
+            except (OSError, ValueError) as exc:
+                log.debug("broker %s:%s unreachable: %s", b.host, b.port, exc)
+                self._idle(1.0)
+                continue
+            with self.lock:
+                self._client = client
+            while not self._stop.is_set():
+                rc = client.loop(timeout=0.1)
+                self.housekeeping()
+                if rc != mqtt.MQTT_ERR_SUCCESS:
+                    break
+            if self._stop.is_set():
+                self._say_offline(client, availability)
+            self._lost(client)
+            self._idle(0.5)
+
+    def _idle(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            self.housekeeping()
+            self._stop.wait(0.1)
+
+    def _say_offline(self, client: mqtt.Client, availability: str) -> None:
+        info = client.publish(availability, OFFLINE, qos=1, retain=True)
+        deadline = time.monotonic() + 1.0
+        while not info.is_published() and time.monotonic() < deadline:
+            if client.loop(timeout=0.05) != mqtt.MQTT_ERR_SUCCESS:
+                break
+
+    def _lost(self, client: mqtt.Client) -> None:
+        try:
+            client.disconnect()
+        except (OSError, ValueError):
+            pass
+        with self.lock:
+            self._client = None
+            was_connected = self.broker_connected
+            self.broker_connected = False
+            self.server_online = False
+            pending, self._pending = self._pending, {}
+        if was_connected and not self._stop.is_set():
+            log.warning("lost the broker; showing offline and reconnecting")
+        for p in pending.values():
+            p.station.refused("timeout", "connection lost", p.action)
+        self.render_all()
+
+    def _on_connect(self, client: mqtt.Client) -> None:
+        t = self.topics
+        subs = [(t.server_availability, 1)]
+        subs += [(t.counter_state(s), 1) for s in self.stations]
+        subs += [(t.counter_reply(s), 1) for s in self.stations]
+        client.subscribe(subs)
+        with self.lock:
+            self.broker_connected = True
+        log.info("connected to the broker; waiting for the server's retained state")
+        self.render_all()
+
+    def _on_message(self, _client, _userdata, msg: mqtt.MQTTMessage) -> None:
+        try:
+            if msg.topic == self.topics.server_availability:
+                with self.lock:
+                    self.server_online = msg.payload.decode(errors="replace") == ONLINE
+                log.info("server is %s", "online" if self.server_online else "offline")
+                self.render_all()
+            elif msg.topic in self._by_state_topic:
+                station = self._by_state_topic[msg.topic]
+                state = CounterState.model_validate_json(msg.payload)
+                with self.lock:
+                    station.state = state
+                station.render()
+            elif msg.topic in self._reply_topics:
+                self._reply(CounterReply.model_validate_json(msg.payload))
+        except (ValidationError, ValueError) as exc:
+            log.warning("ignoring a malformed message on %s: %s", msg.topic, exc)
+
+    def _reply(self, reply: CounterReply) -> None:
+        with self.lock:
+            pending = self._pending.pop(reply.id or "", None)
+        if pending is None:
+            return  # an answer to someone else (another unit of this counter, a test peer)
+        if reply.ok:
+            pending.station.accepted(pending.action, reply)
+        else:
+            code = reply.error.code if reply.error else "internal"
+            pending.station.refused(code, reply.error.message if reply.error else "", pending.action)
+
+    # ------------------------------------------------------------------ commands
+
+    def send(self, station: Station, action: CounterAction, **fields) -> str | None:
+        """Publish one command now, or refuse it visibly; never queue it for later."""
+        with self.lock:
+            client = self._client
+            if not self.online or client is None:
+                refused = True
+            else:
+                refused = False
+                cmd = CounterCommand(id=uuid.uuid4().hex, action=action, **fields)
+                info = client.publish(self.topics.counter_command(station.id), cmd.to_json(), qos=1)
+                if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                    refused = True
+                else:
+                    deadline = time.monotonic() + self.config.unit.reply_timeout_s
+                    self._pending[cmd.id] = _Pending(station, action, deadline)
+        if refused:
+            station.refused("offline", "not sent", action)
+            return None
+        return cmd.id
+
+    def housekeeping(self) -> None:
+        """Time out unanswered commands and let notices expire (runs about every 0.1 s)."""
+        now = time.monotonic()
+        with self.lock:
+            expired = [k for k, p in self._pending.items() if p.deadline <= now]
+            late = [self._pending.pop(k) for k in expired]
+        for p in late:
+            p.station.refused("timeout", "no reply", p.action)
+        self.render_all()
+
+    def render_all(self) -> None:
+        for s in self.stations.values():
+            s.render()

@@ -1,0 +1,319 @@
+"""The clerk panel against the real server: the page, its HTTP actions, same events as the buttons."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import subprocess
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.harness import ServerProcess, wait_for
+from tests.test_counter_support import BASE, events, issue, press, start_unit
+
+
+def panel_command(server: ServerProcess, counter: str, action: str, **fields) -> tuple[int, dict]:
+    """What the page's JavaScript POSTs for one click."""
+    body = {"v": 1, "id": f"panel-{uuid.uuid4().hex[:10]}", "action": action, **fields}
+    r = server.post(f"/api/counters/{counter}/commands", json=body)
+    return r.status_code, r.json()
+
+
+def shown(server: ServerProcess, counter: str) -> str:
+    ticket = server.get(f"/api/counters/{counter}").json()["ticket"]
+    return ticket["number"] if ticket else ""
+
+
+def test_panel_page_offers_every_clerk_action_and_the_counters_services(server):
+    r = server.get("/clerk/1")
+    assert r.status_code == 200
+    page = r.text
+    for action in ("next", "recall", "start", "finish", "no_show", "transfer", "pause", "open", "close", "sign_out"):
+        assert f'data-action="{action}"' in page
+    assert "Stanowisko 1" in page
+    assert "Rejestracja pojazdów" in page and "Prawo jazdy" in page  # the queues it serves
+    assert 'value="service:pasz"' in page and 'value="counter:2"' in page  # transfer targets
+    assert 'value="counter:1"' not in page  # not to itself
+    assert "http://" not in page and "https://" not in page  # nothing from outside: works offline
+    index = server.get("/clerk")
+    assert index.status_code == 200 and 'href="/clerk/3"' in index.text
+
+
+def test_unknown_counter_page_is_a_404_that_lists_the_real_counters(server):
+    r = server.get("/clerk/99")
+    assert r.status_code == 404
+    assert "99" in r.text and 'href="/clerk/1"' in r.text
+    assert server.get("/api/counters/99/waiting").status_code == 404
+
+
+def test_waiting_list_marks_the_ticket_next_would_call(server, peer):
+    peer.subscribe(f"{BASE}/kiosk/k1/response/#")
+    issue(peer, "pj")
+    issue(peer, "rej")
+    issue(peer, "pasz")
+    waiting = server.get("/api/counters/1/waiting").json()
+    # Counter 1 prefers rej over pj; pasz is not served here.
+    assert [(t["number"], t["next"]) for t in waiting] == [("A001", True), ("B001", False)]
+    status, reply = panel_command(server, "1", "next", current="")
+    assert status == 200 and reply["ticket"]["number"] == "A001"
+
+
+def test_panel_double_click_calls_one_ticket(server, peer):
+    peer.subscribe(f"{BASE}/kiosk/k1/response/#")
+    for _ in range(3):
+        issue(peer, "rej")
+    first = panel_command(server, "2", "next", current="")
+    second = panel_command(server, "2", "next", current="")  # the same click again, about nobody
+    assert first[0] == 200 and first[1]["ticket"]["number"] == "A001"
+    assert second[0] == 409 and second[1]["error"]["code"] == "stale"
+    assert shown(server, "2") == "A001"
+    assert [e["ticket"] for e in events(server.database, kinds=("call",))] == ["A001"]
+
+
+def test_clerk_sign_in_is_recorded_against_the_clerks_calls(server, peer):
+    peer.subscribe(f"{BASE}/kiosk/k1/response/#")
+    issue(peer, "rej")
+    assert panel_command(server, "1", "sign_in", clerk="4711")[0] == 200
+    assert server.get("/api/counters/1").json()["clerk"] == "4711"
+    assert panel_command(server, "1", "next", current="")[0] == 200
+    assert panel_command(server, "1", "sign_out")[0] == 200
+    rows = [(e["kind"], e["clerk"]) for e in events(server.database, counter="1") if e["kind"] != "counter_open"]
+    assert rows == [("sign_in", "4711"), ("call", "4711"), ("sign_out", "4711")]
+    status, reply = panel_command(server, "1", "sign_in", clerk="")
+    assert status >= 400 and reply["error"]["code"] == "invalid_request"  # an empty badge changes nothing
+    assert server.get("/api/counters/1").json()["clerk"] is None
+
+
+def _scenario(do: Callable[[str, str], None], counter: str, server: ServerProcess) -> None:
+    """One clerk's morning: call, recall, no-show, call, transfer, call, finish, pause, open."""
+    for action, expect in (
+        ("next", True), ("recall", "recall"), ("no_show", False), ("next", True), ("transfer", False),
+        ("next", True), ("finish", False), ("pause", None), ("open", None),
+    ):  # fmt: skip
+        before = shown(server, counter)
+        recalls = len(events(server.database, counter=counter, kinds=("recall",)))
+        do(action, before)
+        if expect == "recall":
+            wait_for(lambda n=recalls: len(events(server.database, counter=counter, kinds=("recall",))) > n, 10, action)
+        elif expect is True:
+            wait_for(lambda b=before: shown(server, counter) not in ("", b), 10, f"{action} to call a ticket")
+        elif expect is False:
+            wait_for(lambda: shown(server, counter) == "", 10, f"{action} to end the ticket")
+        else:
+            status = "paused" if action == "pause" else "open"
+            wait_for(lambda s=status: server.get(f"/api/counters/{counter}").json()["status"] == s, 10, action)
+        time.sleep(0.45)  # past the unit's double-press window: each step is a new press
+
+
+def _normalised(rows: list[dict]) -> list[tuple[str, str | None]]:
+    """Events with tickets renamed by first appearance, so two counters' days compare.
+
+    (Services differ: counter 2 prefers pj, where counter 1's transfer sent a client.)"""
+    names: dict[str, str] = {}
+    out = []
+    for e in rows:
+        t = e["ticket"]
+        if t is not None:
+            t = names.setdefault(t, f"T{len(names) + 1}")
+        out.append((e["kind"], t))
+    return out
+
+
+def test_panel_actions_give_the_same_events_as_the_buttons(server, broker, peer):
+    peer.subscribe(f"{BASE}/kiosk/k1/response/#")
+    for _ in range(6):
+        issue(peer, "rej")
+    # Transfers go to passports, which neither counter serves, so both days stay alike.
+    unit, factory = start_unit(broker.port, counter="1", transfer=[{"pin": 25, "service": "pasz"}])
+    try:
+        station = unit.stations["1"]
+        wait_for(lambda: station.state is not None and unit.online, 10, "the unit online")
+        buttons = {"next": "next", "recall": "recall", "no_show": "no_show", "finish": "finish", "transfer": "transfer0"}
+
+        def by_button(action: str, _before: str) -> None:
+            if action in ("pause", "open"):
+                press(station, "pause", hold_s=1.0)  # PAUSE held toggles pause/open
+            else:
+                press(station, buttons[action])
+
+        _scenario(by_button, "1", server)
+    finally:
+        unit.stop()
+        factory.reset()
+
+    def by_panel(action: str, before: str) -> None:
+        fields: dict = {}
+        if action in ("next", "recall", "no_show", "finish", "transfer"):
+            fields["current"] = before
+        if action == "transfer":
+            fields["target_service"] = "pasz"
+        status, reply = panel_command(server, "2", action, **fields)
+        assert status == 200, reply
+
+    _scenario(by_panel, "2", server)
+    from_buttons = _normalised(events(server.database, counter="1"))
+    from_panel = _normalised(events(server.database, counter="2"))
+    assert from_buttons == from_panel
+    kinds = [k for k, _t in from_buttons]
+    assert kinds == [
+        "counter_open", "call", "recall", "no_show", "call", "transfer", "call", "finish", "counter_pause",
+        "counter_open",
+    ]  # fmt: skip
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install chromium)")
+def test_panel_screenshot_shows_the_called_ticket_and_queue_lengths(server, peer, artifacts, tmp_path):
+    peer.subscribe(f"{BASE}/kiosk/k1/response/#")
+    for _ in range(3):
+        issue(peer, "rej")
+    issue(peer, "pj")
+    assert panel_command(server, "1", "sign_in", clerk="4711")[0] == 200
+    assert panel_command(server, "1", "next", current="")[0] == 200
+    png = artifacts / "clerk_panel.png"
+    png.unlink(missing_ok=True)
+    dom = subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={tmp_path / 'chrome'}",
+         "--virtual-time-budget=4000", "--dump-dom", f"{server.url}/clerk/1"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert 'id="ticket">A001<' in dom.stdout  # the script fetched the state and drew the number
+    assert '<td class="n">2</td>' in dom.stdout  # rej: A002, A003 still waiting
+    subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={tmp_path / 'chrome'}",
+         "--hide-scrollbars", "--window-size=1280,800", "--virtual-time-budget=4000", f"--screenshot={png}",
+         f"{server.url}/clerk/1"],
+        capture_output=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert png.exists() and png.stat().st_size > 10_000
+
+
+class HeadlessPage:
+    """Debian's Chromium, headless, driven over the DevTools protocol on a pipe (no extra library).
+
+    ``--remote-debugging-pipe`` reads NUL-separated JSON commands on fd 3 and answers on fd 4.
+    """
+
+    def __init__(self, url: str, profile: Path) -> None:
+        to_chrome_r, self._to_chrome = os.pipe()
+        self._from_chrome, from_chrome_w = os.pipe()
+
+        def give_fds() -> None:  # fd 3: commands in, fd 4: answers out (dup first: the pipes may be 3 or 4)
+            a, b = os.dup(to_chrome_r), os.dup(from_chrome_w)
+            os.dup2(a, 3)
+            os.dup2(b, 4)
+
+        self.proc = subprocess.Popen(
+            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--remote-debugging-pipe",
+             f"--user-data-dir={profile}", "--window-size=1280,800", "--hide-scrollbars", "about:blank"],
+            preexec_fn=give_fds, close_fds=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        os.close(to_chrome_r)
+        os.close(from_chrome_w)
+        self._buf = b""
+        self._next_id = 0
+        target = self.call("Target.createTarget", {"url": url})["targetId"]
+        self.session = self.call("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
+
+    def call(self, method: str, params: dict | None = None, session: str | None = None) -> dict:
+        self._next_id += 1
+        msg = {"id": self._next_id, "method": method, "params": params or {}}
+        if session:
+            msg["sessionId"] = session
+        os.write(self._to_chrome, json.dumps(msg).encode() + b"\0")
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            while b"\0" in self._buf:
+                raw, self._buf = self._buf.split(b"\0", 1)
+                answer = json.loads(raw)
+                if answer.get("id") == self._next_id:
+                    if "error" in answer:
+                        raise AssertionError(f"{method}: {answer['error']}")
+                    return answer["result"]
+            chunk = os.read(self._from_chrome, 1 << 20)
+            if not chunk:
+                raise AssertionError("chromium closed the DevTools pipe")
+            self._buf += chunk
+        raise AssertionError(f"no answer to {method}")
+
+    def js(self, expression: str):
+        result = self.call("Runtime.evaluate", {"expression": expression, "returnByValue": True}, self.session)
+        return result["result"].get("value")
+
+    def text(self, element_id: str) -> str | None:
+        return self.js(f"(document.getElementById({json.dumps(element_id)}) || {{}}).textContent")
+
+    def click(self, action: str) -> None:
+        """Click like a person: once the button is enabled (the page disables all while one is sent)."""
+        button = f"document.querySelector('button[data-action={action}]')"
+        wait_for(lambda: self.js(f"{button}.disabled") is False, 10, f"the {action} button enabled")
+        self.js(f"{button}.click()")
+
+    def screenshot(self, path: Path) -> None:
+        data = self.call("Page.captureScreenshot", {"format": "png"}, self.session)["data"]
+        path.write_bytes(base64.b64decode(data))
+
+    def close(self) -> None:
+        try:
+            self.call("Browser.close")
+        except (AssertionError, OSError):
+            pass
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        os.close(self._to_chrome)
+        os.close(self._from_chrome)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install chromium)")
+def test_clicks_in_the_real_page_call_sign_in_transfer_and_show_offline(server, peer, artifacts, tmp_path):
+    peer.subscribe(f"{BASE}/kiosk/k1/response/#")
+    for _ in range(3):
+        issue(peer, "rej")
+    page = HeadlessPage(f"{server.url}/clerk/1", tmp_path / "chrome")
+    try:
+        wait_for(lambda: page.text("status") == "Zamknięte", 15, "the page to load the counter's state")
+        page.js("document.getElementById('badge').value = '4711';"
+                "document.getElementById('signin-form').requestSubmit()")  # fmt: skip
+        wait_for(lambda: page.text("clerk") == "4711", 10, "the clerk signed in")
+        page.js("const b = document.querySelector('button[data-action=next]'); b.click(); b.click();")  # double click
+        wait_for(lambda: page.text("ticket") == "A001", 10, "A001 on the page")
+        assert "Wezwano A001" in page.text("message")
+        page.click("recall")
+        wait_for(lambda: events(server.database, kinds=("recall",)), 10, "a recall")
+        page.js("document.getElementById('transfer-target').value = 'counter:2'")
+        page.click("transfer")
+        wait_for(lambda: server.get("/api/counters/2").json()["personal_waiting"] == 1, 10, "A001 sent to counter 2")
+        wait_for(lambda: page.text("ticket") == "—", 10, "nobody served after the transfer")
+        page.click("next")
+        wait_for(lambda: page.text("ticket") == "A002", 10, "A002 on the page")
+        wait_for(lambda: "Od wezwania 0:0" in (page.text("timer") or ""), 5, "the time since the call")
+        page.screenshot(artifacts / "clerk_panel_serving.png")
+        rows = [(e["kind"], e["ticket"], e["clerk"]) for e in events(server.database, counter="1") if e["ticket"]]
+        assert rows == [("call", "A001", "4711"), ("recall", "A001", "4711"), ("transfer", "A001", "4711"),
+                        ("call", "A002", "4711")]  # fmt: skip
+
+        server.stop()
+        wait_for(lambda: page.js("getComputedStyle(document.getElementById('offline')).display") == "block",
+                 10, "the offline banner")  # fmt: skip
+        assert page.js("document.querySelector('button[data-action=next]').disabled") is True
+        page.screenshot(artifacts / "clerk_panel_offline.png")
+        page.js("document.querySelector('button[data-action=next]').click()")  # disabled: nothing sent or kept
+        server.start()
+        wait_for(lambda: page.js("getComputedStyle(document.getElementById('offline')).display") == "none",
+                 20, "the page back online")  # fmt: skip
+        time.sleep(1.5)
+        assert page.text("ticket") == "A002"
+        assert [e["ticket"] for e in events(server.database, kinds=("call",))] == ["A001", "A002"]
+    finally:
+        page.close()

@@ -1,0 +1,52 @@
+"""``numerek-counter`` as a process (as systemd runs it), with mock pins pressed from stdin."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+
+from tests.harness import ROOT, wait_for
+from tests.test_counter_support import BASE, events, issue
+
+CONFIG = """
+[broker]
+port = {port}
+
+[[counters]]
+id = "1"
+[counters.buttons]
+next = 17
+[counters.display]
+kind = "console"
+"""
+
+
+def test_counter_process_calls_a_ticket_logs_the_display_and_says_offline_on_sigterm(server, broker, peer, tmp_path):
+    peer.subscribe(f"{BASE}/kiosk/k1/response/#")
+    issue(peer, "rej")
+    cfg = tmp_path / "counter.toml"
+    cfg.write_text(CONFIG.format(port=broker.port), encoding="utf-8")
+    log = tmp_path / "counter.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "counter.cli", "--mock-pins", "--config", str(cfg)],
+            stdin=subprocess.PIPE, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT,
+        )  # fmt: skip
+    try:
+        wait_for(lambda: server.get("/api/devices").json().get("counter-1", {}).get("availability") == "online",
+                 20, "counter-1 online")  # fmt: skip
+        wait_for(lambda: "Stanowisko 1" in log.read_text(), 10, "the display showing the counter's name")
+        assert proc.stdin is not None
+        proc.stdin.write(b"next\n")
+        proc.stdin.flush()
+        wait_for(lambda: [e["ticket"] for e in events(server.database, kinds=("call",))] == ["A001"], 10, "A001 called")
+        wait_for(lambda: "Numer A001" in log.read_text(), 10, "the display showing A001")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(15) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    devices = server.get("/api/devices").json()
+    assert devices["counter-1"]["availability"] == "offline"

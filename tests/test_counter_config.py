@@ -1,0 +1,107 @@
+"""The counter unit's config: the example is valid, mistakes get clear errors, displays fit text."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from counter.config import EXAMPLE_CONFIG, ConfigError, load_config
+from hardware.number_display import DisplayError, HD44780Display, MemoryDisplay, plain_ascii
+from tests.harness import ROOT
+
+MINIMAL = """
+[[counters]]
+id = "1"
+[counters.buttons]
+next = 17
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "counter.toml"
+    p.write_text(text, encoding="utf-8")
+    return p
+
+
+def test_example_config_is_valid_and_documents_every_part():
+    cfg = load_config(EXAMPLE_CONFIG)
+    c = cfg.counters[0]
+    assert c.buttons.next == "GPIO17" and c.buttons.pause == "GPIO24"
+    assert [(t.service, t.counter) for t in c.transfer] == [("pj", None), (None, "2")]
+    assert [f.rating for f in c.feedback] == [1, 3, 5]
+    assert c.led is not None and c.display.kind == "lcd" and c.display.address == 0x27
+    assert cfg.device == "counter-1"
+
+
+def test_minimal_config_takes_safe_defaults(tmp_path):
+    cfg = load_config(write(tmp_path, MINIMAL))
+    c = cfg.counters[0]
+    assert (c.bounce_ms, c.hold_s, c.double_press_s) == (30, 2.0, 0.8)
+    assert cfg.broker.port == 1883 and cfg.unit.reply_timeout_s == 3.0
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (MINIMAL + "recall = 17\n", "pin GPIO17 is used twice: by counter 1 button next and by counter 1 button recall"),
+        (MINIMAL + "recall = 40\n", "counters.0.buttons.recall: BCM pin 40 does not exist"),
+        (MINIMAL + 'recall = "pin seven"\n', "is not a pin"),
+        (MINIMAL.replace('id = "1"', 'id = "1/2"'), "counters.0.id"),
+        (MINIMAL + "\n[[counters.feedback]]\npin = 5\nrating = 1\n", "feedback needs 3 to 5 buttons, not 1"),
+        (MINIMAL + '\n[[counters.transfer]]\npin = 5\nservice = "pj"\ncounter = "2"\n', "exactly one of 'service' or 'counter'"),
+        (MINIMAL + '\n[[counters.transfer]]\npin = 5\ncounter = "1"\n', "cannot transfer to itself"),
+        (MINIMAL.replace("[counters.buttons]", "hold_s = 0.1\n[counters.buttons]"), "counters.0.hold_s"),
+        (MINIMAL + "nxet = 18\n", "counters.0.buttons.nxet: Extra inputs are not permitted"),
+        (MINIMAL + MINIMAL.replace("17", "18"), "counter ids repeat"),
+        ("[broker]\nport = 'x'\n" + MINIMAL, "broker.port"),
+        ("counters = [", "not valid TOML"),
+        ("", "counters: Field required"),
+    ],
+)
+def test_config_mistakes_are_reported_clearly(tmp_path, text, expected):
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, text))
+    assert expected in str(err.value)
+    assert "counter.toml" in str(err.value)
+
+
+def test_two_counters_on_one_pi_need_their_own_pins_and_lcd_addresses(tmp_path):
+    two = MINIMAL + '\n[[counters]]\nid = "2"\n[counters.buttons]\nnext = 27\n'
+    cfg = load_config(write(tmp_path, two + "[counters.display]\naddress = 0x26\n"))
+    assert [c.id for c in cfg.counters] == ["1", "2"] and cfg.device == "counter-1-2"
+    with pytest.raises(ConfigError, match="both use the LCD at I2C bus 1 address 0x27"):
+        load_config(write(tmp_path, two.replace("next = 27", "next = 22")))  # both default to 0x27
+    with pytest.raises(ConfigError, match="pin GPIO17 is used twice"):
+        load_config(write(tmp_path, MINIMAL + '\n[[counters]]\nid = "2"\n[counters.buttons]\nnext = "GPIO17"\n'))
+
+
+def test_cli_check_accepts_the_example_and_refuses_a_bad_file_with_exit_2(tmp_path):
+    ok = subprocess.run(
+        [sys.executable, "-m", "counter.cli", "--check", "--config", str(EXAMPLE_CONFIG)],
+        capture_output=True, text=True, cwd=ROOT, timeout=60,
+    )  # fmt: skip
+    assert ok.returncode == 0 and "OK" in ok.stdout
+    bad = subprocess.run(
+        [sys.executable, "-m", "counter.cli", "--check", "--config", str(write(tmp_path, MINIMAL + "recall = 17\n"))],
+        capture_output=True, text=True, cwd=ROOT, timeout=60,
+    )  # fmt: skip
+    assert bad.returncode == 2 and "used twice" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_display_shows_what_an_hd44780_can_draw_cut_to_its_width():
+    d = MemoryDisplay(cols=16, rows=2)
+    d.show(["Zażółć gęślą jaźń — ŁÓDŹ", "Numer A001"])
+    assert d.text == ("Zazolc gesla jaz", "Numer A001")
+    d.show(["Zażółć gęślą jaźń — ŁÓDŹ", "Numer A001"])  # unchanged: not rewritten
+    assert len(d.history) == 1
+    d.show(["Przerwa"])
+    assert d.text == ("Przerwa", "") and len(d.history) == 2
+    assert plain_ascii("Brak połączenia") == "Brak polaczenia"
+
+
+def test_lcd_without_an_i2c_bus_is_a_clear_error_not_a_crash():
+    with pytest.raises(DisplayError, match="no 16x2 LCD on I2C bus 19 at address 0x27"):
+        HD44780Display(address=0x27, port=19)

@@ -1,0 +1,265 @@
+"""The counter unit on gpiozero MockFactory pins against the real broker and the real server."""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from counter.unit import CounterUnit
+from tests.harness import Peer, ServerProcess, wait_for
+from tests.test_counter_support import (
+    BASE,
+    bouncy_press,
+    events,
+    issue,
+    led_colour,
+    pin_of,
+    press,
+    start_unit,
+)
+
+GREEN, BLUE, YELLOW, RED, OFF = (0, 1, 0), (0, 0, 1), (1, 1, 0), (1, 0, 0), (0, 0, 0)
+
+
+@pytest.fixture
+def unit(server, broker) -> Iterator[CounterUnit]:
+    u, factory = start_unit(broker.port)
+    yield u
+    u.stop()
+    factory.reset()
+
+
+@pytest.fixture
+def kiosk(peer: Peer) -> Peer:
+    peer.subscribe(f"{BASE}/kiosk/k1/response/#")
+    return peer
+
+
+def shows(unit: CounterUnit, *lines: str, counter: str = "1", timeout: float = 10) -> None:
+    display = unit.stations[counter].display
+    wait_for(lambda: display.text[: len(lines)] == lines, timeout, f"display to show {lines} (shows {display.text})")
+
+
+def led_is(unit: CounterUnit, colour: tuple[int, int, int], counter: str = "1", timeout: float = 10) -> None:
+    station = unit.stations[counter]
+    wait_for(lambda: led_colour(station) == colour, timeout, f"LED {colour} (is {led_colour(station)})")
+
+
+def current_at(server: ServerProcess, counter: str = "1") -> str | None:
+    ticket = server.get(f"/api/counters/{counter}").json()["ticket"]
+    return ticket["number"] if ticket else None
+
+
+def calls(server: ServerProcess) -> list[str]:
+    return [e["ticket"] for e in events(server.database, kinds=("call",))]
+
+
+def test_unit_shows_ready_after_connecting_to_an_open_counter(server, unit):
+    station = unit.stations["1"]
+    # The test office's counters start closed: the first NEXT opens the counter.
+    shows(unit, "Nieczynne".center(16).rstrip(), "Stanowisko 1")
+    led_is(unit, YELLOW)
+    assert station.indicator() == "closed"
+
+
+def test_next_press_calls_the_first_waiting_ticket_and_the_display_shows_it(server, unit, kiosk):
+    assert issue(kiosk, "rej") == "A001"
+    assert issue(kiosk, "rej") == "A002"
+    shows(unit, "Nieczynne".center(16).rstrip())
+    press(unit.stations["1"], "next")
+    shows(unit, "   Numer A001", "Stanowisko 1")
+    assert current_at(server) == "A001"
+    led_is(unit, BLUE)
+    assert calls(server) == ["A001"]
+    state = server.get("/api/counters/1").json()
+    assert state["status"] == "open" and state["waiting"]["rej"] == 1
+
+
+def test_next_with_nobody_waiting_says_the_queue_is_empty(server, unit):
+    shows(unit, "Nieczynne".center(16).rstrip())
+    press(unit.stations["1"], "next")
+    shows(unit, "Zapraszamy".center(16).rstrip(), "Kolejka pusta")
+    led_is(unit, GREEN)
+    assert calls(server) == []
+
+
+def test_contact_bounce_and_fast_double_press_call_exactly_one_ticket_each(server, unit, kiosk):
+    for _ in range(3):
+        issue(kiosk, "rej")
+    station = unit.stations["1"]
+    shows(unit, "Nieczynne".center(16).rstrip())
+    bouncy_press(station, "next")  # ~24 edges for one press
+    shows(unit, "   Numer A001")
+    time.sleep(0.5)  # the clerk serves A001 (longer than double_press_s)
+    # A nervous double press: two clean presses 0.1 s apart, both about A001.
+    press(station, "next", hold_s=0.05)
+    press(station, "next", hold_s=0.05)
+    shows(unit, "   Numer A002")
+    time.sleep(1.5)  # give a wrongly sent second command every chance to arrive
+    assert calls(server) == ["A001", "A002"]
+    assert current_at(server) == "A002"
+    assert server.get("/api/counters/1").json()["waiting"]["rej"] == 1
+    # The refused second press is no error for the clerk: the LED still says "serving".
+    led_is(unit, BLUE)
+
+
+def test_holding_pause_pauses_and_holding_again_reopens(server, unit, kiosk):
+    issue(kiosk, "rej")
+    station = unit.stations["1"]
+    shows(unit, "Nieczynne".center(16).rstrip())
+    press(station, "next")
+    shows(unit, "   Numer A001")
+    press(station, "pause", hold_s=1.0)  # hold_s is 0.6 in the test config
+    wait_for(lambda: server.get("/api/counters/1").json()["status"] == "paused", 10, "counter paused")
+    led_is(unit, YELLOW)
+    # A short press of PAUSE does nothing but tell the clerk to hold it.
+    press(station, "pause", hold_s=0.05)
+    shows(unit, "   Numer A001", "Przytrzymaj")
+    assert server.get("/api/counters/1").json()["status"] == "paused"
+    press(station, "pause", hold_s=1.0)
+    wait_for(lambda: server.get("/api/counters/1").json()["status"] == "open", 10, "counter open again")
+    led_is(unit, BLUE)
+    kinds = [e["kind"] for e in events(server.database, counter="1", kinds=("counter_pause", "counter_open"))]
+    assert kinds == ["counter_open", "counter_pause", "counter_open"]
+
+
+def test_recall_no_show_finish_and_transfer_buttons(server, unit, kiosk):
+    for _ in range(4):
+        issue(kiosk, "rej")
+    station = unit.stations["1"]
+    shows(unit, "Nieczynne".center(16).rstrip())
+    press(station, "next")
+    shows(unit, "   Numer A001")
+    press(station, "recall")
+    wait_for(lambda: events(server.database, kinds=("recall",)), 10, "a recall event")
+    press(station, "no_show")
+    shows(unit, "Zapraszamy".center(16).rstrip())
+    press(station, "next")
+    shows(unit, "   Numer A002")
+    press(station, "transfer0")  # to service pj
+    shows(unit, "Zapraszamy".center(16).rstrip(), "Przekazano")
+    press(station, "next")
+    shows(unit, "   Numer A003")
+    press(station, "transfer1")  # to counter 2
+    shows(unit, "Zapraszamy".center(16).rstrip())
+    wait_for(lambda: server.get("/api/counters/2").json()["personal_waiting"] == 1, 10, "A003 waiting at counter 2")
+    press(station, "next")
+    shows(unit, "   Numer A004")
+    press(station, "finish")
+    shows(unit, "Zapraszamy".center(16).rstrip())
+    time.sleep(0.5)  # longer than double_press_s: a new press, not the same one again
+    press(station, "finish")  # nobody to finish: refused, shown as an error
+    shows(unit, "Zapraszamy".center(16).rstrip(), "Brak klienta")
+    led_is(unit, RED)
+    rows = [(e["kind"], e["ticket"]) for e in events(server.database, counter="1") if e["ticket"]]
+    assert rows == [
+        ("call", "A001"), ("recall", "A001"), ("no_show", "A001"), ("call", "A002"), ("transfer", "A002"),
+        ("call", "A003"), ("transfer", "A003"), ("call", "A004"), ("finish", "A004"),
+    ]  # fmt: skip
+    transfer_to_pj = next(e for e in events(server.database, kinds=("transfer",)) if e["ticket"] == "A002")
+    assert '"to_service": "pj"' in transfer_to_pj["data"]
+
+
+def test_feedback_button_rates_the_service_that_just_ended_once(server, unit, kiosk):
+    issue(kiosk, "pj")
+    station = unit.stations["1"]
+    shows(unit, "Nieczynne".center(16).rstrip())
+    press(station, "next")
+    shows(unit, "   Numer B001")
+    press(station, "finish")
+    shows(unit, "Zapraszamy".center(16).rstrip())
+    press(station, "rate5")
+    shows(unit, "Zapraszamy".center(16).rstrip(), "Dziekujemy!")
+    time.sleep(0.5)  # a second client-side press, not a bounce of the first
+    press(station, "rate1")  # a second rating of the same service is refused
+    shows(unit, "Zapraszamy".center(16).rstrip(), "Juz oceniono")
+    ratings = events(server.database, kinds=("rating",))
+    assert [(r["ticket"], r["data"]) for r in ratings] == [("B001", '{"rating": 5}')]
+
+
+def test_broker_restart_shows_offline_refuses_presses_and_recovers_the_right_state(server, broker, unit, kiosk):
+    for _ in range(3):
+        issue(kiosk, "rej")
+    station = unit.stations["1"]
+    shows(unit, "Nieczynne".center(16).rstrip())
+    press(station, "next")
+    shows(unit, "   Numer A001", "Stanowisko 1")
+
+    broker.stop()
+    # The client keeps seeing its number; the second line and the blinking red LED say offline.
+    shows(unit, "   Numer A001", "Brak polaczenia")
+    wait_for(lambda: led_colour(station) == RED, 5, "red half of the offline blink")
+    wait_for(lambda: led_colour(station) == OFF, 5, "dark half of the offline blink")
+    assert station.indicator() == "offline"
+
+    press(station, "next")  # refused on the spot, never queued
+    shows(unit, "   Numer A001", "Nie wyslano!")
+    assert station.indicator() == "error"
+
+    # Meanwhile the clerk panel (HTTP, same engine path) moves the counter on.
+    r = server.post("/api/counters/1/commands", json={"v": 1, "id": "panel-1", "action": "next", "current": "A001"})
+    assert r.status_code == 200 and r.json()["ticket"]["number"] == "A002"
+
+    broker.start()
+    # Reconnected by itself; the retained state (A002) is the truth, not what the unit showed.
+    shows(unit, "   Numer A002", "Stanowisko 1", timeout=20)
+    led_is(unit, BLUE)
+    time.sleep(2.0)  # a replayed offline press would call A003 by now
+    assert calls(server) == ["A001", "A002"]
+    assert current_at(server) == "A002"
+    # And the unit works again.
+    press(station, "next")
+    shows(unit, "   Numer A003")
+    assert calls(server) == ["A001", "A002", "A003"]
+
+
+def test_server_killed_shows_offline_and_a_press_is_refused_not_replayed(server, broker, unit, kiosk):
+    issue(kiosk, "rej")
+    issue(kiosk, "rej")
+    station = unit.stations["1"]
+    shows(unit, "Nieczynne".center(16).rstrip())
+    server.kill9()  # no goodbye: the broker publishes the server's last will ("offline")
+    shows(unit, "Nieczynne".center(16).rstrip(), "Brak polaczenia")
+    press(station, "next")
+    shows(unit, "Nieczynne".center(16).rstrip(), "Nie wyslano!")
+    server.start()
+    shows(unit, "Nieczynne".center(16).rstrip(), "Stanowisko 1", timeout=20)
+    time.sleep(1.5)
+    assert calls(server) == []
+    press(station, "next")
+    shows(unit, "   Numer A001")
+    assert calls(server) == ["A001"]
+
+
+def test_a_button_on_a_released_pin_does_not_act_without_a_press(server, unit, kiosk):
+    """Releasing (or a lone bounce on release) is not a press."""
+    issue(kiosk, "rej")
+    station = unit.stations["1"]
+    shows(unit, "Nieczynne".center(16).rstrip())
+    pin = pin_of(station, "next")
+    pin.drive_high()  # already released: no edge
+    time.sleep(0.5)
+    assert calls(server) == []
+
+
+def test_frozen_server_press_shows_no_reply_then_the_truth(server, unit, kiosk):
+    """A server that stops answering (but keeps its connection) cannot be told from a slow one:
+    the unit says "Brak odpowiedzi" after reply_timeout_s and then shows whatever the server did."""
+    issue(kiosk, "rej")
+    station = unit.stations["1"]
+    shows(unit, "Nieczynne".center(16).rstrip(), "Stanowisko 1")
+    assert server.proc is not None
+    server.proc.send_signal(signal.SIGSTOP)
+    try:
+        press(station, "next")
+        shows(unit, "Nieczynne".center(16).rstrip(), "Brak odpowiedzi")
+        led_is(unit, RED)
+    finally:
+        server.proc.send_signal(signal.SIGCONT)
+    # The command had reached the server before it froze; it is carried out once, on waking.
+    shows(unit, "   Numer A001", timeout=15)
+    time.sleep(1.0)
+    assert calls(server) == ["A001"]
