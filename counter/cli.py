@@ -38,7 +38,8 @@ def _drive_from_stdin(unit) -> None:  # pragma: no cover - interactive demo aid
             continue
         cmd, arg = words[0], (words[1] if len(words) > 1 else "")
         if cmd == "quit":
-            break
+            unit._stop.set()
+            return
         if cmd == "state":
             print(station.indicator(), station.display.text)
             continue
@@ -50,7 +51,7 @@ def _drive_from_stdin(unit) -> None:  # pragma: no cover - interactive demo aid
         button.pin.drive_low() if button.pull_up else button.pin.drive_high()
         time.sleep(station.cfg.hold_s + 0.3 if cmd == "hold" else 0.1)
         button.pin.drive_high() if button.pull_up else button.pin.drive_low()
-    unit._stop.set()
+    # End of input (the demo gives /dev/null) only ends typing; the unit keeps serving the panel.
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -69,7 +69,8 @@ class Demo:
 
     def spawn(self, name: str, cmd: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
         log = open(self.data / f"{name}.log", "ab")  # noqa: SIM115
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env or os.environ.copy(), cwd=ROOT)
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                env=env or os.environ.copy(), cwd=ROOT)  # fmt: skip
         self.procs.append((name, proc))
         print(f"  started {name:<10} pid {proc.pid:<7} log {self.data / (name + '.log')}")
         return proc
