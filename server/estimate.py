@@ -49,9 +49,10 @@ class RecentMedianEstimator:
         return statistics.median(recent)
 
     def estimate(self, service: str, people_ahead: int, counters: float) -> int:
-        if counters <= 0:
-            counters = 1.0  # nobody open yet: assume one counter will open
-        if people_ahead == 0 and counters >= 1:
+        nobody_open = counters <= 0
+        if nobody_open:
+            counters = 1.0  # assume one counter will open; the wait is not zero meanwhile
+        if people_ahead == 0 and counters >= 1 and not nobody_open:
             return 0
         per_client = self.typical(service)
         return round((people_ahead + 0.5) * per_client / counters)

@@ -357,11 +357,12 @@ class NumerekServer:
         except ValidationError as exc:
             self._error(batch, job, None, ErrorCode.INVALID_REQUEST, str(exc.errors()[0]["msg"]))
             return
-        previous = self.faults.get(job.device)
+        device = f"kiosk-{job.device}"  # the topic says who it is (the broker's ACL checks that), not the payload
+        previous = self.faults.get(device)
         if previous is not None and previous.fault == report.fault:
             return  # the retained copy, seen again after a reconnect
-        self.faults[job.device] = report
-        self.engine.record_fault(job.device, report.component, report.fault, report.message)
+        self.faults[device] = report
+        self.engine.record_fault(device, report.component, report.fault, report.message)
 
     def _load_faults(self) -> dict[str, FaultReport]:
         out: dict[str, FaultReport] = {}

@@ -218,3 +218,9 @@ def test_clock_must_be_timezone_aware():
     engine = QueueEngine(office_config(), lambda: datetime(2026, 11, 23, 9))
     with pytest.raises(ValueError):
         engine.issue("rej")
+
+
+def test_estimate_is_not_zero_while_no_counter_is_open(engine):
+    ticket, ahead = engine.issue("kasa")
+    assert ahead == 0 and engine.open_counters("kasa") == []
+    assert ticket.estimated_wait_s > 0

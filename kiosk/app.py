@@ -1,0 +1,548 @@
+"""The kiosk's touch screen (Kivy): choose a service, get a ticket on paper and on screen.
+
+Screens: ``home`` (one big button per service, language switch, priority toggle),
+``busy`` (waiting for the server and the printer), ``ticket`` (the number, QR code,
+printer outcome) and ``message`` (a refusal or "the system is not answering").
+
+Design rules, for elderly residents and people with poor sight: white on black, large
+type (nothing under ~26 px), targets at least ~100 px high, plain words, a clear
+colour for "not available" *plus* the reason in words (never colour alone).
+
+Double taps: the first tap switches to ``busy`` at once and later taps are ignored
+until the kiosk is back home; the request id is reused on any redelivery (see link.py).
+
+Import this module only after ``kiosk.cli`` has set Kivy's environment.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+import time
+from datetime import datetime, timedelta
+from io import BytesIO
+from pathlib import Path
+
+import qrcode
+from kivy.app import App
+from kivy.clock import Clock
+from kivy.core.image import Image as CoreImage
+from kivy.core.text import LabelBase
+from kivy.core.window import Window
+from kivy.graphics import Color, Rectangle
+from kivy.uix.boxlayout import BoxLayout
+from kivy.uix.button import Button
+from kivy.uix.gridlayout import GridLayout
+from kivy.uix.image import Image
+from kivy.uix.label import Label
+from kivy.uix.widget import Widget
+
+from hardware.printer import Fault, PrinterStatus, TicketLayout, TicketPrinter
+from kiosk.config import KioskConfig
+from kiosk.link import KioskLink
+from kiosk.texts import LANGUAGE_NAMES, LANGUAGES, PRINT_TEXTS, service_name, t
+from protocol.messages import ServiceInfo, ServicesMessage, TicketIssued, TicketResponse
+
+log = logging.getLogger(__name__)
+
+FONT = "NumerekSans"
+BLACK = (0, 0, 0, 1)
+WHITE = (1, 1, 1, 1)
+YELLOW = (1, 0.85, 0, 1)
+BLUE = (0.05, 0.25, 0.62, 1)
+GREY = (0.22, 0.22, 0.22, 1)
+LIGHT_GREY = (0.85, 0.85, 0.85, 1)
+RED = (0.7, 0.05, 0.05, 1)
+GREEN = (0.0, 0.45, 0.15, 1)
+PRINTER_CHECK_S = 30.0
+_MARKUP = re.compile(r"\[/?[a-z]+(=[^\]]*)?\]")
+
+
+def _bg(widget: Widget, color: tuple) -> None:
+    """Paint a solid background behind ``widget`` (Kivy layouts have none)."""
+    with widget.canvas.before:
+        c = Color(*color)
+        r = Rectangle(pos=widget.pos, size=widget.size)
+    widget.bind(pos=lambda w, v: setattr(r, "pos", v), size=lambda w, v: setattr(r, "size", v))
+    widget._bg_color = c  # type: ignore[attr-defined]
+
+
+def _label(text: str, size: int, color=WHITE, bold: bool = False, **kw) -> Label:
+    lbl = Label(
+        text=f"[b]{text}[/b]" if bold else text, markup=True, font_name=FONT, font_size=size, color=color,
+        halign=kw.pop("halign", "center"), valign="middle", **kw,
+    )  # fmt: skip
+    lbl.bind(size=lambda w, s: setattr(w, "text_size", (s[0] - 16, s[1])))
+    return lbl
+
+
+def _button(text: str, size: int, bg=BLUE, color=WHITE, **kw) -> Button:
+    b = Button(
+        text=text, markup=True, font_name=FONT, font_size=size, color=color, background_normal="",
+        background_color=bg, background_disabled_normal="", halign="center", valign="middle", **kw,
+    )  # fmt: skip
+    b.bind(size=lambda w, s: setattr(w, "text_size", (s[0] - 24, s[1] - 8)))
+    return b
+
+
+def qr_texture(url: str):
+    """The QR code for the screen, drawn with the ``qrcode`` package (crisp, no smoothing)."""
+    img = qrcode.make(url, box_size=10, border=2)
+    buf = BytesIO()
+    img.save(buf, format="PNG")
+    buf.seek(0)
+    tex = CoreImage(buf, ext="png").texture
+    tex.mag_filter = "nearest"
+    return tex
+
+
+class KioskApp(App):
+    def __init__(
+        self, config: KioskConfig, printer: TicketPrinter, trace: Path | None = None, shots: Path | None = None
+    ) -> None:
+        super().__init__()
+        self.cfg = config
+        self.printer = printer
+        self.trace_path = trace
+        self.shots = shots
+        self.shot_seq = 0
+        self.lang = config.kiosk.default_language
+        self.priority = False
+        self.services: ServicesMessage | None = None
+        self.server_clock: tuple[datetime, float] | None = None
+        self.broker_up = False
+        self.server_up = False
+        self.screen = "home"
+        self.busy = False
+        self.current_request: str | None = None
+        self.last_touch = time.monotonic()
+        self.printer_status = PrinterStatus(Fault.OK, known=False)
+        self.ticket: TicketIssued | None = None
+        self.print_outcome: PrinterStatus | None = None
+        self.message: str = ""
+        self._service_buttons: dict[str, Button] = {}
+        self.link = KioskLink(
+            config.kiosk.id,
+            config.mqtt,
+            on_services=lambda m: Clock.schedule_once(lambda _dt: self._services(m)),
+            on_connection=lambda b, s: Clock.schedule_once(lambda _dt: self._connection(b, s)),
+            on_late_response=lambda r: Clock.schedule_once(lambda _dt: self._late_response(r)),
+        )
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def build(self):
+        self.title = "Numerek"
+        Window.clearcolor = BLACK
+        Window.bind(on_touch_down=self._touched)
+        self.root_box = BoxLayout()
+        _bg(self.root_box, BLACK)
+        self.show("home")
+        Clock.schedule_interval(self._tick, 1.0)
+        self.link.start()
+        threading.Thread(target=self._check_printer, daemon=True).start()
+        Clock.schedule_interval(lambda _dt: self._maybe_check_printer(), PRINTER_CHECK_S)
+        return self.root_box
+
+    def on_stop(self) -> None:
+        self.link.stop()
+
+    def _touched(self, *_a) -> None:
+        self.last_touch = time.monotonic()
+
+    # ------------------------------------------------------------------ MQTT events (UI thread)
+
+    def _services(self, msg: ServicesMessage) -> None:
+        old = self.services
+        self.services = msg
+        self.server_clock = (msg.server_time, time.monotonic())
+        if self.screen == "home":
+            if old is None or [s.id for s in old.services] != [s.id for s in msg.services]:
+                self.show("home")
+            else:
+                self._refresh_home()
+                Clock.schedule_once(lambda _dt: self._report("home"), 0.2)
+
+    def _connection(self, broker: bool, server: bool) -> None:
+        changed = (broker, server) != (self.broker_up, self.server_up)
+        self.broker_up, self.server_up = broker, server
+        if changed and self.screen == "home":
+            self.show("home")
+
+    def _late_response(self, response: TicketResponse) -> None:
+        """A ticket the server issued after we had given up: still real, so show it if its
+        requester is plausibly still looking at our "not answering" message."""
+        if self.screen == "message" and response.ok and response.ticket and response.id == self.current_request:
+            self._got_ticket(response.ticket)
+
+    # ------------------------------------------------------------------ time (the server's)
+
+    def server_now(self) -> datetime | None:
+        if self.server_clock is None:
+            return None
+        at, mono = self.server_clock
+        return at + timedelta(seconds=time.monotonic() - mono)
+
+    def _update_clock(self) -> None:
+        now = self.server_now()
+        if now is not None and hasattr(self, "clock_label"):
+            self.clock_label.text = f"[b]{now:%H:%M}[/b]"
+
+    def _tick(self, _dt) -> None:
+        self._update_clock()
+        idle = time.monotonic() - self.last_touch
+        if idle > self.cfg.kiosk.idle_timeout_s and not self.busy:
+            if self.screen != "home" or self.lang != self.cfg.kiosk.default_language or self.priority:
+                self.go_home(reset=True)
+
+    # ------------------------------------------------------------------ actions
+
+    def go_home(self, reset: bool = False) -> None:
+        self.busy = False
+        self.ticket = None
+        self.priority = False
+        if reset:
+            self.lang = self.cfg.kiosk.default_language
+        self.show("home")
+
+    def set_lang(self, lang: str) -> None:
+        if lang != self.lang:
+            self.lang = lang
+            self.show(self.screen)
+
+    def toggle_priority(self) -> None:
+        self.priority = not self.priority
+        self.show("home")
+
+    def take(self, service: ServiceInfo) -> None:
+        """A tap on a service. The first tap wins; the rest are ignored until home again."""
+        if self.busy or self.screen != "home":
+            return
+        if not service.available:
+            return
+        self.busy = True
+        self.show("busy")
+        if not self.server_up:  # the server said goodbye (or its last will did): nobody would answer
+            self._fail(t("unreachable", self.lang))
+            return
+        rid = self.link.request_ticket(
+            service.id, self.priority, self.lang, self.cfg.kiosk.response_timeout_s,
+            lambda resp: Clock.schedule_once(lambda _dt: self._answered(resp)),
+        )  # fmt: skip
+        self.current_request = rid
+        if rid is None:  # the broker is down: no point waiting
+            self._fail(t("unreachable", self.lang))
+
+    def _answered(self, response: TicketResponse | None) -> None:
+        if self.screen != "busy":
+            return
+        if response is None:
+            self._fail(t("unreachable", self.lang))
+        elif not response.ok or response.ticket is None:
+            code = response.error.code.value if response.error else ""
+            reason = t(code, self.lang) if code in ("service_closed", "cut_off", "limit_reached") else ""
+            self._fail(t("refused", self.lang) + ("\n" + reason if reason else ""))
+        else:
+            self._got_ticket(response.ticket)
+
+    def _fail(self, text: str) -> None:
+        self.busy = False
+        self.message = text
+        self.show("message")
+
+    def _got_ticket(self, ticket: TicketIssued) -> None:
+        self.busy = False
+        self.ticket = ticket
+        self.print_outcome = None
+        self.last_touch = time.monotonic()
+        self.show("ticket")
+        layout = self.layout_for_print(ticket, self.lang)
+        threading.Thread(target=self._print, args=(ticket.number, layout), daemon=True).start()
+
+    def _print(self, number: str, layout: TicketLayout) -> None:
+        status = self.printer.print_ticket(layout)
+        self.link.report_fault(status.fault.value, status.message)
+        Clock.schedule_once(lambda _dt: self._printed(number, status))
+
+    def _printed(self, number: str, status: PrinterStatus) -> None:
+        self.printer_status = status
+        if self.screen == "ticket" and self.ticket is not None and self.ticket.number == number:
+            self.print_outcome = status
+            self.show("ticket")
+
+    def _maybe_check_printer(self) -> None:
+        if self.screen == "home" and not self.busy:
+            threading.Thread(target=self._check_printer, daemon=True).start()
+
+    def _check_printer(self) -> None:
+        status = self.printer.status()
+        self.link.report_fault(status.fault.value, status.message)
+        Clock.schedule_once(lambda _dt: self._printer_checked(status))
+
+    def _printer_checked(self, status: PrinterStatus) -> None:
+        changed = status.can_print != self.printer_status.can_print
+        self.printer_status = status
+        if changed and self.screen == "home":
+            self.show("home")
+
+    # ------------------------------------------------------------------ the printed ticket
+
+    def layout_for_print(self, ticket: TicketIssued, lang: str) -> TicketLayout:
+        """Polish first (the office's language), then the visitor's language if different."""
+
+        def both(key: str, **kw: object) -> list[str]:
+            out = [PRINT_TEXTS[key]["pl"].format(**kw)]
+            if lang != "pl":
+                out.append(PRINT_TEXTS[key][lang].format(**kw))
+            return out
+
+        lines: list[str] = []
+        if ticket.priority:
+            lines += both("priority")
+        names = [ticket.service_name.get("pl") or ticket.service]
+        other = ticket.service_name.get(lang)
+        if lang != "pl" and other and other not in names:
+            names.append(other)
+        lines += names
+        lines.append(f"{ticket.issued_at:%d.%m.%Y  %H:%M}")
+        lines += both("people_ahead", n=ticket.people_ahead)
+        lines += both("est_wait", m=ticket.estimated_wait_min)
+        lines += both("scan")
+        office = self.services.office if self.services else ""
+        return TicketLayout(header=office, number=ticket.number, lines=lines, qr_url=self.status_url(ticket))
+
+    def status_url(self, ticket: TicketIssued) -> str:
+        url = self.cfg.kiosk.public_url + ticket.status_path
+        return url if self.lang == "pl" else f"{url}?lang={self.lang}"
+
+    # ------------------------------------------------------------------ screens
+
+    def show(self, screen: str) -> None:
+        self.screen = screen
+        self.root_box.clear_widgets()
+        self._service_buttons = {}
+        self.buttons: dict[str, Widget] = {}
+        build = {"home": self._home, "busy": self._busy, "ticket": self._ticket, "message": self._message}[screen]
+        self.root_box.add_widget(build())
+        Clock.schedule_once(lambda _dt: self._report(screen), 0.4)
+
+    def _top_bar(self) -> BoxLayout:
+        bar = BoxLayout(size_hint_y=None, height=96, spacing=10, padding=(16, 8))
+        _bg(bar, (0.1, 0.1, 0.1, 1))
+        office = self.services.office if self.services else "Numerek"
+        bar.add_widget(_label(office, 32, bold=True, halign="left", size_hint_x=0.40))
+        self.clock_label = _label("", 40, YELLOW, bold=True, size_hint_x=0.12)
+        self._update_clock()
+        bar.add_widget(self.clock_label)
+        for lang in LANGUAGES:
+            chosen = lang == self.lang
+            b = _button(
+                f"[b]{LANGUAGE_NAMES[lang]}[/b]" if chosen else LANGUAGE_NAMES[lang], 26,
+                bg=YELLOW if chosen else GREY, color=BLACK if chosen else WHITE, size_hint_x=0.16,
+            )  # fmt: skip
+            b.bind(on_release=lambda _b, lang=lang: self.set_lang(lang))
+            self.buttons[f"lang:{lang}"] = b
+            bar.add_widget(b)
+        return bar
+
+    def _home(self) -> Widget:
+        box = BoxLayout(orientation="vertical", spacing=12, padding=(0, 0, 0, 12))
+        box.add_widget(self._top_bar())
+        problem = None
+        if not self.broker_up or not self.server_up:
+            # Just connected, the server's retained availability not yet here: no false alarm.
+            starting = (self.broker_up and not self.link.server_known) or (not self.broker_up and not self.services)
+            problem = t("connecting", self.lang) if starting else t("system_down", self.lang)
+        if problem:
+            banner = _label(problem, 34, WHITE, bold=True, size_hint_y=None, height=120)
+            _bg(banner, RED)
+            box.add_widget(banner)
+        else:  # the banner replaces the title: the buttons keep their room
+            title = t("priority_hint", self.lang) if self.priority else t("choose", self.lang)
+            box.add_widget(
+                _label(title, 36, YELLOW if self.priority else WHITE, bold=True, size_hint_y=None, height=60)
+            )
+        if not self.printer_status.can_print:
+            warn = _label(t("printer_down_home", self.lang), 28, BLACK, bold=True, size_hint_y=None, height=50)
+            _bg(warn, YELLOW)
+            box.add_widget(warn)
+        services = self.services.services if self.services else []
+        n = len(services)
+        cols = 1 if n <= 2 else 2 if n <= 6 else 3
+        grid = GridLayout(cols=cols, spacing=14, padding=(16, 0))
+        for s in services:
+            b = _button("", 34)
+            b.bind(on_release=lambda _b, sid=s.id: self._tap(sid), height=self._paint_service)
+            self._service_buttons[s.id] = b
+            self.buttons[f"service:{s.id}"] = b
+            grid.add_widget(b)
+        if not services and self.broker_up:
+            grid.add_widget(_label(t("no_services", self.lang) if self.services else "", 34))
+        box.add_widget(grid)
+        self._refresh_home()
+        prio = _button(
+            t("priority_on" if self.priority else "priority_off", self.lang), 32,
+            bg=YELLOW if self.priority else (0.35, 0.1, 0.5, 1), color=BLACK if self.priority else WHITE,
+            size_hint=(1, None), height=112,
+        )  # fmt: skip
+        prio.bind(on_release=lambda _b: self.toggle_priority())
+        self.buttons["priority"] = prio
+        wrap = BoxLayout(size_hint_y=None, height=112, padding=(16, 0))
+        wrap.add_widget(prio)
+        box.add_widget(wrap)
+        return box
+
+    def _tap(self, service_id: str) -> None:
+        for s in self.services.services if self.services else []:
+            if s.id == service_id:
+                self.take(s)
+
+    def _refresh_home(self) -> None:
+        """Update the service buttons in place (no rebuild under a finger)."""
+        for s in self.services.services if self.services else []:
+            b = self._service_buttons.get(s.id)
+            if b is None:
+                continue
+            b.service = s
+            self._paint_service(b)
+
+    def _paint_service(self, b: Button, *_a) -> None:
+        """Text sized to the button: fewer services get bigger type, never clipped."""
+        s: ServiceInfo | None = getattr(b, "service", None)
+        if s is None:
+            return
+        big = int(max(26, min(44, b.height * 0.24)))
+        small = int(max(24, min(32, b.height * 0.18)))
+        name = service_name(s.name, self.lang)
+        if s.available:
+            detail = t("waiting", self.lang, n=s.waiting) + "   •   " + t("wait_min", self.lang, m=s.estimated_wait_min)
+            b.text = f"[size={big}][b]{s.prefix}  {name}[/b][/size]\n[size={small}]{detail}[/size]"
+            b.background_color = (0.55, 0.45, 0, 1) if self.priority else BLUE
+            b.color = WHITE
+            b.disabled = False
+        else:
+            b.text = f"[size={big}][b]{name}[/b][/size]\n[size={small}]{self._reason(s)}[/size]"
+            b.disabled = True
+            b.background_color = GREY
+            b.disabled_color = LIGHT_GREY
+
+    def _reason(self, s: ServiceInfo) -> str:
+        code = s.reason.value if s.reason else ""
+        if code == "service_closed":
+            return t("service_closed_opens", self.lang, t=s.opens_at) if s.opens_at else t("service_closed", self.lang)
+        if code in ("cut_off", "limit_reached"):
+            return t(code, self.lang)
+        return t("unavailable", self.lang)
+
+    def _busy(self) -> Widget:
+        box = BoxLayout(orientation="vertical")
+        box.add_widget(_label(t("please_wait", self.lang), 56, YELLOW, bold=True))
+        return box
+
+    def _message(self) -> Widget:
+        box = BoxLayout(orientation="vertical", padding=40, spacing=30)
+        msg = _label(self.message, 40, WHITE, bold=True)
+        _bg(msg, RED)
+        box.add_widget(msg)
+        back = _button(
+            f"[b]{t('back', self.lang)}[/b]", 44, size_hint=(0.5, None), height=130, pos_hint={"center_x": 0.5}
+        )
+        back.bind(on_release=lambda _b: self.go_home())
+        self.buttons["back"] = back
+        box.add_widget(back)
+        return box
+
+    def _ticket(self) -> Widget:
+        tk = self.ticket
+        assert tk is not None
+        lang = self.lang
+        outer = BoxLayout(orientation="vertical", padding=(24, 12), spacing=10)
+        office = self.services.office if self.services else ""
+        outer.add_widget(_label(office, 30, bold=True, size_hint_y=None, height=50))
+        body = BoxLayout(spacing=20)
+        left = BoxLayout(orientation="vertical", spacing=4)
+        head = t("priority_ticket", lang) if tk.priority else t("your_number", lang)
+        left.add_widget(_label(head, 34, YELLOW if tk.priority else WHITE, bold=True, size_hint_y=None, height=44))
+        fault_shown = self.print_outcome is not None and not self.print_outcome.can_print
+        left.add_widget(_label(tk.number, 140 if fault_shown else 190, YELLOW, bold=True))
+        left.add_widget(_label(service_name(tk.service_name, lang), 40, bold=True, size_hint_y=None, height=56))
+        left.add_widget(_label(t("issued", lang, t=f"{tk.issued_at:%d.%m.%Y %H:%M}"), 30, size_hint_y=None, height=42))
+        left.add_widget(_label(t("people_ahead", lang, n=tk.people_ahead), 34, size_hint_y=None, height=46))
+        left.add_widget(_label(t("est_wait", lang, m=tk.estimated_wait_min), 34, size_hint_y=None, height=46))
+        body.add_widget(left)
+        right = BoxLayout(orientation="vertical", size_hint_x=None, width=340, spacing=6)
+        side = 250 if fault_shown else 300
+        qr = Image(
+            texture=qr_texture(self.status_url(tk)), size_hint=(None, None), size=(side, side), fit_mode="contain"
+        )
+        qr_row = BoxLayout(size_hint_y=None, height=side)
+        qr_row.add_widget(Widget())
+        qr_row.add_widget(qr)
+        qr_row.add_widget(Widget())
+        right.add_widget(qr_row)
+        right.add_widget(_label(t("scan", lang), 26))
+        self.qr_widget = qr
+        body.add_widget(right)
+        outer.add_widget(body)
+        outcome = self.print_outcome
+        if outcome is None:
+            status_text, color = t("please_wait", lang), GREY
+        elif outcome.can_print:
+            status_text, color = t("printed", lang), GREEN
+        else:
+            why = (
+                t(f"fault_{outcome.fault.value}", lang)
+                if f"fault_{outcome.fault.value}" in _FAULT_KEYS
+                else outcome.fault.value
+            )
+            status_text, color = t("printer_fault", lang, why=why), RED
+        status = _label(status_text, 30, WHITE, bold=True, size_hint_y=None, height=130 if color == RED else 70)
+        _bg(status, color)
+        outer.add_widget(status)
+        done = _button(f"[b]{t('done', lang)}[/b]", 44, size_hint=(0.4, None), height=100, pos_hint={"center_x": 0.5})
+        done.bind(on_release=lambda _b: self.go_home())
+        self.buttons["done"] = done
+        outer.add_widget(done)
+        return outer
+
+    # ------------------------------------------------------------------ trace + screenshots (tests, support)
+
+    def _report(self, screen: str) -> None:
+        """Write what is on screen (texts, button centres in X11 pixels) and a screenshot.
+
+        Only with ``--trace`` / ``--screenshot-dir``: tests and remote support read it.
+        """
+        if screen != self.screen:
+            return
+        if self.trace_path is not None:
+            texts = [_MARKUP.sub("", w.text) for w in self.root_box.walk() if isinstance(w, Label) and w.text]
+            buttons = {}
+            for key, w in self.buttons.items():
+                x, y = w.to_window(w.center_x, w.center_y)
+                buttons[key] = [int(x), int(Window.height - y), not w.disabled]
+            entry = {
+                "screen": screen, "lang": self.lang, "priority": self.priority, "texts": texts, "buttons": buttons,
+                "ticket": self.ticket.number if self.ticket and screen == "ticket" else None,
+                "qr": self.status_url(self.ticket) if self.ticket and screen == "ticket" else None,
+                "printer": self.print_outcome.fault.value if self.print_outcome and screen == "ticket" else None,
+                "window": [Window.left, Window.top, Window.width, Window.height],
+            }  # fmt: skip
+            with self.trace_path.open("a", encoding="utf-8") as f:
+                f.write(json.dumps(entry, ensure_ascii=False) + "\n")
+        if self.shots is not None:
+            self.shot_seq += 1
+            target = self.shots / f"{self.shot_seq:03d}-{screen}.png"
+            made = Window.screenshot(name=str(target))
+            if made:
+                Path(made).replace(target)
+
+
+_FAULT_KEYS = {"fault_offline", "fault_paper_out", "fault_cover_open", "fault_error"}
+
+
+def register_fonts(cfg: KioskConfig) -> None:
+    """DejaVu Sans: Kivy's default Roboto lacks glyphs we need (Ukrainian ї, є, ґ...)."""
+    s = cfg.screen
+    LabelBase.register(FONT, fn_regular=s.font, fn_bold=s.font_bold)

@@ -1,0 +1,98 @@
+"""``numerek-kiosk``: run the ticket kiosk (touch screen + printer) from a kiosk config.
+
+Kivy reads its settings from the environment and its config at import time, so this
+module sets them *before* importing Kivy: no Kivy argument parsing (our own options
+would be mistaken for Kivy's), a private KIVY_HOME unless one is given, the window
+size and position from the config.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import tempfile
+from pathlib import Path
+
+from kiosk.config import EXAMPLE_CONFIG, ConfigError, load_config
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="numerek-kiosk", description=__doc__.splitlines()[0])
+    p.add_argument("--config", default=str(EXAMPLE_CONFIG), help="kiosk config (TOML); default: the example")
+    p.add_argument("--check", action="store_true", help="validate the config and the printer profile, then exit")
+    p.add_argument("--printer-status", action="store_true", help="ask the printer for its status, print it, exit")
+    p.add_argument("--windowed", action="store_true", help="ignore screen.fullscreen (desk testing)")
+    p.add_argument("--trace", help="append what each screen shows (JSON lines) to this file")
+    p.add_argument("--screenshot-dir", help="save a PNG of every screen shown into this folder")
+    p.add_argument("--log-level", default="INFO")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        cfg = load_config(args.config)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+
+    from hardware.printer import TicketPrinter
+
+    try:
+        printer = TicketPrinter(cfg.printer.settings())
+    except ValueError as exc:
+        print(f"{args.config}: printer: {exc}", file=sys.stderr)
+        return 2
+    if args.check:
+        print(
+            f"{args.config}: OK — kiosk {cfg.kiosk.id}, {cfg.printer.type} printer, broker {cfg.mqtt.host}:{cfg.mqtt.port}"
+        )
+        return 0
+    if args.printer_status:
+        status = printer.status()
+        print(
+            f"{status.fault.value}{'' if status.known else ' (not reported by the printer)'} {status.message}".strip()
+        )
+        return 0 if status.can_print else 1
+
+    shots = Path(args.screenshot_dir) if args.screenshot_dir else None
+    if shots:
+        shots.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("KIVY_NO_ARGS", "1")
+    os.environ.setdefault("KIVY_NO_CONSOLELOG", "1")
+    os.environ.setdefault("KIVY_LOG_MODE", "PYTHON")
+    if "KIVY_HOME" not in os.environ:
+        os.environ["KIVY_HOME"] = tempfile.mkdtemp(prefix="numerek-kivy-")
+    from kivy.config import Config
+
+    s = cfg.screen
+    fullscreen = s.fullscreen and not args.windowed
+    Config.set("graphics", "fullscreen", "auto" if fullscreen else "0")
+    Config.set("graphics", "borderless", "1")
+    Config.set("graphics", "position", "custom")
+    Config.set("graphics", "left", "0")
+    Config.set("graphics", "top", "0")
+    Config.set("graphics", "width", str(s.width))
+    Config.set("graphics", "height", str(s.height))
+    Config.set("graphics", "show_cursor", "1" if args.windowed else "0")
+    Config.set("input", "mouse", "mouse,disable_multitouch")
+    Config.set("kivy", "exit_on_escape", "0")
+
+    from kiosk.app import KioskApp, register_fonts
+
+    register_fonts(cfg)
+    app = KioskApp(cfg, printer, trace=Path(args.trace) if args.trace else None, shots=shots)
+
+    def _terminate(_sig, _frame) -> None:
+        # systemd stops us with SIGTERM: leave through Kivy so on_stop says "offline" politely.
+        from kivy.clock import Clock
+
+        Clock.schedule_once(lambda _dt: app.stop())
+
+    signal.signal(signal.SIGTERM, _terminate)
+    app.run()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,121 @@
+"""The kiosk's config: one small TOML file per kiosk (see kiosk/examples/kiosk.toml).
+
+Validated with pydantic so a typo ("netwrok", a port of 99999) is reported with the
+field's path before the touch screen ever lights up, not at the first resident's tap.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from hardware.printer import PrinterSettings
+from protocol.mqtt import BrokerSettings
+from protocol.topics import ID_PATTERN
+
+EXAMPLE_CONFIG = Path(__file__).parent / "examples" / "kiosk.toml"
+DEJAVU = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
+DEJAVU_BOLD = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"
+
+
+class ConfigError(ValueError):
+    """The config file is missing, not TOML, or has invalid fields (message names them)."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class KioskSection(_Strict):
+    id: Annotated[str, Field(pattern=ID_PATTERN)]
+    public_url: Annotated[str, Field(pattern=r"^https?://[^\s/]+(/[^\s]*)?$")]
+    """The server's address as a phone sees it; the ticket's QR code is this + ``/t/<token>``."""
+    default_language: Literal["pl", "en", "uk"] = "pl"
+    idle_timeout_s: Annotated[float, Field(ge=3, le=600)] = 20.0
+    """Any screen but home returns home after this long without a touch."""
+    response_timeout_s: Annotated[float, Field(ge=1, le=60)] = 6.0
+    """How long to wait for the server's answer before saying it is unreachable."""
+
+    @field_validator("public_url")
+    @classmethod
+    def _no_trailing_slash(cls, v: str) -> str:
+        return v.rstrip("/")
+
+
+class MqttSection(_Strict):
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=1, le=65535)] = 1883
+    username: str | None = None
+    password: str | None = None
+    tls_ca: str | None = None
+    topic_base: str = "numerek"
+
+    def broker(self) -> BrokerSettings:
+        return BrokerSettings(self.host, self.port, self.username, self.password, self.tls_ca)
+
+
+class PrinterSection(_Strict):
+    type: Literal["dummy", "network", "usb", "serial"] = "dummy"
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=1, le=65535)] = 9100
+    usb_vendor: Annotated[int, Field(ge=0, le=0xFFFF)] = 0x04B8
+    usb_product: Annotated[int, Field(ge=0, le=0xFFFF)] = 0x0E15
+    usb_in_ep: Annotated[int, Field(ge=0, le=0xFF)] = 0x82
+    usb_out_ep: Annotated[int, Field(ge=0, le=0xFF)] = 0x01
+    serial_device: str = "/dev/ttyUSB0"
+    baudrate: Literal[9600, 19200, 38400, 57600, 115200] = 9600
+    profile: str = "default"
+    timeout_s: Annotated[float, Field(gt=0, le=30)] = 3.0
+    query_status: bool = True
+    dummy_output: str | None = None
+    qr: Literal["auto", "native", "image"] = "auto"
+    cut: bool = True
+
+    def settings(self) -> PrinterSettings:
+        data = self.model_dump()
+        data["kind"] = data.pop("type")
+        return PrinterSettings(**data)
+
+
+class ScreenSection(_Strict):
+    fullscreen: bool = True
+    width: Annotated[int, Field(ge=320, le=7680)] = 1280
+    height: Annotated[int, Field(ge=240, le=4320)] = 720
+    font: str = DEJAVU
+    font_bold: str = DEJAVU_BOLD
+
+    @field_validator("font", "font_bold")
+    @classmethod
+    def _font_exists(cls, v: str) -> str:
+        if not Path(v).is_file():
+            raise ValueError(f"font file {v!r} not found (install fonts-dejavu-core)")
+        return v
+
+
+class KioskConfig(_Strict):
+    kiosk: KioskSection
+    mqtt: MqttSection = MqttSection()
+    printer: PrinterSection = PrinterSection()
+    screen: ScreenSection = ScreenSection()
+
+
+def load_config(path: str | Path) -> KioskConfig:
+    p = Path(path)
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{p}: no such file") from exc
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{p}: not valid TOML: {exc}") from exc
+    try:
+        cfg = KioskConfig.model_validate(data)
+    except ValidationError as exc:
+        lines = [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
+        raise ConfigError(f"{p}: invalid config\n  " + "\n  ".join(lines)) from exc
+    if cfg.printer.dummy_output and not Path(cfg.printer.dummy_output).is_absolute():
+        out = str((p.parent / cfg.printer.dummy_output).resolve())
+        cfg = cfg.model_copy(update={"printer": cfg.printer.model_copy(update={"dummy_output": out})})
+    return cfg

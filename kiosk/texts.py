@@ -1,0 +1,136 @@
+"""Everything the kiosk says, in Polish, English and Ukrainian.
+
+Short, plain sentences: the readers include elderly residents and people who are
+learning Polish. Each refusal says what happened *and* what to do next.
+"""
+
+from __future__ import annotations
+
+LANGUAGES = ("pl", "en", "uk")
+LANGUAGE_NAMES = {"pl": "Polski", "en": "English", "uk": "Українська"}
+
+TEXTS: dict[str, dict[str, str]] = {
+    "choose": {
+        "pl": "Wybierz sprawę, aby pobrać bilet",
+        "en": "Choose a service to take a ticket",
+        "uk": "Оберіть послугу, щоб отримати талон",
+    },
+    "waiting": {"pl": "Czeka: {n}", "en": "Waiting: {n}", "uk": "Очікують: {n}"},
+    "wait_min": {"pl": "ok. {m} min", "en": "about {m} min", "uk": "бл. {m} хв"},
+    "priority_off": {
+        "pl": "Kolejka uprzywilejowana\n(ciąża, niepełnosprawność)",
+        "en": "Priority queue\n(pregnancy, disability)",
+        "uk": "Пріоритетна черга\n(вагітність, інвалідність)",
+    },
+    "priority_on": {
+        "pl": "WŁĄCZONA: bilet uprzywilejowany\nDotknij, aby wyłączyć",
+        "en": "ON: priority ticket\nTouch to turn off",
+        "uk": "УВІМКНЕНО: пріоритетний талон\nТоркніться, щоб вимкнути",
+    },
+    "priority_hint": {
+        "pl": "Wybierz sprawę – otrzymasz bilet uprzywilejowany",
+        "en": "Choose a service – you will get a priority ticket",
+        "uk": "Оберіть послугу – ви отримаєте пріоритетний талон",
+    },
+    "service_closed": {"pl": "Nieczynne", "en": "Closed", "uk": "Зачинено"},
+    "service_closed_opens": {
+        "pl": "Nieczynne – otwarcie o {t}",
+        "en": "Closed – opens at {t}",
+        "uk": "Зачинено – відкриття о {t}",
+    },
+    "cut_off": {
+        "pl": "Dziś już nie wydajemy biletów",
+        "en": "No more tickets today",
+        "uk": "Сьогодні талонів більше немає",
+    },
+    "limit_reached": {
+        "pl": "Limit biletów na dziś wyczerpany",
+        "en": "Today's tickets are all taken",
+        "uk": "Ліміт талонів на сьогодні вичерпано",
+    },
+    "unavailable": {"pl": "Niedostępne", "en": "Unavailable", "uk": "Недоступно"},
+    "please_wait": {
+        "pl": "Chwileczkę, drukujemy bilet…",
+        "en": "One moment, printing your ticket…",
+        "uk": "Хвилинку, друкуємо талон…",
+    },
+    "connecting": {
+        "pl": "Łączenie z systemem kolejkowym…",
+        "en": "Connecting to the queue system…",
+        "uk": "З'єднання з системою черги…",
+    },
+    "system_down": {
+        "pl": "System kolejkowy chwilowo nie działa.\nProsimy zgłosić się do informacji.",
+        "en": "The queue system is not working right now.\nPlease ask at the information desk.",
+        "uk": "Система черги тимчасово не працює.\nЗверніться, будь ласка, до довідки.",
+    },
+    "unreachable": {
+        "pl": "Nie udało się pobrać biletu.\nSystem kolejkowy nie odpowiada.\nBilet NIE został wydany.\nSpróbuj za chwilę lub zgłoś się do informacji.",
+        "en": "We could not get a ticket.\nThe queue system is not answering.\nNo ticket was issued.\nTry again in a moment or ask at the information desk.",
+        "uk": "Не вдалося отримати талон.\nСистема черги не відповідає.\nТалон НЕ видано.\nСпробуйте пізніше або зверніться до довідки.",
+    },
+    "refused": {
+        "pl": "Nie można pobrać biletu do tej sprawy.",
+        "en": "A ticket for this service cannot be taken.",
+        "uk": "Неможливо отримати талон на цю послугу.",
+    },
+    "your_number": {"pl": "Twój numer", "en": "Your number", "uk": "Ваш номер"},
+    "priority_ticket": {"pl": "Bilet uprzywilejowany", "en": "Priority ticket", "uk": "Пріоритетний талон"},
+    "people_ahead": {"pl": "Osób przed Tobą: {n}", "en": "People ahead of you: {n}", "uk": "Перед вами: {n}"},
+    "est_wait": {
+        "pl": "Szacowany czas oczekiwania: ok. {m} min",
+        "en": "Estimated wait: about {m} min",
+        "uk": "Орієнтовне очікування: бл. {m} хв",
+    },
+    "issued": {"pl": "Wydano: {t}", "en": "Issued: {t}", "uk": "Видано: {t}"},
+    "printed": {
+        "pl": "Weź bilet z drukarki poniżej.",
+        "en": "Take your ticket from the printer below.",
+        "uk": "Візьміть талон із принтера внизу.",
+    },
+    "printer_fault": {
+        "pl": "Drukarka nie działa ({why}).\nZapamiętaj lub sfotografuj numer i kod QR.\nObsługa została powiadomiona.",
+        "en": "The printer is not working ({why}).\nRemember or photograph the number and QR code.\nStaff have been told.",
+        "uk": "Принтер не працює ({why}).\nЗапам'ятайте або сфотографуйте номер і QR-код.\nПерсонал повідомлено.",
+    },
+    "fault_offline": {"pl": "brak połączenia", "en": "not connected", "uk": "немає зв'язку"},
+    "fault_paper_out": {"pl": "brak papieru", "en": "out of paper", "uk": "немає паперу"},
+    "fault_cover_open": {"pl": "otwarta pokrywa", "en": "cover open", "uk": "відкрита кришка"},
+    "fault_error": {"pl": "błąd drukarki", "en": "printer error", "uk": "помилка принтера"},
+    "scan": {
+        "pl": "Zeskanuj telefonem,\naby śledzić kolejkę",
+        "en": "Scan with your phone\nto follow the queue",
+        "uk": "Скануйте телефоном,\nщоб стежити за чергою",
+    },
+    "printer_down_home": {
+        "pl": "Drukarka nie działa – numer i kod QR pokażemy na ekranie.",
+        "en": "The printer is not working – we will show your number and QR code on screen.",
+        "uk": "Принтер не працює – номер і QR-код покажемо на екрані.",
+    },
+    "done": {"pl": "Gotowe", "en": "Done", "uk": "Готово"},
+    "back": {"pl": "Wróć", "en": "Back", "uk": "Назад"},
+    "no_services": {
+        "pl": "Brak spraw do wyboru.",
+        "en": "No services to choose from.",
+        "uk": "Немає послуг для вибору.",
+    },
+}
+
+# The printed ticket is always Polish (the office's language) plus the visitor's language.
+PRINT_TEXTS: dict[str, dict[str, str]] = {
+    "people_ahead": {"pl": "Osób przed Tobą: {n}", "en": "People ahead: {n}", "uk": "Перед вами: {n}"},
+    "est_wait": {"pl": "Czas oczekiwania: ok. {m} min", "en": "Estimated wait: {m} min", "uk": "Очікування: {m} хв"},
+    "scan": {"pl": "Sprawdź kolejkę w telefonie:", "en": "Follow the queue on your phone:", "uk": "Стежте за чергою:"},
+    "priority": {"pl": "BILET UPRZYWILEJOWANY", "en": "PRIORITY TICKET", "uk": "ПРІОРИТЕТНИЙ ТАЛОН"},
+}
+
+
+def t(key: str, lang: str, **kw: object) -> str:
+    entry = TEXTS[key]
+    text = entry.get(lang) or entry["pl"]
+    return text.format(**kw) if kw else text
+
+
+def service_name(names: dict[str, str], lang: str) -> str:
+    """The service's name in ``lang``; Polish, then English, when the office gave none."""
+    return names.get(lang) or names.get("pl") or names.get("en") or "?"

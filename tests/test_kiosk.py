@@ -1,0 +1,366 @@
+"""The kiosk end to end: the real Kivy app (``python -m kiosk.cli``) on a private Xvfb
+screen, clicked with xdotool, against the real broker and the real server.
+
+What the app shows is read from its ``--trace`` file (the texts of the labels and buttons
+on screen, and where the buttons are) and from the screenshots it saves under
+tests/artifacts/kiosk/<test>/; the tickets from the server's HTTP API; the printed bytes
+from the Dummy printer's output file or a loopback TCP printer.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+import sys
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from tests.harness import ALWAYS_OPEN, ROOT, ServerProcess, free_port, wait_for, write_config
+from tests.test_printer import ESC_T_CP852, ESC_T_CP866, LoopbackPrinter
+
+BANNERS = ("System kolejkowy chwilowo nie działa", "Łączenie z systemem kolejkowym")
+pytestmark = pytest.mark.skipif(shutil.which("xdotool") is None, reason="xdotool not installed (.ci/setup)")
+
+
+class Kiosk:
+    """``numerek-kiosk`` as a subprocess on the test's virtual screen."""
+
+    def __init__(self, workdir: Path, screen, broker_port: int, public_url: str, printer: str, shots: Path) -> None:
+        self.workdir = workdir
+        self.env = {**screen.env(), "KIVY_HOME": str(workdir / "kivy")}
+        self.trace = workdir / "trace.jsonl"
+        self.output = workdir / "printed.bin"
+        self.config = workdir / "kiosk.toml"
+        self.config.write_text(
+            f"""
+[kiosk]
+id = "k1"
+public_url = "{public_url}"
+idle_timeout_s = 5
+response_timeout_s = 3
+
+[mqtt]
+port = {broker_port}
+
+[printer]
+{printer}
+
+[screen]
+fullscreen = false
+width = 1280
+height = 720
+""",
+            encoding="utf-8",
+        )
+        shutil.rmtree(shots, ignore_errors=True)
+        self.log = open(workdir / "kiosk.log", "wb")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "kiosk.cli", "--config", str(self.config), "--trace", str(self.trace),
+             "--screenshot-dir", str(shots), "--log-level", "INFO"],
+            cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+
+    def entries(self) -> list[dict]:
+        if self.proc.poll() is not None:
+            raise AssertionError(f"kiosk exited with {self.proc.returncode}:\n{self.log_text()[-3000:]}")
+        if not self.trace.exists():
+            return []
+        out = []
+        for line in self.trace.read_text(encoding="utf-8").splitlines():
+            try:
+                out.append(json.loads(line))
+            except ValueError:  # the line being written right now
+                break
+        return out
+
+    def now(self) -> dict:
+        entries = self.entries()
+        return entries[-1] if entries else {"screen": None, "texts": [], "buttons": {}}
+
+    def wait(self, what: str, predicate, timeout: float = 20) -> dict:
+        def check():
+            e = self.now()
+            return e if predicate(e) else None
+
+        try:
+            return wait_for(check, timeout, what)
+        except AssertionError as exc:
+            recent = [(e["screen"], e["texts"][-3:]) for e in self.entries()[-5:]]
+            raise AssertionError(f"{exc}; last screens: {recent}\nkiosk log:\n{self.log_text()[-1500:]}") from None
+
+    def wait_home(self, timeout: float = 20) -> dict:
+        return self.wait(
+            "home screen with services",
+            lambda e: (
+                e["screen"] == "home"
+                and any(k.startswith("service:") for k in e["buttons"])
+                and not any(t.startswith(BANNERS) for t in e["texts"])
+            ),
+            timeout,
+        )
+
+    def tap(self, button: str, clicks: int = 1) -> None:
+        entry = self.now()
+        assert button in entry["buttons"], f"no {button} on {entry['screen']}: {entry['buttons']}"
+        x, y, _enabled = entry["buttons"][button]
+        subprocess.run(
+            ["xdotool", "mousemove", "--sync", str(x), str(y), "click", "--repeat", str(clicks), "--delay", "80", "1"],
+            env=self.env, check=True, timeout=10,
+        )  # fmt: skip
+
+    def text(self) -> str:
+        return "\n".join(self.now()["texts"])
+
+    def log_text(self) -> str:
+        return (self.workdir / "kiosk.log").read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.log.close()
+
+
+@pytest.fixture
+def start_kiosk(tmp_path, screen, broker, artifacts, request):
+    started: list[Kiosk] = []
+
+    def start(server: ServerProcess, printer: str = 'type = "dummy"\ndummy_output = "printed.bin"') -> Kiosk:
+        k = Kiosk(tmp_path, screen, broker.port, server.url, printer, artifacts / "kiosk" / request.node.name)
+        started.append(k)
+        return k
+
+    yield start
+    for k in started:
+        k.stop()
+
+
+def token_of(entry: dict) -> str:
+    return entry["qr"].split("/t/")[1].split("?")[0]
+
+
+def waiting(server: ServerProcess, service: str) -> int:
+    return next(q["waiting"] for q in server.get("/api/queues").json() if q["service"] == service)
+
+
+def test_tapping_a_service_prints_and_shows_a_ticket_the_server_knows(server, start_kiosk):
+    kiosk = start_kiosk(server)
+    home = kiosk.wait_home()
+    assert "Urząd Testowy w Łodzi" in home["texts"]
+    assert any(t.startswith("A  Rejestracja pojazdów\nCzeka: 0") for t in home["texts"])
+    kiosk.tap("service:rej")
+    shown = kiosk.wait("ticket screen after printing", lambda e: e["screen"] == "ticket" and e["printer"])
+    assert shown["ticket"] == "A001" and "A001" in shown["texts"]
+    assert "Rejestracja pojazdów" in shown["texts"]
+    assert "Weź bilet z drukarki poniżej." in shown["texts"]
+    # The QR code opens the server's status page for exactly this ticket.
+    assert shown["qr"] == f"{server.url}/t/{token_of(shown)}"
+    status = server.get(f"/api/tickets/{token_of(shown)}").json()
+    assert (status["number"], status["service"], status["status"]) == ("A001", "rej", "waiting")
+    assert server.get(shown["qr"].replace(server.url, "")).status_code == 200
+    # Date and time on screen are the server's issue time.
+    issued = datetime.fromisoformat(status["issued_at"])
+    assert f"Wydano: {issued:%d.%m.%Y %H:%M}" in shown["texts"]
+    printed = kiosk.output.read_bytes()
+    assert b"A001" in printed
+    assert ESC_T_CP852 + "Urząd Testowy w Łodzi".encode("cp852") in printed
+    assert "Rejestracja pojazdów".encode("cp852") in printed and "Osób przed Tobą: 0".encode("cp852") in printed
+    assert b"\x1d(k" + (len(shown["qr"]) + 3).to_bytes(2, "little") + b"1P0" + shown["qr"].encode() in printed
+    # The home screen counts the new ticket, and comes back by itself when nobody touches it.
+    again = kiosk.wait("home again after the idle timeout", lambda e: e["screen"] == "home", timeout=20)
+    assert waiting(server, "rej") == 1
+    kiosk.wait(
+        "waiting count updated", lambda e: any(t.startswith("A  Rejestracja pojazdów\nCzeka: 1") for t in e["texts"])
+    )
+    assert again["lang"] == "pl"
+
+
+def test_double_tap_gives_one_ticket(server, start_kiosk):
+    kiosk = start_kiosk(server)
+    kiosk.wait_home()
+    kiosk.tap("service:pj", clicks=2)
+    shown = kiosk.wait("ticket screen", lambda e: e["screen"] == "ticket" and e["printer"])
+    assert shown["ticket"] == "B001"
+    assert waiting(server, "pj") == 1
+    assert kiosk.output.read_bytes().count(b"B00") == 1
+    kiosk.tap("done")
+    kiosk.wait_home()
+    assert waiting(server, "pj") == 1
+
+
+def test_ukrainian_visitor_gets_the_screen_in_ukrainian_and_a_bilingual_network_printed_ticket(server, start_kiosk):
+    printer = LoopbackPrinter()
+    try:
+        kiosk = start_kiosk(server, f'type = "network"\nport = {printer.port}\ntimeout_s = 2')
+        kiosk.wait_home()
+        kiosk.tap("lang:uk")
+        home = kiosk.wait("Ukrainian home", lambda e: e["screen"] == "home" and e["lang"] == "uk" and e["buttons"])
+        assert "Оберіть послугу, щоб отримати талон" in home["texts"]
+        kiosk.tap("service:rej")
+        shown = kiosk.wait("ticket screen", lambda e: e["screen"] == "ticket" and e["printer"])
+        assert shown["printer"] == "ok"
+        assert {"Ваш номер", "A001", "Реєстрація", "Перед вами: 0"} <= set(shown["texts"])
+        assert shown["qr"].endswith("?lang=uk")
+        wait_for(lambda: b"A001" in printer.received and b"\x1dV" in printer.received, 10, "the printed ticket")
+        got = printer.received
+        assert ESC_T_CP852 + "Urząd Testowy w Łodzi".encode("cp852") in got
+        assert "Rejestracja pojazdów".encode("cp852") in got
+        assert ESC_T_CP866 + "Реєстрація".replace("і", "i").encode("cp866") in got  # і printed as Latin i
+        assert shown["qr"].encode() in got
+    finally:
+        printer.close()
+
+
+def test_printer_refusing_connections_still_shows_the_number_and_reports_the_fault(server, start_kiosk):
+    dead_port = free_port()  # nobody listens: connection refused, like a printer switched off
+    kiosk = start_kiosk(server, f'type = "network"\nport = {dead_port}\ntimeout_s = 1')
+    warned = "Drukarka nie działa – numer i kod QR pokażemy na ekranie."
+    kiosk.wait("home warns about the printer", lambda e: e["screen"] == "home" and warned in e["texts"])
+    kiosk.wait_home()
+    kiosk.tap("service:rej")
+    shown = kiosk.wait("ticket screen with printer outcome", lambda e: e["screen"] == "ticket" and e["printer"])
+    assert shown["printer"] == "offline"
+    assert shown["ticket"] == "A001" and "A001" in shown["texts"]
+    assert any(t.startswith("Drukarka nie działa (brak połączenia).") for t in shown["texts"])
+    assert server.get(f"/api/tickets/{token_of(shown)}").json()["number"] == "A001"
+    devices = wait_for(
+        lambda: (d := server.get("/api/devices").json()).get("kiosk-k1", {}).get("fault") == "offline" and d,
+        10,
+        "fault at /api/devices",
+    )
+    assert str(dead_port) in devices["kiosk-k1"]["message"]
+
+
+def test_paper_out_is_said_on_screen_reported_and_cleared_when_paper_is_back(server, start_kiosk):
+    printer = LoopbackPrinter({1: 0x12, 2: 0x12, 4: 0x72})  # paper roll sensor: paper end
+    try:
+        kiosk = start_kiosk(server, f'type = "network"\nport = {printer.port}\ntimeout_s = 2')
+        warned = "Drukarka nie działa – numer i kod QR pokażemy na ekranie."
+        kiosk.wait("home warns about the printer", lambda e: e["screen"] == "home" and warned in e["texts"])
+        wait_for(lambda: server.get("/api/devices").json().get("kiosk-k1", {}).get("fault") == "paper_out", 10, "paper_out")
+        kiosk.wait_home()
+        kiosk.tap("service:pasz")
+        shown = kiosk.wait("ticket screen", lambda e: e["screen"] == "ticket" and e["printer"])
+        assert shown["printer"] == "paper_out" and shown["ticket"] == "P001"
+        assert any("brak papieru" in t for t in shown["texts"])
+        assert b"P001" not in printer.received  # not left in the buffer for the next person
+        printer.status = {1: 0x12, 2: 0x12, 4: 0x12}  # staff put a new roll in
+        kiosk.tap("done")
+        kiosk.wait_home()
+        kiosk.tap("service:pasz")
+        kiosk.wait("second ticket printed", lambda e: e["screen"] == "ticket" and e["printer"] == "ok")
+        wait_for(lambda: b"P002" in printer.received, 10, "P002 printed")
+        wait_for(lambda: server.get("/api/devices").json().get("kiosk-k1", {}).get("fault") == "ok", 10, "fault cleared")
+    finally:
+        printer.close()
+
+
+def test_server_unreachable_shows_a_clear_message_and_no_ticket(server, broker, start_kiosk):
+    kiosk = start_kiosk(server)
+    kiosk.wait_home()
+
+    def says_down(e: dict) -> bool:
+        return e["screen"] == "home" and any("System kolejkowy chwilowo nie działa" in t for t in e["texts"])
+
+    def no_ticket_issued(e: dict) -> bool:
+        return e["screen"] == "message" and any("Bilet NIE został wydany." in t for t in e["texts"])
+
+    # 1. The server hangs (stopped, connection still open): nobody answers the request.
+    server.proc.send_signal(signal.SIGSTOP)
+    try:
+        kiosk.tap("service:rej")
+        kiosk.wait("'no ticket' message after the response timeout", no_ticket_issued, timeout=15)
+    finally:
+        server.kill9()  # SIGKILL also ends a stopped process
+    server.start()  # the same database: the unanswered request must not have made a ticket
+    assert waiting(server, "rej") == 0
+    # The message goes away by itself after the idle timeout; the banner once the server is back.
+    kiosk.wait("home, server back", lambda e: e["screen"] == "home" and not says_down(e) and e["buttons"], 30)
+
+    # 2. The server is gone (its last will says so): the kiosk says so before anyone taps.
+    server.kill9()
+    kiosk.wait("home says the system is down", says_down)
+    kiosk.tap("service:pj")
+    kiosk.wait("'no ticket' message", no_ticket_issued)
+    server.start()
+    assert waiting(server, "pj") == 0
+    kiosk.wait("home, server back", lambda e: e["screen"] == "home" and not says_down(e) and e["buttons"], 30)
+
+    # 3. The broker is gone.
+    broker.stop()
+    kiosk.wait("home says the system is down", says_down)
+    kiosk.tap("service:pasz")
+    kiosk.wait("'no ticket' message", no_ticket_issued)
+    assert not kiosk.output.exists()  # nothing was ever printed
+
+
+def test_priority_toggle_gives_a_priority_ticket_ahead_of_normal_ones(server, start_kiosk):
+    kiosk = start_kiosk(server)
+    kiosk.wait_home()
+    kiosk.tap("service:rej")
+    kiosk.wait("first ticket", lambda e: e["screen"] == "ticket" and e["printer"])
+    kiosk.tap("done")
+    kiosk.wait_home()
+    kiosk.tap("priority")
+    prio = kiosk.wait("priority on", lambda e: e["screen"] == "home" and e["priority"] and e["buttons"])
+    assert any(t.startswith("WŁĄCZONA: bilet uprzywilejowany") for t in prio["texts"])
+    kiosk.tap("service:rej")
+    shown = kiosk.wait("priority ticket", lambda e: e["screen"] == "ticket" and e["printer"])
+    assert shown["ticket"] == "A002" and "Bilet uprzywilejowany" in shown["texts"]
+    assert "Osób przed Tobą: 0" in shown["texts"]  # A001 is waiting, but A002 goes first
+    assert server.get(f"/api/tickets/{token_of(shown)}").json()["people_ahead"] == 0
+    assert "BILET UPRZYWILEJOWANY".encode("cp852") in kiosk.output.read_bytes()
+    kiosk.tap("done")
+    home = kiosk.wait_home()
+    assert home["priority"] is False  # the next person does not inherit the priority choice
+
+
+def test_closed_and_limit_reached_services_are_shown_as_such_and_cannot_be_taken(tmp_path, broker, start_kiosk):
+    cfg = write_config(tmp_path / "office.toml", broker.port, free_port(), limit=1)
+    tomorrow = (datetime.now(ZoneInfo("Europe/Warsaw")) + timedelta(days=1)).strftime("%a").lower()
+    text = cfg.read_text(encoding="utf-8")
+    head, _, last = text.rpartition(f"hours = {ALWAYS_OPEN}")  # the last service: pasz
+    cfg.write_text(f'{head}hours = {{ {tomorrow} = "08:00-16:00" }}{last}', encoding="utf-8")
+    server = ServerProcess(cfg, http_port=int(text.split("[http]")[1].split("port = ")[1].split()[0])).start()
+    try:
+        kiosk = start_kiosk(server)
+        home = kiosk.wait_home()
+        assert home["buttons"]["service:pasz"][2] is False
+        assert "Paszporty\nNieczynne" in home["texts"]
+        kiosk.tap("service:pasz")
+        kiosk.tap("service:rej")
+        kiosk.wait("ticket", lambda e: e["screen"] == "ticket" and e["printer"])
+        kiosk.tap("done")
+        home = kiosk.wait(
+            "rej at its limit",
+            lambda e: e["screen"] == "home" and e["buttons"].get("service:rej", [0, 0, True])[2] is False,
+        )
+        assert "Rejestracja pojazdów\nLimit biletów na dziś wyczerpany" in home["texts"]
+        kiosk.tap("service:rej")
+        kiosk.tap("service:pasz")
+        kiosk.tap("service:pj")  # taps are handled in order: if the two above did anything, it shows here
+        shown = kiosk.wait("pj ticket", lambda e: e["screen"] == "ticket" and e["printer"])
+        assert shown["ticket"] == "B001"
+        assert waiting(server, "rej") == 1 and waiting(server, "pasz") == 0
+        assert kiosk.output.read_bytes().count(b"\x1dV") == 2  # A001 and B001, nothing else
+    finally:
+        server.stop()
+
+
+def test_kiosk_is_online_while_running_and_offline_after_a_clean_stop(server, start_kiosk):
+    kiosk = start_kiosk(server)
+    kiosk.wait_home()
+    devices = lambda: server.get("/api/devices").json()  # noqa: E731
+    wait_for(lambda: devices().get("kiosk-k1", {}).get("availability") == "online", 10, "kiosk online")
+    kiosk.stop()  # SIGTERM, as systemd does
+    assert kiosk.proc.returncode == 0
+    wait_for(lambda: devices()["kiosk-k1"]["availability"] == "offline", 10, "kiosk offline")

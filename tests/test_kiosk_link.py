@@ -1,0 +1,165 @@
+"""The kiosk's MQTT side (kiosk/link.py) and config, without a screen: real broker, real server."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from kiosk.config import ConfigError, MqttSection, load_config
+from kiosk.link import KioskLink
+from protocol.messages import ServicesMessage, TicketResponse
+from tests.harness import ROOT, wait_for
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.services: list[ServicesMessage] = []
+        self.connection: tuple[bool, bool] = (False, False)
+        self.responses: list[TicketResponse | None] = []
+        self.answered = threading.Event()
+
+    def done(self, response: TicketResponse | None) -> None:
+        self.responses.append(response)
+        self.answered.set()
+
+
+@pytest.fixture
+def link(broker):
+    rec = Recorder()
+    lk = KioskLink(
+        "k9",
+        MqttSection(port=broker.port),
+        on_services=rec.services.append,
+        on_connection=lambda b, s: setattr(rec, "connection", (b, s)),
+    )
+    lk.start()
+    lk.rec = rec  # type: ignore[attr-defined]
+    yield lk
+    lk.stop()
+
+
+def waiting(server, service: str) -> int:
+    return next(q["waiting"] for q in server.get("/api/queues").json() if q["service"] == service)
+
+
+def test_ticket_request_gets_the_servers_response(server, link):
+    rec = link.rec
+    wait_for(lambda: rec.connection == (True, True) and rec.services, 10, "connected, services known")
+    assert [s.id for s in rec.services[-1].services] == ["rej", "pj", "pasz"]
+    rid = link.request_ticket("pj", False, "en", 10, rec.done)
+    assert rec.answered.wait(10)
+    response = rec.responses[0]
+    assert response is not None and response.ok and response.id == rid
+    assert response.ticket is not None and response.ticket.number == "B001"
+    assert response.ticket.status_path == f"/t/{response.ticket.token}"
+
+
+def test_refused_request_carries_the_reason(server, link):
+    rec = link.rec
+    wait_for(lambda: rec.connection == (True, True), 10, "connected")
+    link.request_ticket("nope", False, "pl", 10, rec.done)
+    assert rec.answered.wait(10)
+    assert rec.responses[0] is not None and not rec.responses[0].ok
+    assert rec.responses[0].error.code == "unknown_service"
+
+
+def test_request_in_flight_across_a_broker_restart_makes_exactly_one_ticket(server, broker, link):
+    rec = link.rec
+    wait_for(lambda: rec.connection == (True, True), 10, "connected")
+    link.request_ticket("rej", False, "pl", 30, rec.done)
+    broker.stop()  # the request may or may not have reached the server: either way, one ticket
+    broker.start()
+    assert rec.answered.wait(30)
+    assert rec.responses[0] is not None and rec.responses[0].ok
+    assert waiting(server, "rej") == 1
+
+
+def test_no_answer_in_time_is_reported_as_none(broker, link):
+    rec = link.rec  # a broker but no server: nobody answers
+    wait_for(lambda: rec.connection[0], 10, "connected")
+    assert link.request_ticket("rej", False, "pl", 1, rec.done) is not None
+    assert rec.answered.wait(5)
+    assert rec.responses == [None]
+
+
+def test_no_request_is_sent_while_the_broker_is_down(broker, link):
+    wait_for(lambda: link.rec.connection[0], 10, "connected")
+    broker.stop()
+    wait_for(lambda: not link.rec.connection[0], 10, "disconnect noticed")
+    assert link.request_ticket("rej", False, "pl", 5, link.rec.done) is None
+
+
+def test_unreadable_messages_are_ignored(server, link, peer):
+    rec = link.rec
+    wait_for(lambda: rec.services, 10, "services")
+    before = len(rec.services)
+    peer.publish(link.topics.services, b"{not json")
+    peer.publish(link.response_topic, b'{"v": 1, "ok": "maybe"}')
+    rid = link.request_ticket("nope", False, "pl", 10, rec.done)  # a refusal: the services stay as they are
+    assert rec.answered.wait(10) and rec.responses[0] is not None and rec.responses[0].id == rid
+    assert len(rec.services) == before  # the garbage never reached the app
+    link.request_ticket("rej", False, "pl", 10, rec.done)  # and the link still works
+    wait_for(lambda: len(rec.responses) == 2 and rec.responses[1] and rec.responses[1].ok, 10, "a ticket")
+
+
+def test_fault_is_published_retained_and_only_when_it_changes(server, link, peer):
+    wait_for(lambda: link.rec.connection[0], 10, "connected")
+    peer.subscribe(link.topics.kiosk_fault("k9"))
+    link.report_fault("paper_out", "the printer is out of paper")
+    link.report_fault("paper_out", "the printer is out of paper")
+    first = peer.expect(link.topics.kiosk_fault("k9"))
+    assert (first["device"], first["fault"]) == ("k9", "paper_out")
+    wait_for(lambda: server.get("/api/devices").json().get("k9", {}).get("fault") == "paper_out", 10, "fault")
+    link.report_fault("ok")
+    assert peer.expect(link.topics.kiosk_fault("k9"))["fault"] == "ok"
+    assert sum(1 for t, _p, _r in peer.seen if t == link.topics.kiosk_fault("k9")) == 2
+
+
+@pytest.mark.parametrize(
+    ("body", "complaint"),
+    [
+        ('[kiosk]\nid = "k 1"\npublic_url = "http://x"\n', "kiosk.id"),
+        ('[kiosk]\nid = "k1"\npublic_url = "numerek.local"\n', "kiosk.public_url"),
+        ('[kiosk]\nid = "k1"\npublic_url = "http://x"\n[printer]\ntype = "netwrok"\n', "printer.type"),
+        ('[kiosk]\nid = "k1"\npublic_url = "http://x"\n[mqtt]\nport = 99999\n', "mqtt.port"),
+        ('[kiosk]\nid = "k1"\npublic_url = "http://x"\n[screen]\nfont = "/nope.ttf"\n', "screen.font"),
+        ("[kiosk\n", "not valid TOML"),
+    ],
+)
+def test_bad_config_is_refused_with_the_field_named(tmp_path, body, complaint):
+    path = tmp_path / "kiosk.toml"
+    path.write_text(body, encoding="utf-8")
+    with pytest.raises(ConfigError, match=complaint):
+        load_config(path)
+    cli = subprocess.run(
+        [sys.executable, "-m", "kiosk.cli", "--config", str(path), "--check"], cwd=ROOT, capture_output=True, text=True
+    )
+    assert cli.returncode == 2 and complaint in cli.stderr and "Traceback" not in cli.stderr
+
+
+def test_example_config_is_valid_and_printer_status_is_reported(tmp_path):
+    cfg = load_config(ROOT / "kiosk" / "examples" / "kiosk.toml")
+    assert cfg.kiosk.id == "k1" and cfg.printer.type == "dummy"
+    dead = tmp_path / "k.toml"
+    dead.write_text('[kiosk]\nid = "k1"\npublic_url = "http://x"\n[printer]\ntype = "network"\nport = 9\n')
+    out = subprocess.run(
+        [sys.executable, "-m", "kiosk.cli", "--config", str(dead), "--printer-status"],
+        cwd=ROOT, capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert out.returncode == 1 and out.stdout.startswith("offline")
+
+
+def test_kiosk_role_stays_light():
+    """The kiosk must not pull in the server's stack (fastapi, uvicorn, sqlite_utils, server.*)."""
+    heavy = {"fastapi", "uvicorn", "sqlite_utils", "server"}
+    for path in [*(ROOT / "kiosk").glob("*.py"), ROOT / "hardware" / "printer.py"]:
+        for node in ast.walk(ast.parse(Path(path).read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            assert not {n.split(".")[0] for n in names} & heavy, f"{path.name} imports {names}"
