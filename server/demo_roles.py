@@ -36,6 +36,17 @@ def display_config(data: Path, mqtt_port: int) -> Path:
     return path
 
 
+def kiosk_config(data: Path, mqtt_port: int, url: str) -> Path:
+    text = (ROOT / "kiosk" / "examples" / "kiosk.toml").read_text(encoding="utf-8")
+    text = _set(text, "port", str(mqtt_port))
+    text = _set(text, "public_url", f'"{url}"')
+    text = _set(text, "fullscreen", "false")
+    text = _set(text, "dummy_output", f'"{data / "printed-tickets.bin"}"')
+    path = data / "kiosk.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
 def counter_config(data: Path, mqtt_port: int) -> Path:
     text = (ROOT / "counter" / "examples" / "counter-demo.toml").read_text(encoding="utf-8")
     path = data / "counter.toml"
@@ -46,6 +57,7 @@ def counter_config(data: Path, mqtt_port: int) -> Path:
 def role_commands(data: Path, mqtt_port: int, url: str, bin_dir: Path) -> list[tuple[str, list[str], bool]]:
     """(name, command, needs a screen) for each device role in demo mode."""
     return [
+        ("kiosk", [str(bin_dir / "numerek-kiosk"), "--config", str(kiosk_config(data, mqtt_port, url))], True),
         ("display", [str(bin_dir / "numerek-display"), "--config", str(display_config(data, mqtt_port))], True),
         # the counter unit on gpiozero's mock pins: its LCD prints to counter.log; press with the clerk panel
         ("counter", [str(bin_dir / "numerek-counter"), "--mock-pins", "--config", str(counter_config(data, mqtt_port))], False),
