@@ -1,0 +1,116 @@
+"""TLS, as docs/deployment.md sets it up: our CA script, the shipped TLS listener, a device config with tls_ca."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import ssl
+import subprocess
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from protocol.mqtt import make_client
+from server.provision import main as provision
+from tests.harness import ROOT, free_port, wait_for, write_config
+from tests.test_provision_broker import Client, Refused
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("openssl") is None or not (shutil.which("mosquitto") or Path("/usr/sbin/mosquitto").exists()),
+    reason="needs openssl and mosquitto",
+)
+
+
+@pytest.fixture
+def tls_broker(tmp_path):
+    certs = tmp_path / "certs"
+    subprocess.run(
+        [str(ROOT / "systemd" / "make-tls-certs.sh"), "localhost", "127.0.0.1", str(certs)],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    plain, secure = free_port(), free_port()
+    broker_dir, config_dir = tmp_path / "mosquitto", tmp_path / "devices"
+    common = ["--broker-dir", str(broker_dir), "--config-dir", str(config_dir), "--no-reload"]
+    ca = str(certs / "numerek-ca.crt")
+    assert provision([*common, "init", "--host", "127.0.0.1", "--port", str(secure), "--tls-ca", ca]) == 0
+    site = write_config(tmp_path / "office.toml", plain, free_port())
+    assert provision([*common, "add", "server", "--site-config", str(site)]) == 0
+    assert provision([*common, "add", "counter", "4"]) == 0
+    conf = (ROOT / "systemd" / "mosquitto" / "numerek.conf").read_text()
+    conf += "\n" + (ROOT / "systemd" / "mosquitto" / "numerek-tls.conf").read_text()
+    conf = conf.replace("/etc/mosquitto/numerek", str(broker_dir)).replace("/etc/mosquitto/certs", str(certs))
+    conf = conf.replace("listener 1883", f"listener {plain} 127.0.0.1").replace("listener 8883", f"listener {secure}")
+    if os.geteuid() == 0:
+        conf += "\nuser root\n"  # pytest's tmp dirs are root-only
+    (tmp_path / "mosquitto.conf").write_text(conf)
+    log = open(tmp_path / "mosquitto.log", "wb")  # noqa: SIM115
+    exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    proc = subprocess.Popen([exe, "-c", str(tmp_path / "mosquitto.conf"), "-v"], stdout=log, stderr=log)
+    import tomllib
+
+    server_password = tomllib.loads(site.read_text())["mqtt"]["password"]
+
+    def up() -> bool:
+        assert proc.poll() is None, (tmp_path / "mosquitto.log").read_text()
+        try:
+            Client(plain, "server", server_password).close()
+            return True
+        except (OSError, Refused):
+            return False
+
+    wait_for(up, 10, "mosquitto with TLS")
+    yield {"plain": plain, "secure": secure, "config": config_dir / "counter-4.toml", "ca": ca,
+           "server_password": server_password, "certs": certs}  # fmt: skip
+    proc.terminate()
+    proc.wait(5)
+    log.close()
+
+
+def test_device_with_tls_ca_reaches_the_broker_over_tls(tls_broker):
+    from counter.config import load_config
+
+    cfg = load_config(tls_broker["config"])
+    assert cfg.broker.tls_ca == tls_broker["ca"] and cfg.broker.port == tls_broker["secure"]
+    server = Client(tls_broker["plain"], "server", tls_broker["server_password"])
+    server.subscribe("numerek/counter/+/command")
+    from protocol.mqtt import BrokerSettings
+
+    b = cfg.broker
+    settings = BrokerSettings(b.host, b.port, b.username, b.password, b.tls_ca)
+    connected: list[bool] = []
+    device = make_client("counter-4", settings, "numerek/device/counter-4/availability", on_connect=connected.append)
+    device.connect(b.host, b.port)
+    device.loop_start()
+    try:
+        wait_for(lambda: connected, 10, "the TLS connection")
+        device.publish("numerek/counter/4/command", json.dumps({"v": 1, "id": "t1", "action": "next"}), qos=1)
+        wait_for(lambda: server.received("numerek/counter/4/command"), 5, "the command sent over TLS")
+    finally:
+        device.disconnect()
+        device.loop_stop()
+        server.close()
+
+
+def test_tls_listener_refuses_plain_mqtt_and_a_certificate_from_another_ca(tls_broker, tmp_path):
+    # A plain MQTT CONNECT on the TLS port gets no CONNACK: the broker hangs up.
+    connect = b"\x10\x0d\x00\x04MQTT\x04\x02\x00\x3c\x00\x01x"
+    with socket.create_connection(("127.0.0.1", tls_broker["secure"]), timeout=10) as sock:
+        sock.sendall(connect)
+        try:
+            answer = sock.recv(4)
+        except ConnectionResetError:
+            answer = b""
+    assert answer == b"" or not answer.startswith(b"\x20")
+    other = tmp_path / "other"
+    subprocess.run([str(ROOT / "systemd" / "make-tls-certs.sh"), "localhost", "127.0.0.1", str(other)],
+                   check=True, capture_output=True, timeout=120)  # fmt: skip
+    wrong = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="wrong-ca", protocol=mqtt.MQTTv5)
+    wrong.tls_set(ca_certs=str(other / "numerek-ca.crt"))
+    with pytest.raises(ssl.SSLCertVerificationError):
+        wrong.connect("127.0.0.1", tls_broker["secure"], keepalive=5)

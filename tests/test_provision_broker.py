@@ -1,0 +1,436 @@
+"""The locked-down broker: a real Mosquitto running our shipped config with accounts from numerek-provision.
+
+Negative checks ("this message never arrives") are made deterministic with a sentinel: after
+the forbidden publish, the same client (or the server) publishes an allowed message that the
+same subscriber receives. Mosquitto handles one client's packets in order, so once the
+sentinel has arrived a forbidden message that had got through would already be there.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import tomllib
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from server.provision import main as provision
+from tests.harness import ROOT, ServerProcess, free_port, wait_for, write_config
+
+BASE = "numerek"
+CONF = ROOT / "systemd" / "mosquitto" / "numerek.conf"
+pytestmark = pytest.mark.skipif(
+    shutil.which("mosquitto") is None and not Path("/usr/sbin/mosquitto").exists(),
+    reason="mosquitto is not installed (apt-get install mosquitto)",
+)
+
+
+class Refused(Exception):
+    """The broker refused the connection (CONNACK with a failure reason)."""
+
+
+class Client:
+    """An MQTT 5 client logging in with an account, like a device does."""
+
+    def __init__(self, port: int, username: str | None, password: str | None, client_id: str | None = None) -> None:
+        self.messages: list[tuple[str, bytes, bool]] = []
+        self.acks: dict[int, mqtt.ReasonCode] = {}
+        self.connack: mqtt.ReasonCode | None = None
+        self.disconnected = threading.Event()
+        self._cond = threading.Condition()
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=client_id or f"t-{uuid.uuid4().hex[:8]}", protocol=mqtt.MQTTv5
+        )
+        if username is not None:
+            self.client.username_pw_set(username, password)
+        self.client.on_connect = self._on_connect
+        self.client.on_message = self._on_message
+        self.client.on_publish = self._on_publish
+        self.client.on_disconnect = lambda *_a: self.disconnected.set()
+        self.client.connect("127.0.0.1", port, keepalive=10)
+        self.client.loop_start()
+        wait_for(lambda: self.connack is not None or self.disconnected.is_set(), 10, "CONNACK")
+        if self.connack is None or self.connack.is_failure:
+            self.close()
+            raise Refused(str(self.connack))
+
+    def _on_connect(self, _c, _u, _f, reason_code, _p) -> None:
+        self.connack = reason_code
+
+    def _on_message(self, _c, _u, msg: mqtt.MQTTMessage) -> None:
+        with self._cond:
+            self.messages.append((msg.topic, msg.payload, bool(msg.retain)))
+
+    def _on_publish(self, _c, _u, mid, reason_code, _p) -> None:
+        with self._cond:
+            self.acks[mid] = reason_code
+
+    def subscribe(self, *filters: str) -> None:
+        granted: list = []
+        self.client.on_subscribe = lambda _c, _u, _mid, codes, _p: granted.extend(codes)
+        self.client.subscribe([(f, 1) for f in filters])
+        wait_for(lambda: len(granted) == len(filters), 5, "SUBACK")
+
+    def publish(self, topic: str, payload: object, retain: bool = False) -> mqtt.ReasonCode:
+        """Publish at QoS 1 and return the broker's PUBACK reason (``Not authorized`` when denied)."""
+        data = payload if isinstance(payload, str | bytes) else json.dumps(payload)
+        info = self.client.publish(topic, data, qos=1, retain=retain)
+        return wait_for(lambda: self.acks.get(info.mid), 5, f"PUBACK for {topic}")
+
+    def received(self, topic: str) -> list[bytes]:
+        with self._cond:
+            return [p for t, p, _r in self.messages if t == topic]
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+@dataclass
+class ClosedBroker:
+    """Mosquitto with systemd/mosquitto/numerek.conf, files under tmp instead of /etc."""
+
+    port: int
+    broker_dir: Path
+    config_dir: Path
+    site: Path
+    proc: subprocess.Popen
+
+    def provision(self, *args: str) -> int:
+        return provision(
+            ["--broker-dir", str(self.broker_dir), "--config-dir", str(self.config_dir),
+             "--broker-pid", str(self.proc.pid), *args]
+        )  # fmt: skip
+
+    def password(self, account: str) -> str:
+        if account == "server":
+            return tomllib.loads(self.site.read_text())["mqtt"]["password"]
+        config = tomllib.loads((self.config_dir / f"{account}.toml").read_text())
+        return (config.get("mqtt") or config["broker"])["password"]  # counters call the table [broker]
+
+    def login(self, account: str, client_id: str | None = None) -> Client:
+        """Log in with a provisioned account; retries while a just-sent SIGHUP is still being handled."""
+
+        def attempt() -> Client | None:
+            try:
+                return Client(self.port, account, self.password(account), client_id)
+            except Refused:
+                return None
+
+        return wait_for(attempt, 10, f"{account} to log in")
+
+
+@pytest.fixture
+def closed_broker(tmp_path) -> Iterator[ClosedBroker]:
+    port = free_port()
+    broker_dir, config_dir = tmp_path / "mosquitto", tmp_path / "devices"
+    site = write_config(tmp_path / "office.toml", port, free_port())
+    common = ["--broker-dir", str(broker_dir), "--config-dir", str(config_dir), "--no-reload"]
+    assert provision([*common, "init", "--host", "127.0.0.1", "--port", str(port)]) == 0
+    assert provision([*common, "add", "server", "--site-config", str(site)]) == 0
+    for args in (["counter", "1"], ["counter", "4"], ["display", "hall-1", "--zone", "hall"],
+                 ["kiosk", "k1"], ["kiosk", "k2"]):  # fmt: skip
+        assert provision([*common, "add", *args]) == 0
+    conf = CONF.read_text().replace("/etc/mosquitto/numerek", str(broker_dir))
+    conf = conf.replace("listener 1883", f"listener {port} 127.0.0.1")
+    if os.geteuid() == 0:  # pytest's tmp dirs are root-only (0700): stay root instead of dropping to mosquitto
+        conf += "\nuser root\n"
+    (tmp_path / "mosquitto.conf").write_text(conf)
+    log = open(tmp_path / "mosquitto.log", "wb")  # noqa: SIM115
+    exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    proc = subprocess.Popen([exe, "-c", str(tmp_path / "mosquitto.conf"), "-v"], stdout=log, stderr=log)
+    b = ClosedBroker(port, broker_dir, config_dir, site, proc)
+
+    def up() -> bool:
+        if proc.poll() is not None:
+            raise AssertionError("mosquitto exited: " + (tmp_path / "mosquitto.log").read_text())
+        try:
+            Client(port, "server", b.password("server")).close()
+            return True
+        except (OSError, Refused):
+            return False
+
+    wait_for(up, 10, "the closed broker")
+    yield b
+    proc.terminate()
+    proc.wait(5)
+    log.close()
+
+
+def command(rid: str, action: str = "next") -> dict:
+    return {"v": 1, "id": rid, "action": action}
+
+
+def test_provisioned_counter_command_reaches_the_server(closed_broker):
+    server = closed_broker.login("server")
+    server.subscribe(f"{BASE}/counter/+/command")
+    counter = closed_broker.login("counter-4")
+    assert not counter.publish(f"{BASE}/counter/4/command", command("c1")).is_failure
+    wait_for(lambda: server.received(f"{BASE}/counter/4/command"), 5, "the counter's command at the server")
+    assert json.loads(server.received(f"{BASE}/counter/4/command")[0])["id"] == "c1"
+
+
+def test_counter_cannot_call_for_another_counter(closed_broker):
+    server = closed_broker.login("server")
+    server.subscribe(f"{BASE}/counter/+/command")
+    counter = closed_broker.login("counter-4")
+    assert counter.publish(f"{BASE}/counter/1/command", command("forged")).getName() == "Not authorized"
+    counter.publish(f"{BASE}/counter/4/command", command("sentinel"))
+    wait_for(lambda: server.received(f"{BASE}/counter/4/command"), 5, "the sentinel command")
+    assert server.received(f"{BASE}/counter/1/command") == []
+
+
+def test_counter_cannot_publish_on_the_displays_topics(closed_broker):
+    display = closed_broker.login("display-hall-1")
+    display.subscribe(f"{BASE}/zone/hall/call")
+    counter = closed_broker.login("counter-4")
+    fake_call = {"v": 1, "seq": 999, "ticket": "A666", "service": "rej", "counter": "4", "counter_name": "x",
+                 "zone": "hall", "recall": False, "at": "2026-01-01T08:00:00+01:00"}  # fmt: skip
+    assert counter.publish(f"{BASE}/zone/hall/call", fake_call).getName() == "Not authorized"
+    assert counter.publish(f"{BASE}/zone/hall/board", {"v": 1}, retain=True).getName() == "Not authorized"
+    assert counter.publish(f"{BASE}/services", {"v": 1}, retain=True).getName() == "Not authorized"
+    display.subscribe(f"{BASE}/zone/hall/board", f"{BASE}/services")  # a planted retained message would come now
+    closed_broker.login("server").publish(f"{BASE}/zone/hall/call", {"v": 1, "seq": 1, "ticket": "A001"})
+    wait_for(lambda: display.received(f"{BASE}/zone/hall/call"), 5, "the server's call on the display")
+    assert [json.loads(p)["ticket"] for p in display.received(f"{BASE}/zone/hall/call")] == ["A001"]
+    assert display.received(f"{BASE}/zone/hall/board") == []
+    assert display.received(f"{BASE}/services") == []
+
+
+def test_display_cannot_publish_commands(closed_broker):
+    server = closed_broker.login("server")
+    server.subscribe(f"{BASE}/counter/+/command", f"{BASE}/kiosk/+/request")
+    display = closed_broker.login("display-hall-1")
+    assert display.publish(f"{BASE}/counter/1/command", command("forged")).getName() == "Not authorized"
+    assert display.publish(f"{BASE}/kiosk/k1/request", {"v": 1, "id": "x", "service": "rej"}).is_failure
+    closed_broker.login("counter-1").publish(f"{BASE}/counter/1/command", command("sentinel"))
+    wait_for(lambda: server.received(f"{BASE}/counter/1/command"), 5, "counter 1's own command")
+    assert [json.loads(p)["id"] for p in server.received(f"{BASE}/counter/1/command")] == ["sentinel"]
+    assert server.received(f"{BASE}/kiosk/k1/request") == []
+
+
+def test_display_sees_only_its_own_zone(closed_broker):
+    display = closed_broker.login("display-hall-1")
+    display.subscribe(f"{BASE}/zone/#")
+    server = closed_broker.login("server")
+    server.publish(f"{BASE}/zone/upstairs/call", {"v": 1, "ticket": "P001"})
+    server.publish(f"{BASE}/zone/hall/call", {"v": 1, "ticket": "A001"})
+    wait_for(lambda: display.received(f"{BASE}/zone/hall/call"), 5, "the hall call")
+    assert display.received(f"{BASE}/zone/upstairs/call") == []
+
+
+def test_kiosk_requests_tickets_only_as_itself_and_reads_only_its_own_responses(closed_broker):
+    server = closed_broker.login("server")
+    server.subscribe(f"{BASE}/kiosk/+/request")
+    k1, k2 = closed_broker.login("kiosk-k1"), closed_broker.login("kiosk-k2")
+    k1.subscribe(f"{BASE}/kiosk/+/response/#", f"{BASE}/services")
+    k2.subscribe(f"{BASE}/kiosk/k2/response/#")
+    assert k1.publish(f"{BASE}/kiosk/k2/request", {"v": 1, "id": "forged", "service": "rej"}).is_failure
+    assert k1.publish(f"{BASE}/counter/1/command", command("forged")).is_failure
+    assert not k1.publish(f"{BASE}/kiosk/k1/request", {"v": 1, "id": "r1", "service": "rej"}).is_failure
+    wait_for(lambda: server.received(f"{BASE}/kiosk/k1/request"), 5, "kiosk k1's request")
+    assert server.received(f"{BASE}/kiosk/k2/request") == []
+    server.publish(f"{BASE}/kiosk/k2/response/r9", {"v": 1, "id": "r9", "ok": True})
+    server.publish(f"{BASE}/kiosk/k1/response/r1", {"v": 1, "id": "r1", "ok": True})
+    server.publish(f"{BASE}/services", {"v": 1, "services": []}, retain=True)
+    wait_for(lambda: k1.received(f"{BASE}/services"), 5, "the service list on kiosk k1")
+    wait_for(lambda: k2.received(f"{BASE}/kiosk/k2/response/r9"), 5, "kiosk k2's own response")
+    assert k1.received(f"{BASE}/kiosk/k1/response/r1") and k1.received(f"{BASE}/kiosk/k2/response/r9") == []
+
+
+def test_anonymous_and_wrong_password_clients_are_refused(closed_broker):
+    with pytest.raises(Refused):
+        Client(closed_broker.port, None, None)
+    with pytest.raises(Refused):
+        Client(closed_broker.port, "counter-4", "not-the-password")
+    with pytest.raises(Refused):
+        Client(closed_broker.port, "counter-4", closed_broker.password("counter-1"))
+
+
+def test_device_cannot_knock_another_device_off_by_taking_its_client_id(closed_broker):
+    real = closed_broker.login("counter-1", client_id="counter-1")
+    closed_broker.login("counter-4", client_id="counter-1")
+    real.subscribe(f"{BASE}/counter/1/reply")  # still connected: its SUBACK arrives
+    assert not real.disconnected.is_set()
+
+
+def test_revoked_device_is_refused(closed_broker):
+    password = closed_broker.password("counter-4")
+    still_connected = closed_broker.login("counter-4")
+    assert closed_broker.provision("revoke", "counter-4") == 0
+    assert not (closed_broker.config_dir / "counter-4.toml").exists()
+    assert "counter-4" not in (closed_broker.broker_dir / "acl").read_text()
+
+    def cut_off() -> bool:  # the reload (SIGHUP) is asynchronous
+        if still_connected.disconnected.is_set():
+            return True
+        return still_connected.publish(f"{BASE}/counter/4/command", command("after-revoke")).is_failure
+
+    # The session opened before the revocation can no longer command...
+    wait_for(cut_off, 10, "the revoked session to lose its rights")
+    # ... and a new connection with the old password is refused.
+    with pytest.raises(Refused):
+        Client(closed_broker.port, "counter-4", password)
+    closed_broker.login("counter-1").close()  # the other devices keep working after the reload
+
+
+def test_real_server_and_devices_work_with_their_generated_accounts(closed_broker, tmp_path):
+    """The whole office on the closed broker: a kiosk takes a ticket, counter 1 calls it, the hall shows it."""
+    http_port = int(tomllib.loads(closed_broker.site.read_text())["http"]["port"])
+    server = ServerProcess(closed_broker.site, http_port=http_port).start()
+    try:
+        display = closed_broker.login("display-hall-1")
+        display.subscribe(f"{BASE}/zone/hall/call")
+        kiosk = closed_broker.login("kiosk-k1")
+        kiosk.subscribe(f"{BASE}/kiosk/k1/response/#", f"{BASE}/services")
+        wait_for(lambda: kiosk.received(f"{BASE}/services"), 10, "the retained service list on the kiosk")
+        kiosk.client.publish(
+            f"{BASE}/kiosk/k1/request", json.dumps({"v": 1, "id": "r1", "service": "rej"}), qos=1,
+            properties=_response_to(f"{BASE}/kiosk/k1/response/r1"),
+        )  # fmt: skip
+        wait_for(lambda: kiosk.received(f"{BASE}/kiosk/k1/response/r1"), 10, "the ticket response")
+        ticket = json.loads(kiosk.received(f"{BASE}/kiosk/k1/response/r1")[0])
+        assert ticket["ok"] and ticket["ticket"]["number"] == "A001"
+        counter = closed_broker.login("counter-1")
+        counter.subscribe(f"{BASE}/counter/1/reply", f"{BASE}/counter/1/state")
+        counter.publish(f"{BASE}/counter/1/command", command("c1"))
+        wait_for(lambda: counter.received(f"{BASE}/counter/1/reply"), 10, "counter 1's reply")
+        reply = json.loads(counter.received(f"{BASE}/counter/1/reply")[0])
+        assert reply["ok"] and reply["ticket"]["number"] == "A001"
+        wait_for(lambda: display.received(f"{BASE}/zone/hall/call"), 10, "the call on the hall display")
+        call = json.loads(display.received(f"{BASE}/zone/hall/call")[0])
+        assert (call["ticket"], call["counter"]) == ("A001", "1")
+    finally:
+        server.stop()
+
+
+def _response_to(topic: str):
+    from protocol.mqtt import response_properties
+
+    return response_properties(topic, uuid.uuid4().bytes)
+
+
+def _has_user(name: str) -> bool:
+    import pwd
+
+    try:
+        pwd.getpwnam(name)
+        return True
+    except KeyError:
+        return False
+
+
+def _gid(name: str) -> int:
+    import grp
+
+    return grp.getgrnam(name).gr_gid
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or not _has_user("mosquitto"), reason="needs root and a mosquitto user (as on the Pi)"
+)
+def test_broker_reads_the_accounts_after_dropping_root_to_the_mosquitto_user():
+    """As installed: Mosquitto starts as root, becomes `mosquitto`, and must still read passwd and acl (0640)."""
+    import tempfile
+
+    workdir = Path(tempfile.mkdtemp(prefix="numerek-broker-"))
+    try:
+        workdir.chmod(0o755)  # like /etc/mosquitto: traversable, the files themselves are private
+        broker_dir, port = workdir / "numerek", free_port()
+        assert provision(["--broker-dir", str(broker_dir), "--config-dir", str(workdir / "devices"), "--no-reload",
+                          "add", "kiosk", "k1"]) == 0  # fmt: skip
+        broker_dir.chmod(0o750)
+        os.chown(broker_dir, 0, _gid("mosquitto"))
+        conf = CONF.read_text().replace("/etc/mosquitto/numerek", str(broker_dir))
+        (workdir / "mosquitto.conf").write_text(conf.replace("listener 1883", f"listener {port} 127.0.0.1"))
+        exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        proc = subprocess.Popen([exe, "-c", str(workdir / "mosquitto.conf")], stderr=subprocess.PIPE)
+        try:
+            password = tomllib.loads((workdir / "devices" / "kiosk-k1.toml").read_text())["mqtt"]["password"]
+
+            def logs_in() -> bool:
+                assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+                try:
+                    Client(port, "kiosk-k1", password).close()
+                    return True
+                except (OSError, Refused):
+                    return False
+
+            wait_for(logs_in, 10, "kiosk-k1 to log in")
+        finally:
+            proc.terminate()
+            proc.wait(5)
+    finally:
+        shutil.rmtree(workdir)
+
+
+def test_monitor_account_watches_everything_but_cannot_publish(closed_broker):
+    assert closed_broker.provision("add", "monitor", "serwis") == 0
+    monitor = closed_broker.login("monitor-serwis")
+    monitor.subscribe(f"{BASE}/#")
+    assert monitor.publish(f"{BASE}/counter/1/command", command("forged")).getName() == "Not authorized"
+    closed_broker.login("counter-1").publish(f"{BASE}/counter/1/command", command("c1"))
+    wait_for(lambda: monitor.received(f"{BASE}/counter/1/command"), 5, "counter 1's command on the monitor")
+    assert [json.loads(p)["id"] for p in monitor.received(f"{BASE}/counter/1/command")] == ["c1"]
+
+
+def test_real_counter_unit_calls_the_next_ticket_with_its_provisioned_config(closed_broker):
+    """numerek-counter itself (mock pins, console display) on the closed broker, with the file provisioning wrote."""
+    config = closed_broker.config_dir / "counter-1.toml"
+    config.write_text(config.read_text().replace('kind = "lcd"', 'kind = "console"'))  # no I2C LCD here
+    assert closed_broker.provision("add", "monitor", "test") == 0
+    monitor = closed_broker.login("monitor-test")
+    monitor.subscribe(f"{BASE}/device/counter-1/availability", f"{BASE}/zone/hall/call")
+    http_port = int(tomllib.loads(closed_broker.site.read_text())["http"]["port"])
+    server = ServerProcess(closed_broker.site, http_port=http_port).start()
+    unit = None
+    unit_log = config.parent / "unit.log"
+    try:
+        kiosk = closed_broker.login("kiosk-k1")
+        kiosk.subscribe(f"{BASE}/kiosk/k1/response/#")
+        kiosk.client.publish(
+            f"{BASE}/kiosk/k1/request", json.dumps({"v": 1, "id": "r1", "service": "rej"}), qos=1,
+            properties=_response_to(f"{BASE}/kiosk/k1/response/r1"),
+        )  # fmt: skip
+        wait_for(lambda: kiosk.received(f"{BASE}/kiosk/k1/response/r1"), 10, "the ticket")
+        with open(unit_log, "w") as log:
+            unit = subprocess.Popen(
+                [sys.executable, "-m", "counter.cli", "--config", str(config), "--mock-pins", "--log-level", "WARNING"],
+                stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, text=True,
+            )  # fmt: skip
+
+        def online() -> bool:
+            assert unit.poll() is None, unit_log.read_text()
+            return monitor.received(f"{BASE}/device/counter-1/availability")[-1:] == [b"online"]
+
+        wait_for(online, 20, "counter-1 online on the broker")
+
+        def press_next() -> bool:
+            """Press NEXT as a clerk would: again if the unit said "Nie wyslano!" (server state not in yet)."""
+            unit.stdin.write("next\n")
+            unit.stdin.flush()
+            try:
+                wait_for(lambda: monitor.received(f"{BASE}/zone/hall/call"), 2, "a call")
+                return True
+            except AssertionError:
+                return False
+
+        wait_for(press_next, 30, "the call made by the counter unit")
+        call = json.loads(monitor.received(f"{BASE}/zone/hall/call")[0])
+        assert (call["ticket"], call["counter"]) == ("A001", "1")
+    finally:
+        if unit is not None:
+            unit.stdin.close()
+            unit.terminate()
+            unit.wait(10)
+        server.stop()

@@ -1,0 +1,166 @@
+"""The shipped systemd units: systemd's own checker, the hardening score, and what each role needs."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from server.provision import DEFAULT_BROKER_DIR, DEFAULT_CONFIG_DIR
+from tests.harness import ROOT
+
+SYSTEMD = ROOT / "systemd"
+ROLES = ("server", "kiosk", "display", "counter")
+UNITS = {role: SYSTEMD / f"numerek-{role}.service" for role in ROLES}
+INSTALLED_BIN = "/opt/numerek/venv/bin/"
+ANALYZE = shutil.which("systemd-analyze")
+needs_analyze = pytest.mark.skipif(ANALYZE is None, reason="systemd-analyze is not installed (apt-get install systemd)")
+
+
+def parse(path: Path) -> dict[str, list[str]]:
+    """``Section.Key`` -> values in order (systemd allows a key several times)."""
+    out: dict[str, list[str]] = {}
+    section = ""
+    for raw in path.read_text().splitlines():
+        line = raw.strip()
+        if not line or line.startswith(("#", ";")):
+            continue
+        if line.startswith("["):
+            section = line.strip("[]")
+            continue
+        key, _, value = line.partition("=")
+        out.setdefault(f"{section}.{key.strip()}", []).append(value.strip())
+    return out
+
+
+@pytest.fixture
+def units_here(tmp_path) -> dict[str, Path]:
+    """The units with /opt/numerek/venv/bin replaced by this venv's bin, where the same programs exist.
+
+    systemd-analyze checks that ExecStart= points at an executable; everything else is unchanged.
+    """
+    bindir = Path(sys.executable).parent
+    out = {}
+    for role, unit in UNITS.items():
+        assert (bindir / f"numerek-{role}").exists(), f"numerek-{role} is not installed in {bindir}"
+        copy = tmp_path / unit.name
+        copy.write_text(unit.read_text().replace(INSTALLED_BIN, f"{bindir}/"))
+        out[role] = copy
+    return out
+
+
+@needs_analyze
+def test_units_pass_systemd_analyze_verify_without_a_single_warning(units_here):
+    done = subprocess.run(
+        [ANALYZE, "verify", *map(str, units_here.values())], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.strip() == "" and done.stdout.strip() == "", done.stderr + done.stdout
+
+
+@needs_analyze
+@pytest.mark.parametrize(("role", "limit"), [("server", 1.5), ("kiosk", 2.0), ("display", 2.0), ("counter", 2.0)])
+def test_units_are_hardened(units_here, role, limit):
+    """systemd's exposure score (0 = locked down, 10 = unprotected); "OK" in its words is below 2.0."""
+    done = subprocess.run(
+        [ANALYZE, "security", "--offline=yes", f"--threshold={int(limit * 10)}", str(units_here[role])],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout[-1500:]
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_every_unit_restarts_on_failure_runs_as_numerek_and_logs_to_the_journal(role):
+    u = parse(UNITS[role])
+    assert u["Service.Restart"] == ["on-failure"]
+    assert u["Service.User"] == ["numerek"] and u["Service.Group"] == ["numerek"]
+    assert u["Service.StateDirectory"] == ["numerek"] and u["Service.ConfigurationDirectory"] == ["numerek"]
+    assert u["Service.StandardOutput"] == ["journal"] and u["Service.StandardError"] == ["journal"]
+    assert u["Service.SyslogIdentifier"] == [f"numerek-{role}"]
+    for key, value in [
+        ("ProtectSystem", "strict"),
+        ("ProtectHome", "yes"),
+        ("NoNewPrivileges", "yes"),
+        ("PrivateTmp", "yes"),
+        ("RestrictSUIDSGID", "yes"),
+        ("CapabilityBoundingSet", ""),
+    ]:
+        assert u[f"Service.{key}"] == [value], key
+    config = "/etc/numerek/numerek.toml" if role == "server" else f"/etc/numerek/{role}.toml"
+    (exec_start,) = u["Service.ExecStart"]
+    assert exec_start.startswith(f"{INSTALLED_BIN}numerek-{role} ") and f"--config {config}" in exec_start
+
+
+def test_server_keeps_its_database_in_the_state_directory():
+    (exec_start,) = parse(UNITS["server"])["Service.ExecStart"]
+    assert "--database /var/lib/numerek/numerek.db" in exec_start  # /etc is read-only to the service
+
+
+def test_only_the_server_claims_a_watchdog():
+    """WatchdogSec= on a program that never pings would restart it every interval."""
+    server = parse(UNITS["server"])
+    assert server["Service.Type"] == ["notify"] and server["Service.WatchdogSec"] == ["30"]
+    for role in ("kiosk", "display", "counter"):
+        u = parse(UNITS[role])
+        assert "Service.WatchdogSec" not in u and u["Service.Type"] == ["simple"], role
+
+
+@pytest.mark.parametrize(
+    ("role", "groups", "devices"),
+    [
+        ("counter", {"gpio", "i2c"}, {"char-gpiochip rw", "/dev/gpiomem rw", "char-i2c rw"}),
+        ("kiosk", {"video", "render", "input", "lp", "dialout"}, {"char-drm rw", "char-input r", "char-usb_device rw"}),
+        ("display", {"video", "render", "audio"}, {"char-drm rw", "char-alsa rw"}),
+    ],
+)
+def test_device_units_reach_their_hardware_and_nothing_else(role, groups, devices):
+    u = parse(UNITS[role])
+    assert set(u["Service.SupplementaryGroups"][0].split()) == groups
+    assert u["Service.DevicePolicy"] == ["closed"]
+    assert devices <= set(u["Service.DeviceAllow"])
+    assert "Service.PrivateDevices" not in u
+
+
+def test_server_sees_no_hardware():
+    u = parse(UNITS["server"])
+    assert u["Service.PrivateDevices"] == ["yes"] and "Service.SupplementaryGroups" not in u
+
+
+@pytest.mark.parametrize("role", ("kiosk", "display"))
+def test_screen_units_run_kivy_on_kms_with_a_writable_home(role):
+    u = parse(UNITS[role])
+    env = dict(e.split("=", 1) for e in u["Service.Environment"])
+    assert env["SDL_VIDEODRIVER"] == "kmsdrm" and env["KIVY_WINDOW"] == "sdl2"
+    assert env["KIVY_HOME"].startswith("/var/lib/numerek/")  # the only writable place (StateDirectory)
+    assert u["Unit.Conflicts"] == ["getty@tty1.service"]
+
+
+def test_mosquitto_config_reads_the_files_numerek_provision_writes():
+    conf = parse_conf(SYSTEMD / "mosquitto" / "numerek.conf")
+    assert conf["password_file"] == [str(DEFAULT_BROKER_DIR / "passwd")]
+    assert conf["acl_file"] == [str(DEFAULT_BROKER_DIR / "acl")]
+    assert conf["allow_anonymous"] == ["false"] and conf["per_listener_settings"] == ["false"]
+    assert str(DEFAULT_CONFIG_DIR).startswith("/etc/numerek/")
+
+
+def parse_conf(path: Path) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for raw in path.read_text().splitlines():
+        line = raw.strip()
+        if line and not line.startswith("#"):
+            key, _, value = line.partition(" ")
+            out.setdefault(key, []).append(value.strip())
+    return out
+
+
+def test_install_script_is_valid_bash():
+    for script in ("install.sh", "make-tls-certs.sh"):
+        path = SYSTEMD / script
+        assert os.access(path, os.X_OK), f"{script} is not executable"
+        subprocess.run(["bash", "-n", str(path)], check=True, timeout=30)
