@@ -16,6 +16,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from protocol.mqtt import BrokerConfig
 from protocol.topics import ID_PATTERN
 
 EXAMPLE_CONFIG = Path(__file__).parent / "examples" / "counter.toml"
@@ -47,16 +48,6 @@ def normalise_pin(value: int | str) -> str:
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class BrokerConfig(_Strict):
-    host: str = "127.0.0.1"
-    port: int = Field(1883, ge=1, le=65535)
-    username: str | None = None
-    password: str | None = None
-    tls_ca: str | None = None
-    topic_base: str = Field("numerek", pattern=r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$")
-    keepalive: int = Field(10, ge=2, le=120)
 
 
 class UnitConfig(_Strict):

@@ -32,7 +32,7 @@ from pydantic import ValidationError
 from counter.config import CounterConfig, CounterUnitConfig, DisplayConfig
 from hardware.number_display import ConsoleDisplay, HD44780Display, MemoryDisplay, NumberDisplay
 from protocol.messages import CounterAction, CounterCommand, CounterReply, CounterState, CounterStatus, ErrorCode
-from protocol.mqtt import BrokerSettings, connect_properties, make_client
+from protocol.mqtt import connect_properties, make_client
 from protocol.topics import OFFLINE, ONLINE, Topics
 
 log = logging.getLogger(__name__)
@@ -376,7 +376,7 @@ class CounterUnit:
 
     def _run(self) -> None:
         b = self.config.broker
-        settings = BrokerSettings(b.host, b.port, b.username, b.password, b.tls_ca, b.keepalive)
+        settings = b.settings()
         availability = self.topics.device_availability(self.config.device)
         while not self._stop.is_set():
             # A fresh client per connection: nothing left unacknowledged before an outage

@@ -376,7 +376,7 @@ class DisplayApp(App):
         availability = self.topics.device_availability(cfg.device_id)
         self.client = make_client(
             cfg.device_id,
-            cfg.mqtt.broker(),
+            cfg.mqtt.settings(),
             availability,
             on_connect=self._on_connect,
             on_disconnect=lambda _c: Clock.schedule_once(lambda _dt: self._set_broker(False)),

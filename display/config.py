@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from protocol.mqtt import BrokerSettings
+from protocol.mqtt import BrokerConfig
 from protocol.topics import ID_PATTERN
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -46,20 +46,6 @@ class DisplaySection(_Strict):
     """The scrolling line at the bottom; empty hides it."""
     info_speed: Annotated[float, Field(gt=0, le=10)] = 1.0
     """Scrolling speed; 1.0 crosses a 1920-pixel screen in about 12 s."""
-
-
-class MqttSection(_Strict):
-    host: str = "127.0.0.1"
-    port: Annotated[int, Field(ge=1, le=65535)] = 1883
-    username: str | None = None
-    password: str | None = None
-    tls_ca: str | None = None
-    topic_base: Annotated[str, Field(pattern=r"^[a-z0-9_-]{1,32}$")] = "numerek"
-
-    def broker(self) -> BrokerSettings:
-        return BrokerSettings(
-            host=self.host, port=self.port, username=self.username, password=self.password, tls_ca=self.tls_ca
-        )
 
 
 class ScreenSection(_Strict):
@@ -99,7 +85,7 @@ class AudioSection(_Strict):
 
 class DisplayConfig(_Strict):
     display: DisplaySection = Field(default_factory=DisplaySection)
-    mqtt: MqttSection = Field(default_factory=MqttSection)
+    mqtt: BrokerConfig = Field(default_factory=BrokerConfig)
     screen: ScreenSection = Field(default_factory=ScreenSection)
     audio: AudioSection = Field(default_factory=AudioSection)
 

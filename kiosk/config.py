@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from hardware.printer import PrinterSettings
-from protocol.mqtt import BrokerSettings
+from protocol.mqtt import BrokerConfig
 from protocol.topics import ID_PATTERN
 
 EXAMPLE_CONFIG = Path(__file__).parent / "examples" / "kiosk.toml"
@@ -43,18 +43,6 @@ class KioskSection(_Strict):
     @classmethod
     def _no_trailing_slash(cls, v: str) -> str:
         return v.rstrip("/")
-
-
-class MqttSection(_Strict):
-    host: str = "127.0.0.1"
-    port: Annotated[int, Field(ge=1, le=65535)] = 1883
-    username: str | None = None
-    password: str | None = None
-    tls_ca: str | None = None
-    topic_base: str = "numerek"
-
-    def broker(self) -> BrokerSettings:
-        return BrokerSettings(self.host, self.port, self.username, self.password, self.tls_ca)
 
 
 class PrinterSection(_Strict):
@@ -97,7 +85,7 @@ class ScreenSection(_Strict):
 
 class KioskConfig(_Strict):
     kiosk: KioskSection
-    mqtt: MqttSection = MqttSection()
+    mqtt: BrokerConfig = BrokerConfig()
     printer: PrinterSection = PrinterSection()
     screen: ScreenSection = ScreenSection()
 

@@ -42,7 +42,7 @@ class KioskLink:
     def __init__(
         self,
         kiosk_id: str,
-        mqtt_settings,  # kiosk.config.MqttSection
+        mqtt_settings,  # protocol.mqtt.BrokerConfig
         on_services: Callable[[ServicesMessage], None],
         on_connection: Callable[[bool, bool], None],
         on_late_response: Callable[[TicketResponse], None] | None = None,
@@ -65,7 +65,7 @@ class KioskLink:
         self._fault_sent: tuple[str, str] | None = None
         self.client = make_client(
             f"numerek-{self.device}-{uuid.uuid4().hex[:6]}",
-            mqtt_settings.broker(),
+            mqtt_settings.settings(),
             self.topics.device_availability(self.device),
             on_connect=self._on_connect,
             on_disconnect=self._on_disconnect,

@@ -12,11 +12,13 @@ import logging
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Annotated
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from pydantic import BaseModel, ConfigDict, Field
 
 from protocol.topics import OFFLINE, ONLINE
 
@@ -31,6 +33,28 @@ class BrokerSettings:
     password: str | None = None
     tls_ca: str | None = None  # path to a CA file: TLS on when set
     keepalive: int = 10
+
+
+class BrokerConfig(BaseModel):
+    """The broker section of every role's config file (``[mqtt]``; ``[broker]`` for counters).
+
+    One model for all roles, so the server and every device validate the connection the
+    same way (docs/configuration.md; docs/deployment.md for credentials and TLS).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=1, le=65535)] = 1883
+    username: str | None = None
+    password: str | None = None
+    tls_ca: str | None = None
+    """Path to a CA certificate: connect with TLS when set."""
+    topic_base: Annotated[str, Field(pattern=r"^[a-z0-9_-]{1,32}$")] = "numerek"
+    keepalive: Annotated[int, Field(ge=2, le=120)] = 10
+
+    def settings(self) -> BrokerSettings:
+        return BrokerSettings(self.host, self.port, self.username, self.password, self.tls_ca, self.keepalive)
 
 
 def make_client(

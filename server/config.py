@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from protocol.mqtt import BrokerConfig
 from protocol.topics import ID_PATTERN
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -116,15 +117,6 @@ class Office(_Strict):
         return ZoneInfo(self.timezone)
 
 
-class Mqtt(_Strict):
-    host: str = "127.0.0.1"
-    port: Annotated[int, Field(ge=1, le=65535)] = 1883
-    username: str | None = None
-    password: str | None = None
-    tls_ca: str | None = None
-    topic_base: Annotated[str, Field(pattern=r"^[a-z0-9_-]{1,32}$")] = "numerek"
-
-
 class Http(_Strict):
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=1, le=65535)] = 8080
@@ -138,7 +130,7 @@ class Storage(_Strict):
 
 class SiteConfig(_Strict):
     office: Office
-    mqtt: Mqtt = Mqtt()
+    mqtt: BrokerConfig = BrokerConfig()
     http: Http = Http()
     storage: Storage = Storage()
     services: Annotated[list[Service], Field(min_length=1)]

@@ -47,7 +47,7 @@ from protocol.messages import (
     TicketRequest,
     TicketResponse,
 )
-from protocol.mqtt import BrokerSettings, connect_properties, make_client, reply_properties
+from protocol.mqtt import connect_properties, make_client, reply_properties
 from protocol.topics import OFFLINE, ONLINE, Topics
 from server.config import SiteConfig
 from server.domain import Event, Refusal, Ticket
@@ -123,7 +123,7 @@ class NumerekServer:
         m = config.mqtt
         self.client = make_client(
             client_id,
-            BrokerSettings(m.host, m.port, m.username, m.password, m.tls_ca),
+            m.settings(),
             self.topics.server_availability,
             on_connect=self._on_connect,
             on_disconnect=lambda _c: self.connected.clear(),

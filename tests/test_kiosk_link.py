@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from kiosk.config import ConfigError, MqttSection, load_config
+from kiosk.config import ConfigError, load_config
 from kiosk.link import KioskLink
 from protocol.messages import ServicesMessage, TicketResponse
+from protocol.mqtt import BrokerConfig
 from tests.harness import ROOT, wait_for
 
 
@@ -33,7 +34,7 @@ def link(broker):
     rec = Recorder()
     lk = KioskLink(
         "k9",
-        MqttSection(port=broker.port),
+        BrokerConfig(port=broker.port),
         on_services=rec.services.append,
         on_connection=lambda b, s: setattr(rec, "connection", (b, s)),
     )
@@ -114,7 +115,7 @@ def test_fault_is_published_retained_and_only_when_it_changes(server, link, peer
     link.report_fault("paper_out", "the printer is out of paper")
     first = peer.expect(link.topics.kiosk_fault("k9"))
     assert (first["device"], first["fault"]) == ("k9", "paper_out")
-    wait_for(lambda: server.get("/api/devices").json().get("k9", {}).get("fault") == "paper_out", 10, "fault")
+    wait_for(lambda: server.get("/api/devices").json().get("kiosk-k9", {}).get("fault") == "paper_out", 10, "fault")
     link.report_fault("ok")
     assert peer.expect(link.topics.kiosk_fault("k9"))["fault"] == "ok"
     assert sum(1 for t, _p, _r in peer.seen if t == link.topics.kiosk_fault("k9")) == 2
