@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse
@@ -26,6 +27,167 @@ from server.domain import TicketStatus
 from server.service import NumerekServer
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+
+LANGUAGES = {"pl": "Polski", "en": "English"}
+"""The panel's languages, each named in itself (the switch link reads the same in every language)."""
+
+# Every visible string of the clerk pages, one dictionary per language: the templates read ``t.*`` and the
+# page's JavaScript gets the same dictionary as JSON, so a missing translation is a missing key here and
+# nowhere else. ``{n}`` / ``{t}`` / ``{counter}`` are filled in by the page. Polish first, English always.
+TEXTS: dict[str, dict[str, Any]] = {
+    "pl": {
+        "panel": "Panel urzędnika",
+        "panel_title": "panel urzędnika",
+        "choose_counter": "Wybierz stanowisko:",
+        "no_such_counter": "Nie ma stanowiska „{counter}”. Wybierz swoje stanowisko:",
+        "language": "Język",
+        "clerk": "Urzędnik:",
+        "offline_banner": "Brak połączenia z serwerem — polecenia nie są wysyłane. Ponawiam…",
+        "now_serving": "Obsługiwany numer",
+        "next": "Następny",
+        "next_hint": "Zakończ obsługę i wezwij następny numer",
+        "recall": "Wezwij ponownie",
+        "recall_hint": "Wezwij ten sam numer ponownie",
+        "start": "Klient podszedł",
+        "start_hint": "Klient podszedł: obsługa się zaczyna",
+        "finish": "Zakończ obsługę",
+        "no_show": "Nie przyszedł",
+        "no_show_hint": "Wezwany klient nie przyszedł",
+        "pause": "Przerwa",
+        "open": "Otwórz",
+        "close": "Zamknij",
+        "close_hint": "Zamknij stanowisko (koniec pracy)",
+        "transfer_to": "Przekaż do:",
+        "transfer_service": "usługa: {n}",
+        "transfer_counter": "stanowisko: {n}",
+        "transfer": "Przekaż",
+        "queues": "Kolejki",
+        "personal_queue": "Przekazane do tego stanowiska",
+        "waiting_list": "Oczekujące numery",
+        "sign_in_heading": "Logowanie urzędnika",
+        "badge": "Identyfikator / PIN",
+        "sign_in": "Zaloguj",
+        "sign_out": "Wyloguj",
+        # Below: strings the page's JavaScript draws.
+        "status": {"open": "Otwarte", "paused": "Przerwa", "closed": "Zamknięte", "offline": "Brak połączenia"},
+        "ticket_status": {"called": "wezwany", "serving": "w obsłudze"},
+        "recalls": "wezwań ponownych: {n}",
+        "nobody_served": "Nikt nie jest obsługiwany",
+        "serving_for": "Czas obsługi {t}",
+        "since_call": "Od wezwania {t}",
+        "nobody_waiting": "Nikt nie czeka.",
+        "tag_next": "następny",
+        "tag_personal": "przekazany",
+        "call": "Wezwij",
+        "called": "Wezwano {n}",
+        "queue_empty": "Kolejka jest pusta.",
+        "done": "Wykonano.",
+        "refused": "Odmowa.",
+        "not_sent": "Nie wysłano — brak połączenia z serwerem. Spróbuj ponownie.",
+        "errors": {
+            "stale": "Stan się zmienił (np. podwójne kliknięcie) — pokazuję aktualny.",
+            "no_current_ticket": "Nikt nie jest obsługiwany.",
+            "queue_empty": "Kolejka jest pusta.",
+            "counter_closed": "Stanowisko jest zamknięte — najpierw je otwórz.",
+            "counter_paused": "Stanowisko ma przerwę.",
+            "not_allowed": "Tego nie można teraz zrobić.",
+            "unknown_ticket": "Nie ma takiego numeru.",
+            "unknown_service": "Nie ma takiej usługi.",
+            "unknown_counter": "Nie ma takiego stanowiska.",
+            "service_closed": "Ta usługa jest teraz nieczynna.",
+            "cut_off": "Za blisko zamknięcia usługi.",
+            "limit_reached": "Dzienny limit numerów wyczerpany.",
+            "invalid_request": "Niepoprawne polecenie.",
+            "unsupported_version": "Nieobsługiwana wersja polecenia — odśwież stronę.",
+            "unknown_topic": "Niepoprawne polecenie.",
+            "internal": "Błąd serwera — nic nie zmieniono.",
+        },
+    },
+    "en": {
+        "panel": "Clerk panel",
+        "panel_title": "clerk panel",
+        "choose_counter": "Choose your counter:",
+        "no_such_counter": "There is no counter “{counter}”. Choose your counter:",
+        "language": "Language",
+        "clerk": "Clerk:",
+        "offline_banner": "No connection to the server — commands are not being sent. Retrying…",
+        "now_serving": "Now serving",
+        "next": "Next",
+        "next_hint": "Finish this client and call the next number",
+        "recall": "Recall",
+        "recall_hint": "Call the same number again",
+        "start": "Client arrived",
+        "start_hint": "The client has come to the counter: service starts",
+        "finish": "Finish",
+        "no_show": "No-show",
+        "no_show_hint": "The called client did not come",
+        "pause": "Pause",
+        "open": "Open",
+        "close": "Close",
+        "close_hint": "Close the counter (end of work)",
+        "transfer_to": "Transfer to:",
+        "transfer_service": "service: {n}",
+        "transfer_counter": "counter: {n}",
+        "transfer": "Transfer",
+        "queues": "Queues",
+        "personal_queue": "Transferred to this counter",
+        "waiting_list": "Waiting numbers",
+        "sign_in_heading": "Clerk sign-in",
+        "badge": "Badge / PIN",
+        "sign_in": "Sign in",
+        "sign_out": "Sign out",
+        "status": {"open": "Open", "paused": "Paused", "closed": "Closed", "offline": "Offline"},
+        "ticket_status": {"called": "called", "serving": "being served"},
+        "recalls": "recalls: {n}",
+        "nobody_served": "Nobody is being served",
+        "serving_for": "Serving for {t}",
+        "since_call": "Called {t} ago",
+        "nobody_waiting": "Nobody is waiting.",
+        "tag_next": "next",
+        "tag_personal": "transferred",
+        "call": "Call",
+        "called": "Called {n}",
+        "queue_empty": "The queue is empty.",
+        "done": "Done.",
+        "refused": "Refused.",
+        "not_sent": "Not sent — no connection to the server. Try again.",
+        "errors": {
+            "stale": "Things changed (a double click?) — showing the current state.",
+            "no_current_ticket": "There is no client at this counter.",
+            "queue_empty": "The queue is empty.",
+            "counter_closed": "The counter is closed — open it first.",
+            "counter_paused": "The counter is on a break.",
+            "not_allowed": "That cannot be done now.",
+            "unknown_ticket": "There is no such number.",
+            "unknown_service": "There is no such service.",
+            "unknown_counter": "There is no such counter.",
+            "service_closed": "This service is closed now.",
+            "cut_off": "Too close to the service's closing time.",
+            "limit_reached": "The daily ticket limit has been reached.",
+            "invalid_request": "Invalid command.",
+            "unsupported_version": "Unsupported command version — reload the page.",
+            "unknown_topic": "Invalid command.",
+            "internal": "Server error — nothing was changed.",
+        },
+    },
+}
+
+
+def page_language(lang: str | None) -> str:
+    """``?lang=en`` gives English; anything else (missing, unknown, garbage) is Polish, never an error."""
+    lang = (lang or "").strip().lower()
+    return lang if lang in TEXTS else "pl"
+
+
+def language_context(path: str, lang: str) -> dict[str, Any]:
+    """What both pages need for their language: the texts, ``<html lang>`` and the switch links.
+
+    The switch links point at the same page (``path``), so switching keeps the counter."""
+    links = [
+        {"code": code, "name": name, "href": path if code == "pl" else f"{path}?lang={code}", "current": code == lang}
+        for code, name in LANGUAGES.items()
+    ]
+    return {"lang": lang, "t": TEXTS[lang], "languages": links, "lang_query": "" if lang == "pl" else f"?lang={lang}"}
 
 
 def waiting_for_counter(server: NumerekServer, counter_id: str) -> list[dict[str, Any]]:
@@ -65,23 +227,28 @@ def build_clerk_router(server: NumerekServer) -> APIRouter:
             raise HTTPException(404, f"no counter {counter_id!r}")
 
     @r.get("/clerk", response_class=HTMLResponse, include_in_schema=False)
-    def clerk_index(request: Request) -> HTMLResponse:
+    def clerk_index(request: Request, lang: str | None = None) -> HTMLResponse:
         return TEMPLATES.TemplateResponse(
-            request, "clerk_index.html", {"office": server.config.office.name, "counters": list(e.counter_config.values())}
-        )
+            request,
+            "clerk_index.html",
+            {"office": server.config.office.name, "counters": list(e.counter_config.values()),
+             **language_context("/clerk", page_language(lang))},
+        )  # fmt: skip
 
     @r.get("/clerk/{counter_id}", response_class=HTMLResponse, include_in_schema=False)
-    def clerk_panel(request: Request, counter_id: str) -> HTMLResponse:
+    def clerk_panel(request: Request, counter_id: str, lang: str | None = None) -> HTMLResponse:
+        language = language_context(f"/clerk/{quote(counter_id, safe='')}", page_language(lang))
         if counter_id not in e.counter_config:
             return TEMPLATES.TemplateResponse(
                 request,
                 "clerk_index.html",
                 {"office": server.config.office.name, "counters": list(e.counter_config.values()),
-                 "missing": counter_id},
+                 "missing": counter_id, **language},
                 status_code=404,
             )  # fmt: skip
         cfg = e.counter_config[counter_id]
-        names = {s.id: s.name.pl for s in e.services.values()}
+        # Service names come from the site config, which has both languages (Names.pl / Names.en).
+        names = {s.id: getattr(s.name, language["lang"]) for s in e.services.values()}
         return TEMPLATES.TemplateResponse(
             request,
             "clerk_panel.html",
@@ -89,8 +256,9 @@ def build_clerk_router(server: NumerekServer) -> APIRouter:
                 "office": server.config.office.name,
                 "counter": cfg,
                 "service_names": names,
-                "transfer_services": [(s.id, s.name.pl) for s in e.services.values()],
+                "transfer_services": list(names.items()),
                 "transfer_counters": [(c.id, c.name) for c in e.counter_config.values() if c.id != counter_id],
+                **language,
             },
         )
 

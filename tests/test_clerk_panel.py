@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import base64
+import html
 import json
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -43,6 +45,64 @@ def test_panel_page_offers_every_clerk_action_and_the_counters_services(server):
     assert "http://" not in page and "https://" not in page  # nothing from outside: works offline
     index = server.get("/clerk")
     assert index.status_code == 200 and 'href="/clerk/3"' in index.text
+
+
+POLISH_BUTTONS = ("Następny", "Wezwij ponownie", "Klient podszedł", "Zakończ obsługę", "Nie przyszedł", "Przerwa",
+                  "Otwórz", "Zamknij", "Przekaż", "Zaloguj", "Wyloguj")  # fmt: skip
+ENGLISH_BUTTONS = ("Next", "Recall", "Client arrived", "Finish", "No-show", "Pause", "Open", "Close", "Transfer",
+                   "Sign in", "Sign out")  # fmt: skip
+
+
+def button_labels(page: str) -> list[str]:
+    return [html.unescape(label).strip() for label in re.findall(r"<button[^>]*>(.*?)</button>", page, re.S)]
+
+
+def language_links(page: str) -> dict[str, str]:
+    """The language switch: link text -> href (the current language is not a link)."""
+    nav = re.search(r'<nav class="lang".*?</nav>', page, re.S)
+    assert nav, "no language switch on the page"
+    return {name: html.unescape(href) for href, name in re.findall(r'<a href="([^"]*)"[^>]*>([^<]*)</a>', nav.group())}
+
+
+def test_panel_in_english_shows_english_labels_and_no_polish_ones(server):
+    r = server.get("/clerk/1?lang=en")
+    assert r.status_code == 200
+    page = r.text
+    assert '<html lang="en">' in page
+    assert button_labels(page) == list(ENGLISH_BUTTONS)
+    for polish in POLISH_BUTTONS + ("Urzędnik", "Kolejki", "Obsługiwany numer", "Brak połączenia", "usługa:"):
+        assert polish not in page, polish
+    assert "Vehicle registration" in page and "Driving licences" in page  # service names from the config's `en`
+    assert "Rejestracja pojazdów" not in page
+    assert ">service: Passports<" in page and ">counter: Stanowisko 2<" in page  # transfer targets
+    assert "No connection to the server" in page  # the offline banner
+    assert language_links(page) == {"Polski": "/clerk/1"}  # back to Polish, same counter
+
+
+def test_panel_is_polish_by_default_and_for_an_unknown_language(server):
+    for query in ("", "?lang=pl", "?lang=xx", "?lang=", "?lang=%3Cscript%3E"):
+        r = server.get(f"/clerk/1{query}")
+        assert r.status_code == 200, query
+        page = r.text
+        assert '<html lang="pl">' in page, query
+        assert button_labels(page) == list(POLISH_BUTTONS), query
+        assert "Rejestracja pojazdów" in page and "Vehicle registration" not in page
+        assert language_links(page) == {"English": "/clerk/1?lang=en"}, query  # switch keeps the counter
+        assert page.count("<script") == 1 and "%3C" not in page  # the unknown value is not echoed into the page
+
+
+def test_counter_choice_and_unknown_counter_pages_follow_the_language(server):
+    index = server.get("/clerk?lang=en")
+    assert index.status_code == 200 and '<html lang="en">' in index.text
+    assert "Choose your counter" in index.text and "Wybierz" not in index.text
+    assert 'href="/clerk/3?lang=en"' in index.text  # the chosen panel opens in the same language
+    assert language_links(index.text) == {"Polski": "/clerk"}
+    polish = server.get("/clerk")
+    assert "Wybierz stanowisko" in polish.text and 'href="/clerk/3"' in polish.text
+    assert language_links(polish.text) == {"English": "/clerk?lang=en"}
+    missing = server.get("/clerk/99?lang=en")
+    assert missing.status_code == 404 and '<html lang="en">' in missing.text
+    assert "There is no counter “99”" in missing.text and 'href="/clerk/1?lang=en"' in missing.text
 
 
 def test_unknown_counter_page_is_a_404_that_lists_the_real_counters(server):
@@ -317,3 +377,43 @@ def test_clicks_in_the_real_page_call_sign_in_transfer_and_show_offline(server, 
         assert [e["ticket"] for e in events(server.database, kinds=("call",))] == ["A001", "A002"]
     finally:
         page.close()
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install chromium)")
+def test_english_page_draws_states_messages_and_errors_in_english(server, peer, artifacts, tmp_path):
+    peer.subscribe(f"{BASE}/kiosk/k1/response/#")
+    for _ in range(2):
+        issue(peer, "rej")
+    page = HeadlessPage(f"{server.url}/clerk/1?lang=en", tmp_path / "chrome")
+    try:
+        wait_for(lambda: page.text("status") == "Closed", 15, "the page to load the counter's state")
+        assert page.text("ticket-info") == "Nobody is being served"
+        assert page.js("document.documentElement.lang") == "en"
+        page.click("finish")  # nobody to finish: refused as no_current_ticket
+        wait_for(lambda: page.text("message") == "There is no client at this counter.", 10, "the refusal in English")
+        page.click("next")
+        wait_for(lambda: page.text("ticket") == "A001", 10, "A001 on the page")
+        assert page.text("message") == "Called A001"
+        wait_for(lambda: page.text("status") == "Open", 10, "the counter open")
+        assert page.text("ticket-info") == "Vehicle registration · called"
+        wait_for(lambda: re.fullmatch(r"Called 0:0\d ago", page.text("timer") or ""), 5, "the time since the call")
+        wait_for(lambda: "A002next" in (page.text("waiting-list") or ""), 10, "A002 tagged as next")
+        page.click("recall")
+        wait_for(lambda: "recalls: 1" in (page.text("ticket-info") or ""), 10, "the recall counted")
+        assert page.text("offline") == "No connection to the server — commands are not being sent. Retrying…"
+        page.screenshot(artifacts / "clerk_panel_en.png")
+    finally:
+        page.close()
+
+
+def test_every_polish_text_and_every_refusal_code_has_an_english_text():
+    from protocol.messages import ErrorCode
+    from server.clerk_panel import TEXTS
+
+    def keys(d: dict, prefix: str = "") -> set[str]:
+        return {k2 for k, v in d.items() for k2 in (keys(v, f"{prefix}{k}.") if isinstance(v, dict) else {prefix + k})}
+
+    assert set(TEXTS) == {"pl", "en"}
+    assert keys(TEXTS["pl"]) == keys(TEXTS["en"])
+    for lang in TEXTS:
+        assert set(TEXTS[lang]["errors"]) >= {code.value for code in ErrorCode}, lang  # the clerk sees why, not a code
