@@ -65,6 +65,11 @@ class Ticket:
     origin: str | None = None  # the kiosk (or "http") that issued it
     rating: int | None = None
     transfers: int = 0
+    issued_service: str = ""  # the service it was issued for (reports); set by the engine
+
+    def __post_init__(self) -> None:
+        if not self.issued_service:
+            self.issued_service = self.service
 
 
 @dataclass

@@ -14,6 +14,7 @@ documented in docs/queueing.md.
 
 from __future__ import annotations
 
+import bisect
 import secrets
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -94,15 +95,24 @@ class QueueEngine:
         self.pending = Changes()
         self._by_number: dict[str, int] = {}
         self._last_finished: dict[int, Ticket] = {}  # for ratings after service
-        self._counts_cache: tuple[int, dict[str, int], dict[str, int]] | None = None
+        # Waiting tickets, each list sorted by (queue time, id): one list per (service,
+        # priority class) and one per counter for tickets transferred to that counter.
+        # Why: within such a list every routing key is monotone in queue time, so NEXT only
+        # compares the heads of the counter's lists instead of scanning every ticket.
+        self._queues: dict[tuple[str, bool], list[tuple[datetime, int]]] = {}
+        self._personal: dict[str, list[tuple[datetime, int]]] = {}
+        self._reset_queues()
 
     # ------------------------------------------------------------------ state in/out
 
     def restore(self, state: Restored) -> None:
         """Load the state a store kept; the next command then rolls the day if needed."""
         self.day = state.day
-        self._counts_cache = None
         self.tickets = {t.id: t for t in state.tickets}
+        self._reset_queues()
+        for t in self.tickets.values():
+            if t.status == TicketStatus.WAITING:
+                self._enqueue(t)
         self._by_number = {t.number: t.id for t in state.tickets}
         for c in state.counters:
             if c.id in self.counters:
@@ -184,8 +194,8 @@ class QueueEngine:
                 self.pending.counters.add(c.id)
             self.pending.services.update(self.services)
         self.day = today
-        self._counts_cache = None
         self.tickets = {}
+        self._reset_queues()
         self._by_number = {}
         self._last_finished = {}
         self.last_seq = {}
@@ -222,26 +232,28 @@ class QueueEngine:
 
     def waiting_counts(self) -> dict[str, int]:
         """People waiting per service (not counting tickets sent to a specific counter)."""
-        return self._counts()[0]
+        return {s: len(self._queues[(s, False)]) + len(self._queues[(s, True)]) for s in self.services}
 
-    def _counts(self) -> tuple[dict[str, int], dict[str, int]]:
-        """(all waiting, priority waiting) per service, cached until the next event.
+    # ------------------------------------------------------------------ waiting queues
 
-        Why cached: one call publishes the state of several counters, the zone's board and
-        the service list, and each needs these counts; every change to a queue records an
-        event, so the event counter tells when the cache is out of date.
-        """
-        if self._counts_cache is not None and self._counts_cache[0] == self.next_event_id:
-            return self._counts_cache[1], self._counts_cache[2]
-        counts = {s: 0 for s in self.services}
-        priority = {s: 0 for s in self.services}
-        for t in self.tickets.values():
-            if t.status == TicketStatus.WAITING and t.target_counter is None:
-                counts[t.service] += 1
-                if t.priority:
-                    priority[t.service] += 1
-        self._counts_cache = (self.next_event_id, counts, priority)
-        return counts, priority
+    def _reset_queues(self) -> None:
+        self._queues = {(s, p): [] for s in self.services for p in (False, True)}
+        self._personal = {c: [] for c in self.counters}
+
+    def _queue_of(self, t: Ticket) -> list[tuple[datetime, int]]:
+        if t.target_counter is not None:
+            return self._personal[t.target_counter]
+        return self._queues[(t.service, t.priority)]
+
+    def _enqueue(self, t: Ticket) -> None:
+        bisect.insort(self._queue_of(t), (t.queued_at, t.id))
+
+    def _dequeue(self, t: Ticket) -> None:
+        queue = self._queue_of(t)
+        i = bisect.bisect_left(queue, (t.queued_at, t.id))
+        if i == len(queue) or queue[i] != (t.queued_at, t.id):
+            raise AssertionError(f"{t.number} is not in its queue")  # a bug, never a user error
+        del queue[i]
 
     def current_ticket(self, counter_id: str) -> Ticket | None:
         cur = self.counters[counter_id].current
@@ -275,8 +287,8 @@ class QueueEngine:
     def people_ahead(self, service: str, priority: bool) -> int:
         """Who is called before a new ticket: everyone waiting, or for a priority ticket
         the other priority tickets (before the overdue rule of :meth:`pick_next` applies)."""
-        counts, prio = self._counts()
-        return prio[service] if priority else counts[service]
+        prio = len(self._queues[(service, True)])
+        return prio if priority else prio + len(self._queues[(service, False)])
 
     def estimate_wait(self, service: str, priority: bool = False) -> int:
         ahead = self.people_ahead(service, priority)
@@ -313,6 +325,7 @@ class QueueEngine:
         self.last_seq[service.prefix] = seq
         self.issued[service.id] = self.issued.get(service.id, 0) + 1
         self.tickets[ticket.id] = ticket
+        self._enqueue(ticket)
         self._by_number[number] = ticket.id
         self._event(
             EventKind.ISSUE,
@@ -341,24 +354,21 @@ class QueueEngine:
         5. first come, first served (queue time, then issue order).
         """
         now = self.now()
-        cfg = self.counter_config[counter_id]
-        preference = {s: i for i, s in enumerate(cfg.services)}
-        personal: list[Ticket] = []
-        general: list[Ticket] = []
-        for t in self.tickets.values():
-            if t.status != TicketStatus.WAITING:
-                continue
-            if t.target_counter is not None:
-                if t.target_counter == counter_id:
-                    personal.append(t)
-            elif t.service in preference:
-                general.append(t)
+        personal = self._personal[counter_id]
         if personal:
-            return min(personal, key=lambda t: (t.queued_at, t.id))
-        if not general:
+            return self.tickets[personal[0][1]]
+        cfg = self.counter_config[counter_id]
+        heads = [
+            (preference, self.tickets[queue[0][1]])
+            for preference, service in enumerate(cfg.services)
+            for queue in (self._queues[(service, True)], self._queues[(service, False)])
+            if queue
+        ]
+        if not heads:
             return None
 
-        def key(t: Ticket) -> tuple:
+        def key(head: tuple[int, Ticket]) -> tuple:
+            preference, t = head
             target = self.services[t.service].target_wait_min * 60
             over = (now - t.queued_at).total_seconds() - target
             overdue = over > 0
@@ -366,13 +376,13 @@ class QueueEngine:
                 0 if overdue else 1,
                 -over if overdue else 0,
                 0 if t.priority else 1,
-                preference[t.service],
+                preference,
                 -self.services[t.service].priority,
                 t.queued_at,
                 t.id,
             )
 
-        return min(general, key=key)
+        return min(heads, key=key)[1]
 
     # ------------------------------------------------------------------ counter commands
 
@@ -433,6 +443,7 @@ class QueueEngine:
     def _call(self, counter: CounterRuntime, ticket: Ticket, now: datetime) -> Ticket:
         if counter.status != CounterStatus.OPEN:
             self._set_status(counter, CounterStatus.OPEN, now)
+        self._dequeue(ticket)
         ticket.status = TicketStatus.CALLED
         ticket.counter = counter.id
         ticket.target_counter = None
@@ -538,6 +549,7 @@ class QueueEngine:
         ticket.called_at = None
         ticket.started_at = None
         ticket.transfers += 1
+        self._enqueue(ticket)
         counter.current = None
         self._event(
             EventKind.TRANSFER,

@@ -217,7 +217,7 @@ class Store:
     def _ticket_row(t: Ticket) -> tuple:
         prefix = t.number.rstrip("0123456789")
         return (
-            t.id, t.day.isoformat(), t.number, int(t.number[len(prefix):]), prefix, t.service, t.service,
+            t.id, t.day.isoformat(), t.number, int(t.number[len(prefix):]), prefix, t.issued_service, t.service,
             int(t.priority), t.token, t.status.value, ts(t.issued_at), ts(t.queued_at), ts(t.first_called_at),
             ts(t.called_at), ts(t.started_at), ts(t.finished_at), t.counter, t.target_counter, t.clerk,
             t.recalls, t.transfers, t.estimated_wait_s, t.origin, t.rating,
@@ -256,6 +256,7 @@ class Store:
             origin=row["origin"],
             rating=row["rating"],
             transfers=row["transfers"] or 0,
+            issued_service=row["issued_service"],
         )
 
     def ticket_by_token(self, token: str) -> Ticket | None:

@@ -146,7 +146,7 @@ services = ["pasz"]
 ALWAYS_OPEN = "{ " + ", ".join(f'{d} = "00:00-23:59"' for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")) + " }"
 
 
-def write_config(path: Path, mqtt_port: int, http_port: int, limit: int = 999, hours: str = ALWAYS_OPEN) -> Path:
+def write_config(path: Path, mqtt_port: int, http_port: int, limit: int = 9999, hours: str = ALWAYS_OPEN) -> Path:
     path.write_text(
         TEST_CONFIG.format(
             mqtt_port=mqtt_port, http_port=http_port, database=path.parent / "numerek.db", limit=limit, hours=hours

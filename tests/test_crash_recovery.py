@@ -89,6 +89,7 @@ def test_kill_9_loses_no_acknowledged_ticket_or_call(server, broker):
     try:
         peer.subscribe(f"{BASE}/kiosk/k1/response/#")
         after = peer.request(f"{BASE}/kiosk/k1/request", {"v": 1, "id": "after", "service": "rej"}, f"{BASE}/kiosk/k1/response/y")
+        assert after["ok"], after
         assert after["ticket"]["number"] == f"A{len(numbers) + 1:03d}"
     finally:
         peer.close()

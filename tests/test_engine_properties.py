@@ -90,6 +90,12 @@ class Office(RuleBasedStateMachine):
             return
         self._commit()
 
+    @rule(service=st.sampled_from(SERVICES), priorities=st.lists(st.booleans(), min_size=2, max_size=6))
+    def rush(self, service, priorities):
+        """Several people take tickets at once: queues long enough for ordering to matter."""
+        for priority in priorities:
+            self.issue(service, priority)
+
     @rule(counter=st.sampled_from(COUNTERS + ["9"]))
     def next(self, counter):
         self._cmd(counter, CounterAction.NEXT)
@@ -195,9 +201,14 @@ class Office(RuleBasedStateMachine):
                 assert self.engine.counters[t.counter].current == t.id
 
     @invariant()
-    def cached_queue_counts_match_a_recount(self):
-        recount = Counter(t.service for t in self.engine.waiting() if t.target_counter is None)
-        assert self.engine.waiting_counts() == {s: recount.get(s, 0) for s in SERVICES}
+    def sorted_queues_hold_exactly_the_waiting_tickets(self):
+        e = self.engine
+        recount = Counter(t.service for t in e.waiting() if t.target_counter is None)
+        assert e.waiting_counts() == {s: recount.get(s, 0) for s in SERVICES}
+        indexed = [tid for q in list(e._queues.values()) + list(e._personal.values()) for _at, tid in q]
+        assert sorted(indexed) == sorted(t.id for t in e.waiting())
+        for q in list(e._queues.values()) + list(e._personal.values()):
+            assert q == sorted(q)
 
     @invariant()
     def numbers_unique_per_day(self):
@@ -217,6 +228,22 @@ class Office(RuleBasedStateMachine):
 
 
 Office.TestCase.settings = settings(
-    max_examples=150, stateful_step_count=50, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    max_examples=300, stateful_step_count=50, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 TestOffice = Office.TestCase
+
+
+def test_ticket_issued_and_transferred_in_one_batch_keeps_its_issued_service(tmp_path):
+    """Reports count a ticket under the service it was issued for, even when the issue and
+    a transfer reach the disk in the same group commit."""
+    clock = FakeClock()
+    store = Store(str(tmp_path / "numerek.db"))
+    engine = QueueEngine(office_config(), clock, token_factory=Tokens())
+    engine.issue("rej")
+    engine.command("1", CounterCommand(id="a", action=CounterAction.NEXT))
+    engine.command("1", CounterCommand(id="b", action=CounterAction.TRANSFER, target_service="kasa"))
+    changes = engine.take_changes()
+    store.commit(changes, [engine.counters[c] for c in changes.counters], [])
+    row = store.db.execute("SELECT issued_service, service FROM tickets").fetchone()
+    store.close()
+    assert row == ("rej", "kasa")
