@@ -23,6 +23,7 @@ from pydantic import BaseModel
 from protocol.messages import CounterReply, ServiceInfo
 from server.clerk_panel import build_clerk_router
 from server.domain import TicketStatus
+from server.reports import mount as mount_reports
 from server.service import NumerekServer
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
@@ -207,4 +208,5 @@ def build_app(server: NumerekServer, manage_lifecycle: bool = True) -> FastAPI:
 
     app.include_router(build_router(server))
     app.include_router(build_clerk_router(server))
+    mount_reports(app, server)
     return app
