@@ -13,6 +13,7 @@ import argparse
 import json
 import os
 import random
+import secrets
 import shutil
 import signal
 import socket
@@ -90,12 +91,35 @@ class Demo:
         _wait_port(port)
         return port
 
+    def seed_history(self, clock_start: str) -> None:
+        """A new demo database gets four simulated weeks before the demo day, so the
+        reports have something to show, and a manager login with a random password."""
+        db = self.data / "numerek.db"
+        if db.exists():
+            return
+        day = datetime.fromisoformat(clock_start).date()
+        subprocess.run(
+            [str(self.bin / "numerek-simulate"), "--config", self.args.config, "--database", str(db),
+             "--start", (day - timedelta(days=28)).isoformat(), "--days", "28"],
+            check=True, stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+        password = secrets.token_urlsafe(9)
+        subprocess.run(
+            [str(self.bin / "numerek-users"), "--config", self.args.config, "--database", str(db),
+             "add", "kierownik", "--role", "manager", "--password-stdin"],
+            input=password + "\n", text=True, check=True, stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+        (self.data / "manager-login.txt").write_text(f"kierownik {password}\n")
+        (self.data / "manager-login.txt").chmod(0o600)
+
     def start_server(self, mqtt_port: int) -> str:
         cfg = load_config(self.args.config)
+        clock_start = demo_clock_start(cfg.office.tz)
+        self.seed_history(clock_start)
         cmd = [
             str(self.bin / "numerek-server"), "--config", self.args.config,
             "--database", str(self.data / "numerek.db"), "--mqtt-port", str(mqtt_port),
-            "--http-port", str(self.args.http_port), "--clock-start", demo_clock_start(cfg.office.tz),
+            "--http-port", str(self.args.http_port), "--clock-start", clock_start,
         ]  # fmt: skip
         proc = self.spawn("server", cmd)
         url = f"http://127.0.0.1:{self.args.http_port}"
@@ -166,7 +190,10 @@ class Demo:
         if self.args.pace > 0:
             threading.Thread(target=self.residents_and_clerks, args=(port,), daemon=True).start()
         print(f"\nReady. Server {url}  (API docs {url}/docs, live queues {url}/api/queues)")
-        print(f"Clerk panel {url}/clerk/1   Manager dashboard {url}/reports   Broker 127.0.0.1:{port}")
+        print(f"Clerk panel {url}/clerk/1   Broker 127.0.0.1:{port}")
+        login = (self.data / "manager-login.txt").read_text().split()
+        print(f"Manager dashboard {url}/reports   (login {login[0]}, password {login[1]}; "
+              f"kept in {self.data / 'manager-login.txt'})")  # fmt: skip
         print(f"Watch the traffic: mosquitto_sub -V mqttv5 -p {port} -t 'numerek/#' -v")
         print("Ctrl-C stops everything.")
         signal.signal(signal.SIGTERM, lambda *_: self.stop.set())
