@@ -41,15 +41,11 @@ from kivy.uix.stencilview import StencilView
 from pydantic import ValidationError
 
 from display.board import ARROW, BoardState, call_line
-from display.config import DisplayConfig
+from display.config import DisplayConfig, make_announcer
 from hardware.audio import (
-    AlsaOutput,
     Announcement,
     Announcer,
     AudioError,
-    EspeakSpeech,
-    FileOutput,
-    load_chime,
 )
 from protocol.messages import BoardMessage, CallMessage, ServicesMessage
 from protocol.mqtt import connect_properties, make_client, shutdown
@@ -358,15 +354,7 @@ class DisplayApp(App):
             log.info("audio is off in the config; calls are shown, not spoken")
             return None
         try:
-            output = FileOutput(a.record_dir, a.playback_speed) if a.output == "files" else AlsaOutput(a.device)
-            return Announcer(
-                output,
-                EspeakSpeech(a.words_per_minute),
-                languages=a.languages,
-                volume=a.volume,
-                chime=load_chime(a.chime),
-                counter_word_en=a.counter_word_en,
-            )
+            return make_announcer(a)
         except AudioError as exc:
             log.error("audio disabled: %s", exc)
             return None

@@ -42,24 +42,13 @@ def _prepare_kivy(cfg: DisplayConfig) -> None:
 
 def _test_audio(cfg: DisplayConfig, ticket: str, counter_name: str) -> int:
     """Say one call through the configured output: the installer's "can you hear it?"."""
-    from hardware.audio import (
-        AlsaOutput,
-        Announcement,
-        Announcer,
-        AudioError,
-        EspeakSpeech,
-        FileOutput,
-        announcement_text,
-        load_chime,
-    )
+    from display.config import make_announcer
+    from hardware.audio import Announcement, AudioError, announcement_text
 
     a = cfg.audio
     call = Announcement(seq=1, ticket=ticket, counter="1", counter_name=counter_name)
     try:
-        output = FileOutput(a.record_dir, a.playback_speed) if a.output == "files" else AlsaOutput(a.device)
-        announcer = Announcer(
-            output, EspeakSpeech(a.words_per_minute), a.languages, a.volume, load_chime(a.chime), a.counter_word_en
-        )
+        announcer = make_announcer(a)
     except AudioError as exc:
         print(f"numerek-display: audio: {exc}", file=sys.stderr)
         return 1

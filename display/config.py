@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -22,6 +22,10 @@ DEFAULT_CHIME = PACKAGE_DIR / "sounds" / "chime.wav"
 DEJAVU = Path("/usr/share/fonts/truetype/dejavu")
 
 Id = Annotated[str, Field(pattern=ID_PATTERN)]
+
+
+if TYPE_CHECKING:
+    from hardware.audio import Announcer
 
 
 class ConfigError(ValueError):
@@ -140,3 +144,22 @@ def load_config(path: str | Path) -> DisplayConfig:
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{p} is not UTF-8 text") from exc
     return parse_config(text, base_dir=p.resolve().parent)
+
+
+def make_announcer(a: AudioSection) -> Announcer:
+    """The announcer this display's ``[audio]`` section describes (raises AudioError).
+
+    One place for the app and ``numerek-display --test-audio``, so the installer's sound
+    check uses exactly what the running display will.
+    """
+    from hardware.audio import AlsaOutput, Announcer, EspeakSpeech, FileOutput, load_chime
+
+    output = FileOutput(a.record_dir, a.playback_speed) if a.output == "files" else AlsaOutput(a.device)
+    return Announcer(
+        output,
+        EspeakSpeech(a.words_per_minute),
+        languages=a.languages,
+        volume=a.volume,
+        chime=load_chime(a.chime),
+        counter_word_en=a.counter_word_en,
+    )
