@@ -39,14 +39,24 @@ class Hours(_Strict):
 
     @classmethod
     def parse(cls, text: str) -> Hours:
+        """``"08:00-16:00"``; ``"24:00"`` as the closing time means open to the end of the day."""
         try:
             a, b = text.split("-")
-            opens, closes = time.fromisoformat(a.strip()), time.fromisoformat(b.strip())
+            opens = time.fromisoformat(a.strip())
+            closes = time.max if b.strip() == "24:00" else time.fromisoformat(b.strip())
         except ValueError as exc:
             raise ValueError(f"expected 'HH:MM-HH:MM', got {text!r}") from exc
         if closes <= opens:
             raise ValueError(f"closing time must be after opening time in {text!r}")
         return cls(opens=opens, closes=closes)
+
+    @staticmethod
+    def clock(value: time) -> str:
+        """"HH:MM", with the end of the day as "24:00" (so a saved value reads back the same)."""
+        return "24:00" if value == time.max else value.strftime("%H:%M")
+
+    def text(self) -> str:
+        return f"{self.clock(self.opens)}-{self.clock(self.closes)}"
 
 
 class Names(_Strict):

@@ -647,3 +647,20 @@ class QueueEngine:
     def zones(self) -> Iterable[str]:
         return sorted({c.zone for c in self.config.counters} | {s.zone for s in self.config.services})
 
+    def apply_config(self, new: SiteConfig) -> None:
+        """Take an edited config (server/admin.py) while the office runs.
+
+        Only what does not reshape the state may change: hours, limits, targets, priorities,
+        counters' profiles and names. The waiting queues are keyed by service id and counter id,
+        tickets carry prefixes and calls carry zones, so those must stay (else ValueError and
+        nothing changes).
+        """
+        shape = lambda c: (  # noqa: E731
+            [(s.id, s.prefix, s.zone) for s in c.services], [(k.id, k.zone) for k in c.counters], c.office.timezone
+        )
+        if shape(new) != shape(self.config):
+            raise ValueError("service ids, prefixes, zones, counter ids and the time zone cannot change while running")
+        self.config = new
+        self.services = {s.id: s for s in new.services}
+        self.counter_config = {c.id: c for c in new.counters}
+

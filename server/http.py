@@ -21,6 +21,7 @@ from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel
 
 from protocol.messages import CounterReply, ServiceInfo
+from server.admin import mount as mount_admin
 from server.clerk_panel import build_clerk_router
 from server.domain import TicketStatus
 from server.reports import mount as mount_reports
@@ -208,5 +209,6 @@ def build_app(server: NumerekServer, manage_lifecycle: bool = True) -> FastAPI:
 
     app.include_router(build_router(server))
     app.include_router(build_clerk_router(server))
+    mount_admin(app, server)  # first: lays the stored admin changes over the file config
     mount_reports(app, server)
     return app

@@ -49,7 +49,7 @@ from protocol.messages import (
 )
 from protocol.mqtt import connect_properties, make_client, reply_properties
 from protocol.topics import OFFLINE, ONLINE, Topics
-from server.config import SiteConfig
+from server.config import Hours, SiteConfig
 from server.domain import Event, Refusal, Ticket
 from server.engine import Changes, Clock, QueueEngine
 from server.estimate import WaitEstimator
@@ -478,8 +478,8 @@ class NumerekServer:
                     id=s.id, prefix=s.prefix, name=s.name.as_dict(), zone=s.zone, available=code is None,
                     reason=code, waiting=counts[s.id], estimated_wait_min=round(e.estimate_wait(s.id) / 60),
                     open_counters=len(e.open_counters(s.id)),
-                    opens_at=hours.opens.strftime("%H:%M") if hours else None,
-                    closes_at=hours.closes.strftime("%H:%M") if hours else None,
+                    opens_at=Hours.clock(hours.opens) if hours else None,
+                    closes_at=Hours.clock(hours.closes) if hours else None,
                 )  # fmt: skip
             )
         return ServicesMessage(office=self.config.office.name, services=infos, server_time=self.local(now))

@@ -112,7 +112,15 @@ def _migration_2(db: sqlite_utils.Database) -> None:
     db["events"].create_index(["kind", "day"])  # counter open/pause/close periods over a date range
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migration_1, _migration_2]
+def _migration_3(db: sqlite_utils.Database) -> None:
+    """Admin edits on top of the site config file (server/admin.py) and their audit log."""
+    db["config_overrides"].create({"target": str, "field": str, "value": str}, pk=("target", "field"))
+    db["admin_changes"].create(
+        {"id": int, "at": float, "user": str, "target": str, "field": str, "old": str, "new": str}, pk="id"
+    )
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migration_1, _migration_2, _migration_3]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 _TICKET_COLUMNS = (

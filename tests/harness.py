@@ -143,7 +143,7 @@ zone = "upstairs"
 services = ["pasz"]
 """
 
-ALWAYS_OPEN = "{ " + ", ".join(f'{d} = "00:00-23:59"' for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")) + " }"
+ALWAYS_OPEN = "{ " + ", ".join(f'{d} = "00:00-24:00"' for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")) + " }"
 
 
 def write_config(path: Path, mqtt_port: int, http_port: int, limit: int = 9999, hours: str = ALWAYS_OPEN) -> Path:

@@ -53,3 +53,12 @@ def test_check_command_reports_ok_and_errors(tmp_path):
     res = subprocess.run([sys.executable, "-m", "server.cli", "--config", str(bad), "--check"],
                          capture_output=True, text=True, cwd=ROOT)  # fmt: skip
     assert res.returncode == 2 and "services.0.daily_limit" in res.stderr
+
+
+def test_24_00_closing_means_open_until_midnight():
+    from datetime import time
+
+    text = OFFICE.replace('mon = "08:00-16:00"', 'mon = "00:00-24:00"', 1)
+    hours = parse_config(text).services[0].hours["mon"]
+    assert hours.opens == time(0, 0) and hours.closes > time(23, 59, 59)
+    assert hours.text() == "00:00-24:00"

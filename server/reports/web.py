@@ -162,7 +162,8 @@ def build_reports_router(server) -> APIRouter:
                 request, "login.html", {"L": labels(_lang(lang)), "lang": _lang(lang), "next": next, "error": True},
                 status_code=401,
             )  # fmt: skip
-        target = next if next.startswith("/reports") and "//" not in next else "/reports"
+        # Only back to our own pages (no open redirect): the reports and the admin page.
+        target = next if next.startswith(("/reports", "/admin")) and "//" not in next else "/reports"
         resp = RedirectResponse(target, status_code=303)
         resp.set_cookie(SESSION_COOKIE, cookie, max_age=SESSION_HOURS * 3600, httponly=True, samesite="lax")
         return resp

@@ -1,0 +1,369 @@
+"""The admin page: change services and counters while the office runs, with an audit log.
+
+Why it works this way:
+
+* The site config TOML stays the base: it is the installer's file, with comments, and the
+  server never rewrites it. An admin's edit is stored as an *override* (table
+  ``config_overrides``, schema migration 3 in server/store.py) and laid over the file on
+  every start, so it survives a restart and the file stays readable.
+* Only what can change without reshaping the running queues is editable: a service's
+  opening hours, daily limit, cut-off, target wait and priority; a counter's work profile
+  (``services``, in order of preference) and its name. Ids, prefixes and zones are not.
+* The whole resulting :class:`~server.config.SiteConfig` is validated by pydantic *before*
+  anything is written, so a bad value gets an error naming the field (HTTP 422) and leaves
+  no override and no audit row.
+* Every change that is kept adds one row per field to the append-only ``admin_changes``
+  table: when (server time), who (login name), what, old value, new value (JSON).
+* The engine belongs to the worker thread, so the change is made under ``server.lock`` (the
+  worker holds it while processing a batch), then a ``republish`` job makes the worker
+  publish every retained counter state, board and the services list with the new values.
+
+Access: a signed-in ``admin`` (the session cookie of ``/login``, server/auth.py); a manager
+gets 403, nobody signed in is sent to the login page (pages) or gets 401 (JSON).
+"""
+
+import json
+import logging
+import re
+import threading
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from server.auth import SESSION_COOKIE, User, Users
+from server.config import WEEKDAYS, SiteConfig
+from server.reports.web import LoginRequired
+from server.service import Job, NumerekServer
+
+log = logging.getLogger(__name__)
+
+TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+SERVICE_FIELDS = ("hours", "daily_limit", "cutoff_min", "target_wait_min", "priority")
+COUNTER_FIELDS = ("services", "name")
+LANGS = ("pl", "en")
+CLOSED_WORDS = ("", "-", "closed", "zamknięte", "nieczynne")
+
+LABELS: dict[str, dict[str, str]] = {
+    "title": {"pl": "Administracja", "en": "Administration"},
+    "log": {"pl": "Dziennik zmian", "en": "Change log"},
+    "reports": {"pl": "Raporty", "en": "Reports"},
+    "services": {"pl": "Sprawy", "en": "Services"},
+    "counters": {"pl": "Stanowiska", "en": "Counters"},
+    "hours": {
+        "pl": "Godziny otwarcia (GG:MM-GG:MM, puste = nieczynne)",
+        "en": "Opening hours (HH:MM-HH:MM, empty = closed)",
+    },
+    "daily_limit": {"pl": "Limit dzienny (puste = brak)", "en": "Daily limit (empty = none)"},
+    "cutoff_min": {"pl": "Koniec wydawania przed zamknięciem (min)", "en": "Stop issuing before closing (min)"},
+    "target_wait_min": {"pl": "Docelowy czas oczekiwania (min)", "en": "Target wait (min)"},
+    "priority": {"pl": "Priorytet (0-9)", "en": "Priority (0-9)"},
+    "profile": {
+        "pl": "Obsługiwane sprawy, w kolejności (np. pj, rej)",
+        "en": "Services served, in order (e.g. pj, rej)",
+    },
+    "name": {"pl": "Nazwa", "en": "Name"},
+    "save": {"pl": "Zapisz", "en": "Save"},
+    "saved": {"pl": "Zapisano", "en": "Saved"},
+    "nothing": {"pl": "Bez zmian", "en": "Nothing changed"},
+    "errors": {"pl": "Nie zapisano — popraw:", "en": "Not saved — please correct:"},
+    "ids_fixed": {
+        "pl": "Identyfikatory, prefiksy i strefy zmienia się w pliku konfiguracji (z restartem).",
+        "en": "Ids, prefixes and zones are changed in the config file (with a restart).",
+    },
+    "when": {"pl": "Kiedy", "en": "When"},
+    "who": {"pl": "Kto", "en": "Who"},
+    "what": {"pl": "Co", "en": "What"},
+    "change": {"pl": "Zmiana", "en": "Change"},
+    "empty_log": {"pl": "Nie było jeszcze zmian.", "en": "No changes yet."},
+    "sign_out": {"pl": "Wyloguj", "en": "Sign out"},
+    "available": {"pl": "dostępne sprawy", "en": "available services"},
+}
+WEEKDAY_NAMES = {
+    "pl": dict(zip(WEEKDAYS, ("Pn", "Wt", "Śr", "Cz", "Pt", "So", "Nd"), strict=True)),
+    "en": dict(zip(WEEKDAYS, ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"), strict=True)),
+}
+
+
+class AdminError(ValueError):
+    """An edit that cannot be kept; ``problems`` name the target and field of each."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+# ---------------------------------------------------------------------- config edits
+
+
+def field_value(cfg: SiteConfig, target: str, field: str) -> Any:
+    """The current value of one editable field, as JSON-able data (what the audit log stores)."""
+    kind, _, ident = target.partition(":")
+    if kind == "service" and field in SERVICE_FIELDS and (s := cfg.service(ident)) is not None:
+        if field == "hours":
+            return {d: h.text() for d in WEEKDAYS if (h := s.hours.get(d))}
+        return getattr(s, field)
+    if kind == "counter" and field in COUNTER_FIELDS and (c := cfg.counter(ident)) is not None:
+        return list(c.services) if field == "services" else c.name
+    raise AdminError([f"{target} {field}: not something the admin page can change"])
+
+
+def _message(err: dict[str, Any]) -> str:
+    return str(err["msg"]).removeprefix("Value error, ")
+
+
+def with_changes(cfg: SiteConfig, target: str, values: dict[str, Any]) -> SiteConfig:
+    """The config with ``values`` set on ``target``, fully validated (raises AdminError)."""
+    kind, _, ident = target.partition(":")
+    allowed = SERVICE_FIELDS if kind == "service" else COUNTER_FIELDS if kind == "counter" else ()
+    items = cfg.services if kind == "service" else cfg.counters
+    if not allowed or not any(x.id == ident for x in items):
+        raise AdminError([f"{target}: no such service or counter"])
+    unknown = [f for f in values if f not in allowed]
+    if unknown:
+        raise AdminError([f"{target} {f}: cannot be changed here (only {', '.join(allowed)})" for f in unknown])
+    services = [s.model_dump() for s in cfg.services]
+    counters = [c.model_dump() for c in cfg.counters]
+    rows = services if kind == "service" else counters
+    for row in rows:
+        if row["id"] == ident:
+            row.update(values)
+    ids = {"services": [s["id"] for s in services], "counters": [c["id"] for c in counters]}
+    try:
+        return SiteConfig.model_validate(
+            {"office": cfg.office, "mqtt": cfg.mqtt, "http": cfg.http, "storage": cfg.storage,
+             "services": services, "counters": counters}
+        )  # fmt: skip
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = list(err["loc"])
+            if len(loc) >= 3 and loc[0] in ids and isinstance(loc[1], int):
+                where = f"{loc[0][:-1]}:{ids[loc[0]][loc[1]]} {'.'.join(map(str, loc[2:]))}"
+            else:  # a cross-check of the whole office, e.g. a counter serving an unknown service
+                changed = [f for f in values if values[f] != field_value(cfg, target, f)] or list(values)
+                where = f"{target} {', '.join(changed)}"
+            problems.append(f"{where}: {_message(err)}")
+        raise AdminError(problems) from None
+
+
+def stored_overrides(conn) -> list[tuple[str, str, Any]]:
+    return [(t, f, json.loads(v)) for t, f, v in conn.execute("SELECT target, field, value FROM config_overrides")]
+
+
+def apply_overrides(cfg: SiteConfig, overrides: list[tuple[str, str, Any]]) -> SiteConfig:
+    """The file config with the stored admin edits on top.
+
+    An override that no longer fits (the installer removed that service from the file, say)
+    is skipped with a warning rather than keeping the server from starting.
+    """
+    for target, field, value in overrides:
+        try:
+            cfg = with_changes(cfg, target, {field: value})
+        except AdminError as exc:
+            log.warning("ignoring the stored admin change of %s %s: %s", target, field, exc)
+    return cfg
+
+
+def change(server: NumerekServer, user: str, target: str, values: dict[str, Any]) -> list[dict[str, Any]]:
+    """Validate, store (override + audit), apply to the running engine and republish.
+
+    Returns the audit rows written (empty if nothing actually differed). Raises AdminError
+    with nothing changed when the result would not be a valid office.
+    """
+    with server.lock:
+        old = server.engine.config
+        new = with_changes(old, target, values)
+        diffs = [(f, field_value(old, target, f), field_value(new, target, f)) for f in values]
+        diffs = [d for d in diffs if d[1] != d[2]]
+        if not diffs:
+            return []
+        at = server.engine.now().timestamp()
+        conn = server.store.conn
+        rows = []
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for f, before, after in diffs:
+                conn.execute(
+                    "INSERT INTO config_overrides (target, field, value) VALUES (?, ?, ?) "
+                    "ON CONFLICT(target, field) DO UPDATE SET value = excluded.value",
+                    (target, f, json.dumps(after, ensure_ascii=False)),
+                )
+                cur = conn.execute(
+                    "INSERT INTO admin_changes (at, user, target, field, old, new) VALUES (?, ?, ?, ?, ?, ?)",
+                    (
+                        at,
+                        user,
+                        target,
+                        f,
+                        json.dumps(before, ensure_ascii=False),
+                        json.dumps(after, ensure_ascii=False),
+                    ),
+                )
+                rows.append({"id": cur.lastrowid, "at": at, "user": user, "target": target, "field": f,
+                             "old": before, "new": after})  # fmt: skip
+            server.engine.apply_config(new)
+            conn.execute("COMMIT")
+        except ValueError as exc:
+            conn.execute("ROLLBACK")
+            raise AdminError([f"{target}: {exc}"]) from None
+        except BaseException:
+            conn.execute("ROLLBACK")
+            server.engine.apply_config(old)
+            raise
+        server.config = new
+    server.inbox.put(Job("republish"))
+    return rows
+
+
+def audit_log(server: NumerekServer, limit: int = 500) -> list[dict[str, Any]]:
+    """Newest first, with the time in the office's local time."""
+    with server.lock:
+        rows = server.store.conn.execute(
+            "SELECT id, at, user, target, field, old, new FROM admin_changes ORDER BY id DESC LIMIT ?", (limit,)
+        ).fetchall()
+    return [
+        {"id": i, "at": datetime.fromtimestamp(at, server.tz).isoformat(timespec="seconds"), "user": u,
+         "target": t, "field": f, "old": json.loads(o), "new": json.loads(n)}
+        for i, at, u, t, f, o, n in rows
+    ]  # fmt: skip
+
+
+# ---------------------------------------------------------------------- web
+
+
+def _lang(value: str | None) -> str:
+    return value if value in LANGS else "pl"
+
+
+def _show(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _service_form(form: dict[str, str]) -> dict[str, Any]:
+    """Form fields -> values for with_changes (an empty weekday is closed, an empty limit is none)."""
+    hours = {}
+    for d in WEEKDAYS:
+        text = form.get(f"hours_{d}", "").strip()
+        if text.lower() not in CLOSED_WORDS:
+            hours[d] = text
+    limit = form.get("daily_limit", "").strip()
+    return {"hours": hours, "daily_limit": limit or None, "cutoff_min": form.get("cutoff_min", "").strip(),
+            "target_wait_min": form.get("target_wait_min", "").strip(), "priority": form.get("priority", "").strip()}  # fmt: skip
+
+
+def _counter_form(form: dict[str, str]) -> dict[str, Any]:
+    return {
+        "name": form.get("name", "").strip(),
+        "services": [s for s in re.split(r"[\s,;]+", form.get("services", "")) if s],
+    }
+
+
+def build_admin_router(server: NumerekServer) -> APIRouter:
+    r = APIRouter(tags=["admin"])
+    users = Users(server.store.path)
+    users_lock = threading.Lock()
+
+    def who(request: Request) -> User | None:
+        # Only the session of /login (server/reports/web.py): its password check is the throttled one.
+        with users_lock:
+            return users.from_cookie(request.cookies.get(SESSION_COOKIE))
+
+    def page_admin(request: Request) -> User:
+        user = who(request)
+        if user is None:
+            raise LoginRequired(True, request.url.path + ("?" + request.url.query if request.url.query else ""))
+        if user.role != "admin":
+            raise HTTPException(403, "admin login required / wymagane konto administratora")
+        return user
+
+    def api_admin(request: Request) -> User:
+        user = who(request)
+        if user is None:
+            raise HTTPException(401, "admin login required: sign in at /login")
+        if user.role != "admin":
+            raise HTTPException(403, "admin login required")
+        return user
+
+    PageAdmin = Annotated[User, Depends(page_admin)]
+    ApiAdmin = Annotated[User, Depends(api_admin)]
+
+    def page(request: Request, user: User, lang: str, status: int = 200, **extra: Any) -> HTMLResponse:
+        with server.lock:
+            cfg = server.engine.config
+        forms = {f"service:{s.id}": {"hours": field_value(cfg, f"service:{s.id}", "hours")} for s in cfg.services}
+        return TEMPLATES.TemplateResponse(
+            request, "admin.html",
+            {"L": {k: v[lang] for k, v in LABELS.items()}, "lang": lang, "user": user, "cfg": cfg, "forms": forms,
+             "days": WEEKDAYS, "day_names": WEEKDAY_NAMES[lang], "errors": [], "error_target": None,
+             "submitted": {}, "saved": None, **extra},
+            status_code=status,
+        )  # fmt: skip
+
+    @r.get("/admin", response_class=HTMLResponse, include_in_schema=False)
+    def admin_page(request: Request, user: PageAdmin, lang: str = "pl", saved: str | None = None) -> HTMLResponse:
+        return page(request, user, _lang(lang), saved=saved)
+
+    async def _post(request: Request, user: User, target: str, parse) -> Response:
+        form = {k: str(v) for k, v in (await request.form()).items()}
+        lang = _lang(form.get("lang") or request.query_params.get("lang"))
+        try:
+            rows = await run_in_threadpool(change, server, user.name, target, parse(form))
+        except AdminError as exc:
+            return page(request, user, lang, 422, errors=exc.problems, error_target=target, submitted=form)
+        q = urlencode({"lang": lang, "saved": target if rows else ""})
+        return RedirectResponse(f"/admin?{q}#{target.replace(':', '-')}", status_code=303)
+
+    @r.post("/admin/services/{service_id}", include_in_schema=False)
+    async def post_service(request: Request, service_id: str, user: PageAdmin) -> Response:
+        return await _post(request, user, f"service:{service_id}", _service_form)
+
+    @r.post("/admin/counters/{counter_id}", include_in_schema=False)
+    async def post_counter(request: Request, counter_id: str, user: PageAdmin) -> Response:
+        return await _post(request, user, f"counter:{counter_id}", _counter_form)
+
+    @r.get("/admin/log", response_class=HTMLResponse, include_in_schema=False)
+    def log_page(request: Request, user: PageAdmin, lang: str = "pl") -> HTMLResponse:
+        lang = _lang(lang)
+        return TEMPLATES.TemplateResponse(request, "admin_log.html", {
+            "L": {k: v[lang] for k, v in LABELS.items()}, "lang": lang, "user": user,
+            "rows": [{**row, "old": _show(row["old"]), "new": _show(row["new"])} for row in audit_log(server)],
+        })  # fmt: skip
+
+    @r.get("/admin/api/changes")
+    def api_changes(user: ApiAdmin) -> list[dict[str, Any]]:
+        """The audit log of admin changes, newest first (time in office local time)."""
+        return audit_log(server)
+
+    @r.post("/admin/api/{kind}/{ident}")
+    def api_change(kind: str, ident: str, values: dict[str, Any], user: ApiAdmin) -> JSONResponse:
+        """Change fields of ``services/<id>`` or ``counters/<id>`` (JSON body: field -> value)."""
+        if kind not in ("services", "counters"):
+            raise HTTPException(404, "use /admin/api/services/<id> or /admin/api/counters/<id>")
+        try:
+            rows = change(server, user.name, f"{kind[:-1]}:{ident}", values)
+        except AdminError as exc:
+            return JSONResponse({"detail": exc.problems}, status_code=422)
+        return JSONResponse({"changes": rows})
+
+    return r
+
+
+def mount(app: FastAPI, server: NumerekServer) -> None:
+    """Lay the stored admin changes over the file config, then add the admin routes.
+
+    Called from server.http.build_app, i.e. before the worker starts at a normal start.
+    """
+    with server.lock:
+        cfg = apply_overrides(server.engine.config, stored_overrides(server.store.conn))
+        if cfg is not server.engine.config:
+            server.engine.apply_config(cfg)
+            server.config = cfg
+    server.inbox.put(Job("republish"))
+    app.include_router(build_admin_router(server))
