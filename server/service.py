@@ -435,6 +435,14 @@ class NumerekServer:
         )  # fmt: skip
 
     def _call_messages(self, changes: Changes) -> list[_Out]:
+        """The zone calls to announce; none while the broker is unreachable.
+
+        Why: paho queues QoS 1 publishes while disconnected and sends them on reconnect, so a
+        call made during an outage (from the clerk panel) would be announced minutes late as
+        a burst. The retained board republished on reconnect shows those calls silently.
+        """
+        if not self.online:
+            return []
         out = []
         for ev in changes.calls:
             msg = self.call_message(ev)

@@ -136,3 +136,30 @@ def test_response_topic_outside_the_kiosks_own_tree_is_not_used(server, peer):
     answer = peer.expect(f"{BASE}/kiosk/k1/response")
     assert answer["id"] == "evil" and answer["ticket"]["number"] == "A001"
     assert not any(topic == f"{BASE}/zone/hall/call" for topic, _p, _r in peer.seen)
+
+
+def test_calls_made_while_the_broker_is_down_are_not_announced_late(server, peer, broker):
+    """A clerk-panel call during a broker outage shows on the board after reconnect, silently."""
+    peer.subscribe(f"{BASE}/kiosk/k1/response/#")
+    issue(peer, "k1", "rej", "r1")
+    issue(peer, "k1", "rej", "r2")
+    peer.close()
+    broker.stop()
+    wait_for(lambda: not server.get("/health").json()["broker_connected"], what="server sees the broker gone")
+    reply = server.post("/api/counters/1/commands", json={"v": 1, "id": "offline-1", "action": "next"}).json()
+    assert reply["ok"] and reply["ticket"]["number"] == "A001"
+    broker.start()
+    display = Peer(broker.port)  # connects before the server's reconnect (paho waits ≥ 1 s)
+    try:
+        display.subscribe(f"{BASE}/zone/hall/call", f"{BASE}/zone/hall/board")
+        board = wait_for(
+            lambda: (b := display.latest(f"{BASE}/zone/hall/board")) and b["calls"] and b, what="board after reconnect"
+        )
+        assert board["calls"][0]["ticket"] == "A001"
+        # The board shows the truth; a live call for A001 would now be announced as if new.
+        reply = server.post("/api/counters/1/commands", json={"v": 1, "id": "online-1", "action": "next"}).json()
+        assert reply["ticket"]["number"] == "A002"
+        live = display.expect(f"{BASE}/zone/hall/call")
+        assert live["ticket"] == "A002"  # the first call the display hears is the new one
+    finally:
+        display.close()
