@@ -233,3 +233,24 @@ def test_login_returns_an_admin_to_the_admin_page_but_never_off_site(server):
         away = client.post("/login", data={"name": "szef", "password": "a-long-admin-password",
                                            "next": "//evil.example/admin"}, follow_redirects=False)  # fmt: skip
         assert away.headers["location"] == "/reports"
+
+
+def test_a_new_target_counts_in_the_reports_at_once_as_in_the_live_view(server, peer):
+    add_user(server, *ADMIN, role="admin")
+    add_user(server, *MANAGER, role="manager")
+    admin, manager = signed_in(server, *ADMIN), signed_in(server, *MANAGER)
+    peer.subscribe(f"{BASE}/kiosk/k1/response/#")
+    assert issue(peer, "pj", "r1")["ok"]
+
+    def pj_targets() -> tuple[int, int]:
+        summary = manager.get("/reports/api/summary").json()
+        live = manager.get("/reports/api/live").json()
+        by_service = next(s for s in summary["by_service"] if s["service"] == "pj")
+        now = next(s for s in live["services"] if s["service"] == "pj")
+        return by_service["target_wait_s"], now["target_wait_s"]
+
+    assert pj_targets() == (20 * 60, 20 * 60)
+    saved = admin.post("/admin/services/pj", data=service_form({d: "00:00-24:00" for d in ALL_DAYS}, "", target="5"),
+                       follow_redirects=False)  # fmt: skip
+    assert saved.status_code == 303
+    assert pj_targets() == (5 * 60, 5 * 60)

@@ -17,7 +17,7 @@ import json
 import sqlite3
 import threading
 import time as _time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -168,10 +168,13 @@ def _stats(values: np.ndarray, with_max: bool = True) -> dict[str, Any]:
 class ReportData:
     """Reads the store's ``tickets`` and ``events`` tables and computes the figures."""
 
-    def __init__(self, database: str, config: SiteConfig, now=None) -> None:
+    def __init__(self, database: str, config: SiteConfig | Callable[[], SiteConfig], now=None) -> None:
         self.database = database
-        self.config = config
-        self.tz = config.office.tz
+        # A callable gives the server's live config: the admin page replaces it (targets,
+        # hours), and the reports must judge "within target" by the same target as the
+        # live view and the engine, without a restart.
+        self._config = config if callable(config) else (lambda: config)
+        self.tz = self.config.office.tz
         self.now = now or (lambda: datetime.now(UTC))
         self.conn = sqlite3.connect(f"file:{database}?mode=ro", uri=True, check_same_thread=False)
         self.conn.execute("PRAGMA busy_timeout=5000")
@@ -179,14 +182,18 @@ class ReportData:
         self.services = Codes()
         self.counters = Codes()
         self.clerks = Codes()
-        for s in config.services:
+        for s in self.config.services:
             self.services.code(s.id)
-        for c in config.counters:
+        for c in self.config.counters:
             self.counters.code(c.id)
         self.cached = Part()
         self.cut: str | None = None  # days before this are in ``cached``
         self._day_offsets: dict[int, int] = {}
         self._memo: dict[Any, tuple[float, Any]] = {}
+
+    @property
+    def config(self) -> SiteConfig:
+        return self._config()
 
     def close(self) -> None:
         self.conn.close()
@@ -401,7 +408,7 @@ class ReportData:
 
     def summary(self, f: Filters) -> dict[str, Any]:
         """Every figure of the dashboard for these filters (memoised briefly per data version)."""
-        key = (f, self.version())
+        key = (f, self.version(), id(self.config))
         hit = self._memo.get(key)
         if hit and _time.monotonic() - hit[0] < 30:
             return hit[1]

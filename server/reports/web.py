@@ -69,7 +69,7 @@ def build_reports_router(server) -> APIRouter:
     """Routes for ``/login``, ``/logout`` and ``/reports/...``; mounted by server.http.build_app."""
     r = APIRouter(include_in_schema=True, tags=["reports"])
     users = Users(server.store.path)
-    data = ReportData(server.store.path, server.config, now=server.engine.now)
+    data = ReportData(server.store.path, lambda: server.config, now=server.engine.now)
     threading.Thread(target=data.warm, name="reports-warm", daemon=True).start()
     users_lock = threading.Lock()
 
