@@ -93,6 +93,7 @@ class QueueEngine:
         self.next_event_id = 1
         self.recent_calls: list[Event] = []
         self.pending = Changes()
+        self._latest: datetime | None = None  # the latest time now() gave (it never goes back)
         self._by_number: dict[str, int] = {}
         self._last_finished: dict[int, Ticket] = {}  # for ratings after service
         # Waiting tickets, each list sorted by (queue time, id): one list per (service,
@@ -131,9 +132,18 @@ class QueueEngine:
         return changes
 
     def now(self) -> datetime:
+        """The clock, never earlier than a time it already gave.
+
+        Why: a Pi without a real-time clock can boot with a stale time and then step it
+        back or forth when NTP answers. Time running backwards would reorder the queue
+        (an earlier queue time jumps ahead) or roll the office day back and repeat numbers.
+        """
         now = self.clock()
         if now.tzinfo is None:
             raise ValueError("the engine's clock must return aware datetimes")
+        if self._latest is not None and now < self._latest:
+            return self._latest
+        self._latest = now
         return now
 
     def office_day(self, now: datetime) -> date:
@@ -177,7 +187,7 @@ class QueueEngine:
         """
         now = self.now()
         today = self.office_day(now)
-        if self.day == today:
+        if self.day is not None and today <= self.day:  # never back to an earlier day (a restart with a stale clock)
             return now
         if self.day is not None:
             for t in sorted(self.tickets.values(), key=lambda t: t.id):

@@ -38,6 +38,17 @@ def test_numbering_restarts_at_the_start_of_the_next_office_day(engine, clock):
     assert engine.issue("rej")[0].number == "A001"
 
 
+def test_a_clock_stepped_back_neither_rolls_the_day_back_nor_reorders_the_queue(engine, clock):
+    first = engine.issue("rej")[0]
+    clock.advance(-24 * 3600)  # a Pi that lost its time: Sunday 09:00
+    second = engine.issue("rej")[0]
+    assert second.number == "A002" and first.status == TicketStatus.WAITING
+    assert second.issued_at == first.issued_at  # time holds still until the clock catches up
+    clock.advance(24 * 3600 + 60)
+    assert engine.issue("rej")[0].number == "A003"
+    assert engine.command("1", cmd("next")).number == "A001"
+
+
 def test_day_rollover_cancels_leftover_tickets_and_closes_counters(engine, clock):
     engine.issue("rej")
     engine.command("1", cmd("next"))
