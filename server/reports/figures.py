@@ -189,7 +189,7 @@ class ReportData:
         self.cached = Part()
         self.cut: str | None = None  # days before this are in ``cached``
         self._day_offsets: dict[int, int] = {}
-        self._memo: dict[Any, tuple[float, Any]] = {}
+        self._memo: dict[Any, tuple[float, SiteConfig, Any]] = {}
 
     @property
     def config(self) -> SiteConfig:
@@ -408,14 +408,15 @@ class ReportData:
 
     def summary(self, f: Filters) -> dict[str, Any]:
         """Every figure of the dashboard for these filters (memoised briefly per data version)."""
-        key = (f, self.version(), id(self.config))
+        key = (f, self.version())
+        config = self.config  # an admin edit replaces it: figures of the old one are stale
         hit = self._memo.get(key)
-        if hit and _time.monotonic() - hit[0] < 30:
-            return hit[1]
+        if hit and hit[1] is config and _time.monotonic() - hit[0] < 30:
+            return hit[2]
         result = self._summary(f)
         if len(self._memo) > 64:
             self._memo.clear()
-        self._memo[key] = (_time.monotonic(), result)
+        self._memo[key] = (_time.monotonic(), config, result)
         return result
 
     def _summary(self, f: Filters) -> dict[str, Any]:
