@@ -25,7 +25,6 @@ gets 403, nobody signed in is sent to the login page (pages) or gets 401 (JSON).
 import json
 import logging
 import re
-import threading
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -37,10 +36,10 @@ from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from server.auth import SESSION_COOKIE, User, Users
+from server.auth import User
 from server.config import WEEKDAYS, SiteConfig
-from server.reports.web import LoginRequired
 from server.service import Job, NumerekServer
+from server.web_auth import WebAuth
 
 log = logging.getLogger(__name__)
 
@@ -265,31 +264,14 @@ def _counter_form(form: dict[str, str]) -> dict[str, Any]:
     }
 
 
-def build_admin_router(server: NumerekServer) -> APIRouter:
+def build_admin_router(server: NumerekServer, auth: WebAuth) -> APIRouter:
     r = APIRouter(tags=["admin"])
-    users = Users(server.store.path)
-    users_lock = threading.Lock()
-
-    def who(request: Request) -> User | None:
-        # Only the session of /login (server/reports/web.py): its password check is the throttled one.
-        with users_lock:
-            return users.from_cookie(request.cookies.get(SESSION_COOKIE))
-
     def page_admin(request: Request) -> User:
-        user = who(request)
-        if user is None:
-            raise LoginRequired(True, request.url.path + ("?" + request.url.query if request.url.query else ""))
-        if user.role != "admin":
-            raise HTTPException(403, "admin login required / wymagane konto administratora")
-        return user
+        return auth.page(request, "admin", basic=False)
 
     def api_admin(request: Request) -> User:
-        user = who(request)
-        if user is None:
-            raise HTTPException(401, "admin login required: sign in at /login")
-        if user.role != "admin":
-            raise HTTPException(403, "admin login required")
-        return user
+        # Only the session of /login: no HTTP Basic for configuration changes.
+        return auth.api(request, "admin", basic=False)
 
     PageAdmin = Annotated[User, Depends(page_admin)]
     ApiAdmin = Annotated[User, Depends(api_admin)]
@@ -366,4 +348,4 @@ def mount(app: FastAPI, server: NumerekServer) -> None:
             server.engine.apply_config(cfg)
             server.config = cfg
     server.inbox.put(Job("republish"))
-    app.include_router(build_admin_router(server))
+    app.include_router(build_admin_router(server, app.state.web_auth))

@@ -1,4 +1,4 @@
-"""Manager and admin logins for the web reports, and ``numerek-users`` to manage them.
+"""Web logins (clerk panel, reports, admin page), and ``numerek-users`` to manage them.
 
 Why these choices:
 
@@ -13,8 +13,9 @@ Why these choices:
   session of that user at once, because each request checks the user row again.
 * Scripts may use HTTP Basic instead of the cookie (same password check).
 
-Roles: ``manager`` reads reports and exports; ``admin`` can do the same (and is meant for
-future configuration pages).
+Roles, each able to do what the one before it can: ``clerk`` uses the clerk panel and
+sends counter commands over HTTP; ``manager`` also reads reports and exports; ``admin`` also
+changes hours, limits and counter profiles on the admin page (server/web_auth.py checks them).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
-ROLES = ("manager", "admin")
+ROLES = ("clerk", "manager", "admin")
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{1,31}$")
 MIN_PASSWORD = 10
 SESSION_COOKIE = "numerek_session"
@@ -165,10 +166,10 @@ def _read_password(args: argparse.Namespace) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``numerek-users``: add, list, remove manager logins and change their passwords."""
+    """``numerek-users``: add, list, remove web logins and change their passwords."""
     from server.config import EXAMPLE_CONFIG, ConfigError, load_config
 
-    p = argparse.ArgumentParser(prog="numerek-users", description="Manage manager/admin logins for the reports.")
+    p = argparse.ArgumentParser(prog="numerek-users", description="Manage the web logins: clerk (clerk panel), manager (reports), admin (configuration).")
     p.add_argument("--config", default=str(EXAMPLE_CONFIG), help="site config (its storage.database is used)")
     p.add_argument("--database", help="override the database file")
     sub = p.add_subparsers(dest="cmd", required=True)

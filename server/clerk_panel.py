@@ -8,9 +8,13 @@ double click is refused as ``stale`` the same way a double press is. The page is
 Jinja2 template with its CSS and a little JavaScript inline: no CDN, it works in an office
 without internet.
 
-Sign-in is a badge number (or PIN) typed or scanned into the page; it becomes the
-counter's ``clerk`` so reports can be per clerk. It identifies, it does not authenticate:
-who may open the panel at all is the HTTP layer's business.
+Who may open the panel at all: anyone with a clerk login (or a manager or admin login),
+through the same ``/login`` as the reports (server/web_auth.py). Without one the pages
+redirect to the login and the JSON endpoints answer 401, so a resident's phone on the
+office Wi-Fi cannot call or close a counter.
+
+Sign-in at a counter is a badge number (or PIN) typed or scanned into the page; it becomes
+the counter's ``clerk`` so reports can be per clerk, as at a button-only unit.
 """
 
 from __future__ import annotations
@@ -19,12 +23,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
+from server.auth import User
 from server.domain import TicketStatus
 from server.service import NumerekServer
+from server.web_auth import WebAuth
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 
@@ -68,6 +74,9 @@ TEXTS: dict[str, dict[str, Any]] = {
         "badge": "Identyfikator / PIN",
         "sign_in": "Zaloguj",
         "sign_out": "Wyloguj",
+        "web_user": "Konto:",
+        "log_out": "Wyjdź z panelu",
+        "log_out_hint": "Zakończ sesję w przeglądarce (wylogowanie z konta)",
         # Below: strings the page's JavaScript draws.
         "status": {"open": "Otwarte", "paused": "Przerwa", "closed": "Zamknięte", "offline": "Brak połączenia"},
         "ticket_status": {"called": "wezwany", "serving": "w obsłudze"},
@@ -84,6 +93,7 @@ TEXTS: dict[str, dict[str, Any]] = {
         "done": "Wykonano.",
         "refused": "Odmowa.",
         "not_sent": "Nie wysłano — brak połączenia z serwerem. Spróbuj ponownie.",
+        "too_slow": "Serwer nie odpowiedział na czas — sprawdź stan stanowiska, zanim spróbujesz ponownie.",
         "errors": {
             "stale": "Stan się zmienił (np. podwójne kliknięcie) — pokazuję aktualny.",
             "no_current_ticket": "Nikt nie jest obsługiwany.",
@@ -136,6 +146,9 @@ TEXTS: dict[str, dict[str, Any]] = {
         "badge": "Badge / PIN",
         "sign_in": "Sign in",
         "sign_out": "Sign out",
+        "web_user": "Account:",
+        "log_out": "Leave the panel",
+        "log_out_hint": "End this browser session (log out of the account)",
         "status": {"open": "Open", "paused": "Paused", "closed": "Closed", "offline": "Offline"},
         "ticket_status": {"called": "called", "serving": "being served"},
         "recalls": "recalls: {n}",
@@ -151,6 +164,7 @@ TEXTS: dict[str, dict[str, Any]] = {
         "done": "Done.",
         "refused": "Refused.",
         "not_sent": "Not sent — no connection to the server. Try again.",
+        "too_slow": "The server did not answer in time — check the counter's state before trying again.",
         "errors": {
             "stale": "Things changed (a double click?) — showing the current state.",
             "no_current_ticket": "There is no client at this counter.",
@@ -218,9 +232,16 @@ def waiting_for_counter(server: NumerekServer, counter_id: str) -> list[dict[str
     return out
 
 
-def build_clerk_router(server: NumerekServer) -> APIRouter:
+def build_clerk_router(server: NumerekServer, auth: WebAuth) -> APIRouter:
     r = APIRouter(tags=["clerk panel"])
     e = server.engine
+
+    def page_clerk(request: Request) -> User:
+        return auth.page(request, "clerk")
+
+    def api_clerk(request: Request) -> User:
+        return auth.api(request, "clerk")
+
 
     def known(counter_id: str) -> None:
         if counter_id not in e.counter_config:
@@ -228,22 +249,24 @@ def build_clerk_router(server: NumerekServer) -> APIRouter:
 
     @r.get("/clerk", response_class=HTMLResponse, include_in_schema=False)
     def clerk_index(request: Request, lang: str | None = None) -> HTMLResponse:
+        user = page_clerk(request)
         return TEMPLATES.TemplateResponse(
             request,
             "clerk_index.html",
             {"office": server.config.office.name, "counters": list(e.counter_config.values()),
-             **language_context("/clerk", page_language(lang))},
+             "user": user, **language_context("/clerk", page_language(lang))},
         )  # fmt: skip
 
     @r.get("/clerk/{counter_id}", response_class=HTMLResponse, include_in_schema=False)
     def clerk_panel(request: Request, counter_id: str, lang: str | None = None) -> HTMLResponse:
+        user = page_clerk(request)
         language = language_context(f"/clerk/{quote(counter_id, safe='')}", page_language(lang))
         if counter_id not in e.counter_config:
             return TEMPLATES.TemplateResponse(
                 request,
                 "clerk_index.html",
                 {"office": server.config.office.name, "counters": list(e.counter_config.values()),
-                 "missing": counter_id, **language},
+                 "missing": counter_id, "user": user, **language},
                 status_code=404,
             )  # fmt: skip
         cfg = e.counter_config[counter_id]
@@ -258,11 +281,12 @@ def build_clerk_router(server: NumerekServer) -> APIRouter:
                 "service_names": names,
                 "transfer_services": list(names.items()),
                 "transfer_counters": [(c.id, c.name) for c in e.counter_config.values() if c.id != counter_id],
+                "user": user,
                 **language,
             },
         )
 
-    @r.get("/api/counters/{counter_id}/waiting", tags=["counters"])
+    @r.get("/api/counters/{counter_id}/waiting", tags=["counters"], dependencies=[Depends(api_clerk)])
     def counter_waiting(counter_id: str) -> list[dict[str, Any]]:
         """Tickets the counter may call (the panel's list; ``next`` marks the one NEXT takes)."""
         known(counter_id)

@@ -93,7 +93,7 @@ class Demo:
 
     def seed_history(self, clock_start: str) -> None:
         """A new demo database gets four simulated weeks before the demo day, so the
-        reports have something to show, and a manager login with a random password."""
+        reports have something to show."""
         db = self.data / "numerek.db"
         if db.exists():
             return
@@ -103,19 +103,30 @@ class Demo:
              "--start", (day - timedelta(days=28)).isoformat(), "--days", "28"],
             check=True, stdout=subprocess.DEVNULL,
         )  # fmt: skip
-        password = secrets.token_urlsafe(9)
-        subprocess.run(
-            [str(self.bin / "numerek-users"), "--config", self.args.config, "--database", str(db),
-             "add", "kierownik", "--role", "manager", "--password-stdin"],
-            input=password + "\n", text=True, check=True, stdout=subprocess.DEVNULL,
-        )  # fmt: skip
-        (self.data / "manager-login.txt").write_text(f"kierownik {password}\n")
-        (self.data / "manager-login.txt").chmod(0o600)
+
+    def login(self, name: str, role: str) -> tuple[str, str, Path]:
+        """The demo's login for ``role``: made once with a random password, kept in
+        ``demo-data/<role>-login.txt`` (there is no default password, not even in the demo)."""
+        kept = self.data / f"{role}-login.txt"
+        if not kept.exists():
+            password = secrets.token_urlsafe(9)
+            users = [str(self.bin / "numerek-users"), "--config", self.args.config,
+                     "--database", str(self.data / "numerek.db")]  # fmt: skip
+            made = subprocess.run([*users, "add", name, "--role", role, "--password-stdin"], input=password + "\n",
+                                  text=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+            if made.returncode != 0:  # the login exists but its file was deleted: give it a new password
+                subprocess.run([*users, "passwd", name, "--password-stdin"], input=password + "\n", text=True,
+                               check=True, stdout=subprocess.DEVNULL)  # fmt: skip
+            kept.write_text(f"{name} {password}\n")
+            kept.chmod(0o600)
+        name, password = kept.read_text().split()
+        return name, password, kept
 
     def start_server(self, mqtt_port: int) -> str:
         cfg = load_config(self.args.config)
         clock_start = demo_clock_start(cfg.office.tz)
         self.seed_history(clock_start)
+        self.logins = {role: self.login(name, role) for name, role in (("kierownik", "manager"), ("urzednik", "clerk"))}
         cmd = [
             str(self.bin / "numerek-server"), "--config", self.args.config,
             "--database", str(self.data / "numerek.db"), "--mqtt-port", str(mqtt_port),
@@ -190,10 +201,10 @@ class Demo:
         if self.args.pace > 0:
             threading.Thread(target=self.residents_and_clerks, args=(port,), daemon=True).start()
         print(f"\nReady. Server {url}  (API docs {url}/docs, live queues {url}/api/queues)")
-        print(f"Clerk panel {url}/clerk/1   Broker 127.0.0.1:{port}")
-        login = (self.data / "manager-login.txt").read_text().split()
-        print(f"Manager dashboard {url}/reports   (login {login[0]}, password {login[1]}; "
-              f"kept in {self.data / 'manager-login.txt'})")  # fmt: skip
+        for what, path, role in (("Clerk panel", "/clerk/1", "clerk"), ("Manager dashboard", "/reports", "manager")):
+            name, password, kept = self.logins[role]
+            print(f"{what} {url}{path}   (login {name}, password {password}; kept in {kept})")
+        print(f"Broker 127.0.0.1:{port}")
         print(f"Watch the traffic: mosquitto_sub -V mqttv5 -p {port} -t 'numerek/#' -v")
         print("Ctrl-C stops everything.")
         signal.signal(signal.SIGTERM, lambda *_: self.stop.set())

@@ -4,6 +4,12 @@ Reads take the engine lock briefly and answer from memory; the one write (the cl
 panel's counter commands) goes through the worker's inbox, the same path as MQTT, so a
 click and a button press are one implementation. Errors are 4xx with a JSON ``detail``;
 OpenAPI docs are at /docs.
+
+Public: health, services, queues and a resident's ticket page. Everything about the
+counters (their state, their waiting lists, their commands) and the devices needs a clerk
+login or better (server/web_auth.py): the ticket page's QR code brings residents' phones to
+this same port, and a counter command over HTTP must not bypass the broker's per-device
+accounts.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, HTTPException, Request
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.templating import Jinja2Templates
@@ -22,10 +28,12 @@ from pydantic import BaseModel
 
 from protocol.messages import CounterReply, ServiceInfo
 from server.admin import mount as mount_admin
+from server.auth import User, Users
 from server.clerk_panel import build_clerk_router
 from server.domain import TicketStatus
 from server.reports import mount as mount_reports
 from server.service import NumerekServer
+from server.web_auth import WebAuth
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 
@@ -105,8 +113,16 @@ def _http_status(reply: dict[str, Any]) -> int:
     return 409
 
 
-def build_router(server: NumerekServer) -> APIRouter:
+COMMAND_TIMEOUT_S = 10.0
+"""How long an HTTP counter command waits for the worker before answering 503."""
+
+
+def build_router(server: NumerekServer, auth: WebAuth) -> APIRouter:
     r = APIRouter()
+
+    def clerk(request: Request) -> User:
+        return auth.api(request, "clerk")
+
 
     @r.get("/health", response_model=Health, tags=["status"])
     def health() -> Health:
@@ -142,7 +158,7 @@ def build_router(server: NumerekServer) -> APIRouter:
                 )
             return out
 
-    @r.get("/api/devices", tags=["status"])
+    @r.get("/api/devices", tags=["status"], dependencies=[Depends(clerk)])
     def devices() -> dict[str, dict[str, str]]:
         return server.device_status()
 
@@ -164,16 +180,23 @@ def build_router(server: NumerekServer) -> APIRouter:
             status_code=200 if found else 404,
         )
 
-    @r.post("/api/counters/{counter_id}/commands", response_model=CounterReply, tags=["counters"])
+    @r.post("/api/counters/{counter_id}/commands", response_model=CounterReply, tags=["counters"],
+            dependencies=[Depends(clerk)])  # fmt: skip
     async def counter_command(counter_id: str, command: dict[str, Any]) -> JSONResponse:
-        """Send a counter command (the clerk panel). Same body and reply as over MQTT."""
+        """Send a counter command (the clerk panel; needs a clerk login). Same body and reply as over MQTT."""
         if counter_id not in server.engine.counters:
             raise HTTPException(404, f"no counter {counter_id!r}")
-        reply = await asyncio.wait_for(asyncio.wrap_future(server.submit_counter_command(counter_id, command)), 10)
+        future = server.submit_counter_command(counter_id, command)
+        try:
+            reply = await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)), COMMAND_TIMEOUT_S)
+        except TimeoutError:
+            # The worker is stuck (a disk that does not answer): say so. The command may still be
+            # carried out later unless it carries ``expires_at``, which the clerk panel sends.
+            raise HTTPException(503, "the server did not carry out the command in time; check the counter's state") from None
         payload = reply.model_dump(mode="json") if isinstance(reply, BaseModel) else reply
         return JSONResponse(payload, status_code=_http_status(payload))
 
-    @r.get("/api/counters/{counter_id}", tags=["counters"])
+    @r.get("/api/counters/{counter_id}", tags=["counters"], dependencies=[Depends(clerk)])
     def counter_state(counter_id: str) -> dict[str, Any]:
         if counter_id not in server.engine.counters:
             raise HTTPException(404, f"no counter {counter_id!r}")
@@ -201,14 +224,15 @@ def build_app(server: NumerekServer, manage_lifecycle: bool = True) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.numerek = server
+    app.state.web_auth = auth = WebAuth(Users(server.store.path))
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()]
         return JSONResponse({"detail": errors}, status_code=422)
 
-    app.include_router(build_router(server))
-    app.include_router(build_clerk_router(server))
+    app.include_router(build_router(server, auth))
+    app.include_router(build_clerk_router(server, auth))
     mount_admin(app, server)  # first: lays the stored admin changes over the file config
     mount_reports(app, server)
     return app

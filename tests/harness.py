@@ -174,7 +174,11 @@ class ServerProcess:
     def database(self) -> Path:
         return self.config.parent / "numerek.db"
 
+    CLERK = ("test-clerk", "test-clerk-password")
+    """A clerk login every test server has: ``get``/``post`` use its session, as the clerk panel does."""
+
     def start(self) -> ServerProcess:
+        self._add_clerk()
         log = open(self.config.parent / "server.log", "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "server.cli", "--config", str(self.config), "--log-level", "WARNING", *self.args],
@@ -184,7 +188,38 @@ class ServerProcess:
             env={**os.environ, **(self.env or {})},
         )
         wait_for(self._healthy, 20, "numerek-server health")
+        self._session = httpx.Client(base_url=self.url, timeout=10)
+        r = self._session.post("/login", data={"name": self.CLERK[0], "password": self.CLERK[1], "next": "/clerk"})
+        assert r.status_code == 303, f"test clerk login failed: {r.status_code} {r.text[:200]}"
         return self
+
+    def _add_clerk(self) -> None:
+        """Create the test clerk in the server's database (as ``numerek-users add`` would)."""
+        from server.auth import AuthError, Users
+
+        try:
+            database = self._database()
+        except Exception:  # noqa: BLE001  # a test of a broken config: the server will say why
+            return
+        users = Users(database)
+        try:
+            users.add(self.CLERK[0], "clerk", self.CLERK[1])
+        except AuthError:
+            pass  # already there (a restart)
+        finally:
+            users.close()
+
+    def _database(self) -> Path:
+        from server.config import load_config
+
+        return Path(load_config(self.config).storage.database)
+
+    @property
+    def session_cookie(self) -> str:
+        """The test clerk's session cookie value (for a browser)."""
+        from server.auth import SESSION_COOKIE
+
+        return self._session.cookies[SESSION_COOKIE]
 
     def _healthy(self) -> bool:
         if self.proc and self.proc.poll() is not None:
@@ -211,9 +246,26 @@ class ServerProcess:
                 self.kill9()
 
     def get(self, path: str, **kw) -> httpx.Response:
-        return httpx.get(self.url + path, timeout=5, **kw)
+        """GET as the signed-in test clerk, unless the test brings its own credentials
+        (``auth=``, an Authorization header, cookies); ``anonymous_get`` is a resident's phone."""
+        if self._own_credentials(kw):
+            return self.anonymous_get(path, **kw)
+        return self._session.get(path, timeout=5, **kw)
 
     def post(self, path: str, **kw) -> httpx.Response:
+        if self._own_credentials(kw):
+            return self.anonymous_post(path, **kw)
+        return self._session.post(path, timeout=10, **kw)
+
+    @staticmethod
+    def _own_credentials(kw: dict) -> bool:
+        headers = {k.lower() for k in (kw.get("headers") or {})}
+        return "auth" in kw or "cookies" in kw or "authorization" in headers or "cookie" in headers
+
+    def anonymous_get(self, path: str, **kw) -> httpx.Response:
+        return httpx.get(self.url + path, timeout=5, **kw)
+
+    def anonymous_post(self, path: str, **kw) -> httpx.Response:
         return httpx.post(self.url + path, timeout=10, **kw)
 
 

@@ -26,7 +26,7 @@ def test_live_view_shows_queues_and_alerts_when_a_wait_passes_its_target(tmp_pat
                                 "--password-stdin"], input="haslo-szefa-1\n", text=True, capture_output=True,
                                cwd=ROOT, timeout=60)  # fmt: skip
         assert added.returncode == 0, added.stderr
-        assert server.get("/reports/api/live").status_code == 401
+        assert server.anonymous_get("/reports/api/live").status_code == 401
         peer.subscribe(f"{BASE}/kiosk/k1/response/#")
         for i in range(3):
             assert issue(peer, "rej", f"r{i}")["ok"]

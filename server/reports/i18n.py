@@ -7,7 +7,7 @@ LANGS = ("pl", "en")
 LABELS: dict[str, dict[str, str]] = {
     "title": {"pl": "Raporty", "en": "Reports"},
     "live": {"pl": "Teraz", "en": "Live"},
-    "login": {"pl": "Logowanie kierownika", "en": "Manager login"},
+    "login": {"pl": "Logowanie do Numerka", "en": "Sign in to Numerek"},
     "name": {"pl": "Login", "en": "Login name"},
     "password": {"pl": "Hasło", "en": "Password"},
     "sign_in": {"pl": "Zaloguj", "en": "Sign in"},

@@ -7,8 +7,6 @@ redirect to ``/login``, the API and exports answer 401. All figures come from
 
 import calendar
 import threading
-import time
-from collections import deque
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
@@ -18,22 +16,15 @@ from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.templating import Jinja2Templates
 
-from server.auth import SESSION_COOKIE, SESSION_HOURS, User, Users
+from server.auth import SESSION_COOKIE, User
 from server.domain import TicketStatus
 from server.reports import exports
 from server.reports.figures import FilterError, Filters, ReportData
 from server.reports.i18n import LANGS, labels
+from server.web_auth import LoginRequired, WebAuth, has_role, set_session
 
-MAX_FAILURES = 20  # wrong passwords per client address ...
-FAILURE_WINDOW_S = 300  # ... within this many seconds, then 429 until the oldest ages out
 CHARTS = ("heatmap", "daily", "wait", "utilisation", "ratings")  # server.reports.charts draws them
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
-
-
-class LoginRequired(Exception):
-    def __init__(self, page: bool, path: str) -> None:
-        self.page = page
-        self.path = path
 
 
 def _lang(value: str | None) -> str:
@@ -65,56 +56,17 @@ def live_status(server) -> dict[str, Any]:
     return {"server_time": server.local(now).isoformat(timespec="seconds"), "services": services, "counters": counters}
 
 
-def build_reports_router(server) -> APIRouter:
+def build_reports_router(server, auth: WebAuth) -> APIRouter:
     """Routes for ``/login``, ``/logout`` and ``/reports/...``; mounted by server.http.build_app."""
     r = APIRouter(include_in_schema=True, tags=["reports"])
-    users = Users(server.store.path)
     data = ReportData(server.store.path, lambda: server.config, now=server.engine.now)
     threading.Thread(target=data.warm, name="reports-warm", daemon=True).start()
-    users_lock = threading.Lock()
-
-    failures: dict[str, deque[float]] = {}  # client address -> times of recent wrong passwords
-
-    def throttled(request: Request) -> bool:
-        """Too many wrong passwords from this address lately (slows down guessing)."""
-        recent = failures.get(request.client.host if request.client else "")
-        cutoff = time.monotonic() - FAILURE_WINDOW_S
-        while recent and recent[0] < cutoff:
-            recent.popleft()
-        return bool(recent) and len(recent) >= MAX_FAILURES  # type: ignore[arg-type]
-
-    def failed(request: Request) -> None:
-        failures.setdefault(request.client.host if request.client else "", deque(maxlen=MAX_FAILURES)).append(
-            time.monotonic()
-        )
-
-    def who(request: Request) -> User | None:
-        with users_lock:
-            cookie_user = users.from_cookie(request.cookies.get(SESSION_COOKIE))
-        if cookie_user is not None:
-            return cookie_user
-        header = request.headers.get("authorization")
-        if not header:
-            return None
-        if throttled(request):
-            raise HTTPException(429, "too many wrong passwords; try again in a few minutes")
-        with users_lock:
-            user = users.from_basic(header)
-        if user is None:
-            failed(request)
-        return user
 
     def page_user(request: Request) -> User:
-        user = who(request)
-        if user is None:
-            raise LoginRequired(True, request.url.path + ("?" + request.url.query if request.url.query else ""))
-        return user
+        return auth.page(request, "manager")
 
     def api_user(request: Request) -> User:
-        user = who(request)
-        if user is None:
-            raise HTTPException(401, "manager login required", headers={"WWW-Authenticate": 'Basic realm="numerek"'})
-        return user
+        return auth.api(request, "manager")
 
     def filters(
         date_from: str | None = Query(None, alias="from", max_length=10),
@@ -151,21 +103,22 @@ def build_reports_router(server) -> APIRouter:
         next: str = Form("/reports", max_length=500),  # noqa: A002
         lang: str = Form("pl", max_length=5),
     ) -> Response:
-        if throttled(request):
+        if auth.throttled(request):
             raise HTTPException(429, "too many wrong passwords; try again in a few minutes")
-        with users_lock:
-            user = users.verify(name.strip(), password)
-            cookie = users.session_cookie(user) if user else None
+        user, cookie = auth.verify(name.strip(), password)
         if user is None or cookie is None:
-            failed(request)
+            auth.failed(request)
             return TEMPLATES.TemplateResponse(
                 request, "login.html", {"L": labels(_lang(lang)), "lang": _lang(lang), "next": next, "error": True},
                 status_code=401,
             )  # fmt: skip
-        # Only back to our own pages (no open redirect): the reports and the admin page.
-        target = next if next.startswith(("/reports", "/admin")) and "//" not in next else "/reports"
+        # Only back to our own pages (no open redirect); a clerk's home is the clerk panel.
+        home = "/reports" if has_role(user, "manager") else "/clerk"
+        target = next if next.startswith(("/reports", "/admin", "/clerk")) and "//" not in next else home
+        if target.startswith("/reports") and not has_role(user, "manager"):
+            target = home
         resp = RedirectResponse(target, status_code=303)
-        resp.set_cookie(SESSION_COOKIE, cookie, max_age=SESSION_HOURS * 3600, httponly=True, samesite="lax")
+        set_session(request, resp, cookie)
         return resp
 
     @r.post("/logout", include_in_schema=False)
@@ -276,7 +229,7 @@ async def login_required_handler(request: Request, exc: LoginRequired) -> Respon
 def mount(app, server) -> None:
     """Add the reports to the app (one line in server.http.build_app)."""
     app.add_exception_handler(LoginRequired, login_required_handler)
-    router = build_reports_router(server)
+    router = build_reports_router(server, app.state.web_auth)
     app.state.report_data = router.report_data  # type: ignore[attr-defined]
     app.include_router(router)
 
