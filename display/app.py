@@ -32,9 +32,11 @@ from pathlib import Path
 from kivy.app import App
 from kivy.clock import Clock
 from kivy.core.text import DEFAULT_FONT, LabelBase
+from kivy.core.text import Label as CoreLabel
 from kivy.core.window import Window
 from kivy.lang import Builder
 from kivy.properties import BooleanProperty, ListProperty, NumericProperty, StringProperty
+from kivy.uix.boxlayout import BoxLayout
 from kivy.uix.floatlayout import FloatLayout
 from kivy.uix.label import Label
 from kivy.uix.stencilview import StencilView
@@ -64,7 +66,7 @@ KV = """
 #:set DIM (0.72, 0.72, 0.72, 1)
 #:set PANEL (0.09, 0.09, 0.11, 1)
 
-<BoardLabel@Label>:
+<BoardLabel@Text>:
     color: FG
     halign: 'left'
     valign: 'middle'
@@ -98,6 +100,7 @@ KV = """
                 opacity: 1 if root.logo else 0
                 fit_mode: 'contain'
             BoardLabel:
+                role: 'office'
                 text: root.office
                 bold: True
                 font_size: root.u * 46
@@ -106,11 +109,13 @@ KV = """
                 size_hint_x: None
                 width: root.u * 560
                 BoardLabel:
+                    role: 'clock'
                     text: root.clock
                     bold: True
                     halign: 'right'
                     font_size: root.u * 72
                 BoardLabel:
+                    role: 'date'
                     text: root.date
                     halign: 'right'
                     color: DIM
@@ -131,12 +136,14 @@ KV = """
                         radius: [root.u * 18]
                 BoardLabel:
                     size_hint_y: 0.18
+                    role: 'caption'
                     text: root.current_caption
                     halign: 'center'
                     color: BG if root.highlight else DIM
                     font_size: root.u * 38
                 BoardLabel:
                     id: current_ticket
+                    role: 'ticket'
                     size_hint_y: 0.5
                     text: root.current_ticket
                     bold: True
@@ -145,6 +152,7 @@ KV = """
                     font_size: min(root.u * 250, self.width / max(1, len(self.text)) * 1.5)
                 BoardLabel:
                     id: current_counter
+                    role: 'counter'
                     size_hint_y: 0.32
                     text: root.current_counter
                     bold: True
@@ -156,6 +164,8 @@ KV = """
                 size_hint_x: 0.4
                 spacing: root.u * 6
                 BoardLabel:
+                    id: recent_heading
+                    role: 'recent-heading'
                     size_hint_y: None
                     height: root.u * 60
                     text: 'Ostatnie wywołania · Recent calls'
@@ -187,7 +197,8 @@ KV = """
             font_size: root.u * 40
             speed: root.info_speed * root.u * 160
 
-    Label:  # the offline mark: small, in a corner, never over the call
+    Text:  # the offline mark: small, in a corner, never over the call
+        role: 'offline'
         text: root.offline_text
         opacity: 1 if root.offline_text else 0
         color: (1, 0.45, 0.4, 1)
@@ -196,6 +207,18 @@ KV = """
         size: self.texture_size
         pos: root.x + root.u * 10, root.top - self.height - root.u * 2
 """
+
+
+class Text(Label):
+    """A label that says what it is on the board (``role``), for the probe's layout dump."""
+
+    role = StringProperty("")
+
+
+def text_width(text: str, font_size: float, bold: bool = False) -> float:
+    """Width in pixels of ``text`` on one line in the board's font (DejaVu, see register_fonts)."""
+    core = CoreLabel(text=text, font_size=font_size, bold=bold)
+    return float(core.render()[0])
 
 
 class InfoLine(StencilView):
@@ -278,36 +301,53 @@ class DisplayRoot(FloatLayout):
             _label(
                 "Oczekuje\nWaiting",
                 self.u * 30,
+                role="waiting-caption",
                 color=(0.72, 0.72, 0.72, 1),
                 shorten=False,
                 size_hint_x=None,
                 width=self.u * 190,
             )
         )
+        count_font = self.u * 64
         for name, count in self.waiting_rows:
-            box.add_widget(_label(name, self.u * 34, halign="right"))
-            box.add_widget(
-                _label(str(count), self.u * 64, bold=True, color=(1, 0.83, 0, 1), size_hint_x=None, width=self.u * 120)
+            text = str(count)
+            cell = BoxLayout(spacing=self.u * 10)
+            cell.add_widget(_label(name, self.u * 34, role="waiting-name", halign="right", shorten_from="center"))
+            cell.add_widget(
+                _label(
+                    text,
+                    count_font,
+                    role="waiting-count",
+                    bold=True,
+                    color=(1, 0.83, 0, 1),
+                    size_hint_x=None,
+                    width=self.u * 120,
+                )
             )
+            box.add_widget(cell)
 
 
-def _label(text: str, size: float, **kw) -> Label:
+RECENT_ROW = 80.0
+RECENT_FONT = 58.0
+
+
+def _label(text: str, size: float, **kw) -> Text:
     kw.setdefault("halign", "left")
     kw.setdefault("shorten", True)
-    lbl = Label(text=text, font_size=size, valign="middle", **kw)
+    lbl = Text(text=text, font_size=size, valign="middle", **kw)
     lbl.bind(size=lambda w, s: setattr(w, "text_size", s))
     return lbl
 
 
-def _recent_row(u: float, ticket: str, counter: str) -> Label:
-    lbl = _label(
+def _recent_row(u: float, ticket: str, counter: str) -> Text:
+    return _label(
         f"[b][color=#ffd400]{ticket}[/color][/b]  {ARROW} {counter}",
-        u * 58,
+        u * RECENT_FONT,
+        role="recent",
         markup=True,
         size_hint_y=None,
-        height=u * 80,
+        height=u * RECENT_ROW,
     )
-    return lbl
 
 
 class DisplayApp(App):
@@ -325,6 +365,7 @@ class DisplayApp(App):
         self.client = None
         self.probe = Path(os.environ[PROBE_ENV]) if os.environ.get(PROBE_ENV) else None
         self._last_probe = ""
+        self._settled_frame = 3
         self._inbox: deque = deque()
         self._drain_trigger = Clock.create_trigger(self._drain)
 
@@ -461,6 +502,7 @@ class DisplayApp(App):
         root.current_caption = "Ponowne wezwanie · Called again" if recall else "Wywołany numer · Now calling"
         root.recent_lines = [(c.ticket, c.counter_name) for c in s.calls[1 : 1 + self.cfg.display.last_calls]]
         root.waiting_rows = s.waiting_rows("pl")
+        self._settled_frame = Clock.frames + 3
         self._tick(0)
 
     def _tick(self, _dt: float) -> None:
@@ -501,15 +543,58 @@ class DisplayApp(App):
                 tmp.write_text(text, encoding="utf-8")
                 tmp.replace(self.probe / "screen.json")
                 self._last_probe = text
+            if Clock.frames < self._settled_frame:
+                return  # new data is laid out and drawn on the next frames: shoot it then
             for req in sorted(self.probe.glob("*.shot")):
                 req.unlink()
                 tmp = self.probe / f"tmp-{req.stem}.png"
                 t0 = time.monotonic()
                 root.export_to_png(str(tmp))
                 log.info("screenshot %s in %.2f s", req.stem, time.monotonic() - t0)
+                layout = self.probe / f"tmp-{req.stem}.json"
+                layout.write_text(json.dumps(drawn_layout(root), ensure_ascii=False), encoding="utf-8")
+                layout.replace(self.probe / f"{req.stem}.json")
                 tmp.replace(self.probe / f"{req.stem}.png")
         except OSError as exc:
             log.warning("probe directory %s: %s", self.probe, exc)
+
+
+def drawn_layout(root: DisplayRoot) -> dict:
+    """What the screenshot shows, as geometry a test can check: every visible text with its
+    box, the lines the font actually drew (after wrapping and shortening) and where, and the
+    logo's box. Window coordinates, y upwards. Written next to each probe screenshot."""
+    texts = []
+    for w in root.walk(restrict=True):
+        if not isinstance(w, Label) or not w.text or w.opacity <= 0 or isinstance(w.parent, InfoLine):
+            continue
+        core = w._label  # the core label holds the laid-out lines of the texture on screen
+        tw, th = w.texture_size
+        left, top = w.center_x - tw / 2, w.center_y + th / 2
+        lines = [
+            {
+                "text": "".join(word.text for word in line.words),
+                "box": [left + line.x, top - line.y - line.h, line.w, line.h],
+            }
+            for line in (core._cached_lines if core is not None else [])
+            if line.words
+        ]
+        texts.append(
+            {
+                "role": getattr(w, "role", ""),
+                "text": w.text,
+                "box": [w.x, w.y, w.width, w.height],
+                "font_size": w.font_size,
+                "shortened": bool(w.is_shortened),
+                "lines": lines,
+            }
+        )
+    logo, recent = root.ids.logo, root.ids.recent
+    return {
+        "window": [root.width, root.height],
+        "texts": texts,
+        "logo": [logo.x, logo.y, logo.width, logo.height] if root.logo else None,
+        "recent_box": [recent.x, recent.y, recent.width, recent.height],
+    }
 
 
 def register_fonts(cfg: DisplayConfig) -> None:

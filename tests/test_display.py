@@ -12,6 +12,7 @@ import json
 import shutil
 import subprocess
 import sys
+import tomllib
 import wave
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -19,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from hardware.audio import FileOutput
+from protocol.messages import BoardMessage, CallMessage, ServiceInfo, ServicesMessage
 from tests.harness import ROOT, Peer, VirtualScreen, wait_for
 
 BASE = "numerek"
@@ -30,7 +32,7 @@ class DisplayProcess:
 
     def __init__(self, workdir: Path, broker_port: int, screen_env: dict[str, str], *, zone: str = "hall",
                  device: str = "hall-1", size: tuple[int, int] = (1280, 720), languages: tuple[str, ...] = ("pl",),
-                 speed: float = 6.0, highlight: float = 8.0, logo: str = "") -> None:  # fmt: skip
+                 speed: float = 6.0, highlight: float = 8.0, logo: str = "", last_calls: int = 6) -> None:  # fmt: skip
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
         self.probe = workdir / "probe"
@@ -43,6 +45,7 @@ id = "{device}"
 zone = "{zone}"
 logo = "{logo}"
 highlight_seconds = {highlight}
+last_calls = {last_calls}
 info_text = "Zażółć gęślą jaźń {ARROW} prosimy przygotować dowód osobisty · Please have your ID ready"
 [mqtt]
 port = {broker_port}
@@ -92,6 +95,14 @@ languages = {json.dumps(list(languages))}
         out = artifacts / f"{name}.png"
         shutil.copyfile(png, out)
         return out
+
+    def layout(self, name: str, artifacts: Path) -> dict:
+        """A screenshot plus what it shows as geometry: the texts with their boxes and the
+        lines the font drew (``display.app.drawn_layout``), written with the same frame."""
+        self.screenshot(name, artifacts)
+        data = json.loads((self.probe / f"{name}.json").read_text(encoding="utf-8"))
+        shutil.copyfile(self.probe / f"{name}.json", artifacts / f"{name}.json")
+        return data
 
     def announcements(self) -> list[dict]:
         return FileOutput.read_log(self.audio)
@@ -380,3 +391,109 @@ def test_shipped_example_config_is_valid():
     )
     assert done.returncode == 0, done.stderr
     assert "zone hall" in done.stdout
+
+
+# --------------------------------------------------------------------------- a crowded board, every screen size
+#
+# The office's own example config (server/examples/county_office.toml) with all five of its
+# services in the hall, three-digit queues and a full list of recent calls. The board is
+# published over the real broker exactly as the server publishes it (retained, validated by
+# the protocol models), so the day and the counts can be the awkward ones.
+
+EXAMPLE_OFFICE = ROOT / "server" / "examples" / "county_office.toml"
+SCREENS = [(1920, 1080), (1366, 768), (1280, 720)]
+WAITING = {"rej": 123, "pj": 999, "odb": 100, "kasa": 7, "pasz": 45}
+WEDNESDAY = datetime.fromisoformat("2026-09-30T10:15:00+02:00")  # "środa, 30 września 2026"
+LONGEST_DAY = datetime.fromisoformat("2028-10-30T10:15:00+01:00")  # "poniedziałek, 30 października 2028"
+
+
+def example_services() -> list[ServiceInfo]:
+    office = tomllib.loads(EXAMPLE_OFFICE.read_text(encoding="utf-8"))
+    return [
+        ServiceInfo(
+            id=s["id"],
+            prefix=s["prefix"],
+            name=s["name"],
+            zone="hall",
+            available=True,
+            waiting=WAITING[s["id"]],
+            estimated_wait_min=10,
+            open_counters=1,
+        )  # fmt: skip
+        for s in office["services"]
+    ]
+
+
+def publish_office(broker_port: int, at: datetime, calls: int = 10, server_online: bool = True) -> None:
+    """The retained services list and hall board the server would publish, at server time ``at``."""
+    services = example_services()
+    board = BoardMessage(
+        zone="hall",
+        seq=calls,
+        calls=[
+            CallMessage(
+                seq=seq,
+                ticket=f"A{seq:03d}",
+                service="rej",
+                counter=str(1 + seq % 5),
+                counter_name=f"Stanowisko {1 + seq % 5}",
+                zone="hall",
+                at=at,
+            )  # fmt: skip
+            for seq in range(calls, 0, -1)
+        ],
+        waiting={s.id: s.waiting for s in services},
+        server_time=at,
+    )
+    office = ServicesMessage(office="Starostwo Powiatowe w Nowym Mieście", services=services, server_time=at)
+    peer = Peer(broker_port)
+    try:
+        peer.publish(f"{BASE}/services", office.to_json(), retain=True)
+        peer.publish(f"{BASE}/zone/hall/board", board.to_json(), retain=True)
+        peer.publish(f"{BASE}/server/availability", b"online" if server_online else b"offline", retain=True)
+    finally:
+        peer.close()
+
+
+@pytest.fixture
+def crowded(display_factory, broker):
+    screens: list[VirtualScreen] = []
+
+    def make(size: tuple[int, int], name: str, at: datetime = WEDNESDAY, online: bool = True, **kw) -> DisplayProcess:
+        publish_office(broker.port, at, server_online=online)
+        screen = VirtualScreen(*size)
+        screens.append(screen)
+        display = display_factory(name, screen_env=screen.env(), size=size, last_calls=10, **kw)
+        display.start(online=False)
+        display.wait(lambda s: len(s["waiting"]) == 5 and s["date"] and len(s["recent"]) == 9, "the crowded board")
+        if online:
+            display.wait(lambda s: s["offline"] == "", "the display to connect")
+        return display
+
+    yield make
+    for screen in screens:
+        screen.stop()
+
+
+def texts(layout: dict, role: str) -> list[dict]:
+    return [t for t in layout["texts"] if t["role"] == role]
+
+
+def drawn(text: dict) -> str:
+    """The text as the font drew it, lines joined by a space."""
+    return " ".join(line["text"].strip() for line in text["lines"])
+
+
+def inside(inner: list[float], outer: list[float], slack: float = 1.0) -> bool:
+    x, y, w, h = inner
+    ox, oy, ow, oh = outer
+    return x >= ox - slack and y >= oy - slack and x + w <= ox + ow + slack and y + h <= oy + oh + slack
+
+
+def overlap(a: list[float], b: list[float]) -> bool:
+    return a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3]
+
+
+def assert_drawn_inside(text: dict) -> None:
+    for line in text["lines"]:
+        assert inside(line["box"], text["box"]), f"{line['text']!r} is drawn outside its box {text['box']}"
