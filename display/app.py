@@ -209,6 +209,11 @@ KV = """
 """
 
 
+WAITING_COUNT_ROOM = "999"
+"""The waiting count's cell is always wide enough for this, so a count of 100 or more is shown
+in full and the bar does not jump when a count gains a digit."""
+
+
 class Text(Label):
     """A label that says what it is on the board (``role``), for the probe's layout dump."""
 
@@ -311,6 +316,8 @@ class DisplayRoot(FloatLayout):
         count_font = self.u * 64
         for name, count in self.waiting_rows:
             text = str(count)
+            # Wide enough for "999" (and for any longer count): never "1…".
+            room = max(text_width(WAITING_COUNT_ROOM, count_font, bold=True), text_width(text, count_font, bold=True))
             cell = BoxLayout(spacing=self.u * 10)
             cell.add_widget(_label(name, self.u * 34, role="waiting-name", halign="right", shorten_from="center"))
             cell.add_widget(
@@ -319,9 +326,10 @@ class DisplayRoot(FloatLayout):
                     count_font,
                     role="waiting-count",
                     bold=True,
+                    shorten=False,
                     color=(1, 0.83, 0, 1),
                     size_hint_x=None,
-                    width=self.u * 120,
+                    width=room + self.u * 4,
                 )
             )
             box.add_widget(cell)

@@ -497,3 +497,15 @@ def overlap(a: list[float], b: list[float]) -> bool:
 def assert_drawn_inside(text: dict) -> None:
     for line in text["lines"]:
         assert inside(line["box"], text["box"]), f"{line['text']!r} is drawn outside its box {text['box']}"
+
+
+@pytest.mark.parametrize("size", SCREENS, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_waiting_counts_of_three_digits_are_shown_in_full(crowded, artifacts, size):
+    display = crowded(size, "counts")
+    layout = display.layout(f"display-counts-{size[0]}x{size[1]}", artifacts)
+    counts = texts(layout, "waiting-count")
+    assert [drawn(c) for c in counts] == ["123", "999", "100", "7", "45"], "every digit on screen, no '1…'"
+    for c in counts:
+        assert not c["shortened"] and len(c["lines"]) == 1
+        assert_drawn_inside(c)
+    assert all(inside(c["box"], [0, 0, *layout["window"]]) for c in counts), "the last count is off screen"
