@@ -209,6 +209,7 @@ KV = """
 """
 
 
+ELLIPSIS = "\u2026"
 WAITING_COUNT_ROOM = "999"
 """The waiting count's cell is always wide enough for this, so a count of 100 or more is shown
 in full and the bar does not jump when a count gains a digit."""
@@ -224,6 +225,73 @@ def text_width(text: str, font_size: float, bold: bool = False) -> float:
     """Width in pixels of ``text`` on one line in the board's font (DejaVu, see register_fonts)."""
     core = CoreLabel(text=text, font_size=font_size, bold=bold)
     return float(core.render()[0])
+
+
+def _fits(text: str, font_size: float, width: float, height: float, max_lines: int, bold: bool) -> bool:
+    """True if ``text`` wraps at spaces into at most ``max_lines`` lines inside width x height,
+    with no word broken across lines (Kivy breaks a word that is wider than the box)."""
+    core = CoreLabel(text=text, font_size=font_size, bold=bold, text_size=(width, None))
+    _w, h = core.render()
+    lines = [line for line in core._cached_lines if line.words]
+    drawn = " ".join("".join(word.text for word in line.words).strip() for line in lines)
+    return (
+        len(lines) <= max_lines
+        and h <= height
+        and all(line.w <= width for line in lines)
+        and drawn == " ".join(text.split())
+    )
+
+
+def fit_text(
+    text: str, width: float, height: float, max_font: float, min_font: float, max_lines: int = 2, bold: bool = False
+) -> tuple[float, str]:
+    """(font size, text) for a name that must stay readable in a box: the largest font from
+    ``max_font`` down to ``min_font`` at which the whole name fits in ``max_lines`` lines; if
+    it does not fit even at ``min_font``, the name keeps its beginning and ends with "…"
+    (people recognise a service by its first words, never by its middle)."""
+    text = " ".join(text.split())
+    if not text or width <= 1 or height <= 1:
+        return max_font, text
+    size = max_font
+    step = max(0.5, (max_font - min_font) / 24)
+    while size >= min_font:
+        if _fits(text, size, width, height, max_lines, bold):
+            return size, text
+        size -= step
+    size = min_font
+    words = text.split(" ")
+    for k in range(len(words) - 1, 0, -1):
+        candidate = " ".join(words[:k]) + ELLIPSIS
+        if _fits(candidate, size, width, height, max_lines, bold):
+            return size, candidate
+    first = words[0]
+    for n in range(len(first) - 1, 0, -1):
+        candidate = first[:n] + ELLIPSIS
+        if _fits(candidate, size, width, height, 1, bold):
+            return size, candidate
+    return size, ELLIPSIS
+
+
+class FitText(Text):
+    """A service name in the waiting bar: see :func:`fit_text`. ``full_text`` is the name;
+    ``text`` and ``font_size`` follow the box size."""
+
+    full_text = StringProperty("")
+    max_font = NumericProperty(34)
+    min_font = NumericProperty(20)
+    max_lines = NumericProperty(2)
+
+    def __init__(self, **kw) -> None:
+        kw.setdefault("valign", "middle")
+        super().__init__(**kw)
+        self.bind(full_text=self._refit, size=self._refit, max_font=self._refit, min_font=self._refit)
+        self._refit()
+
+    def _refit(self, *_a) -> None:
+        self.font_size, self.text = fit_text(
+            self.full_text, self.width, self.height, self.max_font, self.min_font, int(self.max_lines), self.bold
+        )
+        self.text_size = self.size
 
 
 class InfoLine(StencilView):
@@ -319,7 +387,16 @@ class DisplayRoot(FloatLayout):
             # Wide enough for "999" (and for any longer count): never "1…".
             room = max(text_width(WAITING_COUNT_ROOM, count_font, bold=True), text_width(text, count_font, bold=True))
             cell = BoxLayout(spacing=self.u * 10)
-            cell.add_widget(_label(name, self.u * 34, role="waiting-name", halign="right", shorten_from="center"))
+            cell.add_widget(
+                FitText(
+                    full_text=name,
+                    role="waiting-name",
+                    halign="right",
+                    max_font=self.u * 34,
+                    min_font=self.u * 20,
+                    padding=(0, self.u * 6),
+                )
+            )
             cell.add_widget(
                 _label(
                     text,

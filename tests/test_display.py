@@ -509,3 +509,20 @@ def test_waiting_counts_of_three_digits_are_shown_in_full(crowded, artifacts, si
         assert not c["shortened"] and len(c["lines"]) == 1
         assert_drawn_inside(c)
     assert all(inside(c["box"], [0, 0, *layout["window"]]) for c in counts), "the last count is off screen"
+
+
+@pytest.mark.parametrize("size", SCREENS, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_five_service_names_are_shown_whole_in_at_most_two_lines(crowded, artifacts, size):
+    display = crowded(size, "names")
+    layout = display.layout(f"display-names-{size[0]}x{size[1]}", artifacts)
+    names = texts(layout, "waiting-name")
+    expected = [s.name["pl"] for s in example_services()]
+    assert [n["text"].replace("\n", " ") for n in names] == expected
+    for n, full in zip(names, expected, strict=True):
+        assert drawn(n) == full, f"{full!r} is drawn as {drawn(n)!r}"  # whole words, nothing cut out
+        assert 1 <= len(n["lines"]) <= 2
+        assert_drawn_inside(n)
+        assert n["font_size"] >= layout["window"][1] / 60, f"{full!r} in a {n['font_size']:.0f} px font is not legible"
+    boxes = [t["box"] for t in layout["texts"] if t["role"] in ("waiting-name", "waiting-count", "waiting-caption")]
+    for i, a in enumerate(boxes):
+        assert not any(overlap(a, b) for b in boxes[i + 1 :]), "two cells of the waiting bar overlap"
