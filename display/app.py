@@ -345,6 +345,11 @@ class DisplayRoot(FloatLayout):
     recent_lines = ListProperty([])
     waiting_rows = ListProperty([])
 
+    def __init__(self, **kw) -> None:
+        super().__init__(**kw)
+        # The recent list's height is known only after layout: size the rows when it is.
+        self.ids.recent.bind(size=self._size_recent)
+
     def on_size(self, *_a) -> None:
         self.u = max(0.2, min(self.width / 1920.0, self.height / 1080.0))
         self._fill_recent()
@@ -364,6 +369,21 @@ class DisplayRoot(FloatLayout):
         for ticket, counter in self.recent_lines:
             box.add_widget(_recent_row(self.u, ticket, counter))
         box.add_widget(Label(size_hint_y=1))  # keeps rows at the top
+        self._size_recent()
+
+    def _size_recent(self, *_a) -> None:
+        """Rows are 80u high while they fit; with more rows (``last_calls`` up to 10) they and
+        their font shrink so that all of them stay inside the list, below its heading."""
+        box = self.ids.recent
+        rows = [w for w in box.children if isinstance(w, Text) and w.role == "recent"]
+        if not rows:
+            return
+        # n rows + the filler below them: n gaps of box.spacing.
+        fit = (box.height - box.spacing * len(rows)) / len(rows)
+        height = max(1.0, min(self.u * RECENT_ROW, fit))
+        for row in rows:
+            row.height = height
+            row.font_size = height * RECENT_FONT / RECENT_ROW
 
     def _fill_waiting(self) -> None:
         box = self.ids.get("waiting")
@@ -413,6 +433,7 @@ class DisplayRoot(FloatLayout):
 
 
 RECENT_ROW = 80.0
+"""Height (in u) of a recent-calls row while the rows fit; see DisplayRoot._size_recent."""
 RECENT_FONT = 58.0
 
 

@@ -526,3 +526,20 @@ def test_five_service_names_are_shown_whole_in_at_most_two_lines(crowded, artifa
     boxes = [t["box"] for t in layout["texts"] if t["role"] in ("waiting-name", "waiting-count", "waiting-caption")]
     for i, a in enumerate(boxes):
         assert not any(overlap(a, b) for b in boxes[i + 1 :]), "two cells of the waiting bar overlap"
+
+
+@pytest.mark.parametrize("size", SCREENS, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_a_long_list_of_recent_calls_fits_below_its_heading(crowded, artifacts, size):
+    display = crowded(size, "recent")  # last_calls = 10, the config's maximum
+    layout = display.layout(f"display-recent-{size[0]}x{size[1]}", artifacts)
+    [heading] = texts(layout, "recent-heading")
+    rows = texts(layout, "recent")
+    assert [drawn(r) for r in rows] == [f"A{seq:03d}  {ARROW} Stanowisko {1 + seq % 5}" for seq in range(9, 0, -1)]
+    for row in rows:
+        assert inside(row["box"], layout["recent_box"]), f"{drawn(row)!r} is outside the recent-calls list"
+        assert not overlap(row["box"], heading["box"]), f"{drawn(row)!r} is drawn over the heading"
+        assert not row["shortened"]
+        assert_drawn_inside(row)
+        assert row["font_size"] >= layout["window"][1] / 30, "a recent call in a font too small to read"
+    for a, b in zip(rows, rows[1:], strict=False):
+        assert not overlap(a["box"], b["box"]) and a["box"][1] > b["box"][1], "rows overlap or are out of order"
