@@ -107,7 +107,8 @@ KV = """
             BoxLayout:
                 orientation: 'vertical'
                 size_hint_x: None
-                width: root.u * 560
+                # As wide as today's date needs: "poniedziałek, 30 października 2026" in full.
+                width: max(root.u * 300, root.header_width)
                 BoardLabel:
                     role: 'clock'
                     text: root.clock
@@ -335,6 +336,8 @@ class DisplayRoot(FloatLayout):
     logo = StringProperty("")
     clock = StringProperty("")
     date = StringProperty("")
+    header_width = NumericProperty(0.0)
+    """Width the clock and date need in full (the date is up to ~34 characters long)."""
     current_caption = StringProperty("Wywołany numer · Now calling")
     current_ticket = StringProperty("")
     current_counter = StringProperty("")
@@ -352,8 +355,22 @@ class DisplayRoot(FloatLayout):
 
     def on_size(self, *_a) -> None:
         self.u = max(0.2, min(self.width / 1920.0, self.height / 1080.0))
+        self._measure_header()
         self._fill_recent()
         self._fill_waiting()
+
+    def on_clock(self, *_a) -> None:
+        self._measure_header()
+
+    def on_date(self, *_a) -> None:
+        self._measure_header()
+
+    def _measure_header(self) -> None:
+        pad = self.u * 8
+        self.header_width = pad + max(
+            text_width(self.clock, self.u * 72, bold=True) if self.clock else 0.0,
+            text_width(self.date, self.u * 32) if self.date else 0.0,
+        )
 
     def on_recent_lines(self, *_a) -> None:
         self._fill_recent()

@@ -543,3 +543,17 @@ def test_a_long_list_of_recent_calls_fits_below_its_heading(crowded, artifacts, 
         assert row["font_size"] >= layout["window"][1] / 30, "a recent call in a font too small to read"
     for a, b in zip(rows, rows[1:], strict=False):
         assert not overlap(a["box"], b["box"]) and a["box"][1] > b["box"][1], "rows overlap or are out of order"
+
+
+@pytest.mark.parametrize("size", SCREENS, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_the_longest_polish_date_is_shown_with_its_year(crowded, artifacts, size):
+    display = crowded(size, "date", at=LONGEST_DAY)
+    shown = display.wait(lambda s: s["date"] == "poniedziałek, 30 października 2028", "the server's date")
+    layout = display.layout(f"display-date-{size[0]}x{size[1]}", artifacts)
+    [date] = texts(layout, "date")
+    assert drawn(date) == shown["date"] and not date["shortened"]
+    assert_drawn_inside(date)
+    [clock] = texts(layout, "clock")
+    assert drawn(clock) == "10:15"
+    [office] = texts(layout, "office")
+    assert drawn(office) == "Starostwo Powiatowe w Nowym Mieście", "the office name still fits beside the date"
