@@ -99,11 +99,21 @@ KV = """
                 width: root.u * 100 if root.logo else 0
                 opacity: 1 if root.logo else 0
                 fit_mode: 'contain'
-            BoardLabel:
-                role: 'office'
-                text: root.office
-                bold: True
-                font_size: root.u * 46
+            BoxLayout:
+                orientation: 'vertical'
+                BoardLabel:
+                    role: 'office'
+                    text: root.office
+                    bold: True
+                    font_size: root.u * 46
+                BoardLabel:  # the offline mark: under the office name, beside the logo, never over the call
+                    role: 'offline'
+                    size_hint_y: None
+                    height: (root.u * 34) if root.offline_text else 0
+                    opacity: 1 if root.offline_text else 0
+                    text: root.offline_text
+                    color: (1, 0.45, 0.4, 1)
+                    font_size: root.u * 24
             BoxLayout:
                 orientation: 'vertical'
                 size_hint_x: None
@@ -197,16 +207,6 @@ KV = """
             text: root.info_text
             font_size: root.u * 40
             speed: root.info_speed * root.u * 160
-
-    Text:  # the offline mark: small, in a corner, never over the call
-        role: 'offline'
-        text: root.offline_text
-        opacity: 1 if root.offline_text else 0
-        color: (1, 0.45, 0.4, 1)
-        font_size: root.u * 24
-        size_hint: None, None
-        size: self.texture_size
-        pos: root.x + root.u * 10, root.top - self.height - root.u * 2
 """
 
 

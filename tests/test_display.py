@@ -557,3 +557,19 @@ def test_the_longest_polish_date_is_shown_with_its_year(crowded, artifacts, size
     assert drawn(clock) == "10:15"
     [office] = texts(layout, "office")
     assert drawn(office) == "Starostwo Powiatowe w Nowym Mieście", "the office name still fits beside the date"
+
+
+@pytest.mark.parametrize("size", [(1920, 1080), (1280, 720)], ids=lambda s: f"{s[0]}x{s[1]}")
+def test_offline_mark_and_logo_are_both_visible(crowded, artifacts, size):
+    logo = str(Path(kivy_package_dir()) / "data" / "logo" / "kivy-icon-256.png")
+    display = crowded(size, "offline", online=False, logo=logo)
+    display.wait(lambda s: s["offline"] == "\u25cf serwer niedostępny · server offline", "the server-offline mark")
+    layout = display.layout(f"display-offline-logo-{size[0]}x{size[1]}", artifacts)
+    [mark] = texts(layout, "offline")
+    assert drawn(mark) == "\u25cf serwer niedostępny · server offline" and not mark["shortened"]
+    assert_drawn_inside(mark)
+    ink = [line["box"] for line in mark["lines"]]
+    assert layout["logo"] and not any(overlap(box, layout["logo"]) for box in ink), "the mark covers the logo"
+    for other in layout["texts"]:
+        if other["role"] not in ("offline", ""):
+            assert not any(overlap(box, line["box"]) for box in ink for line in other["lines"]), other["text"]
