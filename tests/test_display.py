@@ -573,3 +573,19 @@ def test_offline_mark_and_logo_are_both_visible(crowded, artifacts, size):
     for other in layout["texts"]:
         if other["role"] not in ("offline", ""):
             assert not any(overlap(box, line["box"]) for box in ink for line in other["lines"]), other["text"]
+
+
+def test_docs_name_the_environment_the_display_unit_sets():
+    """docs/display.md lists the variables for Kivy on KMS/DRM; the systemd unit must set them."""
+    unit = (ROOT / "systemd" / "numerek-display.service").read_text(encoding="utf-8")
+    env = dict(line.split("=", 2)[1:] for line in unit.splitlines() if line.startswith("Environment="))
+    docs = (ROOT / "docs" / "display.md").read_text(encoding="utf-8")
+    [bullet] = [line for line in docs.split("\n- ") if line.startswith("Environment:")]
+    named = dict(code.split("=", 1) for code in bullet.split("`")[1::2] if "=" in code)
+    listed = {k: v for k, v in named.items() if k.startswith(("KIVY_", "SDL_"))}
+    assert listed, bullet
+    for key, value in listed.items():
+        if key in ("KIVY_NO_ARGS", "KIVY_LOG_MODE"):  # set by numerek-display itself, as the docs say
+            continue
+        assert env.get(key) == value, f"docs say {key}={value}, the unit sets {env.get(key)!r}"
+    assert env.get("KIVY_GL_BACKEND") == "sdl2", "GL through SDL2's context on KMS/DRM, not libGL/GLX"
