@@ -32,9 +32,11 @@ from pathlib import Path
 from kivy.app import App
 from kivy.clock import Clock
 from kivy.core.text import DEFAULT_FONT, LabelBase
+from kivy.core.text import Label as CoreLabel
 from kivy.core.window import Window
 from kivy.lang import Builder
 from kivy.properties import BooleanProperty, ListProperty, NumericProperty, StringProperty
+from kivy.uix.boxlayout import BoxLayout
 from kivy.uix.floatlayout import FloatLayout
 from kivy.uix.label import Label
 from kivy.uix.stencilview import StencilView
@@ -64,7 +66,7 @@ KV = """
 #:set DIM (0.72, 0.72, 0.72, 1)
 #:set PANEL (0.09, 0.09, 0.11, 1)
 
-<BoardLabel@Label>:
+<BoardLabel@Text>:
     color: FG
     halign: 'left'
     valign: 'middle'
@@ -97,20 +99,34 @@ KV = """
                 width: root.u * 100 if root.logo else 0
                 opacity: 1 if root.logo else 0
                 fit_mode: 'contain'
-            BoardLabel:
-                text: root.office
-                bold: True
-                font_size: root.u * 46
+            BoxLayout:
+                orientation: 'vertical'
+                BoardLabel:
+                    role: 'office'
+                    text: root.office
+                    bold: True
+                    font_size: root.u * 46
+                BoardLabel:  # the offline mark: under the office name, beside the logo, never over the call
+                    role: 'offline'
+                    size_hint_y: None
+                    height: (root.u * 34) if root.offline_text else 0
+                    opacity: 1 if root.offline_text else 0
+                    text: root.offline_text
+                    color: (1, 0.45, 0.4, 1)
+                    font_size: root.u * 24
             BoxLayout:
                 orientation: 'vertical'
                 size_hint_x: None
-                width: root.u * 560
+                # As wide as today's date needs: "poniedziałek, 30 października 2026" in full.
+                width: max(root.u * 300, root.header_width)
                 BoardLabel:
+                    role: 'clock'
                     text: root.clock
                     bold: True
                     halign: 'right'
                     font_size: root.u * 72
                 BoardLabel:
+                    role: 'date'
                     text: root.date
                     halign: 'right'
                     color: DIM
@@ -131,12 +147,14 @@ KV = """
                         radius: [root.u * 18]
                 BoardLabel:
                     size_hint_y: 0.18
+                    role: 'caption'
                     text: root.current_caption
                     halign: 'center'
                     color: BG if root.highlight else DIM
                     font_size: root.u * 38
                 BoardLabel:
                     id: current_ticket
+                    role: 'ticket'
                     size_hint_y: 0.5
                     text: root.current_ticket
                     bold: True
@@ -145,6 +163,7 @@ KV = """
                     font_size: min(root.u * 250, self.width / max(1, len(self.text)) * 1.5)
                 BoardLabel:
                     id: current_counter
+                    role: 'counter'
                     size_hint_y: 0.32
                     text: root.current_counter
                     bold: True
@@ -156,6 +175,8 @@ KV = """
                 size_hint_x: 0.4
                 spacing: root.u * 6
                 BoardLabel:
+                    id: recent_heading
+                    role: 'recent-heading'
                     size_hint_y: None
                     height: root.u * 60
                     text: 'Ostatnie wywołania · Recent calls'
@@ -186,16 +207,92 @@ KV = """
             text: root.info_text
             font_size: root.u * 40
             speed: root.info_speed * root.u * 160
-
-    Label:  # the offline mark: small, in a corner, never over the call
-        text: root.offline_text
-        opacity: 1 if root.offline_text else 0
-        color: (1, 0.45, 0.4, 1)
-        font_size: root.u * 24
-        size_hint: None, None
-        size: self.texture_size
-        pos: root.x + root.u * 10, root.top - self.height - root.u * 2
 """
+
+
+ELLIPSIS = "\u2026"
+WAITING_COUNT_ROOM = "999"
+"""The waiting count's cell is always wide enough for this, so a count of 100 or more is shown
+in full and the bar does not jump when a count gains a digit."""
+
+
+class Text(Label):
+    """A label that says what it is on the board (``role``), for the probe's layout dump."""
+
+    role = StringProperty("")
+
+
+def text_width(text: str, font_size: float, bold: bool = False) -> float:
+    """Width in pixels of ``text`` on one line in the board's font (DejaVu, see register_fonts)."""
+    core = CoreLabel(text=text, font_size=font_size, bold=bold)
+    return float(core.render()[0])
+
+
+def _fits(text: str, font_size: float, width: float, height: float, max_lines: int, bold: bool) -> bool:
+    """True if ``text`` wraps at spaces into at most ``max_lines`` lines inside width x height,
+    with no word broken across lines (Kivy breaks a word that is wider than the box)."""
+    core = CoreLabel(text=text, font_size=font_size, bold=bold, text_size=(width, None))
+    _w, h = core.render()
+    lines = [line for line in core._cached_lines if line.words]
+    drawn = " ".join("".join(word.text for word in line.words).strip() for line in lines)
+    return (
+        len(lines) <= max_lines
+        and h <= height
+        and all(line.w <= width for line in lines)
+        and drawn == " ".join(text.split())
+    )
+
+
+def fit_text(
+    text: str, width: float, height: float, max_font: float, min_font: float, max_lines: int = 2, bold: bool = False
+) -> tuple[float, str]:
+    """(font size, text) for a name that must stay readable in a box: the largest font from
+    ``max_font`` down to ``min_font`` at which the whole name fits in ``max_lines`` lines; if
+    it does not fit even at ``min_font``, the name keeps its beginning and ends with "…"
+    (people recognise a service by its first words, never by its middle)."""
+    text = " ".join(text.split())
+    if not text or width <= 1 or height <= 1:
+        return max_font, text
+    size = max_font
+    step = max(0.5, (max_font - min_font) / 24)
+    while size >= min_font:
+        if _fits(text, size, width, height, max_lines, bold):
+            return size, text
+        size -= step
+    size = min_font
+    words = text.split(" ")
+    for k in range(len(words) - 1, 0, -1):
+        candidate = " ".join(words[:k]) + ELLIPSIS
+        if _fits(candidate, size, width, height, max_lines, bold):
+            return size, candidate
+    first = words[0]
+    for n in range(len(first) - 1, 0, -1):
+        candidate = first[:n] + ELLIPSIS
+        if _fits(candidate, size, width, height, 1, bold):
+            return size, candidate
+    return size, ELLIPSIS
+
+
+class FitText(Text):
+    """A service name in the waiting bar: see :func:`fit_text`. ``full_text`` is the name;
+    ``text`` and ``font_size`` follow the box size."""
+
+    full_text = StringProperty("")
+    max_font = NumericProperty(34)
+    min_font = NumericProperty(20)
+    max_lines = NumericProperty(2)
+
+    def __init__(self, **kw) -> None:
+        kw.setdefault("valign", "middle")
+        super().__init__(**kw)
+        self.bind(full_text=self._refit, size=self._refit, max_font=self._refit, min_font=self._refit)
+        self._refit()
+
+    def _refit(self, *_a) -> None:
+        self.font_size, self.text = fit_text(
+            self.full_text, self.width, self.height, self.max_font, self.min_font, int(self.max_lines), self.bold
+        )
+        self.text_size = self.size
 
 
 class InfoLine(StencilView):
@@ -239,6 +336,8 @@ class DisplayRoot(FloatLayout):
     logo = StringProperty("")
     clock = StringProperty("")
     date = StringProperty("")
+    header_width = NumericProperty(0.0)
+    """Width the clock and date need in full (the date is up to ~34 characters long)."""
     current_caption = StringProperty("Wywołany numer · Now calling")
     current_ticket = StringProperty("")
     current_counter = StringProperty("")
@@ -249,10 +348,29 @@ class DisplayRoot(FloatLayout):
     recent_lines = ListProperty([])
     waiting_rows = ListProperty([])
 
+    def __init__(self, **kw) -> None:
+        super().__init__(**kw)
+        # The recent list's height is known only after layout: size the rows when it is.
+        self.ids.recent.bind(size=self._size_recent)
+
     def on_size(self, *_a) -> None:
         self.u = max(0.2, min(self.width / 1920.0, self.height / 1080.0))
+        self._measure_header()
         self._fill_recent()
         self._fill_waiting()
+
+    def on_clock(self, *_a) -> None:
+        self._measure_header()
+
+    def on_date(self, *_a) -> None:
+        self._measure_header()
+
+    def _measure_header(self) -> None:
+        pad = self.u * 8
+        self.header_width = pad + max(
+            text_width(self.clock, self.u * 72, bold=True) if self.clock else 0.0,
+            text_width(self.date, self.u * 32) if self.date else 0.0,
+        )
 
     def on_recent_lines(self, *_a) -> None:
         self._fill_recent()
@@ -268,6 +386,21 @@ class DisplayRoot(FloatLayout):
         for ticket, counter in self.recent_lines:
             box.add_widget(_recent_row(self.u, ticket, counter))
         box.add_widget(Label(size_hint_y=1))  # keeps rows at the top
+        self._size_recent()
+
+    def _size_recent(self, *_a) -> None:
+        """Rows are 80u high while they fit; with more rows (``last_calls`` up to 10) they and
+        their font shrink so that all of them stay inside the list, below its heading."""
+        box = self.ids.recent
+        rows = [w for w in box.children if isinstance(w, Text) and w.role == "recent"]
+        if not rows:
+            return
+        # n rows + the filler below them: n gaps of box.spacing.
+        fit = (box.height - box.spacing * len(rows)) / len(rows)
+        height = max(1.0, min(self.u * RECENT_ROW, fit))
+        for row in rows:
+            row.height = height
+            row.font_size = height * RECENT_FONT / RECENT_ROW
 
     def _fill_waiting(self) -> None:
         box = self.ids.get("waiting")
@@ -278,36 +411,66 @@ class DisplayRoot(FloatLayout):
             _label(
                 "Oczekuje\nWaiting",
                 self.u * 30,
+                role="waiting-caption",
                 color=(0.72, 0.72, 0.72, 1),
                 shorten=False,
                 size_hint_x=None,
                 width=self.u * 190,
             )
         )
+        count_font = self.u * 64
         for name, count in self.waiting_rows:
-            box.add_widget(_label(name, self.u * 34, halign="right"))
-            box.add_widget(
-                _label(str(count), self.u * 64, bold=True, color=(1, 0.83, 0, 1), size_hint_x=None, width=self.u * 120)
+            text = str(count)
+            # Wide enough for "999" (and for any longer count): never "1…".
+            room = max(text_width(WAITING_COUNT_ROOM, count_font, bold=True), text_width(text, count_font, bold=True))
+            cell = BoxLayout(spacing=self.u * 10)
+            cell.add_widget(
+                FitText(
+                    full_text=name,
+                    role="waiting-name",
+                    halign="right",
+                    max_font=self.u * 34,
+                    min_font=self.u * 20,
+                    padding=(0, self.u * 6),
+                )
             )
+            cell.add_widget(
+                _label(
+                    text,
+                    count_font,
+                    role="waiting-count",
+                    bold=True,
+                    shorten=False,
+                    color=(1, 0.83, 0, 1),
+                    size_hint_x=None,
+                    width=room + self.u * 4,
+                )
+            )
+            box.add_widget(cell)
 
 
-def _label(text: str, size: float, **kw) -> Label:
+RECENT_ROW = 80.0
+"""Height (in u) of a recent-calls row while the rows fit; see DisplayRoot._size_recent."""
+RECENT_FONT = 58.0
+
+
+def _label(text: str, size: float, **kw) -> Text:
     kw.setdefault("halign", "left")
     kw.setdefault("shorten", True)
-    lbl = Label(text=text, font_size=size, valign="middle", **kw)
+    lbl = Text(text=text, font_size=size, valign="middle", **kw)
     lbl.bind(size=lambda w, s: setattr(w, "text_size", s))
     return lbl
 
 
-def _recent_row(u: float, ticket: str, counter: str) -> Label:
-    lbl = _label(
+def _recent_row(u: float, ticket: str, counter: str) -> Text:
+    return _label(
         f"[b][color=#ffd400]{ticket}[/color][/b]  {ARROW} {counter}",
-        u * 58,
+        u * RECENT_FONT,
+        role="recent",
         markup=True,
         size_hint_y=None,
-        height=u * 80,
+        height=u * RECENT_ROW,
     )
-    return lbl
 
 
 class DisplayApp(App):
@@ -325,6 +488,7 @@ class DisplayApp(App):
         self.client = None
         self.probe = Path(os.environ[PROBE_ENV]) if os.environ.get(PROBE_ENV) else None
         self._last_probe = ""
+        self._settled_frame = 3
         self._inbox: deque = deque()
         self._drain_trigger = Clock.create_trigger(self._drain)
 
@@ -461,6 +625,7 @@ class DisplayApp(App):
         root.current_caption = "Ponowne wezwanie · Called again" if recall else "Wywołany numer · Now calling"
         root.recent_lines = [(c.ticket, c.counter_name) for c in s.calls[1 : 1 + self.cfg.display.last_calls]]
         root.waiting_rows = s.waiting_rows("pl")
+        self._settled_frame = Clock.frames + 3
         self._tick(0)
 
     def _tick(self, _dt: float) -> None:
@@ -501,15 +666,58 @@ class DisplayApp(App):
                 tmp.write_text(text, encoding="utf-8")
                 tmp.replace(self.probe / "screen.json")
                 self._last_probe = text
+            if Clock.frames < self._settled_frame:
+                return  # new data is laid out and drawn on the next frames: shoot it then
             for req in sorted(self.probe.glob("*.shot")):
                 req.unlink()
                 tmp = self.probe / f"tmp-{req.stem}.png"
                 t0 = time.monotonic()
                 root.export_to_png(str(tmp))
                 log.info("screenshot %s in %.2f s", req.stem, time.monotonic() - t0)
+                layout = self.probe / f"tmp-{req.stem}.json"
+                layout.write_text(json.dumps(drawn_layout(root), ensure_ascii=False), encoding="utf-8")
+                layout.replace(self.probe / f"{req.stem}.json")
                 tmp.replace(self.probe / f"{req.stem}.png")
         except OSError as exc:
             log.warning("probe directory %s: %s", self.probe, exc)
+
+
+def drawn_layout(root: DisplayRoot) -> dict:
+    """What the screenshot shows, as geometry a test can check: every visible text with its
+    box, the lines the font actually drew (after wrapping and shortening) and where, and the
+    logo's box. Window coordinates, y upwards. Written next to each probe screenshot."""
+    texts = []
+    for w in root.walk(restrict=True):
+        if not isinstance(w, Label) or not w.text or w.opacity <= 0 or isinstance(w.parent, InfoLine):
+            continue
+        core = w._label  # the core label holds the laid-out lines of the texture on screen
+        tw, th = w.texture_size
+        left, top = w.center_x - tw / 2, w.center_y + th / 2
+        lines = [
+            {
+                "text": "".join(word.text for word in line.words),
+                "box": [left + line.x, top - line.y - line.h, line.w, line.h],
+            }
+            for line in (core._cached_lines if core is not None else [])
+            if line.words
+        ]
+        texts.append(
+            {
+                "role": getattr(w, "role", ""),
+                "text": w.text,
+                "box": [w.x, w.y, w.width, w.height],
+                "font_size": w.font_size,
+                "shortened": bool(w.is_shortened),
+                "lines": lines,
+            }
+        )
+    logo, recent = root.ids.logo, root.ids.recent
+    return {
+        "window": [root.width, root.height],
+        "texts": texts,
+        "logo": [logo.x, logo.y, logo.width, logo.height] if root.logo else None,
+        "recent_box": [recent.x, recent.y, recent.width, recent.height],
+    }
 
 
 def register_fonts(cfg: DisplayConfig) -> None:

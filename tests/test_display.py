@@ -12,6 +12,7 @@ import json
 import shutil
 import subprocess
 import sys
+import tomllib
 import wave
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -19,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from hardware.audio import FileOutput
+from protocol.messages import BoardMessage, CallMessage, ServiceInfo, ServicesMessage
 from tests.harness import ROOT, Peer, VirtualScreen, wait_for
 
 BASE = "numerek"
@@ -30,7 +32,7 @@ class DisplayProcess:
 
     def __init__(self, workdir: Path, broker_port: int, screen_env: dict[str, str], *, zone: str = "hall",
                  device: str = "hall-1", size: tuple[int, int] = (1280, 720), languages: tuple[str, ...] = ("pl",),
-                 speed: float = 6.0, highlight: float = 8.0, logo: str = "") -> None:  # fmt: skip
+                 speed: float = 6.0, highlight: float = 8.0, logo: str = "", last_calls: int = 6) -> None:  # fmt: skip
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
         self.probe = workdir / "probe"
@@ -43,6 +45,7 @@ id = "{device}"
 zone = "{zone}"
 logo = "{logo}"
 highlight_seconds = {highlight}
+last_calls = {last_calls}
 info_text = "Zażółć gęślą jaźń {ARROW} prosimy przygotować dowód osobisty · Please have your ID ready"
 [mqtt]
 port = {broker_port}
@@ -92,6 +95,14 @@ languages = {json.dumps(list(languages))}
         out = artifacts / f"{name}.png"
         shutil.copyfile(png, out)
         return out
+
+    def layout(self, name: str, artifacts: Path) -> dict:
+        """A screenshot plus what it shows as geometry: the texts with their boxes and the
+        lines the font drew (``display.app.drawn_layout``), written with the same frame."""
+        self.screenshot(name, artifacts)
+        data = json.loads((self.probe / f"{name}.json").read_text(encoding="utf-8"))
+        shutil.copyfile(self.probe / f"{name}.json", artifacts / f"{name}.json")
+        return data
 
     def announcements(self) -> list[dict]:
         return FileOutput.read_log(self.audio)
@@ -380,3 +391,201 @@ def test_shipped_example_config_is_valid():
     )
     assert done.returncode == 0, done.stderr
     assert "zone hall" in done.stdout
+
+
+# --------------------------------------------------------------------------- a crowded board, every screen size
+#
+# The office's own example config (server/examples/county_office.toml) with all five of its
+# services in the hall, three-digit queues and a full list of recent calls. The board is
+# published over the real broker exactly as the server publishes it (retained, validated by
+# the protocol models), so the day and the counts can be the awkward ones.
+
+EXAMPLE_OFFICE = ROOT / "server" / "examples" / "county_office.toml"
+SCREENS = [(1920, 1080), (1366, 768), (1280, 720)]
+WAITING = {"rej": 123, "pj": 999, "odb": 100, "kasa": 7, "pasz": 45}
+WEDNESDAY = datetime.fromisoformat("2026-09-30T10:15:00+02:00")  # "środa, 30 września 2026"
+LONGEST_DAY = datetime.fromisoformat("2028-10-30T10:15:00+01:00")  # "poniedziałek, 30 października 2028"
+
+
+def example_services() -> list[ServiceInfo]:
+    office = tomllib.loads(EXAMPLE_OFFICE.read_text(encoding="utf-8"))
+    return [
+        ServiceInfo(
+            id=s["id"],
+            prefix=s["prefix"],
+            name=s["name"],
+            zone="hall",
+            available=True,
+            waiting=WAITING[s["id"]],
+            estimated_wait_min=10,
+            open_counters=1,
+        )  # fmt: skip
+        for s in office["services"]
+    ]
+
+
+def publish_office(broker_port: int, at: datetime, calls: int = 10, server_online: bool = True) -> None:
+    """The retained services list and hall board the server would publish, at server time ``at``."""
+    services = example_services()
+    board = BoardMessage(
+        zone="hall",
+        seq=calls,
+        calls=[
+            CallMessage(
+                seq=seq,
+                ticket=f"A{seq:03d}",
+                service="rej",
+                counter=str(1 + seq % 5),
+                counter_name=f"Stanowisko {1 + seq % 5}",
+                zone="hall",
+                at=at,
+            )  # fmt: skip
+            for seq in range(calls, 0, -1)
+        ],
+        waiting={s.id: s.waiting for s in services},
+        server_time=at,
+    )
+    office = ServicesMessage(office="Starostwo Powiatowe w Nowym Mieście", services=services, server_time=at)
+    peer = Peer(broker_port)
+    try:
+        peer.publish(f"{BASE}/services", office.to_json(), retain=True)
+        peer.publish(f"{BASE}/zone/hall/board", board.to_json(), retain=True)
+        peer.publish(f"{BASE}/server/availability", b"online" if server_online else b"offline", retain=True)
+    finally:
+        peer.close()
+
+
+@pytest.fixture
+def crowded(display_factory, broker):
+    screens: list[VirtualScreen] = []
+
+    def make(size: tuple[int, int], name: str, at: datetime = WEDNESDAY, online: bool = True, **kw) -> DisplayProcess:
+        publish_office(broker.port, at, server_online=online)
+        screen = VirtualScreen(*size)
+        screens.append(screen)
+        display = display_factory(name, screen_env=screen.env(), size=size, last_calls=10, **kw)
+        display.start(online=False)
+        display.wait(lambda s: len(s["waiting"]) == 5 and s["date"] and len(s["recent"]) == 9, "the crowded board")
+        if online:
+            display.wait(lambda s: s["offline"] == "", "the display to connect")
+        return display
+
+    yield make
+    for screen in screens:
+        screen.stop()
+
+
+def texts(layout: dict, role: str) -> list[dict]:
+    return [t for t in layout["texts"] if t["role"] == role]
+
+
+def drawn(text: dict) -> str:
+    """The text as the font drew it, lines joined by a space."""
+    return " ".join(line["text"].strip() for line in text["lines"])
+
+
+def inside(inner: list[float], outer: list[float], slack: float = 1.0) -> bool:
+    x, y, w, h = inner
+    ox, oy, ow, oh = outer
+    return x >= ox - slack and y >= oy - slack and x + w <= ox + ow + slack and y + h <= oy + oh + slack
+
+
+def overlap(a: list[float], b: list[float]) -> bool:
+    return a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3]
+
+
+def assert_drawn_inside(text: dict) -> None:
+    for line in text["lines"]:
+        assert inside(line["box"], text["box"]), f"{line['text']!r} is drawn outside its box {text['box']}"
+
+
+@pytest.mark.parametrize("size", SCREENS, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_waiting_counts_of_three_digits_are_shown_in_full(crowded, artifacts, size):
+    display = crowded(size, "counts")
+    layout = display.layout(f"display-counts-{size[0]}x{size[1]}", artifacts)
+    counts = texts(layout, "waiting-count")
+    assert [drawn(c) for c in counts] == ["123", "999", "100", "7", "45"], "every digit on screen, no '1…'"
+    for c in counts:
+        assert not c["shortened"] and len(c["lines"]) == 1
+        assert_drawn_inside(c)
+    assert all(inside(c["box"], [0, 0, *layout["window"]]) for c in counts), "the last count is off screen"
+
+
+@pytest.mark.parametrize("size", SCREENS, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_five_service_names_are_shown_whole_in_at_most_two_lines(crowded, artifacts, size):
+    display = crowded(size, "names")
+    layout = display.layout(f"display-names-{size[0]}x{size[1]}", artifacts)
+    names = texts(layout, "waiting-name")
+    expected = [s.name["pl"] for s in example_services()]
+    assert [n["text"].replace("\n", " ") for n in names] == expected
+    for n, full in zip(names, expected, strict=True):
+        assert drawn(n) == full, f"{full!r} is drawn as {drawn(n)!r}"  # whole words, nothing cut out
+        assert 1 <= len(n["lines"]) <= 2
+        assert_drawn_inside(n)
+        assert n["font_size"] >= layout["window"][1] / 60, f"{full!r} in a {n['font_size']:.0f} px font is not legible"
+    boxes = [t["box"] for t in layout["texts"] if t["role"] in ("waiting-name", "waiting-count", "waiting-caption")]
+    for i, a in enumerate(boxes):
+        assert not any(overlap(a, b) for b in boxes[i + 1 :]), "two cells of the waiting bar overlap"
+
+
+@pytest.mark.parametrize("size", SCREENS, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_a_long_list_of_recent_calls_fits_below_its_heading(crowded, artifacts, size):
+    display = crowded(size, "recent")  # last_calls = 10, the config's maximum
+    layout = display.layout(f"display-recent-{size[0]}x{size[1]}", artifacts)
+    [heading] = texts(layout, "recent-heading")
+    rows = texts(layout, "recent")
+    assert [drawn(r) for r in rows] == [f"A{seq:03d}  {ARROW} Stanowisko {1 + seq % 5}" for seq in range(9, 0, -1)]
+    for row in rows:
+        assert inside(row["box"], layout["recent_box"]), f"{drawn(row)!r} is outside the recent-calls list"
+        assert not overlap(row["box"], heading["box"]), f"{drawn(row)!r} is drawn over the heading"
+        assert not row["shortened"]
+        assert_drawn_inside(row)
+        assert row["font_size"] >= layout["window"][1] / 30, "a recent call in a font too small to read"
+    for a, b in zip(rows, rows[1:], strict=False):
+        assert not overlap(a["box"], b["box"]) and a["box"][1] > b["box"][1], "rows overlap or are out of order"
+
+
+@pytest.mark.parametrize("size", SCREENS, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_the_longest_polish_date_is_shown_with_its_year(crowded, artifacts, size):
+    display = crowded(size, "date", at=LONGEST_DAY)
+    shown = display.wait(lambda s: s["date"] == "poniedziałek, 30 października 2028", "the server's date")
+    layout = display.layout(f"display-date-{size[0]}x{size[1]}", artifacts)
+    [date] = texts(layout, "date")
+    assert drawn(date) == shown["date"] and not date["shortened"]
+    assert_drawn_inside(date)
+    [clock] = texts(layout, "clock")
+    assert drawn(clock) == "10:15"
+    [office] = texts(layout, "office")
+    assert drawn(office) == "Starostwo Powiatowe w Nowym Mieście", "the office name still fits beside the date"
+
+
+@pytest.mark.parametrize("size", [(1920, 1080), (1280, 720)], ids=lambda s: f"{s[0]}x{s[1]}")
+def test_offline_mark_and_logo_are_both_visible(crowded, artifacts, size):
+    logo = str(Path(kivy_package_dir()) / "data" / "logo" / "kivy-icon-256.png")
+    display = crowded(size, "offline", online=False, logo=logo)
+    display.wait(lambda s: s["offline"] == "\u25cf serwer niedostępny · server offline", "the server-offline mark")
+    layout = display.layout(f"display-offline-logo-{size[0]}x{size[1]}", artifacts)
+    [mark] = texts(layout, "offline")
+    assert drawn(mark) == "\u25cf serwer niedostępny · server offline" and not mark["shortened"]
+    assert_drawn_inside(mark)
+    ink = [line["box"] for line in mark["lines"]]
+    assert layout["logo"] and not any(overlap(box, layout["logo"]) for box in ink), "the mark covers the logo"
+    for other in layout["texts"]:
+        if other["role"] not in ("offline", ""):
+            assert not any(overlap(box, line["box"]) for box in ink for line in other["lines"]), other["text"]
+
+
+def test_docs_name_the_environment_the_display_unit_sets():
+    """docs/display.md lists the variables for Kivy on KMS/DRM; the systemd unit must set them."""
+    unit = (ROOT / "systemd" / "numerek-display.service").read_text(encoding="utf-8")
+    env = dict(line.split("=", 2)[1:] for line in unit.splitlines() if line.startswith("Environment="))
+    docs = (ROOT / "docs" / "display.md").read_text(encoding="utf-8")
+    [bullet] = [line for line in docs.split("\n- ") if line.startswith("Environment:")]
+    named = dict(code.split("=", 1) for code in bullet.split("`")[1::2] if "=" in code)
+    listed = {k: v for k, v in named.items() if k.startswith(("KIVY_", "SDL_"))}
+    assert listed, bullet
+    for key, value in listed.items():
+        if key in ("KIVY_NO_ARGS", "KIVY_LOG_MODE"):  # set by numerek-display itself, as the docs say
+            continue
+        assert env.get(key) == value, f"docs say {key}={value}, the unit sets {env.get(key)!r}"
+    assert env.get("KIVY_GL_BACKEND") == "sdl2", "GL through SDL2's context on KMS/DRM, not libGL/GLX"
