@@ -4,7 +4,9 @@ Every message carries ``v`` (the protocol version). Requests from devices carry 
 chosen by the device and unique per device; the server answers each id once and answers a
 redelivered id with the same reply without acting again, which is what makes QoS 1
 redelivery and double presses harmless. Unknown fields are refused, so a typo in a
-third-party device shows up as an error reply instead of being silently ignored.
+third-party device shows up as an error reply instead of being silently ignored. The server
+validates device requests with ``model_validate_json(payload, strict=True)``: no coercion
+(``"yes"`` is not a bool, ``"5"`` not an int), while enum values are their JSON strings.
 
 Times are ISO 8601 with the office's UTC offset and always come from the server's clock.
 """
@@ -15,7 +17,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from protocol.topics import ID_PATTERN
 
@@ -29,9 +31,21 @@ TicketNumber = Annotated[str, Field(pattern=r"^[A-Z]{1,2}[0-9]{3,4}$")]
 
 
 class _Message(BaseModel):
+    """Base of every message. ``v`` defaults to 1 so that senders need not spell it out;
+    a receiver of device requests must insist on it (the server does: see
+    docs/protocol.md, "Strict validation")."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     v: Literal[1] = PROTOCOL_VERSION
+
+    @field_validator("v", mode="before")
+    @classmethod
+    def _integer_version(cls, value: object) -> object:
+        """``true`` and ``1.0`` are not version 1 (``Literal[1]`` alone takes both, even strict)."""
+        if type(value) is not int:
+            raise ValueError(f"must be the integer {PROTOCOL_VERSION}")
+        return value
 
     def to_json(self) -> bytes:
         return self.model_dump_json(exclude_none=False).encode()

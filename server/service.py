@@ -7,8 +7,11 @@ fsynced transaction (group commit) and only then publishes replies, calls and re
 state. So nothing is acknowledged before it is on disk, and a busy moment costs one fsync
 per batch instead of one per ticket.
 
-Parsing is defensive: a payload that is too large, not JSON, of another protocol version
-or with wrong fields gets an error reply and changes nothing (docs/protocol.md, "Errors").
+Parsing is defensive and strict: a payload that is too large (over MQTT or HTTP), not
+JSON, nested too deeply, without ``v`` or of another protocol version, or with wrong or
+wrongly typed fields gets an error reply and changes nothing (docs/protocol.md, "Errors").
+No type coercion: ``"priority": "yes"`` or ``"rating": "5"`` is refused, not guessed at,
+because a device that sends them has a bug its developer should see at once.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.subscribeoptions import SubscribeOptions
 from pydantic import ValidationError
 
 from protocol import sdnotify
@@ -52,7 +56,7 @@ from protocol.topics import OFFLINE, ONLINE, Topics
 from server.config import Hours, SiteConfig
 from server.domain import Event, Refusal, Ticket
 from server.engine import Changes, Clock, QueueEngine
-from server.estimate import WaitEstimator
+from server.estimate import RecentMedianEstimator, WaitEstimator
 from server.store import Store
 
 log = logging.getLogger(__name__)
@@ -60,6 +64,41 @@ log = logging.getLogger(__name__)
 BATCH = 256
 TICK_SECONDS = 15.0
 REPLY_MEMORY = timedelta(days=2)
+"""How long a reply is remembered for deduplication (memory and the ``commands`` table).
+
+Why two days: QoS 1 redeliveries come within seconds and a device's own retries within
+minutes, so two days is far more than needed, yet bounds memory and the file."""
+PRUNE_EVERY = timedelta(hours=1)
+"""How often (server clock) replies older than :data:`REPLY_MEMORY` are dropped."""
+
+_INBOUND = {("counter", "command"): "counter", ("kiosk", "request"): "kiosk", ("kiosk", "fault"): "fault"}
+_OUTBOUND_LEAVES = {("counter", "state"), ("zone", "call"), ("zone", "board")}
+_OUTBOUND_TREES = {("counter", "reply"), ("kiosk", "response")}  # also MQTT 5 response topics below them
+_OUTBOUND_TOP = (["services"], ["server", "availability"], ["server", "errors"])
+
+
+def topic_kind(levels: list[str]) -> str | None:
+    """What a message on a topic (levels below the base) is to the server.
+
+    A job kind (``counter``, ``kiosk``, ``fault``), ``availability`` for a device's
+    availability, ``None`` for what the server itself publishes (seen again through the
+    ``<base>/#`` subscription, e.g. its retained state after a reconnect), and ``unknown``
+    for everything else, which a device's typo gets an ``unknown_topic`` error for.
+    """
+    if levels in _OUTBOUND_TOP:
+        return None
+    if len(levels) >= 3 and levels[1]:
+        pair = (levels[0], levels[2])
+        if pair in _OUTBOUND_TREES:
+            return None
+        if len(levels) == 3:
+            if pair == ("device", "availability"):
+                return "availability"
+            if pair in _INBOUND:
+                return _INBOUND[pair]
+            if pair in _OUTBOUND_LEAVES:
+                return None
+    return "unknown"
 
 
 def utc_now() -> datetime:
@@ -106,9 +145,11 @@ class NumerekServer:
         self.topics = Topics(config.mqtt.topic_base)
         self.tz = config.office.tz
         self.store = Store(config.storage.database)
-        self.engine = QueueEngine(config, clock, estimator)
+        # The default estimator is told which counters are free (see RecentMedianEstimator).
+        self.engine = QueueEngine(config, clock, estimator or RecentMedianEstimator(free_counters=self._free_counters))
         self.engine.restore(self.store.load())
         self.replies = self.store.recent_replies(since=self.engine.now() - REPLY_MEMORY)
+        self._prune_at = self.engine.now()  # the first batch prunes what piled up while stopped
         self.lock = threading.RLock()
         self.inbox: queue.Queue[Job | None] = queue.Queue()
         self.devices: dict[str, str] = {}  # device id -> online/offline
@@ -161,15 +202,13 @@ class NumerekServer:
         self.store.close()
 
     def _on_connect(self, client: mqtt.Client) -> None:
-        t = self.topics
-        # QoS 1 in, so a command published while we were busy is not lost.
-        client.subscribe(
-            [
-                (f"{t.base}/counter/+/+", 1),
-                (f"{t.base}/kiosk/+/+", 1),
-                (f"{t.base}/device/+/availability", 1),
-            ]
-        )
+        # QoS 1 in, so a command published while we were busy is not lost. The whole tree,
+        # so that a device's typo (numerek/counter/4, numerek/kiosk/k1/reqest) gets an
+        # unknown_topic error instead of silence. One filter, not several overlapping ones:
+        # Mosquitto delivers a message once per matching filter, which would run every
+        # command twice. No Local: our own live publications do not come back to us (our
+        # retained ones still do after a reconnect; topic_kind() ignores those).
+        client.subscribe([(self.topics.everything, SubscribeOptions(qos=1, noLocal=True))])
         self.connected.set()
         self.inbox.put(Job("republish"))
 
@@ -178,28 +217,28 @@ class NumerekServer:
         props = getattr(msg, "properties", None)
         response_topic = getattr(props, "ResponseTopic", None) if props else None
         correlation = getattr(props, "CorrelationData", None) if props else None
-        if len(levels) == 3 and levels[0] == "device" and levels[2] == "availability":
+        kind = topic_kind(levels) if levels else None
+        if kind is None:
+            return  # our own output, seen through the wildcard
+        if kind == "availability":
             self.devices[levels[1]] = msg.payload.decode("utf-8", "replace")
             return
-        if len(levels) != 3 or levels[0] not in ("counter", "kiosk"):
-            kind = "unknown"
-        else:
-            kind = {
-                ("counter", "command"): "counter",
-                ("kiosk", "request"): "kiosk",
-                ("kiosk", "fault"): "fault",
-            }.get((levels[0], levels[2]))
-            if kind is None:
-                if levels[2] in ("state", "reply", "response"):
-                    return  # our own output, seen through the wildcard
-                kind = "unknown"
+        if kind == "unknown" and msg.retain:
+            # Stored state of someone else's, delivered because we (re)subscribed: not a
+            # request. Whoever published it live got the error then (live messages arrive
+            # with the retain flag cleared).
+            return
         device = levels[1] if len(levels) > 1 else ""
         self.inbox.put(Job(kind, device, msg.topic, msg.payload, response_topic, correlation))
 
     # ------------------------------------------------------------------ HTTP entry
 
     def submit_counter_command(self, counter_id: str, data: dict[str, Any]) -> Future:
-        """The clerk panel's way in: the same inbox, engine path and replies as MQTT."""
+        """The clerk panel's way in: the same inbox, engine path and replies as MQTT.
+
+        ``data`` goes through the same checks as an MQTT payload, the size limit included
+        (:meth:`_parse` measures its JSON encoding), so HTTP is no way around them.
+        """
         fut: Future = Future()
         self.inbox.put(Job("counter", counter_id, self.topics.counter_command(counter_id), future=fut, data=data))
         return fut
@@ -237,6 +276,7 @@ class NumerekServer:
         batch = _Batch()
         republish = False
         with self.lock:
+            self._prune_replies()
             for job in jobs:
                 if job.kind in ("tick", "republish"):
                     republish = True
@@ -270,46 +310,94 @@ class NumerekServer:
 
     # ------------------------------------------------------------------ requests
 
-    def _parse(self, job: Job) -> tuple[dict[str, Any] | None, str | None, str]:
-        """(data, request id, error text); data is None when the payload is unusable."""
+    def _prune_replies(self) -> None:
+        """Forget replies older than :data:`REPLY_MEMORY`, in memory and in the file, hourly.
+
+        Why: every request id is remembered for deduplication; without pruning, the dict
+        and the ``commands`` table grow with every ticket and press, forever. Checked at
+        the start of every batch (cheap: one comparison) so it follows the server clock.
+        """
+        now = self.engine.now()
+        if now < self._prune_at:
+            return
+        self._prune_at = now + PRUNE_EVERY
+        cutoff = now - REPLY_MEMORY
+        self.store.prune_commands(cutoff)
+        limit = cutoff.timestamp()
+        self.replies = {k: v for k, v in self.replies.items() if v[0] >= limit}
+
+    def _parse(self, job: Job) -> tuple[dict[str, Any] | None, bytes, str | None, str]:
+        """(data, raw JSON, request id, error text); data is None when the payload is unusable.
+
+        An HTTP request's already-parsed body is encoded back to JSON first, so that both
+        ways in share one size limit and one strict validation of the same bytes.
+        """
+        raw = job.payload
         if job.data is not None:
-            rid = job.data.get("id")
-            return job.data, rid if isinstance(rid, str) else None, ""
-        if len(job.payload) > MAX_PAYLOAD_BYTES:
-            return None, None, f"payload of {len(job.payload)} bytes is over the {MAX_PAYLOAD_BYTES}-byte limit"
+            try:
+                raw = json.dumps(job.data, ensure_ascii=False, separators=(",", ":")).encode()
+            except (RecursionError, ValueError, TypeError) as exc:
+                return None, b"", None, f"request body cannot be read as JSON: {exc}"
+        if len(raw) > MAX_PAYLOAD_BYTES:
+            return None, raw, None, f"payload of {len(raw)} bytes is over the {MAX_PAYLOAD_BYTES}-byte limit"
         try:
-            data = json.loads(job.payload)
+            data = json.loads(raw)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            return None, None, f"payload is not JSON: {exc}"
+            return None, raw, None, f"payload is not JSON: {exc}"
+        except RecursionError:  # e.g. "[[[[…" well within the size limit
+            return None, raw, None, "payload is nested too deeply"
         if not isinstance(data, dict):
-            return None, None, "payload must be a JSON object"
+            return None, raw, None, "payload must be a JSON object"
         rid = data.get("id")
-        return data, rid if isinstance(rid, str) else None, ""
+        return data, raw, rid if isinstance(rid, str) else None, ""
+
+    @staticmethod
+    def _version_problem(data: dict[str, Any]) -> tuple[ErrorCode, str] | None:
+        """Why ``v`` is unacceptable, or None. Required, and exactly the integer 1.
+
+        Why explicit: pydantic's ``Literal[1]`` accepts ``true`` and ``1.0`` even in strict
+        mode, and the models default ``v`` for the server's own messages.
+        """
+        if "v" not in data:
+            return ErrorCode.INVALID_REQUEST, f"v: field required (the protocol version, {PROTOCOL_VERSION})"
+        v = data["v"]
+        if type(v) is not int:
+            return ErrorCode.INVALID_REQUEST, f"v: must be the integer {PROTOCOL_VERSION}, not {json.dumps(v)}"
+        if v != PROTOCOL_VERSION:
+            return ErrorCode.UNSUPPORTED_VERSION, f"this server speaks protocol v{PROTOCOL_VERSION}"
+        return None
+
+    @staticmethod
+    def _details(exc: ValidationError) -> str:
+        """Every problem, each naming its field: ``priority: Input should be a valid boolean``."""
+        return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'payload'}: {e['msg']}" for e in exc.errors())
 
     def _handle(self, job: Job, batch: _Batch) -> None:
         if job.kind == "unknown":
             self._error(batch, job, None, ErrorCode.UNKNOWN_TOPIC, f"Numerek does not listen on {job.topic}")
             return
-        data, rid, problem = self._parse(job)
+        data, raw, rid, problem = self._parse(job)
         if data is None:
             self._error(batch, job, None, ErrorCode.INVALID_REQUEST, problem)
             return
-        if data.get("v", PROTOCOL_VERSION) != PROTOCOL_VERSION:
-            self._error(batch, job, rid, ErrorCode.UNSUPPORTED_VERSION, f"this server speaks protocol v{PROTOCOL_VERSION}")
+        refusal = self._version_problem(data)
+        if refusal is not None:
+            self._error(batch, job, rid, *refusal)
             return
         if job.kind == "fault":
-            self._fault(job, data, batch)
+            self._fault(job, raw, batch)
             return
         model = CounterCommand if job.kind == "counter" else TicketRequest
         try:
-            request = model.model_validate(data)
+            # Strict JSON mode: no coercion ("yes" is not a bool, "5" not an int), while enum
+            # values arrive as their JSON strings as they should.
+            request = model.model_validate_json(raw, strict=True)
         except ValidationError as exc:
-            details = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'payload'}: {e['msg']}" for e in exc.errors())
-            self._error(batch, job, rid, ErrorCode.INVALID_REQUEST, details)
+            self._error(batch, job, rid, ErrorCode.INVALID_REQUEST, self._details(exc))
             return
         key = (f"{job.kind}/{job.device}", request.id)
         if key in self.replies:  # a redelivery or a repeated request: same answer, no action
-            self._send(batch, job, self.replies[key].encode(), None, remember=False)
+            self._send(batch, job, self.replies[key][1].encode(), None, remember=False)
             return
         if job.kind == "counter":
             reply = self._counter(job.device, request)  # type: ignore[arg-type]
@@ -351,11 +439,11 @@ class NumerekServer:
         )
         return TicketResponse(id=req.id, ok=True, ticket=issued, server_time=self.local(now))
 
-    def _fault(self, job: Job, data: dict[str, Any], batch: _Batch) -> None:
+    def _fault(self, job: Job, raw: bytes, batch: _Batch) -> None:
         try:
-            report = FaultReport.model_validate(data)
+            report = FaultReport.model_validate_json(raw, strict=True)
         except ValidationError as exc:
-            self._error(batch, job, None, ErrorCode.INVALID_REQUEST, str(exc.errors()[0]["msg"]))
+            self._error(batch, job, None, ErrorCode.INVALID_REQUEST, self._details(exc))
             return
         device = f"kiosk-{job.device}"  # the topic says who it is (the broker's ACL checks that), not the payload
         previous = self.faults.get(device)
@@ -395,8 +483,9 @@ class NumerekServer:
         if remember and rid is not None:
             key = (f"{job.kind}/{job.device}", rid)
             text = payload.decode()
-            self.replies[key] = text
-            batch.replies.append((key[0], key[1], self.engine.now().timestamp(), text))
+            at = self.engine.now().timestamp()
+            self.replies[key] = (at, text)
+            batch.replies.append((key[0], key[1], at, text))
         if job.future is not None:
             batch.futures.append((job.future, reply if reply is not None else json.loads(payload)))
             return
@@ -505,6 +594,11 @@ class NumerekServer:
         if everything or changes.services:
             out.append(_Out(t.services, self.services_message().to_json(), retain=True))
         return out
+
+    def _free_counters(self, service: str) -> int:
+        """Open counters serving ``service`` with nobody at them (called or being served)."""
+        e = self.engine
+        return sum(1 for cid in e.open_counters(service) if e.counters[cid].current is None)
 
     # ------------------------------------------------------------------ HTTP reads
 

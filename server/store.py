@@ -231,14 +231,22 @@ class Store:
             t.recalls, t.transfers, t.estimated_wait_s, t.origin, t.rating,
         )  # fmt: skip
 
-    def prune_commands(self, older_than: datetime) -> None:
-        self.conn.execute("DELETE FROM commands WHERE at < ?", (older_than.timestamp(),))
+    def prune_commands(self, older_than: datetime) -> int:
+        """Delete replies stored before ``older_than``; returns how many went.
+
+        The server calls this hourly (``server.service.REPLY_MEMORY``): a reply is needed
+        only while a redelivery or a device's retry of the same request id can still come.
+        """
+        return self.conn.execute("DELETE FROM commands WHERE at < ?", (older_than.timestamp(),)).rowcount
 
     # ------------------------------------------------------------------ reading
 
-    def recent_replies(self, since: datetime) -> dict[tuple[str, str], str]:
-        rows = self.conn.execute("SELECT device, id, reply FROM commands WHERE at >= ?", (since.timestamp(),))
-        return {(d, i): r for d, i, r in rows}
+    def recent_replies(self, since: datetime) -> dict[tuple[str, str], tuple[float, str]]:
+        """(device, request id) -> (time stored, reply JSON) for replies since ``since``."""
+        rows = self.conn.execute(
+            "SELECT device, id, at, reply FROM commands WHERE at >= ? ORDER BY at", (since.timestamp(),)
+        )
+        return {(d, i): (at, r) for d, i, at, r in rows}
 
     @staticmethod
     def ticket_from_row(row: dict) -> Ticket:

@@ -38,3 +38,40 @@ def test_every_topic_in_the_tree_is_documented():
 def test_every_error_code_is_documented():
     for code in protocol.ErrorCode:
         assert f"`{code.value}`" in DOC, code
+
+
+def _doc_section(title: str) -> str:
+    start = DOC.index(f"\n## {title}\n")
+    end = DOC.find("\n## ", start + 1)
+    return DOC[start : end if end != -1 else None]
+
+
+def test_broker_security_section_shows_the_acl_numerek_provision_generates():
+    """The documented ACL is what provisioning writes today, not a hand-written memory of it."""
+    from server.provision import Account, acl_rules
+
+    section = _doc_section("Broker security")
+    (acl_text,) = re.findall(r"```text\n(.*?)```", section, flags=re.S)
+    blocks = {block.splitlines()[0]: block.splitlines()[1:] for block in acl_text.strip().split("\n\n")}
+    accounts = {
+        "user counter-4": Account("counter-4", "counter", ["4"]),
+        "user kiosk-k1": Account("kiosk-k1", "kiosk", ["k1"]),
+        "user display-hall-1": Account("display-hall-1", "display", ["hall-1"], ["hall"]),
+        "user server": Account("server", "server"),
+    }
+    assert set(blocks) == set(accounts)
+    for header, account in accounts.items():
+        expected = [f"topic {access} {topic}" for access, topic in acl_rules(account, protocol.Topics())]
+        assert blocks[header] == expected, header
+
+
+def test_broker_security_section_matches_the_shipped_mosquitto_files():
+    section = _doc_section("Broker security")
+    conf = (ROOT / "systemd" / "mosquitto" / "numerek.conf").read_text()
+    tls = (ROOT / "systemd" / "mosquitto" / "numerek-tls.conf").read_text()
+    for setting in ("allow_anonymous false", "per_listener_settings false", "max_packet_size 65536",
+                    "password_file /etc/mosquitto/numerek/passwd", "acl_file /etc/mosquitto/numerek/acl",
+                    "use_username_as_clientid true"):  # fmt: skip
+        assert setting in conf and f"`{setting}" in section, setting
+    assert "listener 8883" in tls and "use_username_as_clientid true" in tls
+    assert "port 8883" in section.replace("**", "")

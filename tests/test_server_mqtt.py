@@ -163,3 +163,15 @@ def test_calls_made_while_the_broker_is_down_are_not_announced_late(server, peer
         assert live["ticket"] == "A002"  # the first call the display hears is the new one
     finally:
         display.close()
+
+
+def test_kiosk_estimate_is_zero_only_while_a_counter_is_free(server, peer):
+    """Nobody ahead but the only open counter busy: the resident waits for the client there."""
+    peer.subscribe(f"{BASE}/kiosk/k1/response/#", f"{BASE}/counter/3/reply")
+    assert command(peer, "3", "o1", "open")["ok"]  # counter 3 alone serves passports
+    first = issue(peer, "k1", "pasz", "p1")
+    assert first["ticket"]["people_ahead"] == 0 and first["ticket"]["estimated_wait_min"] == 0  # called at once
+    assert command(peer, "3", "n1", "next")["ticket"]["number"] == "P001"  # now busy with P001
+    second = issue(peer, "k1", "pasz", "p2")
+    assert second["ticket"]["people_ahead"] == 0
+    assert second["ticket"]["estimated_wait_min"] > 0
