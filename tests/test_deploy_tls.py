@@ -66,7 +66,8 @@ def tls_broker(tmp_path):
 
     wait_for(up, 10, "mosquitto with TLS")
     yield {"plain": plain, "secure": secure, "config": config_dir / "counter-4.toml", "ca": ca,
-           "server_password": server_password, "certs": certs}  # fmt: skip
+           "server_password": server_password, "certs": certs, "pid": proc.pid,
+           "dirs": ["--broker-dir", str(broker_dir), "--config-dir", str(config_dir)]}  # fmt: skip
     proc.terminate()
     proc.wait(5)
     log.close()
@@ -114,3 +115,55 @@ def test_tls_listener_refuses_plain_mqtt_and_a_certificate_from_another_ca(tls_b
     wrong.tls_set(ca_certs=str(other / "numerek-ca.crt"))
     with pytest.raises(ssl.SSLCertVerificationError):
         wrong.connect("127.0.0.1", tls_broker["secure"], keepalive=5)
+
+
+def _tls_login(host: str, port: int, username: str, password: str, ca: str) -> mqtt.Client:
+    """A device's MQTT 5 login over TLS; raises unless the broker accepts it."""
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=username, protocol=mqtt.MQTTv5)
+    client.username_pw_set(username, password)
+    client.tls_set(ca_certs=ca)
+    answers: list = []
+    client.on_connect = lambda _c, _u, _f, rc, _p: answers.append(rc)
+    client.connect(host, port, keepalive=10)
+    client.loop_start()
+    wait_for(lambda: answers, 10, f"CONNACK for {username}")
+    assert not answers[0].is_failure, f"{username}: {answers[0]}"
+    return client
+
+
+def test_devices_provisioned_for_plain_mqtt_move_to_tls_with_reissue(tls_broker):
+    """docs/deployment.md, TLS steps 3-4, for a display (it has a zone) and a unit for two counters."""
+    from counter.config import load_config as load_counter
+    from display.config import load_config as load_display
+
+    common = [*tls_broker["dirs"], "--broker-pid", str(tls_broker["pid"])]
+    assert provision([*common, "init", "--port", str(tls_broker["plain"]), "--tls-ca", ""]) == 0
+    assert provision([*common, "add", "display", "hall-1", "--zone", "hall"]) == 0
+    assert provision([*common, "add", "counter", "3", "4"]) == 0
+    config_dir = Path(tls_broker["dirs"][3])
+    text = (config_dir / "display-hall-1.toml").read_text()
+    (config_dir / "display-hall-1.toml").write_text(text.replace('office_name = ""', 'office_name = "USC Wola"'))
+
+    assert provision([*common, "init", "--port", str(tls_broker["secure"]), "--tls-ca", tls_broker["ca"]]) == 0
+    assert provision([*common, "reissue", "--all"]) == 0
+
+    display = load_display(config_dir / "display-hall-1.toml")
+    assert display.display.zone == "hall" and display.display.office_name == "USC Wola"
+    unit = load_counter(config_dir / "counter-3-4.toml")
+    assert [c.id for c in unit.counters] == ["3", "4"]
+    server = Client(tls_broker["plain"], "server", tls_broker["server_password"])
+    server.subscribe("numerek/counter/+/command")
+    m, b = display.mqtt, unit.broker
+    assert (m.port, m.tls_ca, b.port, b.tls_ca) == (tls_broker["secure"], tls_broker["ca"]) * 2
+    clients = [
+        _tls_login(m.host, m.port, m.username, m.password, m.tls_ca),
+        _tls_login(b.host, b.port, b.username, b.password, b.tls_ca),
+    ]
+    try:
+        clients[1].publish("numerek/counter/4/command", json.dumps({"v": 1, "id": "t4", "action": "next"}), qos=1)
+        wait_for(lambda: server.received("numerek/counter/4/command"), 5, "counter 4's command over TLS")
+    finally:
+        for c in clients:
+            c.disconnect()
+            c.loop_stop()
+        server.close()
