@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import ssl
 import subprocess
+import textwrap
+import tomllib
 from pathlib import Path
 
+import httpx
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from protocol.mqtt import make_client
 from server.provision import main as provision
-from tests.harness import ROOT, free_port, wait_for, write_config
+from tests.harness import ROOT, ServerProcess, free_port, wait_for, write_config
 from tests.test_provision_broker import Client, Refused
 
 pytestmark = pytest.mark.skipif(
@@ -66,7 +70,7 @@ def tls_broker(tmp_path):
 
     wait_for(up, 10, "mosquitto with TLS")
     yield {"plain": plain, "secure": secure, "config": config_dir / "counter-4.toml", "ca": ca,
-           "server_password": server_password, "certs": certs, "pid": proc.pid,
+           "server_password": server_password, "certs": certs, "pid": proc.pid, "site": site,
            "dirs": ["--broker-dir", str(broker_dir), "--config-dir", str(config_dir)]}  # fmt: skip
     proc.terminate()
     proc.wait(5)
@@ -167,3 +171,57 @@ def test_devices_provisioned_for_plain_mqtt_move_to_tls_with_reissue(tls_broker)
             c.disconnect()
             c.loop_stop()
         server.close()
+
+
+@pytest.mark.skipif(shutil.which("caddy") is None, reason="caddy is not installed (apt-get install caddy)")
+def test_web_pages_are_served_over_https_by_the_documented_caddyfile(tls_broker, tmp_path):
+    """docs/deployment.md section 8: Caddy with the office certificate in front of a server bound to 127.0.0.1."""
+    doc = (ROOT / "docs" / "deployment.md").read_text()
+    caddyfile = textwrap.dedent(re.search(r"```caddy\n(.*?)```", doc, re.S).group(1))
+    site = tls_broker["site"]
+    http = tomllib.loads(site.read_text())["http"]
+    assert http["host"] == "127.0.0.1"  # as section 8 step 3 says; the proxy is the only way in
+    certs, https_port, redirect_port = tls_broker["certs"], free_port(), free_port()
+    for doc_value, here in [
+        ("127.0.0.1:8080", f"127.0.0.1:{http['port']}"),
+        ("/etc/caddy/numerek-web.crt", str(certs / "numerek-broker.crt")),
+        ("/etc/caddy/numerek-web.key", str(certs / "numerek-broker.key")),
+        ("numerek-serwer.local", "localhost"),  # the names make-tls-certs.sh was given in this test
+        ("192.168.1.10", "127.0.0.1"),
+    ]:
+        assert doc_value in caddyfile, doc_value
+        caddyfile = caddyfile.replace(doc_value, here)
+    options = f"{{\n\tadmin off\n\thttp_port {redirect_port}\n\thttps_port {https_port}\n}}\n"
+    (tmp_path / "Caddyfile").write_text(options + caddyfile)
+    env = {**os.environ, "HOME": str(tmp_path), "XDG_DATA_HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path)}
+    server = ServerProcess(site, http_port=int(http["port"])).start()
+    log = open(tmp_path / "caddy.log", "wb")  # noqa: SIM115
+    caddy = subprocess.Popen(
+        [shutil.which("caddy"), "run", "--adapter", "caddyfile", "--config", str(tmp_path / "Caddyfile")],
+        stdout=log, stderr=log, env=env,
+    )  # fmt: skip
+    trusted = httpx.Client(verify=ssl.create_default_context(cafile=tls_broker["ca"]), timeout=5)
+    try:
+
+        def health() -> dict | None:
+            assert caddy.poll() is None, (tmp_path / "caddy.log").read_text()[-2000:]
+            try:
+                return trusted.get(f"https://localhost:{https_port}/health").json()
+            except httpx.HTTPError:
+                return None
+
+        assert wait_for(health, 20, "the server through Caddy over HTTPS")["broker_connected"]
+        page = trusted.get(f"https://localhost:{https_port}/admin", follow_redirects=False)
+        assert (page.status_code, page.headers["location"]) == (303, "/login?next=%2Fadmin")  # the server itself
+        login = trusted.get(f"https://localhost:{https_port}/login")
+        assert login.status_code == 200 and "<form" in login.text
+        plain = httpx.get(f"http://localhost:{redirect_port}/admin", follow_redirects=False, timeout=5)
+        assert plain.status_code in (301, 302, 307, 308) and plain.headers["location"].startswith("https://")
+        with pytest.raises(httpx.ConnectError):  # a browser without the office CA is warned, not served
+            httpx.get(f"https://localhost:{https_port}/health", timeout=5)
+    finally:
+        trusted.close()
+        caddy.terminate()
+        caddy.wait(10)
+        log.close()
+        server.stop()
