@@ -19,6 +19,12 @@ Files (defaults, all changeable with options):
 Roles: ``server`` (its account goes into the site config's ``[mqtt]``), ``counter``,
 ``kiosk``, ``display``, and ``monitor`` (read-only, for a technician's ``mosquitto_sub``).
 
+A device's config file is finished by the office (printer, pins, screen), so the tool never
+throws that work away: ``add --replace`` and ``reissue`` (the move to TLS) start from the
+existing file and change only what provisioning owns. ``revoke`` also deletes what the
+device left retained on the broker (its availability, a kiosk's fault), through a one-off
+``provision`` account whose password exists only for that run.
+
 ACL design: per-user ``user`` blocks rather than ``pattern ... %u`` rules, because a topic
 carries the device's own id ("4") while its username is "counter-4", and a display's topics
 depend on its zone, which no username pattern can express. The ACL file then reads as a

@@ -130,5 +130,6 @@ if [ -f "$conf" ]; then
   echo "started; follow it with: journalctl -u numerek-$role -f"
 else
   echo "enabled, not started: put this device's config (from numerek-provision on the server) at $conf"
-  echo "then: sudo chown root:numerek $conf && sudo chmod 0640 $conf && sudo systemctl start numerek-$role"
+  echo "then: sudo chown root:numerek $conf && sudo chmod 0640 $conf"
+  echo "      sudo -u numerek $venv/bin/numerek-$role --config $conf --check && sudo systemctl start numerek-$role"
 fi
