@@ -553,3 +553,25 @@ def test_revoked_device_leaves_no_retained_availability_or_fault_behind(closed_b
     assert "cleared its retained" in out.out and "warning" not in out.err
     assert "kiosk-k1" not in (closed_broker.broker_dir / "acl").read_text()  # nor the one-off clearing account
     assert "provision" not in (closed_broker.broker_dir / "passwd").read_text()
+
+
+def test_clear_removes_the_availability_a_device_revoked_while_the_broker_was_away_left(closed_broker, capsys):
+    availability = f"{BASE}/device/counter-4/availability"
+    closed_broker.login("counter-4").publish(availability, "online", retain=True)
+    away = ["--mqtt-port", str(free_port()), "--mqtt-wait", "1"]  # revoke cannot reach the broker
+    assert closed_broker.provision(*away, "revoke", "counter-4") == 0
+    assert "numerek-provision clear counter-4" in capsys.readouterr().err
+    closed_broker.login("server").publish(f"{BASE}/server/availability", "online", retain=True)
+    assert closed_broker.provision("add", "monitor", "check") == 0
+
+    def retained() -> list[bytes]:
+        monitor = closed_broker.login("monitor-check")
+        monitor.subscribe(availability)
+        monitor.subscribe(f"{BASE}/server/availability")  # the sentinel: its retained copy comes after
+        wait_for(lambda: monitor.received(f"{BASE}/server/availability"), 5, "the sentinel")
+        monitor.close()
+        return monitor.received(availability)
+
+    assert retained() == [b"online"]  # still there, as the warning said
+    assert closed_broker.provision("clear", "counter-4") == 0
+    assert retained() == []
