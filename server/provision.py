@@ -19,6 +19,12 @@ Files (defaults, all changeable with options):
 Roles: ``server`` (its account goes into the site config's ``[mqtt]``), ``counter``,
 ``kiosk``, ``display``, and ``monitor`` (read-only, for a technician's ``mosquitto_sub``).
 
+A device's config file is finished by the office (printer, pins, screen), so the tool never
+throws that work away: ``add --replace`` and ``reissue`` (the move to TLS) start from the
+existing file and change only what provisioning owns. ``revoke`` also deletes what the
+device left retained on the broker (its availability, a kiosk's fault), through a one-off
+``provision`` account whose password exists only for that run.
+
 ACL design: per-user ``user`` blocks rather than ``pattern ... %u`` rules, because a topic
 carries the device's own id ("4") while its username is "counter-4", and a display's topics
 depend on its zone, which no username pattern can express. The ACL file then reads as a
@@ -53,6 +59,8 @@ from protocol.topics import ID_PATTERN, Topics
 ROLES = ("counter", "kiosk", "display", "monitor")
 """Device roles, plus ``monitor``: a read-only account for a technician's ``mosquitto_sub``."""
 SERVER_USER = "server"
+PROVISION_USER = "provision"
+"""numerek-provision's own account, used only to clear a revoked device's retained messages."""
 DEFAULT_BROKER_DIR = Path("/etc/mosquitto/numerek")
 DEFAULT_CONFIG_DIR = Path("/etc/numerek/devices")
 DEFAULT_SITE_CONFIG = Path("/etc/numerek/numerek.toml")
@@ -99,20 +107,24 @@ class Account:
     """One broker account: a device, or the server itself."""
 
     username: str
-    role: str  # "server", "counter", "kiosk" or "display"
+    role: str  # "server", "counter", "kiosk", "display", "monitor" or "provision"
     ids: list[str] = field(default_factory=list)  # ids inside topics: ["4"] for counter-4, ["1", "2"] for counter-1-2
     zones: list[str] = field(default_factory=list)  # displays: the zone shown
     password_hash: str = ""
     created: str = ""
+    clears: list[str] = field(default_factory=list)  # role "provision": the retained topics it may clear
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "role": self.role,
             "ids": self.ids,
             "zones": self.zones,
             "password_hash": self.password_hash,
             "created": self.created,
         }
+        if self.clears:
+            out["clears"] = self.clears
+        return out
 
 
 @dataclass
@@ -164,25 +176,34 @@ def device_name(role: str, ids: list[str]) -> str:
 
 
 def acl_rules(account: Account, topics: Topics) -> list[tuple[str, str]]:
-    """(access, topic filter) pairs for one account: exactly what its role needs.
+    """(access, topic filter) pairs for one account: exactly what its role uses, no more.
 
-    Anything not listed is refused by Mosquitto, including ``$SYS`` and other bases.
+    Anything not listed is refused by Mosquitto, including ``$SYS`` and other bases. The
+    lists follow what the programs subscribe to and publish (server/service.py,
+    counter/unit.py, kiosk/link.py, display/app.py); ``tests/test_provision_broker.py``
+    checks on a real Mosquitto that each allowed topic works and the neighbours do not.
     """
     t = topics
     if account.role == "server":
         return [
-            ("readwrite", f"{t.base}/server/#"),
-            ("readwrite", t.services),
-            ("readwrite", f"{t.base}/counter/+/+"),
-            ("readwrite", f"{t.base}/zone/+/+"),
-            ("readwrite", f"{t.base}/kiosk/+/+"),
-            ("readwrite", f"{t.base}/kiosk/+/response/#"),
+            ("write", f"{t.base}/server/#"),  # its availability (and last will), errors
+            ("write", t.services),
+            # It subscribes to counter/+/+ and kiosk/+/+ so that a message on a topic it does
+            # not serve gets an "unknown_topic" error instead of silence.
+            ("read", f"{t.base}/counter/+/+"),
+            ("write", f"{t.base}/counter/+/state"),
+            # A counter's reply, or the MQTT 5 response topic a command asked for, which the
+            # server accepts only below counter/<id>/reply/ (docs/protocol.md).
+            ("write", f"{t.base}/counter/+/reply/#"),
+            ("write", f"{t.base}/zone/+/call"),
+            ("write", f"{t.base}/zone/+/board"),
+            ("read", f"{t.base}/kiosk/+/+"),
+            ("write", f"{t.base}/kiosk/+/response/#"),
             ("read", f"{t.base}/device/+/availability"),
         ]
     own = [
-        ("readwrite", t.device_availability(account.username)),
+        ("write", t.device_availability(account.username)),  # "online", and the "offline" last will
         ("read", t.server_availability),
-        ("read", t.services),
     ]
     if account.role == "counter":
         rules = []
@@ -190,7 +211,7 @@ def acl_rules(account: Account, topics: Topics) -> list[tuple[str, str]]:
             rules += [
                 ("write", t.counter_command(cid)),
                 ("read", t.counter_state(cid)),
-                ("read", t.counter_reply(cid)),
+                ("read", f"{t.counter_reply(cid)}/#"),  # the reply topic and response topics below it
             ]
         return rules + own
     if account.role == "kiosk":
@@ -198,16 +219,38 @@ def acl_rules(account: Account, topics: Topics) -> list[tuple[str, str]]:
         return [
             ("write", t.kiosk_request(kid)),
             ("write", t.kiosk_fault(kid)),
-            ("read", t.kiosk_response(kid)),
-            ("read", f"{t.kiosk_response(kid)}/#"),
+            ("read", f"{t.kiosk_response(kid)}/#"),  # the default response topic and its own below it
+            ("read", t.services),
         ] + own
     if account.role == "display":
-        return [("read", f"{t.base}/zone/{z}/#") for z in account.zones] + own
+        rules = []
+        for z in account.zones:
+            rules += [("read", t.zone_call(z)), ("read", t.zone_board(z))]
+        return rules + [("read", t.services)] + own
     if account.role == "monitor":
         # Watching the traffic is how problems are diagnosed on site; doing so with the
         # server's account would log the server out (the client id is the account name).
         return [("read", f"{t.base}/#")]
+    if account.role == "provision":
+        # numerek-provision itself, clearing what a revoked device left retained; its
+        # password is made anew for each use and never stored.
+        return [("write", topic) for topic in account.clears]
     raise ProvisionError(f"unknown role {account.role!r}")
+
+
+def retained_topics(account: Account, topics: Topics) -> list[str]:
+    """The retained messages a device publishes itself, which outlive it on the broker.
+
+    Its availability (``online``, or the ``offline`` of its last will) and a kiosk's printer
+    fault. A counter's ``state`` is not among them: the server publishes it for the counter,
+    which stays in the office's config whichever Pi drives it.
+    """
+    if account.role not in ("counter", "kiosk", "display"):
+        return []
+    out = [topics.device_availability(account.username)]
+    if account.role == "kiosk":
+        out.append(topics.kiosk_fault(account.ids[0]))
+    return out
 
 
 def render_acl(registry: Registry) -> str:
@@ -220,6 +263,8 @@ def render_acl(registry: Registry) -> str:
     ]
     for name, account in sorted(registry.accounts.items()):
         what = " ".join([account.role, *account.ids, *(f"zone {z}" for z in account.zones)])
+        if account.role == "provision":
+            what = "numerek-provision clearing retained messages of a revoked device"
         lines.append(f"# {what}, since {account.created}")
         lines.append(f"user {name}")
         lines += [f"topic {access} {topic}" for access, topic in acl_rules(account, topics)]
@@ -329,11 +374,103 @@ def _example(role: str) -> str:
     return MINIMAL[role]
 
 
-def render_device_config(account: Account, broker: Broker, password: str) -> str:
-    """The device's own config file: its role's example with this device's identity and credentials.
+INSTALLED_BIN = "/opt/numerek/venv/bin"
+"""Where systemd/install.sh puts the programs (``$venv/bin``); only numerek-provision is on PATH."""
+MAX_COUNTERS = 4
+"""Counters one unit may drive (counter/config.py: buttons, LEDs and LCDs of four fill a Pi's header)."""
 
-    Starting from the example keeps its comments (pins, printer, screen options) in front of
-    whoever finishes the file for this device.
+_PROVISION_HEAD = re.compile(r"^# Numerek .*from numerek-provision")
+_COUNTER_RULE = re.compile(r"^(# -{5,} counter )(\S+)(.*)$")
+_COMMENTED_TOML = re.compile(r"^#\s?(\[\[?[A-Za-z0-9_.]+\]\]?(\s+#.*)?|[A-Za-z0-9_]+\s*=.*)$")
+
+
+def check_command(role: str) -> str:
+    """The config check to run on the device, as install.sh installs it.
+
+    As the service user, because the installed file is root:numerek 0640 (an admin's own
+    login cannot read it), and by full path, because install.sh puts only numerek-provision
+    on PATH.
+    """
+    return f"sudo -u numerek {INSTALLED_BIN}/numerek-{role} --config /etc/numerek/{role}.toml --check"
+
+
+def _strip_heading(text: str) -> str:
+    """``text`` without the comment block an earlier numerek-provision run put on top."""
+    lines = text.splitlines()
+    if lines and _PROVISION_HEAD.match(lines[0]):
+        end = next((i for i, line in enumerate(lines) if not line.startswith("#")), len(lines))
+        lines = lines[end:]
+    return "\n".join(lines).lstrip("\n") + "\n"
+
+
+def _counter_blocks(text: str, ids: list[str]) -> tuple[str, list[str]]:
+    """The example's counter sections made this unit's: a ``[[counters]]`` block per id.
+
+    The first block gets the first id, and its heading rule ("counter 1") and name hint
+    follow. The example's commented second counter ("counter 2 (same Pi)", with pins of its
+    own) becomes the real block of the second id. Returns the text and the ids that still
+    have no block (the example has templates for two), for the heading to name.
+    """
+    text = set_toml_keys(text, "counters", {"id": ids[0]}, array=True)
+    lines = text.splitlines()
+    rules = [i for i, line in enumerate(lines) if _COUNTER_RULE.match(line)]
+    if rules:
+        first = rules[0]
+        lines[first] = _COUNTER_RULE.sub(lambda m: f"{m.group(1)}{ids[0]}", lines[first])
+        stop = rules[1] if len(rules) > 1 else len(lines)
+        for i in range(first, stop):
+            lines[i] = re.sub(r'^(# name = ")Stanowisko \S+(")', rf"\g<1>Stanowisko {ids[0]}\g<2>", lines[i])
+    missing = ids[1:]
+    if len(ids) > 1 and len(rules) > 1:
+        second = rules[1]
+        body = lines[second + 1 :]
+        if any(_COMMENTED_TOML.match(line) for line in body):
+            out = [f"{_COUNTER_RULE.match(lines[second]).group(1)}{ids[1]} (same Pi)",  # type: ignore[union-attr]
+                   "# Driven from this Pi too: pins of its own, its LCD at another I2C address",
+                   "# (solder A0 on the second backpack: 0x26)."]  # fmt: skip
+            started = False
+            for line in body:
+                m = _COMMENTED_TOML.match(line)
+                if m:
+                    started = True
+                    line = m.group(1)
+                    if re.match(r'^id\s*=\s*"[^"]*"', line):
+                        line = f"id = {_toml_value(ids[1])}"
+                    out.append(line)
+                elif started:
+                    out.append(line)
+            candidate = "\n".join(lines[:second] + out) + "\n"
+            try:
+                counters = tomllib.loads(candidate).get("counters", [])
+            except tomllib.TOMLDecodeError:
+                counters = []
+            if [c.get("id") for c in counters] == ids[:2]:
+                lines, missing = candidate.splitlines(), ids[2:]
+    return "\n".join(lines) + "\n", missing
+
+
+def _counter_ids_in(text: str, account: Account) -> list[str]:
+    """The ids of an existing counter config's blocks, refused if the account may not command one."""
+    counters = tomllib.loads(text).get("counters", [])
+    found = [str(c.get("id")) for c in counters if isinstance(c, dict)] if isinstance(counters, list) else []
+    foreign = [cid for cid in found if cid not in account.ids]
+    if foreign:
+        raise ProvisionError(
+            f"the existing config drives counter(s) {', '.join(foreign)}, which {account.username} may not command; "
+            f"provision the unit for all of them ('add counter {' '.join(sorted(set(account.ids) | set(found)))}') "
+            "or remove those blocks"
+        )
+    return found
+
+
+def render_device_config(account: Account, broker: Broker, password: str, existing: str | None = None) -> str:
+    """The device's own config file: identity and credentials set, everything else kept.
+
+    Without ``existing`` it starts from the role's example, whose comments (pins, printer,
+    screen options) guide whoever finishes the file. With ``existing`` (the device's config
+    as the office finished it) only what provisioning owns is changed: the broker address,
+    port, TLS CA, topic base, username and password, and the device's ids and zone. So a new
+    password or a move to TLS never costs the office its printer, pins or screen settings.
     """
     role, ids = account.role, account.ids
     credentials = {
@@ -344,11 +481,23 @@ def render_device_config(account: Account, broker: Broker, password: str) -> str
         "tls_ca": broker.tls_ca,
         "topic_base": broker.topic_base,
     }
-    text = _example(role) if role != "monitor" else MINIMAL[role]
+    if existing is not None:
+        try:
+            tomllib.loads(existing)
+        except tomllib.TOMLDecodeError as exc:
+            raise ProvisionError(f"the existing config of {account.username} is not valid TOML: {exc}") from exc
+        text = _strip_heading(existing)
+    else:
+        text = _example(role) if role != "monitor" else MINIMAL[role]
+    missing: list[str] = []
     if role == "counter":
         text = set_toml_keys(text, "broker", credentials)
         text = set_toml_keys(text, "unit", {"device": account.username})
-        text = set_toml_keys(text, "counters", {"id": ids[0]}, array=True)
+        if existing is None:
+            text, missing = _counter_blocks(text, ids)
+        else:
+            found = _counter_ids_in(text, account)
+            missing = [cid for cid in ids if cid not in found]
     elif role == "kiosk":
         text = set_toml_keys(text, "kiosk", {"id": ids[0]})
         text = set_toml_keys(text, "mqtt", credentials)
@@ -357,6 +506,11 @@ def render_device_config(account: Account, broker: Broker, password: str) -> str
         text = set_toml_keys(text, "mqtt", credentials)
     else:
         text = set_toml_keys(text, "mqtt", credentials)
+    # The example's own "check it with numerek-<role> --config <role>.toml --check" is for a
+    # copy in the current directory; on the device the command is the installed one.
+    text = re.sub(
+        rf"(?m)^#(\s+)numerek-{role} --config \S+ --check\s*$", lambda m: f"#{m.group(1)}{check_command(role)}", text
+    )
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     head = [f"# Numerek {role} {', '.join(ids)} ({account.username}), from numerek-provision, {now}."]
     if role == "monitor":
@@ -364,11 +518,14 @@ def render_device_config(account: Account, broker: Broker, password: str) -> str
     else:
         head += [
             f"# Install on the device as /etc/numerek/{role}.toml, owner root:numerek, mode 0640, then check it:",
-            f"#   numerek-{role} --config /etc/numerek/{role}.toml --check",
+            f"#   {check_command(role)}",
             "# It holds this device's broker password: do not copy it to another device.",
         ]
-    if len(ids) > 1:
-        head.append(f"# This unit may also command counter(s) {', '.join(ids[1:])}: add a [[counters]] block for each.")
+    if missing:
+        head.append(
+            f"# This unit may also command counter(s) {', '.join(missing)}: add a [[counters]] block for each "
+            "(pins and LCD address of its own)."
+        )
     return "\n".join(head) + "\n\n" + text.lstrip("\n")
 
 
@@ -456,12 +613,35 @@ def cmd_init(registry: Registry, args: argparse.Namespace) -> str:
     return f"broker for devices: {b.host}:{b.port}, topics under {b.topic_base}/{tls}"
 
 
+@dataclass
+class Done:
+    """What a command did, and what is left to do once the broker has reloaded its files."""
+
+    message: str
+    after_reload: Any = None  # Callable[[], tuple[bool, str]]: (succeeded, what happened)
+    without_reload: str = ""  # a warning when the broker is not reloaded (after_reload then never runs)
+    cleanup: bool = False  # remove the one-off provision account afterwards
+
+
+def _existing_config(args: argparse.Namespace, out: Path) -> tuple[str | None, str]:
+    """The device config to keep settings from: ``--from FILE``, else the earlier file for a ``--replace``."""
+    source = Path(args.from_file) if getattr(args, "from_file", None) else (out if args.replace else None)
+    if source is None or (source == out and not out.exists()):
+        return None, ""
+    try:
+        return source.read_text(encoding="utf-8"), f"; its settings kept from {source}"
+    except OSError as exc:
+        raise ProvisionError(f"cannot read the device config {source}: {exc.strerror}") from exc
+
+
 def cmd_add(registry: Registry, args: argparse.Namespace) -> str:
     role = args.role
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     if role == "server":
         if args.ids:
             raise ProvisionError("'add server' takes no id")
+        if getattr(args, "from_file", None):
+            raise ProvisionError("--from is for device configs; the server's account goes into --site-config")
         account = Account(SERVER_USER, "server", created=now)
     else:
         if not args.ids:
@@ -470,6 +650,8 @@ def cmd_add(registry: Registry, args: argparse.Namespace) -> str:
             )
         if role != "counter" and len(args.ids) > 1:
             raise ProvisionError(f"one {role} per account: 'add {role} {args.ids[0]}'")
+        if len(args.ids) > MAX_COUNTERS:
+            raise ProvisionError(f"one counter unit drives at most {MAX_COUNTERS} counters")
         ids = [_check_id(i, f"{role} id") for i in args.ids]
         if len(set(ids)) != len(ids):
             raise ProvisionError(f"a counter id is repeated: {' '.join(ids)}")
@@ -491,14 +673,15 @@ def cmd_add(registry: Registry, args: argparse.Namespace) -> str:
     account.password_hash = hash_password(password)
     if role == "server":
         return _add_server(registry, account, password, Path(args.site_config))
-    config = render_device_config(account, registry.broker, password)
     out = Path(args.config_dir) / f"{account.username}.toml"
+    existing, kept = _existing_config(args, out)
+    config = render_device_config(account, registry.broker, password, existing)
     write_private(out, config, 0o600)  # first: if the broker files cannot be written, nothing is enabled
     registry.accounts[account.username] = account
     save(registry)
     if role == "monitor":
         return f"{account.username}: read-only account written; its password is in {out}"
-    return f"{account.username}: account and ACL written; copy {out} to the device as /etc/numerek/{role}.toml"
+    return f"{account.username}: account and ACL written{kept}; copy {out} to the device as /etc/numerek/{role}.toml"
 
 
 def _add_server(registry: Registry, account: Account, password: str, site_config: Path) -> str:
@@ -525,16 +708,184 @@ def _add_server(registry: Registry, account: Account, password: str, site_config
     return f"server account '{SERVER_USER}' written into [mqtt] of {site_config}"
 
 
-def cmd_revoke(registry: Registry, args: argparse.Namespace) -> str:
+def _file_password(text: str, role: str) -> str | None:
+    table = tomllib.loads(text).get("broker" if role == "counter" else "mqtt", {})
+    value = table.get("password") if isinstance(table, dict) else None
+    return value if isinstance(value, str) else None
+
+
+def cmd_reissue(registry: Registry, args: argparse.Namespace) -> str:
+    """Rewrite device config files for the broker settings of ``init`` (TLS, host, port), keeping the rest.
+
+    This is the step that moves an office to TLS: every device kind (a display with its zone,
+    a unit with several counters) gets its file with the new port and CA, and keeps its
+    printer, pins, screen settings and, while the file still holds it, its password, so a
+    device keeps working on the old listener until its new file is installed.
+    """
+    devices = [n for n, a in sorted(registry.accounts.items()) if a.role in ROLES]
+    if args.all == bool(args.devices):
+        raise ProvisionError("name the accounts to reissue (e.g. 'reissue counter-1 display-hall-1') or give --all")
+    names = devices if args.all else args.devices
+    for name in names:
+        if name not in registry.accounts:
+            raise ProvisionError(f"no account {name!r} (known: {', '.join(sorted(registry.accounts)) or 'none'})")
+        if name not in devices:
+            raise ProvisionError(
+                f"{name} is not a device: the server's account lives in its site config and it reaches the "
+                "broker on its own machine"
+            )
+    if not names:
+        raise ProvisionError("no device accounts yet: nothing to reissue")
+    config_dir = Path(args.config_dir)
+    missing = [n for n in names if not (config_dir / f"{n}.toml").is_file()]
+    if missing:
+        first = missing[0]
+        role = registry.accounts[first].role
+        raise ProvisionError(
+            f"no saved config for {', '.join(missing)} in {config_dir}, so its settings cannot be kept; fetch the "
+            f"device's own file first, e.g. ssh admin@<device> sudo cat /etc/numerek/{role}.toml | "
+            f"sudo sh -c 'umask 077; cat > {config_dir / first}.toml' (or 'add ... --replace --from FILE')"
+        )
+    results: list[tuple[Path, str]] = []
+    lines = []
+    b = registry.broker
+    where = f"{b.host}:{b.port}" + (f" with TLS (CA {b.tls_ca} on the device)" if b.tls_ca else " without TLS")
+    for name in names:
+        account = registry.accounts[name]
+        path = config_dir / f"{name}.toml"
+        try:
+            text = path.read_text(encoding="utf-8")
+            password = _file_password(text, account.role)
+        except OSError as exc:
+            raise ProvisionError(f"cannot read {path}: {exc.strerror}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ProvisionError(f"{path} is not valid TOML: {exc}") from exc
+        if password is not None and check_password(password, account.password_hash):
+            note = "password kept"
+        else:
+            password = new_password()
+            account.password_hash = hash_password(password)
+            note = "NEW password (the file's was not the account's): the device needs this file to log in"
+        results.append((path, render_device_config(account, b, password, text)))
+        lines.append(f"{name}: {path} now for {where}; settings and {note}")
+    for path, text in results:
+        write_private(path, text, 0o600)
+    save(registry)
+    return "\n".join(lines + ["copy each file to its device as /etc/numerek/<role>.toml and restart its unit"])
+
+
+def _connect_and_clear(host: str, port: int, password: str, topics: list[str], wait: float) -> tuple[bool, str]:
+    """Log in as the one-off ``provision`` account and delete ``topics``' retained messages.
+
+    The password was made for this run, so a successful login also proves that Mosquitto
+    has re-read its files: by then it has cut off the revoked device (and handled its last
+    will), and nothing can put its "offline" back after the clear.
+    """
+    import time
+
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    deadline = time.monotonic() + wait
+    last = "no answer"
+    while True:
+        state: dict[str, Any] = {"acks": {}}
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=PROVISION_USER, protocol=mqtt.MQTTv5)
+        client.username_pw_set(PROVISION_USER, password)
+        client.on_connect = lambda _c, _u, _f, rc, _p, s=state: s.update(connack=rc)
+        client.on_publish = lambda _c, _u, mid, rc, _p, s=state: s["acks"].update({mid: rc})
+        try:
+            client.connect(host, port, keepalive=10)
+            while "connack" not in state and time.monotonic() < deadline:
+                client.loop(0.1)
+        except OSError as exc:
+            last = exc.strerror or str(exc)
+        rc = state.get("connack")
+        if rc is not None and not rc.is_failure:
+            break
+        if rc is not None:
+            last = f"login refused ({rc})"
+        client.disconnect()
+        if time.monotonic() >= deadline:
+            return False, f"broker at {host}:{port} not reachable: {last}"
+        time.sleep(0.2)
+    try:
+        mids = {client.publish(t, b"", qos=1, retain=True).mid: t for t in topics}
+        while len(state["acks"]) < len(mids) and time.monotonic() < deadline:
+            client.loop(0.1)
+    finally:
+        client.disconnect()
+    refused = [t for mid, t in mids.items() if mid not in state["acks"] or state["acks"][mid].is_failure]
+    if refused:
+        return False, f"the broker did not clear {', '.join(refused)}"
+    return True, "cleared its retained " + ", ".join(topics)
+
+
+def _plan_clear(registry: Registry, account: Account, args: argparse.Namespace) -> Done | None:
+    """Give the ``provision`` account a new password and the right to clear ``account``'s retained topics.
+
+    Only for as long as the clearing takes: main() removes the account again afterwards.
+    Without a broker reload the account would never be live, so then nothing is planned.
+    """
+    topics = retained_topics(account, Topics(registry.broker.topic_base))
+    if not topics:
+        return None
+    name = account.username
+    later = (
+        f"{name}'s retained availability not cleared (broker not reloaded): after reloading it run: "
+        f"numerek-provision clear {name}"
+    )
+    if args.no_reload:
+        return Done("", without_reload=later)
+    password = new_password()
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    registry.accounts[PROVISION_USER] = Account(
+        PROVISION_USER, "provision", password_hash=hash_password(password), created=now, clears=topics
+    )
+    host, port, wait = args.mqtt_host, args.mqtt_port, args.mqtt_wait
+
+    def after() -> tuple[bool, str]:
+        ok, what = _connect_and_clear(host, port, password, topics, wait)
+        if ok:
+            return True, f"{name}: {what} (screens no longer list it)"
+        return False, (
+            f"{name}'s retained availability is still on the broker ({what}): the server may list it as "
+            f"online/offline; when the broker is reachable run: numerek-provision clear {name}"
+        )
+
+    return Done("", after, later, cleanup=True)
+
+
+def cmd_revoke(registry: Registry, args: argparse.Namespace) -> Done:
     name = args.device
-    if name not in registry.accounts:
-        known = ", ".join(sorted(registry.accounts)) or "none"
+    if name not in registry.accounts or name == PROVISION_USER:
+        known = ", ".join(sorted(n for n in registry.accounts if n != PROVISION_USER)) or "none"
         raise ProvisionError(f"no account {name!r} (known: {known})")
-    del registry.accounts[name]
+    account = registry.accounts.pop(name)
+    plan = _plan_clear(registry, account, args)
     save(registry)
     leftover = Path(args.config_dir) / f"{name}.toml"
     leftover.unlink(missing_ok=True)
-    return f"{name}: revoked (password and ACL removed)"
+    message = f"{name}: revoked (password and ACL removed)"
+    if plan is None:
+        return Done(message)
+    plan.message = message
+    return plan
+
+
+def cmd_clear(registry: Registry, args: argparse.Namespace) -> Done:
+    """Clear what a device already revoked left retained (when the broker was away at ``revoke``)."""
+    name = _check_id(args.device, "device name")
+    if name in registry.accounts:
+        raise ProvisionError(f"{name} still has an account: 'revoke {name}' (which also clears it)")
+    role, _, rest = name.partition("-")
+    if role not in ("counter", "kiosk", "display") or not rest:
+        raise ProvisionError(f"{name!r} is not a device name such as counter-4, kiosk-k1 or display-hall-1")
+    plan = _plan_clear(registry, Account(name, role, rest.split("-") if role == "counter" else [rest]), args)
+    assert plan is not None  # every device role owns its availability
+    save(registry)
+    plan.message = f"{name}: clearing its retained messages"
+    return plan
 
 
 def cmd_list(registry: Registry, _args: argparse.Namespace) -> str:
@@ -557,6 +908,9 @@ def build_parser() -> argparse.ArgumentParser:
     reload.add_argument("--reload-command", default=DEFAULT_RELOAD, help="how to reload Mosquitto (%(default)s)")
     reload.add_argument("--broker-pid", type=int, help="send SIGHUP to this Mosquitto process instead")
     reload.add_argument("--no-reload", action="store_true", help="only write files")
+    p.add_argument("--mqtt-host", default="127.0.0.1", help="revoke/clear: the broker as seen from here (%(default)s)")
+    p.add_argument("--mqtt-port", type=int, default=1883, help="revoke/clear: its plain MQTT port (%(default)s)")
+    p.add_argument("--mqtt-wait", type=float, default=10.0, help=argparse.SUPPRESS)
     sub = p.add_subparsers(dest="command", required=True)
 
     init = sub.add_parser("init", help="create empty broker files; set how devices reach the broker")
@@ -572,8 +926,22 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--replace", action="store_true", help="replace an existing account's password")
     add.add_argument("--site-config", default=str(DEFAULT_SITE_CONFIG), help="server: site config to update")
 
+    add.add_argument(
+        "--from", dest="from_file", metavar="FILE",
+        help="keep the settings of this device config (e.g. the device's own /etc/numerek/<role>.toml); "
+        "with --replace the earlier file in --config-dir is used by default",
+    )  # fmt: skip
+
+    reissue = sub.add_parser(
+        "reissue", help="rewrite device configs for the current broker settings (TLS), keeping everything else"
+    )
+    reissue.add_argument("devices", nargs="*", metavar="account", help="e.g. counter-1 display-hall-1")
+    reissue.add_argument("--all", action="store_true", help="every device account")
+
     rev = sub.add_parser("revoke", help="remove a device's account: revoke counter-4")
     rev.add_argument("device")
+    clear = sub.add_parser("clear", help="clear the retained availability a revoked device left: clear counter-4")
+    clear.add_argument("device")
     sub.add_parser("list", help="list accounts")
     return p
 
@@ -581,7 +949,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     broker_dir = Path(args.broker_dir)
-    handler = {"init": cmd_init, "add": cmd_add, "revoke": cmd_revoke, "list": cmd_list}[args.command]
+    handlers = {"init": cmd_init, "add": cmd_add, "reissue": cmd_reissue, "revoke": cmd_revoke, "clear": cmd_clear}
     try:
         if args.command == "list":
             print(cmd_list(Registry.load(broker_dir / "devices.json"), args))
@@ -589,8 +957,23 @@ def main(argv: list[str] | None = None) -> int:
         broker_dir.mkdir(parents=True, exist_ok=True)
         with open(broker_dir / ".lock", "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)  # two admins provisioning at once must not lose an account
-            print(handler(Registry.load(broker_dir / "devices.json"), args))
-        print(reload_broker(None if args.no_reload else args.reload_command, args.broker_pid))
+            done = handlers[args.command](Registry.load(broker_dir / "devices.json"), args)
+        done = done if isinstance(done, Done) else Done(done)
+        print(done.message)
+        reload = None if args.no_reload else args.reload_command
+        print(reload_broker(reload, args.broker_pid))
+        if done.without_reload and done.after_reload is None:
+            print(f"numerek-provision: warning: {done.without_reload}", file=sys.stderr)
+        if done.after_reload is not None:
+            ok, what = done.after_reload()
+            print(what) if ok else print(f"numerek-provision: warning: {what}", file=sys.stderr)
+        if done.cleanup:
+            with open(broker_dir / ".lock", "a") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                registry = Registry.load(broker_dir / "devices.json")
+                registry.accounts.pop(PROVISION_USER, None)
+                save(registry)
+            reload_broker(reload, args.broker_pid)
     except ProvisionError as exc:
         print(f"numerek-provision: {exc}", file=sys.stderr)
         return 1

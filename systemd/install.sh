@@ -32,10 +32,19 @@ say() { printf '\n== %s\n' "$*"; }
 
 say "system packages"
 common=(python3 python3-venv python3-dev)
+# The screen roles run Kivy on KMS/DRM, without X. Kivy's wheel brings its own SDL2 (with the
+# kmsdrm video driver), which loads the graphics libraries only at run time (dlopen), so no
+# package depends on them and a Lite image lacks them: EGL and GLES (libglvnd) with Mesa's
+# EGL vendor (a Recommends, skipped by --no-install-recommends), GBM and DRM for KMS, Mesa's
+# DRI drivers (vc4/v3d on the Pi), libGL for Kivy's default GL backend, mtdev for touch.
+# The libsdl2-* packages are for a Kivy built from source against Debian's SDL2
+# (docs/deployment.md, "Screen without a desktop").
+screen=(fonts-dejavu-core libegl1 libegl-mesa0 libgles2 libgl1 libgl1-mesa-dri libgbm1 libdrm2 libmtdev1
+        libsdl2-2.0-0 libsdl2-ttf-2.0-0 libsdl2-image-2.0-0 libsdl2-mixer-2.0-0)
 case "$role" in
   server)  extra=(mosquitto mosquitto-clients sqlite3) ;;
-  kiosk)   extra=(fonts-dejavu-core libsdl2-2.0-0 libsdl2-ttf-2.0-0 libsdl2-image-2.0-0 libsdl2-mixer-2.0-0 libmtdev1 libusb-1.0-0) ;;
-  display) extra=(fonts-dejavu-core libsdl2-2.0-0 libsdl2-ttf-2.0-0 libsdl2-image-2.0-0 libsdl2-mixer-2.0-0 espeak-ng alsa-utils) ;;
+  kiosk)   extra=("${screen[@]}" libusb-1.0-0) ;;
+  display) extra=("${screen[@]}" espeak-ng alsa-utils) ;;
   counter) extra=(python3-lgpio i2c-tools) ;;
 esac
 export DEBIAN_FRONTEND=noninteractive
@@ -121,5 +130,6 @@ if [ -f "$conf" ]; then
   echo "started; follow it with: journalctl -u numerek-$role -f"
 else
   echo "enabled, not started: put this device's config (from numerek-provision on the server) at $conf"
-  echo "then: sudo chown root:numerek $conf && sudo chmod 0640 $conf && sudo systemctl start numerek-$role"
+  echo "then: sudo chown root:numerek $conf && sudo chmod 0640 $conf"
+  echo "      sudo -u numerek $venv/bin/numerek-$role --config $conf --check && sudo systemctl start numerek-$role"
 fi

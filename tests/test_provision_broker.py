@@ -42,7 +42,14 @@ class Refused(Exception):
 class Client:
     """An MQTT 5 client logging in with an account, like a device does."""
 
-    def __init__(self, port: int, username: str | None, password: str | None, client_id: str | None = None) -> None:
+    def __init__(
+        self,
+        port: int,
+        username: str | None,
+        password: str | None,
+        client_id: str | None = None,
+        will: str | None = None,
+    ) -> None:
         self.messages: list[tuple[str, bytes, bool]] = []
         self.acks: dict[int, mqtt.ReasonCode] = {}
         self.connack: mqtt.ReasonCode | None = None
@@ -53,6 +60,8 @@ class Client:
         )
         if username is not None:
             self.client.username_pw_set(username, password)
+        if will is not None:  # a device's retained "offline" last will, as protocol.mqtt.make_client sets it
+            self.client.will_set(will, "offline", qos=1, retain=True)
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
         self.client.on_publish = self._on_publish
@@ -109,7 +118,7 @@ class ClosedBroker:
     def provision(self, *args: str) -> int:
         return provision(
             ["--broker-dir", str(self.broker_dir), "--config-dir", str(self.config_dir),
-             "--broker-pid", str(self.proc.pid), *args]
+             "--broker-pid", str(self.proc.pid), "--mqtt-port", str(self.port), *args]
         )  # fmt: skip
 
     def password(self, account: str) -> str:
@@ -118,12 +127,12 @@ class ClosedBroker:
         config = tomllib.loads((self.config_dir / f"{account}.toml").read_text())
         return (config.get("mqtt") or config["broker"])["password"]  # counters call the table [broker]
 
-    def login(self, account: str, client_id: str | None = None) -> Client:
+    def login(self, account: str, client_id: str | None = None, will: str | None = None) -> Client:
         """Log in with a provisioned account; retries while a just-sent SIGHUP is still being handled."""
 
         def attempt() -> Client | None:
             try:
-                return Client(self.port, account, self.password(account), client_id)
+                return Client(self.port, account, self.password(account), client_id, will)
             except Refused:
                 return None
 
@@ -434,3 +443,135 @@ def test_real_counter_unit_calls_the_next_ticket_with_its_provisioned_config(clo
             unit.terminate()
             unit.wait(10)
         server.stop()
+
+
+def test_counter_gets_its_reply_on_the_response_topic_it_asked_for(closed_broker):
+    """docs/protocol.md: a command with an MQTT 5 response topic under counter/<id>/reply/ is answered there."""
+    http_port = int(tomllib.loads(closed_broker.site.read_text())["http"]["port"])
+    server = ServerProcess(closed_broker.site, http_port=http_port).start()
+    try:
+        counter = closed_broker.login("counter-4")
+        counter.subscribe(f"{BASE}/counter/4/reply/#")
+        topic = f"{BASE}/counter/4/reply/session-1"
+        counter.client.publish(
+            f"{BASE}/counter/4/command", json.dumps(command("c1", "open")), qos=1, properties=_response_to(topic)
+        )
+        wait_for(lambda: counter.received(topic), 10, "the reply on the counter's own response topic")
+        assert json.loads(counter.received(topic)[0])["id"] == "c1"
+        assert counter.received(f"{BASE}/counter/4/reply") == []  # not (also) on the default topic
+    finally:
+        server.stop()
+
+
+# What each account may publish: (account, topic, allowed). Every "no" is a neighbour of a "yes".
+PUBLISH_RULES = [
+    ("counter-4", f"{BASE}/counter/4/command", True),
+    ("counter-4", f"{BASE}/device/counter-4/availability", True),
+    ("counter-4", f"{BASE}/counter/4/reply", False),
+    ("counter-4", f"{BASE}/counter/4/reply/x", False),
+    ("counter-4", f"{BASE}/counter/4/state", False),
+    ("counter-4", f"{BASE}/device/counter-1/availability", False),
+    ("counter-4", f"{BASE}/server/availability", False),
+    ("kiosk-k1", f"{BASE}/kiosk/k1/request", True),
+    ("kiosk-k1", f"{BASE}/kiosk/k1/fault", True),
+    ("kiosk-k1", f"{BASE}/device/kiosk-k1/availability", True),
+    ("kiosk-k1", f"{BASE}/kiosk/k1/response/r1", False),
+    ("kiosk-k1", f"{BASE}/kiosk/k2/fault", False),
+    ("kiosk-k1", f"{BASE}/services", False),
+    ("display-hall-1", f"{BASE}/device/display-hall-1/availability", True),
+    ("display-hall-1", f"{BASE}/zone/hall/board", False),
+    ("display-hall-1", f"{BASE}/zone/hall/call", False),
+    ("server", f"{BASE}/counter/4/reply/x", True),
+    ("server", f"{BASE}/zone/hall/board", True),
+    ("server", f"{BASE}/kiosk/k1/response", True),
+    ("server", f"{BASE}/counter/4/command", False),
+    ("server", f"{BASE}/kiosk/k1/request", False),
+    ("server", f"{BASE}/device/counter-4/availability", False),
+]
+
+
+def test_each_account_may_publish_exactly_its_own_topics(closed_broker):
+    clients: dict[str, Client] = {}
+    wrong = []
+    for account, topic, allowed in PUBLISH_RULES:
+        client = clients.get(account) or clients.setdefault(account, closed_broker.login(account))
+        reason = client.publish(topic, {"v": 1})
+        if reason.is_failure == allowed:
+            wrong.append(f"{account} {'could not' if allowed else 'could'} publish {topic} ({reason})")
+    assert wrong == []
+
+
+def test_each_device_receives_exactly_what_it_needs(closed_broker):
+    """Every device subscribes to everything; the server publishes on each kind of topic; the ACL filters."""
+    readers = {name: closed_broker.login(name) for name in ("counter-4", "display-hall-1", "kiosk-k1", "kiosk-k2")}
+    for reader in readers.values():
+        reader.subscribe(f"{BASE}/#")
+    server = closed_broker.login("server")
+    published = [
+        "counter/1/state", "counter/4/state", "counter/4/reply", "counter/4/reply/s1", "counter/1/reply/s1",
+        "zone/hall/call", "zone/hall/board", "zone/upstairs/call", "services", "server/errors",
+        "kiosk/k1/response/r1", "kiosk/k2/response",
+    ]  # fmt: skip
+    for topic in published:
+        assert not server.publish(f"{BASE}/{topic}", {"v": 1}).is_failure, topic
+    sentinel = f"{BASE}/server/availability"  # published last: once it is in, everything before it is too
+    server.publish(sentinel, "online")
+    expected = {
+        "counter-4": {"counter/4/state", "counter/4/reply", "counter/4/reply/s1"},
+        "display-hall-1": {"zone/hall/call", "zone/hall/board", "services"},
+        "kiosk-k1": {"kiosk/k1/response/r1", "services"},
+        "kiosk-k2": {"kiosk/k2/response", "services"},
+    }
+    got = {}
+    for name, reader in readers.items():
+        wait_for(lambda r=reader: r.received(sentinel), 5, f"the sentinel at {name}")
+        with reader._cond:
+            got[name] = {t.removeprefix(f"{BASE}/") for t, _p, _r in reader.messages} - {"server/availability"}
+    assert got == expected
+
+
+def test_revoked_device_leaves_no_retained_availability_or_fault_behind(closed_broker, capsys):
+    """Screens and the server's device list show a revoked kiosk neither online nor offline afterwards."""
+    availability, fault = f"{BASE}/device/kiosk-k1/availability", f"{BASE}/kiosk/k1/fault"
+    kiosk = closed_broker.login("kiosk-k1", will=availability)
+    kiosk.publish(availability, "online", retain=True)
+    kiosk.publish(fault, {"v": 1, "device": "kiosk-k1", "fault": "paper_out"}, retain=True)
+    other = closed_broker.login("counter-1")
+    other.publish(f"{BASE}/device/counter-1/availability", "online", retain=True)
+    closed_broker.login("server").publish(f"{BASE}/server/availability", "online", retain=True)
+    capsys.readouterr()
+
+    assert closed_broker.provision("revoke", "kiosk-k1") == 0
+    out = capsys.readouterr()
+    assert closed_broker.provision("add", "monitor", "check") == 0
+    monitor = closed_broker.login("monitor-check")
+    monitor.subscribe(availability, fault, f"{BASE}/device/counter-1/availability")
+    monitor.subscribe(f"{BASE}/server/availability")  # its retained copy comes after the ones above
+    wait_for(lambda: monitor.received(f"{BASE}/server/availability"), 5, "the retained server availability")
+    assert monitor.received(availability) == [] and monitor.received(fault) == []
+    assert monitor.received(f"{BASE}/device/counter-1/availability") == [b"online"]  # others keep theirs
+    assert "cleared its retained" in out.out and "warning" not in out.err
+    assert "kiosk-k1" not in (closed_broker.broker_dir / "acl").read_text()  # nor the one-off clearing account
+    assert "provision" not in (closed_broker.broker_dir / "passwd").read_text()
+
+
+def test_clear_removes_the_availability_a_device_revoked_while_the_broker_was_away_left(closed_broker, capsys):
+    availability = f"{BASE}/device/counter-4/availability"
+    closed_broker.login("counter-4").publish(availability, "online", retain=True)
+    away = ["--mqtt-port", str(free_port()), "--mqtt-wait", "1"]  # revoke cannot reach the broker
+    assert closed_broker.provision(*away, "revoke", "counter-4") == 0
+    assert "numerek-provision clear counter-4" in capsys.readouterr().err
+    closed_broker.login("server").publish(f"{BASE}/server/availability", "online", retain=True)
+    assert closed_broker.provision("add", "monitor", "check") == 0
+
+    def retained() -> list[bytes]:
+        monitor = closed_broker.login("monitor-check")
+        monitor.subscribe(availability)
+        monitor.subscribe(f"{BASE}/server/availability")  # the sentinel: its retained copy comes after
+        wait_for(lambda: monitor.received(f"{BASE}/server/availability"), 5, "the sentinel")
+        monitor.close()
+        return monitor.received(availability)
+
+    assert retained() == [b"online"]  # still there, as the warning said
+    assert closed_broker.provision("clear", "counter-4") == 0
+    assert retained() == []

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import grp
 import os
+import re
+import shlex
 import shutil
 import stat
 import subprocess
@@ -161,7 +163,7 @@ def test_server_account_refused_when_topic_bases_differ(tmp_path, dirs, capsys):
     assert site.read_bytes() == before and not (dirs[0] / "passwd").exists()
     assert run(dirs, "init", "--topic-base", "urzad2") == 0
     assert run(dirs, "add", "server", "--site-config", str(site)) == 0
-    assert "topic readwrite urzad2/counter/+/+" in (dirs[0] / "acl").read_text()
+    assert "topic read urzad2/counter/+/+" in (dirs[0] / "acl").read_text()
 
 
 def test_site_config_with_an_inline_mqtt_table_is_refused_not_mangled(tmp_path, dirs, capsys):
@@ -220,3 +222,226 @@ def test_device_config_passes_the_roles_own_check_command(dirs, args, account, s
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert shown in done.stdout
+
+
+def _edit(path: Path, *pairs: tuple[str, str]) -> None:
+    text = path.read_text()
+    for old, new in pairs:
+        assert old in text, old
+        text = text.replace(old, new, 1)
+    path.write_text(text)
+
+
+def test_replace_keeps_the_offices_printer_and_pin_settings(dirs, capsys):
+    """A new password must not put the example's dummy printer and default pins back."""
+    from counter.config import load_config as load_counter
+    from kiosk.config import load_config as load_kiosk
+
+    _, config_dir = dirs
+    run(dirs, "add", "kiosk", "k1")
+    run(dirs, "add", "counter", "7")
+    kiosk_file, counter_file = config_dir / "kiosk-k1.toml", config_dir / "counter-7.toml"
+    _edit(kiosk_file, ('type = "dummy"', 'type = "network"  # the TM-T20III by the door\nhost = "192.168.1.50"'))
+    _edit(counter_file, ("next = 17", "next = 4"), ('kind = "lcd"', 'kind = "none"'))
+    old_kiosk = load_kiosk(kiosk_file).mqtt.password
+
+    assert run(dirs, "add", "kiosk", "k1", "--replace") == 0
+    assert run(dirs, "add", "counter", "7", "--replace") == 0
+
+    kiosk = load_kiosk(kiosk_file)
+    assert (kiosk.printer.type, kiosk.printer.host) == ("network", "192.168.1.50")
+    assert "# the TM-T20III by the door" in kiosk_file.read_text()
+    assert kiosk.mqtt.password != old_kiosk and kiosk.mqtt.username == "kiosk-k1"
+    counter = load_counter(counter_file)
+    assert counter.counters[0].buttons.next == "GPIO4" and counter.counters[0].display.kind == "none"
+    passwd = dict(line.split(":", 1) for line in (dirs[0] / "passwd").read_text().splitlines())
+    assert check_password(kiosk.mqtt.password, passwd["kiosk-k1"])
+    assert check_password(counter.broker.password, passwd["counter-7"])
+    assert kiosk_file.read_text().count("from numerek-provision") == 1  # one heading, not one per run
+    assert "settings kept from" in capsys.readouterr().out
+
+
+def test_replace_from_the_devices_own_file_keeps_its_settings(tmp_path, dirs):
+    """The office finished the config on the device; --from takes that copy, not the example."""
+    from display.config import load_config as load_display
+
+    run(dirs, "add", "display", "hall-1", "--zone", "hall")
+    device_copy = tmp_path / "display-from-the-tv.toml"
+    device_copy.write_text(
+        (dirs[1] / "display-hall-1.toml").read_text().replace('office_name = ""', 'office_name = "USC Wola"')
+    )
+    (dirs[1] / "display-hall-1.toml").unlink()  # deleted after copying, as docs/deployment.md allows
+    assert run(dirs, "add", "display", "hall-1", "--zone", "hall", "--replace", "--from", str(device_copy)) == 0
+    display = load_display(dirs[1] / "display-hall-1.toml")
+    assert display.display.office_name == "USC Wola" and display.display.zone == "hall"
+    assert display.mqtt.username == "display-hall-1"
+
+
+def test_replace_refuses_a_config_driving_a_counter_the_account_may_not_command(dirs, capsys):
+    run(dirs, "add", "counter", "7")
+    _edit(dirs[1] / "counter-7.toml", ('id = "7"', 'id = "8"'))
+    before = snapshot(*dirs)
+    assert run(dirs, "add", "counter", "7", "--replace") == 1
+    assert "drives counter(s) 8, which counter-7 may not command" in capsys.readouterr().err
+    assert snapshot(*dirs) == before
+
+
+def test_two_counter_unit_gets_a_block_and_a_heading_for_each_counter(dirs):
+    from counter.config import load_config as load_counter
+
+    assert run(dirs, "add", "counter", "3", "4") == 0
+    path = dirs[1] / "counter-3-4.toml"
+    unit = load_counter(path)
+    assert [c.id for c in unit.counters] == ["3", "4"] and unit.device == "counter-3-4"
+    text = path.read_text()
+    assert '-- counter 3\n[[counters]]\nid = "3"' in text and "-- counter 4 (same Pi)" in text
+    assert "counter 1" not in text and "counter 2" not in text and "Stanowisko 1" not in text
+    assert "add a [[counters]] block" not in text  # nothing is left to add by hand
+
+
+def test_a_unit_for_more_counters_than_the_example_shows_says_which_block_to_add(dirs):
+    from counter.config import load_config as load_counter
+
+    assert run(dirs, "add", "counter", "5", "6", "9") == 0
+    path = dirs[1] / "counter-5-6-9.toml"
+    assert [c.id for c in load_counter(path).counters] == ["5", "6"]
+    assert "may also command counter(s) 9: add a [[counters]] block" in path.read_text()
+    assert run(dirs, "add", "counter", "1", "2", "3", "4", "5") == 1
+
+
+def _installed_venv() -> str:
+    """The venv install.sh creates, from its own variables (prefix=..., venv=$prefix/...)."""
+    text = (ROOT / "systemd" / "install.sh").read_text()
+    prefix = re.search(r"^prefix=(\S+)$", text, re.M).group(1)
+    return re.search(r"^venv=(\S+)$", text, re.M).group(1).replace("$prefix", prefix)
+
+
+@pytest.mark.parametrize(
+    ("role", "args"), [("counter", ["4"]), ("kiosk", ["k1"]), ("display", ["hall-1", "--zone", "hall"])]
+)
+def test_check_command_in_the_device_config_works_as_install_sh_installs(dirs, role, args):
+    """The heading's command: the installed program by full path (not on PATH), as the service user."""
+    assert run(dirs, "add", role, *args) == 0
+    account = f"{role}-{args[0]}"
+    text = (dirs[1] / f"{account}.toml").read_text()
+    commands = [line.removeprefix("#").strip() for line in text.splitlines() if "--check" in line]
+    expected = f"sudo -u numerek {_installed_venv()}/bin/numerek-{role} --config /etc/numerek/{role}.toml --check"
+    assert commands == [expected] * len(commands) and commands  # the example's relative one is replaced too
+    argv = shlex.split(expected.replace(f"/etc/numerek/{role}.toml", str(dirs[1] / f"{account}.toml")))
+    argv[3] = str(Path(sys.executable).parent / f"numerek-{role}")  # this checkout's install of the same program
+    argv = argv[3:]  # no numerek user here: run as ourselves
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+
+
+def test_deployment_doc_gives_the_check_commands_that_work_as_installed():
+    doc = (ROOT / "docs" / "deployment.md").read_text()
+    checks = re.findall(r"^.*numerek-(?:counter|kiosk|display|server) .*--check.*$", doc, re.M)
+    assert checks
+    for line in checks:
+        assert re.search(rf"sudo -u numerek {_installed_venv()}/bin/numerek-\w+ --config /etc/numerek/\S+", line), line
+
+
+def test_deployment_doc_revokes_accounts_it_created():
+    """The doc's provisioning examples: `revoke` names an account that `add` made (counter-3-4, not counter-4)."""
+    from server.provision import device_name
+
+    doc = (ROOT / "docs" / "deployment.md").read_text()
+    made = {"server"}
+    for role, rest in re.findall(r"numerek-provision add (\w+) ([^#\n]*)", doc):
+        ids = [w for w in rest.split() if not w.startswith("-") and not w.startswith("<")]
+        ids = ids[:1] if "--zone" in rest else ids
+        if ids and role != "server":
+            made.add(device_name(role, ids))
+    revoked = re.findall(r"numerek-provision revoke (\S+)", doc)
+    assert revoked and set(revoked) <= made, (revoked, made)
+
+
+def test_revoke_says_clearly_when_the_broker_is_out_of_reach(dirs, capsys):
+    broker_dir, config_dir = dirs
+    run(dirs, "add", "counter", "4")
+    capsys.readouterr()
+    code = main(["--broker-dir", str(broker_dir), "--config-dir", str(config_dir), "--reload-command", "true",
+                 "--mqtt-port", str(free_port()), "--mqtt-wait", "1", "revoke", "counter-4"])  # fmt: skip
+    assert code == 0  # the account is gone, which is what matters for security
+    err = capsys.readouterr().err
+    assert "counter-4's retained availability is still on the broker" in err
+    assert "numerek-provision clear counter-4" in err
+    acl = (broker_dir / "acl").read_text()
+    assert "counter-4" not in acl and "user provision" not in acl  # no one-off clearing account left behind
+
+
+def test_revoke_without_a_reload_says_the_availability_was_not_cleared(dirs, capsys):
+    run(dirs, "add", "kiosk", "k1")
+    capsys.readouterr()
+    assert run(dirs, "revoke", "kiosk-k1") == 0
+    assert "not cleared (broker not reloaded)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["reissue"], "or give --all"),
+        (["reissue", "counter-99"], "no account 'counter-99'"),
+        (["reissue", "server"], "is not a device"),
+        (["clear", "kiosk-k1"], "still has an account"),
+        (["clear", "printer-1"], "is not a device name"),
+    ],
+)
+def test_bad_reissue_or_clear_is_refused_and_changes_nothing(tmp_path, dirs, capsys, args, message):
+    site = write_config(tmp_path / "office.toml", 1883, free_port())
+    run(dirs, "add", "server", "--site-config", str(site))
+    run(dirs, "add", "kiosk", "k1")
+    before = snapshot(*dirs)
+    assert run(dirs, *args) == 1
+    assert message in capsys.readouterr().err
+    assert snapshot(*dirs) == before
+
+
+def test_reissue_refuses_when_a_devices_file_is_gone_and_changes_nothing(dirs, capsys):
+    run(dirs, "add", "kiosk", "k1")
+    run(dirs, "add", "counter", "4")
+    (dirs[1] / "counter-4.toml").unlink()
+    run(dirs, "init", "--port", "8883", "--tls-ca", "/etc/numerek/ca.crt")
+    before = snapshot(*dirs)
+    assert run(dirs, "reissue", "--all") == 1
+    err = capsys.readouterr().err
+    assert "no saved config for counter-4" in err and "sudo cat /etc/numerek/counter.toml" in err
+    assert snapshot(*dirs) == before
+
+
+def test_reissue_moves_every_device_kind_to_tls_keeping_settings_and_passwords(dirs, capsys):
+    """docs/deployment.md, TLS step 3, for a display (zone), a two-counter unit, a kiosk and a monitor."""
+    from counter.config import load_config as load_counter
+    from display.config import load_config as load_display
+    from kiosk.config import load_config as load_kiosk
+
+    run(dirs, "init", "--host", "numerek-serwer.local", "--port", "1883")
+    for args in (["counter", "3", "4"], ["display", "hall-1", "--zone", "hall"], ["kiosk", "k1"], ["monitor", "it"]):
+        assert run(dirs, "add", *args) == 0
+    d = dirs[1]
+    _edit(d / "kiosk-k1.toml", ('type = "dummy"', 'type = "network"\nhost = "192.168.1.50"'))
+    _edit(d / "display-hall-1.toml", ('office_name = ""', 'office_name = "USC Wola"'))
+    _edit(d / "counter-3-4.toml", ("next = 20", "next = 8"))
+    before = {n: tomllib.loads((d / f"{n}.toml").read_text()) for n in ("counter-3-4", "display-hall-1", "kiosk-k1")}
+    passwd_before = (dirs[0] / "passwd").read_text()
+
+    assert run(dirs, "init", "--port", "8883", "--tls-ca", "/etc/numerek/ca.crt") == 0
+    assert run(dirs, "reissue", "--all") == 0
+    assert "password kept" in capsys.readouterr().out
+
+    counter = load_counter(d / "counter-3-4.toml")
+    assert (counter.broker.port, counter.broker.tls_ca) == (8883, "/etc/numerek/ca.crt")
+    assert [c.id for c in counter.counters] == ["3", "4"] and counter.counters[1].buttons.next == "GPIO8"
+    assert counter.broker.password == before["counter-3-4"]["broker"]["password"]
+    display = load_display(d / "display-hall-1.toml")
+    assert (display.mqtt.port, display.mqtt.tls_ca, display.display.zone) == (8883, "/etc/numerek/ca.crt", "hall")
+    assert display.display.office_name == "USC Wola"
+    kiosk = load_kiosk(d / "kiosk-k1.toml")
+    assert (kiosk.mqtt.port, kiosk.printer.type) == (8883, "network")
+    assert tomllib.loads((d / "monitor-it.toml").read_text())["mqtt"]["port"] == 8883
+    assert (dirs[0] / "passwd").read_text() == passwd_before  # every device keeps working until its file arrives
+    for role, name in (("counter", "counter-3-4"), ("display", "display-hall-1"), ("kiosk", "kiosk-k1")):
+        done = subprocess.run([sys.executable, "-m", f"{role}.cli", "--config", str(d / f"{name}.toml"), "--check"],
+                              capture_output=True, text=True, timeout=120, cwd=ROOT)  # fmt: skip
+        assert done.returncode == 0, done.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -164,3 +165,47 @@ def test_install_script_is_valid_bash():
         path = SYSTEMD / script
         assert os.access(path, os.X_OK), f"{script} is not executable"
         subprocess.run(["bash", "-n", str(path)], check=True, timeout=30)
+
+
+def _packages(role: str) -> set[str]:
+    """The Debian packages install.sh installs for ``role`` (its arrays, with ${screen[@]} expanded)."""
+    text = (SYSTEMD / "install.sh").read_text()
+    arrays = {m.group(1): m.group(2) for m in re.finditer(r"^(\w+)=\(([^)]*)\)", text, re.M)}
+    line = re.search(rf"^\s*{role}\)\s+extra=\(([^)]*)\)", text, re.M)
+    assert line, f"no package list for {role} in install.sh"
+    words = line.group(1).replace('"${screen[@]}"', arrays.get("screen", "")).split()
+    return set(words) | set(arrays["common"].split())
+
+
+# What Kivy's SDL2 opens on KMS/DRM -> the Debian (Bookworm) package that provides it.
+KMS_LIBRARIES = {
+    "libEGL.so.1": "libegl1",
+    "libGLESv2.so.2": "libgles2",
+    "libgbm.so.1": "libgbm1",
+    "libdrm.so.2": "libdrm2",
+}
+# Loaded in turn by those: Mesa's EGL vendor for libglvnd, and the GPU drivers (vc4/v3d).
+MESA = {"libegl-mesa0", "libgl1-mesa-dri"}
+
+
+def _kivy_sdl2() -> Path | None:
+    import importlib.util
+
+    spec = importlib.util.find_spec("kivy")
+    if spec is None or spec.origin is None:
+        return None
+    found = sorted((Path(spec.origin).parent.parent / "Kivy.libs").glob("libSDL2-2*.so*"))
+    return found[0] if found else None
+
+
+@pytest.mark.parametrize("role", ("kiosk", "display"))
+def test_screen_roles_install_what_kivy_needs_to_start_on_kms_without_x(role):
+    sdl2 = _kivy_sdl2()
+    if sdl2 is not None:  # the wheel's own SDL2: keep the table above honest
+        data = sdl2.read_bytes()
+        assert b"KMSDRM" in data, "Kivy's SDL2 has no KMS/DRM video driver"
+        for soname in KMS_LIBRARIES:
+            assert soname.encode() in data, f"{sdl2.name} no longer loads {soname}: update KMS_LIBRARIES"
+    packages = _packages(role)
+    needed = set(KMS_LIBRARIES.values()) | MESA | {"libgl1", "libmtdev1", "fonts-dejavu-core"}
+    assert needed <= packages, f"install.sh {role} misses {sorted(needed - packages)}"
