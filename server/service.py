@@ -221,7 +221,10 @@ class NumerekServer:
         if kind is None:
             return  # our own output, seen through the wildcard
         if kind == "availability":
-            self.devices[levels[1]] = msg.payload.decode("utf-8", "replace")
+            if msg.payload:
+                self.devices[levels[1]] = msg.payload.decode("utf-8", "replace")
+            else:  # the retained copy was cleared (``numerek-provision revoke``/``clear``): forget the device
+                self.devices.pop(levels[1], None)
             return
         if kind == "unknown" and msg.retain:
             # Stored state of someone else's, delivered because we (re)subscribed: not a
@@ -375,6 +378,9 @@ class NumerekServer:
     def _handle(self, job: Job, batch: _Batch) -> None:
         if job.kind == "unknown":
             self._error(batch, job, None, ErrorCode.UNKNOWN_TOPIC, f"Numerek does not listen on {job.topic}")
+            return
+        if job.kind == "fault" and not job.payload:  # the retained fault was cleared (a revoked kiosk)
+            self.faults.pop(f"kiosk-{job.device}", None)
             return
         data, raw, rid, problem = self._parse(job)
         if data is None:

@@ -75,3 +75,20 @@ def test_bad_counter_commands_over_http_are_4xx_and_change_nothing(server):
 def test_openapi_schema_is_served(server):
     spec = server.get("/openapi.json").json()
     assert "/api/queues" in spec["paths"] and "/api/tickets/{token}" in spec["paths"]
+
+
+def test_a_device_whose_retained_state_is_cleared_is_no_longer_listed(server, peer):
+    """``numerek-provision revoke`` clears a device's retained availability and fault: the
+    device list then forgets it instead of showing it with a blank status."""
+    from tests.harness import wait_for
+
+    peer.subscribe(f"{BASE}/server/errors")
+    peer.publish(f"{BASE}/device/kiosk-k9/availability", "online", retain=True)
+    fault = {"v": 1, "device": "kiosk-k9", "fault": "paper_out", "message": "brak papieru"}
+    peer.publish(f"{BASE}/kiosk/k9/fault", fault, retain=True)
+    wait_for(lambda: server.get("/api/devices").json().get("kiosk-k9") == {
+        "availability": "online", "fault": "paper_out", "message": "brak papieru"}, 10, "the kiosk listed")  # fmt: skip
+    peer.publish(f"{BASE}/device/kiosk-k9/availability", b"", retain=True)
+    peer.publish(f"{BASE}/kiosk/k9/fault", b"", retain=True)
+    wait_for(lambda: "kiosk-k9" not in server.get("/api/devices").json(), 10, "the revoked kiosk forgotten")
+    assert peer.latest(f"{BASE}/server/errors") is None  # clearing is not an invalid request
