@@ -14,6 +14,12 @@ and dropped; it is never queued. To make sure paho does not re-send an unacknowl
 command after a reconnect minutes later, the unit throws its MQTT client away whenever
 the connection drops and connects with a fresh one (clean start, no session), so nothing
 from before the outage can be replayed. After reconnecting the retained state is the truth.
+
+A press that does reach a server which then freezes must not be carried out after the
+unit told the clerk "Brak odpowiedzi". So every command carries ``expires_at``: the moment,
+on the server's clock, when the unit gives up waiting. The Pi has no real-time clock, so
+the unit learns the server's clock (:class:`ServerClock`) from the ``server_time`` of live
+state and replies, with ``time.monotonic()`` in between.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta, tzinfo
 
 import paho.mqtt.client as mqtt
 from gpiozero import RGBLED, Button
@@ -61,6 +68,7 @@ REFUSAL_TEXT: dict[str, str] = {
     ErrorCode.UNKNOWN_TICKET: "Brak biletu",
     ErrorCode.UNKNOWN_SERVICE: "Zla usluga",
     ErrorCode.UNKNOWN_COUNTER: "Zle stanowisko",
+    ErrorCode.EXPIRED: "Sprobuj ponownie",  # our clock estimate was off: the reply taught us better
 }
 
 # The client pressed a rating button: tell them in their terms.
@@ -110,11 +118,50 @@ class Debounce:
         return quiet
 
 
+class ServerClock:
+    """The unit's estimate of the server's clock: ``server_time`` seen plus monotonic time since.
+
+    Each live message gives a lower bound of the server's time (it was stamped before it
+    travelled), so the estimate keeps the highest bound. That errs on the side of a late
+    ``expires_at``, which only weakens the protection, never refuses a good press. Retained
+    copies are skipped: one may be minutes old. :meth:`forget` when the server restarts or
+    the connection drops, since the server's clock may have been stepped meanwhile.
+    """
+
+    def __init__(self, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self._monotonic = monotonic
+        self._offset: float | None = None  # server epoch seconds minus monotonic seconds
+        self._tz: tzinfo | None = None
+        self._lock = threading.Lock()
+
+    def learn(self, server_time: datetime) -> None:
+        if server_time.tzinfo is None:
+            return  # the protocol always sends an offset; a naive time cannot be placed
+        offset = server_time.timestamp() - self._monotonic()
+        with self._lock:
+            if self._offset is None or offset > self._offset:
+                self._offset = offset
+                self._tz = server_time.tzinfo
+
+    def forget(self) -> None:
+        with self._lock:
+            self._offset = None
+            self._tz = None
+
+    def now(self) -> datetime | None:
+        """The server's time now, or None before the first live message."""
+        with self._lock:
+            if self._offset is None:
+                return None
+            return datetime.fromtimestamp(self._offset + self._monotonic(), self._tz)
+
+
 @dataclass
 class _Pending:
     station: Station
     action: CounterAction
     deadline: float
+    quiet: bool = False  # the unit's own sync: no notice either way
 
 
 class Station:
@@ -329,6 +376,7 @@ class CounterUnit:
         self.server_online = False
         self._client: mqtt.Client | None = None
         self._pending: dict[str, _Pending] = {}
+        self.server_clock = ServerClock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.stations: dict[str, Station] = {}
@@ -427,10 +475,12 @@ class CounterUnit:
             self.broker_connected = False
             self.server_online = False
             pending, self._pending = self._pending, {}
+        self.server_clock.forget()
         if was_connected and not self._stop.is_set():
             log.warning("lost the broker; showing offline and reconnecting")
         for p in pending.values():
-            p.station.refused("timeout", "connection lost", p.action)
+            if not p.quiet:
+                p.station.refused("timeout", "connection lost", p.action)
         self.render_all()
 
     def _on_connect(self, client: mqtt.Client) -> None:
@@ -447,18 +497,28 @@ class CounterUnit:
     def _on_message(self, _client, _userdata, msg: mqtt.MQTTMessage) -> None:
         try:
             if msg.topic == self.topics.server_availability:
+                online = msg.payload.decode(errors="replace") == ONLINE
                 with self.lock:
-                    self.server_online = msg.payload.decode(errors="replace") == ONLINE
-                log.info("server is %s", "online" if self.server_online else "offline")
+                    came_online = online and not self.server_online
+                    self.server_online = online
+                log.info("server is %s", "online" if online else "offline")
+                if not online:
+                    self.server_clock.forget()  # it may come back with its clock stepped
+                elif came_online:
+                    self.sync_clock()
                 self.render_all()
             elif msg.topic in self._by_state_topic:
                 station = self._by_state_topic[msg.topic]
                 state = CounterState.model_validate_json(msg.payload)
+                if not msg.retain:  # a retained copy may be old: no clock sample
+                    self.server_clock.learn(state.server_time)
                 with self.lock:
                     station.state = state
                 station.render()
             elif msg.topic in self._reply_topics:
-                self._reply(CounterReply.model_validate_json(msg.payload))
+                reply = CounterReply.model_validate_json(msg.payload)
+                self.server_clock.learn(reply.server_time)
+                self._reply(reply)
         except (ValidationError, ValueError) as exc:
             log.warning("ignoring a malformed message on %s: %s", msg.topic, exc)
 
@@ -467,6 +527,8 @@ class CounterUnit:
             pending = self._pending.pop(reply.id or "", None)
         if pending is None:
             return  # an answer to someone else (another unit of this counter, a test peer)
+        if pending.quiet:
+            return
         if reply.ok:
             pending.station.accepted(pending.action, reply)
         else:
@@ -475,25 +537,41 @@ class CounterUnit:
 
     # ------------------------------------------------------------------ commands
 
-    def send(self, station: Station, action: CounterAction, **fields) -> str | None:
-        """Publish one command now, or refuse it visibly; never queue it for later."""
+    def send(
+        self, station: Station, action: CounterAction, quiet: bool = False, **fields
+    ) -> str | None:
+        """Publish one command now, or refuse it visibly; never queue it for later.
+
+        The command expires (``expires_at``, server time) when this unit stops waiting for
+        its reply, so a server that reads it later refuses it instead of acting behind the
+        clerk's back. Without a clock estimate yet, it goes without a deadline.
+        """
+        timeout = self.config.unit.reply_timeout_s
         with self.lock:
             client = self._client
             if not self.online or client is None:
                 refused = True
             else:
                 refused = False
-                cmd = CounterCommand(id=uuid.uuid4().hex, action=action, **fields)
+                server_now = self.server_clock.now()
+                expires_at = server_now + timedelta(seconds=timeout) if server_now is not None else None
+                cmd = CounterCommand(id=uuid.uuid4().hex, action=action, expires_at=expires_at, **fields)
                 info = client.publish(self.topics.counter_command(station.id), cmd.to_json(), qos=1)
                 if info.rc != mqtt.MQTT_ERR_SUCCESS:
                     refused = True
                 else:
-                    deadline = time.monotonic() + self.config.unit.reply_timeout_s
-                    self._pending[cmd.id] = _Pending(station, action, deadline)
+                    deadline = time.monotonic() + timeout
+                    self._pending[cmd.id] = _Pending(station, action, deadline, quiet)
         if refused:
-            station.refused("offline", "not sent", action)
+            if not quiet:
+                station.refused("offline", "not sent", action)
             return None
         return cmd.id
+
+    def sync_clock(self) -> None:
+        """Ask the server for a live reply (``sync`` changes nothing) to learn its clock from."""
+        first = next(iter(self.stations.values()))
+        self.send(first, CounterAction.SYNC, quiet=True)
 
     def housekeeping(self) -> None:
         """Time out unanswered commands and let notices expire (runs about every 0.1 s)."""
@@ -502,7 +580,8 @@ class CounterUnit:
             expired = [k for k, p in self._pending.items() if p.deadline <= now]
             late = [self._pending.pop(k) for k in expired]
         for p in late:
-            p.station.refused("timeout", "no reply", p.action)
+            if not p.quiet:
+                p.station.refused("timeout", "no reply", p.action)
         self.render_all()
 
     def render_all(self) -> None:

@@ -401,6 +401,13 @@ class QueueEngine:
         now = self.roll_day()
         if counter_id not in self.counters:
             raise Refusal(ErrorCode.UNKNOWN_COUNTER, f"no counter {counter_id!r}")
+        if cmd.expires_at is not None and now >= cmd.expires_at:
+            late = (now - cmd.expires_at).total_seconds()
+            raise Refusal(
+                ErrorCode.EXPIRED,
+                f"the command expired {late:.1f} s before the server read it (at {cmd.expires_at.isoformat()}); "
+                "the device has told the clerk it failed, so nothing was done",
+            )
         counter = self.counters[counter_id]
         current = self.current_ticket(counter_id)
         if cmd.current is not None:

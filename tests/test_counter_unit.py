@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import signal
+import sqlite3
 import time
 from collections.abc import Iterator
 
@@ -245,12 +247,23 @@ def test_a_button_on_a_released_pin_does_not_act_without_a_press(server, unit, k
     assert calls(server) == []
 
 
-def test_frozen_server_press_shows_no_reply_then_the_truth(server, unit, kiosk):
-    """A server that stops answering (but keeps its connection) cannot be told from a slow one:
-    the unit says "Brak odpowiedzi" after reply_timeout_s and then shows whatever the server did."""
+def replies(server: ServerProcess) -> list[dict]:
+    """The replies the server gave (its idempotency table), oldest first."""
+    conn = sqlite3.connect(f"file:{server.database}?mode=ro", uri=True)
+    try:
+        rows = conn.execute("SELECT reply FROM commands ORDER BY at").fetchall()
+    finally:
+        conn.close()
+    return [json.loads(r[0]) for r in rows]
+
+
+def test_press_to_a_frozen_server_is_not_carried_out_when_it_wakes(server, unit, kiosk):
+    """The unit told the clerk "Brak odpowiedzi"; the server that wakes later must not call
+    the ticket behind the clerk's back: the press carried a deadline and has expired."""
     issue(kiosk, "rej")
     station = unit.stations["1"]
     shows(unit, "Nieczynne".center(16).rstrip(), "Stanowisko 1")
+    wait_for(lambda: unit.server_clock.now() is not None, 10, "the unit to learn the server's clock")
     assert server.proc is not None
     server.proc.send_signal(signal.SIGSTOP)
     try:
@@ -259,7 +272,18 @@ def test_frozen_server_press_shows_no_reply_then_the_truth(server, unit, kiosk):
         led_is(unit, RED)
     finally:
         server.proc.send_signal(signal.SIGCONT)
-    # The command had reached the server before it froze; it is carried out once, on waking.
-    shows(unit, "   Numer A001", timeout=15)
-    time.sleep(1.0)
+    # The press had reached the server before it froze; on waking it refuses it.
+    expired = wait_for(
+        lambda: [r for r in replies(server) if r.get("action") == "next" and not r["ok"]], 15, "the late press refused"
+    )
+    assert expired[0]["error"]["code"] == "expired"
+    assert calls(server) == []
+    assert current_at(server) is None
+    assert next(q for q in server.get("/api/queues").json() if q["service"] == "rej")["waiting"] == 1
+    # The unit shows the truth: nobody called, the counter still closed, no error left.
+    shows(unit, "Nieczynne".center(16).rstrip(), "Stanowisko 1")
+    led_is(unit, YELLOW)
+    # And the next press, answered in time, is carried out.
+    press(station, "next")
+    shows(unit, "   Numer A001")
     assert calls(server) == ["A001"]

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 import pytest
+from pydantic import ValidationError
 
 from protocol.messages import CounterAction, CounterCommand, CounterStatus, ErrorCode
 from server.domain import EventKind, Refusal, TicketStatus
@@ -235,3 +238,36 @@ def test_estimate_is_not_zero_while_no_counter_is_open(engine):
     ticket, ahead = engine.issue("kasa")
     assert ahead == 0 and engine.open_counters("kasa") == []
     assert ticket.estimated_wait_s > 0
+
+
+# ---------------------------------------------------------------- command deadline (expires_at)
+
+
+def test_command_read_after_its_expires_at_is_refused_as_expired_and_changes_nothing(engine, clock):
+    """A server that froze must not carry out a press the clerk was already told had failed."""
+    engine.issue("rej")
+    engine.take_changes()
+    deadline = clock.now + timedelta(seconds=3)
+    clock.advance(20)  # the server was stopped for 20 s; the press waited in the broker
+    with pytest.raises(Refusal) as r:
+        engine.command("1", cmd("next", current="", expires_at=deadline))
+    assert r.value.code == ErrorCode.EXPIRED
+    assert "expired" in r.value.message
+    assert not engine.take_changes()
+    assert engine.current_ticket("1") is None
+    assert [t.number for t in engine.waiting()] == ["A001"]
+
+
+def test_command_before_its_expires_at_or_without_one_is_carried_out(engine, clock):
+    engine.issue("rej")
+    engine.issue("rej")
+    in_warsaw = (clock.now + timedelta(seconds=3)).astimezone(engine.tz)  # any UTC offset compares right
+    assert engine.command("1", cmd("next", expires_at=in_warsaw)).number == "A001"
+    clock.advance(3600)
+    assert engine.command("1", cmd("next")).number == "A002"  # old devices and scripts send none
+
+
+def test_expires_at_without_a_utc_offset_is_refused_by_the_protocol():
+    with pytest.raises(ValidationError) as e:
+        cmd("next", expires_at=datetime(2026, 11, 23, 9, 0, 3))
+    assert "expires_at" in str(e.value) and "UTC offset" in str(e.value)
