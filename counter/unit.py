@@ -75,6 +75,7 @@ REFUSAL_TEXT: dict[str, str] = {
 RATING_REFUSAL_TEXT: dict[str, str] = {
     ErrorCode.UNKNOWN_TICKET: "Brak do oceny",
     ErrorCode.NOT_ALLOWED: "Juz oceniono",
+    ErrorCode.EXPIRED: "Brak do oceny",  # too long after the service
 }
 
 # Actions about the ticket being served carry ``current`` (see CounterCommand).

@@ -55,7 +55,7 @@ class ErrorCode(StrEnum):
     NO_CURRENT_TICKET = "no_current_ticket"
     QUEUE_EMPTY = "queue_empty"
     STALE = "stale"  # the command was about a ticket that is no longer current
-    EXPIRED = "expired"  # the command's expires_at had passed
+    EXPIRED = "expired"  # the command's expires_at had passed / a rating came too long after the service
     INTERNAL = "internal"
 
 

@@ -182,6 +182,22 @@ def test_feedback_button_rates_the_service_that_just_ended_once(server, unit, ki
     assert [(r["ticket"], r["data"]) for r in ratings] == [("B001", '{"rating": 5}')]
 
 
+def test_rating_pressed_after_the_next_client_was_called_does_not_land_on_the_earlier_one(server, unit, kiosk):
+    issue(kiosk, "pj")
+    issue(kiosk, "pj")
+    station = unit.stations["1"]
+    shows(unit, "Nieczynne".center(16).rstrip())
+    press(station, "next")
+    shows(unit, "   Numer B001")
+    press(station, "finish")
+    shows(unit, "Zapraszamy".center(16).rstrip())
+    press(station, "next")  # B002 steps up; B001 has left without rating
+    shows(unit, "   Numer B002")
+    press(station, "rate1")  # someone presses a rating button now
+    shows(unit, "   Numer B002", "Brak do oceny")
+    assert events(server.database, kinds=("rating",)) == []
+
+
 def test_broker_restart_shows_offline_refuses_presses_and_recovers_the_right_state(server, broker, unit, kiosk):
     for _ in range(3):
         issue(kiosk, "rej")

@@ -271,3 +271,80 @@ def test_expires_at_without_a_utc_offset_is_refused_by_the_protocol():
     with pytest.raises(ValidationError) as e:
         cmd("next", expires_at=datetime(2026, 11, 23, 9, 0, 3))
     assert "expires_at" in str(e.value) and "UTC offset" in str(e.value)
+
+
+# ---------------------------------------------------------------- ratings belong to the client just served
+
+
+def test_rating_after_the_counter_called_the_next_client_is_refused(engine):
+    engine.issue("rej")
+    engine.issue("rej")
+    engine.command("1", cmd("next"))
+    first = engine.command("1", cmd("finish"))
+    engine.command("1", cmd("next"))  # A002 is at the counter now, A001 has gone
+    engine.take_changes()
+    with pytest.raises(Refusal) as r:
+        engine.command("1", cmd("rate", rating=1))
+    assert r.value.code == ErrorCode.UNKNOWN_TICKET
+    assert first.rating is None
+    assert not engine.take_changes()
+
+
+def test_rating_after_a_no_show_is_refused(engine):
+    engine.issue("rej")
+    engine.issue("rej")
+    engine.command("1", cmd("next"))
+    engine.command("1", cmd("next"))  # finishes A001, calls A002
+    engine.command("1", cmd("no_show"))  # A002 never came
+    with pytest.raises(Refusal) as r:
+        engine.command("1", cmd("rate", rating=2))
+    assert r.value.code == ErrorCode.UNKNOWN_TICKET
+    assert engine.counters["1"].last_finished is None
+
+
+def test_client_finished_by_next_can_still_rate_their_service(engine, clock):
+    """NEXT both ends a service and calls the next person; the one leaving may rate."""
+    engine.issue("rej")
+    engine.issue("rej")
+    engine.command("1", cmd("next"))
+    clock.advance(300)
+    engine.command("1", cmd("next"))  # finishes A001, calls A002
+    clock.advance(20)
+    rated = engine.command("1", cmd("rate", rating=4))
+    assert (rated.number, rated.rating) == ("A001", 4)
+
+
+def test_rating_later_than_the_window_after_the_service_is_refused_as_expired(engine, clock):
+    engine.issue("rej")
+    engine.command("1", cmd("next"))
+    finished = engine.command("1", cmd("finish"))
+    clock.advance(QueueEngine.RATING_WINDOW_S + 1)
+    with pytest.raises(Refusal) as r:
+        engine.command("1", cmd("rate", rating=5))
+    assert r.value.code == ErrorCode.EXPIRED
+    assert "within 120 s" in r.value.message
+    assert finished.rating is None
+
+
+def test_rating_window_is_configurable(clock):
+    engine = QueueEngine(office_config(), clock, token_factory=Tokens(), rating_window_s=600)
+    engine.issue("rej")
+    engine.command("1", cmd("next"))
+    engine.command("1", cmd("finish"))
+    clock.advance(300)
+    assert engine.command("1", cmd("rate", rating=3)).rating == 3
+
+
+def test_rating_naming_a_ticket_must_be_the_one_this_counter_just_finished(engine, clock):
+    for _ in range(3):
+        engine.issue("rej")
+    engine.command("1", cmd("next"))
+    engine.command("1", cmd("next"))  # A001 finished
+    engine.command("1", cmd("next"))  # A002 finished, A003 called
+    with pytest.raises(Refusal) as r:
+        engine.command("1", cmd("rate", rating=5, ticket="A001"))
+    assert r.value.code == ErrorCode.UNKNOWN_TICKET and "A002" in r.value.message
+    engine.command("2", cmd("next"))  # nothing waiting; counter 2 finished nobody
+    with pytest.raises(Refusal):
+        engine.command("2", cmd("rate", rating=5, ticket="A002"))
+    assert engine.command("1", cmd("rate", rating=5, ticket="A002")).rating == 5
