@@ -71,6 +71,11 @@ REFUSAL_TEXT: dict[str, str] = {
     ErrorCode.EXPIRED: "Sprobuj ponownie",  # our clock estimate was off: the reply taught us better
 }
 
+# Refusals that are not the clerk's mistake: shown as a notice, the LED keeps its colour.
+GENTLE_REFUSAL_TEXT: dict[str, str] = {
+    ErrorCode.TOO_SOON: "Juz wywolano",  # the hall is still announcing this number
+}
+
 # The client pressed a rating button: tell them in their terms.
 RATING_REFUSAL_TEXT: dict[str, str] = {
     ErrorCode.UNKNOWN_TICKET: "Brak do oceny",
@@ -285,6 +290,10 @@ class Station:
         if code == ErrorCode.STALE:
             # The second of a double press (or the panel acted first): nothing to tell.
             log.info("counter %s: stale press ignored (%s)", self.id, message)
+            return
+        if code in GENTLE_REFUSAL_TEXT:
+            log.info("counter %s: %s refused: %s %s", self.id, action.value if action else "press", code, message)
+            self.notice(GENTLE_REFUSAL_TEXT[code], error=False)
             return
         log.warning("counter %s: %s refused: %s %s", self.id, action.value if action else "press", code, message)
         text = (RATING_REFUSAL_TEXT.get(code) if action == CounterAction.RATE else None) or REFUSAL_TEXT.get(code)

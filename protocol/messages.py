@@ -56,6 +56,7 @@ class ErrorCode(StrEnum):
     QUEUE_EMPTY = "queue_empty"
     STALE = "stale"  # the command was about a ticket that is no longer current
     EXPIRED = "expired"  # the command's expires_at had passed / a rating came too long after the service
+    TOO_SOON = "too_soon"  # a recall while the previous call of the ticket is still being announced
     INTERNAL = "internal"
 
 

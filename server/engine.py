@@ -69,6 +69,8 @@ class QueueEngine:
     RECENT_CALLS = 10
     RATING_WINDOW_S = 120.0
     """A rating counts only this soon after the service ended (then it is someone else's press)."""
+    RECALL_GUARD_S = 10.0
+    """A recall this soon after the ticket's last call is refused: that announcement still plays."""
 
     def __init__(
         self,
@@ -77,12 +79,14 @@ class QueueEngine:
         estimator: WaitEstimator | None = None,
         token_factory: Callable[[], str] = default_token,
         rating_window_s: float = RATING_WINDOW_S,
+        recall_guard_s: float = RECALL_GUARD_S,
     ) -> None:
-        if rating_window_s <= 0:
-            raise ValueError("rating_window_s must be positive")
+        if rating_window_s <= 0 or recall_guard_s < 0:
+            raise ValueError("rating_window_s must be positive and recall_guard_s not negative")
         self.config = config
         self.clock = clock
         self.rating_window = timedelta(seconds=rating_window_s)
+        self.recall_guard = timedelta(seconds=recall_guard_s)
         self.estimator: WaitEstimator = estimator or RecentMedianEstimator()
         self.token_factory = token_factory
         self.tz = config.office.tz
@@ -536,6 +540,15 @@ class QueueEngine:
         ticket = self._require_current(current, counter)
         if ticket.status != TicketStatus.CALLED:
             raise Refusal(ErrorCode.NOT_ALLOWED, f"{ticket.number} is already being served")
+        since = now - ticket.called_at if ticket.called_at else None
+        if since is not None and since < self.recall_guard:
+            # Why: a double press of RECALL (two ids, same current) would otherwise make the
+            # hall announce the same number twice while the first announcement still plays.
+            raise Refusal(
+                ErrorCode.TOO_SOON,
+                f"{ticket.number} was called {since.total_seconds():.0f} s ago and is still being announced; "
+                f"recall again after {self.recall_guard.total_seconds():.0f} s",
+            )
         ticket.recalls += 1
         ticket.called_at = now
         self._event(

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from counter.unit import CounterUnit
+from server.engine import QueueEngine
 from tests.harness import Peer, ServerProcess, wait_for
 from tests.test_counter_support import (
     BASE,
@@ -135,8 +136,9 @@ def test_recall_no_show_finish_and_transfer_buttons(server, unit, kiosk):
     shows(unit, "Nieczynne".center(16).rstrip())
     press(station, "next")
     shows(unit, "   Numer A001")
-    press(station, "recall")
-    wait_for(lambda: events(server.database, kinds=("recall",)), 10, "a recall event")
+    press(station, "recall")  # the hall is still announcing A001: no second announcement
+    shows(unit, "   Numer A001", "Juz wywolano")
+    led_is(unit, BLUE)
     press(station, "no_show")
     shows(unit, "Zapraszamy".center(16).rstrip())
     press(station, "next")
@@ -158,7 +160,7 @@ def test_recall_no_show_finish_and_transfer_buttons(server, unit, kiosk):
     led_is(unit, RED)
     rows = [(e["kind"], e["ticket"]) for e in events(server.database, counter="1") if e["ticket"]]
     assert rows == [
-        ("call", "A001"), ("recall", "A001"), ("no_show", "A001"), ("call", "A002"), ("transfer", "A002"),
+        ("call", "A001"), ("no_show", "A001"), ("call", "A002"), ("transfer", "A002"),
         ("call", "A003"), ("transfer", "A003"), ("call", "A004"), ("finish", "A004"),
     ]  # fmt: skip
     transfer_to_pj = next(e for e in events(server.database, kinds=("transfer",)) if e["ticket"] == "A002")
@@ -303,3 +305,22 @@ def test_press_to_a_frozen_server_is_not_carried_out_when_it_wakes(server, unit,
     press(station, "next")
     shows(unit, "   Numer A001")
     assert calls(server) == ["A001"]
+
+
+def test_double_press_of_recall_announces_the_ticket_once(server, unit, kiosk, peer):
+    peer.subscribe(f"{BASE}/zone/hall/call")
+    issue(kiosk, "rej")
+    station = unit.stations["1"]
+    shows(unit, "Nieczynne".center(16).rstrip())
+    press(station, "next")
+    shows(unit, "   Numer A001")
+    peer.expect(f"{BASE}/zone/hall/call", where=lambda c: not c["recall"])
+    time.sleep(QueueEngine.RECALL_GUARD_S + 0.5)  # the client did not come; the call has long been announced
+    press(station, "recall", hold_s=0.05)
+    press(station, "recall", hold_s=0.05)  # a nervous double press
+    shows(unit, "   Numer A001", "Juz wywolano")
+    peer.expect(f"{BASE}/zone/hall/call", where=lambda c: c["recall"])
+    time.sleep(1.5)  # give a second announcement every chance to arrive
+    assert [e["ticket"] for e in events(server.database, kinds=("recall",))] == ["A001"]
+    assert [json.loads(p)["recall"] for t, p, _r in peer.seen if t == f"{BASE}/zone/hall/call"] == [False, True]
+    led_is(unit, BLUE)

@@ -153,10 +153,11 @@ def test_stale_current_is_refused(engine):
     assert engine.current_ticket("1").number == "A002"
 
 
-def test_recall_announces_again_and_counts(engine):
+def test_recall_announces_again_and_counts(engine, clock):
     engine.issue("rej")
     engine.command("1", cmd("next"))
     engine.take_changes()
+    clock.advance(30)  # the client did not come: the clerk calls again
     t = engine.command("1", cmd("recall"))
     changes = engine.take_changes()
     assert t.recalls == 1
@@ -348,3 +349,34 @@ def test_rating_naming_a_ticket_must_be_the_one_this_counter_just_finished(engin
     with pytest.raises(Refusal):
         engine.command("2", cmd("rate", rating=5, ticket="A002"))
     assert engine.command("1", cmd("rate", rating=5, ticket="A002")).rating == 5
+
+
+# ---------------------------------------------------------------- recall guard
+
+
+def test_second_recall_while_the_call_is_still_announced_is_refused_too_soon(engine, clock):
+    engine.issue("rej")
+    engine.command("1", cmd("next", current=""))
+    clock.advance(30)
+    engine.command("1", cmd("recall", current="A001"))
+    engine.take_changes()
+    clock.advance(2)  # a nervous double press: another id, the same belief
+    with pytest.raises(Refusal) as r:
+        engine.command("1", cmd("recall", current="A001"))
+    assert r.value.code == ErrorCode.TOO_SOON
+    assert not engine.take_changes()  # no second announcement
+    assert engine.current_ticket("1").recalls == 1
+    clock.advance(QueueEngine.RECALL_GUARD_S)
+    assert engine.command("1", cmd("recall", current="A001")).recalls == 2
+    assert [e.kind for e in engine.take_changes().calls] == [EventKind.RECALL]
+
+
+def test_recall_right_after_the_call_is_refused_too_soon(engine, clock):
+    engine.issue("rej")
+    engine.command("1", cmd("next"))
+    engine.take_changes()
+    clock.advance(1)
+    with pytest.raises(Refusal) as r:
+        engine.command("1", cmd("recall"))
+    assert r.value.code == ErrorCode.TOO_SOON
+    assert not engine.take_changes().calls
