@@ -36,7 +36,7 @@ import paho.mqtt.client as mqtt
 from gpiozero import RGBLED, Button
 from pydantic import ValidationError
 
-from counter.config import CounterConfig, CounterUnitConfig, DisplayConfig
+from counter.config import CounterConfig, CounterUnitConfig, DisplayConfig, TransferButton
 from hardware.number_display import ConsoleDisplay, HD44780Display, MemoryDisplay, NumberDisplay
 from protocol.messages import CounterAction, CounterCommand, CounterReply, CounterState, CounterStatus, ErrorCode
 from protocol.mqtt import connect_properties, make_client
@@ -74,6 +74,7 @@ REFUSAL_TEXT: dict[str, str] = {
 # Refusals that are not the clerk's mistake: shown as a notice, the LED keeps its colour.
 GENTLE_REFUSAL_TEXT: dict[str, str] = {
     ErrorCode.TOO_SOON: "Juz wywolano",  # the hall is still announcing this number
+    ErrorCode.STALE: "Stan zmieniony",  # a double press, or the panel acted first; we re-read the state
 }
 
 # The client pressed a rating button: tell them in their terms.
@@ -91,6 +92,13 @@ ABOUT_CURRENT = {
     CounterAction.FINISH,
     CounterAction.TRANSFER,
 }
+
+
+def transfer_text(t: TransferButton) -> str:
+    """The notice after a transfer: where the ticket went (the button's label, or its target)."""
+    if t.label:
+        return t.label
+    return f"Do: {t.service}" if t.service else f"Do stanowiska {t.counter}"
 
 
 def make_display(counter_id: str, cfg: DisplayConfig) -> NumberDisplay:
@@ -168,6 +176,7 @@ class _Pending:
     action: CounterAction
     deadline: float
     quiet: bool = False  # the unit's own sync: no notice either way
+    done_text: str | None = None  # the notice when it is accepted (a transfer's target)
 
 
 class Station:
@@ -204,7 +213,8 @@ class Station:
             self._button(
                 f"transfer{i}", t.pin, b.pull_up, pin_factory,
                 lambda t=t, i=i: self.press(
-                    CounterAction.TRANSFER, f"transfer{i}", target_service=t.service, target_counter=t.counter
+                    CounterAction.TRANSFER, f"transfer{i}", done_text=transfer_text(t),
+                    target_service=t.service, target_counter=t.counter,
                 ),
             )  # fmt: skip
         for f in cfg.feedback:
@@ -235,7 +245,7 @@ class Station:
 
     # ------------------------------------------------------------------ presses
 
-    def press(self, action: CounterAction, button: str, **fields) -> None:
+    def press(self, action: CounterAction, button: str, done_text: str | None = None, **fields) -> None:
         """A clerk's button: send the command about the ticket shown now."""
         current = None
         if action in ABOUT_CURRENT:
@@ -249,7 +259,7 @@ class Station:
                     current = shown
                     self._last_press[button] = (now, shown)
         log.info("counter %s: %s pressed (current %r)", self.id, button, current)
-        self.unit.send(self, action, current=current, **fields)
+        self.unit.send(self, action, done_text=done_text, current=current, **fields)
 
     def rate(self, rating: int) -> None:
         now = time.monotonic()
@@ -278,22 +288,20 @@ class Station:
 
     # ------------------------------------------------------------------ results
 
-    def accepted(self, action: CounterAction, reply: CounterReply) -> None:
+    def accepted(self, action: CounterAction, reply: CounterReply, done_text: str | None = None) -> None:
         if action == CounterAction.NEXT and reply.ticket is None:
             self.notice("Kolejka pusta", error=False)
         elif action == CounterAction.TRANSFER:
-            self.notice("Przekazano", error=False)
+            self.notice(done_text or "Przekazano", error=False)
         elif action == CounterAction.RATE:
             self.notice("Dziekujemy!", error=False)
 
     def refused(self, code: str, message: str = "", action: CounterAction | None = None) -> None:
-        if code == ErrorCode.STALE:
-            # The second of a double press (or the panel acted first): nothing to tell.
-            log.info("counter %s: stale press ignored (%s)", self.id, message)
-            return
         if code in GENTLE_REFUSAL_TEXT:
             log.info("counter %s: %s refused: %s %s", self.id, action.value if action else "press", code, message)
             self.notice(GENTLE_REFUSAL_TEXT[code], error=False)
+            if code == ErrorCode.STALE:
+                self.unit.resync(self)  # what we show is behind the server: fetch the truth again
             return
         log.warning("counter %s: %s refused: %s %s", self.id, action.value if action else "press", code, message)
         text = (RATING_REFUSAL_TEXT.get(code) if action == CounterAction.RATE else None) or REFUSAL_TEXT.get(code)
@@ -540,7 +548,7 @@ class CounterUnit:
         if pending.quiet:
             return
         if reply.ok:
-            pending.station.accepted(pending.action, reply)
+            pending.station.accepted(pending.action, reply, pending.done_text)
         else:
             code = reply.error.code if reply.error else "internal"
             pending.station.refused(code, reply.error.message if reply.error else "", pending.action)
@@ -548,7 +556,7 @@ class CounterUnit:
     # ------------------------------------------------------------------ commands
 
     def send(
-        self, station: Station, action: CounterAction, quiet: bool = False, **fields
+        self, station: Station, action: CounterAction, quiet: bool = False, done_text: str | None = None, **fields
     ) -> str | None:
         """Publish one command now, or refuse it visibly; never queue it for later.
 
@@ -571,7 +579,7 @@ class CounterUnit:
                     refused = True
                 else:
                     deadline = time.monotonic() + timeout
-                    self._pending[cmd.id] = _Pending(station, action, deadline, quiet)
+                    self._pending[cmd.id] = _Pending(station, action, deadline, quiet, done_text)
         if refused:
             if not quiet:
                 station.refused("offline", "not sent", action)
@@ -582,6 +590,13 @@ class CounterUnit:
         """Ask the server for a live reply (``sync`` changes nothing) to learn its clock from."""
         first = next(iter(self.stations.values()))
         self.send(first, CounterAction.SYNC, quiet=True)
+
+    def resync(self, station: Station) -> None:
+        """Subscribe to the station's state again: the broker re-sends the retained truth."""
+        with self.lock:
+            client = self._client
+        if client is not None:
+            client.subscribe(self.topics.counter_state(station.id), qos=1)
 
     def housekeeping(self) -> None:
         """Time out unanswered commands and let notices expire (runs about every 0.1 s)."""

@@ -100,7 +100,7 @@ def test_contact_bounce_and_fast_double_press_call_exactly_one_ticket_each(serve
     # A nervous double press: two clean presses 0.1 s apart, both about A001.
     press(station, "next", hold_s=0.05)
     press(station, "next", hold_s=0.05)
-    shows(unit, "   Numer A002")
+    shows(unit, "   Numer A002", "Stan zmieniony")  # the second press: a notice, no error
     time.sleep(1.5)  # give a wrongly sent second command every chance to arrive
     assert calls(server) == ["A001", "A002"]
     assert current_at(server) == "A002"
@@ -143,12 +143,12 @@ def test_recall_no_show_finish_and_transfer_buttons(server, unit, kiosk):
     shows(unit, "Zapraszamy".center(16).rstrip())
     press(station, "next")
     shows(unit, "   Numer A002")
-    press(station, "transfer0")  # to service pj
-    shows(unit, "Zapraszamy".center(16).rstrip(), "Przekazano")
+    press(station, "transfer0")  # to service pj; its label says where
+    shows(unit, "Zapraszamy".center(16).rstrip(), "Do prawa jazdy")
     press(station, "next")
     shows(unit, "   Numer A003")
-    press(station, "transfer1")  # to counter 2
-    shows(unit, "Zapraszamy".center(16).rstrip())
+    press(station, "transfer1")  # to counter 2, no label: the target is shown
+    shows(unit, "Zapraszamy".center(16).rstrip(), "Do stanowiska 2")
     wait_for(lambda: server.get("/api/counters/2").json()["personal_waiting"] == 1, 10, "A003 waiting at counter 2")
     press(station, "next")
     shows(unit, "   Numer A004")
@@ -198,6 +198,29 @@ def test_rating_pressed_after_the_next_client_was_called_does_not_land_on_the_ea
     press(station, "rate1")  # someone presses a rating button now
     shows(unit, "   Numer B002", "Brak do oceny")
     assert events(server.database, kinds=("rating",)) == []
+
+
+def test_stale_refusal_shows_a_notice_and_re_reads_the_true_state(server, unit, kiosk, peer):
+    """When what the unit shows is behind the server, a press is refused as stale; the unit
+    says so briefly and fetches the retained state again instead of staying wrong."""
+    issue(kiosk, "rej")
+    issue(kiosk, "rej")
+    station = unit.stations["1"]
+    shows(unit, "Nieczynne".center(16).rstrip())
+    press(station, "next")
+    shows(unit, "   Numer A001")
+    topic = f"{BASE}/counter/1/state"
+    peer.subscribe(topic)
+    true_state = wait_for(lambda: peer.latest(topic), 10, "the retained state")
+    assert true_state["ticket"]["number"] == "A001"
+    # An out-of-date copy (as if an update had been lost on the way), not retained: the unit shows nobody.
+    peer.publish(topic, {**true_state, "ticket": None})
+    shows(unit, "Zapraszamy".center(16).rstrip())
+    time.sleep(0.5)  # longer than double_press_s: a new press
+    press(station, "next")  # about "nobody", but A001 is at the counter: refused as stale
+    shows(unit, "   Numer A001", "Stan zmieniony")
+    led_is(unit, BLUE)
+    assert calls(server) == ["A001"]
 
 
 def test_broker_restart_shows_offline_refuses_presses_and_recovers_the_right_state(server, broker, unit, kiosk):
