@@ -4,7 +4,10 @@ One file describes one Raspberry Pi: the broker it talks to and the counter(s) i
 (a Pi between two neighbouring counters can drive both). Pins are BCM GPIO numbers
 (``17`` or ``"GPIO17"``); ``"BOARD11"`` style names are accepted too. Every pin may be used
 once in the whole file: two buttons on one pin would make one press act twice, so that is
-refused with the names of both users. counter/examples/counter.toml is the documented example.
+refused with the names of both users. Pins the Pi reserves are refused too: GPIO0/GPIO1 (the
+HAT ID EEPROM's bus) always, and the I2C lines of a bus an LCD is on (bus 1: GPIO2 SDA, GPIO3
+SCL), because a button there would short the display's bus whenever it is pressed.
+counter/examples/counter.toml is the documented example.
 """
 
 from __future__ import annotations
@@ -22,6 +25,13 @@ from protocol.topics import ID_PATTERN
 EXAMPLE_CONFIG = Path(__file__).parent / "examples" / "counter.toml"
 
 _PIN_NAME = re.compile(r"^(GPIO|BCM|BOARD|J8:)\d{1,2}$")
+
+# Physical header positions (BOARD<n>, J8:<n>) of the BCM pins checked below.
+_HEADER_TO_BCM = {3: 2, 5: 3, 27: 0, 28: 1}
+RESERVED_PINS = {0: "ID_SD of the HAT ID EEPROM", 1: "ID_SC of the HAT ID EEPROM"}
+"""BCM pins never to wire a button or LED to: the firmware probes them at boot for a HAT."""
+I2C_BUS_PINS = {0: {0: "SDA", 1: "SCL"}, 1: {2: "SDA", 3: "SCL"}}
+"""I2C bus -> {BCM pin: line} on the 40-pin header."""
 
 DeviceId = Annotated[str, Field(pattern=ID_PATTERN)]
 
@@ -44,6 +54,15 @@ def normalise_pin(value: int | str) -> str:
     if not _PIN_NAME.match(text):
         raise ValueError(f"{value!r} is not a pin: use a BCM number like 17 or a name like 'GPIO17' or 'BOARD11'")
     return text
+
+
+def bcm_number(pin: str) -> int | None:
+    """The BCM number of a normalised pin name, or None for a header position not checked here."""
+    match = re.match(r"^(GPIO|BCM|BOARD|J8:)(\d+)$", pin)
+    if match is None:
+        return None
+    number = int(match.group(2))
+    return number if match.group(1) in ("GPIO", "BCM") else _HEADER_TO_BCM.get(number)
 
 
 class _Strict(BaseModel):
@@ -163,16 +182,22 @@ class CounterConfig(_Strict):
 
     def pins(self) -> list[tuple[str, str]]:
         """(pin, what uses it) for every pin of this counter."""
-        out: list[tuple[str, str]] = []
+        return [(pin, what) for pin, what, _field in self.pin_fields()]
+
+    def pin_fields(self) -> list[tuple[str, str, str]]:
+        """(pin, what uses it, its field in this counter's config) for every pin of this counter."""
+        out: list[tuple[str, str, str]] = []
         for name in ("next", "recall", "no_show", "finish", "pause"):
             pin = getattr(self.buttons, name)
             if pin:
-                out.append((pin, f"counter {self.id} button {name}"))
-        out += [(t.pin, f"counter {self.id} transfer to {t.service or 'counter ' + str(t.counter)}") for t in self.transfer]
-        out += [(b.pin, f"counter {self.id} feedback {b.rating}") for b in self.feedback]
+                out.append((pin, f"counter {self.id} button {name}", f"buttons.{name}"))
+        out += [
+            (t.pin, f"counter {self.id} transfer to {t.service or 'counter ' + str(t.counter)}", f"transfer.{i}.pin")
+            for i, t in enumerate(self.transfer)
+        ]
+        out += [(b.pin, f"counter {self.id} feedback {b.rating}", f"feedback.{i}.pin") for i, b in enumerate(self.feedback)]
         if self.led:
-            out += [(self.led.red, f"counter {self.id} led red"), (self.led.green, f"counter {self.id} led green")]
-            out += [(self.led.blue, f"counter {self.id} led blue")]
+            out += [(getattr(self.led, c), f"counter {self.id} led {c}", f"led.{c}") for c in ("red", "green", "blue")]
         return out
 
 
@@ -192,6 +217,23 @@ class CounterUnitConfig(_Strict):
                 if pin in users:
                     raise ValueError(f"pin {pin} is used twice: by {users[pin]} and by {what}")
                 users[pin] = what
+        i2c_buses = {c.display.port: c.id for c in self.counters if c.display.kind == "lcd"}
+        for i, c in enumerate(self.counters):
+            for pin, _what, where in c.pin_fields():
+                bcm = bcm_number(pin)
+                if bcm is None:
+                    continue
+                if bcm in RESERVED_PINS:
+                    raise ValueError(
+                        f"counters.{i}.{where}: {pin} is {RESERVED_PINS[bcm]}, reserved by the Pi; choose another pin"
+                    )
+                for bus, lcd_counter in i2c_buses.items():
+                    line = I2C_BUS_PINS.get(bus, {}).get(bcm)
+                    if line is not None:
+                        raise ValueError(
+                            f"counters.{i}.{where}: {pin} is the {line} line of I2C bus {bus}, which the LCD of "
+                            f"counter {lcd_counter} uses; choose another pin"
+                        )
         lcds: dict[tuple[int, int], str] = {}
         for c in self.counters:
             if c.display.kind == "lcd":

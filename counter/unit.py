@@ -14,6 +14,12 @@ and dropped; it is never queued. To make sure paho does not re-send an unacknowl
 command after a reconnect minutes later, the unit throws its MQTT client away whenever
 the connection drops and connects with a fresh one (clean start, no session), so nothing
 from before the outage can be replayed. After reconnecting the retained state is the truth.
+
+A press that does reach a server which then freezes must not be carried out after the
+unit told the clerk "Brak odpowiedzi". So every command carries ``expires_at``: the moment,
+on the server's clock, when the unit gives up waiting. The Pi has no real-time clock, so
+the unit learns the server's clock (:class:`ServerClock`) from the ``server_time`` of live
+state and replies, with ``time.monotonic()`` in between.
 """
 
 from __future__ import annotations
@@ -24,12 +30,13 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta, tzinfo
 
 import paho.mqtt.client as mqtt
 from gpiozero import RGBLED, Button
 from pydantic import ValidationError
 
-from counter.config import CounterConfig, CounterUnitConfig, DisplayConfig
+from counter.config import CounterConfig, CounterUnitConfig, DisplayConfig, TransferButton
 from hardware.number_display import ConsoleDisplay, HD44780Display, MemoryDisplay, NumberDisplay
 from protocol.messages import CounterAction, CounterCommand, CounterReply, CounterState, CounterStatus, ErrorCode
 from protocol.mqtt import connect_properties, make_client
@@ -61,12 +68,20 @@ REFUSAL_TEXT: dict[str, str] = {
     ErrorCode.UNKNOWN_TICKET: "Brak biletu",
     ErrorCode.UNKNOWN_SERVICE: "Zla usluga",
     ErrorCode.UNKNOWN_COUNTER: "Zle stanowisko",
+    ErrorCode.EXPIRED: "Sprobuj ponownie",  # our clock estimate was off: the reply taught us better
+}
+
+# Refusals that are not the clerk's mistake: shown as a notice, the LED keeps its colour.
+GENTLE_REFUSAL_TEXT: dict[str, str] = {
+    ErrorCode.TOO_SOON: "Juz wywolano",  # the hall is still announcing this number
+    ErrorCode.STALE: "Stan zmieniony",  # a double press, or the panel acted first; we re-read the state
 }
 
 # The client pressed a rating button: tell them in their terms.
 RATING_REFUSAL_TEXT: dict[str, str] = {
     ErrorCode.UNKNOWN_TICKET: "Brak do oceny",
     ErrorCode.NOT_ALLOWED: "Juz oceniono",
+    ErrorCode.EXPIRED: "Brak do oceny",  # too long after the service
 }
 
 # Actions about the ticket being served carry ``current`` (see CounterCommand).
@@ -77,6 +92,13 @@ ABOUT_CURRENT = {
     CounterAction.FINISH,
     CounterAction.TRANSFER,
 }
+
+
+def transfer_text(t: TransferButton) -> str:
+    """The notice after a transfer: where the ticket went (the button's label, or its target)."""
+    if t.label:
+        return t.label
+    return f"Do: {t.service}" if t.service else f"Do stanowiska {t.counter}"
 
 
 def make_display(counter_id: str, cfg: DisplayConfig) -> NumberDisplay:
@@ -110,11 +132,51 @@ class Debounce:
         return quiet
 
 
+class ServerClock:
+    """The unit's estimate of the server's clock: ``server_time`` seen plus monotonic time since.
+
+    Each live message gives a lower bound of the server's time (it was stamped before it
+    travelled), so the estimate keeps the highest bound. That errs on the side of a late
+    ``expires_at``, which only weakens the protection, never refuses a good press. Retained
+    copies are skipped: one may be minutes old. :meth:`forget` when the server restarts or
+    the connection drops, since the server's clock may have been stepped meanwhile.
+    """
+
+    def __init__(self, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self._monotonic = monotonic
+        self._offset: float | None = None  # server epoch seconds minus monotonic seconds
+        self._tz: tzinfo | None = None
+        self._lock = threading.Lock()
+
+    def learn(self, server_time: datetime) -> None:
+        if server_time.tzinfo is None:
+            return  # the protocol always sends an offset; a naive time cannot be placed
+        offset = server_time.timestamp() - self._monotonic()
+        with self._lock:
+            if self._offset is None or offset > self._offset:
+                self._offset = offset
+                self._tz = server_time.tzinfo
+
+    def forget(self) -> None:
+        with self._lock:
+            self._offset = None
+            self._tz = None
+
+    def now(self) -> datetime | None:
+        """The server's time now, or None before the first live message."""
+        with self._lock:
+            if self._offset is None:
+                return None
+            return datetime.fromtimestamp(self._offset + self._monotonic(), self._tz)
+
+
 @dataclass
 class _Pending:
     station: Station
     action: CounterAction
     deadline: float
+    quiet: bool = False  # the unit's own sync: no notice either way
+    done_text: str | None = None  # the notice when it is accepted (a transfer's target)
 
 
 class Station:
@@ -151,7 +213,8 @@ class Station:
             self._button(
                 f"transfer{i}", t.pin, b.pull_up, pin_factory,
                 lambda t=t, i=i: self.press(
-                    CounterAction.TRANSFER, f"transfer{i}", target_service=t.service, target_counter=t.counter
+                    CounterAction.TRANSFER, f"transfer{i}", done_text=transfer_text(t),
+                    target_service=t.service, target_counter=t.counter,
                 ),
             )  # fmt: skip
         for f in cfg.feedback:
@@ -182,7 +245,7 @@ class Station:
 
     # ------------------------------------------------------------------ presses
 
-    def press(self, action: CounterAction, button: str, **fields) -> None:
+    def press(self, action: CounterAction, button: str, done_text: str | None = None, **fields) -> None:
         """A clerk's button: send the command about the ticket shown now."""
         current = None
         if action in ABOUT_CURRENT:
@@ -196,7 +259,7 @@ class Station:
                     current = shown
                     self._last_press[button] = (now, shown)
         log.info("counter %s: %s pressed (current %r)", self.id, button, current)
-        self.unit.send(self, action, current=current, **fields)
+        self.unit.send(self, action, done_text=done_text, current=current, **fields)
 
     def rate(self, rating: int) -> None:
         now = time.monotonic()
@@ -225,18 +288,20 @@ class Station:
 
     # ------------------------------------------------------------------ results
 
-    def accepted(self, action: CounterAction, reply: CounterReply) -> None:
+    def accepted(self, action: CounterAction, reply: CounterReply, done_text: str | None = None) -> None:
         if action == CounterAction.NEXT and reply.ticket is None:
             self.notice("Kolejka pusta", error=False)
         elif action == CounterAction.TRANSFER:
-            self.notice("Przekazano", error=False)
+            self.notice(done_text or "Przekazano", error=False)
         elif action == CounterAction.RATE:
             self.notice("Dziekujemy!", error=False)
 
     def refused(self, code: str, message: str = "", action: CounterAction | None = None) -> None:
-        if code == ErrorCode.STALE:
-            # The second of a double press (or the panel acted first): nothing to tell.
-            log.info("counter %s: stale press ignored (%s)", self.id, message)
+        if code in GENTLE_REFUSAL_TEXT:
+            log.info("counter %s: %s refused: %s %s", self.id, action.value if action else "press", code, message)
+            self.notice(GENTLE_REFUSAL_TEXT[code], error=False)
+            if code == ErrorCode.STALE:
+                self.unit.resync(self)  # what we show is behind the server: fetch the truth again
             return
         log.warning("counter %s: %s refused: %s %s", self.id, action.value if action else "press", code, message)
         text = (RATING_REFUSAL_TEXT.get(code) if action == CounterAction.RATE else None) or REFUSAL_TEXT.get(code)
@@ -329,6 +394,7 @@ class CounterUnit:
         self.server_online = False
         self._client: mqtt.Client | None = None
         self._pending: dict[str, _Pending] = {}
+        self.server_clock = ServerClock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.stations: dict[str, Station] = {}
@@ -427,10 +493,12 @@ class CounterUnit:
             self.broker_connected = False
             self.server_online = False
             pending, self._pending = self._pending, {}
+        self.server_clock.forget()
         if was_connected and not self._stop.is_set():
             log.warning("lost the broker; showing offline and reconnecting")
         for p in pending.values():
-            p.station.refused("timeout", "connection lost", p.action)
+            if not p.quiet:
+                p.station.refused("timeout", "connection lost", p.action)
         self.render_all()
 
     def _on_connect(self, client: mqtt.Client) -> None:
@@ -447,18 +515,28 @@ class CounterUnit:
     def _on_message(self, _client, _userdata, msg: mqtt.MQTTMessage) -> None:
         try:
             if msg.topic == self.topics.server_availability:
+                online = msg.payload.decode(errors="replace") == ONLINE
                 with self.lock:
-                    self.server_online = msg.payload.decode(errors="replace") == ONLINE
-                log.info("server is %s", "online" if self.server_online else "offline")
+                    came_online = online and not self.server_online
+                    self.server_online = online
+                log.info("server is %s", "online" if online else "offline")
+                if not online:
+                    self.server_clock.forget()  # it may come back with its clock stepped
+                elif came_online:
+                    self.sync_clock()
                 self.render_all()
             elif msg.topic in self._by_state_topic:
                 station = self._by_state_topic[msg.topic]
                 state = CounterState.model_validate_json(msg.payload)
+                if not msg.retain:  # a retained copy may be old: no clock sample
+                    self.server_clock.learn(state.server_time)
                 with self.lock:
                     station.state = state
                 station.render()
             elif msg.topic in self._reply_topics:
-                self._reply(CounterReply.model_validate_json(msg.payload))
+                reply = CounterReply.model_validate_json(msg.payload)
+                self.server_clock.learn(reply.server_time)
+                self._reply(reply)
         except (ValidationError, ValueError) as exc:
             log.warning("ignoring a malformed message on %s: %s", msg.topic, exc)
 
@@ -467,33 +545,58 @@ class CounterUnit:
             pending = self._pending.pop(reply.id or "", None)
         if pending is None:
             return  # an answer to someone else (another unit of this counter, a test peer)
+        if pending.quiet:
+            return
         if reply.ok:
-            pending.station.accepted(pending.action, reply)
+            pending.station.accepted(pending.action, reply, pending.done_text)
         else:
             code = reply.error.code if reply.error else "internal"
             pending.station.refused(code, reply.error.message if reply.error else "", pending.action)
 
     # ------------------------------------------------------------------ commands
 
-    def send(self, station: Station, action: CounterAction, **fields) -> str | None:
-        """Publish one command now, or refuse it visibly; never queue it for later."""
+    def send(
+        self, station: Station, action: CounterAction, quiet: bool = False, done_text: str | None = None, **fields
+    ) -> str | None:
+        """Publish one command now, or refuse it visibly; never queue it for later.
+
+        The command expires (``expires_at``, server time) when this unit stops waiting for
+        its reply, so a server that reads it later refuses it instead of acting behind the
+        clerk's back. Without a clock estimate yet, it goes without a deadline.
+        """
+        timeout = self.config.unit.reply_timeout_s
         with self.lock:
             client = self._client
             if not self.online or client is None:
                 refused = True
             else:
                 refused = False
-                cmd = CounterCommand(id=uuid.uuid4().hex, action=action, **fields)
+                server_now = self.server_clock.now()
+                expires_at = server_now + timedelta(seconds=timeout) if server_now is not None else None
+                cmd = CounterCommand(id=uuid.uuid4().hex, action=action, expires_at=expires_at, **fields)
                 info = client.publish(self.topics.counter_command(station.id), cmd.to_json(), qos=1)
                 if info.rc != mqtt.MQTT_ERR_SUCCESS:
                     refused = True
                 else:
-                    deadline = time.monotonic() + self.config.unit.reply_timeout_s
-                    self._pending[cmd.id] = _Pending(station, action, deadline)
+                    deadline = time.monotonic() + timeout
+                    self._pending[cmd.id] = _Pending(station, action, deadline, quiet, done_text)
         if refused:
-            station.refused("offline", "not sent", action)
+            if not quiet:
+                station.refused("offline", "not sent", action)
             return None
         return cmd.id
+
+    def sync_clock(self) -> None:
+        """Ask the server for a live reply (``sync`` changes nothing) to learn its clock from."""
+        first = next(iter(self.stations.values()))
+        self.send(first, CounterAction.SYNC, quiet=True)
+
+    def resync(self, station: Station) -> None:
+        """Subscribe to the station's state again: the broker re-sends the retained truth."""
+        with self.lock:
+            client = self._client
+        if client is not None:
+            client.subscribe(self.topics.counter_state(station.id), qos=1)
 
     def housekeeping(self) -> None:
         """Time out unanswered commands and let notices expire (runs about every 0.1 s)."""
@@ -502,7 +605,8 @@ class CounterUnit:
             expired = [k for k, p in self._pending.items() if p.deadline <= now]
             late = [self._pending.pop(k) for k in expired]
         for p in late:
-            p.station.refused("timeout", "no reply", p.action)
+            if not p.quiet:
+                p.station.refused("timeout", "no reply", p.action)
         self.render_all()
 
     def render_all(self) -> None:

@@ -69,6 +69,8 @@ class ErrorCode(StrEnum):
     NO_CURRENT_TICKET = "no_current_ticket"
     QUEUE_EMPTY = "queue_empty"
     STALE = "stale"  # the command was about a ticket that is no longer current
+    EXPIRED = "expired"  # the command's expires_at had passed / a rating came too long after the service
+    TOO_SOON = "too_soon"  # a recall while the previous call of the ticket is still being announced
     INTERNAL = "internal"
 
 
@@ -134,6 +136,11 @@ class CounterCommand(_Message):
     refuses the command with ``stale`` if the counter's current ticket differs: two NEXT
     presses sent in quick succession both say ``current: A001``; the first one calls A002,
     the second is refused instead of skipping A002.
+
+    ``expires_at`` (server time) is when the device stops waiting for the reply and tells the
+    clerk the press failed. The server refuses a command that reaches it later with
+    ``expired``: a server that froze for a while must not call a ticket the clerk was told
+    was not called. Devices without a clock estimate (and scripts) leave it out.
     """
 
     id: RequestId
@@ -144,6 +151,15 @@ class CounterCommand(_Message):
     target_counter: DeviceId | None = None
     clerk: Annotated[str, Field(min_length=1, max_length=32)] | None = None
     rating: Annotated[int, Field(ge=1, le=5)] | None = None
+    expires_at: datetime | None = None
+
+    @field_validator("expires_at")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        """A deadline without a UTC offset could mean any of 24 moments: refuse it."""
+        if value is not None and value.utcoffset() is None:
+            raise ValueError("expires_at needs a UTC offset, e.g. 2026-11-23T09:15:05+01:00")
+        return value
 
 
 class CounterStatus(StrEnum):

@@ -67,6 +67,10 @@ class Restored:
 
 class QueueEngine:
     RECENT_CALLS = 10
+    RATING_WINDOW_S = 120.0
+    """A rating counts only this soon after the service ended (then it is someone else's press)."""
+    RECALL_GUARD_S = 10.0
+    """A recall this soon after the ticket's last call is refused: that announcement still plays."""
 
     def __init__(
         self,
@@ -74,9 +78,15 @@ class QueueEngine:
         clock: Clock,
         estimator: WaitEstimator | None = None,
         token_factory: Callable[[], str] = default_token,
+        rating_window_s: float = RATING_WINDOW_S,
+        recall_guard_s: float = RECALL_GUARD_S,
     ) -> None:
+        if rating_window_s <= 0 or recall_guard_s < 0:
+            raise ValueError("rating_window_s must be positive and recall_guard_s not negative")
         self.config = config
         self.clock = clock
+        self.rating_window = timedelta(seconds=rating_window_s)
+        self.recall_guard = timedelta(seconds=recall_guard_s)
         self.estimator: WaitEstimator = estimator or RecentMedianEstimator()
         self.token_factory = token_factory
         self.tz = config.office.tz
@@ -95,7 +105,9 @@ class QueueEngine:
         self.pending = Changes()
         self._latest: datetime | None = None  # the latest time now() gave (it never goes back)
         self._by_number: dict[str, int] = {}
-        self._last_finished: dict[int, Ticket] = {}  # for ratings after service
+        # Each counter's last finished ticket, while a rating may still land on it: set when a
+        # service ends, dropped when the counter calls someone else or a no-show happens.
+        self._finished: dict[str, Ticket] = {}
         # Waiting tickets, each list sorted by (queue time, id): one list per (service,
         # priority class) and one per counter for tickets transferred to that counter.
         # Why: within such a list every routing key is monotone in queue time, so NEXT only
@@ -123,7 +135,12 @@ class QueueEngine:
         self.next_ticket_id = state.next_ticket_id
         self.next_event_id = state.next_event_id
         self.recent_calls = list(state.recent_calls)[-self.RECENT_CALLS * 8 :]
-        self._last_finished = {t.id: t for t in state.last_finished if t.day == state.day}
+        by_id = {t.id: t for t in state.last_finished if t.day == state.day}
+        self._finished = {
+            c.id: by_id[c.last_finished]
+            for c in self.counters.values()
+            if c.last_finished is not None and c.last_finished in by_id
+        }
         for service, seconds in state.service_times:
             self.estimator.observe(service, seconds)
 
@@ -207,7 +224,7 @@ class QueueEngine:
         self.tickets = {}
         self._reset_queues()
         self._by_number = {}
-        self._last_finished = {}
+        self._finished = {}
         self.last_seq = {}
         self.issued = {}
         self.recent_calls = []
@@ -401,6 +418,13 @@ class QueueEngine:
         now = self.roll_day()
         if counter_id not in self.counters:
             raise Refusal(ErrorCode.UNKNOWN_COUNTER, f"no counter {counter_id!r}")
+        if cmd.expires_at is not None and now >= cmd.expires_at:
+            late = (now - cmd.expires_at).total_seconds()
+            raise Refusal(
+                ErrorCode.EXPIRED,
+                f"the command expired {late:.1f} s before the server read it (at {cmd.expires_at.isoformat()}); "
+                "the device has told the clerk it failed, so nothing was done",
+            )
         counter = self.counters[counter_id]
         current = self.current_ticket(counter_id)
         if cmd.current is not None:
@@ -440,15 +464,22 @@ class QueueEngine:
             self.estimator.observe(ticket.service, (now - ticket.started_at).total_seconds())  # type: ignore[operator]
             kind = EventKind.FINISH
             counter.last_finished = ticket.id
-            self._last_finished[ticket.id] = ticket
+            self._finished[counter.id] = ticket
         else:
             kind = EventKind.NO_SHOW
+            self._forget_finished(counter)  # the next person at the counter is not the one served
         ticket.status = status
         ticket.finished_at = now
         counter.current = None
         self._event(kind, now, ticket, counter=counter.id, clerk=counter.clerk)
         del self.tickets[ticket.id]
         self._by_number.pop(ticket.number, None)
+
+    def _forget_finished(self, counter: CounterRuntime) -> None:
+        """No rating can land on the counter's last finished ticket any more."""
+        counter.last_finished = None
+        self._finished.pop(counter.id, None)
+        self.pending.counters.add(counter.id)
 
     def _call(self, counter: CounterRuntime, ticket: Ticket, now: datetime) -> Ticket:
         if counter.status != CounterStatus.OPEN:
@@ -475,9 +506,13 @@ class QueueEngine:
         return ticket
 
     def _cmd_next(self, counter, current, cmd, now) -> Ticket | None:
-        if current is not None:
-            self._end(counter, current, TicketStatus.FINISHED, now)
         ticket = self.pick_next(counter.id)
+        if ticket is not None:
+            # Someone else is called: a rating is no longer about whoever finished before.
+            # The client this very press finishes (below) may still rate, for a while.
+            self._forget_finished(counter)
+        if current is not None:  # (the current ticket is in no queue: the pick stands)
+            self._end(counter, current, TicketStatus.FINISHED, now)
         if ticket is None:
             if counter.status != CounterStatus.OPEN:
                 self._set_status(counter, CounterStatus.OPEN, now)
@@ -496,6 +531,7 @@ class QueueEngine:
         )
         if not served_here:
             raise Refusal(ErrorCode.NOT_ALLOWED, f"counter {counter.id} does not serve {cmd.ticket}")
+        self._forget_finished(counter)  # as in next: only the client finished now may still rate
         if current is not None:
             self._end(counter, current, TicketStatus.FINISHED, now)
         return self._call(counter, ticket, now)
@@ -504,6 +540,15 @@ class QueueEngine:
         ticket = self._require_current(current, counter)
         if ticket.status != TicketStatus.CALLED:
             raise Refusal(ErrorCode.NOT_ALLOWED, f"{ticket.number} is already being served")
+        since = now - ticket.called_at if ticket.called_at else None
+        if since is not None and since < self.recall_guard:
+            # Why: a double press of RECALL (two ids, same current) would otherwise make the
+            # hall announce the same number twice while the first announcement still plays.
+            raise Refusal(
+                ErrorCode.TOO_SOON,
+                f"{ticket.number} was called {since.total_seconds():.0f} s ago and is still being announced; "
+                f"recall again after {self.recall_guard.total_seconds():.0f} s",
+            )
         ticket.recalls += 1
         ticket.called_at = now
         self._event(
@@ -615,15 +660,24 @@ class QueueEngine:
     def _cmd_rate(self, counter, current, cmd, now) -> Ticket:
         if cmd.rating is None:
             raise Refusal(ErrorCode.INVALID_REQUEST, "rate needs 'rating' (1-5)")
-        ticket: Ticket | None
-        if cmd.ticket is not None:
-            ticket = next((t for t in self._last_finished.values() if t.number == cmd.ticket), None)
-        else:
-            ticket = self._last_finished.get(counter.last_finished) if counter.last_finished else None
-        if ticket is None or ticket.counter != counter.id:
-            raise Refusal(ErrorCode.UNKNOWN_TICKET, "no finished ticket at this counter to rate")
+        ticket = self._finished.get(counter.id)
+        if ticket is None:
+            raise Refusal(ErrorCode.UNKNOWN_TICKET, f"counter {counter.id} has no recently finished ticket to rate")
+        if cmd.ticket is not None and cmd.ticket != ticket.number:
+            raise Refusal(
+                ErrorCode.UNKNOWN_TICKET,
+                f"{cmd.ticket} is not the ticket counter {counter.id} finished last ({ticket.number})",
+            )
         if ticket.rating is not None:
             raise Refusal(ErrorCode.NOT_ALLOWED, f"{ticket.number} has already been rated")
+        assert ticket.finished_at is not None  # set by _end
+        age = now - ticket.finished_at
+        if age > self.rating_window:
+            raise Refusal(
+                ErrorCode.EXPIRED,
+                f"{ticket.number} finished {age.total_seconds():.0f} s ago; a rating counts within "
+                f"{self.rating_window.total_seconds():.0f} s of the end of the service",
+            )
         ticket.rating = cmd.rating
         self._event(
             EventKind.RATING, now, ticket, counter=counter.id, clerk=ticket.clerk, data={"rating": cmd.rating}

@@ -49,6 +49,9 @@ def test_minimal_config_takes_safe_defaults(tmp_path):
         (MINIMAL + "recall = 17\n", "pin GPIO17 is used twice: by counter 1 button next and by counter 1 button recall"),
         (MINIMAL + "recall = 40\n", "counters.0.buttons.recall: BCM pin 40 does not exist"),
         (MINIMAL + 'recall = "pin seven"\n', "is not a pin"),
+        (MINIMAL + "recall = 2\n", "counters.0.buttons.recall: GPIO2 is the SDA line of I2C bus 1, which the LCD of counter 1"),
+        (MINIMAL + 'finish = "BOARD5"\n', "counters.0.buttons.finish: BOARD5 is the SCL line of I2C bus 1"),
+        (MINIMAL + "\n[counters.led]\nred = 0\ngreen = 5\nblue = 6\n", "counters.0.led.red: GPIO0 is ID_SD of the HAT ID EEPROM"),
         (MINIMAL.replace('id = "1"', 'id = "1/2"'), "counters.0.id"),
         (MINIMAL + "\n[[counters.feedback]]\npin = 5\nrating = 1\n", "feedback needs 3 to 5 buttons, not 1"),
         (MINIMAL + '\n[[counters.transfer]]\npin = 5\nservice = "pj"\ncounter = "2"\n', "exactly one of 'service' or 'counter'"),
@@ -105,3 +108,14 @@ def test_display_shows_what_an_hd44780_can_draw_cut_to_its_width():
 def test_lcd_without_an_i2c_bus_is_a_clear_error_not_a_crash():
     with pytest.raises(DisplayError, match="no 16x2 LCD on I2C bus 19 at address 0x27"):
         HD44780Display(address=0x27, port=19)
+
+
+def test_i2c_pins_are_free_for_buttons_only_when_no_lcd_uses_that_bus(tmp_path):
+    no_lcd = MINIMAL + "recall = 2\nfinish = 3\n[counters.display]\nkind = \"memory\"\n"
+    assert load_config(write(tmp_path, no_lcd)).counters[0].buttons.recall == "GPIO2"
+    # The LCD of counter 1 is on bus 1, so a button of counter 2 on GPIO3 would short it too.
+    two = MINIMAL + '\n[[counters]]\nid = "2"\n[counters.buttons]\nnext = 3\n[counters.display]\nkind = "memory"\n'
+    with pytest.raises(ConfigError, match=r"counters\.1\.buttons\.next: GPIO3 is the SCL line of I2C bus 1, which the LCD of counter 1"):
+        load_config(write(tmp_path, two))
+    on_bus_0 = MINIMAL + "recall = 2\n[counters.display]\nport = 0\n"  # bus 0 is on GPIO0/GPIO1, not GPIO2/3
+    assert load_config(write(tmp_path, on_bus_0)).counters[0].buttons.recall == "GPIO2"

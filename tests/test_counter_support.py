@@ -17,7 +17,7 @@ BASE = "numerek"
 
 PINS = {
     "buttons": {"next": 17, "recall": 27, "no_show": 22, "finish": 23, "pause": 24},
-    "transfer": [{"pin": 25, "service": "pj"}, {"pin": 5, "counter": "2"}],
+    "transfer": [{"pin": 25, "service": "pj", "label": "Do prawa jazdy"}, {"pin": 5, "counter": "2"}],
     "led": {"red": 13, "green": 19, "blue": 26},
     "feedback": [{"pin": 6, "rating": 1}, {"pin": 12, "rating": 3}, {"pin": 16, "rating": 5}],
 }

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import signal
+import sqlite3
 import time
 from collections.abc import Iterator
 
 import pytest
 
 from counter.unit import CounterUnit
+from server.engine import QueueEngine
 from tests.harness import Peer, ServerProcess, wait_for
 from tests.test_counter_support import (
     BASE,
@@ -97,7 +100,7 @@ def test_contact_bounce_and_fast_double_press_call_exactly_one_ticket_each(serve
     # A nervous double press: two clean presses 0.1 s apart, both about A001.
     press(station, "next", hold_s=0.05)
     press(station, "next", hold_s=0.05)
-    shows(unit, "   Numer A002")
+    shows(unit, "   Numer A002", "Stan zmieniony")  # the second press: a notice, no error
     time.sleep(1.5)  # give a wrongly sent second command every chance to arrive
     assert calls(server) == ["A001", "A002"]
     assert current_at(server) == "A002"
@@ -133,18 +136,19 @@ def test_recall_no_show_finish_and_transfer_buttons(server, unit, kiosk):
     shows(unit, "Nieczynne".center(16).rstrip())
     press(station, "next")
     shows(unit, "   Numer A001")
-    press(station, "recall")
-    wait_for(lambda: events(server.database, kinds=("recall",)), 10, "a recall event")
+    press(station, "recall")  # the hall is still announcing A001: no second announcement
+    shows(unit, "   Numer A001", "Juz wywolano")
+    led_is(unit, BLUE)
     press(station, "no_show")
     shows(unit, "Zapraszamy".center(16).rstrip())
     press(station, "next")
     shows(unit, "   Numer A002")
-    press(station, "transfer0")  # to service pj
-    shows(unit, "Zapraszamy".center(16).rstrip(), "Przekazano")
+    press(station, "transfer0")  # to service pj; its label says where
+    shows(unit, "Zapraszamy".center(16).rstrip(), "Do prawa jazdy")
     press(station, "next")
     shows(unit, "   Numer A003")
-    press(station, "transfer1")  # to counter 2
-    shows(unit, "Zapraszamy".center(16).rstrip())
+    press(station, "transfer1")  # to counter 2, no label: the target is shown
+    shows(unit, "Zapraszamy".center(16).rstrip(), "Do stanowiska 2")
     wait_for(lambda: server.get("/api/counters/2").json()["personal_waiting"] == 1, 10, "A003 waiting at counter 2")
     press(station, "next")
     shows(unit, "   Numer A004")
@@ -156,7 +160,7 @@ def test_recall_no_show_finish_and_transfer_buttons(server, unit, kiosk):
     led_is(unit, RED)
     rows = [(e["kind"], e["ticket"]) for e in events(server.database, counter="1") if e["ticket"]]
     assert rows == [
-        ("call", "A001"), ("recall", "A001"), ("no_show", "A001"), ("call", "A002"), ("transfer", "A002"),
+        ("call", "A001"), ("no_show", "A001"), ("call", "A002"), ("transfer", "A002"),
         ("call", "A003"), ("transfer", "A003"), ("call", "A004"), ("finish", "A004"),
     ]  # fmt: skip
     transfer_to_pj = next(e for e in events(server.database, kinds=("transfer",)) if e["ticket"] == "A002")
@@ -178,6 +182,45 @@ def test_feedback_button_rates_the_service_that_just_ended_once(server, unit, ki
     shows(unit, "Zapraszamy".center(16).rstrip(), "Juz oceniono")
     ratings = events(server.database, kinds=("rating",))
     assert [(r["ticket"], r["data"]) for r in ratings] == [("B001", '{"rating": 5}')]
+
+
+def test_rating_pressed_after_the_next_client_was_called_does_not_land_on_the_earlier_one(server, unit, kiosk):
+    issue(kiosk, "pj")
+    issue(kiosk, "pj")
+    station = unit.stations["1"]
+    shows(unit, "Nieczynne".center(16).rstrip())
+    press(station, "next")
+    shows(unit, "   Numer B001")
+    press(station, "finish")
+    shows(unit, "Zapraszamy".center(16).rstrip())
+    press(station, "next")  # B002 steps up; B001 has left without rating
+    shows(unit, "   Numer B002")
+    press(station, "rate1")  # someone presses a rating button now
+    shows(unit, "   Numer B002", "Brak do oceny")
+    assert events(server.database, kinds=("rating",)) == []
+
+
+def test_stale_refusal_shows_a_notice_and_re_reads_the_true_state(server, unit, kiosk, peer):
+    """When what the unit shows is behind the server, a press is refused as stale; the unit
+    says so briefly and fetches the retained state again instead of staying wrong."""
+    issue(kiosk, "rej")
+    issue(kiosk, "rej")
+    station = unit.stations["1"]
+    shows(unit, "Nieczynne".center(16).rstrip())
+    press(station, "next")
+    shows(unit, "   Numer A001")
+    topic = f"{BASE}/counter/1/state"
+    peer.subscribe(topic)
+    true_state = wait_for(lambda: peer.latest(topic), 10, "the retained state")
+    assert true_state["ticket"]["number"] == "A001"
+    # An out-of-date copy (as if an update had been lost on the way), not retained: the unit shows nobody.
+    peer.publish(topic, {**true_state, "ticket": None})
+    shows(unit, "Zapraszamy".center(16).rstrip())
+    time.sleep(0.5)  # longer than double_press_s: a new press
+    press(station, "next")  # about "nobody", but A001 is at the counter: refused as stale
+    shows(unit, "   Numer A001", "Stan zmieniony")
+    led_is(unit, BLUE)
+    assert calls(server) == ["A001"]
 
 
 def test_broker_restart_shows_offline_refuses_presses_and_recovers_the_right_state(server, broker, unit, kiosk):
@@ -245,12 +288,23 @@ def test_a_button_on_a_released_pin_does_not_act_without_a_press(server, unit, k
     assert calls(server) == []
 
 
-def test_frozen_server_press_shows_no_reply_then_the_truth(server, unit, kiosk):
-    """A server that stops answering (but keeps its connection) cannot be told from a slow one:
-    the unit says "Brak odpowiedzi" after reply_timeout_s and then shows whatever the server did."""
+def replies(server: ServerProcess) -> list[dict]:
+    """The replies the server gave (its idempotency table), oldest first."""
+    conn = sqlite3.connect(f"file:{server.database}?mode=ro", uri=True)
+    try:
+        rows = conn.execute("SELECT reply FROM commands ORDER BY at").fetchall()
+    finally:
+        conn.close()
+    return [json.loads(r[0]) for r in rows]
+
+
+def test_press_to_a_frozen_server_is_not_carried_out_when_it_wakes(server, unit, kiosk):
+    """The unit told the clerk "Brak odpowiedzi"; the server that wakes later must not call
+    the ticket behind the clerk's back: the press carried a deadline and has expired."""
     issue(kiosk, "rej")
     station = unit.stations["1"]
     shows(unit, "Nieczynne".center(16).rstrip(), "Stanowisko 1")
+    wait_for(lambda: unit.server_clock.now() is not None, 10, "the unit to learn the server's clock")
     assert server.proc is not None
     server.proc.send_signal(signal.SIGSTOP)
     try:
@@ -259,7 +313,37 @@ def test_frozen_server_press_shows_no_reply_then_the_truth(server, unit, kiosk):
         led_is(unit, RED)
     finally:
         server.proc.send_signal(signal.SIGCONT)
-    # The command had reached the server before it froze; it is carried out once, on waking.
-    shows(unit, "   Numer A001", timeout=15)
-    time.sleep(1.0)
+    # The press had reached the server before it froze; on waking it refuses it.
+    expired = wait_for(
+        lambda: [r for r in replies(server) if r.get("action") == "next" and not r["ok"]], 15, "the late press refused"
+    )
+    assert expired[0]["error"]["code"] == "expired"
+    assert calls(server) == []
+    assert current_at(server) is None
+    assert next(q for q in server.get("/api/queues").json() if q["service"] == "rej")["waiting"] == 1
+    # The unit shows the truth: nobody called, the counter still closed, no error left.
+    shows(unit, "Nieczynne".center(16).rstrip(), "Stanowisko 1")
+    led_is(unit, YELLOW)
+    # And the next press, answered in time, is carried out.
+    press(station, "next")
+    shows(unit, "   Numer A001")
     assert calls(server) == ["A001"]
+
+
+def test_double_press_of_recall_announces_the_ticket_once(server, unit, kiosk, peer):
+    peer.subscribe(f"{BASE}/zone/hall/call")
+    issue(kiosk, "rej")
+    station = unit.stations["1"]
+    shows(unit, "Nieczynne".center(16).rstrip())
+    press(station, "next")
+    shows(unit, "   Numer A001")
+    peer.expect(f"{BASE}/zone/hall/call", where=lambda c: not c["recall"])
+    time.sleep(QueueEngine.RECALL_GUARD_S + 0.5)  # the client did not come; the call has long been announced
+    press(station, "recall", hold_s=0.05)
+    press(station, "recall", hold_s=0.05)  # a nervous double press
+    shows(unit, "   Numer A001", "Juz wywolano")
+    peer.expect(f"{BASE}/zone/hall/call", where=lambda c: c["recall"])
+    time.sleep(1.5)  # give a second announcement every chance to arrive
+    assert [e["ticket"] for e in events(server.database, kinds=("recall",))] == ["A001"]
+    assert [json.loads(p)["recall"] for t, p, _r in peer.seen if t == f"{BASE}/zone/hall/call"] == [False, True]
+    led_is(unit, BLUE)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 import pytest
+from pydantic import ValidationError
 
 from protocol.messages import CounterAction, CounterCommand, CounterStatus, ErrorCode
 from server.domain import EventKind, Refusal, TicketStatus
@@ -150,10 +153,11 @@ def test_stale_current_is_refused(engine):
     assert engine.current_ticket("1").number == "A002"
 
 
-def test_recall_announces_again_and_counts(engine):
+def test_recall_announces_again_and_counts(engine, clock):
     engine.issue("rej")
     engine.command("1", cmd("next"))
     engine.take_changes()
+    clock.advance(30)  # the client did not come: the clerk calls again
     t = engine.command("1", cmd("recall"))
     changes = engine.take_changes()
     assert t.recalls == 1
@@ -235,3 +239,144 @@ def test_estimate_is_not_zero_while_no_counter_is_open(engine):
     ticket, ahead = engine.issue("kasa")
     assert ahead == 0 and engine.open_counters("kasa") == []
     assert ticket.estimated_wait_s > 0
+
+
+# ---------------------------------------------------------------- command deadline (expires_at)
+
+
+def test_command_read_after_its_expires_at_is_refused_as_expired_and_changes_nothing(engine, clock):
+    """A server that froze must not carry out a press the clerk was already told had failed."""
+    engine.issue("rej")
+    engine.take_changes()
+    deadline = clock.now + timedelta(seconds=3)
+    clock.advance(20)  # the server was stopped for 20 s; the press waited in the broker
+    with pytest.raises(Refusal) as r:
+        engine.command("1", cmd("next", current="", expires_at=deadline))
+    assert r.value.code == ErrorCode.EXPIRED
+    assert "expired" in r.value.message
+    assert not engine.take_changes()
+    assert engine.current_ticket("1") is None
+    assert [t.number for t in engine.waiting()] == ["A001"]
+
+
+def test_command_before_its_expires_at_or_without_one_is_carried_out(engine, clock):
+    engine.issue("rej")
+    engine.issue("rej")
+    in_warsaw = (clock.now + timedelta(seconds=3)).astimezone(engine.tz)  # any UTC offset compares right
+    assert engine.command("1", cmd("next", expires_at=in_warsaw)).number == "A001"
+    clock.advance(3600)
+    assert engine.command("1", cmd("next")).number == "A002"  # old devices and scripts send none
+
+
+def test_expires_at_without_a_utc_offset_is_refused_by_the_protocol():
+    with pytest.raises(ValidationError) as e:
+        cmd("next", expires_at=datetime(2026, 11, 23, 9, 0, 3))
+    assert "expires_at" in str(e.value) and "UTC offset" in str(e.value)
+
+
+# ---------------------------------------------------------------- ratings belong to the client just served
+
+
+def test_rating_after_the_counter_called_the_next_client_is_refused(engine):
+    engine.issue("rej")
+    engine.issue("rej")
+    engine.command("1", cmd("next"))
+    first = engine.command("1", cmd("finish"))
+    engine.command("1", cmd("next"))  # A002 is at the counter now, A001 has gone
+    engine.take_changes()
+    with pytest.raises(Refusal) as r:
+        engine.command("1", cmd("rate", rating=1))
+    assert r.value.code == ErrorCode.UNKNOWN_TICKET
+    assert first.rating is None
+    assert not engine.take_changes()
+
+
+def test_rating_after_a_no_show_is_refused(engine):
+    engine.issue("rej")
+    engine.issue("rej")
+    engine.command("1", cmd("next"))
+    engine.command("1", cmd("next"))  # finishes A001, calls A002
+    engine.command("1", cmd("no_show"))  # A002 never came
+    with pytest.raises(Refusal) as r:
+        engine.command("1", cmd("rate", rating=2))
+    assert r.value.code == ErrorCode.UNKNOWN_TICKET
+    assert engine.counters["1"].last_finished is None
+
+
+def test_client_finished_by_next_can_still_rate_their_service(engine, clock):
+    """NEXT both ends a service and calls the next person; the one leaving may rate."""
+    engine.issue("rej")
+    engine.issue("rej")
+    engine.command("1", cmd("next"))
+    clock.advance(300)
+    engine.command("1", cmd("next"))  # finishes A001, calls A002
+    clock.advance(20)
+    rated = engine.command("1", cmd("rate", rating=4))
+    assert (rated.number, rated.rating) == ("A001", 4)
+
+
+def test_rating_later_than_the_window_after_the_service_is_refused_as_expired(engine, clock):
+    engine.issue("rej")
+    engine.command("1", cmd("next"))
+    finished = engine.command("1", cmd("finish"))
+    clock.advance(QueueEngine.RATING_WINDOW_S + 1)
+    with pytest.raises(Refusal) as r:
+        engine.command("1", cmd("rate", rating=5))
+    assert r.value.code == ErrorCode.EXPIRED
+    assert "within 120 s" in r.value.message
+    assert finished.rating is None
+
+
+def test_rating_window_is_configurable(clock):
+    engine = QueueEngine(office_config(), clock, token_factory=Tokens(), rating_window_s=600)
+    engine.issue("rej")
+    engine.command("1", cmd("next"))
+    engine.command("1", cmd("finish"))
+    clock.advance(300)
+    assert engine.command("1", cmd("rate", rating=3)).rating == 3
+
+
+def test_rating_naming_a_ticket_must_be_the_one_this_counter_just_finished(engine, clock):
+    for _ in range(3):
+        engine.issue("rej")
+    engine.command("1", cmd("next"))
+    engine.command("1", cmd("next"))  # A001 finished
+    engine.command("1", cmd("next"))  # A002 finished, A003 called
+    with pytest.raises(Refusal) as r:
+        engine.command("1", cmd("rate", rating=5, ticket="A001"))
+    assert r.value.code == ErrorCode.UNKNOWN_TICKET and "A002" in r.value.message
+    engine.command("2", cmd("next"))  # nothing waiting; counter 2 finished nobody
+    with pytest.raises(Refusal):
+        engine.command("2", cmd("rate", rating=5, ticket="A002"))
+    assert engine.command("1", cmd("rate", rating=5, ticket="A002")).rating == 5
+
+
+# ---------------------------------------------------------------- recall guard
+
+
+def test_second_recall_while_the_call_is_still_announced_is_refused_too_soon(engine, clock):
+    engine.issue("rej")
+    engine.command("1", cmd("next", current=""))
+    clock.advance(30)
+    engine.command("1", cmd("recall", current="A001"))
+    engine.take_changes()
+    clock.advance(2)  # a nervous double press: another id, the same belief
+    with pytest.raises(Refusal) as r:
+        engine.command("1", cmd("recall", current="A001"))
+    assert r.value.code == ErrorCode.TOO_SOON
+    assert not engine.take_changes()  # no second announcement
+    assert engine.current_ticket("1").recalls == 1
+    clock.advance(QueueEngine.RECALL_GUARD_S)
+    assert engine.command("1", cmd("recall", current="A001")).recalls == 2
+    assert [e.kind for e in engine.take_changes().calls] == [EventKind.RECALL]
+
+
+def test_recall_right_after_the_call_is_refused_too_soon(engine, clock):
+    engine.issue("rej")
+    engine.command("1", cmd("next"))
+    engine.take_changes()
+    clock.advance(1)
+    with pytest.raises(Refusal) as r:
+        engine.command("1", cmd("recall"))
+    assert r.value.code == ErrorCode.TOO_SOON
+    assert not engine.take_changes().calls

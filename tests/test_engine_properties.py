@@ -12,11 +12,12 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from protocol.messages import CounterAction, CounterCommand
+from protocol.messages import CounterAction, CounterCommand, ErrorCode
 from server.domain import EventKind, Refusal, TicketStatus
 from server.engine import QueueEngine
 from server.store import Store
@@ -116,6 +117,14 @@ class Office(RuleBasedStateMachine):
     def simple(self, counter, action):
         self._cmd(counter, action)
 
+    @rule(counter=st.sampled_from(COUNTERS), rating=st.integers(1, 5))
+    def rate(self, counter, rating):
+        """A client's rating lands only on the ticket this counter finished last, once."""
+        expected = self.engine.counters[counter].last_finished
+        rated = self._cmd(counter, CounterAction.RATE, rating=rating)
+        if rated is not None:
+            assert rated.id == expected and rated.counter == counter and rated.rating == rating
+
     @rule(counter=st.sampled_from(COUNTERS), service=st.sampled_from(SERVICES))
     def transfer_to_service(self, counter, service):
         self._cmd(counter, CounterAction.TRANSFER, target_service=service)
@@ -164,7 +173,8 @@ class Office(RuleBasedStateMachine):
         return (
             e.day,
             sorted((t.number, t.service, t.status, t.priority, t.queued_at, t.target_counter) for t in e.tickets.values()),
-            {c: (r.status, r.current, r.clerk) for c, r in e.counters.items()},
+            {c: (r.status, r.current, r.clerk, r.last_finished) for c, r in e.counters.items()},
+            {c: (t.id, t.finished_at, t.rating) for c, t in e._finished.items()},
             e.last_seq,
             e.issued,
             order,
@@ -247,3 +257,39 @@ def test_ticket_issued_and_transferred_in_one_batch_keeps_its_issued_service(tmp
     row = store.db.execute("SELECT issued_service, service FROM tickets").fetchone()
     store.close()
     assert row == ("rej", "kasa")
+
+
+def test_rating_rules_hold_across_a_restart(tmp_path):
+    """A restarted server lets the client just served rate, once, and nobody after a new call."""
+    clock = FakeClock()
+    store = Store(str(tmp_path / "numerek.db"))
+
+    def command(engine: QueueEngine, n: str, action: CounterAction, **kw):
+        result = engine.command("1", CounterCommand(id=n, action=action, **kw))
+        changes = engine.take_changes()
+        store.commit(changes, [engine.counters[c] for c in changes.counters], [])
+        return result
+
+    def restarted() -> QueueEngine:
+        engine = QueueEngine(office_config(), clock, token_factory=Tokens())
+        engine.restore(store.load())
+        return engine
+
+    engine = QueueEngine(office_config(), clock, token_factory=Tokens())
+    engine.issue("rej")
+    engine.issue("rej")
+    command(engine, "a", CounterAction.NEXT)
+    command(engine, "b", CounterAction.FINISH)
+    engine = restarted()
+    assert command(engine, "c", CounterAction.RATE, rating=5).number == "A001"
+    engine = restarted()
+    with pytest.raises(Refusal) as second:
+        command(engine, "d", CounterAction.RATE, rating=1)
+    assert second.value.code == ErrorCode.NOT_ALLOWED
+    command(engine, "e", CounterAction.NEXT)  # A002 called: A001's chance to rate is over
+    engine = restarted()
+    assert engine.counters["1"].last_finished is None
+    with pytest.raises(Refusal) as late:
+        command(engine, "f", CounterAction.RATE, rating=1)
+    assert late.value.code == ErrorCode.UNKNOWN_TICKET
+    store.close()

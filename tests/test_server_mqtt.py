@@ -175,3 +175,27 @@ def test_kiosk_estimate_is_zero_only_while_a_counter_is_free(server, peer):
     second = issue(peer, "k1", "pasz", "p2")
     assert second["ticket"]["people_ahead"] == 0
     assert second["ticket"]["estimated_wait_min"] > 0
+
+
+def test_command_past_its_expires_at_is_refused_remembered_and_changes_nothing(server, peer):
+    """A press the device already gave up on (its deadline passed) is refused, also when redelivered."""
+    import json
+    from datetime import UTC, datetime, timedelta
+
+    peer.subscribe(f"{BASE}/kiosk/k1/response/#", f"{BASE}/counter/1/reply", f"{BASE}/zone/+/call")
+    issue(peer, "k1", "rej", "r1")
+    past = (datetime.now(UTC) - timedelta(seconds=5)).isoformat()
+    late = command(peer, "1", "late-1", "next", current="", expires_at=past)
+    assert not late["ok"] and late["error"]["code"] == "expired"
+    assert "nothing was done" in late["error"]["message"]
+    again = command(peer, "1", "late-1", "next", current="", expires_at=past)
+    assert again == late  # remembered: the same answer, no action
+    state = server.get("/api/counters/1").json()
+    assert state["ticket"] is None and state["status"] == "closed" and state["waiting"]["rej"] == 1
+    naive = command(peer, "1", "naive-1", "next", expires_at="2026-11-23T09:15:05")
+    assert naive["error"]["code"] == "invalid_request" and "expires_at" in naive["error"]["message"]
+    future = (datetime.now(UTC) + timedelta(seconds=30)).isoformat()
+    ok = command(peer, "1", "in-time-1", "next", current="", expires_at=future)
+    assert ok["ok"] and ok["ticket"]["number"] == "A001"
+    assert peer.expect(f"{BASE}/zone/hall/call")["ticket"] == "A001"
+    assert not any(json.loads(p)["ticket"] != "A001" for t, p, _r in peer.seen if t.endswith("/call"))
