@@ -34,6 +34,12 @@ from server.web_auth import WebAuth
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 
+COMMAND_TIMEOUT_S = 10.0
+"""How long an HTTP counter command waits for the worker before answering 503. The page
+also sends it as the command's deadline (``expires_at``, on the server's clock): a click
+the page already reported as unanswered is refused as ``expired`` if the server only gets
+to it later, the same rule as for a button press."""
+
 LANGUAGES = {"pl": "Polski", "en": "English"}
 """The panel's languages, each named in itself (the switch link reads the same in every language)."""
 
@@ -111,6 +117,8 @@ TEXTS: dict[str, dict[str, Any]] = {
             "unsupported_version": "Nieobsługiwana wersja polecenia — odśwież stronę.",
             "unknown_topic": "Niepoprawne polecenie.",
             "internal": "Błąd serwera — nic nie zmieniono.",
+            "expired": "Polecenie dotarło za późno (serwer nie odpowiadał) — nic nie zrobiono. Spróbuj ponownie.",
+            "too_soon": "Ten numer jest właśnie ogłaszany — wezwij ponownie za chwilę.",
         },
     },
     "en": {
@@ -182,6 +190,8 @@ TEXTS: dict[str, dict[str, Any]] = {
             "unsupported_version": "Unsupported command version — reload the page.",
             "unknown_topic": "Invalid command.",
             "internal": "Server error — nothing was changed.",
+            "expired": "The command arrived too late (the server was not answering) — nothing was done. Try again.",
+            "too_soon": "This number is being announced right now — recall it in a moment.",
         },
     },
 }
@@ -282,6 +292,7 @@ def build_clerk_router(server: NumerekServer, auth: WebAuth) -> APIRouter:
                 "transfer_services": list(names.items()),
                 "transfer_counters": [(c.id, c.name) for c in e.counter_config.values() if c.id != counter_id],
                 "user": user,
+                "deadline_ms": int(COMMAND_TIMEOUT_S * 1000),
                 **language,
             },
         )

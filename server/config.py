@@ -112,6 +112,12 @@ class Office(_Strict):
     timezone: str = "Europe/Warsaw"
     day_starts: time = time(0, 0)
     """Numbering restarts (A001) at this local time every day."""
+    recall_guard_s: Annotated[float, Field(ge=0, le=60)] = 10.0
+    """A RECALL this soon after the ticket's last call is refused (``too_soon``): the hall is
+    still announcing it, and a double press must not announce it twice."""
+    rating_window_s: Annotated[float, Field(ge=10, le=3600)] = 120.0
+    """A client's rating counts only this long after the service ended (later it would be
+    someone else's press landing on the wrong ticket)."""
 
     @field_validator("timezone")
     @classmethod

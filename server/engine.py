@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 from protocol.messages import CounterCommand, CounterStatus, ErrorCode
-from server.config import Service, SiteConfig
+from server.config import Office, Service, SiteConfig
 from server.domain import CounterRuntime, Event, EventKind, Refusal, Ticket, TicketStatus
 from server.estimate import RecentMedianEstimator, WaitEstimator
 
@@ -67,9 +67,9 @@ class Restored:
 
 class QueueEngine:
     RECENT_CALLS = 10
-    RATING_WINDOW_S = 120.0
+    RATING_WINDOW_S: float = Office.model_fields["rating_window_s"].default
     """A rating counts only this soon after the service ended (then it is someone else's press)."""
-    RECALL_GUARD_S = 10.0
+    RECALL_GUARD_S: float = Office.model_fields["recall_guard_s"].default
     """A recall this soon after the ticket's last call is refused: that announcement still plays."""
 
     def __init__(
@@ -78,9 +78,12 @@ class QueueEngine:
         clock: Clock,
         estimator: WaitEstimator | None = None,
         token_factory: Callable[[], str] = default_token,
-        rating_window_s: float = RATING_WINDOW_S,
-        recall_guard_s: float = RECALL_GUARD_S,
+        rating_window_s: float | None = None,
+        recall_guard_s: float | None = None,
     ) -> None:
+        """``rating_window_s`` / ``recall_guard_s``: the site config's ``[office]`` values unless given."""
+        rating_window_s = config.office.rating_window_s if rating_window_s is None else rating_window_s
+        recall_guard_s = config.office.recall_guard_s if recall_guard_s is None else recall_guard_s
         if rating_window_s <= 0 or recall_guard_s < 0:
             raise ValueError("rating_window_s must be positive and recall_guard_s not negative")
         self.config = config

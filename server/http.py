@@ -29,7 +29,7 @@ from pydantic import BaseModel
 from protocol.messages import CounterReply, ServiceInfo
 from server.admin import mount as mount_admin
 from server.auth import User, Users
-from server.clerk_panel import build_clerk_router
+from server.clerk_panel import COMMAND_TIMEOUT_S, build_clerk_router
 from server.domain import TicketStatus
 from server.reports import mount as mount_reports
 from server.service import NumerekServer
@@ -113,10 +113,6 @@ def _http_status(reply: dict[str, Any]) -> int:
     return 409
 
 
-COMMAND_TIMEOUT_S = 10.0
-"""How long an HTTP counter command waits for the worker before answering 503."""
-
-
 def build_router(server: NumerekServer, auth: WebAuth) -> APIRouter:
     r = APIRouter()
 
@@ -190,8 +186,9 @@ def build_router(server: NumerekServer, auth: WebAuth) -> APIRouter:
         try:
             reply = await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)), COMMAND_TIMEOUT_S)
         except TimeoutError:
-            # The worker is stuck (a disk that does not answer): say so. The command may still be
-            # carried out later unless it carries ``expires_at``, which the clerk panel sends.
+            # The worker is stuck (a disk that does not answer): say so. The clerk panel's commands
+            # carry ``expires_at`` (now + COMMAND_TIMEOUT_S), so the worker refuses them if it gets
+            # to them later; a script's command without one may still be carried out.
             raise HTTPException(503, "the server did not carry out the command in time; check the counter's state") from None
         payload = reply.model_dump(mode="json") if isinstance(reply, BaseModel) else reply
         return JSONResponse(payload, status_code=_http_status(payload))

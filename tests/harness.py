@@ -82,10 +82,14 @@ class Broker:
         self.proc = None
 
 
+TEST_RECALL_GUARD_S = 2.0
+"""The test office refuses a recall this soon after a call (the real default, 10 s, would slow the tests)."""
+
 TEST_CONFIG = """
 [office]
 name = "Urząd Testowy w Łodzi"
 timezone = "Europe/Warsaw"
+recall_guard_s = 2.0
 
 [mqtt]
 host = "127.0.0.1"

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import ServerProcess, wait_for
+from tests.harness import TEST_RECALL_GUARD_S, ServerProcess, wait_for
 from tests.test_counter_support import BASE, events, issue, press, start_unit
 
 
@@ -207,6 +207,8 @@ def _scenario(do: Callable[[str, str], None], counter: str, server: ServerProces
     ):  # fmt: skip
         before = shown(server, counter)
         recalls = len(events(server.database, counter=counter, kinds=("recall",)))
+        if action == "recall":
+            time.sleep(TEST_RECALL_GUARD_S + 0.5)  # a recall during the call's announcement is refused
         do(action, before)
         if expect == "recall":
             wait_for(lambda n=recalls: len(events(server.database, counter=counter, kinds=("recall",))) > n, 10, action)
@@ -397,6 +399,9 @@ def test_clicks_in_the_real_page_call_sign_in_transfer_and_show_offline(server, 
         page.js("const b = document.querySelector('button[data-action=next]'); b.click(); b.click();")  # double click
         wait_for(lambda: page.text("ticket") == "A001", 10, "A001 on the page")
         assert "Wezwano A001" in page.text("message")
+        page.click("recall")  # at once: the hall is still announcing A001, so no second announcement
+        wait_for(lambda: "ogłaszany" in (page.text("message") or ""), 10, "the too_soon refusal in Polish")
+        time.sleep(TEST_RECALL_GUARD_S + 0.5)
         page.click("recall")
         wait_for(lambda: events(server.database, kinds=("recall",)), 10, "a recall")
         page.js("document.getElementById('transfer-target').value = 'counter:2'")
@@ -446,6 +451,7 @@ def test_english_page_draws_states_messages_and_errors_in_english(server, peer, 
         assert page.text("ticket-info") == "Vehicle registration · called"
         wait_for(lambda: re.fullmatch(r"Called 0:0\d ago", page.text("timer") or ""), 5, "the time since the call")
         wait_for(lambda: "A002next" in (page.text("waiting-list") or ""), 10, "A002 tagged as next")
+        time.sleep(TEST_RECALL_GUARD_S + 0.5)  # after the call's announcement
         page.click("recall")
         wait_for(lambda: "recalls: 1" in (page.text("ticket-info") or ""), 10, "the recall counted")
         assert page.text("offline") == "No connection to the server — commands are not being sent. Retrying…"
@@ -465,3 +471,34 @@ def test_every_polish_text_and_every_refusal_code_has_an_english_text():
     assert keys(TEXTS["pl"]) == keys(TEXTS["en"])
     for lang in TEXTS:
         assert set(TEXTS[lang]["errors"]) >= {code.value for code in ErrorCode}, lang  # the clerk sees why, not a code
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install chromium)")
+def test_a_click_the_frozen_server_only_reads_after_its_deadline_calls_nobody(server, peer, artifacts, tmp_path):
+    """The page sends each click with ``expires_at`` (server clock + 10 s): a server that froze
+    (a stuck disk, SIGSTOP here) and wakes up later refuses it instead of calling a client
+    whom nobody at the counter expects any more."""
+    import signal
+
+    from server.clerk_panel import COMMAND_TIMEOUT_S
+
+    peer.subscribe(f"{BASE}/kiosk/k1/response/#")
+    issue(peer, "rej")
+    page = HeadlessPage(f"{server.url}/clerk/1", tmp_path / "chrome", login=server.CLERK)
+    try:
+        wait_for(lambda: page.text("status") == "Zamknięte", 15, "the page to load the counter's state")
+        os.kill(server.proc.pid, signal.SIGSTOP)
+        try:
+            page.js("document.querySelector('button[data-action=next]').click()")
+            time.sleep(COMMAND_TIMEOUT_S + 1.5)  # the click's deadline passes while the server is frozen
+        finally:
+            os.kill(server.proc.pid, signal.SIGCONT)
+        wait_for(lambda: "za późno" in (page.text("message") or ""), 20, "the page says the click came too late")
+        page.screenshot(artifacts / "clerk_panel_expired.png")
+        assert events(server.database, kinds=("call",)) == []
+        assert server.get("/api/counters/1").json()["ticket"] is None
+        assert server.get("/api/counters/1").json()["waiting"]["rej"] == 1  # A001 still waits for a real click
+        page.click("next")
+        wait_for(lambda: page.text("ticket") == "A001", 10, "a fresh click calls A001")
+    finally:
+        page.close()

@@ -29,6 +29,8 @@ def test_example_county_office_config_is_valid():
         (('timezone = "Europe/Warsaw"', 'timezone = "Europe/Krakow"'), "office.timezone"),
         (('services = ["rej", "pj"]', 'services = ["rej", "nope"]'), "serves unknown service 'nope'"),
         (("target_wait_min = 20", "target_wait_mins = 20"), "services.0.target_wait_mins"),
+        (('timezone = "Europe/Warsaw"', 'timezone = "Europe/Warsaw"\nrecall_guard_s = 300'), "office.recall_guard_s"),
+        (('timezone = "Europe/Warsaw"', 'timezone = "Europe/Warsaw"\nrating_window_s = 0'), "office.rating_window_s"),
     ],
 )
 def test_bad_field_is_named_in_the_error(change, field):

@@ -11,8 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from counter.unit import CounterUnit
-from server.engine import QueueEngine
-from tests.harness import Peer, ServerProcess, wait_for
+from tests.harness import TEST_RECALL_GUARD_S, Peer, ServerProcess, wait_for
 from tests.test_counter_support import (
     BASE,
     bouncy_press,
@@ -338,7 +337,7 @@ def test_double_press_of_recall_announces_the_ticket_once(server, unit, kiosk, p
     press(station, "next")
     shows(unit, "   Numer A001")
     peer.expect(f"{BASE}/zone/hall/call", where=lambda c: not c["recall"])
-    time.sleep(QueueEngine.RECALL_GUARD_S + 0.5)  # the client did not come; the call has long been announced
+    time.sleep(TEST_RECALL_GUARD_S + 0.5)  # the client did not come; the call has long been announced
     press(station, "recall", hold_s=0.05)
     press(station, "recall", hold_s=0.05)  # a nervous double press
     shows(unit, "   Numer A001", "Juz wywolano")

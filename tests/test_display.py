@@ -12,6 +12,7 @@ import json
 import shutil
 import subprocess
 import sys
+import time
 import tomllib
 import wave
 from datetime import datetime, timedelta
@@ -21,7 +22,7 @@ import pytest
 
 from hardware.audio import FileOutput
 from protocol.messages import BoardMessage, CallMessage, ServiceInfo, ServicesMessage
-from tests.harness import ROOT, Peer, VirtualScreen, wait_for
+from tests.harness import ROOT, TEST_RECALL_GUARD_S, Peer, VirtualScreen, wait_for
 
 BASE = "numerek"
 ARROW = "\u2192"
@@ -205,6 +206,7 @@ def test_call_is_shown_large_highlighted_and_announced_then_a_recall_again(
 
     display.wait(lambda s: not s["highlighted"], "the highlight to end", timeout=20)
 
+    time.sleep(TEST_RECALL_GUARD_S)  # the server refuses a recall while the call may still be announced
     command(peer, "1", "c2", "recall")
     recall = peer.expect(f"{BASE}/zone/hall/call", where=lambda d: d.get("recall") is True)
     shown = display.wait(lambda s: s["newest_seq"] == recall["seq"], "the recall on screen")

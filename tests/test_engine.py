@@ -380,3 +380,16 @@ def test_recall_right_after_the_call_is_refused_too_soon(engine, clock):
         engine.command("1", cmd("recall"))
     assert r.value.code == ErrorCode.TOO_SOON
     assert not engine.take_changes().calls
+
+
+def test_the_recall_guard_and_rating_window_come_from_the_site_config(clock):
+    base = office_config()
+    office = base.office.model_copy(update={"recall_guard_s": 0.0, "rating_window_s": 600.0})
+    engine = QueueEngine(base.model_copy(update={"office": office}), clock, token_factory=Tokens())
+    engine.issue("rej")
+    engine.command("1", cmd("next", current=""))
+    assert engine.command("1", cmd("recall", current="A001")).recalls == 1  # no guard configured: at once
+    engine.command("1", cmd("finish", current="A001"))
+    clock.advance(QueueEngine.RATING_WINDOW_S + 60)  # past the default window, inside the configured one
+    engine.command("1", cmd("rate", rating=5))
+    assert [e.kind for e in engine.take_changes().events][-1] == EventKind.RATING
