@@ -90,7 +90,7 @@ class QueueEngine:
         self.clock = clock
         self.rating_window = timedelta(seconds=rating_window_s)
         self.recall_guard = timedelta(seconds=recall_guard_s)
-        self.estimator: WaitEstimator = estimator or RecentMedianEstimator()
+        self.estimator: WaitEstimator = estimator or RecentMedianEstimator(free_counters=self.free_counters)
         self.token_factory = token_factory
         self.tz = config.office.tz
         self.services: dict[str, Service] = {s.id: s for s in config.services}
@@ -299,6 +299,11 @@ class QueueEngine:
             for cid, c in self.counters.items()
             if c.status == CounterStatus.OPEN and service in self.counter_config[cid].services
         ]
+
+    def free_counters(self, service: str) -> int:
+        """Open counters serving ``service`` with nobody at them (called or being served):
+        with nobody ahead, a resident there is called at once (the estimate's 0 min)."""
+        return sum(1 for cid in self.open_counters(service) if self.counters[cid].current is None)
 
     def capacity(self, service: str) -> float:
         """Counters' worth serving ``service``: a counter shared by k services counts 1/k.

@@ -56,7 +56,7 @@ from protocol.topics import OFFLINE, ONLINE, Topics
 from server.config import Hours, SiteConfig
 from server.domain import Event, Refusal, Ticket
 from server.engine import Changes, Clock, QueueEngine
-from server.estimate import RecentMedianEstimator, WaitEstimator
+from server.estimate import WaitEstimator
 from server.store import Store
 
 log = logging.getLogger(__name__)
@@ -146,7 +146,7 @@ class NumerekServer:
         self.tz = config.office.tz
         self.store = Store(config.storage.database)
         # The default estimator is told which counters are free (see RecentMedianEstimator).
-        self.engine = QueueEngine(config, clock, estimator or RecentMedianEstimator(free_counters=self._free_counters))
+        self.engine = QueueEngine(config, clock, estimator)
         self.engine.restore(self.store.load())
         self.replies = self.store.recent_replies(since=self.engine.now() - REPLY_MEMORY)
         self._prune_at = self.engine.now()  # the first batch prunes what piled up while stopped
@@ -600,11 +600,6 @@ class NumerekServer:
         if everything or changes.services:
             out.append(_Out(t.services, self.services_message().to_json(), retain=True))
         return out
-
-    def _free_counters(self, service: str) -> int:
-        """Open counters serving ``service`` with nobody at them (called or being served)."""
-        e = self.engine
-        return sum(1 for cid in e.open_counters(service) if e.counters[cid].current is None)
 
     # ------------------------------------------------------------------ HTTP reads
 

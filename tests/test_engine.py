@@ -393,3 +393,11 @@ def test_the_recall_guard_and_rating_window_come_from_the_site_config(clock):
     clock.advance(QueueEngine.RATING_WINDOW_S + 60)  # past the default window, inside the configured one
     engine.command("1", cmd("rate", rating=5))
     assert [e.kind for e in engine.take_changes().events][-1] == EventKind.RATING
+
+
+def test_estimate_is_zero_only_while_a_counter_of_the_service_is_free(engine, clock):
+    engine.command("3", cmd("open"))  # counter 3 alone serves the cash desk
+    assert engine.estimate_wait("kasa") == 0  # nobody ahead, counter 3 free: called at once
+    engine.issue("kasa")
+    engine.command("3", cmd("next", current=""))
+    assert engine.estimate_wait("kasa") > 0  # nobody ahead, but the clerk is busy with K001
