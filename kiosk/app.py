@@ -119,6 +119,8 @@ class KioskApp(App):
         self.current_request: str | None = None
         self.last_touch = time.monotonic()
         self.printer_status = PrinterStatus(Fault.OK, known=False)
+        self._printed_at = -PRINTER_CHECK_S  # when the last ticket's own status round ended
+        self._checking = True  # the start-up check, begun in build()
         self.ticket: TicketIssued | None = None
         self.print_outcome: PrinterStatus | None = None
         self.message: str = ""
@@ -263,6 +265,7 @@ class KioskApp(App):
 
     def _print(self, number: str, layout: TicketLayout) -> None:
         status = self.printer.print_ticket(layout)
+        self._printed_at = time.monotonic()
         self.link.report_fault(status.fault.value, status.message)
         Clock.schedule_once(lambda _dt: self._printed(number, status))
 
@@ -273,11 +276,21 @@ class KioskApp(App):
             self.show("ticket")
 
     def _maybe_check_printer(self) -> None:
-        if self.screen == "home" and not self.busy:
+        """The idle check (every PRINTER_CHECK_S): one status round per ticket is enough.
+
+        Skipped right after a ticket (its own status round is fresher) and while a check is
+        still out; the printer itself lets a ticket go first if one comes mid-check.
+        """
+        fresh = time.monotonic() - self._printed_at < PRINTER_CHECK_S
+        if self.screen == "home" and not self.busy and not fresh and not self._checking:
+            self._checking = True
             threading.Thread(target=self._check_printer, daemon=True).start()
 
     def _check_printer(self) -> None:
-        status = self.printer.status()
+        try:
+            status = self.printer.status()
+        finally:
+            self._checking = False
         self.link.report_fault(status.fault.value, status.message)
         Clock.schedule_once(lambda _dt: self._printer_checked(status))
 
