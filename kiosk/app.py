@@ -10,6 +10,8 @@ colour for "not available" *plus* the reason in words (never colour alone).
 
 Double taps: the first tap switches to ``busy`` at once and later taps are ignored
 until the kiosk is back home; the request id is reused on any redelivery (see link.py).
+Every screen change also ignores touches for ``TOUCH_GUARD_S``, so a tap meant for the
+old screen never lands on whatever the new one has in that spot.
 
 Import this module only after ``kiosk.cli`` has set Kivy's environment.
 """
@@ -57,6 +59,11 @@ LIGHT_GREY = (0.85, 0.85, 0.85, 1)
 RED = (0.7, 0.05, 0.05, 1)
 GREEN = (0.0, 0.45, 0.15, 1)
 PRINTER_CHECK_S = 30.0
+TOUCH_GUARD_S = 0.6
+"""Touches this soon after a screen change are ignored: the second tap of a double tap on
+"Gotowe" would otherwise land on the new home screen (the priority toggle sits where
+"Gotowe" was) and give the next visitor a priority ticket."""
+REPORT_DELAY_S = TOUCH_GUARD_S + 0.1  # the trace says a screen is there once it takes touches
 _MARKUP = re.compile(r"\[/?[a-z]+(=[^\]]*)?\]")
 
 
@@ -118,6 +125,7 @@ class KioskApp(App):
         self.busy = False
         self.current_request: str | None = None
         self.last_touch = time.monotonic()
+        self.shown_at = 0.0  # monotonic time of the last screen change (touch guard)
         self.printer_status = PrinterStatus(Fault.OK, known=False)
         self._printed_at = -PRINTER_CHECK_S  # when the last ticket's own status round ended
         self._checking = True  # the start-up check, begun in build()
@@ -151,8 +159,17 @@ class KioskApp(App):
     def on_stop(self) -> None:
         self.link.stop()
 
-    def _touched(self, *_a) -> None:
+    def _touched(self, *_a) -> bool:
+        """Every touch keeps the screen awake; one right after a screen change is swallowed.
+
+        Returning True stops Kivy from passing the touch to the widgets, so the button
+        under it never sees the press (nor, therefore, the release).
+        """
         self.last_touch = time.monotonic()
+        if self.last_touch - self.shown_at < TOUCH_GUARD_S:
+            log.info("touch ignored: %.2f s after the %s screen appeared", self.last_touch - self.shown_at, self.screen)
+            return True
+        return False
 
     # ------------------------------------------------------------------ MQTT events (UI thread)
 
@@ -162,16 +179,16 @@ class KioskApp(App):
         self.server_clock = (msg.server_time, time.monotonic())
         if self.screen == "home":
             if old is None or [s.id for s in old.services] != [s.id for s in msg.services]:
-                self.show("home")
+                self.show("home", guard=False)
             else:
                 self._refresh_home()
-                Clock.schedule_once(lambda _dt: self._report("home"), 0.2)
+                Clock.schedule_once(lambda _dt: self._report("home"), REPORT_DELAY_S)
 
     def _connection(self, broker: bool, server: bool) -> None:
         changed = (broker, server) != (self.broker_up, self.server_up)
         self.broker_up, self.server_up = broker, server
         if changed and self.screen == "home":
-            self.show("home")
+            self.show("home", guard=False)
 
     def _late_response(self, response: TicketResponse) -> None:
         """A ticket the server issued after we had given up: still real, so show it if its
@@ -298,7 +315,7 @@ class KioskApp(App):
         changed = status.can_print != self.printer_status.can_print
         self.printer_status = status
         if changed and self.screen == "home":
-            self.show("home")
+            self.show("home", guard=False)
 
     # ------------------------------------------------------------------ the printed ticket
 
@@ -332,14 +349,18 @@ class KioskApp(App):
 
     # ------------------------------------------------------------------ screens
 
-    def show(self, screen: str) -> None:
+    def show(self, screen: str, guard: bool = True) -> None:
+        """Build ``screen``. ``guard=False`` for rebuilds nobody tapped for (the server's
+        news): those keep the layout, and swallowing a tap there would only lose it."""
         self.screen = screen
+        if guard:
+            self.shown_at = time.monotonic()
         self.root_box.clear_widgets()
         self._service_buttons = {}
         self.buttons: dict[str, Widget] = {}
         build = {"home": self._home, "busy": self._busy, "ticket": self._ticket, "message": self._message}[screen]
         self.root_box.add_widget(build())
-        Clock.schedule_once(lambda _dt: self._report(screen), 0.4)
+        Clock.schedule_once(lambda _dt: self._report(screen), REPORT_DELAY_S)
 
     def _top_bar(self) -> BoxLayout:
         bar = BoxLayout(size_hint_y=None, height=96, spacing=10, padding=(16, 8))
@@ -526,8 +547,14 @@ class KioskApp(App):
         """Write what is on screen (texts, button centres in X11 pixels) and a screenshot.
 
         Only with ``--trace`` / ``--screenshot-dir``: tests and remote support read it.
+        Written once the screen takes touches (after the touch guard), so a reader that taps
+        what it sees is never ignored.
         """
         if screen != self.screen:
+            return
+        left = TOUCH_GUARD_S - (time.monotonic() - self.shown_at)
+        if left > 0:  # Kivy's clock counts from the frame's start, which can be long ago
+            Clock.schedule_once(lambda _dt: self._report(screen), left + 0.05)
             return
         if self.trace_path is not None:
             texts = [_MARKUP.sub("", w.text) for w in self.root_box.walk() if isinstance(w, Label) and w.text]

@@ -197,6 +197,27 @@ def test_double_tap_gives_one_ticket(server, start_kiosk):
     assert waiting(server, "pj") == 1
 
 
+def test_double_tap_on_done_does_not_give_the_next_visitor_a_priority_ticket(server, start_kiosk):
+    kiosk = start_kiosk(server)
+    kiosk.wait_home()
+    kiosk.tap("service:rej")
+    ticket = kiosk.wait("first ticket", lambda e: e["screen"] == "ticket" and e["printer"])
+    done_x, done_y, _ = ticket["buttons"]["done"]
+    kiosk.tap("done", clicks=2)  # an impatient double tap; the 2nd lands on the home screen
+    home = kiosk.wait_home()
+    prio_x, prio_y, _ = home["buttons"]["priority"]
+    assert abs(prio_y - done_y) < 60  # the toggle really is where "Gotowe" was
+    assert home["priority"] is False
+    # The next visitor's tap: taps are handled in order, so a toggle from the double tap
+    # would show here as a priority ticket.
+    kiosk.tap("service:rej")
+    shown = kiosk.wait("next visitor's ticket", lambda e: e["screen"] == "ticket" and e["printer"])
+    assert shown["ticket"] == "A002" and shown["priority"] is False
+    assert "Twój numer" in shown["texts"] and "Bilet uprzywilejowany" not in shown["texts"]
+    assert server.get(f"/api/tickets/{token_of(shown)}").json()["people_ahead"] == 1  # behind A001, not ahead
+    assert "ignored" in kiosk.log_text()
+
+
 def test_ukrainian_visitor_gets_the_screen_in_ukrainian_and_a_bilingual_network_printed_ticket(server, start_kiosk):
     printer = LoopbackPrinter()
     try:
