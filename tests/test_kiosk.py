@@ -20,8 +20,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from tests.harness import ALWAYS_OPEN, ROOT, ServerProcess, free_port, wait_for, write_config
-from tests.test_printer import ESC_T_CP852, ESC_T_CP866, LoopbackPrinter
+from tests.harness import ALWAYS_OPEN, ROOT, ServerProcess, VirtualScreen, free_port, wait_for, write_config
+from tests.test_printer import ESC_T_CP852, ESC_T_CP866, STATUS_FINE, LoopbackPrinter
 
 BANNERS = ("System kolejkowy chwilowo nie działa", "Łączenie z systemem kolejkowym")
 pytestmark = pytest.mark.skipif(shutil.which("xdotool") is None, reason="xdotool not installed (.ci/setup)")
@@ -30,7 +30,10 @@ pytestmark = pytest.mark.skipif(shutil.which("xdotool") is None, reason="xdotool
 class Kiosk:
     """``numerek-kiosk`` as a subprocess on the test's virtual screen."""
 
-    def __init__(self, workdir: Path, screen, broker_port: int, public_url: str, printer: str, shots: Path) -> None:
+    def __init__(
+        self, workdir: Path, screen, broker_port: int, public_url: str, printer: str, shots: Path,
+        width: int = 1280, height: int = 720, idle_timeout_s: float = 5,
+    ) -> None:  # fmt: skip
         self.workdir = workdir
         self.env = {**screen.env(), "KIVY_HOME": str(workdir / "kivy")}
         self.trace = workdir / "trace.jsonl"
@@ -41,7 +44,7 @@ class Kiosk:
 [kiosk]
 id = "k1"
 public_url = "{public_url}"
-idle_timeout_s = 5
+idle_timeout_s = {idle_timeout_s}
 response_timeout_s = 3
 
 [mqtt]
@@ -52,8 +55,8 @@ port = {broker_port}
 
 [screen]
 fullscreen = false
-width = 1280
-height = 720
+width = {width}
+height = {height}
 """,
             encoding="utf-8",
         )
@@ -267,7 +270,9 @@ def test_paper_out_is_said_on_screen_reported_and_cleared_when_paper_is_back(ser
         kiosk = start_kiosk(server, f'type = "network"\nport = {printer.port}\ntimeout_s = 2')
         warned = "Drukarka nie działa – numer i kod QR pokażemy na ekranie."
         kiosk.wait("home warns about the printer", lambda e: e["screen"] == "home" and warned in e["texts"])
-        wait_for(lambda: server.get("/api/devices").json().get("kiosk-k1", {}).get("fault") == "paper_out", 10, "paper_out")
+        wait_for(
+            lambda: server.get("/api/devices").json().get("kiosk-k1", {}).get("fault") == "paper_out", 10, "paper_out"
+        )
         kiosk.wait_home()
         kiosk.tap("service:pasz")
         shown = kiosk.wait("ticket screen", lambda e: e["screen"] == "ticket" and e["printer"])
@@ -280,7 +285,9 @@ def test_paper_out_is_said_on_screen_reported_and_cleared_when_paper_is_back(ser
         kiosk.tap("service:pasz")
         kiosk.wait("second ticket printed", lambda e: e["screen"] == "ticket" and e["printer"] == "ok")
         wait_for(lambda: b"P002" in printer.received, 10, "P002 printed")
-        wait_for(lambda: server.get("/api/devices").json().get("kiosk-k1", {}).get("fault") == "ok", 10, "fault cleared")
+        wait_for(
+            lambda: server.get("/api/devices").json().get("kiosk-k1", {}).get("fault") == "ok", 10, "fault cleared"
+        )
     finally:
         printer.close()
 
@@ -385,3 +392,84 @@ def test_kiosk_is_online_while_running_and_offline_after_a_clean_stop(server, st
     kiosk.stop()  # SIGTERM, as systemd does
     assert kiosk.proc.returncode == 0
     wait_for(lambda: devices()["kiosk-k1"]["availability"] == "offline", 10, "kiosk offline")
+
+
+PANELS = [(800, 480), (1024, 600), (1280, 720), (1920, 1080)]  # Pi 7" panel, 7" HDMI panels, TD2 landscape, Full HD
+PRINTER_WARNING = {
+    "pl": "Drukarka nie działa – numer i kod QR pokażemy na ekranie.",
+    "en": "The printer is not working – we will show your number and QR code on screen.",
+}
+SYSTEM_DOWN = {"pl": "System kolejkowy chwilowo nie działa", "en": "The queue system is not working right now"}
+NOT_ISSUED = {"pl": "Bilet NIE został wydany.", "en": "No ticket was issued."}
+
+
+def assert_fits(entry: dict, width: int, height: int) -> None:
+    """What a resident would notice: text cut off or off screen, buttons too small to hit."""
+    where = f"{entry['screen']} ({entry['lang']}) at {width}x{height}"
+    assert entry["window"][2:] == [width, height], where
+    assert entry["clipped"] == [], f"{where}: text cut off or off screen: {entry['clipped']}"
+    assert entry["smallest_font"] >= 14, f"{where}: type of {entry['smallest_font']} px"
+    for key, (x, y, w, h) in entry["boxes"].items():
+        assert x >= 0 and y >= 0 and x + w <= width + 1 and y + h <= height + 1, f"{where}: {key} off screen"
+        # ~10 mm on the 7" 800x480 panel; taller on bigger screens, as the design scales
+        assert h >= 0.1 * min(width, height), f"{where}: {key} only {h} px high"
+        assert w >= 1.5 * h or key.startswith("lang:") or w >= 100, f"{where}: {key} only {w} px wide"
+
+
+@pytest.mark.parametrize("panel", PANELS, ids=[f"{w}x{h}" for w, h in PANELS])
+def test_every_screen_fits_small_and_large_panels_in_polish_and_english(
+    panel, server, broker, tmp_path, artifacts, request
+):
+    width, height = panel
+    screen = VirtualScreen(width, height)
+    printer = LoopbackPrinter()
+    kiosk = Kiosk(
+        tmp_path, screen, broker.port, server.url, f'type = "network"\nport = {printer.port}\ntimeout_s = 2',
+        artifacts / "kiosk" / request.node.name, width=width, height=height, idle_timeout_s=30,
+    )  # fmt: skip
+    checked: list[tuple[str, str]] = []
+
+    def check(entry: dict) -> None:
+        assert_fits(entry, width, height)
+        checked.append((entry["screen"], entry["lang"]))
+
+    def ticket(lang: str, printer_state: str):
+        return lambda e: e["screen"] == "ticket" and e["lang"] == lang and e["printer"] == printer_state
+
+    try:
+        check(kiosk.wait_home())
+        kiosk.tap("service:rej")
+        check(kiosk.wait("Polish ticket, printed", ticket("pl", "ok")))
+        printer.status = {1: 0x12, 2: 0x12, 4: 0x72}  # paper out
+        kiosk.tap("done")
+        kiosk.wait_home()
+        kiosk.tap("service:pj")
+        check(kiosk.wait("Polish ticket, printer fault", ticket("pl", "paper_out")))
+        kiosk.tap("done")
+        check(kiosk.wait("home with the printer warning", lambda e: PRINTER_WARNING["pl"] in e["texts"]))
+        kiosk.tap("lang:en")
+        check(kiosk.wait("English home", lambda e: e["lang"] == "en" and PRINTER_WARNING["en"] in e["texts"]))
+        kiosk.tap("service:pasz")
+        check(kiosk.wait("English ticket, printer fault", ticket("en", "paper_out")))
+        printer.status = dict(STATUS_FINE)
+        kiosk.tap("done")
+        kiosk.wait("English home", lambda e: e["screen"] == "home" and e["lang"] == "en")
+        kiosk.tap("service:rej")
+        check(kiosk.wait("English ticket, printed", ticket("en", "ok")))
+        kiosk.tap("done")
+        server.kill9()
+        down = lambda lang: lambda e: e["screen"] == "home" and any(SYSTEM_DOWN[lang] in t for t in e["texts"])  # noqa: E731
+        check(kiosk.wait("English home, system down", down("en")))
+        kiosk.tap("service:rej")
+        check(kiosk.wait("English 'no ticket'", lambda e: any(NOT_ISSUED["en"] in t for t in e["texts"])))
+        kiosk.tap("back")
+        kiosk.wait("English home, system down", down("en"))
+        kiosk.tap("lang:pl")
+        check(kiosk.wait("Polish home, system down", down("pl")))
+        kiosk.tap("service:rej")
+        check(kiosk.wait("Polish 'no ticket'", lambda e: any(NOT_ISSUED["pl"] in t for t in e["texts"])))
+        assert len(checked) == 11
+    finally:
+        kiosk.stop()
+        printer.close()
+        screen.stop()
