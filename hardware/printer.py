@@ -10,6 +10,7 @@ Why a class of our own instead of using ``escpos.printer.*`` directly:
   every Polish letter, ą=0xA5, ł=0x88, Ł=0x9D, ż=0xBE...) and Cyrillic in CP866
   (``ESC t 17``), the Cyrillic page that cheap printers actually carry. CP866 lacks the
   Ukrainian і/ґ, so those are printed as the identical-looking Latin i / Cyrillic г.
+  Neither page has typographic quotes and dashes („ ” – …): they are printed as " - ...
 * **One place for status.** ESC/POS printers answer ``DLE EOT n`` with a status byte (online,
   cover, paper sensors). A kiosk must know *before* printing whether the paper is out, so
   it can tell the resident to note the number from the screen, and report it to managers.
@@ -41,6 +42,15 @@ STATUS_PAPER = 4  # DLE EOT 4: bits 2-3 = paper near end, bits 5-6 = paper end
 LATIN_CODEPAGE = "CP852"
 CYRILLIC_CODEPAGE = "CP866"
 _CP866_SUBSTITUTES = str.maketrans({"і": "i", "І": "I", "ґ": "г", "Ґ": "Г"})
+# Typography that neither CP852 nor CP866 has (it would print as "?"), in its plain form.
+# Polish texts use „…” quotes and – dashes (office and service names come from the config).
+_TYPOGRAPHY = str.maketrans(
+    {
+        "„": '"', "”": '"', "“": '"', "‟": '"', "«": '"', "»": '"', "‚": "'", "‘": "'", "’": "'", "‛": "'",
+        "–": "-", "—": "-", "‒": "-", "‐": "-", "‑": "-", "−": "-", "…": "...", "•": "*", "·": "*",
+        "\u00a0": " ", "\u202f": " ", "\u2009": " ",
+    }
+)  # fmt: skip
 
 
 class Fault(StrEnum):
@@ -311,7 +321,7 @@ class TicketPrinter:
     @staticmethod
     def _text(dev, text: str) -> None:
         """Write ``text`` in a deliberately chosen code page (see the module docstring)."""
-        for run, cyrillic in _runs(text):
+        for run, cyrillic in _runs(text.translate(_TYPOGRAPHY)):
             if cyrillic:
                 dev.charcode(CYRILLIC_CODEPAGE)
                 dev.text(run.translate(_CP866_SUBSTITUTES))

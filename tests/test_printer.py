@@ -164,6 +164,23 @@ def test_polish_text_is_sent_in_cp852_after_selecting_that_code_page():
     assert b"A017" in job
 
 
+def test_typographic_quotes_and_dashes_print_as_plain_ones_not_question_marks():
+    p = TicketPrinter(PrinterSettings(kind="dummy"))
+    p.print_ticket(
+        layout(
+            header="Urząd Miasta „Łódź” – Wydział Komunikacji",
+            lines=["Sprawa „Prawo jazdy” — odbiór…", "Реєстрація – «паспорт»"],
+            qr_url="",
+        )
+    )
+    job = p.last_job
+    assert b"?" not in job
+    assert ESC_T_CP852 + 'Urząd Miasta "Łódź" - Wydział Komunikacji'.encode("cp852") in job
+    assert 'Sprawa "Prawo jazdy" - odbiór...'.encode("cp852") in job
+    assert ESC_T_CP866 + "Реєстрація".replace("і", "i").encode("cp866") in job
+    assert b'"' + "паспорт".encode("cp866") + b'"' in job
+
+
 def test_ukrainian_text_switches_to_cp866_and_back_to_cp852():
     p = TicketPrinter(PrinterSettings(kind="dummy"))
     p.print_ticket(layout(lines=["Реєстрація транспортних засобів", "Paszporty"], qr_url=""))
