@@ -286,9 +286,19 @@ class KioskApp(App):
     def _tick(self, _dt) -> None:
         self._update_clock()
         idle = time.monotonic() - self.last_touch
-        if idle > self.cfg.kiosk.idle_timeout_s and not self.busy:
+        if idle > self.idle_limit() and not self.busy:
             if self.screen != "home" or self.lang != self.cfg.kiosk.default_language or self.priority:
                 self.go_home(reset=True)
+
+    def idle_limit(self) -> float:
+        """How long the current screen stays untouched before going home.
+
+        Longer on the ticket screen after a printer fault: the number and the QR code on
+        screen are the resident's only copy, and noting or photographing them takes time.
+        """
+        k = self.cfg.kiosk
+        fault = self.screen == "ticket" and self.print_outcome is not None and not self.print_outcome.can_print
+        return max(k.idle_timeout_s, k.fault_timeout_s) if fault else k.idle_timeout_s
 
     # ------------------------------------------------------------------ actions
 

@@ -14,6 +14,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -32,7 +33,7 @@ class Kiosk:
 
     def __init__(
         self, workdir: Path, screen, broker_port: int, public_url: str, printer: str, shots: Path,
-        width: int = 1280, height: int = 720, idle_timeout_s: float = 5,
+        width: int = 1280, height: int = 720, idle_timeout_s: float = 5, fault_timeout_s: float = 90,
     ) -> None:  # fmt: skip
         self.workdir = workdir
         self.env = {**screen.env(), "KIVY_HOME": str(workdir / "kivy")}
@@ -45,6 +46,7 @@ class Kiosk:
 id = "k1"
 public_url = "{public_url}"
 idle_timeout_s = {idle_timeout_s}
+fault_timeout_s = {fault_timeout_s}
 response_timeout_s = 3
 
 [mqtt]
@@ -262,6 +264,27 @@ def test_printer_refusing_connections_still_shows_the_number_and_reports_the_fau
         "fault at /api/devices",
     )
     assert str(dead_port) in devices["kiosk-k1"]["message"]
+
+
+def test_the_printer_fault_screen_stays_longer_than_the_idle_timeout_then_goes_home(
+    server, screen, broker, tmp_path, artifacts, request
+):
+    dead_port = free_port()
+    kiosk = Kiosk(
+        tmp_path, screen, broker.port, server.url, f'type = "network"\nport = {dead_port}\ntimeout_s = 1',
+        artifacts / "kiosk" / request.node.name, idle_timeout_s=3, fault_timeout_s=20,
+    )  # fmt: skip
+    try:
+        kiosk.wait_home()
+        kiosk.tap("service:rej")
+        kiosk.wait("ticket screen with the printer fault", lambda e: e["screen"] == "ticket" and e["printer"])
+        # Well past the 3 s idle timeout (a slow machine can only make the kiosk later).
+        time.sleep(8)
+        assert kiosk.now()["screen"] == "ticket", "the number the resident must note went away"
+        assert kiosk.now()["ticket"] == "A001"
+        kiosk.wait("home after the fault timeout", lambda e: e["screen"] == "home", timeout=40)
+    finally:
+        kiosk.stop()
 
 
 def test_paper_out_is_said_on_screen_reported_and_cleared_when_paper_is_back(server, start_kiosk):
