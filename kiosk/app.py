@@ -560,14 +560,18 @@ class KioskApp(App):
         big = int(max(MIN_FIT_FONT, max(self.fs(26), min(self.px(44), b.height * 0.24)) * k))
         small = int(max(MIN_FIT_FONT, max(self.fs(24), min(self.px(32), b.height * 0.18)) * k))
         name = service_name(s.name, self.lang)
-        if s.available:
+        # With the server or the broker down no ticket can be issued: the buttons must not
+        # look live (the banner above says why and where to go instead).
+        down = not (self.broker_up and self.server_up)
+        if s.available and not down:
             detail = t("waiting", self.lang, n=s.waiting) + "   •   " + t("wait_min", self.lang, m=s.estimated_wait_min)
             b.text = f"[size={big}][b]{s.prefix}  {name}[/b][/size]\n[size={small}]{detail}[/size]"
             b.background_color = (0.55, 0.45, 0, 1) if self.priority else BLUE
             b.color = WHITE
             b.disabled = False
         else:
-            b.text = f"[size={big}][b]{name}[/b][/size]\n[size={small}]{self._reason(s)}[/size]"
+            reason = t("system_down_short", self.lang) if down else self._reason(s)
+            b.text = f"[size={big}][b]{name}[/b][/size]\n[size={small}]{reason}[/size]"
             b.disabled = True
             b.background_color = GREY
             b.disabled_color = LIGHT_GREY

@@ -315,7 +315,7 @@ def test_paper_out_is_said_on_screen_reported_and_cleared_when_paper_is_back(ser
         printer.close()
 
 
-def test_server_unreachable_shows_a_clear_message_and_no_ticket(server, broker, start_kiosk):
+def test_server_unreachable_shows_a_clear_message_greys_out_the_services_and_gives_no_ticket(server, broker, start_kiosk):
     kiosk = start_kiosk(server)
     kiosk.wait_home()
 
@@ -337,21 +337,34 @@ def test_server_unreachable_shows_a_clear_message_and_no_ticket(server, broker, 
     # The message goes away by itself after the idle timeout; the banner once the server is back.
     kiosk.wait("home, server back", lambda e: e["screen"] == "home" and not says_down(e) and e["buttons"], 30)
 
-    # 2. The server is gone (its last will says so): the kiosk says so before anyone taps.
+    # 2. The server is gone (its last will says so): the kiosk says so before anyone taps,
+    #    and its buttons do not look as if they would give a ticket.
     server.kill9()
-    kiosk.wait("home says the system is down", says_down)
-    kiosk.tap("service:pj")
-    kiosk.wait("'no ticket' message", no_ticket_issued)
+    down = kiosk.wait("home says the system is down", says_down)
+    assert_services_greyed_out(kiosk, down, "pj", "Chwilowo niedostępne")
     server.start()
     assert waiting(server, "pj") == 0
-    kiosk.wait("home, server back", lambda e: e["screen"] == "home" and not says_down(e) and e["buttons"], 30)
+    home = kiosk.wait("home, server back", lambda e: e["screen"] == "home" and not says_down(e) and e["buttons"], 30)
+    assert all(home["buttons"][f"service:{s}"][2] for s in ("rej", "pj", "pasz"))  # live again
 
     # 3. The broker is gone.
     broker.stop()
-    kiosk.wait("home says the system is down", says_down)
-    kiosk.tap("service:pasz")
-    kiosk.wait("'no ticket' message", no_ticket_issued)
+    down = kiosk.wait("home says the system is down", says_down)
+    assert_services_greyed_out(kiosk, down, "pasz", "Chwilowo niedostępne")
     assert not kiosk.output.exists()  # nothing was ever printed
+
+
+def assert_services_greyed_out(kiosk: Kiosk, home: dict, service: str, reason: str) -> None:
+    """Every service button disabled and saying why; a tap on one does nothing."""
+    assert all(not enabled for key, (_x, _y, enabled) in home["buttons"].items() if key.startswith("service:"))
+    assert any(t.endswith("\n" + reason) for t in home["texts"]), home["texts"]
+    before = len(kiosk.entries())
+    kiosk.tap(f"service:{service}")
+    kiosk.tap("lang:en")  # taps are handled in order: the English home comes after any effect of the first
+    kiosk.wait("English home", lambda e: e["screen"] == "home" and e["lang"] == "en")
+    assert [e["screen"] for e in kiosk.entries()[before:]] == ["home"] * (len(kiosk.entries()) - before)
+    kiosk.tap("lang:pl")
+    kiosk.wait("Polish home", lambda e: e["screen"] == "home" and e["lang"] == "pl")
 
 
 def test_priority_toggle_gives_a_priority_ticket_ahead_of_normal_ones(server, start_kiosk):
@@ -480,17 +493,22 @@ def test_every_screen_fits_small_and_large_panels_in_polish_and_english(
         kiosk.tap("service:rej")
         check(kiosk.wait("English ticket, printed", ticket("en", "ok")))
         kiosk.tap("done")
-        server.kill9()
-        down = lambda lang: lambda e: e["screen"] == "home" and any(SYSTEM_DOWN[lang] in t for t in e["texts"])  # noqa: E731
-        check(kiosk.wait("English home, system down", down("en")))
+        kiosk.wait("English home", lambda e: e["screen"] == "home" and e["lang"] == "en")
+        server.proc.send_signal(signal.SIGSTOP)  # the server hangs: the request goes unanswered
         kiosk.tap("service:rej")
         check(kiosk.wait("English 'no ticket'", lambda e: any(NOT_ISSUED["en"] in t for t in e["texts"])))
         kiosk.tap("back")
-        kiosk.wait("English home, system down", down("en"))
+        kiosk.wait("English home", lambda e: e["screen"] == "home" and e["lang"] == "en")
         kiosk.tap("lang:pl")
-        check(kiosk.wait("Polish home, system down", down("pl")))
+        kiosk.wait("Polish home", lambda e: e["screen"] == "home" and e["lang"] == "pl")
         kiosk.tap("service:rej")
         check(kiosk.wait("Polish 'no ticket'", lambda e: any(NOT_ISSUED["pl"] in t for t in e["texts"])))
+        kiosk.tap("back")
+        server.kill9()  # now gone for good: its last will makes the home screen say so
+        down = lambda lang: lambda e: e["screen"] == "home" and any(SYSTEM_DOWN[lang] in t for t in e["texts"])  # noqa: E731
+        check(kiosk.wait("Polish home, system down", down("pl")))
+        kiosk.tap("lang:en")
+        check(kiosk.wait("English home, system down", down("en")))
         assert len(checked) == 11
     finally:
         kiosk.stop()
