@@ -94,8 +94,12 @@ def unit(width: float, height: float) -> float:
     """The scaling unit for a ``width`` x ``height`` window: 1.0 at 1280x720.
 
     The smaller of the two ratios, so the whole design fits both ways (800x480: 0.625,
-    1024x600: 0.8, 1920x1080: 1.5, the Touch Display 2 upright at 720x1280: 0.5625).
+    1024x600: 0.8, 1920x1080: 1.5). An upright screen (the Touch Display 2 mounted
+    portrait, 720x1280) is measured against the upright design size, 1.0 at 720x1280:
+    its layout stacks what sits side by side in landscape (see ``portrait``).
     """
+    if height > width:
+        return max(0.3, min(width / BASE_H, height / BASE_W))
     return max(0.3, min(width / BASE_W, height / BASE_H))
 
 
@@ -112,11 +116,23 @@ def _fit(widget: Label, pad_x: float, pad_y: float) -> None:
         w.font_size = w.fit_font
         w.text_size = (max(1, size[0] - pad_x), None)
 
-    def shrink(w: Label, tex) -> None:
-        too_big = tex[1] > w.height - pad_y or tex[0] > w.width - pad_x / 2
-        too_big = too_big or _widest_word(w) > w.width - pad_x  # Kivy would break the word
-        if too_big and w.font_size > MIN_FIT_FONT and w.width > 1:
-            w.font_size = max(MIN_FIT_FONT, w.font_size * 0.92)
+    def too_big(w: Label) -> bool:
+        tex = w.texture_size
+        over = tex[1] > w.height - pad_y or tex[0] > w.width - pad_x / 2
+        return over or _widest_word(w) > w.width - pad_x  # Kivy would break the word
+
+    def shrink(w: Label, _tex) -> None:
+        # A loop, rendering each step at once: a smaller size often leaves texture_size
+        # unchanged (the wrapped text still fills the width), and Kivy only reports changes.
+        if getattr(w, "_fitting", False) or w.width <= 1:
+            return
+        w._fitting = True
+        try:
+            while w.font_size > MIN_FIT_FONT and too_big(w):
+                w.font_size = max(MIN_FIT_FONT, w.font_size * 0.92)
+                w.texture_update()
+        finally:
+            w._fitting = False
 
     widget.bind(size=resize, texture_size=shrink)
 
@@ -135,8 +151,9 @@ def _widest_word(w: Label) -> float:
     sizes = [int(v) for v in _SIZE_TAG.findall(w.text)]
     core.options["bold"] = saved.get("bold", False) or "[b]" in w.text
     core.options["font_size"] = max(sizes) if sizes else w.font_size
-    try:
-        return max(core.get_extents(word)[0] for word in plain.split())
+    try:  # the bold face is a file of its own: pick it as Kivy's markup renderer does
+        core.resolve_font_name()
+        return 1.03 * max(core.get_extents(word)[0] for word in plain.split())
     except Exception:  # a provider without extents: say nothing rather than crash the screen
         return 0.0
     finally:
@@ -206,6 +223,7 @@ class KioskApp(App):
         self._service_buttons: dict[str, Button] = {}
         self.root_box: BoxLayout | None = None
         self.u = 1.0  # the scaling unit of the current window (see unit())
+        self.portrait = False  # an upright screen: the top bar and the ticket stack vertically
         self.link = KioskLink(
             config.kiosk.id,
             config.mqtt,
@@ -440,6 +458,7 @@ class KioskApp(App):
         if guard:
             self.shown_at = time.monotonic()
         self.u = unit(*Window.size)
+        self.portrait = Window.height > Window.width
         self.root_box.clear_widgets()
         self._service_buttons = {}
         self.buttons: dict[str, Widget] = {}
@@ -460,10 +479,20 @@ class KioskApp(App):
         bar = BoxLayout(size_hint_y=None, height=px(96), spacing=px(10), padding=(px(16), px(8)))
         _bg(bar, (0.1, 0.1, 0.1, 1))
         office = self.services.office if self.services else "Numerek"
-        bar.add_widget(_label(office, fs(32), bold=True, halign="left", size_hint_x=0.40))
+        row = bar
+        if self.portrait:  # office and clock above, the three languages below: each gets room
+            bar.orientation, bar.height, bar.padding = "vertical", px(180), (px(16), px(4), px(16), px(10))
+            row = BoxLayout(spacing=px(10))
+            bar.add_widget(row)
+        row.add_widget(_label(office, fs(32), bold=True, halign="left", size_hint_x=0.40))
         self.clock_label = _label("", fs(40), YELLOW, bold=True, size_hint_x=0.12)
         self._update_clock()
-        bar.add_widget(self.clock_label)
+        row.add_widget(self.clock_label)
+        if self.portrait:
+            row.children[1].size_hint_x = 0.62  # the office name
+            row.children[0].size_hint_x = 0.24  # the clock
+            row = BoxLayout(spacing=px(10))
+            bar.add_widget(row)
         for lang in LANGUAGES:
             chosen = lang == self.lang
             b = _button(
@@ -472,7 +501,7 @@ class KioskApp(App):
             )  # fmt: skip
             b.bind(on_release=lambda _b, lang=lang: self.set_lang(lang))
             self.buttons[f"lang:{lang}"] = b
-            bar.add_widget(b)
+            row.add_widget(b)
         return bar
 
     def _home(self) -> Widget:
@@ -499,7 +528,7 @@ class KioskApp(App):
             box.add_widget(warn)
         services = self.services.services if self.services else []
         n = len(services)
-        cols = 1 if n <= 2 else 2 if n <= 6 else 3
+        cols = (1 if n <= 5 else 2) if self.portrait else (1 if n <= 2 else 2 if n <= 6 else 3)
         grid = GridLayout(cols=cols, spacing=px(14), padding=(px(16), 0))
         for s in services:
             b = _button("", fs(34), fit=False)
@@ -544,12 +573,23 @@ class KioskApp(App):
         b.fit_scale = 1.0  # a new size: try the full type size again
         self._paint_service(b)
 
-    def _shrink_service(self, b: Button, tex) -> None:
-        """The service's text is sized by markup; shrink that until it fits the button."""
-        scale = getattr(b, "fit_scale", 1.0)
-        if b.width > 1 and (tex[1] > b.height - self.px(8) or tex[0] > b.width - self.px(12)) and scale > 0.4:
-            b.fit_scale = scale * 0.92
-            self._paint_service(b)
+    def _shrink_service(self, b: Button, _tex) -> None:
+        """The service's text is sized by markup; shrink that until it fits the button
+        (a loop rendering each step at once, as in :func:`_fit`)."""
+        if getattr(b, "_fitting", False) or b.width <= 1:
+            return
+        b._fitting = True
+        try:
+            while getattr(b, "fit_scale", 1.0) > 0.4:
+                tex = b.texture_size
+                over = tex[1] > b.height - self.px(8) or tex[0] > b.width - self.px(12)
+                if not (over or _widest_word(b) > b.width - self.px(24)):
+                    break
+                b.fit_scale = getattr(b, "fit_scale", 1.0) * 0.92
+                self._paint_service(b)
+                b.texture_update()
+        finally:
+            b._fitting = False
 
     def _paint_service(self, b: Button, *_a) -> None:
         """Text sized to the button: fewer services get bigger type, never clipped."""
@@ -611,7 +651,7 @@ class KioskApp(App):
         outer = BoxLayout(orientation="vertical", padding=(px(24), px(12)), spacing=px(10))
         office = self.services.office if self.services else ""
         outer.add_widget(_label(office, fs(30), bold=True, size_hint_y=None, height=px(50)))
-        body = BoxLayout(spacing=px(20))
+        body = BoxLayout(spacing=px(20), orientation="vertical" if self.portrait else "horizontal")
         left = BoxLayout(orientation="vertical", spacing=px(4))
         head = t("priority_ticket", lang) if tk.priority else t("your_number", lang)
         left.add_widget(
@@ -626,8 +666,11 @@ class KioskApp(App):
         left.add_widget(_label(t("people_ahead", lang, n=tk.people_ahead), fs(34), size_hint_y=None, height=px(46)))
         left.add_widget(_label(t("est_wait", lang, m=tk.estimated_wait_min), fs(34), size_hint_y=None, height=px(46)))
         body.add_widget(left)
-        right = BoxLayout(orientation="vertical", size_hint_x=None, width=px(340), spacing=px(6))
         side = px(250 if fault_shown else 300)
+        if self.portrait:  # the QR code and its hint below the number, across the width
+            right = BoxLayout(orientation="vertical", size_hint_y=None, height=side + px(80), spacing=px(6))
+        else:
+            right = BoxLayout(orientation="vertical", size_hint_x=None, width=px(340), spacing=px(6))
         qr = Image(
             texture=qr_texture(self.status_url(tk)), size_hint=(None, None), size=(side, side), fit_mode="contain"
         )

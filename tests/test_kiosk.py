@@ -315,7 +315,9 @@ def test_paper_out_is_said_on_screen_reported_and_cleared_when_paper_is_back(ser
         printer.close()
 
 
-def test_server_unreachable_shows_a_clear_message_greys_out_the_services_and_gives_no_ticket(server, broker, start_kiosk):
+def test_server_unreachable_shows_a_clear_message_greys_out_the_services_and_gives_no_ticket(
+    server, broker, start_kiosk
+):
     kiosk = start_kiosk(server)
     kiosk.wait_home()
 
@@ -430,7 +432,8 @@ def test_kiosk_is_online_while_running_and_offline_after_a_clean_stop(server, st
     wait_for(lambda: devices()["kiosk-k1"]["availability"] == "offline", 10, "kiosk offline")
 
 
-PANELS = [(800, 480), (1024, 600), (1280, 720), (1920, 1080)]  # Pi 7" panel, 7" HDMI panels, TD2 landscape, Full HD
+# The Pi 7" panel, 7" HDMI panels, Touch Display 2 landscape, Full HD, Touch Display 2 upright
+PANELS = [(800, 480), (1024, 600), (1280, 720), (1920, 1080), (720, 1280)]
 PRINTER_WARNING = {
     "pl": "Drukarka nie działa – numer i kod QR pokażemy na ekranie.",
     "en": "The printer is not working – we will show your number and QR code on screen.",
