@@ -438,7 +438,11 @@ PRINTER_WARNING = {
     "pl": "Drukarka nie działa – numer i kod QR pokażemy na ekranie.",
     "en": "The printer is not working – we will show your number and QR code on screen.",
 }
-SYSTEM_DOWN = {"pl": "System kolejkowy chwilowo nie działa", "en": "The queue system is not working right now"}
+SYSTEM_DOWN = {
+    "pl": "System kolejkowy chwilowo nie działa",
+    "en": "The queue system is not working right now",
+    "uk": "Система черги тимчасово не працює",
+}
 NOT_ISSUED = {"pl": "Bilet NIE został wydany.", "en": "No ticket was issued."}
 
 
@@ -456,7 +460,7 @@ def assert_fits(entry: dict, width: int, height: int) -> None:
 
 
 @pytest.mark.parametrize("panel", PANELS, ids=[f"{w}x{h}" for w, h in PANELS])
-def test_every_screen_fits_small_and_large_panels_in_polish_and_english(
+def test_every_screen_fits_small_and_large_panels_in_polish_and_english(  # and the Ukrainian home
     panel, server, broker, tmp_path, artifacts, request
 ):
     width, height = panel
@@ -512,7 +516,9 @@ def test_every_screen_fits_small_and_large_panels_in_polish_and_english(
         check(kiosk.wait("Polish home, system down", down("pl")))
         kiosk.tap("lang:en")
         check(kiosk.wait("English home, system down", down("en")))
-        assert len(checked) == 11
+        kiosk.tap("lang:uk")  # the longest words of the three
+        check(kiosk.wait("Ukrainian home, system down", down("uk")))
+        assert len(checked) == 12
     finally:
         kiosk.stop()
         printer.close()
