@@ -10,6 +10,7 @@ Why a class of our own instead of using ``escpos.printer.*`` directly:
   every Polish letter, ą=0xA5, ł=0x88, Ł=0x9D, ż=0xBE...) and Cyrillic in CP866
   (``ESC t 17``), the Cyrillic page that cheap printers actually carry. CP866 lacks the
   Ukrainian і/ґ, so those are printed as the identical-looking Latin i / Cyrillic г.
+  Neither page has typographic quotes and dashes („ ” – …): they are printed as " - ...
 * **One place for status.** ESC/POS printers answer ``DLE EOT n`` with a status byte (online,
   cover, paper sensors). A kiosk must know *before* printing whether the paper is out, so
   it can tell the resident to note the number from the screen, and report it to managers.
@@ -41,6 +42,15 @@ STATUS_PAPER = 4  # DLE EOT 4: bits 2-3 = paper near end, bits 5-6 = paper end
 LATIN_CODEPAGE = "CP852"
 CYRILLIC_CODEPAGE = "CP866"
 _CP866_SUBSTITUTES = str.maketrans({"і": "i", "І": "I", "ґ": "г", "Ґ": "Г"})
+# Typography that neither CP852 nor CP866 has (it would print as "?"), in its plain form.
+# Polish texts use „…” quotes and – dashes (office and service names come from the config).
+_TYPOGRAPHY = str.maketrans(
+    {
+        "„": '"', "”": '"', "“": '"', "‟": '"', "«": '"', "»": '"', "‚": "'", "‘": "'", "’": "'", "‛": "'",
+        "–": "-", "—": "-", "‒": "-", "‐": "-", "‑": "-", "−": "-", "…": "...", "•": "*", "·": "*",
+        "\u00a0": " ", "\u202f": " ", "\u2009": " ",
+    }
+)  # fmt: skip
 
 
 class Fault(StrEnum):
@@ -114,7 +124,12 @@ class TicketPrinter:
 
     def __init__(self, settings: PrinterSettings) -> None:
         self.settings = settings
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # one job at a time on the device
+        self._cond = threading.Condition(self._lock)  # a status check waiting for a ticket's answer
+        self._meta = threading.Lock()  # guards _wanted (read while _lock is held by someone else)
+        self._wanted = 0  # print_ticket calls waiting for _lock
+        self._jobs = 0  # tickets finished (under _lock)
+        self._last_job = PrinterStatus(Fault.OK, known=False)
         self.last_job = b""  # the bytes of the last job on a dummy printer (tests, debugging)
         # Fail at start-up, not at the first ticket, if the profile lacks our code pages.
         from escpos.capabilities import get_profile
@@ -164,21 +179,43 @@ class TicketPrinter:
     # ------------------------------------------------------------------ status
 
     def _ask(self, dev, n: int) -> int | None:
+        """Send ``DLE EOT n`` and return the status byte, as soon as it arrives.
+
+        The answer is a single byte. python-escpos' serial ``_read`` asks pyserial for 16
+        bytes, which waits out the whole timeout even after the byte is in: three queries
+        cost ~9 s per ticket at the default 3 s. So on a serial line we read exactly one
+        byte (returns on arrival; the timeout only runs out on a silent printer) and drop
+        any stale byte first, so a late answer to an earlier query is not taken for this
+        one. TCP ``recv`` and USB reads already return on the first data.
+        """
         try:
+            port = dev.device if self.settings.kind == "serial" else None
+            if port is not None:
+                port.reset_input_buffer()
             dev._raw(DLE_EOT + bytes([n]))
-            answer = dev._read()
+            answer = port.read(1) if port is not None else dev._read()
         except Exception as exc:
             log.debug("status query %d unanswered: %s", n, exc)
             return None
         return answer[-1] if answer else None
 
-    def _status_of(self, dev) -> PrinterStatus:
+    def _status_of(self, dev, give_way: bool = False) -> PrinterStatus | None:
+        """Ask the printer's sensors. ``None`` when ``give_way`` and a ticket is waiting.
+
+        Two queries normally: the printer (online?) and the paper sensor. The offline cause
+        (cover, paper-end stop) is asked only when the printer says it is offline; an
+        online printer cannot have its cover open.
+        """
         if self.settings.kind == "dummy" or not self.settings.query_status:
             return PrinterStatus(Fault.OK, known=False)
         printer = self._ask(dev, STATUS_PRINTER)
         if printer is None:
             return PrinterStatus(Fault.OK, "the printer does not report its status", known=False)
-        cause = self._ask(dev, STATUS_OFFLINE_CAUSE) or 0
+        if give_way and self.ticket_waiting:
+            return None
+        cause = (self._ask(dev, STATUS_OFFLINE_CAUSE) or 0) if printer & 0x08 else 0
+        if give_way and self.ticket_waiting:
+            return None
         paper = self._ask(dev, STATUS_PAPER) or 0
         if cause & 0x04:
             return PrinterStatus(Fault.COVER_OPEN, "the printer cover is open")
@@ -190,47 +227,79 @@ class TicketPrinter:
             return PrinterStatus(Fault.PAPER_LOW, "the paper roll is nearly empty")
         return PrinterStatus(Fault.OK)
 
+    @property
+    def ticket_waiting(self) -> bool:
+        """True while a :meth:`print_ticket` call waits for the printer."""
+        with self._meta:
+            return self._wanted > 0
+
     def status(self) -> PrinterStatus:
-        """Ask the printer how it is (opens and closes the device)."""
-        with self._lock:
+        """Ask the printer how it is (opens and closes the device).
+
+        Never makes a ticket wait: the kiosk asks this periodically, and a resident may tap
+        in the middle of it. If a ticket arrives meanwhile, the check stops after the query
+        in flight and lets the ticket have the printer; the ticket asks the printer itself
+        before printing, and its answer (the freshest) is returned here too.
+        """
+        with self._cond:
             try:
                 dev = self._open()
             except PrinterError as exc:
                 return exc.status
             try:
-                return self._status_of(dev)
+                status = self._status_of(dev, give_way=True)
             finally:
                 _close(dev)
+            if status is not None:
+                return status
+            seen = self._jobs
+            self._cond.wait_for(lambda: self._jobs > seen)
+            return self._last_job
 
     # ------------------------------------------------------------------ printing
 
     def print_ticket(self, ticket: TicketLayout) -> PrinterStatus:
-        """Check the printer, then print. Returns the state to report; never raises.
+        """Check the printer (one status round), then print. Returns the state; never raises.
 
         A printer that says it is out of paper or has its cover open is not sent the job:
         the ticket would be lost in its buffer and printed for the next person.
         """
-        with self._lock:
+        with self._meta:
+            self._wanted += 1
+        with self._cond:
+            with self._meta:
+                self._wanted -= 1
+            status = PrinterStatus(Fault.ERROR, "printing did not finish")
             try:
-                dev = self._open()
-            except PrinterError as exc:
-                return exc.status
-            try:
-                status = self._status_of(dev)
-                if not status.can_print:
-                    return status
-                self._render(dev, ticket)
-                if self.settings.kind == "dummy":
-                    self.last_job = dev.output
-                    if self.settings.dummy_output:
-                        with Path(self.settings.dummy_output).open("ab") as f:
-                            f.write(dev.output)
+                status = self._print_now(ticket)
                 return status
-            except Exception as exc:
-                log.warning("printing failed: %s", exc)
-                return PrinterStatus(Fault.ERROR, f"printing failed on the {self._where()}: {exc}")
             finally:
-                _close(dev)
+                self._last_job = status
+                self._jobs += 1
+                self._cond.notify_all()
+
+    def _print_now(self, ticket: TicketLayout) -> PrinterStatus:
+        try:
+            dev = self._open()
+        except PrinterError as exc:
+            return exc.status
+        try:
+            status = self._status_of(dev)
+            assert status is not None  # only a give-way check returns None
+            if not status.can_print:
+                return status
+            self._render(dev, ticket)
+            if self.settings.kind == "dummy":
+                self.last_job = dev.output
+                if self.settings.dummy_output:
+                    with Path(self.settings.dummy_output).open("ab") as f:
+                        f.write(dev.output)
+            return status
+        except Exception as exc:
+            log.warning("printing failed: %s", exc)
+            return PrinterStatus(Fault.ERROR, f"printing failed on the {self._where()}: {exc}")
+        finally:
+            _close(dev)
 
     def _render(self, dev, t: TicketLayout) -> None:
         dev.hw("INIT")
@@ -252,7 +321,7 @@ class TicketPrinter:
     @staticmethod
     def _text(dev, text: str) -> None:
         """Write ``text`` in a deliberately chosen code page (see the module docstring)."""
-        for run, cyrillic in _runs(text):
+        for run, cyrillic in _runs(text.translate(_TYPOGRAPHY)):
             if cyrillic:
                 dev.charcode(CYRILLIC_CODEPAGE)
                 dev.text(run.translate(_CP866_SUBSTITUTES))

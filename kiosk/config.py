@@ -36,6 +36,10 @@ class KioskSection(_Strict):
     default_language: Literal["pl", "en", "uk"] = "pl"
     idle_timeout_s: Annotated[float, Field(ge=3, le=600)] = 20.0
     """Any screen but home returns home after this long without a touch."""
+    fault_timeout_s: Annotated[float, Field(ge=10, le=900)] = 90.0
+    """The ticket screen after a printer fault stays this long instead (at least as long
+    as ``idle_timeout_s``): the resident must note or photograph the number and the QR
+    code, which takes an elderly person longer than 20 s."""
     response_timeout_s: Annotated[float, Field(ge=1, le=60)] = 6.0
     """How long to wait for the server's answer before saying it is unreachable."""
 

@@ -49,6 +49,11 @@ TEXTS: dict[str, dict[str, str]] = {
         "uk": "Ліміт талонів на сьогодні вичерпано",
     },
     "unavailable": {"pl": "Niedostępne", "en": "Unavailable", "uk": "Недоступно"},
+    "system_down_short": {
+        "pl": "Chwilowo niedostępne",
+        "en": "Not available right now",
+        "uk": "Тимчасово недоступно",
+    },
     "please_wait": {
         "pl": "Chwileczkę, drukujemy bilet…",
         "en": "One moment, printing your ticket…",

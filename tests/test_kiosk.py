@@ -14,14 +14,15 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from tests.harness import ALWAYS_OPEN, ROOT, ServerProcess, free_port, wait_for, write_config
-from tests.test_printer import ESC_T_CP852, ESC_T_CP866, LoopbackPrinter
+from tests.harness import ALWAYS_OPEN, ROOT, ServerProcess, VirtualScreen, free_port, wait_for, write_config
+from tests.test_printer import ESC_T_CP852, ESC_T_CP866, STATUS_FINE, LoopbackPrinter
 
 BANNERS = ("System kolejkowy chwilowo nie działa", "Łączenie z systemem kolejkowym")
 pytestmark = pytest.mark.skipif(shutil.which("xdotool") is None, reason="xdotool not installed (.ci/setup)")
@@ -30,7 +31,10 @@ pytestmark = pytest.mark.skipif(shutil.which("xdotool") is None, reason="xdotool
 class Kiosk:
     """``numerek-kiosk`` as a subprocess on the test's virtual screen."""
 
-    def __init__(self, workdir: Path, screen, broker_port: int, public_url: str, printer: str, shots: Path) -> None:
+    def __init__(
+        self, workdir: Path, screen, broker_port: int, public_url: str, printer: str, shots: Path,
+        width: int = 1280, height: int = 720, idle_timeout_s: float = 5, fault_timeout_s: float = 90,
+    ) -> None:  # fmt: skip
         self.workdir = workdir
         self.env = {**screen.env(), "KIVY_HOME": str(workdir / "kivy")}
         self.trace = workdir / "trace.jsonl"
@@ -41,7 +45,8 @@ class Kiosk:
 [kiosk]
 id = "k1"
 public_url = "{public_url}"
-idle_timeout_s = 5
+idle_timeout_s = {idle_timeout_s}
+fault_timeout_s = {fault_timeout_s}
 response_timeout_s = 3
 
 [mqtt]
@@ -52,8 +57,8 @@ port = {broker_port}
 
 [screen]
 fullscreen = false
-width = 1280
-height = 720
+width = {width}
+height = {height}
 """,
             encoding="utf-8",
         )
@@ -197,6 +202,27 @@ def test_double_tap_gives_one_ticket(server, start_kiosk):
     assert waiting(server, "pj") == 1
 
 
+def test_double_tap_on_done_does_not_give_the_next_visitor_a_priority_ticket(server, start_kiosk):
+    kiosk = start_kiosk(server)
+    kiosk.wait_home()
+    kiosk.tap("service:rej")
+    ticket = kiosk.wait("first ticket", lambda e: e["screen"] == "ticket" and e["printer"])
+    done_x, done_y, _ = ticket["buttons"]["done"]
+    kiosk.tap("done", clicks=2)  # an impatient double tap; the 2nd lands on the home screen
+    home = kiosk.wait_home()
+    prio_x, prio_y, _ = home["buttons"]["priority"]
+    assert abs(prio_y - done_y) < 60  # the toggle really is where "Gotowe" was
+    assert home["priority"] is False
+    # The next visitor's tap: taps are handled in order, so a toggle from the double tap
+    # would show here as a priority ticket.
+    kiosk.tap("service:rej")
+    shown = kiosk.wait("next visitor's ticket", lambda e: e["screen"] == "ticket" and e["printer"])
+    assert shown["ticket"] == "A002" and shown["priority"] is False
+    assert "Twój numer" in shown["texts"] and "Bilet uprzywilejowany" not in shown["texts"]
+    assert server.get(f"/api/tickets/{token_of(shown)}").json()["people_ahead"] == 1  # behind A001, not ahead
+    assert "ignored" in kiosk.log_text()
+
+
 def test_ukrainian_visitor_gets_the_screen_in_ukrainian_and_a_bilingual_network_printed_ticket(server, start_kiosk):
     printer = LoopbackPrinter()
     try:
@@ -240,13 +266,36 @@ def test_printer_refusing_connections_still_shows_the_number_and_reports_the_fau
     assert str(dead_port) in devices["kiosk-k1"]["message"]
 
 
+def test_the_printer_fault_screen_stays_longer_than_the_idle_timeout_then_goes_home(
+    server, screen, broker, tmp_path, artifacts, request
+):
+    dead_port = free_port()
+    kiosk = Kiosk(
+        tmp_path, screen, broker.port, server.url, f'type = "network"\nport = {dead_port}\ntimeout_s = 1',
+        artifacts / "kiosk" / request.node.name, idle_timeout_s=3, fault_timeout_s=20,
+    )  # fmt: skip
+    try:
+        kiosk.wait_home()
+        kiosk.tap("service:rej")
+        kiosk.wait("ticket screen with the printer fault", lambda e: e["screen"] == "ticket" and e["printer"])
+        # Well past the 3 s idle timeout (a slow machine can only make the kiosk later).
+        time.sleep(8)
+        assert kiosk.now()["screen"] == "ticket", "the number the resident must note went away"
+        assert kiosk.now()["ticket"] == "A001"
+        kiosk.wait("home after the fault timeout", lambda e: e["screen"] == "home", timeout=40)
+    finally:
+        kiosk.stop()
+
+
 def test_paper_out_is_said_on_screen_reported_and_cleared_when_paper_is_back(server, start_kiosk):
     printer = LoopbackPrinter({1: 0x12, 2: 0x12, 4: 0x72})  # paper roll sensor: paper end
     try:
         kiosk = start_kiosk(server, f'type = "network"\nport = {printer.port}\ntimeout_s = 2')
         warned = "Drukarka nie działa – numer i kod QR pokażemy na ekranie."
         kiosk.wait("home warns about the printer", lambda e: e["screen"] == "home" and warned in e["texts"])
-        wait_for(lambda: server.get("/api/devices").json().get("kiosk-k1", {}).get("fault") == "paper_out", 10, "paper_out")
+        wait_for(
+            lambda: server.get("/api/devices").json().get("kiosk-k1", {}).get("fault") == "paper_out", 10, "paper_out"
+        )
         kiosk.wait_home()
         kiosk.tap("service:pasz")
         shown = kiosk.wait("ticket screen", lambda e: e["screen"] == "ticket" and e["printer"])
@@ -259,12 +308,16 @@ def test_paper_out_is_said_on_screen_reported_and_cleared_when_paper_is_back(ser
         kiosk.tap("service:pasz")
         kiosk.wait("second ticket printed", lambda e: e["screen"] == "ticket" and e["printer"] == "ok")
         wait_for(lambda: b"P002" in printer.received, 10, "P002 printed")
-        wait_for(lambda: server.get("/api/devices").json().get("kiosk-k1", {}).get("fault") == "ok", 10, "fault cleared")
+        wait_for(
+            lambda: server.get("/api/devices").json().get("kiosk-k1", {}).get("fault") == "ok", 10, "fault cleared"
+        )
     finally:
         printer.close()
 
 
-def test_server_unreachable_shows_a_clear_message_and_no_ticket(server, broker, start_kiosk):
+def test_server_unreachable_shows_a_clear_message_greys_out_the_services_and_gives_no_ticket(
+    server, broker, start_kiosk
+):
     kiosk = start_kiosk(server)
     kiosk.wait_home()
 
@@ -286,21 +339,34 @@ def test_server_unreachable_shows_a_clear_message_and_no_ticket(server, broker, 
     # The message goes away by itself after the idle timeout; the banner once the server is back.
     kiosk.wait("home, server back", lambda e: e["screen"] == "home" and not says_down(e) and e["buttons"], 30)
 
-    # 2. The server is gone (its last will says so): the kiosk says so before anyone taps.
+    # 2. The server is gone (its last will says so): the kiosk says so before anyone taps,
+    #    and its buttons do not look as if they would give a ticket.
     server.kill9()
-    kiosk.wait("home says the system is down", says_down)
-    kiosk.tap("service:pj")
-    kiosk.wait("'no ticket' message", no_ticket_issued)
+    down = kiosk.wait("home says the system is down", says_down)
+    assert_services_greyed_out(kiosk, down, "pj", "Chwilowo niedostępne")
     server.start()
     assert waiting(server, "pj") == 0
-    kiosk.wait("home, server back", lambda e: e["screen"] == "home" and not says_down(e) and e["buttons"], 30)
+    home = kiosk.wait("home, server back", lambda e: e["screen"] == "home" and not says_down(e) and e["buttons"], 30)
+    assert all(home["buttons"][f"service:{s}"][2] for s in ("rej", "pj", "pasz"))  # live again
 
     # 3. The broker is gone.
     broker.stop()
-    kiosk.wait("home says the system is down", says_down)
-    kiosk.tap("service:pasz")
-    kiosk.wait("'no ticket' message", no_ticket_issued)
+    down = kiosk.wait("home says the system is down", says_down)
+    assert_services_greyed_out(kiosk, down, "pasz", "Chwilowo niedostępne")
     assert not kiosk.output.exists()  # nothing was ever printed
+
+
+def assert_services_greyed_out(kiosk: Kiosk, home: dict, service: str, reason: str) -> None:
+    """Every service button disabled and saying why; a tap on one does nothing."""
+    assert all(not enabled for key, (_x, _y, enabled) in home["buttons"].items() if key.startswith("service:"))
+    assert any(t.endswith("\n" + reason) for t in home["texts"]), home["texts"]
+    before = len(kiosk.entries())
+    kiosk.tap(f"service:{service}")
+    kiosk.tap("lang:en")  # taps are handled in order: the English home comes after any effect of the first
+    kiosk.wait("English home", lambda e: e["screen"] == "home" and e["lang"] == "en")
+    assert [e["screen"] for e in kiosk.entries()[before:]] == ["home"] * (len(kiosk.entries()) - before)
+    kiosk.tap("lang:pl")
+    kiosk.wait("Polish home", lambda e: e["screen"] == "home" and e["lang"] == "pl")
 
 
 def test_priority_toggle_gives_a_priority_ticket_ahead_of_normal_ones(server, start_kiosk):
@@ -364,3 +430,96 @@ def test_kiosk_is_online_while_running_and_offline_after_a_clean_stop(server, st
     kiosk.stop()  # SIGTERM, as systemd does
     assert kiosk.proc.returncode == 0
     wait_for(lambda: devices()["kiosk-k1"]["availability"] == "offline", 10, "kiosk offline")
+
+
+# The Pi 7" panel, 7" HDMI panels, Touch Display 2 landscape, Full HD, Touch Display 2 upright
+PANELS = [(800, 480), (1024, 600), (1280, 720), (1920, 1080), (720, 1280)]
+PRINTER_WARNING = {
+    "pl": "Drukarka nie działa – numer i kod QR pokażemy na ekranie.",
+    "en": "The printer is not working – we will show your number and QR code on screen.",
+}
+SYSTEM_DOWN = {
+    "pl": "System kolejkowy chwilowo nie działa",
+    "en": "The queue system is not working right now",
+    "uk": "Система черги тимчасово не працює",
+}
+NOT_ISSUED = {"pl": "Bilet NIE został wydany.", "en": "No ticket was issued."}
+
+
+def assert_fits(entry: dict, width: int, height: int) -> None:
+    """What a resident would notice: text cut off or off screen, buttons too small to hit."""
+    where = f"{entry['screen']} ({entry['lang']}) at {width}x{height}"
+    assert entry["window"][2:] == [width, height], where
+    assert entry["clipped"] == [], f"{where}: text cut off or off screen: {entry['clipped']}"
+    assert entry["smallest_font"] >= 14, f"{where}: type of {entry['smallest_font']} px"
+    for key, (x, y, w, h) in entry["boxes"].items():
+        assert x >= 0 and y >= 0 and x + w <= width + 1 and y + h <= height + 1, f"{where}: {key} off screen"
+        # ~10 mm on the 7" 800x480 panel; taller on bigger screens, as the design scales
+        assert h >= 0.1 * min(width, height), f"{where}: {key} only {h} px high"
+        assert w >= 1.5 * h or key.startswith("lang:") or w >= 100, f"{where}: {key} only {w} px wide"
+
+
+@pytest.mark.parametrize("panel", PANELS, ids=[f"{w}x{h}" for w, h in PANELS])
+def test_every_screen_fits_small_and_large_panels_in_polish_and_english(  # and the Ukrainian home
+    panel, server, broker, tmp_path, artifacts, request
+):
+    width, height = panel
+    screen = VirtualScreen(width, height)
+    printer = LoopbackPrinter()
+    kiosk = Kiosk(
+        tmp_path, screen, broker.port, server.url, f'type = "network"\nport = {printer.port}\ntimeout_s = 2',
+        artifacts / "kiosk" / request.node.name, width=width, height=height, idle_timeout_s=30,
+    )  # fmt: skip
+    checked: list[tuple[str, str]] = []
+
+    def check(entry: dict) -> None:
+        assert_fits(entry, width, height)
+        checked.append((entry["screen"], entry["lang"]))
+
+    def ticket(lang: str, printer_state: str):
+        return lambda e: e["screen"] == "ticket" and e["lang"] == lang and e["printer"] == printer_state
+
+    try:
+        check(kiosk.wait_home())
+        kiosk.tap("service:rej")
+        check(kiosk.wait("Polish ticket, printed", ticket("pl", "ok")))
+        printer.status = {1: 0x12, 2: 0x12, 4: 0x72}  # paper out
+        kiosk.tap("done")
+        kiosk.wait_home()
+        kiosk.tap("service:pj")
+        check(kiosk.wait("Polish ticket, printer fault", ticket("pl", "paper_out")))
+        kiosk.tap("done")
+        check(kiosk.wait("home with the printer warning", lambda e: PRINTER_WARNING["pl"] in e["texts"]))
+        kiosk.tap("lang:en")
+        check(kiosk.wait("English home", lambda e: e["lang"] == "en" and PRINTER_WARNING["en"] in e["texts"]))
+        kiosk.tap("service:pasz")
+        check(kiosk.wait("English ticket, printer fault", ticket("en", "paper_out")))
+        printer.status = dict(STATUS_FINE)
+        kiosk.tap("done")
+        kiosk.wait("English home", lambda e: e["screen"] == "home" and e["lang"] == "en")
+        kiosk.tap("service:rej")
+        check(kiosk.wait("English ticket, printed", ticket("en", "ok")))
+        kiosk.tap("done")
+        kiosk.wait("English home", lambda e: e["screen"] == "home" and e["lang"] == "en")
+        server.proc.send_signal(signal.SIGSTOP)  # the server hangs: the request goes unanswered
+        kiosk.tap("service:rej")
+        check(kiosk.wait("English 'no ticket'", lambda e: any(NOT_ISSUED["en"] in t for t in e["texts"])))
+        kiosk.tap("back")
+        kiosk.wait("English home", lambda e: e["screen"] == "home" and e["lang"] == "en")
+        kiosk.tap("lang:pl")
+        kiosk.wait("Polish home", lambda e: e["screen"] == "home" and e["lang"] == "pl")
+        kiosk.tap("service:rej")
+        check(kiosk.wait("Polish 'no ticket'", lambda e: any(NOT_ISSUED["pl"] in t for t in e["texts"])))
+        kiosk.tap("back")
+        server.kill9()  # now gone for good: its last will makes the home screen say so
+        down = lambda lang: lambda e: e["screen"] == "home" and any(SYSTEM_DOWN[lang] in t for t in e["texts"])  # noqa: E731
+        check(kiosk.wait("Polish home, system down", down("pl")))
+        kiosk.tap("lang:en")
+        check(kiosk.wait("English home, system down", down("en")))
+        kiosk.tap("lang:uk")  # the longest words of the three
+        check(kiosk.wait("Ukrainian home, system down", down("uk")))
+        assert len(checked) == 12
+    finally:
+        kiosk.stop()
+        printer.close()
+        screen.stop()

@@ -129,6 +129,8 @@ def test_fault_is_published_retained_and_only_when_it_changes(server, link, peer
         ('[kiosk]\nid = "k1"\npublic_url = "http://x"\n[printer]\ntype = "netwrok"\n', "printer.type"),
         ('[kiosk]\nid = "k1"\npublic_url = "http://x"\n[mqtt]\nport = 99999\n', "mqtt.port"),
         ('[kiosk]\nid = "k1"\npublic_url = "http://x"\n[screen]\nfont = "/nope.ttf"\n', "screen.font"),
+        ('[kiosk]\nid = "k1"\npublic_url = "http://x"\nfault_timeout_s = 5\n', "kiosk.fault_timeout_s"),
+        ('[kiosk]\nid = "k1"\npublic_url = "http://x"\nfault_timeout_s = "long"\n', "kiosk.fault_timeout_s"),
         ("[kiosk\n", "not valid TOML"),
     ],
 )

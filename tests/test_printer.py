@@ -7,8 +7,11 @@ wrong code page is a ticket with "Urz?d" on it.
 
 from __future__ import annotations
 
+import os
+import select
 import socket
 import threading
+import tty
 
 import pytest
 
@@ -78,6 +81,61 @@ class LoopbackPrinter:
         self._sock.close()
 
 
+class SerialLoopbackPrinter:
+    """A serial printer on a pseudo-terminal pair: the kiosk opens the pty's device file
+    with pyserial as it would /dev/ttyUSB0; this side records the bytes and answers each
+    ``DLE EOT n`` with ``status[n]``, one byte, like a real printer. Answers wait while
+    ``hold`` is cleared (a printer that is slow to answer)."""
+
+    def __init__(self, status: dict[int, int] | None = None) -> None:
+        self.status = dict(STATUS_FINE if status is None else status)
+        self.master, self._slave = os.openpty()  # the slave stays open: the pty outlives each job
+        tty.setraw(self.master)
+        tty.setraw(self._slave)
+        self.path = os.ttyname(self._slave)
+        self.received = bytearray()
+        self.queries: list[int] = []  # n of each DLE EOT n, in order
+        self.hold = threading.Event()
+        self.hold.set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            ready, _, _ = select.select([self.master], [], [], 0.1)
+            if not ready:
+                continue
+            try:
+                chunk = os.read(self.master, 4096)
+            except OSError:
+                return
+            start = len(self.received)
+            self.received += chunk
+            i = self.received.find(b"\x10\x04", max(0, start - 2))
+            while i != -1 and i + 2 < len(self.received):
+                n = self.received[i + 2]
+                self.queries.append(n)
+                self.hold.wait()
+                if n in self.status:
+                    os.write(self.master, bytes([self.status[n]]))
+                i = self.received.find(b"\x10\x04", i + 3)
+
+    def close(self) -> None:
+        self._stop.set()
+        self.hold.set()
+        self._thread.join(5)
+        os.close(self.master)
+        os.close(self._slave)
+
+
+@pytest.fixture
+def serial_printer():
+    p = SerialLoopbackPrinter()
+    yield p
+    p.close()
+
+
 @pytest.fixture
 def loopback():
     p = LoopbackPrinter()
@@ -104,6 +162,23 @@ def test_polish_text_is_sent_in_cp852_after_selecting_that_code_page():
     assert "ł".encode("cp852") == b"\x88" and b"\x88" in job
     assert b"?" not in job.split(b"\x1d(k")[0]  # nothing replaced before the QR code
     assert b"A017" in job
+
+
+def test_typographic_quotes_and_dashes_print_as_plain_ones_not_question_marks():
+    p = TicketPrinter(PrinterSettings(kind="dummy"))
+    p.print_ticket(
+        layout(
+            header="Urząd Miasta „Łódź” – Wydział Komunikacji",
+            lines=["Sprawa „Prawo jazdy” — odbiór…", "Реєстрація – «паспорт»"],
+            qr_url="",
+        )
+    )
+    job = p.last_job
+    assert b"?" not in job
+    assert ESC_T_CP852 + 'Urząd Miasta "Łódź" - Wydział Komunikacji'.encode("cp852") in job
+    assert 'Sprawa "Prawo jazdy" - odbiór...'.encode("cp852") in job
+    assert ESC_T_CP866 + "Реєстрація".replace("і", "i").encode("cp866") in job
+    assert b'"' + "паспорт".encode("cp866") + b'"' in job
 
 
 def test_ukrainian_text_switches_to_cp866_and_back_to_cp852():
@@ -203,3 +278,46 @@ def test_missing_usb_and_serial_printers_are_reported_as_offline():
     serial = TicketPrinter(PrinterSettings(kind="serial", serial_device="/dev/numerek-no-such-tty"))
     status = serial.print_ticket(layout())
     assert status.fault == Fault.OFFLINE and "/dev/numerek-no-such-tty" in status.message
+
+
+def test_serial_printer_answers_are_read_at_once_so_a_ticket_does_not_wait_out_the_timeout(serial_printer):
+    # A long read timeout: reading only stops early when the answer byte is taken as it
+    # arrives. Waiting out even one timeout would overrun the wait below by far.
+    p = TicketPrinter(PrinterSettings(kind="serial", serial_device=serial_printer.path, timeout_s=60))
+    done: list = []
+    threading.Thread(target=lambda: done.append(p.print_ticket(layout())), daemon=True).start()
+    wait_for(lambda: done, 20, "the serial ticket job")
+    assert done[0].fault == Fault.OK and done[0].known
+    wait_for(lambda: b"\x1dV" in serial_printer.received, 5, "the cut command")
+    got = bytes(serial_printer.received)
+    assert b"A017" in got and ESC_T_CP852 + "Urząd Testowy w Łodzi".encode("cp852") in got
+    # One status round per ticket: online? and paper; the offline cause only when offline.
+    assert serial_printer.queries == [1, 4]
+    assert got.rindex(b"\x10\x04") < got.index(b"A017")
+
+
+def test_serial_printer_reports_paper_out_and_cover_open(serial_printer):
+    p = TicketPrinter(PrinterSettings(kind="serial", serial_device=serial_printer.path, timeout_s=60))
+    serial_printer.status = {1: 0x1A, 2: 0x16, 4: 0x12}  # offline: cover open
+    assert p.status().fault == Fault.COVER_OPEN
+    serial_printer.status = {1: 0x12, 2: 0x12, 4: 0x72}  # paper end
+    assert p.print_ticket(layout()).fault == Fault.PAPER_OUT
+    assert b"A017" not in serial_printer.received
+
+
+def test_a_ticket_does_not_wait_for_a_periodic_status_check_to_finish(serial_printer):
+    p = TicketPrinter(PrinterSettings(kind="serial", serial_device=serial_printer.path, timeout_s=60))
+    serial_printer.hold.clear()  # the printer is slow with its first answer
+    checked: list = []
+    threading.Thread(target=lambda: checked.append(p.status()), daemon=True).start()
+    wait_for(lambda: serial_printer.queries == [1], 10, "the periodic check's first query")
+    printed: list = []
+    threading.Thread(target=lambda: printed.append(p.print_ticket(layout())), daemon=True).start()
+    wait_for(lambda: p.ticket_waiting, 10, "the ticket waiting for the printer")
+    serial_printer.hold.set()
+    wait_for(lambda: printed and checked, 20, "the ticket and the check")
+    assert printed[0].fault == Fault.OK
+    assert checked[0] == printed[0]  # the check reports what the ticket's own query found
+    wait_for(lambda: b"\x1dV" in serial_printer.received, 5, "the cut command")
+    # The check stopped after its first query; the ticket then asked once for itself.
+    assert serial_printer.queries == [1, 1, 4]
