@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import bisect
 import secrets
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -60,7 +61,7 @@ class Restored:
     issued: dict[str, int]  # service -> tickets issued today (for the daily limit)
     next_ticket_id: int
     next_event_id: int
-    recent_calls: list[Event] = field(default_factory=list)  # today's, oldest first
+    recent_calls: list[Event] = field(default_factory=list)  # today's latest per zone, oldest first
     service_times: list[tuple[str, float]] = field(default_factory=list)
     last_finished: list[Ticket] = field(default_factory=list)  # each counter's last, for ratings
 
@@ -104,7 +105,9 @@ class QueueEngine:
         self.issued: dict[str, int] = {}
         self.next_ticket_id = 1
         self.next_event_id = 1
-        self.recent_calls: list[Event] = []
+        # Today's latest calls and recalls, per zone (oldest first): each hall's board keeps its
+        # own history however busy the other halls are.
+        self.zone_calls: dict[str, deque[Event]] = {}
         self.pending = Changes()
         self._latest: datetime | None = None  # the latest time now() gave (it never goes back)
         self._by_number: dict[str, int] = {}
@@ -137,7 +140,9 @@ class QueueEngine:
         self.issued = dict(state.issued)
         self.next_ticket_id = state.next_ticket_id
         self.next_event_id = state.next_event_id
-        self.recent_calls = list(state.recent_calls)[-self.RECENT_CALLS * 8 :]
+        self.zone_calls = {}
+        for ev in state.recent_calls:
+            self._remember_call(ev)
         by_id = {t.id: t for t in state.last_finished if t.day == state.day}
         self._finished = {
             c.id: by_id[c.last_finished]
@@ -192,10 +197,15 @@ class QueueEngine:
         if ev.counter:
             self.pending.counters.add(ev.counter)
         if kind in (EventKind.CALL, EventKind.RECALL):
-            self.recent_calls.append(ev)
-            if len(self.recent_calls) > self.RECENT_CALLS * 8:
-                del self.recent_calls[: -self.RECENT_CALLS * 8]
+            self._remember_call(ev)
         return ev
+
+    ZONE_CALL_MEMORY = RECENT_CALLS * 8
+    """Calls kept per zone: enough for RECENT_CALLS distinct tickets even with many recalls."""
+
+    def _remember_call(self, ev: Event) -> None:
+        zone = str(ev.data.get("zone", ""))
+        self.zone_calls.setdefault(zone, deque(maxlen=self.ZONE_CALL_MEMORY)).append(ev)
 
     # ------------------------------------------------------------------ the office day
 
@@ -230,7 +240,7 @@ class QueueEngine:
         self._finished = {}
         self.last_seq = {}
         self.issued = {}
-        self.recent_calls = []
+        self.zone_calls = {}
         return now
 
     # ------------------------------------------------------------------ availability
@@ -707,8 +717,8 @@ class QueueEngine:
         """The zone's latest calls, newest first, one per ticket (a recall replaces its call)."""
         seen: set[str] = set()
         out: list[Event] = []
-        for ev in reversed(self.recent_calls):
-            if ev.data.get("zone") != zone or ev.ticket in seen:
+        for ev in reversed(self.zone_calls.get(zone, ())):
+            if ev.ticket in seen:
                 continue
             seen.add(ev.ticket or "")
             out.append(ev)

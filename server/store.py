@@ -27,7 +27,7 @@ import sqlite_utils
 
 from protocol.messages import CounterStatus
 from server.domain import CounterRuntime, Event, EventKind, Ticket, TicketStatus
-from server.engine import Changes, Restored
+from server.engine import Changes, QueueEngine, Restored
 
 OPEN_STATUSES = ("waiting", "called", "serving")
 
@@ -316,9 +316,12 @@ class Store:
         recent_calls = [
             self._event_from_row(r)
             for r in q(
-                "SELECT * FROM (SELECT * FROM events WHERE day = ? AND kind IN ('call', 'recall') "
-                "ORDER BY id DESC LIMIT 80) ORDER BY id",
-                [day_s],
+                # Each zone's latest (QueueEngine.ZONE_CALL_MEMORY), so a quiet hall keeps its
+                # board after a restart however busy the others were.
+                "SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY json_extract(data, '$.zone') "
+                "ORDER BY id DESC) AS nth FROM events WHERE day = ? AND kind IN ('call', 'recall')) "
+                "WHERE nth <= ? ORDER BY id",
+                [day_s, QueueEngine.ZONE_CALL_MEMORY],
             )
         ]
         service_times = [

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from tests.harness import Peer, wait_for
 
 BASE = "numerek"
@@ -199,3 +201,32 @@ def test_command_past_its_expires_at_is_refused_remembered_and_changes_nothing(s
     assert ok["ok"] and ok["ticket"]["number"] == "A001"
     assert peer.expect(f"{BASE}/zone/hall/call")["ticket"] == "A001"
     assert not any(json.loads(p)["ticket"] != "A001" for t, p, _r in peer.seen if t.endswith("/call"))
+
+
+def test_a_quiet_halls_board_keeps_its_calls_however_busy_the_other_hall_is_also_after_a_restart(server, peer):
+    """Upstairs calls one passport client, then the main hall calls 100: the upstairs screen
+    must still show P001, live and after the server restarts (each zone keeps its own history)."""
+    peer.subscribe(f"{BASE}/kiosk/k1/response/#", f"{BASE}/counter/+/reply", f"{BASE}/zone/+/board")
+    issue(peer, "k1", "pasz", "p1")
+    assert command(peer, "3", "up-1", "next", current="")["ticket"]["number"] == "P001"
+    for i in range(100):
+        issue(peer, "k1", "rej", f"r{i}")
+        command(peer, "1", f"hall-{i}", "next", current="" if i == 0 else f"A{i:03d}")
+    board = peer.expect(f"{BASE}/zone/hall/board", where=lambda b: b["calls"] and b["calls"][0]["ticket"] == "A100")
+    assert len(board["calls"]) == 10
+    upstairs = peer.latest(f"{BASE}/zone/upstairs/board")
+    assert [c["ticket"] for c in upstairs["calls"]] == ["P001"]
+    server.kill9()
+    # What a restarted server rebuilds its boards from: the store's restored state.
+    from server.config import load_config
+    from server.engine import QueueEngine
+    from server.store import Store
+
+    store = Store(str(server.database))
+    try:
+        engine = QueueEngine(load_config(server.config), lambda: datetime.now(UTC))
+        engine.restore(store.load())
+    finally:
+        store.close()
+    assert [e.ticket for e in engine.calls_for_zone("upstairs")] == ["P001"]
+    assert len(engine.calls_for_zone("hall")) == 10
