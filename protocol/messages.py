@@ -17,7 +17,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from protocol.topics import ID_PATTERN
 
@@ -28,6 +28,17 @@ MAX_PAYLOAD_BYTES = 4096
 DeviceId = Annotated[str, Field(pattern=ID_PATTERN)]
 RequestId = Annotated[str, Field(min_length=1, max_length=64)]
 TicketNumber = Annotated[str, Field(pattern=r"^[A-Z]{1,2}[0-9]{3,4}$")]
+
+
+def _aware(value: datetime) -> datetime:
+    """A deadline without a UTC offset could mean any of 24 moments: refuse it."""
+    if value.utcoffset() is None:
+        raise ValueError("expires_at needs a UTC offset, e.g. 2026-11-23T09:15:05+01:00")
+    return value
+
+
+Deadline = Annotated[datetime, AfterValidator(_aware)]
+"""``expires_at``: when the device stops waiting (server time); the server refuses the request later."""
 
 
 class _Message(BaseModel):
@@ -151,15 +162,7 @@ class CounterCommand(_Message):
     target_counter: DeviceId | None = None
     clerk: Annotated[str, Field(min_length=1, max_length=32)] | None = None
     rating: Annotated[int, Field(ge=1, le=5)] | None = None
-    expires_at: datetime | None = None
-
-    @field_validator("expires_at")
-    @classmethod
-    def _aware(cls, value: datetime | None) -> datetime | None:
-        """A deadline without a UTC offset could mean any of 24 moments: refuse it."""
-        if value is not None and value.utcoffset() is None:
-            raise ValueError("expires_at needs a UTC offset, e.g. 2026-11-23T09:15:05+01:00")
-        return value
+    expires_at: Deadline | None = None
 
 
 class CounterStatus(StrEnum):
@@ -252,12 +255,18 @@ class ServicesMessage(_Message):
 
 
 class TicketRequest(_Message):
-    """A kiosk asks for a ticket on ``<base>/kiosk/<id>/request`` (MQTT 5 request/response)."""
+    """A kiosk asks for a ticket on ``<base>/kiosk/<id>/request`` (MQTT 5 request/response).
+
+    ``expires_at`` (server time), as for counter commands: when the kiosk gives up and tells
+    the resident no ticket was issued. The server refuses a request it reads later with
+    ``expired`` instead of issuing a ticket nobody holds.
+    """
 
     id: RequestId
     service: DeviceId
     priority: bool = False
     lang: Literal["pl", "en", "uk"] = "pl"
+    expires_at: Deadline | None = None
 
 
 class TicketIssued(BaseModel):

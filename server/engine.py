@@ -66,6 +66,17 @@ class Restored:
     last_finished: list[Ticket] = field(default_factory=list)  # each counter's last, for ratings
 
 
+def _refuse_if_expired(expires_at: datetime | None, now: datetime, told: str) -> None:
+    """A request read at or after its deadline is refused: its device gave up on it already."""
+    if expires_at is not None and now >= expires_at:
+        late = (now - expires_at).total_seconds()
+        raise Refusal(
+            ErrorCode.EXPIRED,
+            f"the request expired {late:.1f} s before the server read it (at {expires_at.isoformat()}); "
+            f"{told}, so nothing was done",
+        )
+
+
 class QueueEngine:
     RECENT_CALLS = 10
     RATING_WINDOW_S: float = Office.model_fields["rating_window_s"].default
@@ -341,9 +352,12 @@ class QueueEngine:
 
     # ------------------------------------------------------------------ issuing
 
-    def issue(self, service_id: str, priority: bool = False, origin: str | None = None) -> tuple[Ticket, int]:
+    def issue(
+        self, service_id: str, priority: bool = False, origin: str | None = None, expires_at: datetime | None = None
+    ) -> tuple[Ticket, int]:
         """Issue a ticket; returns it and the number of people ahead of it."""
         now = self.roll_day()
+        _refuse_if_expired(expires_at, now, "the kiosk has told the resident no ticket was issued")
         service = self.services.get(service_id)
         if service is None:
             raise Refusal(ErrorCode.UNKNOWN_SERVICE, f"no service {service_id!r}")
@@ -436,13 +450,7 @@ class QueueEngine:
         now = self.roll_day()
         if counter_id not in self.counters:
             raise Refusal(ErrorCode.UNKNOWN_COUNTER, f"no counter {counter_id!r}")
-        if cmd.expires_at is not None and now >= cmd.expires_at:
-            late = (now - cmd.expires_at).total_seconds()
-            raise Refusal(
-                ErrorCode.EXPIRED,
-                f"the command expired {late:.1f} s before the server read it (at {cmd.expires_at.isoformat()}); "
-                "the device has told the clerk it failed, so nothing was done",
-            )
+        _refuse_if_expired(cmd.expires_at, now, "the device has told the clerk it failed")
         counter = self.counters[counter_id]
         current = self.current_ticket(counter_id)
         if cmd.current is not None:

@@ -428,7 +428,7 @@ class NumerekServer:
     def _kiosk(self, kiosk_id: str, req: TicketRequest) -> TicketResponse:
         now = self.engine.now()
         try:
-            ticket, ahead = self.engine.issue(req.service, req.priority, origin=kiosk_id)
+            ticket, ahead = self.engine.issue(req.service, req.priority, origin=kiosk_id, expires_at=req.expires_at)
         except Refusal as r:
             return TicketResponse(id=req.id, ok=False, error=ErrorInfo(code=r.code, message=r.message), server_time=self.local(now))
         service = self.engine.services[ticket.service]

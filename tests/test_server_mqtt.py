@@ -230,3 +230,20 @@ def test_a_quiet_halls_board_keeps_its_calls_however_busy_the_other_hall_is_also
         store.close()
     assert [e.ticket for e in engine.calls_for_zone("upstairs")] == ["P001"]
     assert len(engine.calls_for_zone("hall")) == 10
+
+
+def test_a_ticket_request_read_after_its_deadline_issues_no_ticket(server, peer):
+    """The kiosk told the resident "no ticket was issued": a request the server only reads
+    later (a frozen server, a Wi-Fi blip) must not create a ticket nobody holds."""
+    from datetime import timedelta
+
+    peer.subscribe(f"{BASE}/kiosk/k1/response/#")
+    past = (datetime.now(UTC) - timedelta(seconds=3)).isoformat()
+    late = peer.request(f"{BASE}/kiosk/k1/request", {"v": 1, "id": "late-1", "service": "rej", "expires_at": past},
+                        response_topic=f"{BASE}/kiosk/k1/response/late-1")  # fmt: skip
+    assert not late["ok"] and late["error"]["code"] == "expired"
+    assert next(q for q in server.get("/api/queues").json() if q["service"] == "rej")["waiting"] == 0
+    soon = (datetime.now(UTC) + timedelta(seconds=30)).isoformat()
+    ok = peer.request(f"{BASE}/kiosk/k1/request", {"v": 1, "id": "ok-1", "service": "rej", "expires_at": soon},
+                      response_topic=f"{BASE}/kiosk/k1/response/ok-1")  # fmt: skip
+    assert ok["ok"] and ok["ticket"]["number"] == "A001"  # the late request used no number either
