@@ -226,10 +226,12 @@ class NumerekServer:
             else:  # the retained copy was cleared (``numerek-provision revoke``/``clear``): forget the device
                 self.devices.pop(levels[1], None)
             return
-        if kind == "unknown" and msg.retain:
-            # Stored state of someone else's, delivered because we (re)subscribed: not a
-            # request. Whoever published it live got the error then (live messages arrive
-            # with the retain flag cleared).
+        if msg.retain and kind != "fault":
+            # Stored on the broker, delivered because we (re)subscribed: not a live request.
+            # A ticket request or counter command published with the retain flag (a third-party
+            # device's mistake) would otherwise be carried out again at every restart once its
+            # id is forgotten; a kiosk's fault report is retained on purpose. Whoever published
+            # it live got the reply or error then (live messages arrive with retain cleared).
             return
         device = levels[1] if len(levels) > 1 else ""
         self.inbox.put(Job(kind, device, msg.topic, msg.payload, response_topic, correlation))

@@ -247,3 +247,27 @@ def test_a_ticket_request_read_after_its_deadline_issues_no_ticket(server, peer)
     ok = peer.request(f"{BASE}/kiosk/k1/request", {"v": 1, "id": "ok-1", "service": "rej", "expires_at": soon},
                       response_topic=f"{BASE}/kiosk/k1/response/ok-1")  # fmt: skip
     assert ok["ok"] and ok["ticket"]["number"] == "A001"  # the late request used no number either
+
+
+def test_a_retained_ticket_request_or_command_is_not_carried_out_again_after_a_restart(server, peer):
+    """A device that sets the retain flag by mistake: the live request is answered once; the
+    broker's stored copy, delivered to the restarted server, issues and calls nothing."""
+    peer.subscribe(f"{BASE}/kiosk/k1/response/#", f"{BASE}/counter/1/reply")
+    peer.publish(f"{BASE}/kiosk/k1/request", {"v": 1, "id": "ret-1", "service": "pj"}, retain=True)
+    peer.publish(f"{BASE}/counter/1/command", {"v": 1, "id": "ret-2", "action": "next"}, retain=True)
+    reply = peer.expect(f"{BASE}/counter/1/reply", where=lambda d: d["id"] == "ret-2")
+    assert reply["ok"]  # the live delivery was a real press
+    server.stop()
+    import sqlite3
+
+    db = sqlite3.connect(server.database)
+    with db:
+        db.execute("DELETE FROM commands")  # as if two days had passed and the ids were pruned
+    db.close()
+    server.start()
+    wait_for(lambda: server.get("/api/counters/1").json()["status"] == "open", 10, "the counter's state")
+    peer.publish(f"{BASE}/counter/1/command", {"v": 1, "id": "after", "action": "sync"})  # a sentinel
+    peer.expect(f"{BASE}/counter/1/reply", where=lambda d: d["id"] == "after")
+    calls = [e for e in server.get("/api/queues").json() if e["service"] == "pj"]
+    assert calls[0]["waiting"] == 0 and calls[0]["being_served"] == 1  # still B001 only: no second ticket, no call
+    assert server.get("/api/counters/1").json()["ticket"]["number"] == "B001"
