@@ -28,6 +28,7 @@ import hmac
 import re
 import sqlite3
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,13 +71,22 @@ class Users:
         Store(str(database)).close()  # bring the schema up to date (creates users/settings)
         self.conn = sqlite3.connect(str(database), check_same_thread=False, isolation_level=None)
         self.conn.execute("PRAGMA busy_timeout=5000")
+        # One connection shared by the web server's threads: the lock covers only the SQL,
+        # never the Argon2 check (~0.3 s), so one slow password check does not hold up
+        # every clerk panel's cookie check behind it.
+        self._lock = threading.Lock()
+
+    def _sql(self, query: str, args: tuple = ()) -> tuple[list[tuple], int]:
+        """Run one statement under the lock: its rows and the number of rows it changed."""
+        with self._lock:
+            cur = self.conn.execute(query, args)
+            return cur.fetchall(), cur.rowcount
 
     def close(self) -> None:
         self.conn.close()
 
     def secret(self) -> str:
-        row = self.conn.execute("SELECT value FROM settings WHERE key = 'session_secret'").fetchone()
-        return row[0]
+        return self._sql("SELECT value FROM settings WHERE key = 'session_secret'")[0][0][0]
 
     def add(self, name: str, role: str, password: str) -> User:
         if not NAME_PATTERN.match(name):
@@ -85,10 +95,11 @@ class Users:
             raise AuthError(f"role must be one of {', '.join(ROLES)}")
         if len(password) < MIN_PASSWORD:
             raise AuthError(f"the password must have at least {MIN_PASSWORD} characters")
+        password_hash = _HASHER.hash(password)
         try:
-            self.conn.execute(
+            self._sql(
                 "INSERT INTO users (name, role, password_hash, created_at) VALUES (?, ?, ?, ?)",
-                (name, role, _HASHER.hash(password), time.time()),
+                (name, role, password_hash, time.time()),
             )
         except sqlite3.IntegrityError:
             raise AuthError(f"user {name!r} already exists") from None
@@ -97,19 +108,19 @@ class Users:
     def set_password(self, name: str, password: str) -> None:
         if len(password) < MIN_PASSWORD:
             raise AuthError(f"the password must have at least {MIN_PASSWORD} characters")
-        cur = self.conn.execute("UPDATE users SET password_hash = ? WHERE name = ?", (_HASHER.hash(password), name))
-        if cur.rowcount == 0:
+        if self._sql("UPDATE users SET password_hash = ? WHERE name = ?", (_HASHER.hash(password), name))[1] == 0:
             raise AuthError(f"no user {name!r}")
 
     def remove(self, name: str) -> None:
-        if self.conn.execute("DELETE FROM users WHERE name = ?", (name,)).rowcount == 0:
+        if self._sql("DELETE FROM users WHERE name = ?", (name,))[1] == 0:
             raise AuthError(f"no user {name!r}")
 
     def list(self) -> list[User]:
-        return [User(n, r) for n, r in self.conn.execute("SELECT name, role FROM users ORDER BY name")]
+        return [User(n, r) for n, r in self._sql("SELECT name, role FROM users ORDER BY name")[0]]
 
     def _row(self, name: str) -> tuple[str, str] | None:
-        return self.conn.execute("SELECT role, password_hash FROM users WHERE name = ?", (name,)).fetchone()
+        rows = self._sql("SELECT role, password_hash FROM users WHERE name = ?", (name,))[0]
+        return rows[0] if rows else None
 
     def verify(self, name: str, password: str) -> User | None:
         """The user if the password is right, else None (same cost whether the name exists or not)."""

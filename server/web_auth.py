@@ -17,7 +17,6 @@ the QR code on the ticket; the token is unguessable).
 
 from __future__ import annotations
 
-import threading
 import time
 from collections import deque
 
@@ -47,8 +46,7 @@ class WebAuth:
     """The session cookie and HTTP Basic check with the wrong-password throttle."""
 
     def __init__(self, users: Users) -> None:
-        self.users = users
-        self._lock = threading.Lock()  # one SQLite connection, used from FastAPI's worker threads
+        self.users = users  # thread-safe: it locks its SQLite connection itself, not the password checks
         self._failures: dict[str, deque[float]] = {}  # client address -> times of recent wrong passwords
 
     def throttled(self, request: Request) -> bool:
@@ -65,14 +63,12 @@ class WebAuth:
 
     def verify(self, name: str, password: str) -> tuple[User | None, str | None]:
         """A login form's check: the user and a new session cookie value, or (None, None)."""
-        with self._lock:
-            user = self.users.verify(name, password)
-            return user, self.users.session_cookie(user) if user else None
+        user = self.users.verify(name, password)
+        return user, self.users.session_cookie(user) if user else None
 
     def who(self, request: Request, basic: bool = True) -> User | None:
         """The signed-in user (cookie), or for scripts an HTTP Basic login; None if neither."""
-        with self._lock:
-            user = self.users.from_cookie(request.cookies.get(SESSION_COOKIE))
+        user = self.users.from_cookie(request.cookies.get(SESSION_COOKIE))
         if user is not None or not basic:
             return user
         header = request.headers.get("authorization")
@@ -80,8 +76,7 @@ class WebAuth:
             return None
         if self.throttled(request):
             raise HTTPException(429, "too many wrong passwords; try again in a few minutes")
-        with self._lock:
-            user = self.users.from_basic(header)
+        user = self.users.from_basic(header)
         if user is None:
             self.failed(request)
         return user

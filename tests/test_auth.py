@@ -1,4 +1,4 @@
-"""Manager logins: ``numerek-users`` and the password/session checks behind the reports."""
+"""Web logins: ``numerek-users`` and the password/session checks behind the clerk panel, reports and admin page."""
 
 from __future__ import annotations
 
@@ -73,3 +73,44 @@ def test_each_installation_signs_sessions_with_its_own_key(tmp_path):
     cookie = a.session_cookie(a.add("ola", "manager", "haslo-ola-123"))
     b.add("ola", "manager", "haslo-ola-123")
     assert b.from_cookie(cookie) is None
+
+
+def test_a_slow_password_check_does_not_hold_up_other_sessions(tmp_path, monkeypatch):
+    """A script's HTTP Basic login costs an Argon2 check (~0.3 s): every clerk panel's cookie
+    check must not wait behind it (one SQLite connection is shared by the web threads)."""
+    import threading
+
+    import server.auth as auth
+
+    users = Users(tmp_path / "numerek.db")
+    clerk = users.add("anna.k", "clerk", "haslo-urzednika-1")
+    cookie = users.session_cookie(clerk)
+    entered, release = threading.Event(), threading.Event()
+    real = auth._HASHER
+
+    class BlockedHasher:  # a password check that takes as long as the test says
+        def verify(self, password_hash: str, password: str) -> bool:
+            entered.set()
+            release.wait(30)
+            return real.verify(password_hash, password)
+
+    monkeypatch.setattr(auth, "_HASHER", BlockedHasher())
+    from starlette.requests import Request
+
+    from server.web_auth import WebAuth
+
+    gate = WebAuth(users)  # what every web page and API asks
+    script = threading.Thread(target=gate.verify, args=("anna.k", "haslo-urzednika-1"))
+    script.start()
+    try:
+        assert entered.wait(10)
+        seen: list = []
+        request = Request({"type": "http", "method": "GET", "path": "/api/counters/1", "query_string": b"",
+                           "headers": [(b"cookie", f"{auth.SESSION_COOKIE}={cookie}".encode())]})  # fmt: skip
+        panel = threading.Thread(target=lambda: seen.append(gate.who(request)))
+        panel.start()
+        panel.join(10)
+        assert seen == [clerk]  # answered while the password check is still running
+    finally:
+        release.set()
+        script.join(10)
