@@ -135,6 +135,12 @@ class Broker:
     port: int = 1883
     topic_base: str = "numerek"
     tls_ca: str | None = None  # path of the CA certificate *on the device*; TLS on when set
+    public_url: str | None = None  # how phones reach the server (kiosks' QR codes); default http://<host>:8080
+
+    def phones_url(self) -> str:
+        """What a kiosk prints in its QR code: the server, as residents' phones reach it. The
+        server and the broker share a Pi, so by default the broker's host on the web port."""
+        return self.public_url or f"http://{self.host}:8080"
 
 
 @dataclass
@@ -463,6 +469,10 @@ def _counter_ids_in(text: str, account: Account) -> list[str]:
     return found
 
 
+EXAMPLE_PUBLIC_URL = "http://numerek.local:8080"
+"""The kiosk example's placeholder: provisioning replaces it with the broker's host."""
+
+
 def render_device_config(account: Account, broker: Broker, password: str, existing: str | None = None) -> str:
     """The device's own config file: identity and credentials set, everything else kept.
 
@@ -499,7 +509,11 @@ def render_device_config(account: Account, broker: Broker, password: str, existi
             found = _counter_ids_in(text, account)
             missing = [cid for cid in ids if cid not in found]
     elif role == "kiosk":
-        text = set_toml_keys(text, "kiosk", {"id": ids[0]})
+        kiosk = {"id": ids[0]}
+        kept = tomllib.loads(text).get("kiosk", {}).get("public_url") if existing is not None else None
+        if kept is None or kept == EXAMPLE_PUBLIC_URL:  # the example's placeholder would print dead QR codes
+            kiosk["public_url"] = broker.phones_url()
+        text = set_toml_keys(text, "kiosk", kiosk)
         text = set_toml_keys(text, "mqtt", credentials)
     elif role == "display":
         text = set_toml_keys(text, "display", {"id": ids[0], "zone": account.zones[0]})
@@ -608,6 +622,10 @@ def cmd_init(registry: Registry, args: argparse.Namespace) -> str:
         b.topic_base = args.topic_base
     if args.tls_ca is not None:
         b.tls_ca = args.tls_ca or None
+    if args.public_url is not None:
+        if args.public_url and not re.fullmatch(r"https?://[^\s/]+(/\S*)?", args.public_url):
+            raise ProvisionError(f"public URL {args.public_url!r} is not an http(s) address")
+        b.public_url = args.public_url.rstrip("/") or None
     save(registry)
     tls = f", TLS with CA {b.tls_ca}" if b.tls_ca else ""
     return f"broker for devices: {b.host}:{b.port}, topics under {b.topic_base}/{tls}"
@@ -705,7 +723,8 @@ def _add_server(registry: Registry, account: Account, password: str, site_config
     save(registry)
     # Never world-readable once it holds a password; the numerek group (the server) keeps reading it.
     write_private(site_config, new, (st.st_mode & 0o770) or 0o640, st.st_gid, st.st_uid)
-    return f"server account '{SERVER_USER}' written into [mqtt] of {site_config}"
+    return (f"server account '{SERVER_USER}' written into [mqtt] of {site_config}; "
+            "a running server keeps the old password: sudo systemctl restart numerek-server")  # fmt: skip
 
 
 def _file_password(text: str, role: str) -> str | None:
@@ -918,6 +937,8 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("--port", type=int, help="broker port (1883, or 8883 with TLS)")
     init.add_argument("--topic-base", help="topic base (the site config's mqtt.topic_base)")
     init.add_argument("--tls-ca", help="CA certificate path on the devices ('' turns TLS off)")
+    init.add_argument("--public-url", help="the server as phones reach it, for kiosks' QR codes "
+                      "(default http://<host>:8080; set it to the HTTPS address behind a proxy)")  # fmt: skip
 
     add = sub.add_parser("add", help="create an account: add counter 4 | add kiosk k1 | add display hall-1 --zone hall")
     add.add_argument("role", choices=(*ROLES, "server"))

@@ -445,3 +445,22 @@ def test_reissue_moves_every_device_kind_to_tls_keeping_settings_and_passwords(d
         done = subprocess.run([sys.executable, "-m", f"{role}.cli", "--config", str(d / f"{name}.toml"), "--check"],
                               capture_output=True, text=True, timeout=120, cwd=ROOT)  # fmt: skip
         assert done.returncode == 0, done.stderr
+
+
+def test_a_kiosks_qr_code_points_at_the_server_phones_can_reach(dirs):
+    """The example's placeholder (numerek.local) would print dead QR codes: a provisioned
+    kiosk gets the broker's host on the web port, or the address set with --public-url."""
+    from kiosk.config import load_config as load_kiosk
+
+    _, config_dir = dirs
+    assert run(dirs, "init", "--host", "numerek-serwer.lan") == 0
+    assert run(dirs, "add", "kiosk", "k1") == 0
+    assert load_kiosk(config_dir / "kiosk-k1.toml").kiosk.public_url == "http://numerek-serwer.lan:8080"
+    assert run(dirs, "init", "--public-url", "https://kolejka.starostwo.example/") == 0
+    assert run(dirs, "add", "kiosk", "k2") == 0
+    assert load_kiosk(config_dir / "kiosk-k2.toml").kiosk.public_url == "https://kolejka.starostwo.example"
+    _edit(config_dir / "kiosk-k1.toml", ('public_url = "http://numerek-serwer.lan:8080"',
+                                         'public_url = "http://10.0.0.5:8080"'))  # fmt: skip
+    assert run(dirs, "add", "kiosk", "k1", "--replace") == 0
+    assert load_kiosk(config_dir / "kiosk-k1.toml").kiosk.public_url == "http://10.0.0.5:8080"  # the office's own
+    assert run(dirs, "init", "--public-url", "numerek-serwer") == 1  # refused, with a message
