@@ -459,6 +459,10 @@ class NumerekServer:
             return  # the retained copy, seen again after a reconnect
         self.faults[device] = report
         self.engine.record_fault(device, report.component, report.fault, report.message)
+        if report.fault == "ok":
+            log.info("%s: %s working again", device, report.component)
+        else:  # in the journal too, for whoever watches it; managers see it on /reports/live
+            log.warning("%s: %s %s %s", device, report.component, report.fault, report.message)
 
     def _load_faults(self) -> dict[str, FaultReport]:
         out: dict[str, FaultReport] = {}

@@ -65,3 +65,41 @@ def test_password_guessing_is_slowed_down_after_many_wrong_tries(server):
     assert codes[20] == 429
     form = server.post("/login", data={"name": "szef", "password": "inne-zgadywanie"})
     assert form.status_code == 429 and "too many" in form.json()["detail"]
+
+
+def test_a_kiosk_out_of_paper_shows_on_the_managers_live_view(tmp_path, broker, peer):
+    """The kiosk tells the resident "staff have been notified": the manager's live page must
+    actually show it (and the server's journal says it too)."""
+    from tests.harness import wait_for
+
+    http_port = free_port()
+    cfg = write_config(tmp_path / "office.toml", broker.port, http_port)
+    server = ServerProcess(cfg, http_port=http_port).start()
+    try:
+        added = subprocess.run([sys.executable, "-m", "server.auth", "--config", str(cfg), "add", "szef",
+                                "--password-stdin"], input="haslo-szefa-1\n", text=True, capture_output=True,
+                               cwd=ROOT, timeout=60)  # fmt: skip
+        assert added.returncode == 0, added.stderr
+        peer.publish(f"{BASE}/device/kiosk-k1/availability", "online", retain=True)
+        peer.publish(f"{BASE}/kiosk/k1/fault", {"v": 1, "device": "kiosk-k1", "fault": "paper_out",
+                                                "message": "rolka pusta"}, retain=True)  # fmt: skip
+
+        def kiosk_row() -> dict | None:
+            devices = server.get("/reports/api/live", headers=AUTH).json()["devices"]
+            return next((d for d in devices if d["device"] == "kiosk-k1" and d["fault"] == "paper_out"), None)
+
+        row = wait_for(kiosk_row, 10, "the kiosk's fault in the live figures")
+        assert row["alert"] is True and row["availability"] == "online"
+        def devices_table(lang: str = "pl") -> str:
+            page = server.get(f"/reports/live?lang={lang}", headers=AUTH).text
+            return page.split('<table id="devices">', 1)[1].split("</table>", 1)[0]
+
+        table = devices_table()
+        assert "kiosk-k1" in table and "BRAK PAPIERU" in table and "rolka pusta" in table and 'class="alert"' in table
+        assert "OUT OF PAPER" in devices_table("en")
+        wait_for(lambda: "kiosk-k1: printer paper_out" in server.log(), 10, "a warning in the server's log")
+        peer.publish(f"{BASE}/kiosk/k1/fault", {"v": 1, "device": "kiosk-k1", "fault": "ok"}, retain=True)
+        wait_for(lambda: not kiosk_row(), 10, "the fault cleared")
+        assert "BRAK PAPIERU" not in devices_table() and "sprawna" in devices_table()
+    finally:
+        server.stop()

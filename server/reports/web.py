@@ -32,7 +32,8 @@ def _lang(value: str | None) -> str:
 
 
 def live_status(server) -> dict[str, Any]:
-    """Per service now: waiting, longest wait, being served, open counters, alert over target."""
+    """Per service now: waiting, longest wait, being served, open counters, alert over target;
+    per device: connection and printer state (a kiosk out of paper is the manager's to fix)."""
     e = server.engine
     with server.lock:
         now = e.now()
@@ -53,7 +54,14 @@ def live_status(server) -> dict[str, Any]:
              "current": e.tickets[c.current].number if c.current in e.tickets else None}
             for cid, c in e.counters.items()
         ]  # fmt: skip
-    return {"server_time": server.local(now).isoformat(timespec="seconds"), "services": services, "counters": counters}
+    devices = [
+        {"device": d, "availability": v.get("availability", "unknown"), "fault": v.get("fault"),
+         "message": v.get("message", ""),
+         "alert": v.get("availability") == "offline" or v.get("fault") not in (None, "ok", "paper_low")}
+        for d, v in sorted(server.device_status().items())
+    ]  # fmt: skip
+    return {"server_time": server.local(now).isoformat(timespec="seconds"), "services": services,
+            "counters": counters, "devices": devices}  # fmt: skip
 
 
 def build_reports_router(server, auth: WebAuth) -> APIRouter:
