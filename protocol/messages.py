@@ -242,6 +242,10 @@ class ServiceInfo(BaseModel):
     waiting: int
     estimated_wait_min: int
     open_counters: int
+    # For the kiosk's priority path: who is ahead of a new priority ticket (the other priority
+    # tickets) and its estimate. Optional, so a device written before them still validates.
+    priority_ahead: int | None = None
+    priority_estimated_wait_min: int | None = None
     opens_at: str | None = None  # "HH:MM" today, when closed now but opening later
     closes_at: str | None = None
 

@@ -182,6 +182,10 @@ def build_router(server: NumerekServer, auth: WebAuth) -> APIRouter:
         """Send a counter command (the clerk panel; needs a clerk login). Same body and reply as over MQTT."""
         if counter_id not in server.engine.counters:
             raise HTTPException(404, f"no counter {counter_id!r}")
+        if command.get("action") == "rate":
+            # A rating is the client's, from the rating buttons at the counter (MQTT), never the
+            # clerk's own browser: a clerk login must not be able to rate its own service.
+            raise HTTPException(403, "ratings come from the client's rating buttons at the counter, not over HTTP")
         future = server.submit_counter_command(counter_id, command)
         try:
             reply = await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)), COMMAND_TIMEOUT_S)

@@ -587,6 +587,8 @@ class NumerekServer:
                     id=s.id, prefix=s.prefix, name=s.name.as_dict(), zone=s.zone, available=code is None,
                     reason=code, waiting=counts[s.id], estimated_wait_min=round(e.estimate_wait(s.id) / 60),
                     open_counters=len(e.open_counters(s.id)),
+                    priority_ahead=e.people_ahead(s.id, True),
+                    priority_estimated_wait_min=round(e.estimate_wait(s.id, priority=True) / 60),
                     opens_at=Hours.clock(hours.opens) if hours else None,
                     closes_at=Hours.clock(hours.closes) if hours else None,
                 )  # fmt: skip

@@ -92,3 +92,25 @@ def test_a_device_whose_retained_state_is_cleared_is_no_longer_listed(server, pe
     peer.publish(f"{BASE}/kiosk/k9/fault", b"", retain=True)
     wait_for(lambda: "kiosk-k9" not in server.get("/api/devices").json(), 10, "the revoked kiosk forgotten")
     assert peer.latest(f"{BASE}/server/errors") is None  # clearing is not an invalid request
+
+
+def test_the_service_list_gives_a_priority_ticket_its_own_queue_and_estimate(server, peer):
+    """A kiosk on its priority path must not show the normal queue: only priority tickets are ahead."""
+    peer.subscribe(f"{BASE}/kiosk/k1/response/#")
+    for i in range(4):
+        issue(peer, "k1", "rej", f"n{i}")
+    issue(peer, "k1", "rej", "p0", priority=True)
+    rej = next(s for s in server.get("/api/services").json() if s["id"] == "rej")
+    assert rej["waiting"] == 5 and rej["priority_ahead"] == 1
+    assert rej["priority_estimated_wait_min"] < rej["estimated_wait_min"]
+
+
+def test_a_clerk_cannot_rate_their_own_service_over_http(server, peer):
+    from tests.test_counter_support import events
+
+    peer.subscribe(f"{BASE}/kiosk/k1/response/#")
+    issue(peer, "k1", "rej", "r1")
+    assert server.post("/api/counters/1/commands", json={"v": 1, "id": "n1", "action": "next", "current": ""}).status_code == 200
+    r = server.post("/api/counters/1/commands", json={"v": 1, "id": "r5", "action": "rate", "rating": 5})
+    assert r.status_code == 403 and "rating buttons" in r.json()["detail"]
+    assert events(server.database, kinds=("rating",)) == []
