@@ -16,7 +16,7 @@ import os
 import sys
 import tempfile
 
-from display.config import ConfigError, DisplayConfig, load_config
+from display.config import ConfigError, DisplayConfig, check_audio, load_config
 
 log = logging.getLogger("numerek.display")
 
@@ -74,6 +74,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"numerek-display: {args.config}: {exc}", file=sys.stderr)
         return 2
     if args.check:
+        try:
+            check_audio(cfg.audio)
+        except ConfigError as exc:
+            print(f"numerek-display: {args.config}: {exc}", file=sys.stderr)
+            return 2
         print(f"numerek-display: {args.config} is valid (zone {cfg.display.zone}, device {cfg.device_id})")
         return 0
     if args.test_audio:

@@ -114,7 +114,12 @@ def synthesise_chime(rate: int = RATE) -> bytes:
 
 
 def load_chime(path: str | Path | None) -> bytes:
-    """The chime's frames: the given WAV (converted with sox if its format differs) or ours."""
+    """The chime's frames: the given WAV (converted with sox if its format differs) or ours.
+
+    Raises :class:`AudioError` saying what is wrong with the file (missing, not a WAV, a
+    format that cannot be converted, sox missing), so that ``numerek-display --check`` can
+    name it before the display runs, and the running display can fall back to our chime.
+    """
     if not path:
         return wav_frames(synthesise_chime())
     p = Path(path)
@@ -122,16 +127,28 @@ def load_chime(path: str | Path | None) -> bytes:
         data = p.read_bytes()
     except OSError as exc:
         raise AudioError(f"cannot read chime {p}: {exc.strerror}") from exc
+    if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+        raise AudioError(f"chime {p} is not a WAV file")
     try:
-        return wav_frames(data)
-    except AudioError:
-        pass
+        frames = wav_frames(data)
+    except AudioError as exc:
+        frames = _convert_chime(p, str(exc))
+    if not frames:
+        raise AudioError(f"chime {p} has no sound in it")
+    return frames
+
+
+def _convert_chime(p: Path, why: str) -> bytes:
+    """``p`` brought to mono 16-bit :data:`RATE` by sox; ``why`` says why it had to be."""
     sox = shutil.which("sox")
     if not sox:
-        raise AudioError(f"chime {p} is not mono 16-bit {RATE} Hz and sox is not installed to convert it")
-    done = subprocess.run(
-        [sox, str(p), "-t", "wav", "-r", str(RATE), "-c", "1", "-b", "16", "-"], capture_output=True, timeout=30
-    )
+        raise AudioError(f"chime {p}: {why}, and sox is not installed to convert it (apt-get install sox)")
+    try:
+        done = subprocess.run(
+            [sox, str(p), "-t", "wav", "-r", str(RATE), "-c", "1", "-b", "16", "-"], capture_output=True, timeout=30
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise AudioError(f"cannot convert chime {p} with sox: {exc}") from exc
     if done.returncode != 0:
         raise AudioError(f"cannot convert chime {p}: {done.stderr.decode(errors='replace').strip()}")
     return wav_frames(done.stdout)
