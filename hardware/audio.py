@@ -354,6 +354,7 @@ class Announcer:
         self._cond = threading.Condition()
         self._busy = False
         self._closed = False
+        self._playing = threading.Lock()  # the queue's thread and play_now never overlap
         self._thread = threading.Thread(target=self._run, name="announcer", daemon=True)
         self._thread.start()
 
@@ -384,6 +385,24 @@ class Announcer:
         parts.append(silence(0.2))
         return wav_bytes(scale(b"".join(parts), self.volume))
 
+    def _say(self, a: Announcement) -> None:
+        meta = {"seq": a.seq, "ticket": a.ticket, "counter": a.counter, "recall": a.recall}
+        with self._playing:
+            self.output.play(self.render(a), meta)
+
+    def play_now(self, a: Announcement) -> None:
+        """Say ``a`` at once and return when it has been played; raises :class:`AudioError`.
+
+        For a one-off check (``numerek-display --test-audio``): unlike :meth:`announce`,
+        which logs a failure and goes on with the next call, the caller learns that the
+        speaker could not play, so an installer's "can you hear it?" cannot report success
+        in silence.
+        """
+        try:
+            self._say(a)
+        except OSError as exc:  # e.g. the player vanished between start-up and now
+            raise AudioError(f"cannot play: {exc}") from exc
+
     def _run(self) -> None:
         while True:
             with self._cond:
@@ -394,8 +413,7 @@ class Announcer:
                 self._busy = True
             a = item.announcement
             try:
-                wav = self.render(a)
-                self.output.play(wav, {"seq": a.seq, "ticket": a.ticket, "counter": a.counter, "recall": a.recall})
+                self._say(a)
             except Exception:  # one bad call must not silence the hall for the rest of the day
                 log.exception("could not announce %s (seq %s)", a.ticket, a.seq)
             finally:

@@ -691,3 +691,27 @@ def test_check_names_a_chime_the_display_cannot_use(tmp_path):
     cfg.write_text('[audio]\nenabled = false\nchime = "missing.wav"\n', encoding="utf-8")
     assert run_cli(cfg, "--check").returncode == 0
 
+
+def test_test_audio_fails_with_a_clear_message_when_the_speaker_cannot_play(tmp_path):
+    cfg = tmp_path / "display.toml"
+    cfg.write_text('[audio]\noutput = "alsa"\ndevice = "hw:CARD=NoSuchCard"\n', encoding="utf-8")
+    done = run_cli(cfg, "--test-audio", "A023", "Stanowisko 4")
+    assert done.returncode == 1, (done.stdout, done.stderr)
+    assert "could not be played" in done.stderr and "hw:CARD=NoSuchCard" in done.stderr, done.stderr
+    assert "did you hear it" not in done.stdout and "Traceback" not in done.stderr
+
+    # A player that fails (e.g. the card is busy) is reported the same way.
+    failing = path_with(
+        tmp_path,
+        aplay='/bin/cat >/dev/null; echo "aplay: main:831: audio open error: Device or resource busy" >&2; exit 1',
+    )
+    cfg.write_text('[audio]\noutput = "alsa"\n', encoding="utf-8")
+    done = run_cli(cfg, "--test-audio", "A023", "Stanowisko 4", path=failing)
+    assert done.returncode == 1, (done.stdout, done.stderr)
+    assert "could not be played" in done.stderr and "Device or resource busy" in done.stderr, done.stderr
+
+    # Real aplay into ALSA's "null" device plays (and discards) it: success.
+    cfg.write_text('[audio]\noutput = "alsa"\ndevice = "null"\n', encoding="utf-8")
+    done = run_cli(cfg, "--test-audio", "A023", "Stanowisko 4")
+    assert done.returncode == 0, done.stderr
+    assert "pl: Numer A 23, stanowisko 4" in done.stdout and "did you hear it" in done.stdout
