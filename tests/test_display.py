@@ -715,3 +715,15 @@ def test_test_audio_fails_with_a_clear_message_when_the_speaker_cannot_play(tmp_
     done = run_cli(cfg, "--test-audio", "A023", "Stanowisko 4")
     assert done.returncode == 0, done.stderr
     assert "pl: Numer A 23, stanowisko 4" in done.stdout and "did you hear it" in done.stdout
+
+
+def test_a_zone_the_server_does_not_have_is_named_in_the_log(server, office_peer, display_factory):
+    lost = display_factory("lost", zone="hal", device="hall-2").start()
+    right = display_factory("right").start()
+    issue(office_peer, "rej", "t1")
+    right.wait(lambda s: s["waiting"] == [["Rejestracja pojazdów", 1], ["Prawo jazdy", 0]], "the hall's waiting counts")
+    wait_for(lambda: "no service of the server is in zone 'hal'" in lost.log(), 30, "the warning about the zone")
+    assert "'hall'" in lost.log(), "the warning names the zones the server has"
+    assert lost.shown()["waiting"] == [], "the lost display shows nothing to wait for"
+    assert "no service of the server" not in right.log()
+    assert lost.log().count("no service of the server") == 1, "said once, not on every services update"
