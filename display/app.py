@@ -491,6 +491,7 @@ class DisplayApp(App):
         self._settled_frame = 3
         self._inbox: deque = deque()
         self._drain_trigger = Clock.create_trigger(self._drain)
+        self._warned_zones: list[str] | None = None  # the service zones last warned about
 
     # ------------------------------------------------------------------ start / stop
 
@@ -603,7 +604,26 @@ class DisplayApp(App):
 
     def _services(self, msg: ServicesMessage) -> None:
         self.state.apply_services(msg)
+        self._check_zone(msg)
         self._render()
+
+    def _check_zone(self, msg: ServicesMessage) -> None:
+        """Warn (once per change) when no service of the server is in this display's zone.
+
+        A ``display.zone`` the server does not have passes ``--check`` (the display cannot
+        know the server's zones before it connects) and leaves the screen empty without a
+        word; this says so in the journal, with the zones the server's services are in.
+        """
+        zones = sorted({s.zone for s in msg.services})
+        problem = self.cfg.display.zone not in zones
+        if problem and zones != self._warned_zones:
+            log.warning(
+                "no service of the server is in zone %r (display.zone); its services are in %s: "
+                "this display shows no waiting counts, and no calls unless a counter is in that zone",
+                self.cfg.display.zone,
+                ", ".join(repr(z) for z in zones) or "no zone",
+            )
+        self._warned_zones = zones if problem else None
 
     def _call(self, call: CallMessage) -> None:
         if not self.state.apply_call(call, self.cfg.display.highlight_seconds):

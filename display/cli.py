@@ -16,7 +16,7 @@ import os
 import sys
 import tempfile
 
-from display.config import ConfigError, DisplayConfig, load_config
+from display.config import ConfigError, DisplayConfig, check_audio, load_config
 
 log = logging.getLogger("numerek.display")
 
@@ -41,7 +41,11 @@ def _prepare_kivy(cfg: DisplayConfig) -> None:
 
 
 def _test_audio(cfg: DisplayConfig, ticket: str, counter_name: str) -> int:
-    """Say one call through the configured output: the installer's "can you hear it?"."""
+    """Say one call through the configured output: the installer's "can you hear it?".
+
+    Exits 1 when the call could not be played (aplay failed, no such device...): success
+    here must mean the sound really went out, not that it was queued.
+    """
     from display.config import make_announcer
     from hardware.audio import Announcement, AudioError, announcement_text
 
@@ -54,8 +58,16 @@ def _test_audio(cfg: DisplayConfig, ticket: str, counter_name: str) -> int:
         return 1
     for lang in a.languages:
         print(f"{lang}: {announcement_text(call, lang, a.counter_word_en)}")
-    announcer.announce(call)
-    announcer.close(drain=True, timeout=60)
+    try:
+        announcer.play_now(call)
+    except AudioError as exc:
+        where = f"device {a.device!r}" if a.device else "ALSA's default device"
+        hint = f" through {where} (check [audio] device; `aplay -L` lists the devices)" if a.output == "alsa" else ""
+        print(f"numerek-display: audio: the call could not be played{hint}: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        announcer.close()
+    print("played: did you hear it?")
     return 0
 
 
@@ -74,6 +86,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"numerek-display: {args.config}: {exc}", file=sys.stderr)
         return 2
     if args.check:
+        try:
+            check_audio(cfg.audio)
+        except ConfigError as exc:
+            print(f"numerek-display: {args.config}: {exc}", file=sys.stderr)
+            return 2
         print(f"numerek-display: {args.config} is valid (zone {cfg.display.zone}, device {cfg.device_id})")
         return 0
     if args.test_audio:

@@ -8,6 +8,7 @@ The documented example is ``display/examples/display.toml``.
 
 from __future__ import annotations
 
+import logging
 import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
@@ -20,6 +21,8 @@ from protocol.topics import ID_PATTERN
 PACKAGE_DIR = Path(__file__).resolve().parent
 DEFAULT_CHIME = PACKAGE_DIR / "sounds" / "chime.wav"
 DEJAVU = Path("/usr/share/fonts/truetype/dejavu")
+
+log = logging.getLogger("numerek.display")
 
 Id = Annotated[str, Field(pattern=ID_PATTERN)]
 
@@ -146,20 +149,46 @@ def load_config(path: str | Path) -> DisplayConfig:
     return parse_config(text, base_dir=p.resolve().parent)
 
 
+def check_audio(a: AudioSection) -> None:
+    """What ``numerek-display --check`` adds to parsing: the chime must be usable here.
+
+    Not part of :func:`parse_config` on purpose: a chime that cannot be used at run time
+    must not keep the display from starting (it falls back to the built-in chime, see
+    :func:`make_announcer`), but the installer running ``--check`` wants to hear about it,
+    with the field named. Raises ConfigError.
+    """
+    if not a.enabled or not a.chime:
+        return
+    from hardware.audio import AudioError, load_chime
+
+    try:
+        load_chime(a.chime)
+    except AudioError as exc:
+        raise ConfigError(f"audio.chime: {exc}") from exc
+
+
 def make_announcer(a: AudioSection) -> Announcer:
     """The announcer this display's ``[audio]`` section describes (raises AudioError).
 
     One place for the app and ``numerek-display --test-audio``, so the installer's sound
-    check uses exactly what the running display will.
+    check uses exactly what the running display will. A chime that cannot be used (missing,
+    not a WAV, no sox to convert it) is logged and replaced by the built-in one: a wrong
+    chime file must never silence the speech that calls people to the counters.
     """
-    from hardware.audio import AlsaOutput, Announcer, EspeakSpeech, FileOutput, load_chime
+    from hardware.audio import AlsaOutput, Announcer, AudioError, EspeakSpeech, FileOutput, load_chime
 
+    speech = EspeakSpeech(a.words_per_minute)
     output = FileOutput(a.record_dir, a.playback_speed) if a.output == "files" else AlsaOutput(a.device)
+    try:
+        chime = load_chime(a.chime)
+    except AudioError as exc:
+        log.warning("audio.chime: %s; using the built-in chime", exc)
+        chime = load_chime(None)
     return Announcer(
         output,
-        EspeakSpeech(a.words_per_minute),
+        speech,
         languages=a.languages,
         volume=a.volume,
-        chime=load_chime(a.chime),
+        chime=chime,
         counter_word_en=a.counter_word_en,
     )

@@ -114,7 +114,12 @@ def synthesise_chime(rate: int = RATE) -> bytes:
 
 
 def load_chime(path: str | Path | None) -> bytes:
-    """The chime's frames: the given WAV (converted with sox if its format differs) or ours."""
+    """The chime's frames: the given WAV (converted with sox if its format differs) or ours.
+
+    Raises :class:`AudioError` saying what is wrong with the file (missing, not a WAV, a
+    format that cannot be converted, sox missing), so that ``numerek-display --check`` can
+    name it before the display runs, and the running display can fall back to our chime.
+    """
     if not path:
         return wav_frames(synthesise_chime())
     p = Path(path)
@@ -122,16 +127,28 @@ def load_chime(path: str | Path | None) -> bytes:
         data = p.read_bytes()
     except OSError as exc:
         raise AudioError(f"cannot read chime {p}: {exc.strerror}") from exc
+    if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+        raise AudioError(f"chime {p} is not a WAV file")
     try:
-        return wav_frames(data)
-    except AudioError:
-        pass
+        frames = wav_frames(data)
+    except AudioError as exc:
+        frames = _convert_chime(p, str(exc))
+    if not frames:
+        raise AudioError(f"chime {p} has no sound in it")
+    return frames
+
+
+def _convert_chime(p: Path, why: str) -> bytes:
+    """``p`` brought to mono 16-bit :data:`RATE` by sox; ``why`` says why it had to be."""
     sox = shutil.which("sox")
     if not sox:
-        raise AudioError(f"chime {p} is not mono 16-bit {RATE} Hz and sox is not installed to convert it")
-    done = subprocess.run(
-        [sox, str(p), "-t", "wav", "-r", str(RATE), "-c", "1", "-b", "16", "-"], capture_output=True, timeout=30
-    )
+        raise AudioError(f"chime {p}: {why}, and sox is not installed to convert it (apt-get install sox)")
+    try:
+        done = subprocess.run(
+            [sox, str(p), "-t", "wav", "-r", str(RATE), "-c", "1", "-b", "16", "-"], capture_output=True, timeout=30
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise AudioError(f"cannot convert chime {p} with sox: {exc}") from exc
     if done.returncode != 0:
         raise AudioError(f"cannot convert chime {p}: {done.stderr.decode(errors='replace').strip()}")
     return wav_frames(done.stdout)
@@ -337,6 +354,7 @@ class Announcer:
         self._cond = threading.Condition()
         self._busy = False
         self._closed = False
+        self._playing = threading.Lock()  # the queue's thread and play_now never overlap
         self._thread = threading.Thread(target=self._run, name="announcer", daemon=True)
         self._thread.start()
 
@@ -367,6 +385,24 @@ class Announcer:
         parts.append(silence(0.2))
         return wav_bytes(scale(b"".join(parts), self.volume))
 
+    def _say(self, a: Announcement) -> None:
+        meta = {"seq": a.seq, "ticket": a.ticket, "counter": a.counter, "recall": a.recall}
+        with self._playing:
+            self.output.play(self.render(a), meta)
+
+    def play_now(self, a: Announcement) -> None:
+        """Say ``a`` at once and return when it has been played; raises :class:`AudioError`.
+
+        For a one-off check (``numerek-display --test-audio``): unlike :meth:`announce`,
+        which logs a failure and goes on with the next call, the caller learns that the
+        speaker could not play, so an installer's "can you hear it?" cannot report success
+        in silence.
+        """
+        try:
+            self._say(a)
+        except OSError as exc:  # e.g. the player vanished between start-up and now
+            raise AudioError(f"cannot play: {exc}") from exc
+
     def _run(self) -> None:
         while True:
             with self._cond:
@@ -377,8 +413,7 @@ class Announcer:
                 self._busy = True
             a = item.announcement
             try:
-                wav = self.render(a)
-                self.output.play(wav, {"seq": a.seq, "ticket": a.ticket, "counter": a.counter, "recall": a.recall})
+                self._say(a)
             except Exception:  # one bad call must not silence the hall for the rest of the day
                 log.exception("could not announce %s (seq %s)", a.ticket, a.seq)
             finally:

@@ -44,7 +44,7 @@ screen=(fonts-dejavu-core libegl1 libegl-mesa0 libgles2 libgl1 libgl1-mesa-dri l
 case "$role" in
   server)  extra=(mosquitto mosquitto-clients sqlite3) ;;
   kiosk)   extra=("${screen[@]}" libusb-1.0-0) ;;
-  display) extra=("${screen[@]}" espeak-ng alsa-utils) ;;
+  display) extra=("${screen[@]}" espeak-ng alsa-utils sox) ;;  # sox converts a chime in another WAV format
   counter) extra=(python3-lgpio i2c-tools) ;;
 esac
 export DEBIAN_FRONTEND=noninteractive

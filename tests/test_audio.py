@@ -23,6 +23,7 @@ from hardware.audio import (
     announcement_text,
     load_chime,
     synthesise_chime,
+    wav_bytes,
     wav_duration,
     wav_frames,
 )
@@ -125,8 +126,16 @@ def test_missing_or_broken_chime_is_a_clear_error(tmp_path):
         load_chime(tmp_path / "none.wav")
     bad = tmp_path / "bad.wav"
     bad.write_bytes(b"this is not audio")
-    with pytest.raises(AudioError, match="cannot convert chime"):
+    with pytest.raises(AudioError, match="is not a WAV file"):
         load_chime(bad)
+    broken = tmp_path / "broken.wav"  # a WAV header, then garbage: sox cannot make sense of it
+    broken.write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt \x10\x00\x00\x00" + b"\xff" * 40)
+    with pytest.raises(AudioError, match="cannot convert chime"):
+        load_chime(broken)
+    empty = tmp_path / "empty.wav"
+    empty.write_bytes(wav_bytes(b""))
+    with pytest.raises(AudioError, match="has no sound"):
+        load_chime(empty)
 
 
 def test_volume_outside_zero_to_one_is_refused(tmp_path):

@@ -9,6 +9,7 @@ time it started and ended. Screenshots land in tests/artifacts/.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -591,3 +592,138 @@ def test_docs_name_the_environment_the_display_unit_sets():
             continue
         assert env.get(key) == value, f"docs say {key}={value}, the unit sets {env.get(key)!r}"
     assert env.get("KIVY_GL_BACKEND") == "sdl2", "GL through SDL2's context on KMS/DRM, not libGL/GLX"
+
+
+# --------------------------------------------------------------------------- chime and speaker checks
+#
+# As on a Pi installed without sox: the display's PATH holds only the programs it is given.
+
+
+def path_with(tmp_path: Path, **scripts: str) -> str:
+    """A directory for PATH with espeak-ng and aplay (the real ones unless ``scripts`` replaces
+    one with a shell script) and nothing else: in particular no sox."""
+    bin_dir = tmp_path / "-".join(["bin", *scripts])
+    bin_dir.mkdir()
+    for name in ("espeak-ng", "aplay"):
+        target = bin_dir / name
+        if name in scripts:
+            target.write_text(f"#!/bin/sh\n{scripts[name]}\n")
+            target.chmod(0o755)
+        else:
+            real = shutil.which(name)
+            assert real, f"{name} is not installed"
+            target.symlink_to(real)
+    return str(bin_dir)
+
+
+def stereo_chime(path: Path, rate: int = 44100) -> Path:
+    """A valid 16-bit stereo WAV at 44.1 kHz: a CD-quality "ding" an office might pick."""
+    import array
+    import math
+
+    frames = array.array("h")
+    for i in range(int(rate * 0.6)):
+        v = int(8000 * math.sin(2 * math.pi * 880 * i / rate))
+        frames.extend((v, v))
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(2)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(frames.tobytes())
+    return path
+
+
+def run_cli(cfg: Path, *args: str, path: str | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, **({"PATH": path} if path else {})}
+    return subprocess.run(
+        [sys.executable, "-m", "display.cli", "--config", str(cfg), *args],
+        capture_output=True, text=True, cwd=ROOT, env=env, timeout=120,
+    )  # fmt: skip
+
+
+def test_chime_that_cannot_be_converted_falls_back_to_the_built_in_chime_and_calls_are_still_spoken(
+    tmp_path, server, office_peer, display_factory
+):
+    from hardware.audio import load_chime, scale
+
+    chime = stereo_chime(tmp_path / "gong.wav")
+    display = display_factory()
+    with open(display.config, "a", encoding="utf-8") as f:
+        f.write(f'chime = "{chime}"\n')
+    display.env["PATH"] = path_with(tmp_path)
+    display.start()
+
+    issue(office_peer, "rej", "t1")
+    command(office_peer, "1", "c1")
+    [said] = wait_for(display.announcements, 30, "the call to be announced despite the unusable chime")
+    assert said["ticket"] == "A001"
+    heard = wave.open(str(display.audio / said["file"]), "rb")
+    frames = heard.readframes(heard.getnframes())
+    built_in = scale(load_chime(None), 0.8)  # the config's default volume
+    assert frames.startswith(built_in), "the announcement starts with the built-in ding-dong"
+    assert len(frames) > len(built_in) + 22050, "and the call is spoken after it"
+    log = display.log()
+    assert "audio.chime" in log and "sox is not installed" in log and "built-in chime" in log
+    assert "audio disabled" not in log
+
+
+def test_check_names_a_chime_the_display_cannot_use(tmp_path):
+    cfg = tmp_path / "display.toml"
+    stereo = stereo_chime(tmp_path / "gong.wav")
+    (tmp_path / "notes.wav").write_text("not a sound at all")
+    no_sox = path_with(tmp_path)
+    cases = [
+        ('chime = "missing.wav"', None, "cannot read chime"),
+        ('chime = "notes.wav"', None, "is not a WAV file"),
+        (f'chime = "{stereo}"', no_sox, "sox is not installed"),
+    ]
+    for line, path, why in cases:
+        cfg.write_text(f"[audio]\n{line}\n", encoding="utf-8")
+        done = run_cli(cfg, "--check", path=path)
+        assert done.returncode == 2, (line, done.stdout, done.stderr)
+        assert "audio.chime" in done.stderr and why in done.stderr, (line, done.stderr)
+        assert "Traceback" not in done.stderr and "is valid" not in done.stdout
+    # With sox the same stereo 44.1 kHz chime is converted: valid.
+    cfg.write_text(f'[audio]\nchime = "{stereo}"\n', encoding="utf-8")
+    done = run_cli(cfg, "--check")
+    assert done.returncode == 0 and "is valid" in done.stdout, done.stderr
+    # A display without sound does not care about its chime.
+    cfg.write_text('[audio]\nenabled = false\nchime = "missing.wav"\n', encoding="utf-8")
+    assert run_cli(cfg, "--check").returncode == 0
+
+
+def test_test_audio_fails_with_a_clear_message_when_the_speaker_cannot_play(tmp_path):
+    cfg = tmp_path / "display.toml"
+    cfg.write_text('[audio]\noutput = "alsa"\ndevice = "hw:CARD=NoSuchCard"\n', encoding="utf-8")
+    done = run_cli(cfg, "--test-audio", "A023", "Stanowisko 4")
+    assert done.returncode == 1, (done.stdout, done.stderr)
+    assert "could not be played" in done.stderr and "hw:CARD=NoSuchCard" in done.stderr, done.stderr
+    assert "did you hear it" not in done.stdout and "Traceback" not in done.stderr
+
+    # A player that fails (e.g. the card is busy) is reported the same way.
+    failing = path_with(
+        tmp_path,
+        aplay='/bin/cat >/dev/null; echo "aplay: main:831: audio open error: Device or resource busy" >&2; exit 1',
+    )
+    cfg.write_text('[audio]\noutput = "alsa"\n', encoding="utf-8")
+    done = run_cli(cfg, "--test-audio", "A023", "Stanowisko 4", path=failing)
+    assert done.returncode == 1, (done.stdout, done.stderr)
+    assert "could not be played" in done.stderr and "Device or resource busy" in done.stderr, done.stderr
+
+    # Real aplay into ALSA's "null" device plays (and discards) it: success.
+    cfg.write_text('[audio]\noutput = "alsa"\ndevice = "null"\n', encoding="utf-8")
+    done = run_cli(cfg, "--test-audio", "A023", "Stanowisko 4")
+    assert done.returncode == 0, done.stderr
+    assert "pl: Numer A 23, stanowisko 4" in done.stdout and "did you hear it" in done.stdout
+
+
+def test_a_zone_the_server_does_not_have_is_named_in_the_log(server, office_peer, display_factory):
+    lost = display_factory("lost", zone="hal", device="hall-2").start()
+    right = display_factory("right").start()
+    issue(office_peer, "rej", "t1")
+    right.wait(lambda s: s["waiting"] == [["Rejestracja pojazdów", 1], ["Prawo jazdy", 0]], "the hall's waiting counts")
+    wait_for(lambda: "no service of the server is in zone 'hal'" in lost.log(), 30, "the warning about the zone")
+    assert "'hall'" in lost.log(), "the warning names the zones the server has"
+    assert lost.shown()["waiting"] == [], "the lost display shows nothing to wait for"
+    assert "no service of the server" not in right.log()
+    assert lost.log().count("no service of the server") == 1, "said once, not on every services update"

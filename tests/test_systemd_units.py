@@ -209,3 +209,13 @@ def test_screen_roles_install_what_kivy_needs_to_start_on_kms_without_x(role):
     packages = _packages(role)
     needed = set(KMS_LIBRARIES.values()) | MESA | {"libgl1", "libmtdev1", "fonts-dejavu-core"}
     assert needed <= packages, f"install.sh {role} misses {sorted(needed - packages)}"
+
+
+def test_display_role_installs_what_speaks_plays_and_converts_its_chime():
+    """espeak-ng speaks, aplay (alsa-utils) plays, sox converts a chime that is not mono
+    16-bit 22050 Hz (docs/display.md promises it; without sox such a chime is refused by
+    ``--check`` and replaced by the built-in one at run time)."""
+    packages = _packages("display")
+    assert {"espeak-ng", "alsa-utils", "sox"} <= packages, (
+        f"install.sh display misses {sorted({'espeak-ng', 'alsa-utils', 'sox'} - packages)}"
+    )
