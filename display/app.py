@@ -389,7 +389,7 @@ class DisplayRoot(FloatLayout):
         self._size_recent()
 
     def _size_recent(self, *_a) -> None:
-        """Rows are 80u high while they fit; with more rows (``last_calls`` up to 10) they and
+        """Rows are 80u high while they fit; with more rows (``last_calls`` up to 9) they and
         their font shrink so that all of them stay inside the list, below its heading."""
         box = self.ids.recent
         rows = [w for w in box.children if isinstance(w, Text) and w.role == "recent"]

@@ -47,7 +47,8 @@ class DisplaySection(_Strict):
     """Shown in the header; empty means the office name the server announces."""
     logo: str = ""
     """Optional path to a PNG/JPEG logo shown left of the office name."""
-    last_calls: Annotated[int, Field(ge=1, le=10)] = 6
+    last_calls: Annotated[int, Field(ge=1, le=9)] = 6
+    """Previous calls listed beside the newest; the board carries 10 calls, the newest shown large."""
     highlight_seconds: Annotated[float, Field(ge=0, le=60)] = 8.0
     info_text: Annotated[str, Field(max_length=1000)] = ""
     """The scrolling line at the bottom; empty hides it."""

@@ -351,6 +351,7 @@ def test_bad_config_is_refused_with_the_field_named(tmp_path):
         '[display]\nzone = "hall/#"\n': "display.zone",
         "[display\n": "not valid TOML",
         '[screen]\nfont = "/nonexistent.ttf"\n': "screen.font",
+        "[display]\nlast_calls = 10\n": "display.last_calls",  # the board's 10 calls: the newest + 9 below
     }
     for text, named in cases.items():
         bad = tmp_path / "display.toml"
@@ -466,7 +467,7 @@ def crowded(display_factory, broker):
         publish_office(broker.port, at, server_online=online)
         screen = VirtualScreen(*size)
         screens.append(screen)
-        display = display_factory(name, screen_env=screen.env(), size=size, last_calls=10, **kw)
+        display = display_factory(name, screen_env=screen.env(), size=size, last_calls=9, **kw)
         display.start(online=False)
         display.wait(lambda s: len(s["waiting"]) == 5 and s["date"] and len(s["recent"]) == 9, "the crowded board")
         if online:
@@ -533,7 +534,7 @@ def test_five_service_names_are_shown_whole_in_at_most_two_lines(crowded, artifa
 
 @pytest.mark.parametrize("size", SCREENS, ids=lambda s: f"{s[0]}x{s[1]}")
 def test_a_long_list_of_recent_calls_fits_below_its_heading(crowded, artifacts, size):
-    display = crowded(size, "recent")  # last_calls = 10, the config's maximum
+    display = crowded(size, "recent")  # last_calls = 9, the config's maximum
     layout = display.layout(f"display-recent-{size[0]}x{size[1]}", artifacts)
     [heading] = texts(layout, "recent-heading")
     rows = texts(layout, "recent")
