@@ -50,3 +50,30 @@ def test_counter_process_calls_a_ticket_logs_the_display_and_says_offline_on_sig
             proc.wait()
     devices = server.get("/api/devices").json()
     assert devices["counter-1"]["availability"] == "offline"
+
+
+# The daemon with a fault injected into its MQTT thread (test-only, from outside the package):
+# the thread's connect loop raises an error nothing expects, as a bug would.
+_INJECTED = """
+import sys
+import counter.unit
+
+def broken_client(*args, **kwargs):
+    raise RuntimeError("injected fault in the MQTT thread")
+
+counter.unit.make_client = broken_client
+from counter.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_counter_process_exits_non_zero_when_its_mqtt_thread_dies_so_systemd_restarts_it(broker, tmp_path):
+    cfg = tmp_path / "counter.toml"
+    cfg.write_text(CONFIG.format(port=broker.port), encoding="utf-8")
+    proc = subprocess.run(
+        [sys.executable, "-c", _INJECTED, "--mock-pins", "--config", str(cfg)],
+        stdin=subprocess.DEVNULL, capture_output=True, text=True, cwd=ROOT, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "Traceback" in proc.stderr and "injected fault in the MQTT thread" in proc.stderr
+    assert "exiting so that systemd restarts the unit" in proc.stderr
