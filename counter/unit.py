@@ -331,13 +331,16 @@ class Station:
         return self.state.ticket.number if self.state and self.state.ticket else None
 
     def indicator(self) -> str:
-        """What the LED shows: offline, error, ready, serving, paused or closed."""
+        """What the LED shows: offline, error (a refused press, or the display not working), ready,
+        serving, paused or closed."""
         if not self.unit.online:
             if self._message and self._message[1]:
                 return ERROR
             return OFFLINE_STATE
         if self._message and self._message[1]:
             return ERROR
+        if self.display.fault is not None:
+            return ERROR  # the client sees nothing: the clerk must know (retried every retry_s)
         if self.state is None:
             return OFFLINE_STATE
         if self.state.status == CounterStatus.PAUSED:

@@ -423,3 +423,48 @@ def test_a_counter_unknown_to_the_server_is_logged_as_an_error(server, broker, c
     finally:
         unit.stop()
         factory.reset()
+
+
+class _LooseCableDisplay(MemoryDisplay):
+    """A display whose cable is out while ``loose``: every write and re-open fails with an I/O error."""
+
+    def __init__(self) -> None:
+        super().__init__(retry_s=0.3)
+        self.loose = False
+        self.reopened = 0
+
+    def _reconnect(self) -> None:
+        if self.loose:
+            raise OSError(121, "Remote I/O error")
+        self.reopened += 1
+
+    def _write(self, lines: tuple[str, ...]) -> None:
+        if self.loose:
+            raise OSError(121, "Remote I/O error")
+        super()._write(lines)
+
+
+def test_a_loose_display_shows_red_on_the_led_is_logged_once_and_comes_back_by_itself(
+    server, broker, kiosk, caplog
+):
+    issue(kiosk, "rej")
+    display = _LooseCableDisplay()
+    unit = CounterUnit(unit_config(broker.port), displays={"1": display}, pin_factory=MockFactory())
+    display.loose = True
+    unit.start()
+    try:
+        station = unit.stations["1"]
+        wait_for(lambda: unit.online and station.state is not None, 10, "the unit online with its state")
+        led_is(unit, RED)  # the clerk sees that the client's display is dark
+        press(station, "next")  # the buttons work meanwhile
+        wait_for(lambda: calls(server) == ["A001"], 10, "A001 called")
+        time.sleep(1.0)  # ~10 re-renders and 3 retry periods while still loose
+        failures = [r for r in caplog.records if "number display failed" in r.getMessage()]
+        assert len(failures) == 1
+        display.loose = False  # the cable is pushed back in
+        shows(unit, "   Numer A001", "Stanowisko 1")
+        led_is(unit, BLUE)
+        assert display.reopened >= 1 and display.fault is None
+        assert any("number display works again" in r.getMessage() for r in caplog.records)
+    finally:
+        unit.stop()
