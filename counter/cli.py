@@ -5,6 +5,10 @@ one-machine demo) add ``--mock-pins``: gpiozero's MockFactory stands in for the 
 the buttons are pressed by typing their names on standard input (``next``, ``hold pause``,
 ``rate 5``...; ``help`` lists them), with ``kind = "console"`` displays logging what the
 client would read.
+
+Exit status: 0 after SIGTERM or ``quit``; 2 for a config error (systemd does not restart it);
+1 when the unit's MQTT thread died without a stop request (systemd restarts it); 3 when the
+GPIO pins cannot be opened.
 """
 
 from __future__ import annotations
@@ -74,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from gpiozero.exc import GPIOZeroError
 
-    from counter.unit import CounterUnit
+    from counter.unit import CounterUnit, UnitFailed
     from hardware.number_display import DisplayError
 
     pin_factory = None
@@ -95,6 +99,11 @@ def main(argv: list[str] | None = None) -> int:
         unit.run_forever()
     except KeyboardInterrupt:
         unit.stop()
+    except UnitFailed as exc:
+        # Exit non-zero so that systemd (Restart=on-failure) restarts the unit: a unit whose
+        # MQTT thread died has dead buttons, and exiting 0 would leave it so until someone notices.
+        logging.getLogger("counter").critical("%s; exiting so that systemd restarts the unit", exc)
+        return 1
     return 0
 
 

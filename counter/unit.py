@@ -44,6 +44,14 @@ from protocol.topics import OFFLINE, ONLINE, Topics
 
 log = logging.getLogger(__name__)
 
+
+class UnitFailed(RuntimeError):
+    """The unit's MQTT thread ended without a stop request: the buttons are dead.
+
+    ``numerek-counter`` turns this into a non-zero exit so that systemd's
+    ``Restart=on-failure`` brings the unit back instead of leaving it silently useless.
+    """
+
 # What the LED shows, most important first. Colours are (red, green, blue).
 OFFLINE_STATE, ERROR, READY, SERVING, PAUSED, CLOSED = "offline", "error", "ready", "serving", "paused", "closed"
 LED_COLOURS: dict[str, tuple[int, int, int]] = {
@@ -297,6 +305,11 @@ class Station:
             self.notice("Dziekujemy!", error=False)
 
     def refused(self, code: str, message: str = "", action: CounterAction | None = None) -> None:
+        if action == CounterAction.RATE and code in RATING_REFUSAL_TEXT:
+            # The client's press, not the clerk's mistake: a notice for the client, no red LED.
+            log.info("counter %s: rating refused: %s %s", self.id, code, message)
+            self.notice(RATING_REFUSAL_TEXT[code], error=False)
+            return
         if code in GENTLE_REFUSAL_TEXT:
             log.info("counter %s: %s refused: %s %s", self.id, action.value if action else "press", code, message)
             self.notice(GENTLE_REFUSAL_TEXT[code], error=False)
@@ -304,7 +317,7 @@ class Station:
                 self.unit.resync(self)  # what we show is behind the server: fetch the truth again
             return
         log.warning("counter %s: %s refused: %s %s", self.id, action.value if action else "press", code, message)
-        text = (RATING_REFUSAL_TEXT.get(code) if action == CounterAction.RATE else None) or REFUSAL_TEXT.get(code)
+        text = REFUSAL_TEXT.get(code)
         self.notice(text or f"Blad {code}", error=True)
 
     def notice(self, text: str, error: bool) -> None:
@@ -318,13 +331,16 @@ class Station:
         return self.state.ticket.number if self.state and self.state.ticket else None
 
     def indicator(self) -> str:
-        """What the LED shows: offline, error, ready, serving, paused or closed."""
+        """What the LED shows: offline, error (a refused press, or the display not working), ready,
+        serving, paused or closed."""
         if not self.unit.online:
             if self._message and self._message[1]:
                 return ERROR
             return OFFLINE_STATE
         if self._message and self._message[1]:
             return ERROR
+        if self.display.fault is not None:
+            return ERROR  # the client sees nothing: the clerk must know (retried every retry_s)
         if self.state is None:
             return OFFLINE_STATE
         if self.state.status == CounterStatus.PAUSED:
@@ -397,6 +413,7 @@ class CounterUnit:
         self.server_clock = ServerClock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.failure: BaseException | None = None  # what ended the MQTT thread, if not a stop
         self.stations: dict[str, Station] = {}
         displays = displays or {}
         try:
@@ -419,7 +436,7 @@ class CounterUnit:
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> CounterUnit:
-        self._thread = threading.Thread(target=self._run, name="counter-mqtt", daemon=True)
+        self._thread = threading.Thread(target=self._thread_main, name="counter-mqtt", daemon=True)
         self._thread.start()
         return self
 
@@ -431,12 +448,27 @@ class CounterUnit:
             s.close()
 
     def run_forever(self) -> None:
+        """Run until :meth:`stop` (or SIGTERM); raise :class:`UnitFailed` if the thread died instead."""
         self.start()
         try:
             while self._thread and self._thread.is_alive():
                 self._thread.join(0.5)
         finally:
+            stopped = self._stop.is_set()
             self.stop()
+        if not stopped:
+            raise UnitFailed(f"the counter unit's MQTT thread ended unexpectedly: {self.failure!r}")
+
+    def _thread_main(self) -> None:
+        """The MQTT thread: :meth:`_run`, with whatever ends it unexpectedly logged and kept."""
+        try:
+            self._run()
+        except BaseException as exc:
+            self.failure = exc
+            log.critical("the counter unit's MQTT thread failed; the buttons no longer work", exc_info=True)
+            raise
+        if not self._stop.is_set():  # pragma: no cover - _run only returns after a stop request
+            self.failure = RuntimeError("the MQTT loop returned without a stop request")
 
     # ------------------------------------------------------------------ MQTT
 
@@ -461,7 +493,7 @@ class CounterUnit:
                 self._client = client
             while not self._stop.is_set():
                 rc = client.loop(timeout=0.1)
-                self.housekeeping()
+                self._guarded("housekeeping", self.housekeeping)
                 if rc != mqtt.MQTT_ERR_SUCCESS:
                     break
             if self._stop.is_set():
@@ -472,8 +504,20 @@ class CounterUnit:
     def _idle(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds
         while not self._stop.is_set() and time.monotonic() < deadline:
-            self.housekeeping()
+            self._guarded("housekeeping", self.housekeeping)
             self._stop.wait(0.1)
+
+    @staticmethod
+    def _guarded(what: str, fn: Callable[[], None]) -> None:
+        """Run ``fn``; an unexpected exception is logged with its traceback and the unit goes on.
+
+        Why: one bad message or a bug in one rendering path must not kill the thread that
+        carries every button press of the unit (paho lets callback exceptions out of loop()).
+        """
+        try:
+            fn()
+        except Exception:
+            log.exception("unexpected error in %s; the unit carries on", what)
 
     def _say_offline(self, client: mqtt.Client, availability: str) -> None:
         info = client.publish(availability, OFFLINE, qos=1, retain=True)
@@ -502,6 +546,9 @@ class CounterUnit:
         self.render_all()
 
     def _on_connect(self, client: mqtt.Client) -> None:
+        self._guarded("the connect callback", lambda: self._subscribe(client))
+
+    def _subscribe(self, client: mqtt.Client) -> None:
         t = self.topics
         subs = [(t.server_availability, 1)]
         subs += [(t.counter_state(s), 1) for s in self.stations]
@@ -513,6 +560,9 @@ class CounterUnit:
         self.render_all()
 
     def _on_message(self, _client, _userdata, msg: mqtt.MQTTMessage) -> None:
+        self._guarded(f"handling a message on {msg.topic}", lambda: self._handle(msg))
+
+    def _handle(self, msg: mqtt.MQTTMessage) -> None:
         try:
             if msg.topic == self.topics.server_availability:
                 online = msg.payload.decode(errors="replace") == ONLINE
@@ -524,6 +574,7 @@ class CounterUnit:
                     self.server_clock.forget()  # it may come back with its clock stepped
                 elif came_online:
                     self.sync_clock()
+                    self._check_counters()
                 self.render_all()
             elif msg.topic in self._by_state_topic:
                 station = self._by_state_topic[msg.topic]
@@ -545,6 +596,14 @@ class CounterUnit:
             pending = self._pending.pop(reply.id or "", None)
         if pending is None:
             return  # an answer to someone else (another unit of this counter, a test peer)
+        code = reply.error.code if reply.error and not reply.ok else None
+        if code == ErrorCode.UNKNOWN_COUNTER:
+            # Without this a unit configured with the wrong id just shows "Laczenie..." forever.
+            log.error(
+                "the server has no counter %r: check `id` in this unit's counter.toml against the "
+                "[[counters]] of the server's site config (%s)",
+                pending.station.id, reply.error.message if reply.error else "",
+            )
         if pending.quiet:
             return
         if reply.ok:
@@ -590,6 +649,12 @@ class CounterUnit:
         """Ask the server for a live reply (``sync`` changes nothing) to learn its clock from."""
         first = next(iter(self.stations.values()))
         self.send(first, CounterAction.SYNC, quiet=True)
+
+    def _check_counters(self) -> None:
+        """A quiet ``sync`` for each counter but the first (sync_clock asks for that one): a counter
+        the server does not know answers ``unknown_counter``, which :meth:`_reply` logs."""
+        for station in list(self.stations.values())[1:]:
+            self.send(station, CounterAction.SYNC, quiet=True)
 
     def resync(self, station: Station) -> None:
         """Subscribe to the station's state again: the broker re-sends the retained truth."""

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import unicodedata
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -39,16 +40,30 @@ class DisplayError(RuntimeError):
     """The display could not be opened or written (wiring, address, permissions)."""
 
 
-class NumberDisplay(ABC):
-    """A few lines of a few characters each. Thread-safe; :meth:`show` skips repeats."""
+RETRY_S = 30.0
+"""How often a failed display is tried again (re-opened and re-initialised)."""
 
-    def __init__(self, cols: int = 16, rows: int = 2) -> None:
+
+class NumberDisplay(ABC):
+    """A few lines of a few characters each. Thread-safe; :meth:`show` skips repeats.
+
+    A display that fails (a loose cable, an LCD missing at boot) never stops the caller: the
+    failure is logged once, :attr:`fault` says what is wrong (the counter shows it on its LED),
+    and every ``retry_s`` the next :meth:`show` re-opens the display (:meth:`_reconnect`) and
+    writes the latest text. Why not retry on every write: the counter re-renders about ten
+    times a second, which flooded the journal with one error per write.
+    """
+
+    def __init__(self, cols: int = 16, rows: int = 2, retry_s: float = RETRY_S) -> None:
         if cols < 8 or rows < 1:
             raise ValueError("a number display needs at least 8 columns and 1 row")
         self.cols = cols
         self.rows = rows
+        self.retry_s = retry_s
         self._lock = threading.Lock()
         self._shown: tuple[str, ...] | None = None
+        self.fault: str | None = None  # why the display does not work now; None while it does
+        self._retry_at = 0.0  # monotonic time of the next attempt while faulty
 
     def fit(self, lines: Sequence[str]) -> tuple[str, ...]:
         """The lines as the glass shows them: plain ASCII, cut and padded to ``cols``."""
@@ -61,14 +76,34 @@ class NumberDisplay(ABC):
         with self._lock:
             if fitted == self._shown:
                 return
+            if self.fault is not None:
+                if time.monotonic() < self._retry_at:
+                    return  # still broken as far as we know; tried again at _retry_at
+                try:
+                    self._reconnect()
+                except (OSError, DisplayError) as exc:
+                    self._failed(exc)
+                    return
             try:
                 self._write(fitted)
-            except OSError as exc:
-                # A loose cable must not stop the buttons from working; the next change retries.
-                log.error("number display write failed: %s", exc)
-                self._shown = None
+            except (OSError, DisplayError) as exc:
+                self._failed(exc)
                 return
+            if self.fault is not None:
+                log.warning("number display works again (was: %s)", self.fault)
+                self.fault = None
             self._shown = fitted
+
+    def _failed(self, exc: BaseException) -> None:
+        """Remember the failure (logged only when the display was working) and when to retry."""
+        if self.fault is None:
+            log.error("number display failed: %s; showing the error on the LED, retrying every %g s", exc, self.retry_s)
+        self.fault = str(exc) or type(exc).__name__
+        self._shown = None
+        self._retry_at = time.monotonic() + self.retry_s
+
+    def _reconnect(self) -> None:  # noqa: B027 - most displays have nothing to re-open
+        """Re-open a failed display before the next write; raise OSError/DisplayError if it still fails."""
 
     @property
     def text(self) -> tuple[str, ...]:
@@ -86,8 +121,8 @@ class NumberDisplay(ABC):
 class MemoryDisplay(NumberDisplay):
     """Remembers every screen it showed, oldest first."""
 
-    def __init__(self, cols: int = 16, rows: int = 2) -> None:
-        super().__init__(cols, rows)
+    def __init__(self, cols: int = 16, rows: int = 2, retry_s: float = RETRY_S) -> None:
+        super().__init__(cols, rows, retry_s)
         self.history: list[tuple[str, ...]] = []
 
     def _write(self, lines: tuple[str, ...]) -> None:
@@ -111,6 +146,10 @@ class HD44780Display(NumberDisplay):
     RPLCD talks to ``/dev/i2c-<port>`` with smbus2 (pure Python, no compiled extension),
     so the user running the counter needs the ``i2c`` group. Writes rewrite both lines in
     place (no ``clear()``, which flickers and takes 1.6 ms on the controller).
+
+    An LCD missing at start (no ``/dev/i2c-<port>``, nothing at the address) does not raise:
+    the display starts faulty and is opened again, with the HD44780 initialised afresh, every
+    ``retry_s`` (see :class:`NumberDisplay`), so the counter's buttons work meanwhile.
     """
 
     def __init__(
@@ -121,30 +160,56 @@ class HD44780Display(NumberDisplay):
         cols: int = 16,
         rows: int = 2,
         charmap: str = "A00",
+        retry_s: float = RETRY_S,
     ) -> None:
-        super().__init__(cols, rows)
+        super().__init__(cols, rows, retry_s)
         try:
             from RPLCD.i2c import CharLCD
         except ImportError as exc:  # pragma: no cover - depends on the installed extras
             raise DisplayError("the LCD needs RPLCD and smbus2: pip install 'numerek[counter]'") from exc
+        self._open_lcd = lambda: CharLCD(
+            expander, address, port=port, cols=cols, rows=rows, charmap=charmap, auto_linebreaks=False
+        )
+        self._where = f"{cols}x{rows} LCD on I2C bus {port} at address {address:#04x} ({expander})"
+        self._lcd = None
         try:
-            self._lcd = CharLCD(
-                expander, address, port=port, cols=cols, rows=rows, charmap=charmap, auto_linebreaks=False
-            )
-            self._lcd.clear()
+            self._reconnect()
+        except DisplayError as exc:
+            with self._lock:
+                self._failed(exc)
+
+    def _reconnect(self) -> None:
+        """Open the LCD afresh: RPLCD's constructor runs the HD44780's initialisation sequence."""
+        self._release()
+        try:
+            lcd = self._open_lcd()
+            lcd.clear()
         except (OSError, ValueError) as exc:
             raise DisplayError(
-                f"no {cols}x{rows} LCD on I2C bus {port} at address {address:#04x} ({expander}): {exc}. "
+                f"no {self._where}: {exc}. "
                 "Check the wiring, that I2C is enabled (raspi-config) and that the user is in the i2c group."
             ) from exc
+        self._lcd = lcd
 
     def _write(self, lines: tuple[str, ...]) -> None:
+        if self._lcd is None:
+            raise DisplayError(f"the {self._where} is not open")
         for row, line in enumerate(lines):
             self._lcd.cursor_pos = (row, 0)
             self._lcd.write_string(line)
 
+    def _release(self) -> None:
+        lcd, self._lcd = self._lcd, None
+        if lcd is not None:
+            try:
+                lcd.close(clear=False)
+            except OSError:
+                pass
+
     def close(self) -> None:
-        try:
-            self._lcd.close(clear=True)
-        except OSError:
-            pass
+        if self._lcd is not None:
+            try:
+                self._lcd.close(clear=True)
+            except OSError:
+                pass
+        self._lcd = None

@@ -115,9 +115,10 @@ class Office(_Strict):
     recall_guard_s: Annotated[float, Field(ge=0, le=60)] = 10.0
     """A RECALL this soon after the ticket's last call is refused (``too_soon``): the hall is
     still announcing it, and a double press must not announce it twice."""
-    rating_window_s: Annotated[float, Field(ge=10, le=3600)] = 120.0
-    """A client's rating counts only this long after the service ended (later it would be
-    someone else's press landing on the wrong ticket)."""
+    rating_window_s: Annotated[float, Field(ge=10, le=3600)] = 30.0
+    """The "leaving" window: this long after a service ended (and only until the next client's
+    service starts) a rating is for the client who just left; after it, a rating is for the
+    client at the counter now. Short, because the next client is soon the one at the buttons."""
 
     @field_validator("timezone")
     @classmethod

@@ -80,7 +80,8 @@ def _refuse_if_expired(expires_at: datetime | None, now: datetime, told: str) ->
 class QueueEngine:
     RECENT_CALLS = 10
     RATING_WINDOW_S: float = Office.model_fields["rating_window_s"].default
-    """A rating counts only this soon after the service ended (then it is someone else's press)."""
+    """The leaving window: this soon after a service ended, and until the next client's service
+    starts, a rating is for the client who just left (see :meth:`_rated_ticket`)."""
     RECALL_GUARD_S: float = Office.model_fields["recall_guard_s"].default
     """A recall this soon after the ticket's last call is refused: that announcement still plays."""
 
@@ -123,7 +124,7 @@ class QueueEngine:
         self._latest: datetime | None = None  # the latest time now() gave (it never goes back)
         self._by_number: dict[str, int] = {}
         # Each counter's last finished ticket, while a rating may still land on it: set when a
-        # service ends, dropped when the counter calls someone else or a no-show happens.
+        # service ends, dropped when the next client's service starts (START) or a no-show happens.
         self._finished: dict[str, Ticket] = {}
         # Waiting tickets, each list sorted by (queue time, id): one list per (service,
         # priority class) and one per counter for tickets transferred to that counter.
@@ -533,10 +534,8 @@ class QueueEngine:
 
     def _cmd_next(self, counter, current, cmd, now) -> Ticket | None:
         ticket = self.pick_next(counter.id)
-        if ticket is not None:
-            # Someone else is called: a rating is no longer about whoever finished before.
-            # The client this very press finishes (below) may still rate, for a while.
-            self._forget_finished(counter)
+        # The client this very press finishes (below) may still rate while leaving: the
+        # rating rule (_rated_ticket) tells them from the client now called.
         if current is not None:  # (the current ticket is in no queue: the pick stands)
             self._end(counter, current, TicketStatus.FINISHED, now)
         if ticket is None:
@@ -557,7 +556,6 @@ class QueueEngine:
         )
         if not served_here:
             raise Refusal(ErrorCode.NOT_ALLOWED, f"counter {counter.id} does not serve {cmd.ticket}")
-        self._forget_finished(counter)  # as in next: only the client finished now may still rate
         if current is not None:
             self._end(counter, current, TicketStatus.FINISHED, now)
         return self._call(counter, ticket, now)
@@ -593,6 +591,7 @@ class QueueEngine:
             raise Refusal(ErrorCode.NOT_ALLOWED, f"{ticket.number} is already being served")
         ticket.status = TicketStatus.SERVING
         ticket.started_at = now
+        self._forget_finished(counter)  # this client is at the buttons now: ratings are theirs
         self._event(EventKind.START, now, ticket, counter=counter.id, clerk=counter.clerk)
         return ticket
 
@@ -683,27 +682,51 @@ class QueueEngine:
             counter.clerk = None
         return current
 
+    def _rated_ticket(self, counter: CounterRuntime, current: Ticket | None, now: datetime) -> Ticket:
+        """Whose service a rating press at ``counter`` is about: the client most plausibly at the buttons.
+
+        * The client who just left (the counter's last finished ticket) while still "leaving":
+          within ``rating_window_s`` of the end of their service, and only while the next
+          client's service has not started (START forgets the finished ticket; a called client
+          may still be walking up).
+        * Otherwise the client at the counter now (its current ticket, called or in service).
+        * Otherwise nobody: ``expired`` if a service ended too long ago, else ``unknown_ticket``.
+
+        Why: NEXT finishes one client and calls the next at once; a rule "the last finished
+        ticket for 2 minutes" put the next client's rating on the previous one. Everything
+        used here (last_finished with its finished_at, the current ticket's status) is stored,
+        so a restarted server attributes the same press the same way.
+        """
+        finished = self._finished.get(counter.id)
+        age = None
+        if finished is not None:
+            assert finished.finished_at is not None  # set by _end
+            age = now - finished.finished_at
+            leaving = age <= self.rating_window
+            if leaving and (current is None or current.status == TicketStatus.CALLED):
+                return finished
+        if current is not None:
+            return current
+        if age is not None and finished is not None:
+            raise Refusal(
+                ErrorCode.EXPIRED,
+                f"{finished.number} finished {age.total_seconds():.0f} s ago; a rating counts within "
+                f"{self.rating_window.total_seconds():.0f} s of the end of the service, and nobody is "
+                f"at counter {counter.id} now",
+            )
+        raise Refusal(ErrorCode.UNKNOWN_TICKET, f"counter {counter.id} has nobody to rate: no client now or just served")
+
     def _cmd_rate(self, counter, current, cmd, now) -> Ticket:
         if cmd.rating is None:
             raise Refusal(ErrorCode.INVALID_REQUEST, "rate needs 'rating' (1-5)")
-        ticket = self._finished.get(counter.id)
-        if ticket is None:
-            raise Refusal(ErrorCode.UNKNOWN_TICKET, f"counter {counter.id} has no recently finished ticket to rate")
+        ticket = self._rated_ticket(counter, current, now)
         if cmd.ticket is not None and cmd.ticket != ticket.number:
             raise Refusal(
                 ErrorCode.UNKNOWN_TICKET,
-                f"{cmd.ticket} is not the ticket counter {counter.id} finished last ({ticket.number})",
+                f"{cmd.ticket} is not the ticket a rating at counter {counter.id} is for now ({ticket.number})",
             )
         if ticket.rating is not None:
             raise Refusal(ErrorCode.NOT_ALLOWED, f"{ticket.number} has already been rated")
-        assert ticket.finished_at is not None  # set by _end
-        age = now - ticket.finished_at
-        if age > self.rating_window:
-            raise Refusal(
-                ErrorCode.EXPIRED,
-                f"{ticket.number} finished {age.total_seconds():.0f} s ago; a rating counts within "
-                f"{self.rating_window.total_seconds():.0f} s of the end of the service",
-            )
         ticket.rating = cmd.rating
         self._event(
             EventKind.RATING, now, ticket, counter=counter.id, clerk=ticket.clerk, data={"rating": cmd.rating}

@@ -9,8 +9,10 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from gpiozero.pins.mock import MockFactory
 
 from counter.unit import CounterUnit
+from hardware.number_display import MemoryDisplay
 from tests.harness import TEST_RECALL_GUARD_S, Peer, ServerProcess, wait_for
 from tests.test_counter_support import (
     BASE,
@@ -21,6 +23,7 @@ from tests.test_counter_support import (
     pin_of,
     press,
     start_unit,
+    unit_config,
 )
 
 GREEN, BLUE, YELLOW, RED, OFF = (0, 1, 0), (0, 0, 1), (1, 1, 0), (1, 0, 0), (0, 0, 0)
@@ -183,8 +186,8 @@ def test_feedback_button_rates_the_service_that_just_ended_once(server, unit, ki
     assert [(r["ticket"], r["data"]) for r in ratings] == [("B001", '{"rating": 5}')]
 
 
-def test_rating_pressed_after_the_next_client_was_called_does_not_land_on_the_earlier_one(server, unit, kiosk):
-    issue(kiosk, "pj")
+def test_refused_rating_shows_the_notice_without_turning_the_clerks_led_red(server, unit, kiosk):
+    """A client pressing twice made no mistake of the clerk's: the LED keeps showing the counter's state."""
     issue(kiosk, "pj")
     station = unit.stations["1"]
     shows(unit, "Nieczynne".center(16).rstrip())
@@ -192,11 +195,36 @@ def test_rating_pressed_after_the_next_client_was_called_does_not_land_on_the_ea
     shows(unit, "   Numer B001")
     press(station, "finish")
     shows(unit, "Zapraszamy".center(16).rstrip())
-    press(station, "next")  # B002 steps up; B001 has left without rating
+    led_is(unit, GREEN)
+    press(station, "rate5")
+    shows(unit, "Zapraszamy".center(16).rstrip(), "Dziekujemy!")
+    time.sleep(0.5)
+    seen: list[str] = []
+    press(station, "rate1")
+    wait_for(lambda: seen.append(station.indicator()) or station.display.text[1:] == ("Juz oceniono",), 10,
+             "the refusal notice")  # fmt: skip
+    assert station.indicator() == "ready" and "error" not in seen
+    assert led_colour(station) == GREEN
+
+
+def test_rating_pressed_while_the_next_client_is_served_lands_on_that_client(server, unit, kiosk, peer):
+    """B001 left without rating; B002 is being served (START from the clerk panel) and rates: it is B002's."""
+    issue(kiosk, "pj")
+    issue(kiosk, "pj")
+    station = unit.stations["1"]
+    shows(unit, "Nieczynne".center(16).rstrip())
+    press(station, "next")
+    shows(unit, "   Numer B001")
+    time.sleep(0.5)  # longer than double_press_s: a second, deliberate NEXT
+    press(station, "next")  # finishes B001, calls B002
     shows(unit, "   Numer B002")
-    press(station, "rate1")  # someone presses a rating button now
-    shows(unit, "   Numer B002", "Brak do oceny")
-    assert events(server.database, kinds=("rating",)) == []
+    peer.subscribe(f"{BASE}/counter/1/reply")
+    peer.publish(f"{BASE}/counter/1/command", {"v": 1, "id": "start-b002", "action": "start", "current": "B002"})
+    peer.expect(f"{BASE}/counter/1/reply", where=lambda r: r["id"] == "start-b002" and r["ok"])
+    press(station, "rate1")  # B002's client, at the buttons during their service
+    shows(unit, "   Numer B002", "Dziekujemy!")
+    ratings = events(server.database, kinds=("rating",))
+    assert [(r["ticket"], r["data"]) for r in ratings] == [("B002", '{"rating": 1}')]
 
 
 def test_stale_refusal_shows_a_notice_and_re_reads_the_true_state(server, unit, kiosk, peer):
@@ -346,3 +374,97 @@ def test_double_press_of_recall_announces_the_ticket_once(server, unit, kiosk, p
     assert [e["ticket"] for e in events(server.database, kinds=("recall",))] == ["A001"]
     assert [json.loads(p)["recall"] for t, p, _r in peer.seen if t == f"{BASE}/zone/hall/call"] == [False, True]
     led_is(unit, BLUE)
+
+
+class _BuggyDisplay(MemoryDisplay):
+    """A display driver with a bug: its first writes of the closed screen raise KeyError (not an
+    I/O error). The first of them happens while the unit handles the server's state message."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failures = 0
+
+    def _write(self, lines: tuple[str, ...]) -> None:
+        if self.failures > 0 and "Nieczynne" in lines[0]:
+            self.failures -= 1
+            raise KeyError("glyph")
+        super()._write(lines)
+
+
+def test_an_unexpected_error_in_a_message_callback_is_logged_and_the_unit_keeps_working(
+    server, broker, kiosk, caplog
+):
+    issue(kiosk, "rej")
+    display = _BuggyDisplay()
+    unit = CounterUnit(unit_config(broker.port), displays={"1": display}, pin_factory=MockFactory())
+    display.failures = 3
+    unit.start()
+    try:
+        station = unit.stations["1"]
+        wait_for(lambda: display.failures == 0, 10, "the buggy writes to happen")
+        wait_for(lambda: any(r.exc_info and r.exc_info[0] is KeyError for r in caplog.records), 10,
+                 "the KeyError's traceback in the log")  # fmt: skip
+        shows(unit, "Nieczynne".center(16).rstrip(), "Stanowisko 1")
+        press(station, "next")  # the buttons still work
+        shows(unit, "   Numer A001")
+        assert calls(server) == ["A001"]
+        assert unit._thread is not None and unit._thread.is_alive()
+    finally:
+        unit.stop()
+
+
+def test_a_counter_unknown_to_the_server_is_logged_as_an_error(server, broker, caplog):
+    unit, factory = start_unit(broker.port, counter="9")
+    try:
+        wait_for(
+            lambda: any(r.levelname == "ERROR" and "no counter '9'" in r.getMessage() for r in caplog.records),
+            15, "an error naming the unknown counter",
+        )  # fmt: skip
+    finally:
+        unit.stop()
+        factory.reset()
+
+
+class _LooseCableDisplay(MemoryDisplay):
+    """A display whose cable is out while ``loose``: every write and re-open fails with an I/O error."""
+
+    def __init__(self) -> None:
+        super().__init__(retry_s=0.3)
+        self.loose = False
+        self.reopened = 0
+
+    def _reconnect(self) -> None:
+        if self.loose:
+            raise OSError(121, "Remote I/O error")
+        self.reopened += 1
+
+    def _write(self, lines: tuple[str, ...]) -> None:
+        if self.loose:
+            raise OSError(121, "Remote I/O error")
+        super()._write(lines)
+
+
+def test_a_loose_display_shows_red_on_the_led_is_logged_once_and_comes_back_by_itself(
+    server, broker, kiosk, caplog
+):
+    issue(kiosk, "rej")
+    display = _LooseCableDisplay()
+    unit = CounterUnit(unit_config(broker.port), displays={"1": display}, pin_factory=MockFactory())
+    display.loose = True
+    unit.start()
+    try:
+        station = unit.stations["1"]
+        wait_for(lambda: unit.online and station.state is not None, 10, "the unit online with its state")
+        led_is(unit, RED)  # the clerk sees that the client's display is dark
+        press(station, "next")  # the buttons work meanwhile
+        wait_for(lambda: calls(server) == ["A001"], 10, "A001 called")
+        time.sleep(1.0)  # ~10 re-renders and 3 retry periods while still loose
+        failures = [r for r in caplog.records if "number display failed" in r.getMessage()]
+        assert len(failures) == 1
+        display.loose = False  # the cable is pushed back in
+        shows(unit, "   Numer A001", "Stanowisko 1")
+        led_is(unit, BLUE)
+        assert display.reopened >= 1 and display.fault is None
+        assert any("number display works again" in r.getMessage() for r in caplog.records)
+    finally:
+        unit.stop()

@@ -277,17 +277,65 @@ def test_expires_at_without_a_utc_offset_is_refused_by_the_protocol():
 # ---------------------------------------------------------------- ratings belong to the client just served
 
 
-def test_rating_after_the_counter_called_the_next_client_is_refused(engine):
+def test_rating_while_the_next_client_is_served_lands_on_that_client_not_the_one_before(engine, clock):
+    """The audit's case: NEXT finishes A001 and calls A002; A002's client rates during their service."""
     engine.issue("rej")
     engine.issue("rej")
     engine.command("1", cmd("next"))
     first = engine.command("1", cmd("finish"))
-    engine.command("1", cmd("next"))  # A002 is at the counter now, A001 has gone
+    engine.command("1", cmd("next"))  # A002 is called
+    clock.advance(5)
+    engine.command("1", cmd("start"))  # A002 sits down: their service started
+    clock.advance(10)  # well within the leaving window of A001
+    rated = engine.command("1", cmd("rate", rating=1))
+    assert (rated.number, rated.rating) == ("A002", 1)
+    assert first.rating is None
+    assert engine.take_changes().events[-1].ticket == "A002"
+
+
+def test_rating_after_the_leaving_window_lands_on_the_called_client_at_the_counter(engine, clock):
+    """START is optional: a called client served without it rates their own service."""
+    engine.issue("rej")
+    engine.issue("rej")
+    engine.command("1", cmd("next"))
+    first = engine.command("1", cmd("next"))  # finishes A001, calls A002
+    assert first.number == "A002"
+    clock.advance(QueueEngine.RATING_WINDOW_S + 1)
+    rated = engine.command("1", cmd("rate", rating=3))
+    assert (rated.number, rated.rating) == ("A002", 3)
+
+
+def test_rating_of_the_client_at_the_counter_is_once_and_holds_after_their_service_ends(engine, clock):
+    engine.issue("rej")
+    engine.command("1", cmd("next"))
+    engine.command("1", cmd("start"))
+    assert engine.command("1", cmd("rate", rating=5)).number == "A001"
+    engine.command("1", cmd("finish"))  # A001 leaves and presses again
     engine.take_changes()
     with pytest.raises(Refusal) as r:
         engine.command("1", cmd("rate", rating=1))
+    assert r.value.code == ErrorCode.NOT_ALLOWED
+    assert not engine.take_changes()
+
+
+def test_rating_of_a_leaving_client_once_refuses_the_next_client_before_their_service(engine, clock):
+    """Within the leaving window, before START, a press is the leaver's: one rating, the second refused."""
+    engine.issue("rej")
+    engine.issue("rej")
+    engine.command("1", cmd("next"))
+    engine.command("1", cmd("next"))  # finishes A001, calls A002
+    assert engine.command("1", cmd("rate", rating=4)).number == "A001"
+    clock.advance(10)
+    with pytest.raises(Refusal) as r:
+        engine.command("1", cmd("rate", rating=2))
+    assert r.value.code == ErrorCode.NOT_ALLOWED and "A001" in r.value.message
+    assert engine.current_ticket("1").rating is None
+
+
+def test_rating_with_nobody_served_or_present_is_refused(engine):
+    with pytest.raises(Refusal) as r:
+        engine.command("1", cmd("rate", rating=5))
     assert r.value.code == ErrorCode.UNKNOWN_TICKET
-    assert first.rating is None
     assert not engine.take_changes()
 
 
@@ -303,14 +351,14 @@ def test_rating_after_a_no_show_is_refused(engine):
     assert engine.counters["1"].last_finished is None
 
 
-def test_client_finished_by_next_can_still_rate_their_service(engine, clock):
-    """NEXT both ends a service and calls the next person; the one leaving may rate."""
+def test_client_finished_by_next_can_still_rate_their_service_while_leaving(engine, clock):
+    """NEXT both ends a service and calls the next person; the one leaving may rate until START."""
     engine.issue("rej")
     engine.issue("rej")
     engine.command("1", cmd("next"))
     clock.advance(300)
     engine.command("1", cmd("next"))  # finishes A001, calls A002
-    clock.advance(20)
+    clock.advance(QueueEngine.RATING_WINDOW_S - 5)
     rated = engine.command("1", cmd("rate", rating=4))
     assert (rated.number, rated.rating) == ("A001", 4)
 
@@ -323,7 +371,7 @@ def test_rating_later_than_the_window_after_the_service_is_refused_as_expired(en
     with pytest.raises(Refusal) as r:
         engine.command("1", cmd("rate", rating=5))
     assert r.value.code == ErrorCode.EXPIRED
-    assert "within 120 s" in r.value.message
+    assert "within 30 s" in r.value.message
     assert finished.rating is None
 
 

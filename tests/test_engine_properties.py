@@ -117,13 +117,43 @@ class Office(RuleBasedStateMachine):
     def simple(self, counter, action):
         self._cmd(counter, action)
 
+    def _rating_for(self, counter: str):
+        """The rule of docs/counter.md, restated: the leaver while leaving, else the client present."""
+        e = self.engine
+        finished = e._finished.get(counter)
+        current = e.current_ticket(counter)
+        now = e.now()
+        if finished is not None and now - finished.finished_at <= e.rating_window:
+            if current is None or current.status == TicketStatus.CALLED:
+                return finished
+        return current
+
     @rule(counter=st.sampled_from(COUNTERS), rating=st.integers(1, 5))
     def rate(self, counter, rating):
-        """A client's rating lands only on the ticket this counter finished last, once."""
-        expected = self.engine.counters[counter].last_finished
-        rated = self._cmd(counter, CounterAction.RATE, rating=rating)
+        """A rating lands on the leaving client or the one present, once; a restart decides alike."""
+        self.engine.roll_day()
+        self._commit()
+        expected = self._rating_for(counter)
+        # The same press against a server rebuilt from the file must get the same answer.
+        shadow = self._new_engine()
+        try:
+            twin = shadow.command(counter, CounterCommand(id="shadow", action=CounterAction.RATE, rating=rating))
+            twin_outcome = ("ok", twin.id)
+        except Refusal as r:
+            twin_outcome = ("refused", r.code)
+        try:
+            rated = self.engine.command(counter, CounterCommand(id=f"r{self.n}", action=CounterAction.RATE, rating=rating))
+            outcome = ("ok", rated.id)
+        except Refusal as r:
+            rated, outcome = None, ("refused", r.code)
+            assert not self.engine.pending, "a refused command left changes behind"
+        self._commit()
+        assert outcome == twin_outcome, "a restarted server would decide this rating differently"
         if rated is not None:
-            assert rated.id == expected and rated.counter == counter and rated.rating == rating
+            assert expected is not None and rated.id == expected.id and rated.rating == rating
+            assert sum(1 for ev in self.events if ev.kind == EventKind.RATING and ev.ticket_id == rated.id) == 1
+        elif expected is not None and expected.rating is None:
+            raise AssertionError(f"a rating for {expected.number} was refused: {outcome}")
 
     @rule(counter=st.sampled_from(COUNTERS), service=st.sampled_from(SERVICES))
     def transfer_to_service(self, counter, service):
@@ -260,7 +290,7 @@ def test_ticket_issued_and_transferred_in_one_batch_keeps_its_issued_service(tmp
 
 
 def test_rating_rules_hold_across_a_restart(tmp_path):
-    """A restarted server lets the client just served rate, once, and nobody after a new call."""
+    """A restarted server lets the client just served rate, once, and after START the client present."""
     clock = FakeClock()
     store = Store(str(tmp_path / "numerek.db"))
 
@@ -286,10 +316,13 @@ def test_rating_rules_hold_across_a_restart(tmp_path):
     with pytest.raises(Refusal) as second:
         command(engine, "d", CounterAction.RATE, rating=1)
     assert second.value.code == ErrorCode.NOT_ALLOWED
-    command(engine, "e", CounterAction.NEXT)  # A002 called: A001's chance to rate is over
+    command(engine, "e", CounterAction.NEXT)  # A002 called
+    command(engine, "f", CounterAction.START)  # A002's service started: A001's chance to rate is over
     engine = restarted()
     assert engine.counters["1"].last_finished is None
-    with pytest.raises(Refusal) as late:
-        command(engine, "f", CounterAction.RATE, rating=1)
-    assert late.value.code == ErrorCode.UNKNOWN_TICKET
+    assert command(engine, "g", CounterAction.RATE, rating=2).number == "A002"  # the client present
+    engine = restarted()
+    with pytest.raises(Refusal) as again:
+        command(engine, "h", CounterAction.RATE, rating=1)
+    assert again.value.code == ErrorCode.NOT_ALLOWED
     store.close()
