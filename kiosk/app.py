@@ -27,7 +27,7 @@ import logging
 import re
 import threading
 import time
-from datetime import datetime, timedelta
+from datetime import datetime
 from io import BytesIO
 from pathlib import Path
 
@@ -206,7 +206,6 @@ class KioskApp(App):
         self.lang = config.kiosk.default_language
         self.priority = False
         self.services: ServicesMessage | None = None
-        self.server_clock: tuple[datetime, float] | None = None
         self.broker_up = False
         self.server_up = False
         self.screen = "home"
@@ -268,7 +267,7 @@ class KioskApp(App):
     def _services(self, msg: ServicesMessage) -> None:
         old = self.services
         self.services = msg
-        self.server_clock = (msg.server_time, time.monotonic())
+        self._update_clock()  # a live services message may be the first to tell the time
         if self.screen == "home":
             if old is None or [s.id for s in old.services] != [s.id for s in msg.services]:
                 self.show("home", guard=False)
@@ -291,15 +290,14 @@ class KioskApp(App):
     # ------------------------------------------------------------------ time (the server's)
 
     def server_now(self) -> datetime | None:
-        if self.server_clock is None:
-            return None
-        at, mono = self.server_clock
-        return at + timedelta(seconds=time.monotonic() - mono)
+        """The link's estimate (live messages only: a retained services list may be hours old)."""
+        return self.link.clock.now()
 
     def _update_clock(self) -> None:
+        """Show the server's time, or nothing while there is no estimate: never a wrong time."""
         now = self.server_now()
-        if now is not None and hasattr(self, "clock_label"):
-            self.clock_label.text = f"[b]{now:%H:%M}[/b]"
+        if hasattr(self, "clock_label"):
+            self.clock_label.text = f"[b]{now:%H:%M}[/b]" if now is not None else ""
 
     def _tick(self, _dt) -> None:
         self._update_clock()
@@ -359,7 +357,9 @@ class KioskApp(App):
     def _answered(self, response: TicketResponse | None) -> None:
         if self.screen != "busy":
             return
-        if response is None:
+        if response is None or (response.error is not None and response.error.code == "expired"):
+            # expired: the server read the request only after its deadline (it was stalled), so
+            # it issued nothing; for the resident that is the same as no answer.
             self._fail(t("unreachable", self.lang))
         elif not response.ok or response.ticket is None:
             code = response.error.code.value if response.error else ""

@@ -356,6 +356,35 @@ def test_server_unreachable_shows_a_clear_message_greys_out_the_services_and_giv
     assert not kiosk.output.exists()  # nothing was ever printed
 
 
+def test_a_request_the_stalled_server_reads_after_the_kiosk_gave_up_issues_no_ticket(server, peer, start_kiosk):
+    """No ghost tickets: the resident was told "Bilet NIE został wydany", so none may exist."""
+    peer.subscribe("numerek/kiosk/k1/response/#")
+    kiosk = start_kiosk(server)
+    kiosk.wait_home()
+    kiosk.tap("service:rej")  # a first ticket: its response also tells the kiosk the server's time
+    kiosk.wait("first ticket", lambda e: e["screen"] == "ticket" and e["printer"])
+    first = peer.expect("numerek/kiosk/k1/response/#", where=lambda d: d["ok"])
+    kiosk.tap("done")
+    kiosk.wait_home()
+
+    server.proc.send_signal(signal.SIGSTOP)  # frozen: the request waits, unread, in its socket
+    try:
+        kiosk.tap("service:rej")
+        kiosk.wait(
+            "'no ticket' message after the response timeout",
+            lambda e: e["screen"] == "message" and any("Bilet NIE został wydany." in t for t in e["texts"]),
+            timeout=15,
+        )
+    finally:
+        server.proc.send_signal(signal.SIGCONT)
+    # The server wakes up, reads the request and must refuse it: the kiosk gave up on it.
+    late = peer.expect("numerek/kiosk/k1/response/#", timeout=15, where=lambda d: d["id"] != first["id"])
+    assert not late["ok"] and late["error"]["code"] == "expired", late
+    assert waiting(server, "rej") == 1, "only A001 waits: no ticket that nobody holds"
+    assert kiosk.now()["screen"] == "message"
+    assert kiosk.output.read_bytes().count(b"\x1dV") == 1, "only A001 was printed"
+
+
 def assert_services_greyed_out(kiosk: Kiosk, home: dict, service: str, reason: str) -> None:
     """Every service button disabled and saying why; a tap on one does nothing."""
     assert all(not enabled for key, (_x, _y, enabled) in home["buttons"].items() if key.startswith("service:"))
