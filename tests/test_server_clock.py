@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 
 import counter.unit
+import display.board
 import kiosk.link
 from protocol.clock import ServerClock
 
@@ -76,3 +77,4 @@ def test_counter_kiosk_and_display_share_this_one_clock():
     """One implementation: a fix to the rules reaches every device."""
     assert counter.unit.ServerClock is ServerClock
     assert kiosk.link.ServerClock is ServerClock
+    assert display.board.ServerClock is ServerClock
