@@ -389,7 +389,7 @@ class KioskApp(App):
         Clock.schedule_once(lambda _dt: self._printed(number, status))
 
     def _printed(self, number: str, status: PrinterStatus) -> None:
-        self.printer_status = status
+        self._set_printer_status(status)
         if self.screen == "ticket" and self.ticket is not None and self.ticket.number == number:
             self.print_outcome = status
             self.show("ticket")
@@ -414,6 +414,15 @@ class KioskApp(App):
         Clock.schedule_once(lambda _dt: self._printer_checked(status))
 
     def _printer_checked(self, status: PrinterStatus) -> None:
+        self._set_printer_status(status)
+
+    def _set_printer_status(self, status: PrinterStatus) -> None:
+        """Keep the printer's state; rebuild home when whether it can print changed.
+
+        Both answers (a ticket's print and the idle check) come here: a resident may tap
+        "Gotowe" before the print result arrives, and home, built while the printer still
+        looked fine, must then show the warning; the next idle check sees no change.
+        """
         changed = status.can_print != self.printer_status.can_print
         self.printer_status = status
         if changed and self.screen == "home":

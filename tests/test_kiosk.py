@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from tests.harness import ALWAYS_OPEN, ROOT, ServerProcess, VirtualScreen, free_port, wait_for, write_config
-from tests.test_printer import ESC_T_CP852, ESC_T_CP866, STATUS_FINE, LoopbackPrinter
+from tests.test_printer import ESC_T_CP852, ESC_T_CP866, STATUS_FINE, LoopbackPrinter, SerialLoopbackPrinter
 
 BANNERS = ("System kolejkowy chwilowo nie działa", "Łączenie z systemem kolejkowym")
 pytestmark = pytest.mark.skipif(shutil.which("xdotool") is None, reason="xdotool not installed (.ci/setup)")
@@ -459,6 +459,30 @@ def test_kiosk_is_online_while_running_and_offline_after_a_clean_stop(server, st
     kiosk.stop()  # SIGTERM, as systemd does
     assert kiosk.proc.returncode == 0
     wait_for(lambda: devices()["kiosk-k1"]["availability"] == "offline", 10, "kiosk offline")
+
+
+def test_done_tapped_before_the_print_result_still_brings_the_printer_warning_home(server, start_kiosk):
+    """A resident who taps "Gotowe" while the printer is still answering must not leave the
+    next visitor a home screen that promises paper: the fault is shown once it is known."""
+    printer = SerialLoopbackPrinter()
+    try:
+        kiosk = start_kiosk(server, f'type = "serial"\nserial_device = "{printer.path}"\ntimeout_s = 25')
+        devices = lambda: server.get("/api/devices").json().get("kiosk-k1", {})  # noqa: E731
+        wait_for(lambda: devices().get("fault") == "ok", 15, "the start-up printer check")
+        kiosk.wait_home()
+        printer.status = {1: 0x12, 2: 0x12, 4: 0x72}  # the paper runs out...
+        printer.hold.clear()  # ...and the printer is slow to say so
+        kiosk.tap("service:rej")
+        kiosk.wait("ticket screen, still printing", lambda e: e["screen"] == "ticket" and e["printer"] is None)
+        kiosk.tap("done")
+        home = kiosk.wait("home", lambda e: e["screen"] == "home" and e["buttons"])
+        assert PRINTER_WARNING["pl"] not in home["texts"], "the fault is not known yet"
+        printer.hold.set()  # the answer: paper out
+        wait_for(lambda: devices().get("fault") == "paper_out", 15, "the fault reported")
+        kiosk.wait("home warns about the printer", lambda e: e["screen"] == "home" and PRINTER_WARNING["pl"] in e["texts"])
+        assert waiting(server, "rej") == 1 and b"A001" not in printer.received
+    finally:
+        printer.close()
 
 
 # The Pi 7" panel, 7" HDMI panels, Touch Display 2 landscape, Full HD, Touch Display 2 upright
