@@ -319,6 +319,9 @@ class KioskApp(App):
     # ------------------------------------------------------------------ actions
 
     def go_home(self, reset: bool = False) -> None:
+        """Back home; the priority toggle is always switched off. ``reset`` (the visit is
+        over: "Gotowe" or the idle timeout) also goes back to the default language, so the
+        next visitor inherits neither; "Wróć" after a failure keeps the resident's language."""
         self.busy = False
         self.ticket = None
         self.priority = False
@@ -710,7 +713,7 @@ class KioskApp(App):
         done = _button(
             f"[b]{t('done', lang)}[/b]", fs(44), size_hint=(0.4, None), height=px(100), pos_hint={"center_x": 0.5}
         )
-        done.bind(on_release=lambda _b: self.go_home())
+        done.bind(on_release=lambda _b: self.go_home(reset=True))
         self.buttons["done"] = done
         outer.add_widget(done)
         return outer

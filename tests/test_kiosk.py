@@ -485,6 +485,22 @@ def test_done_tapped_before_the_print_result_still_brings_the_printer_warning_ho
         printer.close()
 
 
+def test_done_gives_the_next_visitor_the_default_language_and_no_priority(server, start_kiosk):
+    kiosk = start_kiosk(server)
+    kiosk.wait_home()
+    kiosk.tap("lang:en")
+    kiosk.wait("English home", lambda e: e["screen"] == "home" and e["lang"] == "en" and e["buttons"])
+    kiosk.tap("priority")
+    kiosk.wait("priority on", lambda e: e["screen"] == "home" and e["priority"] and e["buttons"])
+    kiosk.tap("service:rej")
+    shown = kiosk.wait("English priority ticket", lambda e: e["screen"] == "ticket" and e["printer"])
+    assert "Priority ticket" in shown["texts"]
+    kiosk.tap("done")
+    home = kiosk.wait("home", lambda e: e["screen"] == "home" and e["buttons"])
+    assert (home["lang"], home["priority"]) == ("pl", False), "the next visitor inherits the last one's choices"
+    assert "Wybierz sprawę, aby pobrać bilet" in home["texts"]
+
+
 # The Pi 7" panel, 7" HDMI panels, Touch Display 2 landscape, Full HD, Touch Display 2 upright
 PANELS = [(800, 480), (1024, 600), (1280, 720), (1920, 1080), (720, 1280)]
 PRINTER_WARNING = {
@@ -548,11 +564,15 @@ def test_every_screen_fits_small_and_large_panels_in_polish_and_english(  # and 
         kiosk.tap("service:pasz")
         check(kiosk.wait("English ticket, printer fault", ticket("en", "paper_out")))
         printer.status = dict(STATUS_FINE)
-        kiosk.tap("done")
+        kiosk.tap("done")  # the next visitor starts in Polish: choose English again
+        kiosk.wait("Polish home", lambda e: e["screen"] == "home" and e["lang"] == "pl")
+        kiosk.tap("lang:en")
         kiosk.wait("English home", lambda e: e["screen"] == "home" and e["lang"] == "en")
         kiosk.tap("service:rej")
         check(kiosk.wait("English ticket, printed", ticket("en", "ok")))
         kiosk.tap("done")
+        kiosk.wait("Polish home", lambda e: e["screen"] == "home" and e["lang"] == "pl")
+        kiosk.tap("lang:en")
         kiosk.wait("English home", lambda e: e["screen"] == "home" and e["lang"] == "en")
         server.proc.send_signal(signal.SIGSTOP)  # the server hangs: the request goes unanswered
         kiosk.tap("service:rej")
