@@ -18,7 +18,7 @@ from before the outage can be replayed. After reconnecting the retained state is
 A press that does reach a server which then freezes must not be carried out after the
 unit told the clerk "Brak odpowiedzi". So every command carries ``expires_at``: the moment,
 on the server's clock, when the unit gives up waiting. The Pi has no real-time clock, so
-the unit learns the server's clock (:class:`ServerClock`) from the ``server_time`` of live
+the unit learns the server's clock (:class:`protocol.clock.ServerClock`) from the ``server_time`` of live
 state and replies, with ``time.monotonic()`` in between.
 """
 
@@ -30,7 +30,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, tzinfo
+from datetime import timedelta
 
 import paho.mqtt.client as mqtt
 from gpiozero import RGBLED, Button
@@ -38,6 +38,7 @@ from pydantic import ValidationError
 
 from counter.config import CounterConfig, CounterUnitConfig, DisplayConfig, TransferButton
 from hardware.number_display import ConsoleDisplay, HD44780Display, MemoryDisplay, NumberDisplay
+from protocol.clock import ServerClock
 from protocol.messages import CounterAction, CounterCommand, CounterReply, CounterState, CounterStatus, ErrorCode
 from protocol.mqtt import connect_properties, make_client
 from protocol.topics import OFFLINE, ONLINE, Topics
@@ -138,44 +139,6 @@ class Debounce:
             quiet = now - self._last_edge >= self.bounce_s
             self._last_edge = now
         return quiet
-
-
-class ServerClock:
-    """The unit's estimate of the server's clock: ``server_time`` seen plus monotonic time since.
-
-    Each live message gives a lower bound of the server's time (it was stamped before it
-    travelled), so the estimate keeps the highest bound. That errs on the side of a late
-    ``expires_at``, which only weakens the protection, never refuses a good press. Retained
-    copies are skipped: one may be minutes old. :meth:`forget` when the server restarts or
-    the connection drops, since the server's clock may have been stepped meanwhile.
-    """
-
-    def __init__(self, monotonic: Callable[[], float] = time.monotonic) -> None:
-        self._monotonic = monotonic
-        self._offset: float | None = None  # server epoch seconds minus monotonic seconds
-        self._tz: tzinfo | None = None
-        self._lock = threading.Lock()
-
-    def learn(self, server_time: datetime) -> None:
-        if server_time.tzinfo is None:
-            return  # the protocol always sends an offset; a naive time cannot be placed
-        offset = server_time.timestamp() - self._monotonic()
-        with self._lock:
-            if self._offset is None or offset > self._offset:
-                self._offset = offset
-                self._tz = server_time.tzinfo
-
-    def forget(self) -> None:
-        with self._lock:
-            self._offset = None
-            self._tz = None
-
-    def now(self) -> datetime | None:
-        """The server's time now, or None before the first live message."""
-        with self._lock:
-            if self._offset is None:
-                return None
-            return datetime.fromtimestamp(self._offset + self._monotonic(), self._tz)
 
 
 @dataclass
@@ -579,14 +542,13 @@ class CounterUnit:
             elif msg.topic in self._by_state_topic:
                 station = self._by_state_topic[msg.topic]
                 state = CounterState.model_validate_json(msg.payload)
-                if not msg.retain:  # a retained copy may be old: no clock sample
-                    self.server_clock.learn(state.server_time)
+                self.server_clock.learn(state.server_time, retained=msg.retain)  # a retained copy may be old
                 with self.lock:
                     station.state = state
                 station.render()
             elif msg.topic in self._reply_topics:
                 reply = CounterReply.model_validate_json(msg.payload)
-                self.server_clock.learn(reply.server_time)
+                self.server_clock.learn(reply.server_time, retained=msg.retain)
                 self._reply(reply)
         except (ValidationError, ValueError) as exc:
             log.warning("ignoring a malformed message on %s: %s", msg.topic, exc)

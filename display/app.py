@@ -551,20 +551,34 @@ class DisplayApp(App):
 
     def _on_connect(self, client) -> None:
         t, zone = self.topics, self.cfg.display.zone
+        # While the broker was away the clock ran on (this Pi's monotonic clock did), but the
+        # server may have restarted meanwhile with its clock stepped: wait for a live message.
+        self.state.clock.forget()
         client.subscribe([(t.zone_board(zone), 1), (t.zone_call(zone), 1), (t.services, 1), (t.server_availability, 1)])
         Clock.schedule_once(lambda _dt: self._set_broker(True))
 
     def _on_message(self, _client, _userdata, msg) -> None:
-        t, zone = self.topics, self.cfg.display.zone
+        """Validate on paho's thread and feed the server clock here, where the retain flag is
+        still known: a retained board or services list may be hours old and teaches no time."""
+        t, zone, clock = self.topics, self.cfg.display.zone, self.state.clock
         try:
             if msg.topic == t.zone_call(zone):
-                self._hand_over(self._call, CallMessage.model_validate_json(msg.payload))
+                call = CallMessage.model_validate_json(msg.payload)
+                clock.learn(call.at, retained=msg.retain)
+                self._hand_over(self._call, call)
             elif msg.topic == t.zone_board(zone):
-                self._hand_over(self._board, BoardMessage.model_validate_json(msg.payload))
+                board = BoardMessage.model_validate_json(msg.payload)
+                clock.learn(board.server_time, retained=msg.retain)
+                self._hand_over(self._board, board)
             elif msg.topic == t.services:
-                self._hand_over(self._services, ServicesMessage.model_validate_json(msg.payload))
+                services = ServicesMessage.model_validate_json(msg.payload)
+                clock.learn(services.server_time, retained=msg.retain)
+                self._hand_over(self._services, services)
             elif msg.topic == t.server_availability:
-                self._hand_over(self._set_server, msg.payload.decode("utf-8", "replace") != OFFLINE)
+                online = msg.payload.decode("utf-8", "replace") != OFFLINE
+                if not online:
+                    clock.forget()  # it may come back with its clock stepped
+                self._hand_over(self._set_server, online)
         except ValidationError as exc:
             log.warning("ignoring a malformed message on %s: %s", msg.topic, exc.errors()[:1])
 

@@ -8,18 +8,20 @@ present an old call as a new one*, is plain code that reads in one place:
 - a live ``CallMessage`` is announced only if its ``seq`` is greater than every seq already
   known (from a board or an earlier call). A duplicate or an older call changes nothing.
 
-The clock shown on screen is the server's: each message's ``server_time`` sets an offset to
-this machine's monotonic clock, so a Pi without a real-time clock still shows the right time.
+The clock shown on screen is the server's (:class:`protocol.clock.ServerClock`, shared with
+kiosks and counter units): an offset to this machine's monotonic clock learnt from *live*
+messages only, fed by the app where it still sees each message's retain flag. A retained board
+or services list may be hours old (after a server outage it is), so until a live message comes
+the display shows no time rather than a wrong one.
 """
 
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, tzinfo
+from datetime import datetime
 
+from protocol.clock import ServerClock
 from protocol.messages import BoardMessage, CallMessage, ServiceInfo, ServicesMessage
 
 log = logging.getLogger(__name__)
@@ -42,28 +44,6 @@ def polish_date(d: datetime) -> str:
 
 
 @dataclass
-class ServerClock:
-    """Server time = this machine's monotonic clock + an offset learnt from messages."""
-
-    monotonic: Callable[[], float] = time.monotonic
-    _offset: float | None = None
-    _tz: tzinfo | None = None
-
-    def learn(self, server_time: datetime) -> None:
-        self._offset = server_time.timestamp() - self.monotonic()
-        self._tz = server_time.tzinfo
-
-    @property
-    def known(self) -> bool:
-        return self._offset is not None
-
-    def now(self) -> datetime | None:
-        if self._offset is None:
-            return None
-        return datetime.fromtimestamp(self.monotonic() + self._offset, self._tz)
-
-
-@dataclass
 class BoardState:
     """The zone's board as shown on screen, plus the highest call seq this display knows."""
 
@@ -82,7 +62,6 @@ class BoardState:
         if board.zone != self.zone:
             log.warning("ignoring the board of zone %r (this display shows %r)", board.zone, self.zone)
             return False
-        self.clock.learn(board.server_time)
         if board.seq < self.known_seq:
             # Only a server that starts its numbering again (a new database) goes backwards;
             # follow it, or its next calls would never be announced.
@@ -98,7 +77,6 @@ class BoardState:
         if call.zone != self.zone:
             log.warning("ignoring a call for zone %r (this display shows %r)", call.zone, self.zone)
             return False
-        self.clock.learn(call.at)
         if call.seq <= self.known_seq:
             log.info("call %s (seq %d) is already known (seq %d); not announced", call.ticket, call.seq, self.known_seq)
             return False
@@ -111,7 +89,6 @@ class BoardState:
         return True
 
     def apply_services(self, msg: ServicesMessage) -> None:
-        self.clock.learn(msg.server_time)
         self.office = msg.office
         self.services = {s.id: s for s in msg.services if s.zone == self.zone}
 
@@ -137,7 +114,7 @@ class BoardState:
         return rows
 
     def clock_text(self) -> tuple[str, str]:
-        """("HH:MM", Polish date), or empty strings until the server has told the time."""
+        """("HH:MM", Polish date), or empty strings while no live message has told the time."""
         now = self.clock.now()
         if now is None:
             return "", ""

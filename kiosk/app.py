@@ -27,7 +27,7 @@ import logging
 import re
 import threading
 import time
-from datetime import datetime, timedelta
+from datetime import datetime
 from io import BytesIO
 from pathlib import Path
 
@@ -206,7 +206,6 @@ class KioskApp(App):
         self.lang = config.kiosk.default_language
         self.priority = False
         self.services: ServicesMessage | None = None
-        self.server_clock: tuple[datetime, float] | None = None
         self.broker_up = False
         self.server_up = False
         self.screen = "home"
@@ -268,7 +267,7 @@ class KioskApp(App):
     def _services(self, msg: ServicesMessage) -> None:
         old = self.services
         self.services = msg
-        self.server_clock = (msg.server_time, time.monotonic())
+        self._update_clock()  # a live services message may be the first to tell the time
         if self.screen == "home":
             if old is None or [s.id for s in old.services] != [s.id for s in msg.services]:
                 self.show("home", guard=False)
@@ -291,15 +290,14 @@ class KioskApp(App):
     # ------------------------------------------------------------------ time (the server's)
 
     def server_now(self) -> datetime | None:
-        if self.server_clock is None:
-            return None
-        at, mono = self.server_clock
-        return at + timedelta(seconds=time.monotonic() - mono)
+        """The link's estimate (live messages only: a retained services list may be hours old)."""
+        return self.link.clock.now()
 
     def _update_clock(self) -> None:
+        """Show the server's time, or nothing while there is no estimate: never a wrong time."""
         now = self.server_now()
-        if now is not None and hasattr(self, "clock_label"):
-            self.clock_label.text = f"[b]{now:%H:%M}[/b]"
+        if hasattr(self, "clock_label"):
+            self.clock_label.text = f"[b]{now:%H:%M}[/b]" if now is not None else ""
 
     def _tick(self, _dt) -> None:
         self._update_clock()
@@ -321,6 +319,9 @@ class KioskApp(App):
     # ------------------------------------------------------------------ actions
 
     def go_home(self, reset: bool = False) -> None:
+        """Back home; the priority toggle is always switched off. ``reset`` (the visit is
+        over: "Gotowe" or the idle timeout) also goes back to the default language, so the
+        next visitor inherits neither; "Wróć" after a failure keeps the resident's language."""
         self.busy = False
         self.ticket = None
         self.priority = False
@@ -359,7 +360,9 @@ class KioskApp(App):
     def _answered(self, response: TicketResponse | None) -> None:
         if self.screen != "busy":
             return
-        if response is None:
+        if response is None or (response.error is not None and response.error.code == "expired"):
+            # expired: the server read the request only after its deadline (it was stalled), so
+            # it issued nothing; for the resident that is the same as no answer.
             self._fail(t("unreachable", self.lang))
         elif not response.ok or response.ticket is None:
             code = response.error.code.value if response.error else ""
@@ -389,7 +392,7 @@ class KioskApp(App):
         Clock.schedule_once(lambda _dt: self._printed(number, status))
 
     def _printed(self, number: str, status: PrinterStatus) -> None:
-        self.printer_status = status
+        self._set_printer_status(status)
         if self.screen == "ticket" and self.ticket is not None and self.ticket.number == number:
             self.print_outcome = status
             self.show("ticket")
@@ -414,6 +417,15 @@ class KioskApp(App):
         Clock.schedule_once(lambda _dt: self._printer_checked(status))
 
     def _printer_checked(self, status: PrinterStatus) -> None:
+        self._set_printer_status(status)
+
+    def _set_printer_status(self, status: PrinterStatus) -> None:
+        """Keep the printer's state; rebuild home when whether it can print changed.
+
+        Both answers (a ticket's print and the idle check) come here: a resident may tap
+        "Gotowe" before the print result arrives, and home, built while the printer still
+        looked fine, must then show the warning; the next idle check sees no change.
+        """
         changed = status.can_print != self.printer_status.can_print
         self.printer_status = status
         if changed and self.screen == "home":
@@ -701,7 +713,7 @@ class KioskApp(App):
         done = _button(
             f"[b]{t('done', lang)}[/b]", fs(44), size_hint=(0.4, None), height=px(100), pos_hint={"center_x": 0.5}
         )
-        done.bind(on_release=lambda _b: self.go_home())
+        done.bind(on_release=lambda _b: self.go_home(reset=True))
         self.buttons["done"] = done
         outer.add_widget(done)
         return outer

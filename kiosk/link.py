@@ -8,6 +8,13 @@ correlation data and asks for the answer on ``<base>/kiosk/<id>/response/<sessio
 If the broker connection drops and comes back while a request is waiting, the same
 request (same id) is published again; the server answers a known id with its first
 answer, so a redelivery never makes a second ticket.
+
+Every request carries ``expires_at``: the moment, on the server's clock, when the kiosk
+stops waiting and tells the resident no ticket was issued. A server that froze (or a broker
+that stalled) and reads the request later refuses it with ``expired`` instead of issuing a
+ticket nobody holds. The Pi has no real-time clock, so :attr:`KioskLink.clock` learns the
+server's from live services messages and ticket responses; before the first one, a request
+goes without a deadline (as before).
 """
 
 from __future__ import annotations
@@ -18,10 +25,12 @@ import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 
 import paho.mqtt.client as mqtt
 from pydantic import ValidationError
 
+from protocol.clock import ServerClock
 from protocol.messages import FaultReport, ServicesMessage, TicketRequest, TicketResponse
 from protocol.mqtt import connect_properties, make_client, response_properties, shutdown
 from protocol.topics import ONLINE, Topics
@@ -58,6 +67,7 @@ class KioskLink:
         self.connected = False
         self.server_online = False
         self.server_known = False
+        self.clock = ServerClock()  # the server's time, for expires_at and the home screen's clock
         self._pending: dict[bytes, Pending] = {}
         self._abandoned: dict[bytes, str] = {}  # correlation -> request id, answers we gave up on
         self._lock = threading.Lock()
@@ -95,6 +105,7 @@ class KioskLink:
 
     def _on_disconnect(self, _client: mqtt.Client) -> None:
         self.connected = False
+        self.clock.forget()  # the server may restart meanwhile, its clock stepped
         self.on_connection(False, self.server_online)
 
     # ------------------------------------------------------------------ incoming
@@ -103,13 +114,18 @@ class KioskLink:
         if msg.topic == self.topics.server_availability:
             self.server_online = msg.payload.decode(errors="replace") == ONLINE
             self.server_known = True
+            if not self.server_online:
+                self.clock.forget()
             self.on_connection(self.connected, self.server_online)
             return
         if msg.topic == self.topics.services:
             try:
-                self.on_services(ServicesMessage.model_validate_json(msg.payload))
+                services = ServicesMessage.model_validate_json(msg.payload)
             except ValidationError as exc:
                 log.warning("ignoring a services message I cannot read: %s", exc)
+                return
+            self.clock.learn(services.server_time, retained=msg.retain)  # retained: maybe hours old
+            self.on_services(services)
             return
         if msg.topic == self.response_topic:
             self._response(msg)
@@ -122,6 +138,7 @@ class KioskLink:
         except (ValueError, ValidationError) as exc:
             log.warning("ignoring a ticket response I cannot read: %s", exc)
             return
+        self.clock.learn(response.server_time, retained=msg.retain)
         with self._lock:
             pending = self._pending.pop(corr, None) if corr is not None else None
             late = corr is not None and self._abandoned.pop(corr, None) == response.id
@@ -146,13 +163,19 @@ class KioskLink:
         """Ask for a ticket; ``on_done`` gets the response, or None when none came in time.
 
         Returns the request id, or None (and calls nothing) when the broker is not
-        connected: then there is no point in waiting.
+        connected: then there is no point in waiting. The request expires (server time)
+        when ``timeout_s`` is up, so a server that reads it only after ``on_done(None)``
+        told the resident "no ticket" issues none; without a clock estimate yet it goes
+        without a deadline.
         """
         if not self.connected:
             return None
+        server_now = self.clock.now()
+        expires_at = server_now + timedelta(seconds=timeout_s) if server_now is not None else None
         req = TicketRequest(
-            id=f"{self.kiosk_id}-{uuid.uuid4().hex[:16]}", service=service, priority=priority, lang=lang
-        )  # type: ignore[arg-type]
+            id=f"{self.kiosk_id}-{uuid.uuid4().hex[:16]}", service=service, priority=priority, lang=lang,
+            expires_at=expires_at,
+        )  # type: ignore[arg-type]  # fmt: skip
         p = Pending(req, uuid.uuid4().bytes, on_done)
         p.timer = threading.Timer(timeout_s, self._expire, args=(p,))
         p.timer.daemon = True

@@ -429,7 +429,11 @@ def example_services() -> list[ServiceInfo]:
 
 
 def publish_office(broker_port: int, at: datetime, calls: int = 10, server_online: bool = True) -> None:
-    """The retained services list and hall board the server would publish, at server time ``at``."""
+    """The retained services list and hall board the server would publish, at server time ``at``.
+
+    A display connected already gets them live (the retain flag cleared), as from the server's
+    periodic republishing; one that connects later gets the retained copies, which teach no time.
+    """
     services = example_services()
     board = BoardMessage(
         zone="hall",
@@ -451,10 +455,10 @@ def publish_office(broker_port: int, at: datetime, calls: int = 10, server_onlin
     )
     office = ServicesMessage(office="Starostwo Powiatowe w Nowym Mieście", services=services, server_time=at)
     peer = Peer(broker_port)
-    try:
+    try:  # availability first: "offline" makes the display forget the time the board then tells
+        peer.publish(f"{BASE}/server/availability", b"online" if server_online else b"offline", retain=True)
         peer.publish(f"{BASE}/services", office.to_json(), retain=True)
         peer.publish(f"{BASE}/zone/hall/board", board.to_json(), retain=True)
-        peer.publish(f"{BASE}/server/availability", b"online" if server_online else b"offline", retain=True)
     finally:
         peer.close()
 
@@ -469,7 +473,9 @@ def crowded(display_factory, broker):
         screens.append(screen)
         display = display_factory(name, screen_env=screen.env(), size=size, last_calls=9, **kw)
         display.start(online=False)
-        display.wait(lambda s: len(s["waiting"]) == 5 and s["date"] and len(s["recent"]) == 9, "the crowded board")
+        display.wait(lambda s: len(s["waiting"]) == 5 and len(s["recent"]) == 9, "the crowded board")
+        publish_office(broker.port, at, server_online=online)  # again, live now: the display learns the time
+        display.wait(lambda s: s["date"], "the server's date")
         if online:
             display.wait(lambda s: s["offline"] == "", "the display to connect")
         return display
@@ -477,6 +483,35 @@ def crowded(display_factory, broker):
     yield make
     for screen in screens:
         screen.stop()
+
+
+def test_a_board_known_only_from_retained_messages_shows_no_clock_rather_than_an_old_time(
+    display_factory, broker, artifacts
+):
+    """After a server outage the retained board and services are as old as the outage: the
+    display must not show their time as now. A live message sets the clock; the server going
+    offline blanks it again."""
+    hours_ago = WEDNESDAY - timedelta(hours=3, minutes=40)  # 06:35: when the server last spoke
+    publish_office(broker.port, hours_ago)
+    display = display_factory("retained", last_calls=10).start(online=False)
+    shown = display.wait(lambda s: len(s["waiting"]) == 5 and len(s["recent"]) == 9, "the retained board")
+    assert (shown["clock"], shown["date"]) == ("", ""), "a time learnt from a retained message"
+    layout = display.layout("display-retained-no-clock-1280x720", artifacts)
+    assert not [t for t in layout["texts"] if t["role"] in ("clock", "date")], "a clock is drawn"
+    assert drawn(texts(layout, "recent")[0]) == f"A009  {ARROW} Stanowisko 5", "the board itself is shown"
+
+    publish_office(broker.port, WEDNESDAY)  # the server is back and republishes, live
+    shown = display.wait(lambda s: s["clock"] and s["date"], "the clock from a live message")
+    assert (shown["clock"], shown["date"]) in {("10:15", "środa, 30 września 2026"), ("10:16", "środa, 30 września 2026")}
+    display.screenshot("display-live-clock-1280x720", artifacts)
+
+    peer = Peer(broker.port)
+    try:
+        peer.publish(f"{BASE}/server/availability", b"offline", retain=True)
+    finally:
+        peer.close()
+    shown = display.wait(lambda s: "server offline" in s["offline"], "the server-offline mark")
+    assert (shown["clock"], shown["date"]) == ("", ""), "the time of a server that may restart with another clock"
 
 
 def texts(layout: dict, role: str) -> list[dict]:

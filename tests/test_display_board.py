@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from display.board import BoardState, ServerClock, call_line
+from display.board import BoardState, call_line
+from protocol.clock import ServerClock
 from protocol.messages import BoardMessage, CallMessage, ServiceInfo, ServicesMessage
 
 WARSAW_SUMMER = timezone(timedelta(hours=2))
@@ -80,6 +81,10 @@ def test_clock_and_date_come_from_the_server_not_this_machine():
     s = state()
     assert s.clock_text() == ("", ""), "no time is shown before the server has told it"
     s.apply_board(make_board(0, []))
+    assert s.clock_text() == ("", ""), "the board itself teaches no time: the app feeds live server_time"
+    s.clock.learn(T0, retained=True)
+    assert s.clock_text() == ("", ""), "a retained server_time may be hours old: no time rather than a wrong one"
+    s.clock.learn(T0, retained=False)
     assert s.clock_text() == ("10:00", "czwartek, 1 maja 2031")
     s.clock.monotonic.now += 60
     assert s.clock_text()[0] == "10:01"

@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from tests.harness import ALWAYS_OPEN, ROOT, ServerProcess, VirtualScreen, free_port, wait_for, write_config
-from tests.test_printer import ESC_T_CP852, ESC_T_CP866, STATUS_FINE, LoopbackPrinter
+from tests.test_printer import ESC_T_CP852, ESC_T_CP866, STATUS_FINE, LoopbackPrinter, SerialLoopbackPrinter
 
 BANNERS = ("System kolejkowy chwilowo nie działa", "Łączenie z systemem kolejkowym")
 pytestmark = pytest.mark.skipif(shutil.which("xdotool") is None, reason="xdotool not installed (.ci/setup)")
@@ -356,6 +356,35 @@ def test_server_unreachable_shows_a_clear_message_greys_out_the_services_and_giv
     assert not kiosk.output.exists()  # nothing was ever printed
 
 
+def test_a_request_the_stalled_server_reads_after_the_kiosk_gave_up_issues_no_ticket(server, peer, start_kiosk):
+    """No ghost tickets: the resident was told "Bilet NIE został wydany", so none may exist."""
+    peer.subscribe("numerek/kiosk/k1/response/#")
+    kiosk = start_kiosk(server)
+    kiosk.wait_home()
+    kiosk.tap("service:rej")  # a first ticket: its response also tells the kiosk the server's time
+    kiosk.wait("first ticket", lambda e: e["screen"] == "ticket" and e["printer"])
+    first = peer.expect("numerek/kiosk/k1/response/#", where=lambda d: d["ok"])
+    kiosk.tap("done")
+    kiosk.wait_home()
+
+    server.proc.send_signal(signal.SIGSTOP)  # frozen: the request waits, unread, in its socket
+    try:
+        kiosk.tap("service:rej")
+        kiosk.wait(
+            "'no ticket' message after the response timeout",
+            lambda e: e["screen"] == "message" and any("Bilet NIE został wydany." in t for t in e["texts"]),
+            timeout=15,
+        )
+    finally:
+        server.proc.send_signal(signal.SIGCONT)
+    # The server wakes up, reads the request and must refuse it: the kiosk gave up on it.
+    late = peer.expect("numerek/kiosk/k1/response/#", timeout=15, where=lambda d: d["id"] != first["id"])
+    assert not late["ok"] and late["error"]["code"] == "expired", late
+    assert waiting(server, "rej") == 1, "only A001 waits: no ticket that nobody holds"
+    assert kiosk.now()["screen"] == "message"
+    assert kiosk.output.read_bytes().count(b"\x1dV") == 1, "only A001 was printed"
+
+
 def assert_services_greyed_out(kiosk: Kiosk, home: dict, service: str, reason: str) -> None:
     """Every service button disabled and saying why; a tap on one does nothing."""
     assert all(not enabled for key, (_x, _y, enabled) in home["buttons"].items() if key.startswith("service:"))
@@ -432,6 +461,46 @@ def test_kiosk_is_online_while_running_and_offline_after_a_clean_stop(server, st
     wait_for(lambda: devices()["kiosk-k1"]["availability"] == "offline", 10, "kiosk offline")
 
 
+def test_done_tapped_before_the_print_result_still_brings_the_printer_warning_home(server, start_kiosk):
+    """A resident who taps "Gotowe" while the printer is still answering must not leave the
+    next visitor a home screen that promises paper: the fault is shown once it is known."""
+    printer = SerialLoopbackPrinter()
+    try:
+        kiosk = start_kiosk(server, f'type = "serial"\nserial_device = "{printer.path}"\ntimeout_s = 25')
+        devices = lambda: server.get("/api/devices").json().get("kiosk-k1", {})  # noqa: E731
+        wait_for(lambda: devices().get("fault") == "ok", 15, "the start-up printer check")
+        kiosk.wait_home()
+        printer.status = {1: 0x12, 2: 0x12, 4: 0x72}  # the paper runs out...
+        printer.hold.clear()  # ...and the printer is slow to say so
+        kiosk.tap("service:rej")
+        kiosk.wait("ticket screen, still printing", lambda e: e["screen"] == "ticket" and e["printer"] is None)
+        kiosk.tap("done")
+        home = kiosk.wait("home", lambda e: e["screen"] == "home" and e["buttons"])
+        assert PRINTER_WARNING["pl"] not in home["texts"], "the fault is not known yet"
+        printer.hold.set()  # the answer: paper out
+        wait_for(lambda: devices().get("fault") == "paper_out", 15, "the fault reported")
+        kiosk.wait("home warns about the printer", lambda e: e["screen"] == "home" and PRINTER_WARNING["pl"] in e["texts"])
+        assert waiting(server, "rej") == 1 and b"A001" not in printer.received
+    finally:
+        printer.close()
+
+
+def test_done_gives_the_next_visitor_the_default_language_and_no_priority(server, start_kiosk):
+    kiosk = start_kiosk(server)
+    kiosk.wait_home()
+    kiosk.tap("lang:en")
+    kiosk.wait("English home", lambda e: e["screen"] == "home" and e["lang"] == "en" and e["buttons"])
+    kiosk.tap("priority")
+    kiosk.wait("priority on", lambda e: e["screen"] == "home" and e["priority"] and e["buttons"])
+    kiosk.tap("service:rej")
+    shown = kiosk.wait("English priority ticket", lambda e: e["screen"] == "ticket" and e["printer"])
+    assert "Priority ticket" in shown["texts"]
+    kiosk.tap("done")
+    home = kiosk.wait("home", lambda e: e["screen"] == "home" and e["buttons"])
+    assert (home["lang"], home["priority"]) == ("pl", False), "the next visitor inherits the last one's choices"
+    assert "Wybierz sprawę, aby pobrać bilet" in home["texts"]
+
+
 # The Pi 7" panel, 7" HDMI panels, Touch Display 2 landscape, Full HD, Touch Display 2 upright
 PANELS = [(800, 480), (1024, 600), (1280, 720), (1920, 1080), (720, 1280)]
 PRINTER_WARNING = {
@@ -495,11 +564,15 @@ def test_every_screen_fits_small_and_large_panels_in_polish_and_english(  # and 
         kiosk.tap("service:pasz")
         check(kiosk.wait("English ticket, printer fault", ticket("en", "paper_out")))
         printer.status = dict(STATUS_FINE)
-        kiosk.tap("done")
+        kiosk.tap("done")  # the next visitor starts in Polish: choose English again
+        kiosk.wait("Polish home", lambda e: e["screen"] == "home" and e["lang"] == "pl")
+        kiosk.tap("lang:en")
         kiosk.wait("English home", lambda e: e["screen"] == "home" and e["lang"] == "en")
         kiosk.tap("service:rej")
         check(kiosk.wait("English ticket, printed", ticket("en", "ok")))
         kiosk.tap("done")
+        kiosk.wait("Polish home", lambda e: e["screen"] == "home" and e["lang"] == "pl")
+        kiosk.tap("lang:en")
         kiosk.wait("English home", lambda e: e["screen"] == "home" and e["lang"] == "en")
         server.proc.send_signal(signal.SIGSTOP)  # the server hangs: the request goes unanswered
         kiosk.tap("service:rej")

@@ -6,6 +6,7 @@ import ast
 import subprocess
 import sys
 import threading
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from kiosk.config import ConfigError, load_config
 from kiosk.link import KioskLink
 from protocol.messages import ServicesMessage, TicketResponse
 from protocol.mqtt import BrokerConfig
+from protocol.topics import Topics
 from tests.harness import ROOT, wait_for
 
 
@@ -119,6 +121,42 @@ def test_fault_is_published_retained_and_only_when_it_changes(server, link, peer
     link.report_fault("ok")
     assert peer.expect(link.topics.kiosk_fault("k9"))["fault"] == "ok"
     assert sum(1 for t, _p, _r in peer.seen if t == link.topics.kiosk_fault("k9")) == 2
+
+
+def test_requests_carry_a_deadline_on_the_servers_clock_learnt_only_from_live_messages(broker, peer):
+    """A retained services list may be hours old: it must not set expires_at, or a request
+    would expire before it was sent (or, worse, far too late). No estimate: no deadline."""
+    warsaw = timezone(timedelta(hours=1))
+    old = datetime(2026, 11, 23, 6, 0, tzinfo=warsaw)  # what the server said before its outage
+    stale = ServicesMessage(office="Urząd", services=[], server_time=old)
+    topics = Topics(BrokerConfig().topic_base)
+    peer.publish(topics.services, stale.to_json(), retain=True)
+    peer.subscribe(topics.kiosk_request("k9"))
+    rec = Recorder()
+    lk = KioskLink("k9", BrokerConfig(port=broker.port), rec.services.append, lambda b, s: None)
+    lk.start()
+    try:
+        wait_for(lambda: rec.services, 10, "the retained services list")
+        lk.request_ticket("rej", False, "pl", 5, rec.done)
+        first = peer.expect(topics.kiosk_request("k9"))
+        assert first["expires_at"] is None, "a deadline from a retained (stale) server_time"
+
+        live_time = datetime.now(warsaw).replace(microsecond=0)
+        peer.publish(topics.services, ServicesMessage(office="Urząd", services=[], server_time=live_time).to_json())
+        wait_for(lambda: len(rec.services) == 2, 10, "the live services message")
+        lk.request_ticket("rej", False, "pl", 5, rec.done)
+        second = peer.expect(topics.kiosk_request("k9"))
+        deadline = datetime.fromisoformat(second["expires_at"])
+        assert deadline.utcoffset() == timedelta(hours=1), "in the server's offset"
+        # The live sample plus the 5 s timeout, plus the (short, not timed) while since it came.
+        assert live_time + timedelta(seconds=5) <= deadline < live_time + timedelta(seconds=65)
+
+        peer.publish(topics.server_availability, b"offline", retain=True)  # the server went away
+        wait_for(lambda: lk.server_known and not lk.server_online, 10, "server offline")
+        lk.request_ticket("rej", False, "pl", 5, rec.done)
+        assert peer.expect(topics.kiosk_request("k9"))["expires_at"] is None, "forgotten with the server"
+    finally:
+        lk.stop()
 
 
 @pytest.mark.parametrize(
