@@ -616,7 +616,12 @@ class KioskApp(App):
         # look live (the banner above says why and where to go instead).
         down = not (self.broker_up and self.server_up)
         if s.available and not down:
-            detail = t("waiting", self.lang, n=s.waiting) + "   •   " + t("wait_min", self.lang, m=s.estimated_wait_min)
+            if self.priority and s.priority_ahead is not None and s.priority_estimated_wait_min is not None:
+                # Only the other priority tickets are ahead of a priority ticket: its own figures.
+                count, minutes = t("ahead_priority", self.lang, n=s.priority_ahead), s.priority_estimated_wait_min
+            else:
+                count, minutes = t("waiting", self.lang, n=s.waiting), s.estimated_wait_min
+            detail = count + "   •   " + t("wait_min", self.lang, m=minutes)
             b.text = f"[size={big}][b]{s.prefix}  {name}[/b][/size]\n[size={small}]{detail}[/size]"
             b.background_color = (0.55, 0.45, 0, 1) if self.priority else BLUE
             b.color = WHITE

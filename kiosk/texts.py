@@ -16,6 +16,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "uk": "Оберіть послугу, щоб отримати талон",
     },
     "waiting": {"pl": "Czeka: {n}", "en": "Waiting: {n}", "uk": "Очікують: {n}"},
+    "ahead_priority": {"pl": "Przed Tobą: {n}", "en": "Ahead of you: {n}", "uk": "Перед вами: {n}"},
     "wait_min": {"pl": "ok. {m} min", "en": "about {m} min", "uk": "бл. {m} хв"},
     "priority_off": {
         "pl": "Kolejka uprzywilejowana\n(ciąża, niepełnosprawność)",

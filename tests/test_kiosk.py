@@ -408,6 +408,9 @@ def test_priority_toggle_gives_a_priority_ticket_ahead_of_normal_ones(server, st
     kiosk.tap("priority")
     prio = kiosk.wait("priority on", lambda e: e["screen"] == "home" and e["priority"] and e["buttons"])
     assert any(t.startswith("WŁĄCZONA: bilet uprzywilejowany") for t in prio["texts"])
+    # A001 waits, but nobody is ahead of a priority ticket: the button says so, not "Czeka: 1".
+    assert any("Przed Tobą: 0" in t for t in prio["texts"]), prio["texts"]
+    assert not any("Czeka: 1" in t for t in prio["texts"])
     kiosk.tap("service:rej")
     shown = kiosk.wait("priority ticket", lambda e: e["screen"] == "ticket" and e["printer"])
     assert shown["ticket"] == "A002" and "Bilet uprzywilejowany" in shown["texts"]
