@@ -193,6 +193,10 @@ def qr_texture(url: str):
     return tex
 
 
+CONNECT_GRACE_S = 15.0
+"""How long the kiosk says "connecting" at start before it says the system is not working."""
+
+
 class KioskApp(App):
     def __init__(
         self, config: KioskConfig, printer: TicketPrinter, trace: Path | None = None, shots: Path | None = None
@@ -242,6 +246,10 @@ class KioskApp(App):
         _bg(self.root_box, BLACK)
         self.show("home")
         Clock.schedule_interval(self._tick, 1.0)
+        self._started = time.monotonic()
+        # If nothing answers within the grace period, "connecting…" becomes "not working, ask
+        # at the information desk": a resident should not wait in front of a kiosk that never connects.
+        Clock.schedule_once(lambda _dt: self._connection(self.broker_up, self.server_up, force=True), CONNECT_GRACE_S + 0.5)
         self.link.start()
         threading.Thread(target=self._check_printer, daemon=True).start()
         Clock.schedule_interval(lambda _dt: self._maybe_check_printer(), PRINTER_CHECK_S)
@@ -275,10 +283,10 @@ class KioskApp(App):
                 self._refresh_home()
                 Clock.schedule_once(lambda _dt: self._report("home"), REPORT_DELAY_S)
 
-    def _connection(self, broker: bool, server: bool) -> None:
+    def _connection(self, broker: bool, server: bool, force: bool = False) -> None:
         changed = (broker, server) != (self.broker_up, self.server_up)
         self.broker_up, self.server_up = broker, server
-        if changed and self.screen == "home":
+        if (changed or force) and self.screen == "home":
             self.show("home", guard=False)
 
     def _late_response(self, response: TicketResponse) -> None:
@@ -524,6 +532,7 @@ class KioskApp(App):
         if not self.broker_up or not self.server_up:
             # Just connected, the server's retained availability not yet here: no false alarm.
             starting = (self.broker_up and not self.link.server_known) or (not self.broker_up and not self.services)
+            starting = starting and time.monotonic() - getattr(self, "_started", time.monotonic()) < CONNECT_GRACE_S
             problem = t("connecting", self.lang) if starting else t("system_down", self.lang)
         if problem:
             banner = _label(problem, fs(34), WHITE, bold=True, size_hint_y=None, height=px(120))

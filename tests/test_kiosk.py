@@ -599,3 +599,21 @@ def test_every_screen_fits_small_and_large_panels_in_polish_and_english(  # and 
         kiosk.stop()
         printer.close()
         screen.stop()
+
+
+def test_a_kiosk_that_never_reaches_the_broker_soon_says_the_system_is_not_working(tmp_path, screen, artifacts):
+    """Not "connecting…" forever over an empty screen: after the start-up grace period the
+    resident is told to ask at the information desk."""
+    from kiosk.app import CONNECT_GRACE_S
+    from tests.harness import free_port
+
+    kiosk = Kiosk(tmp_path, screen, free_port(), "http://127.0.0.1:1", 'type = "dummy"\ndummy_output = "printed.bin"',
+                  artifacts / "kiosk" / "never_connected")  # fmt: skip
+    try:
+        first = kiosk.wait("the first screen", lambda e: e["screen"] == "home")
+        assert any(t.startswith("Łączenie z systemem kolejkowym") for t in first["texts"])
+        down = kiosk.wait("the system-down message", lambda e: any(
+            t.startswith("System kolejkowy chwilowo nie działa") for t in e["texts"]), timeout=CONNECT_GRACE_S + 20)
+        assert not any(t.startswith("Łączenie") for t in down["texts"])
+    finally:
+        kiosk.stop()
