@@ -493,7 +493,7 @@ def test_a_board_known_only_from_retained_messages_shows_no_clock_rather_than_an
     offline blanks it again."""
     hours_ago = WEDNESDAY - timedelta(hours=3, minutes=40)  # 06:35: when the server last spoke
     publish_office(broker.port, hours_ago)
-    display = display_factory("retained", last_calls=10).start(online=False)
+    display = display_factory("retained", last_calls=9).start(online=False)
     shown = display.wait(lambda s: len(s["waiting"]) == 5 and len(s["recent"]) == 9, "the retained board")
     assert (shown["clock"], shown["date"]) == ("", ""), "a time learnt from a retained message"
     layout = display.layout("display-retained-no-clock-1280x720", artifacts)
