@@ -5,9 +5,31 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 from tests.harness import ROOT, wait_for
 from tests.test_counter_support import BASE, events, issue
+
+
+def start_counter(server, config: str, tmp_path: Path) -> tuple[subprocess.Popen, Path]:
+    """``numerek-counter --mock-pins`` with ``config``, its output in a log file, once it is online."""
+    cfg = tmp_path / "counter.toml"
+    cfg.write_text(config, encoding="utf-8")
+    log = tmp_path / "counter.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "counter.cli", "--mock-pins", "--config", str(cfg)],
+            stdin=subprocess.PIPE, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT,
+        )  # fmt: skip
+    try:
+        wait_for(lambda: server.get("/api/devices").json().get("counter-1", {}).get("availability") == "online",
+                 20, "counter-1 online")  # fmt: skip
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    return proc, log
+
 
 CONFIG = """
 [broker]
@@ -25,17 +47,8 @@ kind = "console"
 def test_counter_process_calls_a_ticket_logs_the_display_and_says_offline_on_sigterm(server, broker, peer, tmp_path):
     peer.subscribe(f"{BASE}/kiosk/k1/response/#")
     issue(peer, "rej")
-    cfg = tmp_path / "counter.toml"
-    cfg.write_text(CONFIG.format(port=broker.port), encoding="utf-8")
-    log = tmp_path / "counter.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "counter.cli", "--mock-pins", "--config", str(cfg)],
-            stdin=subprocess.PIPE, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT,
-        )  # fmt: skip
+    proc, log = start_counter(server, CONFIG.format(port=broker.port), tmp_path)
     try:
-        wait_for(lambda: server.get("/api/devices").json().get("counter-1", {}).get("availability") == "online",
-                 20, "counter-1 online")  # fmt: skip
         wait_for(lambda: "Stanowisko 1" in log.read_text(), 10, "the display showing the counter's name")
         assert proc.stdin is not None
         proc.stdin.write(b"next\n")
@@ -99,17 +112,8 @@ def test_counter_process_without_its_lcd_starts_and_its_buttons_work_logging_the
     """No /dev/i2c-19 here: the unit must not exit (and restart-loop); the buttons work."""
     peer.subscribe(f"{BASE}/kiosk/k1/response/#")
     issue(peer, "rej")
-    cfg = tmp_path / "counter.toml"
-    cfg.write_text(LCD_CONFIG.format(port=broker.port), encoding="utf-8")
-    log = tmp_path / "counter.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "counter.cli", "--mock-pins", "--config", str(cfg)],
-            stdin=subprocess.PIPE, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT,
-        )  # fmt: skip
+    proc, log = start_counter(server, LCD_CONFIG.format(port=broker.port), tmp_path)
     try:
-        wait_for(lambda: server.get("/api/devices").json().get("counter-1", {}).get("availability") == "online",
-                 20, "counter-1 online")  # fmt: skip
         assert proc.stdin is not None
         proc.stdin.write(b"next\n")
         proc.stdin.flush()
