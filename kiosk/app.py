@@ -210,6 +210,7 @@ class KioskApp(App):
         self.lang = config.kiosk.default_language
         self.priority = False
         self.services: ServicesMessage | None = None
+        self._started = time.monotonic()  # for the "connecting" grace period (reset when the app builds)
         self.broker_up = False
         self.server_up = False
         self.screen = "home"
@@ -532,7 +533,7 @@ class KioskApp(App):
         if not self.broker_up or not self.server_up:
             # Just connected, the server's retained availability not yet here: no false alarm.
             starting = (self.broker_up and not self.link.server_known) or (not self.broker_up and not self.services)
-            starting = starting and time.monotonic() - getattr(self, "_started", time.monotonic()) < CONNECT_GRACE_S
+            starting = starting and time.monotonic() - self._started < CONNECT_GRACE_S
             problem = t("connecting", self.lang) if starting else t("system_down", self.lang)
         if problem:
             banner = _label(problem, fs(34), WHITE, bold=True, size_hint_y=None, height=px(120))
