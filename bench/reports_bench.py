@@ -51,9 +51,12 @@ def main() -> int:
 
         t0 = time.perf_counter()
         res = simulate(cfg, args.database, date.fromisoformat(args.start), args.days, seed=7, scale=args.scale)
-        print(f"built: {res.tickets} tickets, {res.events} events in {time.perf_counter() - t0:.0f} s; "
-              f"estimate MAE printed {res.accuracy.as_dict()['printed_mae_min']} min, "
-              f"naive {res.accuracy.as_dict()['naive_mae_min']} min", flush=True)  # fmt: skip
+        print(
+            f"built: {res.tickets} tickets, {res.events} events in {time.perf_counter() - t0:.0f} s; "
+            f"estimate MAE printed {res.accuracy.as_dict()['printed_mae_min']} min, "
+            f"naive {res.accuracy.as_dict()['naive_mae_min']} min",
+            flush=True,
+        )
 
     import sqlite3
 

@@ -160,7 +160,9 @@ def main() -> None:
     print(summary("broker round trip", rtt_all))
     print(summary("call latency", call_all))
     print(f"{'call/broker p50 ratio':<22} {statistics.median(call_all) / statistics.median(rtt_all):.1f}x")
-    print(f"{'tickets/s (durable)':<22} median={statistics.median(rates):,.0f}  min={min(rates):,.0f}  runs={len(rates)}")
+    print(
+        f"{'tickets/s (durable)':<22} median={statistics.median(rates):,.0f}  min={min(rates):,.0f}  runs={len(rates)}"
+    )
 
 
 if __name__ == "__main__":

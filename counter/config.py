@@ -156,7 +156,9 @@ class DisplayConfig(_Strict):
 class CounterConfig(_Strict):
     id: DeviceId
     name: str | None = Field(None, max_length=40, description="for the display; default: the server's name")
-    bounce_ms: int = Field(30, ge=0, le=500, description="edges closer than this to the previous edge are contact bounce")
+    bounce_ms: int = Field(
+        30, ge=0, le=500, description="edges closer than this to the previous edge are contact bounce"
+    )
     hold_s: float = Field(2.0, ge=0.5, le=10, description="how long PAUSE must be held")
     double_press_s: float = Field(
         0.8, ge=0, le=5, description="a second press of the same button this soon is the same press"
@@ -195,7 +197,9 @@ class CounterConfig(_Strict):
             (t.pin, f"counter {self.id} transfer to {t.service or 'counter ' + str(t.counter)}", f"transfer.{i}.pin")
             for i, t in enumerate(self.transfer)
         ]
-        out += [(b.pin, f"counter {self.id} feedback {b.rating}", f"feedback.{i}.pin") for i, b in enumerate(self.feedback)]
+        out += [
+            (b.pin, f"counter {self.id} feedback {b.rating}", f"feedback.{i}.pin") for i, b in enumerate(self.feedback)
+        ]
         if self.led:
             out += [(getattr(self.led, c), f"counter {self.id} led {c}", f"led.{c}") for c in ("red", "green", "blue")]
         return out

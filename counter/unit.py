@@ -53,6 +53,7 @@ class UnitFailed(RuntimeError):
     ``Restart=on-failure`` brings the unit back instead of leaving it silently useless.
     """
 
+
 # What the LED shows, most important first. Colours are (red, green, blue).
 OFFLINE_STATE, ERROR, READY, SERVING, PAUSED, CLOSED = "offline", "error", "ready", "serving", "paused", "closed"
 LED_COLOURS: dict[str, tuple[int, int, int]] = {
@@ -167,9 +168,13 @@ class Station:
         self._held = False
         if cfg.led:
             self.led = RGBLED(
-                cfg.led.red, cfg.led.green, cfg.led.blue, active_high=cfg.led.active_high, pwm=False,
+                cfg.led.red,
+                cfg.led.green,
+                cfg.led.blue,
+                active_high=cfg.led.active_high,
+                pwm=False,
                 pin_factory=pin_factory,
-            )  # fmt: skip
+            )
         b = cfg.buttons
         for name, action in (
             ("next", CounterAction.NEXT),
@@ -182,12 +187,18 @@ class Station:
                 self._button(name, pin, b.pull_up, pin_factory, lambda a=action, n=name: self.press(a, n))
         for i, t in enumerate(cfg.transfer):
             self._button(
-                f"transfer{i}", t.pin, b.pull_up, pin_factory,
+                f"transfer{i}",
+                t.pin,
+                b.pull_up,
+                pin_factory,
                 lambda t=t, i=i: self.press(
-                    CounterAction.TRANSFER, f"transfer{i}", done_text=transfer_text(t),
-                    target_service=t.service, target_counter=t.counter,
+                    CounterAction.TRANSFER,
+                    f"transfer{i}",
+                    done_text=transfer_text(t),
+                    target_service=t.service,
+                    target_counter=t.counter,
                 ),
-            )  # fmt: skip
+            )
         for f in cfg.feedback:
             self._button(f"rate{f.rating}", f.pin, b.pull_up, pin_factory, lambda r=f.rating: self.rate(r))
         if b.pause:
@@ -442,9 +453,7 @@ class CounterUnit:
         while not self._stop.is_set():
             # A fresh client per connection: nothing left unacknowledged before an outage
             # can be re-sent after it (see the module docstring).
-            client = make_client(
-                f"numerek-{self.config.device}", settings, availability, on_connect=self._on_connect
-            )
+            client = make_client(f"numerek-{self.config.device}", settings, availability, on_connect=self._on_connect)
             client.on_message = self._on_message
             try:
                 client.connect(b.host, b.port, keepalive=b.keepalive, clean_start=True, properties=connect_properties())
@@ -564,7 +573,8 @@ class CounterUnit:
             log.error(
                 "the server has no counter %r: check `id` in this unit's counter.toml against the "
                 "[[counters]] of the server's site config (%s)",
-                pending.station.id, reply.error.message if reply.error else "",
+                pending.station.id,
+                reply.error.message if reply.error else "",
             )
         if pending.quiet:
             return

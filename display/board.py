@@ -28,9 +28,19 @@ log = logging.getLogger(__name__)
 
 DAYS_PL = ("poniedziałek", "wtorek", "środa", "czwartek", "piątek", "sobota", "niedziela")
 MONTHS_PL = (
-    "stycznia", "lutego", "marca", "kwietnia", "maja", "czerwca",
-    "lipca", "sierpnia", "września", "października", "listopada", "grudnia",
-)  # fmt: skip
+    "stycznia",
+    "lutego",
+    "marca",
+    "kwietnia",
+    "maja",
+    "czerwca",
+    "lipca",
+    "sierpnia",
+    "września",
+    "października",
+    "listopada",
+    "grudnia",
+)
 ARROW = "\u2192"
 
 
@@ -65,8 +75,9 @@ class BoardState:
         if board.seq < self.known_seq:
             # Only a server that starts its numbering again (a new database) goes backwards;
             # follow it, or its next calls would never be announced.
-            log.warning("board seq %d is below the known %d: the server's call numbering restarted",
-                        board.seq, self.known_seq)  # fmt: skip
+            log.warning(
+                "board seq %d is below the known %d: the server's call numbering restarted", board.seq, self.known_seq
+            )
         self.known_seq = board.seq
         self.calls = sorted(board.calls, key=lambda c: c.seq, reverse=True)
         self.waiting = dict(board.waiting)

@@ -46,11 +46,30 @@ _CP866_SUBSTITUTES = str.maketrans({"і": "i", "І": "I", "ґ": "г", "Ґ": "Г"
 # Polish texts use „…” quotes and – dashes (office and service names come from the config).
 _TYPOGRAPHY = str.maketrans(
     {
-        "„": '"', "”": '"', "“": '"', "‟": '"', "«": '"', "»": '"', "‚": "'", "‘": "'", "’": "'", "‛": "'",
-        "–": "-", "—": "-", "‒": "-", "‐": "-", "‑": "-", "−": "-", "…": "...", "•": "*", "·": "*",
-        "\u00a0": " ", "\u202f": " ", "\u2009": " ",
+        "„": '"',
+        "”": '"',
+        "“": '"',
+        "‟": '"',
+        "«": '"',
+        "»": '"',
+        "‚": "'",
+        "‘": "'",
+        "’": "'",
+        "‛": "'",
+        "–": "-",
+        "—": "-",
+        "‒": "-",
+        "‐": "-",
+        "‑": "-",
+        "−": "-",
+        "…": "...",
+        "•": "*",
+        "·": "*",
+        "\u00a0": " ",
+        "\u202f": " ",
+        "\u2009": " ",
     }
-)  # fmt: skip
+)
 
 
 class Fault(StrEnum):
@@ -151,9 +170,13 @@ class TicketPrinter:
             dev = ep.Network(host=s.host, port=s.port, timeout=s.timeout_s, profile=s.profile)
         elif s.kind == "usb":
             dev = ep.Usb(
-                s.usb_vendor, s.usb_product, timeout=int(s.timeout_s * 1000), in_ep=s.usb_in_ep, out_ep=s.usb_out_ep,
+                s.usb_vendor,
+                s.usb_product,
+                timeout=int(s.timeout_s * 1000),
+                in_ep=s.usb_in_ep,
+                out_ep=s.usb_out_ep,
                 profile=s.profile,
-            )  # fmt: skip
+            )
         elif s.kind == "serial":
             dev = ep.Serial(devfile=s.serial_device, baudrate=s.baudrate, timeout=s.timeout_s, profile=s.profile)
         else:  # pragma: no cover - settings are validated

@@ -163,18 +163,33 @@ def _widest_word(w: Label) -> float:
 
 def _label(text: str, size: float, color=WHITE, bold: bool = False, **kw) -> Label:
     lbl = Label(
-        text=f"[b]{text}[/b]" if bold else text, markup=True, font_name=FONT, font_size=size, color=color,
-        halign=kw.pop("halign", "center"), valign="middle", **kw,
-    )  # fmt: skip
+        text=f"[b]{text}[/b]" if bold else text,
+        markup=True,
+        font_name=FONT,
+        font_size=size,
+        color=color,
+        halign=kw.pop("halign", "center"),
+        valign="middle",
+        **kw,
+    )
     _fit(lbl, 16, 2)
     return lbl
 
 
 def _button(text: str, size: float, bg=BLUE, color=WHITE, fit: bool = True, **kw) -> Button:
     b = Button(
-        text=text, markup=True, font_name=FONT, font_size=size, color=color, background_normal="",
-        background_color=bg, background_disabled_normal="", halign="center", valign="middle", **kw,
-    )  # fmt: skip
+        text=text,
+        markup=True,
+        font_name=FONT,
+        font_size=size,
+        color=color,
+        background_normal="",
+        background_color=bg,
+        background_disabled_normal="",
+        halign="center",
+        valign="middle",
+        **kw,
+    )
     if fit:
         _fit(b, 24, 8)
     else:
@@ -250,7 +265,9 @@ class KioskApp(App):
         self._started = time.monotonic()
         # If nothing answers within the grace period, "connecting…" becomes "not working, ask
         # at the information desk": a resident should not wait in front of a kiosk that never connects.
-        Clock.schedule_once(lambda _dt: self._connection(self.broker_up, self.server_up, force=True), CONNECT_GRACE_S + 0.5)
+        Clock.schedule_once(
+            lambda _dt: self._connection(self.broker_up, self.server_up, force=True), CONNECT_GRACE_S + 0.5
+        )
         self.link.start()
         threading.Thread(target=self._check_printer, daemon=True).start()
         Clock.schedule_interval(lambda _dt: self._maybe_check_printer(), PRINTER_CHECK_S)
@@ -359,9 +376,12 @@ class KioskApp(App):
             self._fail(t("unreachable", self.lang))
             return
         rid = self.link.request_ticket(
-            service.id, self.priority, self.lang, self.cfg.kiosk.response_timeout_s,
+            service.id,
+            self.priority,
+            self.lang,
+            self.cfg.kiosk.response_timeout_s,
             lambda resp: Clock.schedule_once(lambda _dt: self._answered(resp)),
-        )  # fmt: skip
+        )
         self.current_request = rid
         if rid is None:  # the broker is down: no point waiting
             self._fail(t("unreachable", self.lang))
@@ -517,9 +537,12 @@ class KioskApp(App):
         for lang in LANGUAGES:
             chosen = lang == self.lang
             b = _button(
-                f"[b]{LANGUAGE_NAMES[lang]}[/b]" if chosen else LANGUAGE_NAMES[lang], fs(26),
-                bg=YELLOW if chosen else GREY, color=BLACK if chosen else WHITE, size_hint_x=0.16,
-            )  # fmt: skip
+                f"[b]{LANGUAGE_NAMES[lang]}[/b]" if chosen else LANGUAGE_NAMES[lang],
+                fs(26),
+                bg=YELLOW if chosen else GREY,
+                color=BLACK if chosen else WHITE,
+                size_hint_x=0.16,
+            )
             b.bind(on_release=lambda _b, lang=lang: self.set_lang(lang))
             self.buttons[f"lang:{lang}"] = b
             row.add_widget(b)
@@ -564,10 +587,13 @@ class KioskApp(App):
         box.add_widget(grid)
         self._refresh_home()
         prio = _button(
-            t("priority_on" if self.priority else "priority_off", self.lang), fs(32),
-            bg=YELLOW if self.priority else (0.35, 0.1, 0.5, 1), color=BLACK if self.priority else WHITE,
-            size_hint=(1, None), height=px(112),
-        )  # fmt: skip
+            t("priority_on" if self.priority else "priority_off", self.lang),
+            fs(32),
+            bg=YELLOW if self.priority else (0.35, 0.1, 0.5, 1),
+            color=BLACK if self.priority else WHITE,
+            size_hint=(1, None),
+            height=px(112),
+        )
         prio.bind(on_release=lambda _b: self.toggle_priority())
         self.buttons["priority"] = prio
         wrap = BoxLayout(size_hint_y=None, height=px(112), padding=(px(16), 0))
@@ -757,17 +783,24 @@ class KioskApp(App):
                 left, bottom = w.to_window(w.x, w.y)
                 boxes[key] = [int(left), int(Window.height - bottom - w.height), int(w.width), int(w.height)]
             clipped = [
-                _MARKUP.sub("", w.text) for w in self.root_box.walk()
+                _MARKUP.sub("", w.text)
+                for w in self.root_box.walk()
                 if isinstance(w, Label) and w.text.strip() and not (_fits(w) and _on_screen(w))
-            ]  # fmt: skip
+            ]
             entry = {
-                "screen": screen, "lang": self.lang, "priority": self.priority, "texts": texts, "buttons": buttons,
+                "screen": screen,
+                "lang": self.lang,
+                "priority": self.priority,
+                "texts": texts,
+                "buttons": buttons,
                 "ticket": self.ticket.number if self.ticket and screen == "ticket" else None,
                 "qr": self.status_url(self.ticket) if self.ticket and screen == "ticket" else None,
                 "printer": self.print_outcome.fault.value if self.print_outcome and screen == "ticket" else None,
                 "window": [Window.left, Window.top, Window.width, Window.height],
-                "boxes": boxes, "clipped": clipped, "smallest_font": _smallest_font(self.root_box),
-            }  # fmt: skip
+                "boxes": boxes,
+                "clipped": clipped,
+                "smallest_font": _smallest_font(self.root_box),
+            }
             with self.trace_path.open("a", encoding="utf-8") as f:
                 f.write(json.dumps(entry, ensure_ascii=False) + "\n")
         if self.shots is not None:

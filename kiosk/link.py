@@ -173,9 +173,12 @@ class KioskLink:
         server_now = self.clock.now()
         expires_at = server_now + timedelta(seconds=timeout_s) if server_now is not None else None
         req = TicketRequest(
-            id=f"{self.kiosk_id}-{uuid.uuid4().hex[:16]}", service=service, priority=priority, lang=lang,
+            id=f"{self.kiosk_id}-{uuid.uuid4().hex[:16]}",
+            service=service,
+            priority=priority,
+            lang=lang,
             expires_at=expires_at,
-        )  # type: ignore[arg-type]  # fmt: skip
+        )  # type: ignore[arg-type]
         p = Pending(req, uuid.uuid4().bytes, on_done)
         p.timer = threading.Timer(timeout_s, self._expire, args=(p,))
         p.timer.daemon = True

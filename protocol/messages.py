@@ -109,9 +109,7 @@ class TicketInfo(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     number: str
     service: str
-    status: Literal[
-        "waiting", "called", "serving", "finished", "no_show", "transferred", "cancelled"
-    ]
+    status: Literal["waiting", "called", "serving", "finished", "no_show", "transferred", "cancelled"]
     priority: bool = False
     issued_at: datetime
     called_at: datetime | None = None

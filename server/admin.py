@@ -136,9 +136,15 @@ def with_changes(cfg: SiteConfig, target: str, values: dict[str, Any]) -> SiteCo
     ids = {"services": [s["id"] for s in services], "counters": [c["id"] for c in counters]}
     try:
         return SiteConfig.model_validate(
-            {"office": cfg.office, "mqtt": cfg.mqtt, "http": cfg.http, "storage": cfg.storage,
-             "services": services, "counters": counters}
-        )  # fmt: skip
+            {
+                "office": cfg.office,
+                "mqtt": cfg.mqtt,
+                "http": cfg.http,
+                "storage": cfg.storage,
+                "services": services,
+                "counters": counters,
+            }
+        )
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
@@ -205,8 +211,17 @@ def change(server: NumerekServer, user: str, target: str, values: dict[str, Any]
                         json.dumps(after, ensure_ascii=False),
                     ),
                 )
-                rows.append({"id": cur.lastrowid, "at": at, "user": user, "target": target, "field": f,
-                             "old": before, "new": after})  # fmt: skip
+                rows.append(
+                    {
+                        "id": cur.lastrowid,
+                        "at": at,
+                        "user": user,
+                        "target": target,
+                        "field": f,
+                        "old": before,
+                        "new": after,
+                    }
+                )
             server.engine.apply_config(new)
             conn.execute("COMMIT")
         except ValueError as exc:
@@ -228,10 +243,17 @@ def audit_log(server: NumerekServer, limit: int = 500) -> list[dict[str, Any]]:
             "SELECT id, at, user, target, field, old, new FROM admin_changes ORDER BY id DESC LIMIT ?", (limit,)
         ).fetchall()
     return [
-        {"id": i, "at": datetime.fromtimestamp(at, server.tz).isoformat(timespec="seconds"), "user": u,
-         "target": t, "field": f, "old": json.loads(o), "new": json.loads(n)}
+        {
+            "id": i,
+            "at": datetime.fromtimestamp(at, server.tz).isoformat(timespec="seconds"),
+            "user": u,
+            "target": t,
+            "field": f,
+            "old": json.loads(o),
+            "new": json.loads(n),
+        }
         for i, at, u, t, f, o, n in rows
-    ]  # fmt: skip
+    ]
 
 
 # ---------------------------------------------------------------------- web
@@ -253,8 +275,13 @@ def _service_form(form: dict[str, str]) -> dict[str, Any]:
         if text.lower() not in CLOSED_WORDS:
             hours[d] = text
     limit = form.get("daily_limit", "").strip()
-    return {"hours": hours, "daily_limit": limit or None, "cutoff_min": form.get("cutoff_min", "").strip(),
-            "target_wait_min": form.get("target_wait_min", "").strip(), "priority": form.get("priority", "").strip()}  # fmt: skip
+    return {
+        "hours": hours,
+        "daily_limit": limit or None,
+        "cutoff_min": form.get("cutoff_min", "").strip(),
+        "target_wait_min": form.get("target_wait_min", "").strip(),
+        "priority": form.get("priority", "").strip(),
+    }
 
 
 def _counter_form(form: dict[str, str]) -> dict[str, Any]:
@@ -266,6 +293,7 @@ def _counter_form(form: dict[str, str]) -> dict[str, Any]:
 
 def build_admin_router(server: NumerekServer, auth: WebAuth) -> APIRouter:
     r = APIRouter(tags=["admin"])
+
     def page_admin(request: Request) -> User:
         return auth.page(request, "admin", basic=False)
 
@@ -281,12 +309,24 @@ def build_admin_router(server: NumerekServer, auth: WebAuth) -> APIRouter:
             cfg = server.engine.config
         forms = {f"service:{s.id}": {"hours": field_value(cfg, f"service:{s.id}", "hours")} for s in cfg.services}
         return TEMPLATES.TemplateResponse(
-            request, "admin.html",
-            {"L": {k: v[lang] for k, v in LABELS.items()}, "lang": lang, "user": user, "cfg": cfg, "forms": forms,
-             "days": WEEKDAYS, "day_names": WEEKDAY_NAMES[lang], "errors": [], "error_target": None,
-             "submitted": {}, "saved": None, **extra},
+            request,
+            "admin.html",
+            {
+                "L": {k: v[lang] for k, v in LABELS.items()},
+                "lang": lang,
+                "user": user,
+                "cfg": cfg,
+                "forms": forms,
+                "days": WEEKDAYS,
+                "day_names": WEEKDAY_NAMES[lang],
+                "errors": [],
+                "error_target": None,
+                "submitted": {},
+                "saved": None,
+                **extra,
+            },
             status_code=status,
-        )  # fmt: skip
+        )
 
     @r.get("/admin", response_class=HTMLResponse, include_in_schema=False)
     def admin_page(request: Request, user: PageAdmin, lang: str = "pl", saved: str | None = None) -> HTMLResponse:
@@ -313,10 +353,16 @@ def build_admin_router(server: NumerekServer, auth: WebAuth) -> APIRouter:
     @r.get("/admin/log", response_class=HTMLResponse, include_in_schema=False)
     def log_page(request: Request, user: PageAdmin, lang: str = "pl") -> HTMLResponse:
         lang = _lang(lang)
-        return TEMPLATES.TemplateResponse(request, "admin_log.html", {
-            "L": {k: v[lang] for k, v in LABELS.items()}, "lang": lang, "user": user,
-            "rows": [{**row, "old": _show(row["old"]), "new": _show(row["new"])} for row in audit_log(server)],
-        })  # fmt: skip
+        return TEMPLATES.TemplateResponse(
+            request,
+            "admin_log.html",
+            {
+                "L": {k: v[lang] for k, v in LABELS.items()},
+                "lang": lang,
+                "user": user,
+                "rows": [{**row, "old": _show(row["old"]), "new": _show(row["new"])} for row in audit_log(server)],
+            },
+        )
 
     @r.get("/admin/api/changes")
     def api_changes(user: ApiAdmin) -> list[dict[str, Any]]:

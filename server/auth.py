@@ -180,7 +180,10 @@ def main(argv: list[str] | None = None) -> int:
     """``numerek-users``: add, list, remove web logins and change their passwords."""
     from server.config import EXAMPLE_CONFIG, ConfigError, load_config
 
-    p = argparse.ArgumentParser(prog="numerek-users", description="Manage the web logins: clerk (clerk panel), manager (reports), admin (configuration).")
+    p = argparse.ArgumentParser(
+        prog="numerek-users",
+        description="Manage the web logins: clerk (clerk panel), manager (reports), admin (configuration).",
+    )
     p.add_argument("--config", default=str(EXAMPLE_CONFIG), help="site config (its storage.database is used)")
     p.add_argument("--database", help="override the database file")
     sub = p.add_subparsers(dest="cmd", required=True)

@@ -252,7 +252,6 @@ def build_clerk_router(server: NumerekServer, auth: WebAuth) -> APIRouter:
     def api_clerk(request: Request) -> User:
         return auth.api(request, "clerk")
 
-
     def known(counter_id: str) -> None:
         if counter_id not in e.counter_config:
             raise HTTPException(404, f"no counter {counter_id!r}")
@@ -263,9 +262,13 @@ def build_clerk_router(server: NumerekServer, auth: WebAuth) -> APIRouter:
         return TEMPLATES.TemplateResponse(
             request,
             "clerk_index.html",
-            {"office": server.config.office.name, "counters": list(e.counter_config.values()),
-             "user": user, **language_context("/clerk", page_language(lang))},
-        )  # fmt: skip
+            {
+                "office": server.config.office.name,
+                "counters": list(e.counter_config.values()),
+                "user": user,
+                **language_context("/clerk", page_language(lang)),
+            },
+        )
 
     @r.get("/clerk/{counter_id}", response_class=HTMLResponse, include_in_schema=False)
     def clerk_panel(request: Request, counter_id: str, lang: str | None = None) -> HTMLResponse:
@@ -275,10 +278,15 @@ def build_clerk_router(server: NumerekServer, auth: WebAuth) -> APIRouter:
             return TEMPLATES.TemplateResponse(
                 request,
                 "clerk_index.html",
-                {"office": server.config.office.name, "counters": list(e.counter_config.values()),
-                 "missing": counter_id, "user": user, **language},
+                {
+                    "office": server.config.office.name,
+                    "counters": list(e.counter_config.values()),
+                    "missing": counter_id,
+                    "user": user,
+                    **language,
+                },
                 status_code=404,
-            )  # fmt: skip
+            )
         cfg = e.counter_config[counter_id]
         # Service names come from the site config, which has both languages (Names.pl / Names.en).
         names = {s.id: getattr(s.name, language["lang"]) for s in e.services.values()}

@@ -52,7 +52,7 @@ class Hours(_Strict):
 
     @staticmethod
     def clock(value: time) -> str:
-        """"HH:MM", with the end of the day as "24:00" (so a saved value reads back the same)."""
+        """ "HH:MM", with the end of the day as "24:00" (so a saved value reads back the same)."""
         return "24:00" if value == time.max else value.strftime("%H:%M")
 
     def text(self) -> str:

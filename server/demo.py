@@ -70,8 +70,9 @@ class Demo:
 
     def spawn(self, name: str, cmd: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
         log = open(self.data / f"{name}.log", "ab")  # noqa: SIM115
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                env=env or os.environ.copy(), cwd=ROOT)  # fmt: skip
+        proc = subprocess.Popen(
+            cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env or os.environ.copy(), cwd=ROOT
+        )
         self.procs.append((name, proc))
         print(f"  started {name:<10} pid {proc.pid:<7} log {self.data / (name + '.log')}")
         return proc
@@ -99,10 +100,20 @@ class Demo:
             return
         day = datetime.fromisoformat(clock_start).date()
         subprocess.run(
-            [str(self.bin / "numerek-simulate"), "--config", self.args.config, "--database", str(db),
-             "--start", (day - timedelta(days=28)).isoformat(), "--days", "28"],
-            check=True, stdout=subprocess.DEVNULL,
-        )  # fmt: skip
+            [
+                str(self.bin / "numerek-simulate"),
+                "--config",
+                self.args.config,
+                "--database",
+                str(db),
+                "--start",
+                (day - timedelta(days=28)).isoformat(),
+                "--days",
+                "28",
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
 
     def login(self, name: str, role: str) -> tuple[str, str, Path]:
         """The demo's login for ``role``: made once with a random password, kept in
@@ -110,13 +121,28 @@ class Demo:
         kept = self.data / f"{role}-login.txt"
         if not kept.exists():
             password = secrets.token_urlsafe(9)
-            users = [str(self.bin / "numerek-users"), "--config", self.args.config,
-                     "--database", str(self.data / "numerek.db")]  # fmt: skip
-            made = subprocess.run([*users, "add", name, "--role", role, "--password-stdin"], input=password + "\n",
-                                  text=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+            users = [
+                str(self.bin / "numerek-users"),
+                "--config",
+                self.args.config,
+                "--database",
+                str(self.data / "numerek.db"),
+            ]
+            made = subprocess.run(
+                [*users, "add", name, "--role", role, "--password-stdin"],
+                input=password + "\n",
+                text=True,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
             if made.returncode != 0:  # the login exists but its file was deleted: give it a new password
-                subprocess.run([*users, "passwd", name, "--password-stdin"], input=password + "\n", text=True,
-                               check=True, stdout=subprocess.DEVNULL)  # fmt: skip
+                subprocess.run(
+                    [*users, "passwd", name, "--password-stdin"],
+                    input=password + "\n",
+                    text=True,
+                    check=True,
+                    stdout=subprocess.DEVNULL,
+                )
             kept.write_text(f"{name} {password}\n")
             kept.chmod(0o600)
         name, password = kept.read_text().split()
@@ -128,10 +154,18 @@ class Demo:
         self.seed_history(clock_start)
         self.logins = {role: self.login(name, role) for name, role in (("kierownik", "manager"), ("urzednik", "clerk"))}
         cmd = [
-            str(self.bin / "numerek-server"), "--config", self.args.config,
-            "--database", str(self.data / "numerek.db"), "--mqtt-port", str(mqtt_port),
-            "--http-port", str(self.args.http_port), "--clock-start", clock_start,
-        ]  # fmt: skip
+            str(self.bin / "numerek-server"),
+            "--config",
+            self.args.config,
+            "--database",
+            str(self.data / "numerek.db"),
+            "--mqtt-port",
+            str(mqtt_port),
+            "--http-port",
+            str(self.args.http_port),
+            "--clock-start",
+            clock_start,
+        ]
         proc = self.spawn("server", cmd)
         url = f"http://127.0.0.1:{self.args.http_port}"
         deadline = time.monotonic() + 30
@@ -153,8 +187,12 @@ class Demo:
         if not xvfb:
             return env
         r, w = os.pipe()
-        proc = subprocess.Popen([xvfb, "-displayfd", str(w), "-screen", "0", "1920x1080x24"], pass_fds=(w,),
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        proc = subprocess.Popen(
+            [xvfb, "-displayfd", str(w), "-screen", "0", "1920x1080x24"],
+            pass_fds=(w,),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         os.close(w)
         with os.fdopen(r) as f:
             env["DISPLAY"] = ":" + f.readline().strip()
@@ -185,7 +223,12 @@ class Demo:
         counters = [c.id for c in cfg.counters if c.id != self.args.hardware_counter]
         while not self.stop.wait(self.args.pace * rng.uniform(0.5, 1.5)):
             if rng.random() < 0.6:
-                payload = {"v": 1, "id": uuid.uuid4().hex, "service": rng.choice(services), "priority": rng.random() < 0.1}
+                payload = {
+                    "v": 1,
+                    "id": uuid.uuid4().hex,
+                    "service": rng.choice(services),
+                    "priority": rng.random() < 0.1,
+                }
                 client.publish("numerek/kiosk/demo-sim/request", json.dumps(payload), qos=1)
             else:
                 payload = {"v": 1, "id": uuid.uuid4().hex, "action": "next"}

@@ -60,5 +60,9 @@ def role_commands(data: Path, mqtt_port: int, url: str, bin_dir: Path) -> list[t
         ("kiosk", [str(bin_dir / "numerek-kiosk"), "--config", str(kiosk_config(data, mqtt_port, url))], True),
         ("display", [str(bin_dir / "numerek-display"), "--config", str(display_config(data, mqtt_port))], True),
         # the counter unit on gpiozero's mock pins: its LCD prints to counter.log; press with the clerk panel
-        ("counter", [str(bin_dir / "numerek-counter"), "--mock-pins", "--config", str(counter_config(data, mqtt_port))], False),
+        (
+            "counter",
+            [str(bin_dir / "numerek-counter"), "--mock-pins", "--config", str(counter_config(data, mqtt_port))],
+            False,
+        ),
     ]

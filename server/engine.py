@@ -110,9 +110,7 @@ class QueueEngine:
         self.counter_config = {c.id: c for c in config.counters}
         self.day: date | None = None
         self.tickets: dict[int, Ticket] = {}  # today's open tickets and current ones
-        self.counters: dict[str, CounterRuntime] = {
-            c.id: CounterRuntime(c.id) for c in config.counters
-        }
+        self.counters: dict[str, CounterRuntime] = {c.id: CounterRuntime(c.id) for c in config.counters}
         self.last_seq: dict[str, int] = {}
         self.issued: dict[str, int] = {}
         self.next_ticket_id = 1
@@ -714,7 +712,9 @@ class QueueEngine:
                 f"{self.rating_window.total_seconds():.0f} s of the end of the service, and nobody is "
                 f"at counter {counter.id} now",
             )
-        raise Refusal(ErrorCode.UNKNOWN_TICKET, f"counter {counter.id} has nobody to rate: no client now or just served")
+        raise Refusal(
+            ErrorCode.UNKNOWN_TICKET, f"counter {counter.id} has nobody to rate: no client now or just served"
+        )
 
     def _cmd_rate(self, counter, current, cmd, now) -> Ticket:
         if cmd.rating is None:
@@ -728,9 +728,7 @@ class QueueEngine:
         if ticket.rating is not None:
             raise Refusal(ErrorCode.NOT_ALLOWED, f"{ticket.number} has already been rated")
         ticket.rating = cmd.rating
-        self._event(
-            EventKind.RATING, now, ticket, counter=counter.id, clerk=ticket.clerk, data={"rating": cmd.rating}
-        )
+        self._event(EventKind.RATING, now, ticket, counter=counter.id, clerk=ticket.clerk, data={"rating": cmd.rating})
         return ticket
 
     def _cmd_sync(self, counter, current, cmd, now) -> Ticket | None:
@@ -741,7 +739,9 @@ class QueueEngine:
     def record_fault(self, device: str, component: str, fault: str, message: str) -> None:
         now = self.roll_day()
         self._event(
-            EventKind.DEVICE_FAULT, now, data={"device": device, "component": component, "fault": fault, "message": message}
+            EventKind.DEVICE_FAULT,
+            now,
+            data={"device": device, "component": component, "fault": fault, "message": message},
         )
 
     def calls_for_zone(self, zone: str, limit: int = RECENT_CALLS) -> list[Event]:
@@ -769,11 +769,12 @@ class QueueEngine:
         nothing changes).
         """
         shape = lambda c: (  # noqa: E731
-            [(s.id, s.prefix, s.zone) for s in c.services], [(k.id, k.zone) for k in c.counters], c.office.timezone
+            [(s.id, s.prefix, s.zone) for s in c.services],
+            [(k.id, k.zone) for k in c.counters],
+            c.office.timezone,
         )
         if shape(new) != shape(self.config):
             raise ValueError("service ids, prefixes, zones, counter ids and the time zone cannot change while running")
         self.config = new
         self.services = {s.id: s for s in new.services}
         self.counter_config = {c.id: c for c in new.counters}
-

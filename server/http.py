@@ -93,11 +93,17 @@ def ticket_status(server: NumerekServer, token: str) -> TicketStatusOut | None:
             return None
     counter = e.counter_config.get(ticket.counter or "")
     return TicketStatusOut(
-        number=ticket.number, service=ticket.service, service_name=e.services[ticket.service].name.as_dict(),
-        status=ticket.status.value, people_ahead=ahead, estimated_wait_min=estimate, counter=ticket.counter,
-        counter_name=counter.name if counter else None, issued_at=server.local(ticket.issued_at),
+        number=ticket.number,
+        service=ticket.service,
+        service_name=e.services[ticket.service].name.as_dict(),
+        status=ticket.status.value,
+        people_ahead=ahead,
+        estimated_wait_min=estimate,
+        counter=ticket.counter,
+        counter_name=counter.name if counter else None,
+        issued_at=server.local(ticket.issued_at),
         called_at=server.local(ticket.called_at) if ticket.called_at else None,
-    )  # fmt: skip
+    )
 
 
 def _http_status(reply: dict[str, Any]) -> int:
@@ -118,7 +124,6 @@ def build_router(server: NumerekServer, auth: WebAuth) -> APIRouter:
 
     def clerk(request: Request) -> User:
         return auth.api(request, "clerk")
-
 
     @r.get("/health", response_model=Health, tags=["status"])
     def health() -> Health:
@@ -146,11 +151,19 @@ def build_router(server: NumerekServer, auth: WebAuth) -> APIRouter:
                 longest = max((int((now - t.queued_at).total_seconds()) for t in waiting), default=0)
                 out.append(
                     QueueStatus(
-                        service=s.id, name=s.name.as_dict(), waiting=len(waiting),
-                        being_served=sum(1 for t in e.tickets.values() if t.service == s.id and t.status in (TicketStatus.CALLED, TicketStatus.SERVING)),
-                        open_counters=len(e.open_counters(s.id)), longest_wait_s=longest,
-                        target_wait_s=s.target_wait_min * 60, over_target=longest > s.target_wait_min * 60,
-                    )  # fmt: skip
+                        service=s.id,
+                        name=s.name.as_dict(),
+                        waiting=len(waiting),
+                        being_served=sum(
+                            1
+                            for t in e.tickets.values()
+                            if t.service == s.id and t.status in (TicketStatus.CALLED, TicketStatus.SERVING)
+                        ),
+                        open_counters=len(e.open_counters(s.id)),
+                        longest_wait_s=longest,
+                        target_wait_s=s.target_wait_min * 60,
+                        over_target=longest > s.target_wait_min * 60,
+                    )
                 )
             return out
 
@@ -176,8 +189,12 @@ def build_router(server: NumerekServer, auth: WebAuth) -> APIRouter:
             status_code=200 if found else 404,
         )
 
-    @r.post("/api/counters/{counter_id}/commands", response_model=CounterReply, tags=["counters"],
-            dependencies=[Depends(clerk)])  # fmt: skip
+    @r.post(
+        "/api/counters/{counter_id}/commands",
+        response_model=CounterReply,
+        tags=["counters"],
+        dependencies=[Depends(clerk)],
+    )
     async def counter_command(counter_id: str, command: dict[str, Any]) -> JSONResponse:
         """Send a counter command (the clerk panel; needs a clerk login). Same body and reply as over MQTT."""
         if counter_id not in server.engine.counters:
@@ -193,7 +210,9 @@ def build_router(server: NumerekServer, auth: WebAuth) -> APIRouter:
             # The worker is stuck (a disk that does not answer): say so. The clerk panel's commands
             # carry ``expires_at`` (now + COMMAND_TIMEOUT_S), so the worker refuses them if it gets
             # to them later; a script's command without one may still be carried out.
-            raise HTTPException(503, "the server did not carry out the command in time; check the counter's state") from None
+            raise HTTPException(
+                503, "the server did not carry out the command in time; check the counter's state"
+            ) from None
         payload = reply.model_dump(mode="json") if isinstance(reply, BaseModel) else reply
         return JSONResponse(payload, status_code=_http_status(payload))
 

@@ -431,9 +431,11 @@ def _counter_blocks(text: str, ids: list[str]) -> tuple[str, list[str]]:
         second = rules[1]
         body = lines[second + 1 :]
         if any(_COMMENTED_TOML.match(line) for line in body):
-            out = [f"{_COUNTER_RULE.match(lines[second]).group(1)}{ids[1]} (same Pi)",  # type: ignore[union-attr]
-                   "# Driven from this Pi too: pins of its own, its LCD at another I2C address",
-                   "# (solder A0 on the second backpack: 0x26)."]  # fmt: skip
+            out = [
+                f"{_COUNTER_RULE.match(lines[second]).group(1)}{ids[1]} (same Pi)",  # type: ignore[union-attr]
+                "# Driven from this Pi too: pins of its own, its LCD at another I2C address",
+                "# (solder A0 on the second backpack: 0x26).",
+            ]
             started = False
             for line in body:
                 m = _COMMENTED_TOML.match(line)
@@ -723,8 +725,10 @@ def _add_server(registry: Registry, account: Account, password: str, site_config
     save(registry)
     # Never world-readable once it holds a password; the numerek group (the server) keeps reading it.
     write_private(site_config, new, (st.st_mode & 0o770) or 0o640, st.st_gid, st.st_uid)
-    return (f"server account '{SERVER_USER}' written into [mqtt] of {site_config}; "
-            "a running server keeps the old password: sudo systemctl restart numerek-server")  # fmt: skip
+    return (
+        f"server account '{SERVER_USER}' written into [mqtt] of {site_config}; "
+        "a running server keeps the old password: sudo systemctl restart numerek-server"
+    )
 
 
 def _file_password(text: str, role: str) -> str | None:
@@ -937,8 +941,11 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("--port", type=int, help="broker port (1883, or 8883 with TLS)")
     init.add_argument("--topic-base", help="topic base (the site config's mqtt.topic_base)")
     init.add_argument("--tls-ca", help="CA certificate path on the devices ('' turns TLS off)")
-    init.add_argument("--public-url", help="the server as phones reach it, for kiosks' QR codes "
-                      "(default http://<host>:8080; set it to the HTTPS address behind a proxy)")  # fmt: skip
+    init.add_argument(
+        "--public-url",
+        help="the server as phones reach it, for kiosks' QR codes "
+        "(default http://<host>:8080; set it to the HTTPS address behind a proxy)",
+    )
 
     add = sub.add_parser("add", help="create an account: add counter 4 | add kiosk k1 | add display hall-1 --zone hall")
     add.add_argument("role", choices=(*ROLES, "server"))
@@ -948,10 +955,12 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--site-config", default=str(DEFAULT_SITE_CONFIG), help="server: site config to update")
 
     add.add_argument(
-        "--from", dest="from_file", metavar="FILE",
+        "--from",
+        dest="from_file",
+        metavar="FILE",
         help="keep the settings of this device config (e.g. the device's own /etc/numerek/<role>.toml); "
         "with --replace the earlier file in --config-dir is used by default",
-    )  # fmt: skip
+    )
 
     reissue = sub.add_parser(
         "reissue", help="rewrite device configs for the current broker settings (TLS), keeping everything else"

@@ -419,20 +419,28 @@ class NumerekServer:
             ticket = self.engine.command(counter_id, cmd)
         except Refusal as r:
             return CounterReply(
-                id=cmd.id, ok=False, action=cmd.action, error=ErrorInfo(code=r.code, message=r.message),
+                id=cmd.id,
+                ok=False,
+                action=cmd.action,
+                error=ErrorInfo(code=r.code, message=r.message),
                 server_time=self.local(now),
-            )  # fmt: skip
+            )
         return CounterReply(
-            id=cmd.id, ok=True, action=cmd.action, ticket=self.ticket_info(ticket) if ticket else None,
+            id=cmd.id,
+            ok=True,
+            action=cmd.action,
+            ticket=self.ticket_info(ticket) if ticket else None,
             server_time=self.local(now),
-        )  # fmt: skip
+        )
 
     def _kiosk(self, kiosk_id: str, req: TicketRequest) -> TicketResponse:
         now = self.engine.now()
         try:
             ticket, ahead = self.engine.issue(req.service, req.priority, origin=kiosk_id, expires_at=req.expires_at)
         except Refusal as r:
-            return TicketResponse(id=req.id, ok=False, error=ErrorInfo(code=r.code, message=r.message), server_time=self.local(now))
+            return TicketResponse(
+                id=req.id, ok=False, error=ErrorInfo(code=r.code, message=r.message), server_time=self.local(now)
+            )
         service = self.engine.services[ticket.service]
         issued = TicketIssued(
             number=ticket.number,
@@ -491,7 +499,9 @@ class NumerekServer:
             return rt
         return default
 
-    def _send(self, batch: _Batch, job: Job, payload: bytes, reply: Any, remember: bool, rid: str | None = None) -> None:
+    def _send(
+        self, batch: _Batch, job: Job, payload: bytes, reply: Any, remember: bool, rid: str | None = None
+    ) -> None:
         if remember and rid is not None:
             key = (f"{job.kind}/{job.device}", rid)
             text = payload.decode()
@@ -523,17 +533,29 @@ class NumerekServer:
     def ticket_info(self, t: Ticket) -> TicketInfo:
         loc = lambda v: self.local(v) if v else None  # noqa: E731
         return TicketInfo(
-            number=t.number, service=t.service, status=t.status.value, priority=t.priority,
-            issued_at=self.local(t.issued_at), called_at=loc(t.called_at), started_at=loc(t.started_at),
-            recalls=t.recalls, counter=t.counter,
-        )  # fmt: skip
+            number=t.number,
+            service=t.service,
+            status=t.status.value,
+            priority=t.priority,
+            issued_at=self.local(t.issued_at),
+            called_at=loc(t.called_at),
+            started_at=loc(t.started_at),
+            recalls=t.recalls,
+            counter=t.counter,
+        )
 
     def call_message(self, ev: Event) -> CallMessage:
         counter = self.engine.counter_config[ev.counter or ""]
         return CallMessage(
-            seq=ev.id, ticket=ev.ticket or "", service=ev.service or "", counter=counter.id,
-            counter_name=counter.name, zone=counter.zone, recall=ev.kind.value == "recall", at=self.local(ev.at),
-        )  # fmt: skip
+            seq=ev.id,
+            ticket=ev.ticket or "",
+            service=ev.service or "",
+            counter=counter.id,
+            counter_name=counter.name,
+            zone=counter.zone,
+            recall=ev.kind.value == "recall",
+            at=self.local(ev.at),
+        )
 
     def _call_messages(self, changes: Changes) -> list[_Out]:
         """The zone calls to announce; none while the broker is unreachable.
@@ -558,21 +580,29 @@ class NumerekServer:
         current = e.current_ticket(counter_id)
         personal = sum(1 for t in e.tickets.values() if t.status == "waiting" and t.target_counter == counter_id)
         return CounterState(
-            counter=cfg.id, name=cfg.name, zone=cfg.zone, status=rt.status, clerk=rt.clerk,
-            ticket=self.ticket_info(current) if current else None, services=list(cfg.services),
-            waiting={s: counts[s] for s in cfg.services}, personal_waiting=personal,
+            counter=cfg.id,
+            name=cfg.name,
+            zone=cfg.zone,
+            status=rt.status,
+            clerk=rt.clerk,
+            ticket=self.ticket_info(current) if current else None,
+            services=list(cfg.services),
+            waiting={s: counts[s] for s in cfg.services},
+            personal_waiting=personal,
             server_time=self.local(e.now()),
-        )  # fmt: skip
+        )
 
     def board(self, zone: str) -> BoardMessage:
         e = self.engine
         calls = [self.call_message(ev) for ev in e.calls_for_zone(zone)]
         counts = e.waiting_counts()
         return BoardMessage(
-            zone=zone, seq=max((c.seq for c in calls), default=0), calls=calls,
+            zone=zone,
+            seq=max((c.seq for c in calls), default=0),
+            calls=calls,
             waiting={s.id: counts[s.id] for s in e.services.values() if s.zone == zone},
             server_time=self.local(e.now()),
-        )  # fmt: skip
+        )
 
     def services_message(self) -> ServicesMessage:
         e = self.engine
@@ -584,14 +614,20 @@ class NumerekServer:
             hours = s.hours_on(now.astimezone(self.tz).weekday())
             infos.append(
                 ServiceInfo(
-                    id=s.id, prefix=s.prefix, name=s.name.as_dict(), zone=s.zone, available=code is None,
-                    reason=code, waiting=counts[s.id], estimated_wait_min=round(e.estimate_wait(s.id) / 60),
+                    id=s.id,
+                    prefix=s.prefix,
+                    name=s.name.as_dict(),
+                    zone=s.zone,
+                    available=code is None,
+                    reason=code,
+                    waiting=counts[s.id],
+                    estimated_wait_min=round(e.estimate_wait(s.id) / 60),
                     open_counters=len(e.open_counters(s.id)),
                     priority_ahead=e.people_ahead(s.id, True),
                     priority_estimated_wait_min=round(e.estimate_wait(s.id, priority=True) / 60),
                     opens_at=Hours.clock(hours.opens) if hours else None,
                     closes_at=Hours.clock(hours.closes) if hours else None,
-                )  # fmt: skip
+                )
             )
         return ServicesMessage(office=self.config.office.name, services=infos, server_time=self.local(now))
 

@@ -103,7 +103,12 @@ class Simulation:
     """One office, one engine, one store, one simulated clock."""
 
     def __init__(
-        self, config: SiteConfig, database: str, seed: int = 1, scale: float = 1.0, estimator: WaitEstimator | None = None
+        self,
+        config: SiteConfig,
+        database: str,
+        seed: int = 1,
+        scale: float = 1.0,
+        estimator: WaitEstimator | None = None,
     ) -> None:
         self.config = config
         self.tz = config.office.tz
@@ -333,7 +338,9 @@ class Simulation:
         if last is None or self.rng.random() >= RATES:
             return
         ticket = self._finished.get(counter)
-        waited = (ticket.first_called_at - ticket.issued_at).total_seconds() / 60 if ticket and ticket.first_called_at else 0
+        waited = (
+            (ticket.first_called_at - ticket.issued_at).total_seconds() / 60 if ticket and ticket.first_called_at else 0
+        )
         rating = 5 if self.rng.random() < 0.5 else 4 if self.rng.random() < 0.6 else self.rng.choice((1, 2, 3, 3))
         if waited > 40 and rating > 2:
             rating -= 1
@@ -418,9 +425,14 @@ class Simulation:
 
 
 def simulate(
-    config: SiteConfig, database: str, start: date, days: int, seed: int = 1, scale: float = 1.0,
+    config: SiteConfig,
+    database: str,
+    start: date,
+    days: int,
+    seed: int = 1,
+    scale: float = 1.0,
     estimator: WaitEstimator | None = None,
-) -> Result:  # fmt: skip
+) -> Result:
     sim = Simulation(config, database, seed=seed, scale=scale, estimator=estimator)
     try:
         return sim.run(start, days)

@@ -124,10 +124,31 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migration_1, _migr
 SCHEMA_VERSION = len(MIGRATIONS)
 
 _TICKET_COLUMNS = (
-    "id", "day", "number", "seq", "prefix", "issued_service", "service", "priority", "token", "status",
-    "issued_at", "queued_at", "first_called_at", "called_at", "started_at", "finished_at", "counter",
-    "target_counter", "clerk", "recalls", "transfers", "estimated_wait_s", "origin", "rating",
-)  # fmt: skip
+    "id",
+    "day",
+    "number",
+    "seq",
+    "prefix",
+    "issued_service",
+    "service",
+    "priority",
+    "token",
+    "status",
+    "issued_at",
+    "queued_at",
+    "first_called_at",
+    "called_at",
+    "started_at",
+    "finished_at",
+    "counter",
+    "target_counter",
+    "clerk",
+    "recalls",
+    "transfers",
+    "estimated_wait_s",
+    "origin",
+    "rating",
+)
 _UPSERT_TICKET = (
     f"INSERT INTO tickets ({', '.join(_TICKET_COLUMNS)}) VALUES ({', '.join('?' * len(_TICKET_COLUMNS))}) "
     "ON CONFLICT(id) DO UPDATE SET "
@@ -170,9 +191,7 @@ class Store:
     def migrate(self) -> None:
         version = self.schema_version()
         if version > SCHEMA_VERSION:
-            raise RuntimeError(
-                f"{self.path} has schema version {version}, newer than this server's {SCHEMA_VERSION}"
-            )
+            raise RuntimeError(f"{self.path} has schema version {version}, newer than this server's {SCHEMA_VERSION}")
         for number in range(version, SCHEMA_VERSION):
             self.conn.execute("BEGIN IMMEDIATE")
             try:
@@ -185,7 +204,9 @@ class Store:
 
     # ------------------------------------------------------------------ writing
 
-    def commit(self, changes: Changes, counters: Iterable[CounterRuntime], replies: Iterable[tuple[str, str, float, str]]) -> None:
+    def commit(
+        self, changes: Changes, counters: Iterable[CounterRuntime], replies: Iterable[tuple[str, str, float, str]]
+    ) -> None:
         """Write one batch in one transaction, fsynced before returning.
 
         ``counters`` are the runtime records of the counters the batch touched;
@@ -199,16 +220,21 @@ class Store:
             if changes.tickets:
                 conn.executemany(_UPSERT_TICKET, [self._ticket_row(t) for t in changes.tickets.values()])
             rows = [
-                (c.id, c.status.value, c.clerk, c.current, c.last_finished, ts(changes.events[-1].at) if changes.events else None)
+                (
+                    c.id,
+                    c.status.value,
+                    c.clerk,
+                    c.current,
+                    c.last_finished,
+                    ts(changes.events[-1].at) if changes.events else None,
+                )
                 for c in counters
             ]
             if rows:
                 conn.executemany(_UPSERT_COUNTER, rows)
             replies = list(replies)
             if replies:
-                conn.executemany(
-                    "INSERT OR REPLACE INTO commands (device, id, at, reply) VALUES (?, ?, ?, ?)", replies
-                )
+                conn.executemany("INSERT OR REPLACE INTO commands (device, id, at, reply) VALUES (?, ?, ?, ?)", replies)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -217,19 +243,47 @@ class Store:
     @staticmethod
     def _event_row(e: Event) -> tuple:
         return (
-            e.id, e.at.timestamp(), e.day.isoformat(), e.kind.value, e.ticket_id, e.ticket, e.service,
-            e.counter, e.clerk, json.dumps(e.data, ensure_ascii=False) if e.data else None,
-        )  # fmt: skip
+            e.id,
+            e.at.timestamp(),
+            e.day.isoformat(),
+            e.kind.value,
+            e.ticket_id,
+            e.ticket,
+            e.service,
+            e.counter,
+            e.clerk,
+            json.dumps(e.data, ensure_ascii=False) if e.data else None,
+        )
 
     @staticmethod
     def _ticket_row(t: Ticket) -> tuple:
         prefix = t.number.rstrip("0123456789")
         return (
-            t.id, t.day.isoformat(), t.number, int(t.number[len(prefix):]), prefix, t.issued_service, t.service,
-            int(t.priority), t.token, t.status.value, ts(t.issued_at), ts(t.queued_at), ts(t.first_called_at),
-            ts(t.called_at), ts(t.started_at), ts(t.finished_at), t.counter, t.target_counter, t.clerk,
-            t.recalls, t.transfers, t.estimated_wait_s, t.origin, t.rating,
-        )  # fmt: skip
+            t.id,
+            t.day.isoformat(),
+            t.number,
+            int(t.number[len(prefix) :]),
+            prefix,
+            t.issued_service,
+            t.service,
+            int(t.priority),
+            t.token,
+            t.status.value,
+            ts(t.issued_at),
+            ts(t.queued_at),
+            ts(t.first_called_at),
+            ts(t.called_at),
+            ts(t.started_at),
+            ts(t.finished_at),
+            t.counter,
+            t.target_counter,
+            t.clerk,
+            t.recalls,
+            t.transfers,
+            t.estimated_wait_s,
+            t.origin,
+            t.rating,
+        )
 
     def prune_commands(self, older_than: datetime) -> int:
         """Delete replies stored before ``older_than``; returns how many went.
@@ -287,9 +341,7 @@ class Store:
         day_s = day.isoformat() if day else ""
         tickets = [
             self.ticket_from_row(r)
-            for r in q(
-                f"SELECT * FROM tickets WHERE day = ? AND status IN {OPEN_STATUSES} ORDER BY id", [day_s]
-            )
+            for r in q(f"SELECT * FROM tickets WHERE day = ? AND status IN {OPEN_STATUSES} ORDER BY id", [day_s])
         ]
         counters = [
             CounterRuntime(
@@ -301,16 +353,25 @@ class Store:
             )
             for r in q("SELECT * FROM counters")
         ]
-        last_seq = {r["prefix"]: r["n"] for r in q("SELECT prefix, max(seq) AS n FROM tickets WHERE day = ? GROUP BY prefix", [day_s])}
+        last_seq = {
+            r["prefix"]: r["n"]
+            for r in q("SELECT prefix, max(seq) AS n FROM tickets WHERE day = ? GROUP BY prefix", [day_s])
+        }
         issued = {
             r["issued_service"]: r["n"]
-            for r in q("SELECT issued_service, count(*) AS n FROM tickets WHERE day = ? GROUP BY issued_service", [day_s])
+            for r in q(
+                "SELECT issued_service, count(*) AS n FROM tickets WHERE day = ? GROUP BY issued_service", [day_s]
+            )
         }
         finished_ids = [c.last_finished for c in counters if c.last_finished is not None]
-        last_finished = [
-            self.ticket_from_row(r)
-            for r in q(f"SELECT * FROM tickets WHERE id IN ({', '.join('?' * len(finished_ids))})", finished_ids)
-        ] if finished_ids else []
+        last_finished = (
+            [
+                self.ticket_from_row(r)
+                for r in q(f"SELECT * FROM tickets WHERE id IN ({', '.join('?' * len(finished_ids))})", finished_ids)
+            ]
+            if finished_ids
+            else []
+        )
         max_ticket = next(iter(q("SELECT coalesce(max(id), 0) AS n FROM tickets")))["n"]
         max_event = next(iter(q("SELECT coalesce(max(id), 0) AS n FROM events")))["n"]
         recent_calls = [

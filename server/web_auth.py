@@ -106,6 +106,10 @@ def set_session(request: Request, response: Response, cookie: str) -> None:
     """The session cookie: HttpOnly, SameSite=Lax, and Secure when the page came over HTTPS
     (directly or through a reverse proxy that says so in X-Forwarded-Proto)."""
     response.set_cookie(
-        SESSION_COOKIE, cookie, max_age=SESSION_HOURS * 3600, httponly=True, samesite="lax",
+        SESSION_COOKIE,
+        cookie,
+        max_age=SESSION_HOURS * 3600,
+        httponly=True,
+        samesite="lax",
         secure=request.url.scheme == "https",
-    )  # fmt: skip
+    )

@@ -29,10 +29,24 @@ ALL_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 def add_user(server: ServerProcess, name: str, password: str, role: str) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "server.auth", "--database", str(server.database), "add", name, "--role", role,
-         "--password-stdin"],
-        input=password + "\n", capture_output=True, text=True, cwd=ROOT, timeout=60,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "server.auth",
+            "--database",
+            str(server.database),
+            "add",
+            name,
+            "--role",
+            role,
+            "--password-stdin",
+        ],
+        input=password + "\n",
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
 
 
@@ -45,9 +59,10 @@ def signed_in(server: ServerProcess, name: str, password: str) -> httpx.Client:
 
 def issue(peer: Peer, service: str, rid: str) -> dict:
     return peer.request(
-        f"{BASE}/kiosk/k1/request", {"v": 1, "id": rid, "service": service, "priority": False},
+        f"{BASE}/kiosk/k1/request",
+        {"v": 1, "id": rid, "service": service, "priority": False},
         response_topic=f"{BASE}/kiosk/k1/response/{rid}",
-    )  # fmt: skip
+    )
 
 
 def command(peer: Peer, counter: str, rid: str, action: str) -> dict:
@@ -68,10 +83,20 @@ def screenshot(name: str, page: str) -> None:
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     if browser:
         subprocess.run(
-            [browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--window-size=1280,1600",
-             f"--screenshot={ARTIFACTS / (name + '.png')}", source.as_uri()],
-            capture_output=True, timeout=60, check=False,
-        )  # fmt: skip
+            [
+                browser,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--hide-scrollbars",
+                "--window-size=1280,1600",
+                f"--screenshot={ARTIFACTS / (name + '.png')}",
+                source.as_uri(),
+            ],
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
 
 
 def db_rows(server: ServerProcess, table: str) -> list[tuple]:
@@ -85,8 +110,9 @@ def db_rows(server: ServerProcess, table: str) -> list[tuple]:
 def test_admin_edits_take_effect_at_once_are_audited_and_survive_a_restart(server, peer, broker):
     add_user(server, *ADMIN, role="admin")
     admin = signed_in(server, *ADMIN)
-    peer.subscribe(f"{BASE}/kiosk/k1/response/#", f"{BASE}/counter/2/reply", f"{BASE}/counter/2/state",
-                   f"{BASE}/services")  # fmt: skip
+    peer.subscribe(
+        f"{BASE}/kiosk/k1/response/#", f"{BASE}/counter/2/reply", f"{BASE}/counter/2/state", f"{BASE}/services"
+    )
     assert issue(peer, "pj", "r1")["ticket"]["number"] == "B001"
     assert issue(peer, "rej", "r2")["ticket"]["number"] == "A001"
 
@@ -95,8 +121,9 @@ def test_admin_edits_take_effect_at_once_are_audited_and_survive_a_restart(serve
     screenshot("admin_page", page.text)
 
     # Counter 2 prefers pj; the admin makes it a registration-only counter.
-    saved = admin.post("/admin/counters/2", data={"name": "Stanowisko 2 — rejestracja", "services": "rej"},
-                       follow_redirects=False)  # fmt: skip
+    saved = admin.post(
+        "/admin/counters/2", data={"name": "Stanowisko 2 — rejestracja", "services": "rej"}, follow_redirects=False
+    )
     assert saved.status_code == 303
     state = peer.expect(f"{BASE}/counter/2/state", where=lambda d: d["services"] == ["rej"])
     assert state["name"] == "Stanowisko 2 — rejestracja"
@@ -105,8 +132,9 @@ def test_admin_edits_take_effect_at_once_are_audited_and_survive_a_restart(serve
     assert called["ok"] and called["ticket"]["number"] == "A001"  # before the edit it would have been B001
 
     # A daily limit of 2 for registration: one more ticket, then the kiosk is refused.
-    limited = admin.post("/admin/services/rej", data=service_form({d: "00:00-24:00" for d in ALL_DAYS}, "2"),
-                         follow_redirects=False)  # fmt: skip
+    limited = admin.post(
+        "/admin/services/rej", data=service_form({d: "00:00-24:00" for d in ALL_DAYS}, "2"), follow_redirects=False
+    )
     assert limited.status_code == 303
     assert issue(peer, "rej", "r3")["ticket"]["number"] == "A002"
     refused = issue(peer, "rej", "r4")
@@ -116,8 +144,9 @@ def test_admin_edits_take_effect_at_once_are_audited_and_survive_a_restart(serve
     weekdays = {d: "08:00-16:00" for d in ALL_DAYS[:5]}
     hours = admin.post("/admin/services/pasz", data=service_form(weekdays, "", target="40"), follow_redirects=False)
     assert hours.status_code == 303
-    msg = peer.expect(f"{BASE}/services", where=lambda d: any(
-        s["id"] == "pasz" and s["opens_at"] != "00:00" for s in d["services"]))  # fmt: skip
+    msg = peer.expect(
+        f"{BASE}/services", where=lambda d: any(s["id"] == "pasz" and s["opens_at"] != "00:00" for s in d["services"])
+    )
     weekday = datetime.fromisoformat(msg["server_time"]).weekday()
     expected = ("08:00", "16:00") if weekday < 5 else (None, None)
     pasz = next(s for s in msg["services"] if s["id"] == "pasz")
@@ -128,8 +157,11 @@ def test_admin_edits_take_effect_at_once_are_audited_and_survive_a_restart(serve
     # The audit log: newest first, who, when (office time), old and new values.
     log = admin.get("/admin/api/changes").json()
     assert [(r["target"], r["field"]) for r in log] == [
-        ("service:pasz", "hours"), ("service:rej", "daily_limit"), ("counter:2", "services"), ("counter:2", "name"),
-    ]  # fmt: skip
+        ("service:pasz", "hours"),
+        ("service:rej", "daily_limit"),
+        ("counter:2", "services"),
+        ("counter:2", "name"),
+    ]
     assert {r["user"] for r in log} == {ADMIN[0]}
     assert log[0]["old"] == {d: "00:00-24:00" for d in ALL_DAYS} and log[0]["new"] == weekdays
     assert (log[1]["old"], log[1]["new"]) == (9999, 2)
@@ -227,11 +259,17 @@ def test_engine_refuses_a_config_that_reshapes_the_queues(tmp_path):
 def test_login_returns_an_admin_to_the_admin_page_but_never_off_site(server):
     add_user(server, "szef", "a-long-admin-password", "admin")
     with httpx.Client(base_url=server.url, timeout=10) as client:
-        back = client.post("/login", data={"name": "szef", "password": "a-long-admin-password", "next": "/admin"},
-                           follow_redirects=False)  # fmt: skip
+        back = client.post(
+            "/login",
+            data={"name": "szef", "password": "a-long-admin-password", "next": "/admin"},
+            follow_redirects=False,
+        )
         assert back.status_code == 303 and back.headers["location"] == "/admin"
-        away = client.post("/login", data={"name": "szef", "password": "a-long-admin-password",
-                                           "next": "//evil.example/admin"}, follow_redirects=False)  # fmt: skip
+        away = client.post(
+            "/login",
+            data={"name": "szef", "password": "a-long-admin-password", "next": "//evil.example/admin"},
+            follow_redirects=False,
+        )
         assert away.headers["location"] == "/reports"
 
 
@@ -250,7 +288,10 @@ def test_a_new_target_counts_in_the_reports_at_once_as_in_the_live_view(server, 
         return by_service["target_wait_s"], now["target_wait_s"]
 
     assert pj_targets() == (20 * 60, 20 * 60)
-    saved = admin.post("/admin/services/pj", data=service_form({d: "00:00-24:00" for d in ALL_DAYS}, "", target="5"),
-                       follow_redirects=False)  # fmt: skip
+    saved = admin.post(
+        "/admin/services/pj",
+        data=service_form({d: "00:00-24:00" for d in ALL_DAYS}, "", target="5"),
+        follow_redirects=False,
+    )
     assert saved.status_code == 303
     assert pj_targets() == (5 * 60, 5 * 60)

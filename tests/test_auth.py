@@ -13,8 +13,12 @@ from tests.harness import ROOT
 def users_cli(db, *args: str, stdin: str = "") -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "server.auth", "--database", str(db), *args],
-        input=stdin, capture_output=True, text=True, cwd=ROOT, timeout=60,
-    )  # fmt: skip
+        input=stdin,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+    )
 
 
 def test_a_new_database_has_no_login_at_all(tmp_path):
@@ -105,8 +109,15 @@ def test_a_slow_password_check_does_not_hold_up_other_sessions(tmp_path, monkeyp
     try:
         assert entered.wait(10)
         seen: list = []
-        request = Request({"type": "http", "method": "GET", "path": "/api/counters/1", "query_string": b"",
-                           "headers": [(b"cookie", f"{auth.SESSION_COOKIE}={cookie}".encode())]})  # fmt: skip
+        request = Request(
+            {
+                "type": "http",
+                "method": "GET",
+                "path": "/api/counters/1",
+                "query_string": b"",
+                "headers": [(b"cookie", f"{auth.SESSION_COOKIE}={cookie}".encode())],
+            }
+        )
         panel = threading.Thread(target=lambda: seen.append(gate.who(request)))
         panel.start()
         panel.join(10)

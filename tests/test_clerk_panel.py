@@ -51,8 +51,11 @@ def test_without_a_clerk_login_nobody_can_see_or_command_a_counter(server, peer)
     """Residents' phones reach this port through the ticket's QR code: they may see their ticket
     and the queues, never call, close or watch a counter."""
     peer.subscribe(f"{BASE}/kiosk/k1/response/#")
-    reply = peer.request(f"{BASE}/kiosk/k1/request", {"v": 1, "id": "t-1", "service": "rej"},
-                         response_topic=f"{BASE}/kiosk/k1/response/t-1")  # fmt: skip
+    reply = peer.request(
+        f"{BASE}/kiosk/k1/request",
+        {"v": 1, "id": "t-1", "service": "rej"},
+        response_topic=f"{BASE}/kiosk/k1/response/t-1",
+    )
     token = reply["ticket"]["token"]
     before = events(server.database)
     body = {"v": 1, "id": "phone-1", "action": "next", "current": ""}
@@ -96,10 +99,34 @@ def test_a_clerk_login_opens_the_panel_but_not_the_reports_or_the_admin_page(ser
     assert browser.get("/api/counters/2").status_code == 401
 
 
-POLISH_BUTTONS = ("Wyjdź z panelu", "Następny", "Wezwij ponownie", "Klient podszedł", "Zakończ obsługę", "Nie przyszedł", "Przerwa",
-                  "Otwórz", "Zamknij", "Przekaż", "Zaloguj", "Wyloguj")  # fmt: skip
-ENGLISH_BUTTONS = ("Leave the panel", "Next", "Recall", "Client arrived", "Finish", "No-show", "Pause", "Open", "Close", "Transfer",
-                   "Sign in", "Sign out")  # fmt: skip
+POLISH_BUTTONS = (
+    "Wyjdź z panelu",
+    "Następny",
+    "Wezwij ponownie",
+    "Klient podszedł",
+    "Zakończ obsługę",
+    "Nie przyszedł",
+    "Przerwa",
+    "Otwórz",
+    "Zamknij",
+    "Przekaż",
+    "Zaloguj",
+    "Wyloguj",
+)
+ENGLISH_BUTTONS = (
+    "Leave the panel",
+    "Next",
+    "Recall",
+    "Client arrived",
+    "Finish",
+    "No-show",
+    "Pause",
+    "Open",
+    "Close",
+    "Transfer",
+    "Sign in",
+    "Sign out",
+)
 
 
 def button_labels(page: str) -> list[str]:
@@ -202,9 +229,16 @@ def test_clerk_sign_in_is_recorded_against_the_clerks_calls(server, peer):
 def _scenario(do: Callable[[str, str], None], counter: str, server: ServerProcess) -> None:
     """One clerk's morning: call, recall, no-show, call, transfer, call, finish, pause, open."""
     for action, expect in (
-        ("next", True), ("recall", "recall"), ("no_show", False), ("next", True), ("transfer", False),
-        ("next", True), ("finish", False), ("pause", None), ("open", None),
-    ):  # fmt: skip
+        ("next", True),
+        ("recall", "recall"),
+        ("no_show", False),
+        ("next", True),
+        ("transfer", False),
+        ("next", True),
+        ("finish", False),
+        ("pause", None),
+        ("open", None),
+    ):
         before = shown(server, counter)
         recalls = len(events(server.database, counter=counter, kinds=("recall",)))
         if action == "recall":
@@ -245,7 +279,13 @@ def test_panel_actions_give_the_same_events_as_the_buttons(server, broker, peer)
     try:
         station = unit.stations["1"]
         wait_for(lambda: station.state is not None and unit.online, 10, "the unit online")
-        buttons = {"next": "next", "recall": "recall", "no_show": "no_show", "finish": "finish", "transfer": "transfer0"}
+        buttons = {
+            "next": "next",
+            "recall": "recall",
+            "no_show": "no_show",
+            "finish": "finish",
+            "transfer": "transfer0",
+        }
 
         def by_button(action: str, _before: str) -> None:
             if action in ("pause", "open"):
@@ -273,9 +313,17 @@ def test_panel_actions_give_the_same_events_as_the_buttons(server, broker, peer)
     assert from_buttons == from_panel
     kinds = [k for k, _t in from_buttons]
     assert kinds == [
-        "counter_open", "call", "recall", "no_show", "call", "transfer", "call", "finish", "counter_pause",
         "counter_open",
-    ]  # fmt: skip
+        "call",
+        "recall",
+        "no_show",
+        "call",
+        "transfer",
+        "call",
+        "finish",
+        "counter_pause",
+        "counter_open",
+    ]
 
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -315,10 +363,22 @@ class HeadlessPage:
             os.dup2(b, 4)
 
         self.proc = subprocess.Popen(
-            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--remote-debugging-pipe",
-             f"--user-data-dir={profile}", "--window-size=1280,800", "--hide-scrollbars", "about:blank"],
-            preexec_fn=give_fds, close_fds=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+            [
+                CHROMIUM,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--remote-debugging-pipe",
+                f"--user-data-dir={profile}",
+                "--window-size=1280,800",
+                "--hide-scrollbars",
+                "about:blank",
+            ],
+            preexec_fn=give_fds,
+            close_fds=False,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         os.close(to_chrome_r)
         os.close(from_chrome_w)
         self._buf = b""
@@ -326,11 +386,16 @@ class HeadlessPage:
         target = self.call("Target.createTarget", {"url": url})["targetId"]
         self.session = self.call("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
         if login:  # the panel sends a browser without a session to the login form, as a clerk would see
-            wait_for(lambda: self.js("!!document.querySelector('form[action=\"/login\"] input[name=password]')"),
-                     15, "the login form")  # fmt: skip
-            self.js(f"document.querySelector('input[name=name]').value = {json.dumps(login[0])};"
-                    f"document.querySelector('input[name=password]').value = {json.dumps(login[1])};"
-                    "document.querySelector('form[action=\"/login\"]').requestSubmit()")  # fmt: skip
+            wait_for(
+                lambda: self.js("!!document.querySelector('form[action=\"/login\"] input[name=password]')"),
+                15,
+                "the login form",
+            )
+            self.js(
+                f"document.querySelector('input[name=name]').value = {json.dumps(login[0])};"
+                f"document.querySelector('input[name=password]').value = {json.dumps(login[1])};"
+                "document.querySelector('form[action=\"/login\"]').requestSubmit()"
+            )
             wait_for(lambda: self.js("location.pathname").startswith("/clerk"), 15, "back on the panel after login")
 
     def call(self, method: str, params: dict | None = None, session: str | None = None) -> dict:
@@ -393,8 +458,9 @@ def test_clicks_in_the_real_page_call_sign_in_transfer_and_show_offline(server, 
     page = HeadlessPage(f"{server.url}/clerk/1", tmp_path / "chrome", login=server.CLERK)
     try:
         wait_for(lambda: page.text("status") == "Zamknięte", 15, "the page to load the counter's state")
-        page.js("document.getElementById('badge').value = '4711';"
-                "document.getElementById('signin-form').requestSubmit()")  # fmt: skip
+        page.js(
+            "document.getElementById('badge').value = '4711';document.getElementById('signin-form').requestSubmit()"
+        )
         wait_for(lambda: page.text("clerk") == "4711", 10, "the clerk signed in")
         page.js("const b = document.querySelector('button[data-action=next]'); b.click(); b.click();")  # double click
         wait_for(lambda: page.text("ticket") == "A001", 10, "A001 on the page")
@@ -413,18 +479,28 @@ def test_clicks_in_the_real_page_call_sign_in_transfer_and_show_offline(server, 
         wait_for(lambda: "Od wezwania 0:0" in (page.text("timer") or ""), 5, "the time since the call")
         page.screenshot(artifacts / "clerk_panel_serving.png")
         rows = [(e["kind"], e["ticket"], e["clerk"]) for e in events(server.database, counter="1") if e["ticket"]]
-        assert rows == [("call", "A001", "4711"), ("recall", "A001", "4711"), ("transfer", "A001", "4711"),
-                        ("call", "A002", "4711")]  # fmt: skip
+        assert rows == [
+            ("call", "A001", "4711"),
+            ("recall", "A001", "4711"),
+            ("transfer", "A001", "4711"),
+            ("call", "A002", "4711"),
+        ]
 
         server.stop()
-        wait_for(lambda: page.js("getComputedStyle(document.getElementById('offline')).display") == "block",
-                 10, "the offline banner")  # fmt: skip
+        wait_for(
+            lambda: page.js("getComputedStyle(document.getElementById('offline')).display") == "block",
+            10,
+            "the offline banner",
+        )
         assert page.js("document.querySelector('button[data-action=next]').disabled") is True
         page.screenshot(artifacts / "clerk_panel_offline.png")
         page.js("document.querySelector('button[data-action=next]').click()")  # disabled: nothing sent or kept
         server.start()
-        wait_for(lambda: page.js("getComputedStyle(document.getElementById('offline')).display") == "none",
-                 20, "the page back online")  # fmt: skip
+        wait_for(
+            lambda: page.js("getComputedStyle(document.getElementById('offline')).display") == "none",
+            20,
+            "the page back online",
+        )
         time.sleep(1.5)
         assert page.text("ticket") == "A002"
         assert [e["ticket"] for e in events(server.database, kinds=("call",))] == ["A001", "A002"]

@@ -1,4 +1,8 @@
-"""ruff is part of the test command, so style problems fail CI like a broken test."""
+"""ruff (lint and format) is part of the test command, so style problems fail CI like a broken test.
+
+The versions are pinned in pyproject.toml's [dev] extra: a new ruff release must not turn
+a green main red, and everyone formats with the same rules.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,15 @@ from pathlib import Path
 from tests.harness import ROOT
 
 
+def _ruff() -> str:
+    return shutil.which("ruff", path=str(Path(sys.executable).parent)) or shutil.which("ruff") or "ruff"
+
+
 def test_ruff_finds_no_problems():
-    ruff = shutil.which("ruff") or str(Path(sys.executable).parent / "ruff")
-    result = subprocess.run([ruff, "check", "--no-cache", "."], cwd=ROOT, capture_output=True, text=True)
+    result = subprocess.run([_ruff(), "check", "--no-cache", "."], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_file_is_formatted_as_ruff_format_would():
+    result = subprocess.run([_ruff(), "format", "--check", "--no-cache", "."], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr

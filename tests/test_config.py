@@ -47,13 +47,18 @@ def test_not_toml_is_a_clear_error():
 
 
 def test_check_command_reports_ok_and_errors(tmp_path):
-    ok = subprocess.run([sys.executable, "-m", "server.cli", "--config", str(EXAMPLE_CONFIG), "--check"],
-                        capture_output=True, text=True, cwd=ROOT)  # fmt: skip
+    ok = subprocess.run(
+        [sys.executable, "-m", "server.cli", "--config", str(EXAMPLE_CONFIG), "--check"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     assert ok.returncode == 0 and "5 services, 7 counters" in ok.stdout
     bad = tmp_path / "bad.toml"
     bad.write_text(OFFICE.replace("daily_limit = 50", "daily_limit = -3"))
-    res = subprocess.run([sys.executable, "-m", "server.cli", "--config", str(bad), "--check"],
-                         capture_output=True, text=True, cwd=ROOT)  # fmt: skip
+    res = subprocess.run(
+        [sys.executable, "-m", "server.cli", "--config", str(bad), "--check"], capture_output=True, text=True, cwd=ROOT
+    )
     assert res.returncode == 2 and "services.0.daily_limit" in res.stderr
 
 

@@ -19,11 +19,17 @@ def start_counter(server, config: str, tmp_path: Path) -> tuple[subprocess.Popen
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "counter.cli", "--mock-pins", "--config", str(cfg)],
-            stdin=subprocess.PIPE, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT,
-        )  # fmt: skip
+            stdin=subprocess.PIPE,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+        )
     try:
-        wait_for(lambda: server.get("/api/devices").json().get("counter-1", {}).get("availability") == "online",
-                 20, "counter-1 online")  # fmt: skip
+        wait_for(
+            lambda: server.get("/api/devices").json().get("counter-1", {}).get("availability") == "online",
+            20,
+            "counter-1 online",
+        )
     except BaseException:
         proc.kill()
         proc.wait()
@@ -85,8 +91,12 @@ def test_counter_process_exits_non_zero_when_its_mqtt_thread_dies_so_systemd_res
     cfg.write_text(CONFIG.format(port=broker.port), encoding="utf-8")
     proc = subprocess.run(
         [sys.executable, "-c", _INJECTED, "--mock-pins", "--config", str(cfg)],
-        stdin=subprocess.DEVNULL, capture_output=True, text=True, cwd=ROOT, timeout=60,
-    )  # fmt: skip
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+    )
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "Traceback" in proc.stderr and "injected fault in the MQTT thread" in proc.stderr
     assert "exiting so that systemd restarts the unit" in proc.stderr

@@ -46,15 +46,27 @@ def test_minimal_config_takes_safe_defaults(tmp_path):
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        (MINIMAL + "recall = 17\n", "pin GPIO17 is used twice: by counter 1 button next and by counter 1 button recall"),
+        (
+            MINIMAL + "recall = 17\n",
+            "pin GPIO17 is used twice: by counter 1 button next and by counter 1 button recall",
+        ),
         (MINIMAL + "recall = 40\n", "counters.0.buttons.recall: BCM pin 40 does not exist"),
         (MINIMAL + 'recall = "pin seven"\n', "is not a pin"),
-        (MINIMAL + "recall = 2\n", "counters.0.buttons.recall: GPIO2 is the SDA line of I2C bus 1, which the LCD of counter 1"),
+        (
+            MINIMAL + "recall = 2\n",
+            "counters.0.buttons.recall: GPIO2 is the SDA line of I2C bus 1, which the LCD of counter 1",
+        ),
         (MINIMAL + 'finish = "BOARD5"\n', "counters.0.buttons.finish: BOARD5 is the SCL line of I2C bus 1"),
-        (MINIMAL + "\n[counters.led]\nred = 0\ngreen = 5\nblue = 6\n", "counters.0.led.red: GPIO0 is ID_SD of the HAT ID EEPROM"),
+        (
+            MINIMAL + "\n[counters.led]\nred = 0\ngreen = 5\nblue = 6\n",
+            "counters.0.led.red: GPIO0 is ID_SD of the HAT ID EEPROM",
+        ),
         (MINIMAL.replace('id = "1"', 'id = "1/2"'), "counters.0.id"),
         (MINIMAL + "\n[[counters.feedback]]\npin = 5\nrating = 1\n", "feedback needs 3 to 5 buttons, not 1"),
-        (MINIMAL + '\n[[counters.transfer]]\npin = 5\nservice = "pj"\ncounter = "2"\n', "exactly one of 'service' or 'counter'"),
+        (
+            MINIMAL + '\n[[counters.transfer]]\npin = 5\nservice = "pj"\ncounter = "2"\n',
+            "exactly one of 'service' or 'counter'",
+        ),
         (MINIMAL + '\n[[counters.transfer]]\npin = 5\ncounter = "1"\n', "cannot transfer to itself"),
         (MINIMAL.replace("[counters.buttons]", "hold_s = 0.1\n[counters.buttons]"), "counters.0.hold_s"),
         (MINIMAL + "nxet = 18\n", "counters.0.buttons.nxet: Extra inputs are not permitted"),
@@ -84,13 +96,19 @@ def test_two_counters_on_one_pi_need_their_own_pins_and_lcd_addresses(tmp_path):
 def test_cli_check_accepts_the_example_and_refuses_a_bad_file_with_exit_2(tmp_path):
     ok = subprocess.run(
         [sys.executable, "-m", "counter.cli", "--check", "--config", str(EXAMPLE_CONFIG)],
-        capture_output=True, text=True, cwd=ROOT, timeout=60,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+    )
     assert ok.returncode == 0 and "OK" in ok.stdout
     bad = subprocess.run(
         [sys.executable, "-m", "counter.cli", "--check", "--config", str(write(tmp_path, MINIMAL + "recall = 17\n"))],
-        capture_output=True, text=True, cwd=ROOT, timeout=60,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+    )
     assert bad.returncode == 2 and "used twice" in bad.stderr and "Traceback" not in bad.stderr
 
 
@@ -113,11 +131,13 @@ def test_lcd_without_an_i2c_bus_starts_faulty_with_a_clear_reason_not_a_crash():
 
 
 def test_i2c_pins_are_free_for_buttons_only_when_no_lcd_uses_that_bus(tmp_path):
-    no_lcd = MINIMAL + "recall = 2\nfinish = 3\n[counters.display]\nkind = \"memory\"\n"
+    no_lcd = MINIMAL + 'recall = 2\nfinish = 3\n[counters.display]\nkind = "memory"\n'
     assert load_config(write(tmp_path, no_lcd)).counters[0].buttons.recall == "GPIO2"
     # The LCD of counter 1 is on bus 1, so a button of counter 2 on GPIO3 would short it too.
     two = MINIMAL + '\n[[counters]]\nid = "2"\n[counters.buttons]\nnext = 3\n[counters.display]\nkind = "memory"\n'
-    with pytest.raises(ConfigError, match=r"counters\.1\.buttons\.next: GPIO3 is the SCL line of I2C bus 1, which the LCD of counter 1"):
+    with pytest.raises(
+        ConfigError, match=r"counters\.1\.buttons\.next: GPIO3 is the SCL line of I2C bus 1, which the LCD of counter 1"
+    ):
         load_config(write(tmp_path, two))
     on_bus_0 = MINIMAL + "recall = 2\n[counters.display]\nport = 0\n"  # bus 0 is on GPIO0/GPIO1, not GPIO2/3
     assert load_config(write(tmp_path, on_bus_0)).counters[0].buttons.recall == "GPIO2"

@@ -100,11 +100,7 @@ def events(database: Path, counter: str | None = None, kinds: tuple[str, ...] | 
         rows = [dict(r) for r in conn.execute("SELECT * FROM events ORDER BY id")]
     finally:
         conn.close()
-    return [
-        r
-        for r in rows
-        if (counter is None or r["counter"] == counter) and (kinds is None or r["kind"] in kinds)
-    ]
+    return [r for r in rows if (counter is None or r["counter"] == counter) and (kinds is None or r["kind"] in kinds)]
 
 
 def led_colour(station: Station) -> tuple[int, int, int]:

@@ -162,16 +162,20 @@ def test_recall_no_show_finish_and_transfer_buttons(server, unit, kiosk):
     led_is(unit, RED)
     rows = [(e["kind"], e["ticket"]) for e in events(server.database, counter="1") if e["ticket"]]
     assert rows == [
-        ("call", "A001"), ("no_show", "A001"), ("call", "A002"), ("transfer", "A002"),
-        ("call", "A003"), ("transfer", "A003"), ("call", "A004"), ("finish", "A004"),
-    ]  # fmt: skip
+        ("call", "A001"),
+        ("no_show", "A001"),
+        ("call", "A002"),
+        ("transfer", "A002"),
+        ("call", "A003"),
+        ("transfer", "A003"),
+        ("call", "A004"),
+        ("finish", "A004"),
+    ]
     transfer_to_pj = next(e for e in events(server.database, kinds=("transfer",)) if e["ticket"] == "A002")
     assert '"to_service": "pj"' in transfer_to_pj["data"]
 
 
-def test_feedback_button_rates_the_service_that_just_ended_once_and_a_refused_press_keeps_the_led(
-    server, unit, kiosk
-):
+def test_feedback_button_rates_the_service_that_just_ended_once_and_a_refused_press_keeps_the_led(server, unit, kiosk):
     """A second press is refused; the client made no mistake of the clerk's, so the LED keeps
     showing the counter's state instead of turning red."""
     issue(kiosk, "pj")
@@ -187,8 +191,11 @@ def test_feedback_button_rates_the_service_that_just_ended_once_and_a_refused_pr
     time.sleep(0.5)  # a second client-side press, not a bounce of the first
     seen: list[str] = []
     press(station, "rate1")  # a second rating of the same service is refused
-    wait_for(lambda: seen.append(station.indicator()) or station.display.text[1:] == ("Juz oceniono",), 10,
-             "the refusal notice")  # fmt: skip
+    wait_for(
+        lambda: seen.append(station.indicator()) or station.display.text[1:] == ("Juz oceniono",),
+        10,
+        "the refusal notice",
+    )
     shows(unit, "Zapraszamy".center(16).rstrip(), "Juz oceniono")
     assert station.indicator() == "ready" and "error" not in seen
     assert led_colour(station) == GREEN
@@ -380,9 +387,7 @@ class _BuggyDisplay(MemoryDisplay):
         super()._write(lines)
 
 
-def test_an_unexpected_error_in_a_message_callback_is_logged_and_the_unit_keeps_working(
-    server, broker, kiosk, caplog
-):
+def test_an_unexpected_error_in_a_message_callback_is_logged_and_the_unit_keeps_working(server, broker, kiosk, caplog):
     issue(kiosk, "rej")
     display = _BuggyDisplay()
     unit = CounterUnit(unit_config(broker.port), displays={"1": display}, pin_factory=MockFactory())
@@ -391,8 +396,11 @@ def test_an_unexpected_error_in_a_message_callback_is_logged_and_the_unit_keeps_
     try:
         station = unit.stations["1"]
         wait_for(lambda: display.failures == 0, 10, "the buggy writes to happen")
-        wait_for(lambda: any(r.exc_info and r.exc_info[0] is KeyError for r in caplog.records), 10,
-                 "the KeyError's traceback in the log")  # fmt: skip
+        wait_for(
+            lambda: any(r.exc_info and r.exc_info[0] is KeyError for r in caplog.records),
+            10,
+            "the KeyError's traceback in the log",
+        )
         shows(unit, "Nieczynne".center(16).rstrip(), "Stanowisko 1")
         press(station, "next")  # the buttons still work
         shows(unit, "   Numer A001")
@@ -407,8 +415,9 @@ def test_a_counter_unknown_to_the_server_is_logged_as_an_error(server, broker, c
     try:
         wait_for(
             lambda: any(r.levelname == "ERROR" and "no counter '9'" in r.getMessage() for r in caplog.records),
-            15, "an error naming the unknown counter",
-        )  # fmt: skip
+            15,
+            "an error naming the unknown counter",
+        )
     finally:
         unit.stop()
         factory.reset()
@@ -433,9 +442,7 @@ class _LooseCableDisplay(MemoryDisplay):
         super()._write(lines)
 
 
-def test_a_loose_display_shows_red_on_the_led_is_logged_once_and_comes_back_by_itself(
-    server, broker, kiosk, caplog
-):
+def test_a_loose_display_shows_red_on_the_led_is_logged_once_and_comes_back_by_itself(server, broker, kiosk, caplog):
     issue(kiosk, "rej")
     display = _LooseCableDisplay()
     unit = CounterUnit(unit_config(broker.port), displays={"1": display}, pin_factory=MockFactory())

@@ -33,8 +33,9 @@ class Traffic(threading.Thread):
                     r = self.peer.request(
                         f"{BASE}/kiosk/k1/request",
                         {"v": 1, "id": f"r{self.round}-{i}", "service": "rej"},
-                        f"{BASE}/kiosk/k1/response/x", timeout=2,
-                    )  # fmt: skip
+                        f"{BASE}/kiosk/k1/response/x",
+                        timeout=2,
+                    )
                     if r["ok"]:
                         self.tickets.append(r["ticket"]["number"])
                 else:
@@ -88,7 +89,9 @@ def test_kill_9_loses_no_acknowledged_ticket_or_call(server, broker):
     peer = Peer(broker.port)
     try:
         peer.subscribe(f"{BASE}/kiosk/k1/response/#")
-        after = peer.request(f"{BASE}/kiosk/k1/request", {"v": 1, "id": "after", "service": "rej"}, f"{BASE}/kiosk/k1/response/y")
+        after = peer.request(
+            f"{BASE}/kiosk/k1/request", {"v": 1, "id": "after", "service": "rej"}, f"{BASE}/kiosk/k1/response/y"
+        )
         assert after["ok"], after
         assert after["ticket"]["number"] == f"A{len(numbers) + 1:03d}"
     finally:

@@ -69,9 +69,17 @@ def tls_broker(tmp_path):
             return False
 
     wait_for(up, 10, "mosquitto with TLS")
-    yield {"plain": plain, "secure": secure, "config": config_dir / "counter-4.toml", "ca": ca,
-           "server_password": server_password, "certs": certs, "pid": proc.pid, "site": site,
-           "dirs": ["--broker-dir", str(broker_dir), "--config-dir", str(config_dir)]}  # fmt: skip
+    yield {
+        "plain": plain,
+        "secure": secure,
+        "config": config_dir / "counter-4.toml",
+        "ca": ca,
+        "server_password": server_password,
+        "certs": certs,
+        "pid": proc.pid,
+        "site": site,
+        "dirs": ["--broker-dir", str(broker_dir), "--config-dir", str(config_dir)],
+    }
     proc.terminate()
     proc.wait(5)
     log.close()
@@ -113,8 +121,12 @@ def test_tls_listener_refuses_plain_mqtt_and_a_certificate_from_another_ca(tls_b
             answer = b""
     assert answer == b"" or not answer.startswith(b"\x20")
     other = tmp_path / "other"
-    subprocess.run([str(ROOT / "systemd" / "make-tls-certs.sh"), "localhost", "127.0.0.1", str(other)],
-                   check=True, capture_output=True, timeout=120)  # fmt: skip
+    subprocess.run(
+        [str(ROOT / "systemd" / "make-tls-certs.sh"), "localhost", "127.0.0.1", str(other)],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     wrong = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="wrong-ca", protocol=mqtt.MQTTv5)
     wrong.tls_set(ca_certs=str(other / "numerek-ca.crt"))
     with pytest.raises(ssl.SSLCertVerificationError):
@@ -198,8 +210,10 @@ def test_web_pages_are_served_over_https_by_the_documented_caddyfile(tls_broker,
     log = open(tmp_path / "caddy.log", "wb")  # noqa: SIM115
     caddy = subprocess.Popen(
         [shutil.which("caddy"), "run", "--adapter", "caddyfile", "--config", str(tmp_path / "Caddyfile")],
-        stdout=log, stderr=log, env=env,
-    )  # fmt: skip
+        stdout=log,
+        stderr=log,
+        env=env,
+    )
     trusted = httpx.Client(verify=ssl.create_default_context(cafile=tls_broker["ca"]), timeout=5)
     try:
 

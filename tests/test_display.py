@@ -32,9 +32,21 @@ ARROW = "\u2192"
 class DisplayProcess:
     """``numerek-display`` as a subprocess with a probe directory and a recording speaker."""
 
-    def __init__(self, workdir: Path, broker_port: int, screen_env: dict[str, str], *, zone: str = "hall",
-                 device: str = "hall-1", size: tuple[int, int] = (1280, 720), languages: tuple[str, ...] = ("pl",),
-                 speed: float = 6.0, highlight: float = 8.0, logo: str = "", last_calls: int = 6) -> None:  # fmt: skip
+    def __init__(
+        self,
+        workdir: Path,
+        broker_port: int,
+        screen_env: dict[str, str],
+        *,
+        zone: str = "hall",
+        device: str = "hall-1",
+        size: tuple[int, int] = (1280, 720),
+        languages: tuple[str, ...] = ("pl",),
+        speed: float = 6.0,
+        highlight: float = 8.0,
+        logo: str = "",
+        last_calls: int = 6,
+    ) -> None:
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
         self.probe = workdir / "probe"
@@ -63,8 +75,12 @@ languages = {json.dumps(list(languages))}
 """,
             encoding="utf-8",
         )
-        self.env = {**screen_env, "KIVY_NO_ARGS": "1", "KIVY_HOME": str(workdir / "kivy"),
-                    "NUMEREK_DISPLAY_PROBE": str(self.probe)}  # fmt: skip
+        self.env = {
+            **screen_env,
+            "KIVY_NO_ARGS": "1",
+            "KIVY_HOME": str(workdir / "kivy"),
+            "NUMEREK_DISPLAY_PROBE": str(self.probe),
+        }
         self.proc: subprocess.Popen | None = None
 
     def start(self, online: bool = True) -> DisplayProcess:
@@ -72,8 +88,11 @@ languages = {json.dumps(list(languages))}
         log = open(self.workdir / "display.log", "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "display.cli", "--config", str(self.config)],
-            env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            env=self.env,
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         if online:
             self.wait(lambda s: s["offline"] == "" and s["office"], "the display to connect")
         return self
@@ -423,7 +442,7 @@ def example_services() -> list[ServiceInfo]:
             waiting=WAITING[s["id"]],
             estimated_wait_min=10,
             open_counters=1,
-        )  # fmt: skip
+        )
         for s in office["services"]
     ]
 
@@ -447,7 +466,7 @@ def publish_office(broker_port: int, at: datetime, calls: int = 10, server_onlin
                 counter_name=f"Stanowisko {1 + seq % 5}",
                 zone="hall",
                 at=at,
-            )  # fmt: skip
+            )
             for seq in range(calls, 0, -1)
         ],
         waiting={s.id: s.waiting for s in services},
@@ -502,7 +521,10 @@ def test_a_board_known_only_from_retained_messages_shows_no_clock_rather_than_an
 
     publish_office(broker.port, WEDNESDAY)  # the server is back and republishes, live
     shown = display.wait(lambda s: s["clock"] and s["date"], "the clock from a live message")
-    assert (shown["clock"], shown["date"]) in {("10:15", "środa, 30 września 2026"), ("10:16", "środa, 30 września 2026")}
+    assert (shown["clock"], shown["date"]) in {
+        ("10:15", "środa, 30 września 2026"),
+        ("10:16", "środa, 30 września 2026"),
+    }
     display.screenshot("display-live-clock-1280x720", artifacts)
 
     peer = Peer(broker.port)
@@ -673,8 +695,12 @@ def run_cli(cfg: Path, *args: str, path: str | None = None) -> subprocess.Comple
     env = {**os.environ, **({"PATH": path} if path else {})}
     return subprocess.run(
         [sys.executable, "-m", "display.cli", "--config", str(cfg), *args],
-        capture_output=True, text=True, cwd=ROOT, env=env, timeout=120,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=120,
+    )
 
 
 def test_chime_that_cannot_be_converted_falls_back_to_the_built_in_chime_and_calls_are_still_spoken(

@@ -22,9 +22,15 @@ class FakeMonotonic:
 
 def make_call(seq: int, ticket: str, counter: str = "1", zone: str = "hall", recall: bool = False) -> CallMessage:
     return CallMessage(
-        seq=seq, ticket=ticket, service="rej", counter=counter, counter_name=f"Stanowisko {counter}",
-        zone=zone, recall=recall, at=T0,
-    )  # fmt: skip
+        seq=seq,
+        ticket=ticket,
+        service="rej",
+        counter=counter,
+        counter_name=f"Stanowisko {counter}",
+        zone=zone,
+        recall=recall,
+        at=T0,
+    )
 
 
 def make_board(seq: int, calls: list[CallMessage], zone: str = "hall", waiting: dict | None = None) -> BoardMessage:

@@ -93,8 +93,11 @@ def test_daily_limit_refuses_the_ticket_after_the_last(engine):
 def test_refusal_changes_nothing(engine):
     engine.issue("rej")
     engine.take_changes()
-    for bad in (lambda: engine.issue("nope"), lambda: engine.command("1", cmd("recall")),
-                lambda: engine.command("9", cmd("next"))):
+    for bad in (
+        lambda: engine.issue("nope"),
+        lambda: engine.command("1", cmd("recall")),
+        lambda: engine.command("9", cmd("next")),
+    ):
         with pytest.raises(Refusal):
             bad()
     assert not engine.take_changes()

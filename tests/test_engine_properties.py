@@ -110,10 +110,18 @@ class Office(RuleBasedStateMachine):
     @rule(
         counter=st.sampled_from(COUNTERS),
         action=st.sampled_from(
-            [CounterAction.RECALL, CounterAction.START, CounterAction.FINISH, CounterAction.NO_SHOW,
-             CounterAction.PAUSE, CounterAction.OPEN, CounterAction.CLOSE, CounterAction.SYNC]
+            [
+                CounterAction.RECALL,
+                CounterAction.START,
+                CounterAction.FINISH,
+                CounterAction.NO_SHOW,
+                CounterAction.PAUSE,
+                CounterAction.OPEN,
+                CounterAction.CLOSE,
+                CounterAction.SYNC,
+            ]
         ),
-    )  # fmt: skip
+    )
     def simple(self, counter, action):
         self._cmd(counter, action)
 
@@ -142,7 +150,9 @@ class Office(RuleBasedStateMachine):
         except Refusal as r:
             twin_outcome = ("refused", r.code)
         try:
-            rated = self.engine.command(counter, CounterCommand(id=f"r{self.n}", action=CounterAction.RATE, rating=rating))
+            rated = self.engine.command(
+                counter, CounterCommand(id=f"r{self.n}", action=CounterAction.RATE, rating=rating)
+            )
             outcome = ("ok", rated.id)
         except Refusal as r:
             rated, outcome = None, ("refused", r.code)
@@ -202,7 +212,9 @@ class Office(RuleBasedStateMachine):
         order = {c: [t.number for t in self._drain_order(c)] for c in COUNTERS}
         return (
             e.day,
-            sorted((t.number, t.service, t.status, t.priority, t.queued_at, t.target_counter) for t in e.tickets.values()),
+            sorted(
+                (t.number, t.service, t.status, t.priority, t.queued_at, t.target_counter) for t in e.tickets.values()
+            ),
             {c: (r.status, r.current, r.clerk, r.last_finished) for c, r in e.counters.items()},
             {c: (t.id, t.finished_at, t.rating) for c, t in e._finished.items()},
             e.last_seq,

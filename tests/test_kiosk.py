@@ -32,9 +32,18 @@ class Kiosk:
     """``numerek-kiosk`` as a subprocess on the test's virtual screen."""
 
     def __init__(
-        self, workdir: Path, screen, broker_port: int, public_url: str, printer: str, shots: Path,
-        width: int = 1280, height: int = 720, idle_timeout_s: float = 5, fault_timeout_s: float = 90,
-    ) -> None:  # fmt: skip
+        self,
+        workdir: Path,
+        screen,
+        broker_port: int,
+        public_url: str,
+        printer: str,
+        shots: Path,
+        width: int = 1280,
+        height: int = 720,
+        idle_timeout_s: float = 5,
+        fault_timeout_s: float = 90,
+    ) -> None:
         self.workdir = workdir
         self.env = {**screen.env(), "KIVY_HOME": str(workdir / "kivy")}
         self.trace = workdir / "trace.jsonl"
@@ -65,10 +74,24 @@ height = {height}
         shutil.rmtree(shots, ignore_errors=True)
         self.log = open(workdir / "kiosk.log", "wb")  # noqa: SIM115
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "kiosk.cli", "--config", str(self.config), "--trace", str(self.trace),
-             "--screenshot-dir", str(shots), "--log-level", "INFO"],
-            cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "kiosk.cli",
+                "--config",
+                str(self.config),
+                "--trace",
+                str(self.trace),
+                "--screenshot-dir",
+                str(shots),
+                "--log-level",
+                "INFO",
+            ],
+            cwd=ROOT,
+            env=self.env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
 
     def entries(self) -> list[dict]:
         if self.proc.poll() is not None:
@@ -115,8 +138,10 @@ height = {height}
         x, y, _enabled = entry["buttons"][button]
         subprocess.run(
             ["xdotool", "mousemove", "--sync", str(x), str(y), "click", "--repeat", str(clicks), "--delay", "80", "1"],
-            env=self.env, check=True, timeout=10,
-        )  # fmt: skip
+            env=self.env,
+            check=True,
+            timeout=10,
+        )
 
     def text(self) -> str:
         return "\n".join(self.now()["texts"])
@@ -271,9 +296,15 @@ def test_the_printer_fault_screen_stays_longer_than_the_idle_timeout_then_goes_h
 ):
     dead_port = free_port()
     kiosk = Kiosk(
-        tmp_path, screen, broker.port, server.url, f'type = "network"\nport = {dead_port}\ntimeout_s = 1',
-        artifacts / "kiosk" / request.node.name, idle_timeout_s=3, fault_timeout_s=20,
-    )  # fmt: skip
+        tmp_path,
+        screen,
+        broker.port,
+        server.url,
+        f'type = "network"\nport = {dead_port}\ntimeout_s = 1',
+        artifacts / "kiosk" / request.node.name,
+        idle_timeout_s=3,
+        fault_timeout_s=20,
+    )
     try:
         kiosk.wait_home()
         kiosk.tap("service:rej")
@@ -482,7 +513,9 @@ def test_done_tapped_before_the_print_result_still_brings_the_printer_warning_ho
         assert PRINTER_WARNING["pl"] not in home["texts"], "the fault is not known yet"
         printer.hold.set()  # the answer: paper out
         wait_for(lambda: devices().get("fault") == "paper_out", 15, "the fault reported")
-        kiosk.wait("home warns about the printer", lambda e: e["screen"] == "home" and PRINTER_WARNING["pl"] in e["texts"])
+        kiosk.wait(
+            "home warns about the printer", lambda e: e["screen"] == "home" and PRINTER_WARNING["pl"] in e["texts"]
+        )
         assert waiting(server, "rej") == 1 and b"A001" not in printer.received
     finally:
         printer.close()
@@ -539,9 +572,16 @@ def test_every_screen_fits_small_and_large_panels_in_polish_and_english(  # and 
     screen = VirtualScreen(width, height)
     printer = LoopbackPrinter()
     kiosk = Kiosk(
-        tmp_path, screen, broker.port, server.url, f'type = "network"\nport = {printer.port}\ntimeout_s = 2',
-        artifacts / "kiosk" / request.node.name, width=width, height=height, idle_timeout_s=30,
-    )  # fmt: skip
+        tmp_path,
+        screen,
+        broker.port,
+        server.url,
+        f'type = "network"\nport = {printer.port}\ntimeout_s = 2',
+        artifacts / "kiosk" / request.node.name,
+        width=width,
+        height=height,
+        idle_timeout_s=30,
+    )
     checked: list[tuple[str, str]] = []
 
     def check(entry: dict) -> None:
@@ -607,13 +647,22 @@ def test_a_kiosk_that_never_reaches_the_broker_soon_says_the_system_is_not_worki
     from kiosk.app import CONNECT_GRACE_S
     from tests.harness import free_port
 
-    kiosk = Kiosk(tmp_path, screen, free_port(), "http://127.0.0.1:1", 'type = "dummy"\ndummy_output = "printed.bin"',
-                  artifacts / "kiosk" / "never_connected")  # fmt: skip
+    kiosk = Kiosk(
+        tmp_path,
+        screen,
+        free_port(),
+        "http://127.0.0.1:1",
+        'type = "dummy"\ndummy_output = "printed.bin"',
+        artifacts / "kiosk" / "never_connected",
+    )
     try:
         first = kiosk.wait("the first screen", lambda e: e["screen"] == "home")
         assert any(t.startswith("Łączenie z systemem kolejkowym") for t in first["texts"])
-        down = kiosk.wait("the system-down message", lambda e: any(
-            t.startswith("System kolejkowy chwilowo nie działa") for t in e["texts"]), timeout=CONNECT_GRACE_S + 20)
+        down = kiosk.wait(
+            "the system-down message",
+            lambda e: any(t.startswith("System kolejkowy chwilowo nie działa") for t in e["texts"]),
+            timeout=CONNECT_GRACE_S + 20,
+        )
         assert not any(t.startswith("Łączenie") for t in down["texts"])
     finally:
         kiosk.stop()

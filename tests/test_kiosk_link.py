@@ -190,8 +190,11 @@ def test_example_config_is_valid_and_printer_status_is_reported(tmp_path):
     dead.write_text('[kiosk]\nid = "k1"\npublic_url = "http://x"\n[printer]\ntype = "network"\nport = 9\n')
     out = subprocess.run(
         [sys.executable, "-m", "kiosk.cli", "--config", str(dead), "--printer-status"],
-        cwd=ROOT, capture_output=True, text=True, timeout=30,
-    )  # fmt: skip
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert out.returncode == 1 and out.stdout.startswith("offline")
 
 

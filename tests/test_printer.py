@@ -145,9 +145,11 @@ def loopback():
 
 def layout(**kw) -> TicketLayout:
     base = dict(
-        header="Urząd Testowy w Łodzi", number="A017", lines=["Rejestracja pojazdów", POLISH],
+        header="Urząd Testowy w Łodzi",
+        number="A017",
+        lines=["Rejestracja pojazdów", POLISH],
         qr_url="http://192.0.2.1:8080/t/Tok3n_abc",
-    )  # fmt: skip
+    )
     return TicketLayout(**{**base, **kw})
 
 

@@ -14,8 +14,18 @@ EXAMPLES = re.findall(r"<!-- model: (\w+) -->\s*```json\n(.*?)```", DOC, flags=r
 
 def test_every_message_model_has_an_example_in_the_docs():
     documented = {name for name, _ in EXAMPLES}
-    models = {"CounterCommand", "CounterReply", "CounterState", "CallMessage", "BoardMessage",
-              "ServicesMessage", "TicketRequest", "TicketResponse", "FaultReport", "ErrorMessage"}
+    models = {
+        "CounterCommand",
+        "CounterReply",
+        "CounterState",
+        "CallMessage",
+        "BoardMessage",
+        "ServicesMessage",
+        "TicketRequest",
+        "TicketResponse",
+        "FaultReport",
+        "ErrorMessage",
+    }
     assert models <= documented, f"undocumented: {models - documented}"
 
 
@@ -28,10 +38,20 @@ def test_every_documented_example_validates_against_its_model():
 
 def test_every_topic_in_the_tree_is_documented():
     t = protocol.Topics()
-    for topic in (t.server_availability, t.device_availability("<device-id>"), t.services, t.errors,
-                  t.counter_command("<counter-id>"), t.counter_reply("<counter-id>"), t.counter_state("<counter-id>"),
-                  t.zone_call("<zone>"), t.zone_board("<zone>"), t.kiosk_request("<kiosk-id>"),
-                  t.kiosk_response("<kiosk-id>"), t.kiosk_fault("<kiosk-id>")):
+    for topic in (
+        t.server_availability,
+        t.device_availability("<device-id>"),
+        t.services,
+        t.errors,
+        t.counter_command("<counter-id>"),
+        t.counter_reply("<counter-id>"),
+        t.counter_state("<counter-id>"),
+        t.zone_call("<zone>"),
+        t.zone_board("<zone>"),
+        t.kiosk_request("<kiosk-id>"),
+        t.kiosk_response("<kiosk-id>"),
+        t.kiosk_fault("<kiosk-id>"),
+    ):
         assert f"`{topic}`" in DOC, topic
 
 
@@ -69,9 +89,14 @@ def test_broker_security_section_matches_the_shipped_mosquitto_files():
     section = _doc_section("Broker security")
     conf = (ROOT / "systemd" / "mosquitto" / "numerek.conf").read_text()
     tls = (ROOT / "systemd" / "mosquitto" / "numerek-tls.conf").read_text()
-    for setting in ("allow_anonymous false", "per_listener_settings false", "max_packet_size 65536",
-                    "password_file /etc/mosquitto/numerek/passwd", "acl_file /etc/mosquitto/numerek/acl",
-                    "use_username_as_clientid true"):  # fmt: skip
+    for setting in (
+        "allow_anonymous false",
+        "per_listener_settings false",
+        "max_packet_size 65536",
+        "password_file /etc/mosquitto/numerek/passwd",
+        "acl_file /etc/mosquitto/numerek/acl",
+        "use_username_as_clientid true",
+    ):
         assert setting in conf and f"`{setting}" in section, setting
     assert "listener 8883" in tls and "use_username_as_clientid true" in tls
     assert "port 8883" in section.replace("**", "")

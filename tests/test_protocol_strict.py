@@ -27,7 +27,9 @@ def kiosk_request(peer: Peer, payload: bytes | dict, rid: str) -> dict:
     from protocol.mqtt import response_properties
 
     data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-    peer.client.publish(f"{BASE}/kiosk/k1/request", data, qos=1, properties=response_properties(topic, corr)).wait_for_publish(5)
+    peer.client.publish(
+        f"{BASE}/kiosk/k1/request", data, qos=1, properties=response_properties(topic, corr)
+    ).wait_for_publish(5)
     return peer.expect(topic)
 
 
@@ -99,8 +101,15 @@ def test_messages_on_unknown_topics_get_unknown_topic_errors_but_own_and_retaine
 ):
     """A device's typo is reported; the server's own publications and others' retained state are not."""
     peer.subscribe(f"{BASE}/server/errors", f"{BASE}/kiosk/k1/response/#", f"{BASE}/counter/1/reply")
-    typos = [f"{BASE}/counter/4", f"{BASE}/kiosk/k1/foo", f"{BASE}/foo/bar", f"{BASE}/foo",
-             f"{BASE}/counter/1/command/x", f"{BASE}/zone/hall/cal", f"{BASE}/counter//command"]  # fmt: skip
+    typos = [
+        f"{BASE}/counter/4",
+        f"{BASE}/kiosk/k1/foo",
+        f"{BASE}/foo/bar",
+        f"{BASE}/foo",
+        f"{BASE}/counter/1/command/x",
+        f"{BASE}/zone/hall/cal",
+        f"{BASE}/counter//command",
+    ]
     for topic in typos:
         peer.publish(topic, {"v": 1, "id": "x", "action": "next"})
         err = peer.expect(f"{BASE}/server/errors")

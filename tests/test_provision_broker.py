@@ -117,9 +117,18 @@ class ClosedBroker:
 
     def provision(self, *args: str) -> int:
         return provision(
-            ["--broker-dir", str(self.broker_dir), "--config-dir", str(self.config_dir),
-             "--broker-pid", str(self.proc.pid), "--mqtt-port", str(self.port), *args]
-        )  # fmt: skip
+            [
+                "--broker-dir",
+                str(self.broker_dir),
+                "--config-dir",
+                str(self.config_dir),
+                "--broker-pid",
+                str(self.proc.pid),
+                "--mqtt-port",
+                str(self.port),
+                *args,
+            ]
+        )
 
     def password(self, account: str) -> str:
         if account == "server":
@@ -147,8 +156,13 @@ def closed_broker(tmp_path) -> Iterator[ClosedBroker]:
     common = ["--broker-dir", str(broker_dir), "--config-dir", str(config_dir), "--no-reload"]
     assert provision([*common, "init", "--host", "127.0.0.1", "--port", str(port)]) == 0
     assert provision([*common, "add", "server", "--site-config", str(site)]) == 0
-    for args in (["counter", "1"], ["counter", "4"], ["display", "hall-1", "--zone", "hall"],
-                 ["kiosk", "k1"], ["kiosk", "k2"]):  # fmt: skip
+    for args in (
+        ["counter", "1"],
+        ["counter", "4"],
+        ["display", "hall-1", "--zone", "hall"],
+        ["kiosk", "k1"],
+        ["kiosk", "k2"],
+    ):
         assert provision([*common, "add", *args]) == 0
     conf = CONF.read_text().replace("/etc/mosquitto/numerek", str(broker_dir))
     conf = conf.replace("listener 1883", f"listener {port} 127.0.0.1")
@@ -203,8 +217,17 @@ def test_counter_cannot_publish_on_the_displays_topics(closed_broker):
     display = closed_broker.login("display-hall-1")
     display.subscribe(f"{BASE}/zone/hall/call")
     counter = closed_broker.login("counter-4")
-    fake_call = {"v": 1, "seq": 999, "ticket": "A666", "service": "rej", "counter": "4", "counter_name": "x",
-                 "zone": "hall", "recall": False, "at": "2026-01-01T08:00:00+01:00"}  # fmt: skip
+    fake_call = {
+        "v": 1,
+        "seq": 999,
+        "ticket": "A666",
+        "service": "rej",
+        "counter": "4",
+        "counter_name": "x",
+        "zone": "hall",
+        "recall": False,
+        "at": "2026-01-01T08:00:00+01:00",
+    }
     assert counter.publish(f"{BASE}/zone/hall/call", fake_call).getName() == "Not authorized"
     assert counter.publish(f"{BASE}/zone/hall/board", {"v": 1}, retain=True).getName() == "Not authorized"
     assert counter.publish(f"{BASE}/services", {"v": 1}, retain=True).getName() == "Not authorized"
@@ -304,9 +327,11 @@ def test_real_server_and_devices_work_with_their_generated_accounts(closed_broke
         kiosk.subscribe(f"{BASE}/kiosk/k1/response/#", f"{BASE}/services")
         wait_for(lambda: kiosk.received(f"{BASE}/services"), 10, "the retained service list on the kiosk")
         kiosk.client.publish(
-            f"{BASE}/kiosk/k1/request", json.dumps({"v": 1, "id": "r1", "service": "rej"}), qos=1,
+            f"{BASE}/kiosk/k1/request",
+            json.dumps({"v": 1, "id": "r1", "service": "rej"}),
+            qos=1,
             properties=_response_to(f"{BASE}/kiosk/k1/response/r1"),
-        )  # fmt: skip
+        )
         wait_for(lambda: kiosk.received(f"{BASE}/kiosk/k1/response/r1"), 10, "the ticket response")
         ticket = json.loads(kiosk.received(f"{BASE}/kiosk/k1/response/r1")[0])
         assert ticket["ok"] and ticket["ticket"]["number"] == "A001"
@@ -356,8 +381,21 @@ def test_broker_reads_the_accounts_after_dropping_root_to_the_mosquitto_user():
     try:
         workdir.chmod(0o755)  # like /etc/mosquitto: traversable, the files themselves are private
         broker_dir, port = workdir / "numerek", free_port()
-        assert provision(["--broker-dir", str(broker_dir), "--config-dir", str(workdir / "devices"), "--no-reload",
-                          "add", "kiosk", "k1"]) == 0  # fmt: skip
+        assert (
+            provision(
+                [
+                    "--broker-dir",
+                    str(broker_dir),
+                    "--config-dir",
+                    str(workdir / "devices"),
+                    "--no-reload",
+                    "add",
+                    "kiosk",
+                    "k1",
+                ]
+            )
+            == 0
+        )
         broker_dir.chmod(0o750)
         os.chown(broker_dir, 0, _gid("mosquitto"))
         conf = CONF.read_text().replace("/etc/mosquitto/numerek", str(broker_dir))
@@ -408,15 +446,21 @@ def test_real_counter_unit_calls_the_next_ticket_with_its_provisioned_config(clo
         kiosk = closed_broker.login("kiosk-k1")
         kiosk.subscribe(f"{BASE}/kiosk/k1/response/#")
         kiosk.client.publish(
-            f"{BASE}/kiosk/k1/request", json.dumps({"v": 1, "id": "r1", "service": "rej"}), qos=1,
+            f"{BASE}/kiosk/k1/request",
+            json.dumps({"v": 1, "id": "r1", "service": "rej"}),
+            qos=1,
             properties=_response_to(f"{BASE}/kiosk/k1/response/r1"),
-        )  # fmt: skip
+        )
         wait_for(lambda: kiosk.received(f"{BASE}/kiosk/k1/response/r1"), 10, "the ticket")
         with open(unit_log, "w") as log:
             unit = subprocess.Popen(
                 [sys.executable, "-m", "counter.cli", "--config", str(config), "--mock-pins", "--log-level", "WARNING"],
-                stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, text=True,
-            )  # fmt: skip
+                stdin=subprocess.PIPE,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=ROOT,
+                text=True,
+            )
 
         def online() -> bool:
             assert unit.poll() is None, unit_log.read_text()
@@ -508,10 +552,19 @@ def test_each_device_receives_exactly_what_it_needs(closed_broker):
         reader.subscribe(f"{BASE}/#")
     server = closed_broker.login("server")
     published = [
-        "counter/1/state", "counter/4/state", "counter/4/reply", "counter/4/reply/s1", "counter/1/reply/s1",
-        "zone/hall/call", "zone/hall/board", "zone/upstairs/call", "services", "server/errors",
-        "kiosk/k1/response/r1", "kiosk/k2/response",
-    ]  # fmt: skip
+        "counter/1/state",
+        "counter/4/state",
+        "counter/4/reply",
+        "counter/4/reply/s1",
+        "counter/1/reply/s1",
+        "zone/hall/call",
+        "zone/hall/board",
+        "zone/upstairs/call",
+        "services",
+        "server/errors",
+        "kiosk/k1/response/r1",
+        "kiosk/k2/response",
+    ]
     for topic in published:
         assert not server.publish(f"{BASE}/{topic}", {"v": 1}).is_failure, topic
     sentinel = f"{BASE}/server/availability"  # published last: once it is in, everything before it is too

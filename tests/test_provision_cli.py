@@ -198,8 +198,19 @@ def test_list_shows_every_account(dirs, capsys):
 
 def test_a_failed_broker_reload_is_reported(dirs, capsys):
     broker_dir, config_dir = dirs
-    code = main(["--broker-dir", str(broker_dir), "--config-dir", str(config_dir), "--reload-command", "false",
-                 "add", "kiosk", "k1"])  # fmt: skip
+    code = main(
+        [
+            "--broker-dir",
+            str(broker_dir),
+            "--config-dir",
+            str(config_dir),
+            "--reload-command",
+            "false",
+            "add",
+            "kiosk",
+            "k1",
+        ]
+    )
     assert code == 1
     assert "files written, but 'false' failed" in capsys.readouterr().err
 
@@ -218,8 +229,11 @@ def test_device_config_passes_the_roles_own_check_command(dirs, args, account, s
     role = args[0]
     done = subprocess.run(
         [sys.executable, "-m", f"{role}.cli", "--config", str(dirs[1] / f"{account}.toml"), "--check"],
-        capture_output=True, text=True, timeout=120, cwd=ROOT,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
     assert done.returncode == 0, done.stderr
     assert shown in done.stdout
 
@@ -361,8 +375,22 @@ def test_revoke_says_clearly_when_the_broker_is_out_of_reach(dirs, capsys):
     broker_dir, config_dir = dirs
     run(dirs, "add", "counter", "4")
     capsys.readouterr()
-    code = main(["--broker-dir", str(broker_dir), "--config-dir", str(config_dir), "--reload-command", "true",
-                 "--mqtt-port", str(free_port()), "--mqtt-wait", "1", "revoke", "counter-4"])  # fmt: skip
+    code = main(
+        [
+            "--broker-dir",
+            str(broker_dir),
+            "--config-dir",
+            str(config_dir),
+            "--reload-command",
+            "true",
+            "--mqtt-port",
+            str(free_port()),
+            "--mqtt-wait",
+            "1",
+            "revoke",
+            "counter-4",
+        ]
+    )
     assert code == 0  # the account is gone, which is what matters for security
     err = capsys.readouterr().err
     assert "counter-4's retained availability is still on the broker" in err
@@ -442,8 +470,13 @@ def test_reissue_moves_every_device_kind_to_tls_keeping_settings_and_passwords(d
     assert tomllib.loads((d / "monitor-it.toml").read_text())["mqtt"]["port"] == 8883
     assert (dirs[0] / "passwd").read_text() == passwd_before  # every device keeps working until its file arrives
     for role, name in (("counter", "counter-3-4"), ("display", "display-hall-1"), ("kiosk", "kiosk-k1")):
-        done = subprocess.run([sys.executable, "-m", f"{role}.cli", "--config", str(d / f"{name}.toml"), "--check"],
-                              capture_output=True, text=True, timeout=120, cwd=ROOT)  # fmt: skip
+        done = subprocess.run(
+            [sys.executable, "-m", f"{role}.cli", "--config", str(d / f"{name}.toml"), "--check"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=ROOT,
+        )
         assert done.returncode == 0, done.stderr
 
 
@@ -459,8 +492,10 @@ def test_a_kiosks_qr_code_points_at_the_server_phones_can_reach(dirs):
     assert run(dirs, "init", "--public-url", "https://kolejka.starostwo.example/") == 0
     assert run(dirs, "add", "kiosk", "k2") == 0
     assert load_kiosk(config_dir / "kiosk-k2.toml").kiosk.public_url == "https://kolejka.starostwo.example"
-    _edit(config_dir / "kiosk-k1.toml", ('public_url = "http://numerek-serwer.lan:8080"',
-                                         'public_url = "http://10.0.0.5:8080"'))  # fmt: skip
+    _edit(
+        config_dir / "kiosk-k1.toml",
+        ('public_url = "http://numerek-serwer.lan:8080"', 'public_url = "http://10.0.0.5:8080"'),
+    )
     assert run(dirs, "add", "kiosk", "k1", "--replace") == 0
     assert load_kiosk(config_dir / "kiosk-k1.toml").kiosk.public_url == "http://10.0.0.5:8080"  # the office's own
     assert run(dirs, "init", "--public-url", "numerek-serwer") == 1  # refused, with a message

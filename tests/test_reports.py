@@ -48,11 +48,34 @@ def office(tmp_path_factory):
     broker = Broker(tmp).start()
     http_port = free_port()
     cfg = write_config(tmp / "office.toml", broker.port, http_port, hours=HOURS)
-    sim = run("server.simulate", "--config", str(cfg), "--database", str(tmp / "numerek.db"),
-              "--start", DAY, "--days", "1", "--scale", "0.8", "--seed", "3", "--json")  # fmt: skip
+    sim = run(
+        "server.simulate",
+        "--config",
+        str(cfg),
+        "--database",
+        str(tmp / "numerek.db"),
+        "--start",
+        DAY,
+        "--days",
+        "1",
+        "--scale",
+        "0.8",
+        "--seed",
+        "3",
+        "--json",
+    )
     assert sim.returncode == 0, sim.stderr
-    added = run("server.auth", "--config", str(cfg), "add", MANAGER[0], "--role", "manager", "--password-stdin",
-                stdin=MANAGER[1] + "\n")  # fmt: skip
+    added = run(
+        "server.auth",
+        "--config",
+        str(cfg),
+        "add",
+        MANAGER[0],
+        "--role",
+        "manager",
+        "--password-stdin",
+        stdin=MANAGER[1] + "\n",
+    )
     assert added.returncode == 0, added.stderr
     server = ServerProcess(cfg, http_port=http_port).start()
     yield server, json.loads(sim.stdout)
@@ -85,9 +108,19 @@ def expected_from_events(database) -> dict:
         d = json.loads(data) if data else {}
         x = t.get(tid)
         if kind == "issue":
-            t[tid] = {"issued": at, "isvc": service, "svc": service, "status": "waiting", "first_call": None,
-                      "last_call": None, "start": None, "seg": None, "transfers": 0, "rating": None,
-                      "service_s": None}  # fmt: skip
+            t[tid] = {
+                "issued": at,
+                "isvc": service,
+                "svc": service,
+                "status": "waiting",
+                "first_call": None,
+                "last_call": None,
+                "start": None,
+                "seg": None,
+                "transfers": 0,
+                "rating": None,
+                "service_s": None,
+            }
         elif kind == "call":
             x.update(first_call=x["first_call"] or at, last_call=at, start=None, seg=at, status="called")
         elif kind == "recall":
@@ -133,7 +166,9 @@ def check_block(got: dict, tickets: list[dict], outcome: list[dict]) -> None:
     assert got["transferred"] == sum(1 for x in tickets if x["transfers"])
     for key, value in stats(waits).items():
         assert got["wait"][key] == pytest.approx(value, abs=0.06), key
-    within = sum(1 for x in tickets if x["first_call"] is not None and x["first_call"] - x["issued"] <= TARGETS[x["isvc"]])
+    within = sum(
+        1 for x in tickets if x["first_call"] is not None and x["first_call"] - x["issued"] <= TARGETS[x["isvc"]]
+    )
     assert got["wait"]["within_target_share"] == pytest.approx(within / len(waits), abs=6e-5)
     service_times = [x["service_s"] for x in outcome if x["status"] == "finished"]
     for key, value in stats(service_times).items():
@@ -279,8 +314,13 @@ def test_bad_filters_get_a_clear_error(office):
 
 def test_reports_refused_without_credentials_or_with_a_wrong_password(office):
     server, _ = office
-    for path in ("/reports/api/summary", "/reports/export/tickets.csv", "/reports/monthly.pdf", "/reports/api/live",
-                 "/reports/chart/heatmap.svg"):  # fmt: skip
+    for path in (
+        "/reports/api/summary",
+        "/reports/export/tickets.csv",
+        "/reports/monthly.pdf",
+        "/reports/api/live",
+        "/reports/chart/heatmap.svg",
+    ):
         assert get(server, path).status_code == 401, path
         assert get(server, path, headers=auth(password="wrong-password")).status_code == 401, path
         assert get(server, path, headers=auth(user="nobody")).status_code == 401, path
@@ -294,14 +334,20 @@ def test_login_form_sets_a_session_cookie_only_for_the_right_password(office):
         wrong = browser.post("/login", data={"name": MANAGER[0], "password": "nie-to-haslo"}, follow_redirects=False)
         assert wrong.status_code == 401 and "Nieprawidłowy" in wrong.text
         assert browser.get("/reports", follow_redirects=False).status_code == 303
-        ok = browser.post("/login", data={"name": MANAGER[0], "password": MANAGER[1], "next": f"/reports?from={DAY}"},
-                          follow_redirects=False)  # fmt: skip
+        ok = browser.post(
+            "/login",
+            data={"name": MANAGER[0], "password": MANAGER[1], "next": f"/reports?from={DAY}"},
+            follow_redirects=False,
+        )
         assert ok.status_code == 303 and ok.headers["location"] == f"/reports?from={DAY}"
         assert "httponly" in ok.headers["set-cookie"].lower()
         assert browser.get(f"/reports?from={DAY}").status_code == 200
         assert browser.get(f"/reports/api/summary?from={DAY}&to={DAY}").status_code == 200
-        evil = browser.post("/login", data={"name": MANAGER[0], "password": MANAGER[1], "next": "https://evil.example/"},
-                            follow_redirects=False)  # fmt: skip
+        evil = browser.post(
+            "/login",
+            data={"name": MANAGER[0], "password": MANAGER[1], "next": "https://evil.example/"},
+            follow_redirects=False,
+        )
         assert evil.headers["location"] == "/reports"
         browser.post("/logout")
         browser.cookies.clear()

@@ -13,8 +13,11 @@ AUTH = {"Authorization": "Basic " + base64.b64encode(b"szef:haslo-szefa-1").deco
 
 
 def issue(peer: Peer, service: str, rid: str) -> dict:
-    return peer.request(f"{BASE}/kiosk/k1/request", {"v": 1, "id": rid, "service": service, "priority": False},
-                        response_topic=f"{BASE}/kiosk/k1/response/{rid}")  # fmt: skip
+    return peer.request(
+        f"{BASE}/kiosk/k1/request",
+        {"v": 1, "id": rid, "service": service, "priority": False},
+        response_topic=f"{BASE}/kiosk/k1/response/{rid}",
+    )
 
 
 def test_live_view_shows_queues_and_alerts_when_a_wait_passes_its_target(tmp_path, broker, peer):
@@ -22,9 +25,14 @@ def test_live_view_shows_queues_and_alerts_when_a_wait_passes_its_target(tmp_pat
     cfg = write_config(tmp_path / "office.toml", broker.port, http_port)
     server = ServerProcess(cfg, http_port=http_port, args=["--clock-start", "2030-01-07T09:00:00"]).start()
     try:
-        added = subprocess.run([sys.executable, "-m", "server.auth", "--config", str(cfg), "add", "szef",
-                                "--password-stdin"], input="haslo-szefa-1\n", text=True, capture_output=True,
-                               cwd=ROOT, timeout=60)  # fmt: skip
+        added = subprocess.run(
+            [sys.executable, "-m", "server.auth", "--config", str(cfg), "add", "szef", "--password-stdin"],
+            input="haslo-szefa-1\n",
+            text=True,
+            capture_output=True,
+            cwd=ROOT,
+            timeout=60,
+        )
         assert added.returncode == 0, added.stderr
         assert server.anonymous_get("/reports/api/live").status_code == 401
         peer.subscribe(f"{BASE}/kiosk/k1/response/#")
@@ -76,13 +84,21 @@ def test_a_kiosk_out_of_paper_shows_on_the_managers_live_view(tmp_path, broker, 
     cfg = write_config(tmp_path / "office.toml", broker.port, http_port)
     server = ServerProcess(cfg, http_port=http_port).start()
     try:
-        added = subprocess.run([sys.executable, "-m", "server.auth", "--config", str(cfg), "add", "szef",
-                                "--password-stdin"], input="haslo-szefa-1\n", text=True, capture_output=True,
-                               cwd=ROOT, timeout=60)  # fmt: skip
+        added = subprocess.run(
+            [sys.executable, "-m", "server.auth", "--config", str(cfg), "add", "szef", "--password-stdin"],
+            input="haslo-szefa-1\n",
+            text=True,
+            capture_output=True,
+            cwd=ROOT,
+            timeout=60,
+        )
         assert added.returncode == 0, added.stderr
         peer.publish(f"{BASE}/device/kiosk-k1/availability", "online", retain=True)
-        peer.publish(f"{BASE}/kiosk/k1/fault", {"v": 1, "device": "kiosk-k1", "fault": "paper_out",
-                                                "message": "rolka pusta"}, retain=True)  # fmt: skip
+        peer.publish(
+            f"{BASE}/kiosk/k1/fault",
+            {"v": 1, "device": "kiosk-k1", "fault": "paper_out", "message": "rolka pusta"},
+            retain=True,
+        )
 
         def kiosk_row() -> dict | None:
             devices = server.get("/reports/api/live", headers=AUTH).json()["devices"]
@@ -90,6 +106,7 @@ def test_a_kiosk_out_of_paper_shows_on_the_managers_live_view(tmp_path, broker, 
 
         row = wait_for(kiosk_row, 10, "the kiosk's fault in the live figures")
         assert row["alert"] is True and row["availability"] == "online"
+
         def devices_table(lang: str = "pl") -> str:
             page = server.get(f"/reports/live?lang={lang}", headers=AUTH).text
             return page.split('<table id="devices">', 1)[1].split("</table>", 1)[0]

@@ -65,8 +65,12 @@ def test_bad_counter_commands_over_http_are_4xx_and_change_nothing(server):
     assert server.post("/api/counters/99/commands", json={"v": 1, "id": "a", "action": "next"}).status_code == 404
     r = server.post("/api/counters/1/commands", json={"v": 1, "id": "b", "action": "explode"})
     assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_request"
-    assert server.post("/api/counters/1/commands", content=b"not json",
-                       headers={"content-type": "application/json"}).status_code == 422  # fmt: skip
+    assert (
+        server.post(
+            "/api/counters/1/commands", content=b"not json", headers={"content-type": "application/json"}
+        ).status_code
+        == 422
+    )
     r = server.post("/api/counters/1/commands", json={"v": 1, "id": "c", "action": "recall"})
     assert r.status_code == 409 and r.json()["error"]["code"] == "no_current_ticket"
     assert server.get("/api/counters/1").json()["ticket"] == before["ticket"]
@@ -86,8 +90,14 @@ def test_a_device_whose_retained_state_is_cleared_is_no_longer_listed(server, pe
     peer.publish(f"{BASE}/device/kiosk-k9/availability", "online", retain=True)
     fault = {"v": 1, "device": "kiosk-k9", "fault": "paper_out", "message": "brak papieru"}
     peer.publish(f"{BASE}/kiosk/k9/fault", fault, retain=True)
-    wait_for(lambda: server.get("/api/devices").json().get("kiosk-k9") == {
-        "availability": "online", "fault": "paper_out", "message": "brak papieru"}, 10, "the kiosk listed")  # fmt: skip
+    wait_for(
+        lambda: (
+            server.get("/api/devices").json().get("kiosk-k9")
+            == {"availability": "online", "fault": "paper_out", "message": "brak papieru"}
+        ),
+        10,
+        "the kiosk listed",
+    )
     peer.publish(f"{BASE}/device/kiosk-k9/availability", b"", retain=True)
     peer.publish(f"{BASE}/kiosk/k9/fault", b"", retain=True)
     wait_for(lambda: "kiosk-k9" not in server.get("/api/devices").json(), 10, "the revoked kiosk forgotten")
@@ -110,7 +120,10 @@ def test_a_clerk_cannot_rate_their_own_service_over_http(server, peer):
 
     peer.subscribe(f"{BASE}/kiosk/k1/response/#")
     issue(peer, "k1", "rej", "r1")
-    assert server.post("/api/counters/1/commands", json={"v": 1, "id": "n1", "action": "next", "current": ""}).status_code == 200
+    assert (
+        server.post("/api/counters/1/commands", json={"v": 1, "id": "n1", "action": "next", "current": ""}).status_code
+        == 200
+    )
     r = server.post("/api/counters/1/commands", json={"v": 1, "id": "r5", "action": "rate", "rating": 5})
     assert r.status_code == 403 and "rating buttons" in r.json()["detail"]
     assert events(server.database, kinds=("rating",)) == []

@@ -83,7 +83,9 @@ def test_retained_state_shows_truth_to_a_late_subscriber(server, peer, broker):
     command(peer, "1", "c1", "next")
     late = Peer(broker.port)
     try:
-        late.subscribe(f"{BASE}/counter/1/state", f"{BASE}/zone/hall/board", f"{BASE}/services", f"{BASE}/server/availability")
+        late.subscribe(
+            f"{BASE}/counter/1/state", f"{BASE}/zone/hall/board", f"{BASE}/services", f"{BASE}/server/availability"
+        )
         state = wait_for(lambda: late.latest(f"{BASE}/counter/1/state"), what="retained counter state")
         assert state["status"] == "open" and state["ticket"]["number"] == "A001"
         assert state["waiting"] == {"rej": 0, "pj": 1}
@@ -112,8 +114,15 @@ def test_malformed_payloads_get_error_replies_and_change_nothing(server, peer):
     for payload in bad:
         peer.publish(f"{BASE}/counter/1/command", payload)
         codes.append(peer.expect(f"{BASE}/counter/1/reply")["error"]["code"])
-    assert codes == ["invalid_request", "invalid_request", "invalid_request", "unsupported_version",
-                     "invalid_request", "invalid_request", "invalid_request"]
+    assert codes == [
+        "invalid_request",
+        "invalid_request",
+        "invalid_request",
+        "unsupported_version",
+        "invalid_request",
+        "invalid_request",
+        "invalid_request",
+    ]
     peer.publish(f"{BASE}/counter/1/bogus", b"{}")
     err = peer.expect(f"{BASE}/server/errors")
     assert err["error"]["code"] == "unknown_topic" and err["topic"] == f"{BASE}/counter/1/bogus"
@@ -132,9 +141,11 @@ def test_response_topic_outside_the_kiosks_own_tree_is_not_used(server, peer):
 
     peer.subscribe(f"{BASE}/zone/hall/call", f"{BASE}/kiosk/k1/response")
     peer.client.publish(
-        f"{BASE}/kiosk/k1/request", '{"v": 1, "id": "evil", "service": "rej"}', qos=1,
+        f"{BASE}/kiosk/k1/request",
+        '{"v": 1, "id": "evil", "service": "rej"}',
+        qos=1,
         properties=response_properties(f"{BASE}/zone/hall/call", b"x"),
-    ).wait_for_publish(5)  # fmt: skip
+    ).wait_for_publish(5)
     answer = peer.expect(f"{BASE}/kiosk/k1/response")
     assert answer["id"] == "evil" and answer["ticket"]["number"] == "A001"
     assert not any(topic == f"{BASE}/zone/hall/call" for topic, _p, _r in peer.seen)
@@ -239,13 +250,19 @@ def test_a_ticket_request_read_after_its_deadline_issues_no_ticket(server, peer)
 
     peer.subscribe(f"{BASE}/kiosk/k1/response/#")
     past = (datetime.now(UTC) - timedelta(seconds=3)).isoformat()
-    late = peer.request(f"{BASE}/kiosk/k1/request", {"v": 1, "id": "late-1", "service": "rej", "expires_at": past},
-                        response_topic=f"{BASE}/kiosk/k1/response/late-1")  # fmt: skip
+    late = peer.request(
+        f"{BASE}/kiosk/k1/request",
+        {"v": 1, "id": "late-1", "service": "rej", "expires_at": past},
+        response_topic=f"{BASE}/kiosk/k1/response/late-1",
+    )
     assert not late["ok"] and late["error"]["code"] == "expired"
     assert next(q for q in server.get("/api/queues").json() if q["service"] == "rej")["waiting"] == 0
     soon = (datetime.now(UTC) + timedelta(seconds=30)).isoformat()
-    ok = peer.request(f"{BASE}/kiosk/k1/request", {"v": 1, "id": "ok-1", "service": "rej", "expires_at": soon},
-                      response_topic=f"{BASE}/kiosk/k1/response/ok-1")  # fmt: skip
+    ok = peer.request(
+        f"{BASE}/kiosk/k1/request",
+        {"v": 1, "id": "ok-1", "service": "rej", "expires_at": soon},
+        response_topic=f"{BASE}/kiosk/k1/response/ok-1",
+    )
     assert ok["ok"] and ok["ticket"]["number"] == "A001"  # the late request used no number either
 
 

@@ -30,8 +30,21 @@ def test_simulated_days_follow_office_hours_and_the_engine_rules(tmp_path):
         assert h is not None and h.opens <= local.time() < h.closes, (service, local)
         assert local.date().isoformat() == day
     kinds = dict(conn.execute("SELECT kind, count(*) FROM events GROUP BY kind").fetchall())
-    for kind in ("issue", "call", "recall", "start", "finish", "no_show", "transfer", "rating", "counter_open",
-                 "counter_pause", "counter_close", "sign_in", "sign_out"):  # fmt: skip
+    for kind in (
+        "issue",
+        "call",
+        "recall",
+        "start",
+        "finish",
+        "no_show",
+        "transfer",
+        "rating",
+        "counter_open",
+        "counter_pause",
+        "counter_close",
+        "sign_in",
+        "sign_out",
+    ):
         assert kinds.get(kind, 0) > 0, kind
     assert kinds["issue"] == result.tickets
     assert sum(kinds.values()) == result.events
@@ -40,9 +53,11 @@ def test_simulated_days_follow_office_hours_and_the_engine_rules(tmp_path):
     assert status["finished"] > 0.85 * result.tickets
     assert 0 < status["no_show"] < 0.12 * result.tickets
     pasz, odb = (
-        conn.execute("SELECT avg(finished_at - started_at) FROM tickets WHERE status='finished' AND service=?", (s,)).fetchone()[0]
+        conn.execute(
+            "SELECT avg(finished_at - started_at) FROM tickets WHERE status='finished' AND service=?", (s,)
+        ).fetchone()[0]
         for s in ("pasz", "odb")
-    )  # fmt: skip
+    )
     assert pasz > 2 * odb
     # the Monday is busier than the Friday, and the peak is in the morning
     per_day = dict(conn.execute("SELECT day, count(*) FROM tickets GROUP BY day").fetchall())
@@ -67,17 +82,26 @@ def test_cli_measures_printed_and_naive_estimate_errors(tmp_path):
     db = tmp_path / "sim.db"
     out = subprocess.run(
         [sys.executable, "-m", "server.simulate", "--database", str(db), "--start", "2026-10-13", "--days", "1"],
-        capture_output=True, text=True, cwd=ROOT, timeout=120,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     assert "printed" in out.stdout and "naive" in out.stdout and "min" in out.stdout
     again = subprocess.run(
         [sys.executable, "-m", "server.simulate", "--database", str(db), "--start", "2026-10-12", "--days", "1"],
-        capture_output=True, text=True, cwd=ROOT, timeout=120,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
     assert again.returncode == 2 and "already holds data" in again.stderr
     bad = subprocess.run(
         [sys.executable, "-m", "server.simulate", "--database", str(tmp_path / "x.db"), "--start", "13.10.2026"],
-        capture_output=True, text=True, cwd=ROOT, timeout=60,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+    )
     assert bad.returncode == 2 and "numerek-simulate:" in bad.stderr

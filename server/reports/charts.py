@@ -23,8 +23,15 @@ from server.reports.i18n import labels  # noqa: E402
 
 CHARTS = ("heatmap", "daily", "wait", "utilisation", "ratings")
 BLUE, ORANGE, GREY, RED = "#1f5fa8", "#e08a1e", "#9aa3ad", "#c0392b"
-plt.rcParams.update({"font.family": "DejaVu Sans", "font.size": 9, "svg.fonttype": "none", "axes.spines.top": False,
-                     "axes.spines.right": False})  # fmt: skip
+plt.rcParams.update(
+    {
+        "font.family": "DejaVu Sans",
+        "font.size": 9,
+        "svg.fonttype": "none",
+        "axes.spines.top": False,
+        "axes.spines.right": False,
+    }
+)
 
 
 def _empty(ax, text: str) -> None:
@@ -51,7 +58,9 @@ def figure(name: str, s: dict[str, Any], lang: str) -> Figure:
         for y, row in enumerate(data):
             for x, v in enumerate(row):
                 if v:
-                    ax.text(x, y, str(v), ha="center", va="center", fontsize=7, color="white" if v > big * 0.6 else "black")
+                    ax.text(
+                        x, y, str(v), ha="center", va="center", fontsize=7, color="white" if v > big * 0.6 else "black"
+                    )
         fig.colorbar(im, ax=ax, shrink=0.8)
         ax.set_title(L["heatmap"])
     elif name == "daily":
@@ -70,8 +79,14 @@ def figure(name: str, s: dict[str, Any], lang: str) -> Figure:
             step = max(1, len(days) // 15)
             ax.set_xticks(list(x)[::step], [d.strftime("%d.%m") for d in days][::step], rotation=45)
             ax2 = ax.twinx()
-            ax2.plot(list(x), [(r["wait_mean_s"] or 0) / 60 for r in rows], color=ORANGE, marker="o", ms=3,
-                     label=f"{L['wait']} ({L['mean']}, {L['min']})")  # fmt: skip
+            ax2.plot(
+                list(x),
+                [(r["wait_mean_s"] or 0) / 60 for r in rows],
+                color=ORANGE,
+                marker="o",
+                ms=3,
+                label=f"{L['wait']} ({L['mean']}, {L['min']})",
+            )
             ax2.set_ylabel(f"{L['wait']} [{L['min']}]")
             ax2.spines["top"].set_visible(False)
             h1, l1 = ax.get_legend_handles_labels()
@@ -85,11 +100,18 @@ def figure(name: str, s: dict[str, Any], lang: str) -> Figure:
         else:
             names = [r["name"].get(lang, r["service"]) for r in rows]
             y = range(len(rows))
-            ax.barh([i + 0.2 for i in y], [r["wait"]["median_s"] / 60 for r in rows], 0.4, color=BLUE, label=L["median"])
+            ax.barh(
+                [i + 0.2 for i in y], [r["wait"]["median_s"] / 60 for r in rows], 0.4, color=BLUE, label=L["median"]
+            )
             ax.barh([i - 0.2 for i in y], [r["wait"]["p90_s"] / 60 for r in rows], 0.4, color=ORANGE, label=L["p90"])
             for i, r in enumerate(rows):
-                ax.plot([r["target_wait_s"] / 60] * 2, [i - 0.45, i + 0.45], color=RED, lw=2,
-                        label=L["target"] if i == 0 else None)  # fmt: skip
+                ax.plot(
+                    [r["target_wait_s"] / 60] * 2,
+                    [i - 0.45, i + 0.45],
+                    color=RED,
+                    lw=2,
+                    label=L["target"] if i == 0 else None,
+                )
             ax.set_yticks(list(y), names)
             ax.invert_yaxis()
             ax.set_xlabel(L["min"])
@@ -102,8 +124,12 @@ def figure(name: str, s: dict[str, Any], lang: str) -> Figure:
         else:
             few = len(rows) <= 20  # a big office: short labels, no figures on the bars (text is slow to draw)
             ax.bar(range(len(rows)), [r["utilisation"] * 100 for r in rows], color=BLUE)
-            ax.set_xticks(range(len(rows)), [r["name"] if few else r["counter"] for r in rows],
-                          rotation=30 if few else 90, fontsize=9 if few else 6)  # fmt: skip
+            ax.set_xticks(
+                range(len(rows)),
+                [r["name"] if few else r["counter"] for r in rows],
+                rotation=30 if few else 90,
+                fontsize=9 if few else 6,
+            )
             ax.set_ylim(0, 100)
             ax.set_ylabel("%")
             for i, r in enumerate(rows if few else ()):
@@ -144,8 +170,9 @@ def _table_page(pdf: PdfPages, title: str, header: list[str], rows: list[list[st
 
         wrapped = ["\n".join(textwrap.wrap(str(h), 14)) for h in header]
         widths = [0.2] + [0.8 / (len(header) - 1)] * (len(header) - 1)
-        t = ax.table(cellText=rows, colLabels=wrapped, colWidths=widths, loc="upper left", cellLoc="right",
-                     colLoc="center")  # fmt: skip
+        t = ax.table(
+            cellText=rows, colLabels=wrapped, colWidths=widths, loc="upper left", cellLoc="right", colLoc="center"
+        )
         t.auto_set_font_size(False)
         t.set_fontsize(8)
         t.scale(1, 1.4)
@@ -165,8 +192,12 @@ def monthly_pdf(s: dict[str, Any], lang: str, month_label: str) -> bytes:
         t = s["totals"]
         fig = Figure(figsize=(11.69, 8.27))
         fig.text(0.05, 0.93, f"{s['office']}", fontsize=16, weight="bold")
-        fig.text(0.05, 0.89, f"{L['month_summary']}: {month_label}  ({s['filters']['from']} – {s['filters']['to']})",
-                 fontsize=12)  # fmt: skip
+        fig.text(
+            0.05,
+            0.89,
+            f"{L['month_summary']}: {month_label}  ({s['filters']['from']} – {s['filters']['to']})",
+            fontsize=12,
+        )
         w, st = t["wait"], t["service_time"]
         share = w["within_target_share"]
         lines = [
@@ -201,22 +232,65 @@ def monthly_pdf(s: dict[str, Any], lang: str, month_label: str) -> bytes:
         page.subplots_adjust(0.02, 0.02, 0.98, 0.98, 0.05, 0.05)
         pdf.savefig(page)
         _table_page(
-            pdf, L["by_service"],
-            [L["service"], L["issued"], L["served"], L["no_show"], f"{L['wait']} {L['mean']}", L["median"], L["p90"],
-             L["within_target"], f"{L['service_time']} {L['mean']}", L["rating"]],
-            [[r["name"].get(lang, r["service"]), r["issued"], r["served"], r["no_show"], _fmt_min(r["wait"]["mean_s"]),
-              _fmt_min(r["wait"]["median_s"]), _fmt_min(r["wait"]["p90_s"]),
-              "—" if r["wait"]["within_target_share"] is None else f"{r['wait']['within_target_share'] * 100:.1f}%",
-              _fmt_min(r["service_time"]["mean_s"]), r["rating"]["mean"] or "—"] for r in s["by_service"]],
-        )  # fmt: skip
+            pdf,
+            L["by_service"],
+            [
+                L["service"],
+                L["issued"],
+                L["served"],
+                L["no_show"],
+                f"{L['wait']} {L['mean']}",
+                L["median"],
+                L["p90"],
+                L["within_target"],
+                f"{L['service_time']} {L['mean']}",
+                L["rating"],
+            ],
+            [
+                [
+                    r["name"].get(lang, r["service"]),
+                    r["issued"],
+                    r["served"],
+                    r["no_show"],
+                    _fmt_min(r["wait"]["mean_s"]),
+                    _fmt_min(r["wait"]["median_s"]),
+                    _fmt_min(r["wait"]["p90_s"]),
+                    "—"
+                    if r["wait"]["within_target_share"] is None
+                    else f"{r['wait']['within_target_share'] * 100:.1f}%",
+                    _fmt_min(r["service_time"]["mean_s"]),
+                    r["rating"]["mean"] or "—",
+                ]
+                for r in s["by_service"]
+            ],
+        )
         for key, title in (("by_counter", L["by_counter"]), ("by_clerk", L["by_clerk"])):
             ident = "name" if key == "by_counter" else "clerk"
             _table_page(
-                pdf, title,
-                [L["counter"] if key == "by_counter" else L["clerk"], L["served"], L["no_show"], L["open_h"],
-                 L["busy_h"], L["served_per_hour"], L["utilisation"], L["rating"]],
-                [[r[ident], r["served"], r["no_show"], r["open_h"], r["busy_h"], r["served_per_hour"] or "—",
-                  "—" if r["utilisation"] is None else f"{r['utilisation'] * 100:.0f}%", r["rating_mean"] or "—"]
-                 for r in s[key][:40]],
-            )  # fmt: skip
+                pdf,
+                title,
+                [
+                    L["counter"] if key == "by_counter" else L["clerk"],
+                    L["served"],
+                    L["no_show"],
+                    L["open_h"],
+                    L["busy_h"],
+                    L["served_per_hour"],
+                    L["utilisation"],
+                    L["rating"],
+                ],
+                [
+                    [
+                        r[ident],
+                        r["served"],
+                        r["no_show"],
+                        r["open_h"],
+                        r["busy_h"],
+                        r["served_per_hour"] or "—",
+                        "—" if r["utilisation"] is None else f"{r['utilisation'] * 100:.0f}%",
+                        r["rating_mean"] or "—",
+                    ]
+                    for r in s[key][:40]
+                ],
+            )
     return buf.getvalue()

@@ -112,8 +112,22 @@ class Part:
     o_clerk: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
     o_seconds: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
-    TICKET_COLS = ("day", "isvc", "svc", "counter", "clerk", "status", "issued", "first_call", "started",
-                   "finished", "transfers", "rating", "weekday", "hour")  # fmt: skip
+    TICKET_COLS = (
+        "day",
+        "isvc",
+        "svc",
+        "counter",
+        "clerk",
+        "status",
+        "issued",
+        "first_call",
+        "started",
+        "finished",
+        "transfers",
+        "rating",
+        "weekday",
+        "hour",
+    )
     SEG_COLS = ("s_day", "s_counter", "s_clerk", "s_svc", "s_seconds")
     OPEN_COLS = ("o_day", "o_counter", "o_clerk", "o_seconds")
 
@@ -273,9 +287,19 @@ class ReportData:
         last_activity: dict[tuple[int, int], float] = {}
         cc, kc, sc = self.counters.code, self.clerks.code, self.services.code
         # A ticket never transferred has one segment: first call -> finish or no-show, at its counter.
-        single = ((p.transfers == 0) & ((p.status == ST["finished"]) | (p.status == ST["no_show"]))
-                  & ~np.isnan(p.first_call) & ~np.isnan(p.finished))  # fmt: skip
-        seg_cols = [p.day[single], p.counter[single], p.clerk[single], p.svc[single], (p.finished - p.first_call)[single]]
+        single = (
+            (p.transfers == 0)
+            & ((p.status == ST["finished"]) | (p.status == ST["no_show"]))
+            & ~np.isnan(p.first_call)
+            & ~np.isnan(p.finished)
+        )
+        seg_cols = [
+            p.day[single],
+            p.counter[single],
+            p.clerk[single],
+            p.svc[single],
+            (p.finished - p.first_call)[single],
+        ]
         moved = [tid for r, tid in zip(rows, ids, strict=True) if r[10]]  # transferred: segments from the events
         extra: list[tuple[int, int, int, int, float]] = []
         for chunk in range(0, len(moved), 500):
@@ -306,7 +330,9 @@ class ReportData:
             order = np.lexsort((ends, key))
             key, ends = key[order], ends[order]
             last = np.r_[key[1:] != key[:-1], True]
-            last_activity = {(int(k) // 65536, int(k) % 65536): float(e) for k, e in zip(key[last], ends[last], strict=True)}
+            last_activity = {
+                (int(k) // 65536, int(k) % 65536): float(e) for k, e in zip(key[last], ends[last], strict=True)
+            }
         cond, args = ("AND day >= ? AND day < ?", [first, before]) if before else ("AND day >= ?", [first])
         events = self.conn.execute(
             f"SELECT day, at, kind, counter, clerk, data FROM events WHERE kind IN {COUNTER_KINDS} {cond} ORDER BY id",
@@ -372,8 +398,14 @@ class ReportData:
         end = date.fromisoformat(last) if last else self.now().astimezone(self.tz).date()
         return end - timedelta(days=29), end
 
-    def parse_filters(self, date_from: str | None, date_to: str | None, service: str | None = None,
-                      counter: str | None = None, clerk: str | None = None) -> Filters:  # fmt: skip
+    def parse_filters(
+        self,
+        date_from: str | None,
+        date_to: str | None,
+        service: str | None = None,
+        counter: str | None = None,
+        clerk: str | None = None,
+    ) -> Filters:
         d0, d1 = self.default_range()
         try:
             a = date.fromisoformat(date_from) if date_from else d0
@@ -431,9 +463,12 @@ class ReportData:
         m_issue = base & (p.isvc == sv) if f.service else base  # issue and wait figures: issued service
         m_out = base & (p.svc == sv) if f.service else base  # outcome figures: the service that served
         targets = np.array(
-            [(self.config.service(s).target_wait_min * 60 if self.config.service(s) else np.inf)  # type: ignore[union-attr]
-             for s in self.services.names] or [0.0]
-        )  # fmt: skip
+            [
+                (self.config.service(s).target_wait_min * 60 if self.config.service(s) else np.inf)  # type: ignore[union-attr]
+                for s in self.services.names
+            ]
+            or [0.0]
+        )
         called = m_issue & ~np.isnan(p.first_call)
         wait = p.first_call - p.issued
         finished = m_out & (p.status == ST["finished"])
@@ -453,12 +488,18 @@ class ReportData:
                 "no_show": int((mo & (p.status == ST["no_show"])).sum()),
                 "transferred": int((mi & (p.transfers > 0)).sum()),
                 "not_called": int((mi & (p.status == ST["cancelled"]) & np.isnan(p.first_call)).sum()),
-                "wait": {**_stats(w), "within_target": within,
-                         "within_target_share": _r(within / len(w), 4) if len(w) else None},
+                "wait": {
+                    **_stats(w),
+                    "within_target": within,
+                    "within_target_share": _r(within / len(w), 4) if len(w) else None,
+                },
                 "service_time": _stats(service_s[fin & ~np.isnan(service_s)], with_max=False),
-                "rating": {"n": int(len(ratings)), "mean": _r(ratings.mean(), 2) if len(ratings) else None,
-                           "counts": {str(k): int((ratings == k).sum()) for k in range(1, 6)}},
-            }  # fmt: skip
+                "rating": {
+                    "n": int(len(ratings)),
+                    "mean": _r(ratings.mean(), 2) if len(ratings) else None,
+                    "counts": {str(k): int((ratings == k).sum()) for k in range(1, 6)},
+                },
+            }
 
         totals = block(m_issue, m_out)
         by_service = []
@@ -467,7 +508,9 @@ class ReportData:
                 continue
             code = self.services.get(s.id)
             row = block(base & (p.isvc == code), base & (p.svc == code))
-            by_service.append({"service": s.id, "name": s.name.as_dict(), "target_wait_s": s.target_wait_min * 60, **row})
+            by_service.append(
+                {"service": s.id, "name": s.name.as_dict(), "target_wait_s": s.target_wait_min * 60, **row}
+            )
 
         # per counter and per clerk: served, open hours, busy hours, utilisation, rating
         seg = np.ones(len(p.s_day), bool)
@@ -499,21 +542,31 @@ class ReportData:
                 if not (served[c] or no_show[c] or opened[c] or busy[c]):
                     continue
                 open_h = opened[c] / 3600
-                out.append({
-                    "served": int(served[c]), "no_show": int(no_show[c]),
-                    "open_h": _r(open_h, 2), "busy_h": _r(busy[c] / 3600, 2),
-                    "served_per_hour": _r(served[c] / open_h, 2) if open_h > 0 else None,
-                    "utilisation": _r(min(busy[c] / opened[c], 1.0), 4) if opened[c] > 0 else None,
-                    "rating_n": int(r_n[c]), "rating_mean": _r(r_sum[c] / r_n[c], 2) if r_n[c] else None,
-                    "_id": name,
-                })  # fmt: skip
+                out.append(
+                    {
+                        "served": int(served[c]),
+                        "no_show": int(no_show[c]),
+                        "open_h": _r(open_h, 2),
+                        "busy_h": _r(busy[c] / 3600, 2),
+                        "served_per_hour": _r(served[c] / open_h, 2) if open_h > 0 else None,
+                        "utilisation": _r(min(busy[c] / opened[c], 1.0), 4) if opened[c] > 0 else None,
+                        "rating_n": int(r_n[c]),
+                        "rating_mean": _r(r_sum[c] / r_n[c], 2) if r_n[c] else None,
+                        "_id": name,
+                    }
+                )
             return out
 
         by_counter = [
             {"counter": r["_id"], "name": self.config.counter(r.pop("_id")).name, **r}  # type: ignore[union-attr]
-            for r in per(self.counters, p.counter, p.s_counter, p.o_counter,
-                         [c.id for c in self.config.counters if not f.counter or c.id == f.counter])
-        ]  # fmt: skip
+            for r in per(
+                self.counters,
+                p.counter,
+                p.s_counter,
+                p.o_counter,
+                [c.id for c in self.config.counters if not f.counter or c.id == f.counter],
+            )
+        ]
         by_clerk = [
             {"clerk": r.pop("_id"), **r}
             for r in per(self.clerks, p.clerk, p.s_clerk, p.o_clerk, sorted(self.clerks.names))
@@ -535,12 +588,16 @@ class ReportData:
             within_mask[called] = wait[called] <= targets[p.isvc[called]]
             within_d = np.bincount(days[within_mask] - first, minlength=span)
             for i in np.nonzero(issued_d + served_d)[0]:
-                by_day.append({
-                    "day": date.fromordinal(first + int(i)).isoformat(), "issued": int(issued_d[i]),
-                    "served": int(served_d[i]), "no_show": int(noshow_d[i]),
-                    "wait_mean_s": _r(wsum_d[i] / called_d[i]) if called_d[i] else None,
-                    "within_target_share": _r(within_d[i] / called_d[i], 4) if called_d[i] else None,
-                })  # fmt: skip
+                by_day.append(
+                    {
+                        "day": date.fromordinal(first + int(i)).isoformat(),
+                        "issued": int(issued_d[i]),
+                        "served": int(served_d[i]),
+                        "no_show": int(noshow_d[i]),
+                        "wait_mean_s": _r(wsum_d[i] / called_d[i]) if called_d[i] else None,
+                        "within_target_share": _r(within_d[i] / called_d[i], 4) if called_d[i] else None,
+                    }
+                )
 
         heat = np.zeros((7, 24), int)
         if n:
@@ -559,9 +616,26 @@ class ReportData:
 
     # ------------------------------------------------------------------ raw tickets
 
-    RAW_COLUMNS = ("day", "number", "issued_service", "service", "priority", "status", "issued_at",
-                   "first_called_at", "started_at", "finished_at", "wait_s", "service_s", "counter", "clerk",
-                   "recalls", "transfers", "estimated_wait_s", "rating")  # fmt: skip
+    RAW_COLUMNS = (
+        "day",
+        "number",
+        "issued_service",
+        "service",
+        "priority",
+        "status",
+        "issued_at",
+        "first_called_at",
+        "started_at",
+        "finished_at",
+        "wait_s",
+        "service_s",
+        "counter",
+        "clerk",
+        "recalls",
+        "transfers",
+        "estimated_wait_s",
+        "rating",
+    )
 
     def raw_tickets(self, f: Filters):
         """Rows of the raw-ticket export (no token, nothing about the client), local times."""
@@ -592,10 +666,25 @@ class ReportData:
                 wait = r[7] - r[6] if r[7] is not None else None
                 serv = r[9] - r[8] if r[5] == "finished" and r[8] is not None and r[9] is not None else None
                 yield (
-                    r[0], r[1], r[2], r[3], bool(r[4]), r[5], local(r[6]), local(r[7]), local(r[8]), local(r[9]),
-                    None if wait is None else round(wait, 1), None if serv is None else round(serv, 1),
-                    r[10], r[11], r[12] or 0, r[13] or 0, r[14], r[15],
-                )  # fmt: skip
+                    r[0],
+                    r[1],
+                    r[2],
+                    r[3],
+                    bool(r[4]),
+                    r[5],
+                    local(r[6]),
+                    local(r[7]),
+                    local(r[8]),
+                    local(r[9]),
+                    None if wait is None else round(wait, 1),
+                    None if serv is None else round(serv, 1),
+                    r[10],
+                    r[11],
+                    r[12] or 0,
+                    r[13] or 0,
+                    r[14],
+                    r[15],
+                )
         finally:
             conn.close()
 

@@ -41,27 +41,50 @@ def live_status(server) -> dict[str, Any]:
         for s in e.services.values():
             waiting = [t for t in e.tickets.values() if t.service == s.id and t.status == TicketStatus.WAITING]
             longest = max((int((now - t.queued_at).total_seconds()) for t in waiting), default=0)
-            serving = sum(1 for t in e.tickets.values()
-                          if t.service == s.id and t.status in (TicketStatus.CALLED, TicketStatus.SERVING))  # fmt: skip
+            serving = sum(
+                1
+                for t in e.tickets.values()
+                if t.service == s.id and t.status in (TicketStatus.CALLED, TicketStatus.SERVING)
+            )
             open_ids = e.open_counters(s.id)
-            services.append({
-                "service": s.id, "name": s.name.as_dict(), "waiting": len(waiting), "longest_wait_s": longest,
-                "being_served": serving, "open_counters": len(open_ids), "open_counter_ids": open_ids,
-                "target_wait_s": s.target_wait_min * 60, "over_target": longest > s.target_wait_min * 60,
-            })  # fmt: skip
+            services.append(
+                {
+                    "service": s.id,
+                    "name": s.name.as_dict(),
+                    "waiting": len(waiting),
+                    "longest_wait_s": longest,
+                    "being_served": serving,
+                    "open_counters": len(open_ids),
+                    "open_counter_ids": open_ids,
+                    "target_wait_s": s.target_wait_min * 60,
+                    "over_target": longest > s.target_wait_min * 60,
+                }
+            )
         counters = [
-            {"counter": cid, "name": e.counter_config[cid].name, "status": c.status.value,
-             "current": e.tickets[c.current].number if c.current in e.tickets else None}
+            {
+                "counter": cid,
+                "name": e.counter_config[cid].name,
+                "status": c.status.value,
+                "current": e.tickets[c.current].number if c.current in e.tickets else None,
+            }
             for cid, c in e.counters.items()
-        ]  # fmt: skip
+        ]
     devices = [
-        {"device": d, "availability": v.get("availability", "unknown"), "fault": v.get("fault"),
-         "message": v.get("message", ""),
-         "alert": v.get("availability") == "offline" or v.get("fault") not in (None, "ok", "paper_low")}
+        {
+            "device": d,
+            "availability": v.get("availability", "unknown"),
+            "fault": v.get("fault"),
+            "message": v.get("message", ""),
+            "alert": v.get("availability") == "offline" or v.get("fault") not in (None, "ok", "paper_low"),
+        }
         for d, v in sorted(server.device_status().items())
-    ]  # fmt: skip
-    return {"server_time": server.local(now).isoformat(timespec="seconds"), "services": services,
-            "counters": counters, "devices": devices}  # fmt: skip
+    ]
+    return {
+        "server_time": server.local(now).isoformat(timespec="seconds"),
+        "services": services,
+        "counters": counters,
+        "devices": devices,
+    }
 
 
 def build_reports_router(server, auth: WebAuth) -> APIRouter:
@@ -100,8 +123,9 @@ def build_reports_router(server, auth: WebAuth) -> APIRouter:
 
     @r.get("/login", response_class=HTMLResponse, include_in_schema=False)
     def login_form(request: Request, next: str = "/reports", lang: str = "pl") -> HTMLResponse:  # noqa: A002
-        return TEMPLATES.TemplateResponse(request, "login.html", {"L": labels(_lang(lang)), "lang": _lang(lang),
-                                                                   "next": next, "error": False})  # fmt: skip
+        return TEMPLATES.TemplateResponse(
+            request, "login.html", {"L": labels(_lang(lang)), "lang": _lang(lang), "next": next, "error": False}
+        )
 
     @r.post("/login", include_in_schema=False)
     def login(
@@ -117,9 +141,11 @@ def build_reports_router(server, auth: WebAuth) -> APIRouter:
         if user is None or cookie is None:
             auth.failed(request)
             return TEMPLATES.TemplateResponse(
-                request, "login.html", {"L": labels(_lang(lang)), "lang": _lang(lang), "next": next, "error": True},
+                request,
+                "login.html",
+                {"L": labels(_lang(lang)), "lang": _lang(lang), "next": next, "error": True},
                 status_code=401,
-            )  # fmt: skip
+            )
         # Only back to our own pages (no open redirect); a clerk's home is the clerk panel.
         home = "/reports" if has_role(user, "manager") else "/clerk"
         target = next if next.startswith(("/reports", "/admin", "/clerk")) and "//" not in next else home
@@ -142,18 +168,33 @@ def build_reports_router(server, auth: WebAuth) -> APIRouter:
         lang = _lang(lang)
         s = data.summary(f)
         qs = query_string(f, lang)
-        return TEMPLATES.TemplateResponse(request, "dashboard.html", {
-            "L": labels(lang), "lang": lang, "s": s, "f": f, "user": user, "qs": qs,
-            "services": server.config.services, "counters": server.config.counters, "clerks": data.clerk_ids(),
-            "charts": CHARTS, "tables": exports.TABLES, "month": f.date_to.strftime("%Y-%m"),
-            "other_lang": "en" if lang == "pl" else "pl", "other_qs": query_string(f, "en" if lang == "pl" else "pl"),
-        })  # fmt: skip
+        return TEMPLATES.TemplateResponse(
+            request,
+            "dashboard.html",
+            {
+                "L": labels(lang),
+                "lang": lang,
+                "s": s,
+                "f": f,
+                "user": user,
+                "qs": qs,
+                "services": server.config.services,
+                "counters": server.config.counters,
+                "clerks": data.clerk_ids(),
+                "charts": CHARTS,
+                "tables": exports.TABLES,
+                "month": f.date_to.strftime("%Y-%m"),
+                "other_lang": "en" if lang == "pl" else "pl",
+                "other_qs": query_string(f, "en" if lang == "pl" else "pl"),
+            },
+        )
 
     @r.get("/reports/live", response_class=HTMLResponse, include_in_schema=False)
     def live_page(request: Request, user: PageUser, lang: str = "pl") -> HTMLResponse:
         lang = _lang(lang)
-        return TEMPLATES.TemplateResponse(request, "live.html", {"L": labels(lang), "lang": lang, "user": user,
-                                                                 "live": live_status(server)})  # fmt: skip
+        return TEMPLATES.TemplateResponse(
+            request, "live.html", {"L": labels(lang), "lang": lang, "user": user, "live": live_status(server)}
+        )
 
     # ------------------------------------------------------------------ JSON API
 
@@ -175,8 +216,11 @@ def build_reports_router(server, auth: WebAuth) -> APIRouter:
             raise HTTPException(404, f"no chart {name!r}; charts: {', '.join(CHARTS)}")
         from server.reports import charts  # matplotlib: imported on first use, not at server start
 
-        return Response(charts.svg(name, data.summary(f), _lang(lang)), media_type="image/svg+xml",
-                        headers={"Cache-Control": "private, max-age=30"})  # fmt: skip
+        return Response(
+            charts.svg(name, data.summary(f), _lang(lang)),
+            media_type="image/svg+xml",
+            headers={"Cache-Control": "private, max-age=30"},
+        )
 
     def _filename(f: Filters, name: str, ext: str) -> dict[str, str]:
         return {"Content-Disposition": f'attachment; filename="numerek-{name}-{f.date_from}-{f.date_to}.{ext}"'}
@@ -197,14 +241,20 @@ def build_reports_router(server, auth: WebAuth) -> APIRouter:
                 sheets.append((n, *exports.table(n, data.summary(f))))
         if fmt == "csv":
             _, header, rows = sheets[0]
-            return StreamingResponse(exports.csv_stream(header, rows), media_type="text/csv; charset=utf-8",
-                                     headers=_filename(f, name, "csv"))  # fmt: skip
+            return StreamingResponse(
+                exports.csv_stream(header, rows),
+                media_type="text/csv; charset=utf-8",
+                headers=_filename(f, name, "csv"),
+            )
         try:
             body = exports.xlsx(sheets)
         except OverflowError as exc:
             raise HTTPException(413, str(exc)) from None
-        return Response(body, headers=_filename(f, name, "xlsx"),
-                        media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")  # fmt: skip
+        return Response(
+            body,
+            headers=_filename(f, name, "xlsx"),
+            media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        )
 
     @r.get("/reports/monthly.pdf")
     def monthly(user: ApiUser, month: Annotated[str | None, Query(max_length=7)] = None, lang: str = "pl") -> Response:
@@ -223,8 +273,11 @@ def build_reports_router(server, auth: WebAuth) -> APIRouter:
         from server.reports import charts
 
         body = charts.monthly_pdf(data.summary(f), lang, first.strftime("%m/%Y"))
-        return Response(body, media_type="application/pdf",
-                        headers={"Content-Disposition": f'inline; filename="numerek-{first:%Y-%m}.pdf"'})  # fmt: skip
+        return Response(
+            body,
+            media_type="application/pdf",
+            headers={"Content-Disposition": f'inline; filename="numerek-{first:%Y-%m}.pdf"'},
+        )
 
     r.report_data = data  # type: ignore[attr-defined]  # for tests and the bench
     return r
@@ -240,6 +293,3 @@ def mount(app, server) -> None:
     router = build_reports_router(server, app.state.web_auth)
     app.state.report_data = router.report_data  # type: ignore[attr-defined]
     app.include_router(router)
-
-
-
