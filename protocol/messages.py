@@ -82,6 +82,8 @@ class ErrorCode(StrEnum):
     STALE = "stale"  # the command was about a ticket that is no longer current
     EXPIRED = "expired"  # the command's expires_at had passed / a rating came too long after the service
     TOO_SOON = "too_soon"  # a recall while the previous call of the ticket is still being announced
+    RATE_LIMITED = "rate_limited"  # a device asked faster than a person can (e.g. tickets from one kiosk)
+    UNAVAILABLE = "unavailable"  # the server cannot save right now (disk full, damaged file): nothing was done
     INTERNAL = "internal"
 
 

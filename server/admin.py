@@ -14,9 +14,10 @@ Why it works this way:
   no override and no audit row.
 * Every change that is kept adds one row per field to the append-only ``admin_changes``
   table: when (server time), who (login name), what, old value, new value (JSON).
-* The engine belongs to the worker thread, so the change is made under ``server.lock`` (the
-  worker holds it while processing a batch), then a ``republish`` job makes the worker
-  publish every retained counter state, board and the services list with the new values.
+* The engine belongs to the worker thread, so the change is a job on the worker's inbox
+  (``Office.change_config``): the worker validates it (:func:`plan_change`), applies it,
+  writes the override and its audit row in its own transaction, and then publishes every
+  retained counter state, board and the services list with the new values.
 
 Access: a signed-in ``admin`` (the session cookie of ``/login``, server/auth.py); a manager
 gets 403, nobody signed in is sent to the login page (pages) or gets 401 (JSON).
@@ -30,15 +31,15 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
-from starlette.concurrency import run_in_threadpool
 
 from server.auth import User
 from server.config import WEEKDAYS, SiteConfig
-from server.service import Job, NumerekServer
+from server.office import Office
+from server.store import ConfigChange
 from server.web_auth import WebAuth
 
 log = logging.getLogger(__name__)
@@ -135,16 +136,8 @@ def with_changes(cfg: SiteConfig, target: str, values: dict[str, Any]) -> SiteCo
             row.update(values)
     ids = {"services": [s["id"] for s in services], "counters": [c["id"] for c in counters]}
     try:
-        return SiteConfig.model_validate(
-            {
-                "office": cfg.office,
-                "mqtt": cfg.mqtt,
-                "http": cfg.http,
-                "storage": cfg.storage,
-                "services": services,
-                "counters": counters,
-            }
-        )
+        sections = {name: getattr(cfg, name) for name in SiteConfig.model_fields}
+        return SiteConfig.model_validate({**sections, "services": services, "counters": counters})
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
@@ -156,10 +149,6 @@ def with_changes(cfg: SiteConfig, target: str, values: dict[str, Any]) -> SiteCo
                 where = f"{target} {', '.join(changed)}"
             problems.append(f"{where}: {_message(err)}")
         raise AdminError(problems) from None
-
-
-def stored_overrides(conn) -> list[tuple[str, str, Any]]:
-    return [(t, f, json.loads(v)) for t, f, v in conn.execute("SELECT target, field, value FROM config_overrides")]
 
 
 def apply_overrides(cfg: SiteConfig, overrides: list[tuple[str, str, Any]]) -> SiteConfig:
@@ -176,83 +165,64 @@ def apply_overrides(cfg: SiteConfig, overrides: list[tuple[str, str, Any]]) -> S
     return cfg
 
 
-def change(server: NumerekServer, user: str, target: str, values: dict[str, Any]) -> list[dict[str, Any]]:
-    """Validate, store (override + audit), apply to the running engine and republish.
+def plan_change(
+    cfg: SiteConfig, target: str, values: dict[str, Any], user: str, at: float
+) -> tuple[SiteConfig, list[ConfigChange]]:
+    """The config after an admin's edit and the rows to write for it (the worker writes them).
+
+    Raises AdminError, changing nothing, when the result would not be a valid office. An
+    edit that sets every field to what it already is gives no rows: nothing to log.
+    """
+    new = with_changes(cfg, target, values)
+    changes = []
+    for f in values:
+        before, after = field_value(cfg, target, f), field_value(new, target, f)
+        if before != after:
+            old_json, new_json = json.dumps(before, ensure_ascii=False), json.dumps(after, ensure_ascii=False)
+            changes.append(ConfigChange(target=target, field=f, old=old_json, new=new_json, user=user, at=at))
+    return (new if changes else cfg), changes
+
+
+ADMIN_TIMEOUT_S = 10.0
+
+
+async def change(office: Office, user: str, target: str, values: dict[str, Any]) -> list[dict[str, Any]]:
+    """Validate, store (override + audit), apply to the running engine and republish (by the worker).
 
     Returns the audit rows written (empty if nothing actually differed). Raises AdminError
     with nothing changed when the result would not be a valid office.
     """
-    with server.lock:
-        old = server.engine.config
-        new = with_changes(old, target, values)
-        diffs = [(f, field_value(old, target, f), field_value(new, target, f)) for f in values]
-        diffs = [d for d in diffs if d[1] != d[2]]
-        if not diffs:
-            return []
-        at = server.engine.now().timestamp()
-        conn = server.store.conn
-        rows = []
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            for f, before, after in diffs:
-                conn.execute(
-                    "INSERT INTO config_overrides (target, field, value) VALUES (?, ?, ?) "
-                    "ON CONFLICT(target, field) DO UPDATE SET value = excluded.value",
-                    (target, f, json.dumps(after, ensure_ascii=False)),
-                )
-                cur = conn.execute(
-                    "INSERT INTO admin_changes (at, user, target, field, old, new) VALUES (?, ?, ?, ?, ?, ?)",
-                    (
-                        at,
-                        user,
-                        target,
-                        f,
-                        json.dumps(before, ensure_ascii=False),
-                        json.dumps(after, ensure_ascii=False),
-                    ),
-                )
-                rows.append(
-                    {
-                        "id": cur.lastrowid,
-                        "at": at,
-                        "user": user,
-                        "target": target,
-                        "field": f,
-                        "old": before,
-                        "new": after,
-                    }
-                )
-            server.engine.apply_config(new)
-            conn.execute("COMMIT")
-        except ValueError as exc:
-            conn.execute("ROLLBACK")
-            raise AdminError([f"{target}: {exc}"]) from None
-        except BaseException:
-            conn.execute("ROLLBACK")
-            server.engine.apply_config(old)
-            raise
-        server.config = new
-    server.inbox.put(Job("republish"))
-    return rows
-
-
-def audit_log(server: NumerekServer, limit: int = 500) -> list[dict[str, Any]]:
-    """Newest first, with the time in the office's local time."""
-    with server.lock:
-        rows = server.store.conn.execute(
-            "SELECT id, at, user, target, field, old, new FROM admin_changes ORDER BY id DESC LIMIT ?", (limit,)
-        ).fetchall()
+    try:
+        changes = await office.change_config(user, target, values, ADMIN_TIMEOUT_S)
+    except (TimeoutError, RuntimeError) as exc:
+        raise HTTPException(503, f"the change could not be saved now: {exc or 'the server is busy'}") from None
     return [
         {
-            "id": i,
-            "at": datetime.fromtimestamp(at, server.tz).isoformat(timespec="seconds"),
-            "user": u,
-            "target": t,
-            "field": f,
-            "old": json.loads(o),
-            "new": json.loads(n),
+            "at": c.at,
+            "user": c.user,
+            "target": c.target,
+            "field": c.field,
+            "old": json.loads(c.old),
+            "new": json.loads(c.new),
         }
-        for i, at, u, t, f, o, n in rows
+        for c in changes
+    ]
+
+
+def audit_log(office: Office, limit: int = 500) -> list[dict[str, Any]]:
+    """Newest first, with the time in the office's local time."""
+    tz = office.config.office.tz
+    return [
+        {
+            "id": row["id"],
+            "at": datetime.fromtimestamp(row["at"], tz).isoformat(timespec="seconds"),
+            "user": row["user"],
+            "target": row["target"],
+            "field": row["field"],
+            "old": json.loads(row["old"]),
+            "new": json.loads(row["new"]),
+        }
+        for row in office.admin_changes(limit)
     ]
 
 
@@ -291,7 +261,7 @@ def _counter_form(form: dict[str, str]) -> dict[str, Any]:
     }
 
 
-def build_admin_router(server: NumerekServer, auth: WebAuth) -> APIRouter:
+def build_admin_router(office: Office, auth: WebAuth) -> APIRouter:
     r = APIRouter(tags=["admin"])
 
     def page_admin(request: Request) -> User:
@@ -305,8 +275,7 @@ def build_admin_router(server: NumerekServer, auth: WebAuth) -> APIRouter:
     ApiAdmin = Annotated[User, Depends(api_admin)]
 
     def page(request: Request, user: User, lang: str, status: int = 200, **extra: Any) -> HTMLResponse:
-        with server.lock:
-            cfg = server.engine.config
+        cfg = office.config
         forms = {f"service:{s.id}": {"hours": field_value(cfg, f"service:{s.id}", "hours")} for s in cfg.services}
         return TEMPLATES.TemplateResponse(
             request,
@@ -336,7 +305,7 @@ def build_admin_router(server: NumerekServer, auth: WebAuth) -> APIRouter:
         form = {k: str(v) for k, v in (await request.form()).items()}
         lang = _lang(form.get("lang") or request.query_params.get("lang"))
         try:
-            rows = await run_in_threadpool(change, server, user.name, target, parse(form))
+            rows = await change(office, user.name, target, parse(form))
         except AdminError as exc:
             return page(request, user, lang, 422, errors=exc.problems, error_target=target, submitted=form)
         q = urlencode({"lang": lang, "saved": target if rows else ""})
@@ -360,38 +329,24 @@ def build_admin_router(server: NumerekServer, auth: WebAuth) -> APIRouter:
                 "L": {k: v[lang] for k, v in LABELS.items()},
                 "lang": lang,
                 "user": user,
-                "rows": [{**row, "old": _show(row["old"]), "new": _show(row["new"])} for row in audit_log(server)],
+                "rows": [{**row, "old": _show(row["old"]), "new": _show(row["new"])} for row in audit_log(office)],
             },
         )
 
     @r.get("/admin/api/changes")
     def api_changes(user: ApiAdmin) -> list[dict[str, Any]]:
         """The audit log of admin changes, newest first (time in office local time)."""
-        return audit_log(server)
+        return audit_log(office)
 
     @r.post("/admin/api/{kind}/{ident}")
-    def api_change(kind: str, ident: str, values: dict[str, Any], user: ApiAdmin) -> JSONResponse:
+    async def api_change(kind: str, ident: str, values: dict[str, Any], user: ApiAdmin) -> JSONResponse:
         """Change fields of ``services/<id>`` or ``counters/<id>`` (JSON body: field -> value)."""
         if kind not in ("services", "counters"):
             raise HTTPException(404, "use /admin/api/services/<id> or /admin/api/counters/<id>")
         try:
-            rows = change(server, user.name, f"{kind[:-1]}:{ident}", values)
+            rows = await change(office, user.name, f"{kind[:-1]}:{ident}", values)
         except AdminError as exc:
             return JSONResponse({"detail": exc.problems}, status_code=422)
         return JSONResponse({"changes": rows})
 
     return r
-
-
-def mount(app: FastAPI, server: NumerekServer) -> None:
-    """Lay the stored admin changes over the file config, then add the admin routes.
-
-    Called from server.http.build_app, i.e. before the worker starts at a normal start.
-    """
-    with server.lock:
-        cfg = apply_overrides(server.engine.config, stored_overrides(server.store.conn))
-        if cfg is not server.engine.config:
-            server.engine.apply_config(cfg)
-            server.config = cfg
-    server.inbox.put(Job("republish"))
-    app.include_router(build_admin_router(server, app.state.web_auth))

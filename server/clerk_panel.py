@@ -2,8 +2,9 @@
 
 Why a page and not a second implementation: every click is a ``CounterCommand`` POSTed to
 ``/api/counters/{id}/commands``, which hands it to the worker's inbox exactly like a button
-press over MQTT (``NumerekServer.submit_counter_command``); the page reads
-``/api/counters/{id}`` for the truth. So panel and buttons produce the same events, and a
+press over MQTT (``Office.counter_command``); the page reads ``/api/counters/{id}`` for the
+truth, and its waiting list is the engine's own order (``Office.counter_queue``), the first
+line being the ticket NEXT calls. So panel and buttons produce the same events, and a
 double click is refused as ``stale`` the same way a double press is. The page is one
 Jinja2 template with its CSS and a little JavaScript inline: no CDN, it works in an office
 without internet.
@@ -28,8 +29,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from server.auth import User
-from server.domain import TicketStatus
-from server.service import NumerekServer
+from server.office import Office, WaitingEntry
 from server.web_auth import WebAuth
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
@@ -214,37 +214,8 @@ def language_context(path: str, lang: str) -> dict[str, Any]:
     return {"lang": lang, "t": TEXTS[lang], "languages": links, "lang_query": "" if lang == "pl" else f"?lang={lang}"}
 
 
-def waiting_for_counter(server: NumerekServer, counter_id: str) -> list[dict[str, Any]]:
-    """Tickets this counter may call, in the order "next" would take them first."""
-    e = server.engine
-    cfg = e.counter_config[counter_id]
-    with server.lock:
-        now = e.now()
-        first = e.pick_next(counter_id)
-        out = []
-        for t in e.tickets.values():
-            if t.status != TicketStatus.WAITING:
-                continue
-            personal = t.target_counter == counter_id
-            if not personal and (t.target_counter is not None or t.service not in cfg.services):
-                continue
-            out.append(
-                {
-                    "number": t.number,
-                    "service": t.service,
-                    "priority": t.priority,
-                    "personal": personal,
-                    "waited_s": int((now - t.queued_at).total_seconds()),
-                    "next": first is not None and t.id == first.id,
-                }
-            )
-    out.sort(key=lambda d: (not d["next"], not d["personal"], -d["waited_s"]))
-    return out
-
-
-def build_clerk_router(server: NumerekServer, auth: WebAuth) -> APIRouter:
+def build_clerk_router(office: Office, auth: WebAuth) -> APIRouter:
     r = APIRouter(tags=["clerk panel"])
-    e = server.engine
 
     def page_clerk(request: Request) -> User:
         return auth.page(request, "clerk")
@@ -253,7 +224,7 @@ def build_clerk_router(server: NumerekServer, auth: WebAuth) -> APIRouter:
         return auth.api(request, "clerk")
 
     def known(counter_id: str) -> None:
-        if counter_id not in e.counter_config:
+        if not office.has_counter(counter_id):
             raise HTTPException(404, f"no counter {counter_id!r}")
 
     @r.get("/clerk", response_class=HTMLResponse, include_in_schema=False)
@@ -263,8 +234,8 @@ def build_clerk_router(server: NumerekServer, auth: WebAuth) -> APIRouter:
             request,
             "clerk_index.html",
             {
-                "office": server.config.office.name,
-                "counters": list(e.counter_config.values()),
+                "office": office.config.office.name,
+                "counters": list(office.config.counters),
                 "user": user,
                 **language_context("/clerk", page_language(lang)),
             },
@@ -274,31 +245,31 @@ def build_clerk_router(server: NumerekServer, auth: WebAuth) -> APIRouter:
     def clerk_panel(request: Request, counter_id: str, lang: str | None = None) -> HTMLResponse:
         user = page_clerk(request)
         language = language_context(f"/clerk/{quote(counter_id, safe='')}", page_language(lang))
-        if counter_id not in e.counter_config:
+        cfg = office.config.counter(counter_id)
+        if cfg is None:
             return TEMPLATES.TemplateResponse(
                 request,
                 "clerk_index.html",
                 {
-                    "office": server.config.office.name,
-                    "counters": list(e.counter_config.values()),
+                    "office": office.config.office.name,
+                    "counters": list(office.config.counters),
                     "missing": counter_id,
                     "user": user,
                     **language,
                 },
                 status_code=404,
             )
-        cfg = e.counter_config[counter_id]
         # Service names come from the site config, which has both languages (Names.pl / Names.en).
-        names = {s.id: getattr(s.name, language["lang"]) for s in e.services.values()}
+        names = {s.id: getattr(s.name, language["lang"]) for s in office.config.services}
         return TEMPLATES.TemplateResponse(
             request,
             "clerk_panel.html",
             {
-                "office": server.config.office.name,
+                "office": office.config.office.name,
                 "counter": cfg,
                 "service_names": names,
                 "transfer_services": list(names.items()),
-                "transfer_counters": [(c.id, c.name) for c in e.counter_config.values() if c.id != counter_id],
+                "transfer_counters": [(c.id, c.name) for c in office.config.counters if c.id != counter_id],
                 "user": user,
                 "deadline_ms": int(COMMAND_TIMEOUT_S * 1000),
                 **language,
@@ -306,9 +277,9 @@ def build_clerk_router(server: NumerekServer, auth: WebAuth) -> APIRouter:
         )
 
     @r.get("/api/counters/{counter_id}/waiting", tags=["counters"], dependencies=[Depends(api_clerk)])
-    def counter_waiting(counter_id: str) -> list[dict[str, Any]]:
-        """Tickets the counter may call (the panel's list; ``next`` marks the one NEXT takes)."""
+    def counter_waiting(counter_id: str) -> list[WaitingEntry]:
+        """Tickets the counter may call, in the order NEXT takes them (``next`` marks the first)."""
         known(counter_id)
-        return waiting_for_counter(server, counter_id)
+        return office.counter_queue(counter_id)
 
     return r

@@ -143,6 +143,27 @@ class Http(_Strict):
 
 class Storage(_Strict):
     database: str = "numerek.db"
+    min_free_mb: Annotated[int, Field(ge=0)] = 200
+    """Below this much free disk space /health and the managers' live view warn, before writes fail."""
+
+
+class Limits(_Strict):
+    """How fast devices may ask (docs/configuration.md, [limits])."""
+
+    kiosk_tickets: str = "5/10 seconds;20/minute"
+    """Tickets one kiosk may request: a person needs seconds per ticket, so more is a script or a
+    stuck button, refused with ``rate_limited`` and shown on the live view ("N/period", ";"-separated)."""
+
+    @field_validator("kiosk_tickets")
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        from limits import parse_many
+
+        try:
+            parse_many(value)
+        except ValueError as exc:
+            raise ValueError(f"{value!r} is not a rate like '5/10 seconds;20/minute'") from exc
+        return value
 
 
 class SiteConfig(_Strict):
@@ -150,6 +171,7 @@ class SiteConfig(_Strict):
     mqtt: BrokerConfig = BrokerConfig()
     http: Http = Http()
     storage: Storage = Storage()
+    limits: Limits = Limits()
     services: Annotated[list[Service], Field(min_length=1)]
     counters: Annotated[list[Counter], Field(min_length=1)]
 
@@ -198,7 +220,7 @@ def parse_config(text: str, base_dir: Path | None = None) -> SiteConfig:
         raise ConfigError(_format_errors(exc)) from None
     if base_dir is not None and not Path(cfg.storage.database).is_absolute():
         db = str(base_dir / cfg.storage.database)
-        cfg = cfg.model_copy(update={"storage": Storage(database=db)})
+        cfg = cfg.model_copy(update={"storage": cfg.storage.model_copy(update={"database": db})})
     return cfg
 
 

@@ -7,7 +7,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
-from protocol.messages import CounterStatus, ErrorCode
+from protocol.messages import CounterAction, CounterStatus, ErrorCode
 
 
 class TicketStatus(StrEnum):
@@ -95,6 +95,25 @@ class Event:
     counter: str | None = None
     clerk: str | None = None
     data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Command:
+    """What a counter asks the engine to do: the domain's input, not the wire message.
+
+    The gateway builds it from a ``protocol.messages.CounterCommand`` (MQTT or the clerk
+    panel); the simulator and tests build it directly. ``current`` is what the counter
+    believes it serves: None when it does not say, "" for nobody.
+    """
+
+    action: CounterAction
+    current: str | None = None
+    ticket: str | None = None
+    target_service: str | None = None
+    target_counter: str | None = None
+    clerk: str | None = None
+    rating: int | None = None
+    expires_at: datetime | None = None
 
 
 class Refusal(Exception):

@@ -14,19 +14,23 @@ documented in docs/queueing.md.
 
 from __future__ import annotations
 
-import bisect
 import secrets
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-from protocol.messages import CounterCommand, CounterStatus, ErrorCode
+from protocol.messages import CounterAction, CounterStatus, ErrorCode
 from server.config import Office, Service, SiteConfig
-from server.domain import CounterRuntime, Event, EventKind, Refusal, Ticket, TicketStatus
+from server.domain import Command, CounterRuntime, Event, EventKind, Refusal, Ticket, TicketStatus
 from server.estimate import RecentMedianEstimator, WaitEstimator
+from server.queues import WaitingQueues
 
 Clock = Callable[[], datetime]
+
+MAX_NUMBER = 9999
+"""The highest number of a prefix in one day: numbers are the prefix and 3–4 digits
+(A001 … A9999), the form every device and the protocol accept (docs/queueing.md)."""
 
 
 def default_token() -> str:
@@ -124,25 +128,28 @@ class QueueEngine:
         # Each counter's last finished ticket, while a rating may still land on it: set when a
         # service ends, dropped when the next client's service starts (START) or a no-show happens.
         self._finished: dict[str, Ticket] = {}
-        # Waiting tickets, each list sorted by (queue time, id): one list per (service,
-        # priority class) and one per counter for tickets transferred to that counter.
-        # Why: within such a list every routing key is monotone in queue time, so NEXT only
-        # compares the heads of the counter's lists instead of scanning every ticket.
-        self._queues: dict[tuple[str, bool], list[tuple[datetime, int]]] = {}
-        self._personal: dict[str, list[tuple[datetime, int]]] = {}
-        self._reset_queues()
+        self._by_token: dict[str, int] = {}
+        # Waiting tickets in the routing rule's order (server/queues.py).
+        self.queues = WaitingQueues(self.services, self.counters)
 
     # ------------------------------------------------------------------ state in/out
 
-    def restore(self, state: Restored) -> None:
-        """Load the state a store kept; the next command then rolls the day if needed."""
+    def restore(self, state: Restored, observe: bool = True) -> None:
+        """Load the state a store kept; the next command then rolls the day if needed.
+
+        Also how the server throws away changes it could not write (a full disk): it restores
+        what is on disk again (``observe=False``: the estimator has seen those services).
+        """
+        self.pending = Changes()
+        self.counters = {c.id: CounterRuntime(c.id) for c in self.config.counters}
         self.day = state.day
         self.tickets = {t.id: t for t in state.tickets}
-        self._reset_queues()
+        self.queues = WaitingQueues(self.services, self.counters)
         for t in self.tickets.values():
             if t.status == TicketStatus.WAITING:
-                self._enqueue(t)
+                self.queues.add(t)
         self._by_number = {t.number: t.id for t in state.tickets}
+        self._by_token = {t.token: t.id for t in state.tickets}
         for c in state.counters:
             if c.id in self.counters:
                 self.counters[c.id] = c
@@ -159,8 +166,9 @@ class QueueEngine:
             for c in self.counters.values()
             if c.last_finished is not None and c.last_finished in by_id
         }
-        for service, seconds in state.service_times:
-            self.estimator.observe(service, seconds)
+        if observe:
+            for service, seconds in state.service_times:
+                self.estimator.observe(service, seconds)
 
     def take_changes(self) -> Changes:
         changes, self.pending = self.pending, Changes()
@@ -245,8 +253,9 @@ class QueueEngine:
             self.pending.services.update(self.services)
         self.day = today
         self.tickets = {}
-        self._reset_queues()
+        self.queues = WaitingQueues(self.services, self.counters)
         self._by_number = {}
+        self._by_token = {}
         self._finished = {}
         self.last_seq = {}
         self.issued = {}
@@ -282,28 +291,31 @@ class QueueEngine:
 
     def waiting_counts(self) -> dict[str, int]:
         """People waiting per service (not counting tickets sent to a specific counter)."""
-        return {s: len(self._queues[(s, False)]) + len(self._queues[(s, True)]) for s in self.services}
+        return {s: self.queues.count(s) for s in self.services}
 
-    # ------------------------------------------------------------------ waiting queues
+    def personal_waiting(self, counter_id: str) -> int:
+        """Tickets transferred to this very counter and waiting there."""
+        return self.queues.personal_count(counter_id)
 
-    def _reset_queues(self) -> None:
-        self._queues = {(s, p): [] for s in self.services for p in (False, True)}
-        self._personal = {c: [] for c in self.counters}
+    def being_served(self, service: str) -> int:
+        """Tickets of ``service`` called or in service now (each is some counter's current one)."""
+        return sum(
+            1 for c in self.counters.values() if c.current is not None and self._service_of(c.current) == service
+        )
 
-    def _queue_of(self, t: Ticket) -> list[tuple[datetime, int]]:
-        if t.target_counter is not None:
-            return self._personal[t.target_counter]
-        return self._queues[(t.service, t.priority)]
+    def _service_of(self, ticket_id: int) -> str | None:
+        t = self.tickets.get(ticket_id)
+        return t.service if t else None
 
-    def _enqueue(self, t: Ticket) -> None:
-        bisect.insort(self._queue_of(t), (t.queued_at, t.id))
+    def longest_wait_s(self, service: str) -> int:
+        """Seconds the longest-waiting ticket of ``service`` has waited (0 if nobody waits)."""
+        oldest = self.queues.oldest(service)
+        return max(0, int((self.now() - oldest).total_seconds())) if oldest else 0
 
-    def _dequeue(self, t: Ticket) -> None:
-        queue = self._queue_of(t)
-        i = bisect.bisect_left(queue, (t.queued_at, t.id))
-        if i == len(queue) or queue[i] != (t.queued_at, t.id):
-            raise AssertionError(f"{t.number} is not in its queue")  # a bug, never a user error
-        del queue[i]
+    def ticket_by_token(self, token: str) -> Ticket | None:
+        """Today's open ticket with this status-page token, or None (the store has the rest)."""
+        tid = self._by_token.get(token)
+        return self.tickets.get(tid) if tid is not None else None
 
     def current_ticket(self, counter_id: str) -> Ticket | None:
         cur = self.counters[counter_id].current
@@ -339,11 +351,55 @@ class QueueEngine:
             total += 1.0 / len(busy)
         return total
 
+    def _overdue_before(self, service: str, now: datetime) -> datetime:
+        """Tickets of ``service`` queued before this are over its target wait (routing rule 2)."""
+        return now - timedelta(minutes=self.services[service].target_wait_min)
+
     def people_ahead(self, service: str, priority: bool) -> int:
-        """Who is called before a new ticket: everyone waiting, or for a priority ticket
-        the other priority tickets (before the overdue rule of :meth:`pick_next` applies)."""
-        prio = len(self._queues[(service, True)])
-        return prio if priority else prio + len(self._queues[(service, False)])
+        """How many tickets the routing rule calls before a ticket of ``service`` taken now.
+
+        A priority ticket goes after the overdue ordinary tickets (the routing rule calls
+        those first) and the other priority tickets; an ordinary one after everybody.
+        """
+        now = self.now()
+        return self.queues.ahead_in_service(
+            service, priority, (now, self.next_ticket_id), self._overdue_before(service, now)
+        )
+
+    def people_ahead_of(self, ticket: Ticket) -> int | None:
+        """How many tickets are called before this waiting ticket, in the order NEXT takes them.
+
+        The one answer to "who is ahead" for the ticket page, the kiosk and the clerk panel
+        (server/office.py), derived from the same keys as :meth:`pick_next`. None for a
+        ticket that is not waiting.
+        """
+        if ticket.status != TicketStatus.WAITING:
+            return None
+        entry = (ticket.queued_at, ticket.id)
+        if ticket.target_counter is not None:
+            return self.queues.ahead_in_personal(ticket.target_counter, entry)
+        now = self.now()
+        return self.queues.ahead_in_service(
+            ticket.service, ticket.priority, entry, self._overdue_before(ticket.service, now)
+        )
+
+    def estimate_for(self, ticket: Ticket) -> int | None:
+        """Seconds until this waiting ticket is called (its status page), None if it is not waiting."""
+        ahead = self.people_ahead_of(ticket)
+        if ahead is None:
+            return None
+        return self.estimator.estimate(ticket.service, ahead, self.capacity(ticket.service))
+
+    def callable_by(self, counter_id: str, limit: int = 200) -> list[Ticket]:
+        """The tickets this counter may call, in the order NEXT would take them (the first is
+        :meth:`pick_next`'s). At most ``limit``: a clerk reads the top of the list."""
+        now = self.now()
+        ids = self.queues.personal_ids(counter_id)
+        personal = [self.tickets[i] for i in ids]
+        cfg = self.counter_config[counter_id]
+        others = [(pref, self.tickets[i]) for pref, s in enumerate(cfg.services) for i in self.queues.service_ids(s)]
+        others.sort(key=lambda head: self._routing_key(head, now))
+        return (personal + [t for _, t in others])[:limit]
 
     def estimate_wait(self, service: str, priority: bool = False) -> int:
         ahead = self.people_ahead(service, priority)
@@ -363,9 +419,14 @@ class QueueEngine:
         code, why = self.availability(service, now)
         if code is not None:
             raise Refusal(code, why)
+        seq = self.last_seq.get(service.prefix, 0) + 1
+        if seq > MAX_NUMBER:
+            raise Refusal(
+                ErrorCode.LIMIT_REACHED,
+                f"{service.name.en}: every number up to {service.prefix}{MAX_NUMBER} is taken today",
+            )
         ahead = self.people_ahead(service.id, priority)
         estimate = self.estimator.estimate(service.id, ahead, self.capacity(service.id))
-        seq = self.last_seq.get(service.prefix, 0) + 1
         number = f"{service.prefix}{seq:03d}"
         ticket = Ticket(
             id=self.next_ticket_id,
@@ -383,8 +444,9 @@ class QueueEngine:
         self.last_seq[service.prefix] = seq
         self.issued[service.id] = self.issued.get(service.id, 0) + 1
         self.tickets[ticket.id] = ticket
-        self._enqueue(ticket)
+        self.queues.add(ticket)
         self._by_number[number] = ticket.id
+        self._by_token[ticket.token] = ticket.id
         self._event(
             EventKind.ISSUE,
             now,
@@ -412,40 +474,45 @@ class QueueEngine:
         5. first come, first served (queue time, then issue order).
         """
         now = self.now()
-        personal = self._personal[counter_id]
-        if personal:
-            return self.tickets[personal[0][1]]
+        personal = self.queues.personal_head(counter_id)
+        if personal is not None:
+            return self.tickets[personal]
         cfg = self.counter_config[counter_id]
         heads = [
-            (preference, self.tickets[queue[0][1]])
+            (preference, self.tickets[head[1]])
             for preference, service in enumerate(cfg.services)
-            for queue in (self._queues[(service, True)], self._queues[(service, False)])
-            if queue
+            for head in (self.queues.head(service, True), self.queues.head(service, False))
+            if head is not None
         ]
         if not heads:
             return None
+        return min(heads, key=lambda head: self._routing_key(head, now))[1]
 
-        def key(head: tuple[int, Ticket]) -> tuple:
-            preference, t = head
-            target = self.services[t.service].target_wait_min * 60
-            over = (now - t.queued_at).total_seconds() - target
-            overdue = over > 0
-            return (
-                0 if overdue else 1,
-                -over if overdue else 0,
-                0 if t.priority else 1,
-                preference,
-                -self.services[t.service].priority,
-                t.queued_at,
-                t.id,
-            )
-
-        return min(heads, key=key)[1]
+    def _routing_key(self, head: tuple[int, Ticket], now: datetime) -> tuple:
+        """Rules 2-5 of :meth:`pick_next` for a ticket at the counter's ``preference`` index."""
+        preference, t = head
+        target = self.services[t.service].target_wait_min * 60
+        over = (now - t.queued_at).total_seconds() - target
+        overdue = over > 0
+        return (
+            0 if overdue else 1,
+            -over if overdue else 0,
+            0 if t.priority else 1,
+            preference,
+            -self.services[t.service].priority,
+            t.queued_at,
+            t.id,
+        )
 
     # ------------------------------------------------------------------ counter commands
 
-    def command(self, counter_id: str, cmd: CounterCommand) -> Ticket | None:
-        """Carry out a counter's command; returns the ticket it concerns (if any)."""
+    def command(self, counter_id: str, cmd: Command) -> Ticket | None:
+        """Carry out a counter's command; returns the ticket it concerns (if any).
+
+        The action's handler comes from :attr:`HANDLERS`, one method per action: to add an
+        action, add it to ``protocol.messages.CounterAction``, write its ``_cmd_*`` method and
+        list it there (docs/architecture.md walks through it).
+        """
         now = self.roll_day()
         if counter_id not in self.counters:
             raise Refusal(ErrorCode.UNKNOWN_COUNTER, f"no counter {counter_id!r}")
@@ -460,8 +527,7 @@ class QueueEngine:
                     ErrorCode.STALE,
                     f"counter {counter_id} serves {actual or 'nobody'}, not {believed or 'nobody'}",
                 )
-        handler = getattr(self, f"_cmd_{cmd.action.value}")
-        return handler(counter, current, cmd, now)
+        return self.HANDLERS[cmd.action](self, counter, current, cmd, now)
 
     def _require_current(self, current: Ticket | None, counter: CounterRuntime) -> Ticket:
         if current is None:
@@ -499,6 +565,7 @@ class QueueEngine:
         self._event(kind, now, ticket, counter=counter.id, clerk=counter.clerk)
         del self.tickets[ticket.id]
         self._by_number.pop(ticket.number, None)
+        self._by_token.pop(ticket.token, None)
 
     def _forget_finished(self, counter: CounterRuntime) -> None:
         """No rating can land on the counter's last finished ticket any more."""
@@ -509,7 +576,7 @@ class QueueEngine:
     def _call(self, counter: CounterRuntime, ticket: Ticket, now: datetime) -> Ticket:
         if counter.status != CounterStatus.OPEN:
             self._set_status(counter, CounterStatus.OPEN, now)
-        self._dequeue(ticket)
+        self.queues.remove(ticket)
         ticket.status = TicketStatus.CALLED
         ticket.counter = counter.id
         ticket.target_counter = None
@@ -627,7 +694,7 @@ class QueueEngine:
         ticket.called_at = None
         ticket.started_at = None
         ticket.transfers += 1
-        self._enqueue(ticket)
+        self.queues.add(ticket)
         counter.current = None
         self._event(
             EventKind.TRANSFER,
@@ -733,6 +800,24 @@ class QueueEngine:
 
     def _cmd_sync(self, counter, current, cmd, now) -> Ticket | None:
         return current
+
+    HANDLERS: dict[CounterAction, Callable[..., Ticket | None]] = {
+        CounterAction.NEXT: _cmd_next,
+        CounterAction.CALL: _cmd_call,
+        CounterAction.RECALL: _cmd_recall,
+        CounterAction.START: _cmd_start,
+        CounterAction.FINISH: _cmd_finish,
+        CounterAction.NO_SHOW: _cmd_no_show,
+        CounterAction.TRANSFER: _cmd_transfer,
+        CounterAction.PAUSE: _cmd_pause,
+        CounterAction.OPEN: _cmd_open,
+        CounterAction.CLOSE: _cmd_close,
+        CounterAction.SIGN_IN: _cmd_sign_in,
+        CounterAction.SIGN_OUT: _cmd_sign_out,
+        CounterAction.RATE: _cmd_rate,
+        CounterAction.SYNC: _cmd_sync,
+    }
+    """Each counter action and the method that carries it out (the only dispatch)."""
 
     # ------------------------------------------------------------------ other inputs
 

@@ -1,8 +1,9 @@
 """HTTP face of the server (FastAPI): health, services, live queues, ticket status.
 
-Reads take the engine lock briefly and answer from memory; the one write (the clerk
-panel's counter commands) goes through the worker's inbox, the same path as MQTT, so a
-click and a button press are one implementation. Errors are 4xx with a JSON ``detail``;
+Every route asks the office façade (server/office.py), never the engine or the database
+directly: reads answer from memory or from read-only connections, and the one write (the
+clerk panel's counter commands) goes through the worker's inbox, the same path as MQTT, so
+a click and a button press are one implementation. Errors are 4xx with a JSON ``detail``;
 OpenAPI docs are at /docs.
 
 Public: health, services, queues and a resident's ticket page. Everything about the
@@ -27,10 +28,10 @@ from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel
 
 from protocol.messages import CounterReply, ServiceInfo
-from server.admin import mount as mount_admin
+from server.admin import build_admin_router
 from server.auth import User, Users
 from server.clerk_panel import COMMAND_TIMEOUT_S, build_clerk_router
-from server.domain import TicketStatus
+from server.office import Office, QueueStatus, TicketStatusOut
 from server.reports import mount as mount_reports
 from server.service import NumerekServer
 from server.web_auth import WebAuth
@@ -39,71 +40,15 @@ TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 
 
 class Health(BaseModel):
-    status: str
+    status: str  # "ok", or "degraded" when the broker, the database, the disk or the worker is not right
     broker_connected: bool
-    schema_version: int
+    database: str  # "ok", or what is wrong with it (a full disk, a damaged file)
+    database_advice: str | None = None  # what the operator should do about it
+    disk_free_mb: int
+    disk_low: bool  # under [storage] min_free_mb: writes will soon fail
+    schema_version: int | None
     server_time: datetime
     office: str
-
-
-class QueueStatus(BaseModel):
-    service: str
-    name: dict[str, str]
-    waiting: int
-    being_served: int
-    open_counters: int
-    longest_wait_s: int
-    target_wait_s: int
-    over_target: bool
-
-
-class TicketStatusOut(BaseModel):
-    number: str
-    service: str
-    service_name: dict[str, str]
-    status: str
-    people_ahead: int | None
-    estimated_wait_min: int | None
-    counter: str | None
-    counter_name: str | None
-    issued_at: datetime
-    called_at: datetime | None
-
-
-def ticket_status(server: NumerekServer, token: str) -> TicketStatusOut | None:
-    e = server.engine
-    with server.lock:
-        ticket = next((t for t in e.tickets.values() if t.token == token), None)
-        if ticket is not None and ticket.status == TicketStatus.WAITING and ticket.target_counter is None:
-            ahead = sum(
-                1
-                for t in e.tickets.values()
-                if t.status == TicketStatus.WAITING
-                and t.service == ticket.service
-                and t.target_counter is None
-                and (t.priority or not ticket.priority)
-                and (t.queued_at, t.id) < (ticket.queued_at, ticket.id)
-            )
-            estimate: int | None = round(e.estimator.estimate(ticket.service, ahead, e.capacity(ticket.service)) / 60)
-        else:
-            ahead, estimate = None, None
-    if ticket is None:
-        ticket = server.store.ticket_by_token(token)
-        if ticket is None:
-            return None
-    counter = e.counter_config.get(ticket.counter or "")
-    return TicketStatusOut(
-        number=ticket.number,
-        service=ticket.service,
-        service_name=e.services[ticket.service].name.as_dict(),
-        status=ticket.status.value,
-        people_ahead=ahead,
-        estimated_wait_min=estimate,
-        counter=ticket.counter,
-        counter_name=counter.name if counter else None,
-        issued_at=server.local(ticket.issued_at),
-        called_at=server.local(ticket.called_at) if ticket.called_at else None,
-    )
 
 
 def _http_status(reply: dict[str, Any]) -> int:
@@ -119,7 +64,7 @@ def _http_status(reply: dict[str, Any]) -> int:
     return 409
 
 
-def build_router(server: NumerekServer, auth: WebAuth) -> APIRouter:
+def build_router(server: NumerekServer, office: Office, auth: WebAuth) -> APIRouter:
     r = APIRouter()
 
     def clerk(request: Request) -> User:
@@ -127,45 +72,15 @@ def build_router(server: NumerekServer, auth: WebAuth) -> APIRouter:
 
     @r.get("/health", response_model=Health, tags=["status"])
     def health() -> Health:
-        return Health(
-            status="ok" if server.online else "degraded",
-            broker_connected=server.online,
-            schema_version=server.store.schema_version(),
-            server_time=server.local(server.engine.now()),
-            office=server.config.office.name,
-        )
+        return Health(**server.health())
 
     @r.get("/api/services", response_model=list[ServiceInfo], tags=["queues"])
     def services() -> list[ServiceInfo]:
-        with server.lock:
-            return server.services_message().services
+        return office.services()
 
     @r.get("/api/queues", response_model=list[QueueStatus], tags=["queues"])
     def queues() -> list[QueueStatus]:
-        e = server.engine
-        with server.lock:
-            now = e.now()
-            out = []
-            for s in e.services.values():
-                waiting = [t for t in e.tickets.values() if t.service == s.id and t.status == TicketStatus.WAITING]
-                longest = max((int((now - t.queued_at).total_seconds()) for t in waiting), default=0)
-                out.append(
-                    QueueStatus(
-                        service=s.id,
-                        name=s.name.as_dict(),
-                        waiting=len(waiting),
-                        being_served=sum(
-                            1
-                            for t in e.tickets.values()
-                            if t.service == s.id and t.status in (TicketStatus.CALLED, TicketStatus.SERVING)
-                        ),
-                        open_counters=len(e.open_counters(s.id)),
-                        longest_wait_s=longest,
-                        target_wait_s=s.target_wait_min * 60,
-                        over_target=longest > s.target_wait_min * 60,
-                    )
-                )
-            return out
+        return office.queues()
 
     @r.get("/api/devices", tags=["status"], dependencies=[Depends(clerk)])
     def devices() -> dict[str, dict[str, str]]:
@@ -173,19 +88,19 @@ def build_router(server: NumerekServer, auth: WebAuth) -> APIRouter:
 
     @r.get("/api/tickets/{token}", response_model=TicketStatusOut, tags=["tickets"])
     def ticket(token: str) -> TicketStatusOut:
-        found = ticket_status(server, token) if len(token) <= 64 else None
+        found = office.ticket_status(token) if len(token) <= 64 else None
         if found is None:
             raise HTTPException(404, "no ticket with this token")
         return found
 
     @r.get("/t/{token}", response_class=HTMLResponse, tags=["tickets"], include_in_schema=False)
     def ticket_page(request: Request, token: str, lang: str = "pl") -> HTMLResponse:
-        found = ticket_status(server, token) if len(token) <= 64 else None
+        found = office.ticket_status(token) if len(token) <= 64 else None
         lang = lang if lang in ("pl", "en", "uk") else "pl"
         return TEMPLATES.TemplateResponse(
             request,
             "ticket.html",
-            {"t": found, "lang": lang, "office": server.config.office.name, "token": token},
+            {"t": found, "lang": lang, "office": office.config.office.name, "token": token},
             status_code=200 if found else 404,
         )
 
@@ -197,13 +112,13 @@ def build_router(server: NumerekServer, auth: WebAuth) -> APIRouter:
     )
     async def counter_command(counter_id: str, command: dict[str, Any]) -> JSONResponse:
         """Send a counter command (the clerk panel; needs a clerk login). Same body and reply as over MQTT."""
-        if counter_id not in server.engine.counters:
+        if not office.has_counter(counter_id):
             raise HTTPException(404, f"no counter {counter_id!r}")
         if command.get("action") == "rate":
             # A rating is the client's, from the rating buttons at the counter (MQTT), never the
             # clerk's own browser: a clerk login must not be able to rate its own service.
             raise HTTPException(403, "ratings come from the client's rating buttons at the counter, not over HTTP")
-        future = server.submit_counter_command(counter_id, command)
+        future = office.counter_command(counter_id, command)
         try:
             reply = await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)), COMMAND_TIMEOUT_S)
         except TimeoutError:
@@ -218,10 +133,10 @@ def build_router(server: NumerekServer, auth: WebAuth) -> APIRouter:
 
     @r.get("/api/counters/{counter_id}", tags=["counters"], dependencies=[Depends(clerk)])
     def counter_state(counter_id: str) -> dict[str, Any]:
-        if counter_id not in server.engine.counters:
+        state = office.counter_state(counter_id)
+        if state is None:
             raise HTTPException(404, f"no counter {counter_id!r}")
-        with server.lock:
-            return server.counter_state(counter_id).model_dump(mode="json")
+        return state.model_dump(mode="json")
 
     return r
 
@@ -244,15 +159,16 @@ def build_app(server: NumerekServer, manage_lifecycle: bool = True) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.numerek = server
-    app.state.web_auth = auth = WebAuth(Users(server.store.path))
+    app.state.web_auth = auth = WebAuth(Users(server.path))
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()]
         return JSONResponse({"detail": errors}, status_code=422)
 
-    app.include_router(build_router(server, auth))
-    app.include_router(build_clerk_router(server, auth))
-    mount_admin(app, server)  # first: lays the stored admin changes over the file config
+    office = server.office
+    app.include_router(build_router(server, office, auth))
+    app.include_router(build_clerk_router(office, auth))
+    app.include_router(build_admin_router(office, auth))
     mount_reports(app, server)
     return app

@@ -35,9 +35,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
-from protocol.messages import CounterAction, CounterCommand, CounterStatus
+from protocol.messages import CounterAction, CounterStatus
 from server.config import EXAMPLE_CONFIG, ConfigError, SiteConfig, load_config
-from server.domain import Refusal, Ticket, TicketStatus
+from server.domain import Command, Refusal, Ticket, TicketStatus
 from server.engine import Changes, QueueEngine
 from server.estimate import WaitEstimator
 from server.store import Store
@@ -165,7 +165,7 @@ class Simulation:
         self.pending = Changes()
 
     def _cmd(self, counter: str, action: CounterAction, **kw) -> Ticket | None:
-        cmd = CounterCommand(id=f"s{next(self._ids)}", action=action, **kw)
+        cmd = Command(action=action, **kw)
         try:
             return self.engine.command(counter, cmd)
         finally:

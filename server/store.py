@@ -14,14 +14,30 @@ Durability: WAL journal with ``synchronous=FULL`` — every commit is fsynced to
 before :meth:`Store.commit` returns, and the server acknowledges nothing before that. A
 ``kill -9`` or a power cut therefore loses nothing that was acknowledged. The schema
 version is SQLite's ``user_version``; :data:`MIGRATIONS` brings older files up to date.
+
+Who uses which connection: the worker thread owns :class:`Store`'s connection alone (every
+write of the running server goes through it, in the worker's batches). Web threads read
+through :class:`ReadStore`, one read-only connection per thread: WAL lets them read while
+the worker writes, and no web request can start, end or interleave with the worker's
+transaction. Why it matters: web threads once shared the worker's connection, and residents
+reloading ticket pages made the worker's ``BEGIN IMMEDIATE`` fail and the server exit.
+
+A file that cannot be used (damaged, not a database, in a folder the service cannot write)
+raises :class:`StoreError` naming the path, the problem and what to do. The server runs
+``PRAGMA quick_check`` at every start, so a damaged file is found then, not by a write.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import sqlite3
+import threading
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 import sqlite_utils
 
@@ -120,8 +136,78 @@ def _migration_3(db: sqlite_utils.Database) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migration_1, _migration_2, _migration_3]
+def _migration_4(db: sqlite_utils.Database) -> None:
+    """A floor under a day's numbering, written by ``numerek-server restore``.
+
+    Why: a backup taken at 11:00 and restored at 14:00 does not know the numbers handed out
+    in between; the floor makes the day's numbering continue above them, never re-issue them.
+    """
+    db["numbering_floor"].create({"day": str, "prefix": str, "seq": int}, pk=("day", "prefix"))
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migration_1, _migration_2, _migration_3, _migration_4]
 SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class StoreError(RuntimeError):
+    """The database file cannot be used. The message names the file, the problem and what to do."""
+
+    def __init__(self, path: str, problem: str, advice: str) -> None:
+        super().__init__(f"{path}: {problem}. {advice}")
+        self.path = path
+        self.problem = problem
+        self.advice = advice
+
+
+RESTORE_ADVICE = (
+    "Stop the server and restore the latest backup: numerek-server restore --config <site config> <backup file> "
+    "(docs/storage.md, 'Backups and restore')"
+)
+
+
+def _open_problem(path: str, exc: sqlite3.Error) -> StoreError:
+    """Turn SQLite's terse open errors into something an operator can act on."""
+    folder = os.path.dirname(os.path.abspath(path))
+    text = str(exc)
+    if "unable to open" in text or "readonly" in text or "read-only" in text:
+        if not os.path.isdir(folder):
+            return StoreError(path, f"the folder {folder} does not exist", "Create it, owned by the service's user")
+        if not os.access(folder, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
+            return StoreError(
+                path,
+                f"the file or its folder {folder} is not writable by this user (uid {os.getuid()}); SQLite writes "
+                "the file and its -wal and -shm files beside it",
+                "Give the folder and the file to the service's user (chown numerek: ...) or change [storage] database",
+            )
+        return StoreError(path, f"the file cannot be opened ({text})", "Check [storage] database in the site config")
+    return StoreError(path, f"the file is damaged or not a Numerek database ({text})", RESTORE_ADVICE)
+
+
+def describe_write_error(exc: BaseException) -> str:
+    """A failed write, in words for the journal, /health and the managers' live view."""
+    text = str(exc)
+    if "full" in text:
+        return "the disk is full"
+    if "readonly" in text or "read-only" in text:
+        return "the database became read-only"
+    if "malformed" in text or "corrupt" in text or "not a database" in text:
+        return "the database file is damaged"
+    if "disk I/O" in text:
+        return "the disk reported an input/output error"
+    return f"the write failed ({type(exc).__name__}: {text})"
+
+
+@dataclass(frozen=True)
+class ConfigChange:
+    """One admin edit (server/admin.py): the override to keep and its audit row."""
+
+    target: str
+    field: str
+    old: str  # JSON
+    new: str  # JSON
+    user: str
+    at: float
+
 
 _TICKET_COLUMNS = (
     "id",
@@ -166,15 +252,29 @@ _UPSERT_COUNTER = (
 
 
 class Store:
-    def __init__(self, path: str) -> None:
+    """The writer: one connection, used by one thread (the worker, or a command-line tool)."""
+
+    def __init__(self, path: str, check: bool = False) -> None:
+        """Open (creating if needed) and migrate; ``check`` runs ``PRAGMA quick_check`` first.
+
+        Raises :class:`StoreError` for a file that cannot be used, saying what to do.
+        """
         self.path = path
-        conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self.db = sqlite_utils.Database(conn)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")
-        conn.execute("PRAGMA foreign_keys=ON")
-        conn.execute("PRAGMA busy_timeout=5000")
-        self.migrate()
+        try:
+            conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            self.db = sqlite_utils.Database(conn)
+            conn.execute("PRAGMA busy_timeout=5000")
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            if check:
+                problems = [row[0] for row in conn.execute("PRAGMA quick_check(5)")]
+                if problems != ["ok"]:
+                    conn.close()
+                    raise StoreError(path, "the file is damaged: " + "; ".join(problems), RESTORE_ADVICE)
+            self.migrate()
+        except sqlite3.Error as exc:
+            raise _open_problem(path, exc) from exc
 
     @property
     def conn(self) -> sqlite3.Connection:
@@ -205,12 +305,19 @@ class Store:
     # ------------------------------------------------------------------ writing
 
     def commit(
-        self, changes: Changes, counters: Iterable[CounterRuntime], replies: Iterable[tuple[str, str, float, str]]
+        self,
+        changes: Changes,
+        counters: Iterable[CounterRuntime],
+        replies: Iterable[tuple[str, str, float, str]],
+        config_changes: Iterable[ConfigChange] = (),
+        prune_before: datetime | None = None,
     ) -> None:
         """Write one batch in one transaction, fsynced before returning.
 
         ``counters`` are the runtime records of the counters the batch touched;
-        ``replies`` are (device, request id, time, reply JSON) for the dedupe table.
+        ``replies`` are (device, request id, time, reply JSON) for the dedupe table;
+        ``config_changes`` are admin edits (override + audit row); ``prune_before`` drops
+        stored replies older than that (server/requests.py).
         """
         conn = self.conn
         conn.execute("BEGIN IMMEDIATE")
@@ -235,6 +342,18 @@ class Store:
             replies = list(replies)
             if replies:
                 conn.executemany("INSERT OR REPLACE INTO commands (device, id, at, reply) VALUES (?, ?, ?, ?)", replies)
+            for c in config_changes:
+                conn.execute(
+                    "INSERT INTO config_overrides (target, field, value) VALUES (?, ?, ?) "
+                    "ON CONFLICT(target, field) DO UPDATE SET value = excluded.value",
+                    (c.target, c.field, c.new),
+                )
+                conn.execute(
+                    "INSERT INTO admin_changes (at, user, target, field, old, new) VALUES (?, ?, ?, ?, ?, ?)",
+                    (c.at, c.user, c.target, c.field, c.old, c.new),
+                )
+            if prune_before is not None:
+                conn.execute("DELETE FROM commands WHERE at < ?", (prune_before.timestamp(),))
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -285,14 +404,6 @@ class Store:
             t.rating,
         )
 
-    def prune_commands(self, older_than: datetime) -> int:
-        """Delete replies stored before ``older_than``; returns how many went.
-
-        The server calls this hourly (``server.service.REPLY_MEMORY``): a reply is needed
-        only while a redelivery or a device's retry of the same request id can still come.
-        """
-        return self.conn.execute("DELETE FROM commands WHERE at < ?", (older_than.timestamp(),)).rowcount
-
     # ------------------------------------------------------------------ reading
 
     def recent_replies(self, since: datetime) -> dict[tuple[str, str], tuple[float, str]]:
@@ -329,9 +440,15 @@ class Store:
             issued_service=row["issued_service"],
         )
 
-    def ticket_by_token(self, token: str) -> Ticket | None:
-        rows = list(self.db.query("SELECT * FROM tickets WHERE token = ?", [token]))
-        return self.ticket_from_row(rows[0]) if rows else None
+    def device_faults(self) -> list[dict]:
+        """Every kiosk's fault reports as recorded, oldest first (a later one wins)."""
+        rows = self.db.query("SELECT data FROM events WHERE kind = 'device_fault' ORDER BY id")
+        return [json.loads(r["data"]) for r in rows]
+
+    def config_overrides(self) -> list[tuple[str, str, object]]:
+        """Admin edits to lay over the file config: (target, field, value)."""
+        rows = self.conn.execute("SELECT target, field, value FROM config_overrides")
+        return [(t, f, json.loads(v)) for t, f, v in rows]
 
     def load(self) -> Restored:
         """Everything the engine needs to carry on exactly where it stopped."""
@@ -357,6 +474,8 @@ class Store:
             r["prefix"]: r["n"]
             for r in q("SELECT prefix, max(seq) AS n FROM tickets WHERE day = ? GROUP BY prefix", [day_s])
         }
+        for r in q("SELECT prefix, seq FROM numbering_floor WHERE day = ?", [day_s]):
+            last_seq[r["prefix"]] = max(last_seq.get(r["prefix"], 0), r["seq"])
         issued = {
             r["issued_service"]: r["n"]
             for r in q(
@@ -419,3 +538,46 @@ class Store:
             clerk=r["clerk"],
             data=json.loads(r["data"]) if r["data"] else {},
         )
+
+
+class ReadStore:
+    """Read-only access for web threads: one ``mode=ro`` connection per thread.
+
+    Why per thread and read-only: a web request can then never take part in the worker's
+    transaction, and no page can write (least privilege); WAL lets these connections read
+    while the worker commits, without waiting for it or making it wait.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._local = threading.local()
+
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            uri = Path(os.path.abspath(self.path)).as_uri() + "?mode=ro"
+            conn = sqlite3.connect(uri, uri=True)
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA busy_timeout=2000")
+            self._local.conn = conn
+        return conn
+
+    def query(self, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
+        return self._conn().execute(sql, args).fetchall()
+
+    def schema_version(self) -> int:
+        return self.query("PRAGMA user_version")[0][0]
+
+    def ticket_by_token(self, token: str) -> Ticket | None:
+        rows = self.query("SELECT * FROM tickets WHERE token = ?", (token,))
+        return Store.ticket_from_row(dict(rows[0])) if rows else None
+
+    def admin_changes(self, limit: int) -> list[sqlite3.Row]:
+        return self.query(
+            "SELECT id, at, user, target, field, old, new FROM admin_changes ORDER BY id DESC LIMIT ?", (limit,)
+        )
+
+
+def disk_free_bytes(path: str) -> int:
+    """Free bytes on the file system that holds ``path`` (for /health and the live view)."""
+    return shutil.disk_usage(os.path.dirname(os.path.abspath(path))).free

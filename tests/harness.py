@@ -103,6 +103,9 @@ public_url = "http://127.0.0.1:{http_port}"
 [storage]
 database = "{database}"
 
+[limits]
+kiosk_tickets = "{kiosk_rate}"
+
 [[services]]
 id = "rej"
 prefix = "A"
@@ -150,10 +153,27 @@ services = ["pasz"]
 ALWAYS_OPEN = "{ " + ", ".join(f'{d} = "00:00-24:00"' for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")) + " }"
 
 
-def write_config(path: Path, mqtt_port: int, http_port: int, limit: int = 9999, hours: str = ALWAYS_OPEN) -> Path:
+TEST_KIOSK_RATE = "1000/second"
+"""The test office lets one kiosk account issue fast (tests drive many tickets through "k1");
+tests/test_hostile.py checks the real default, a person's pace."""
+
+
+def write_config(
+    path: Path,
+    mqtt_port: int,
+    http_port: int,
+    limit: int = 9999,
+    hours: str = ALWAYS_OPEN,
+    kiosk_rate: str = TEST_KIOSK_RATE,
+) -> Path:
     path.write_text(
         TEST_CONFIG.format(
-            mqtt_port=mqtt_port, http_port=http_port, database=path.parent / "numerek.db", limit=limit, hours=hours
+            mqtt_port=mqtt_port,
+            http_port=http_port,
+            database=path.parent / "numerek.db",
+            limit=limit,
+            hours=hours,
+            kiosk_rate=kiosk_rate,
         ),
         encoding="utf-8",
     )

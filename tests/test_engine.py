@@ -8,15 +8,15 @@ import pytest
 from pydantic import ValidationError
 
 from protocol.messages import CounterAction, CounterCommand, CounterStatus, ErrorCode
-from server.domain import EventKind, Refusal, TicketStatus
+from server.domain import Command, EventKind, Refusal, TicketStatus
 from server.engine import QueueEngine
 from tests.engine_support import FakeClock, Tokens, office_config
 
 _ids = iter(range(10**9))
 
 
-def cmd(action: str, **kw) -> CounterCommand:
-    return CounterCommand(id=f"c{next(_ids)}", action=CounterAction(action), **kw)
+def cmd(action: str, **kw) -> Command:
+    return Command(action=CounterAction(action), **kw)
 
 
 @pytest.fixture
@@ -273,7 +273,7 @@ def test_command_before_its_expires_at_or_without_one_is_carried_out(engine, clo
 
 def test_expires_at_without_a_utc_offset_is_refused_by_the_protocol():
     with pytest.raises(ValidationError) as e:
-        cmd("next", expires_at=datetime(2026, 11, 23, 9, 0, 3))
+        CounterCommand(id="c", action=CounterAction.NEXT, expires_at=datetime(2026, 11, 23, 9, 0, 3))
     assert "expires_at" in str(e.value) and "UTC offset" in str(e.value)
 
 

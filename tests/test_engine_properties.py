@@ -17,8 +17,8 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from protocol.messages import CounterAction, CounterCommand, ErrorCode
-from server.domain import EventKind, Refusal, TicketStatus
+from protocol.messages import CounterAction, ErrorCode
+from server.domain import Command, EventKind, Refusal, TicketStatus
 from server.engine import QueueEngine
 from server.store import Store
 from tests.engine_support import FakeClock, Tokens, office_config
@@ -56,7 +56,7 @@ class Office(RuleBasedStateMachine):
         self._commit()
         before = {t.id: (t.service, t.priority, t.queued_at, t.target_counter) for t in self.engine.waiting()}
         try:
-            result = self.engine.command(counter, CounterCommand(id=f"x{self.n}", action=action, **kw))
+            result = self.engine.command(counter, Command(action=action, **kw))
         except Refusal:
             assert not self.engine.pending, "a refused command left changes behind"
             return None
@@ -145,14 +145,12 @@ class Office(RuleBasedStateMachine):
         # The same press against a server rebuilt from the file must get the same answer.
         shadow = self._new_engine()
         try:
-            twin = shadow.command(counter, CounterCommand(id="shadow", action=CounterAction.RATE, rating=rating))
+            twin = shadow.command(counter, Command(action=CounterAction.RATE, rating=rating))
             twin_outcome = ("ok", twin.id)
         except Refusal as r:
             twin_outcome = ("refused", r.code)
         try:
-            rated = self.engine.command(
-                counter, CounterCommand(id=f"r{self.n}", action=CounterAction.RATE, rating=rating)
-            )
+            rated = self.engine.command(counter, Command(action=CounterAction.RATE, rating=rating))
             outcome = ("ok", rated.id)
         except Refusal as r:
             rated, outcome = None, ("refused", r.code)
@@ -257,10 +255,28 @@ class Office(RuleBasedStateMachine):
         e = self.engine
         recount = Counter(t.service for t in e.waiting() if t.target_counter is None)
         assert e.waiting_counts() == {s: recount.get(s, 0) for s in SERVICES}
-        indexed = [tid for q in list(e._queues.values()) + list(e._personal.values()) for _at, tid in q]
+        lists = list(e.queues._service.values()) + list(e.queues._personal.values())
+        indexed = [tid for q in lists for _at, tid in q]
         assert sorted(indexed) == sorted(t.id for t in e.waiting())
-        for q in list(e._queues.values()) + list(e._personal.values()):
+        for q in lists:
             assert q == sorted(q)
+
+    @invariant()
+    def who_is_ahead_is_the_order_next_calls_them_in(self):
+        """The ticket page's "people ahead" is derived from the routing rule's own keys: for
+        every waiting ticket it equals the number of the service's tickets that sort before it
+        under that rule (brute force here), and each counter's list starts with NEXT's pick."""
+        e = self.engine
+        now = e.now()
+        for service in SERVICES:
+            waiting = [t for t in e.waiting(service) if t.target_counter is None]
+            order = sorted(waiting, key=lambda t: e._routing_key((0, t), now))
+            for position, t in enumerate(order):
+                assert e.people_ahead_of(t) == position, (t.number, position, [x.number for x in order])
+        for cid in COUNTERS:
+            listed = e.callable_by(cid)
+            pick = e.pick_next(cid)
+            assert (listed[0] if listed else None) is pick
 
     @invariant()
     def numbers_unique_per_day(self):
@@ -292,8 +308,8 @@ def test_ticket_issued_and_transferred_in_one_batch_keeps_its_issued_service(tmp
     store = Store(str(tmp_path / "numerek.db"))
     engine = QueueEngine(office_config(), clock, token_factory=Tokens())
     engine.issue("rej")
-    engine.command("1", CounterCommand(id="a", action=CounterAction.NEXT))
-    engine.command("1", CounterCommand(id="b", action=CounterAction.TRANSFER, target_service="kasa"))
+    engine.command("1", Command(action=CounterAction.NEXT))
+    engine.command("1", Command(action=CounterAction.TRANSFER, target_service="kasa"))
     changes = engine.take_changes()
     store.commit(changes, [engine.counters[c] for c in changes.counters], [])
     row = store.db.execute("SELECT issued_service, service FROM tickets").fetchone()
@@ -307,7 +323,7 @@ def test_rating_rules_hold_across_a_restart(tmp_path):
     store = Store(str(tmp_path / "numerek.db"))
 
     def command(engine: QueueEngine, n: str, action: CounterAction, **kw):
-        result = engine.command("1", CounterCommand(id=n, action=action, **kw))
+        result = engine.command("1", Command(action=action, **kw))
         changes = engine.take_changes()
         store.commit(changes, [engine.counters[c] for c in changes.counters], [])
         return result

@@ -17,7 +17,6 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response, Streamin
 from fastapi.templating import Jinja2Templates
 
 from server.auth import SESSION_COOKIE, User
-from server.domain import TicketStatus
 from server.reports import exports
 from server.reports.figures import FilterError, Filters, ReportData
 from server.reports.i18n import LANGS, labels
@@ -31,66 +30,18 @@ def _lang(value: str | None) -> str:
     return value if value in LANGS else "pl"
 
 
-def live_status(server) -> dict[str, Any]:
+def live_status(office) -> dict[str, Any]:
     """Per service now: waiting, longest wait, being served, open counters, alert over target;
-    per device: connection and printer state (a kiosk out of paper is the manager's to fix)."""
-    e = server.engine
-    with server.lock:
-        now = e.now()
-        services = []
-        for s in e.services.values():
-            waiting = [t for t in e.tickets.values() if t.service == s.id and t.status == TicketStatus.WAITING]
-            longest = max((int((now - t.queued_at).total_seconds()) for t in waiting), default=0)
-            serving = sum(
-                1
-                for t in e.tickets.values()
-                if t.service == s.id and t.status in (TicketStatus.CALLED, TicketStatus.SERVING)
-            )
-            open_ids = e.open_counters(s.id)
-            services.append(
-                {
-                    "service": s.id,
-                    "name": s.name.as_dict(),
-                    "waiting": len(waiting),
-                    "longest_wait_s": longest,
-                    "being_served": serving,
-                    "open_counters": len(open_ids),
-                    "open_counter_ids": open_ids,
-                    "target_wait_s": s.target_wait_min * 60,
-                    "over_target": longest > s.target_wait_min * 60,
-                }
-            )
-        counters = [
-            {
-                "counter": cid,
-                "name": e.counter_config[cid].name,
-                "status": c.status.value,
-                "current": e.tickets[c.current].number if c.current in e.tickets else None,
-            }
-            for cid, c in e.counters.items()
-        ]
-    devices = [
-        {
-            "device": d,
-            "availability": v.get("availability", "unknown"),
-            "fault": v.get("fault"),
-            "message": v.get("message", ""),
-            "alert": v.get("availability") == "offline" or v.get("fault") not in (None, "ok", "paper_low"),
-        }
-        for d, v in sorted(server.device_status().items())
-    ]
-    return {
-        "server_time": server.local(now).isoformat(timespec="seconds"),
-        "services": services,
-        "counters": counters,
-        "devices": devices,
-    }
+    per device: connection and printer state (a kiosk out of paper is the manager's to fix).
+    The office façade computes it (server/office.py), the same figures as /api/queues."""
+    return office.live()
 
 
 def build_reports_router(server, auth: WebAuth) -> APIRouter:
     """Routes for ``/login``, ``/logout`` and ``/reports/...``; mounted by server.http.build_app."""
     r = APIRouter(include_in_schema=True, tags=["reports"])
-    data = ReportData(server.store.path, lambda: server.config, now=server.engine.now)
+    office = server.office
+    data = ReportData(server.path, lambda: office.config, now=office.now)
     threading.Thread(target=data.warm, name="reports-warm", daemon=True).start()
 
     def page_user(request: Request) -> User:
@@ -193,7 +144,7 @@ def build_reports_router(server, auth: WebAuth) -> APIRouter:
     def live_page(request: Request, user: PageUser, lang: str = "pl") -> HTMLResponse:
         lang = _lang(lang)
         return TEMPLATES.TemplateResponse(
-            request, "live.html", {"L": labels(lang), "lang": lang, "user": user, "live": live_status(server)}
+            request, "live.html", {"L": labels(lang), "lang": lang, "user": user, "live": live_status(office)}
         )
 
     # ------------------------------------------------------------------ JSON API
@@ -206,7 +157,7 @@ def build_reports_router(server, auth: WebAuth) -> APIRouter:
     @r.get("/reports/api/live")
     def api_live(user: ApiUser) -> dict[str, Any]:
         """Per service now: waiting, longest wait, open counters, over-target alert."""
-        return live_status(server)
+        return live_status(office)
 
     # ------------------------------------------------------------------ charts and exports
 

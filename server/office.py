@@ -1,0 +1,317 @@
+"""The office, as every web page, report and API sees it: one façade over the engine.
+
+Why one interface: the ticket page, the kiosk, the clerk panel and the managers' live view
+must agree with what NEXT does. They once each computed "who is ahead" and "live queues"
+from the engine's dicts with their own rules, and the ticket page told A001's holder that
+nobody was ahead while NEXT called the priority ticket A002. Now every answer here comes
+from the engine's own methods (``people_ahead_of``, ``callable_by``, ``pick_next``), and
+every change goes through the worker's inbox like an MQTT message.
+
+Threads: web threads call these methods. Reads of the live state take the engine lock
+briefly; public figures (services, queues) come from snapshots the worker refreshes after
+each batch that changes them, so thousands of phones polling never touch the lock; past
+tickets come from a read-only connection per thread (server/store.py, ``ReadStore``).
+Nothing here writes to the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from concurrent.futures import Future
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel
+
+from protocol.messages import CounterState, ServiceInfo, ServicesMessage
+from server.config import SiteConfig
+from server.domain import Ticket, TicketStatus
+from server.engine import QueueEngine
+from server.jobs import Job
+from server.store import ReadStore
+from server.wire import Wire
+
+
+class QueueStatus(BaseModel):
+    service: str
+    name: dict[str, str]
+    waiting: int
+    being_served: int
+    open_counters: int
+    longest_wait_s: int
+    target_wait_s: int
+    over_target: bool
+
+
+class TicketStatusOut(BaseModel):
+    number: str
+    service: str
+    service_name: dict[str, str]
+    status: str
+    people_ahead: int | None
+    estimated_wait_min: int | None
+    counter: str | None
+    counter_name: str | None
+    issued_at: datetime
+    called_at: datetime | None
+
+
+class WaitingEntry(BaseModel):
+    """One line of a clerk's list: what the counter may call, in NEXT's order."""
+
+    number: str
+    service: str
+    priority: bool
+    personal: bool
+    waited_s: int
+    next: bool
+
+
+@dataclass(frozen=True)
+class _QueueFacts:
+    """A service's figures at the last batch that changed them (the worker's snapshot)."""
+
+    service: str
+    name: dict[str, str]
+    waiting: int
+    being_served: int
+    open_counters: tuple[str, ...]
+    oldest: datetime | None
+    target_wait_s: int
+
+
+class Office:
+    def __init__(
+        self,
+        engine: QueueEngine,
+        lock: threading.RLock,
+        submit,
+        reader: ReadStore,
+        device_status,
+        alerts,
+    ) -> None:
+        self._engine = engine
+        self._lock = lock
+        self._submit = submit
+        self._reader = reader
+        self._device_status = device_status
+        self._alerts = alerts
+        self._wire = Wire(engine)
+        self._services: ServicesMessage | None = None
+        self._queues: tuple[_QueueFacts, ...] = ()
+
+    # ------------------------------------------------------------------ refreshed by the worker
+
+    def refresh(self, services: ServicesMessage | None) -> None:
+        """After a batch that changed services (worker thread): new snapshots for public reads."""
+        if services is None:
+            return
+        e = self._engine
+        serving: dict[str, int] = {}
+        for c in e.counters.values():
+            t = e.tickets.get(c.current) if c.current is not None else None
+            if t is not None:
+                serving[t.service] = serving.get(t.service, 0) + 1
+        personal: dict[str, int] = {}
+        for cid in e.counters:
+            for tid in e.queues.personal_ids(cid):
+                s = e.tickets[tid].service
+                personal[s] = personal.get(s, 0) + 1
+        self._queues = tuple(
+            _QueueFacts(
+                service=s.id,
+                name=s.name.as_dict(),
+                waiting=e.queues.count(s.id) + personal.get(s.id, 0),
+                being_served=serving.get(s.id, 0),
+                open_counters=tuple(e.open_counters(s.id)),
+                oldest=e.queues.oldest(s.id),
+                target_wait_s=s.target_wait_min * 60,
+            )
+            for s in e.services.values()
+        )
+        self._services = services
+
+    # ------------------------------------------------------------------ who and when
+
+    @property
+    def config(self) -> SiteConfig:
+        """The live configuration (the site file with the admins' changes laid over it)."""
+        return self._engine.config
+
+    def now(self) -> datetime:
+        """The server's time, in the office's zone."""
+        return self._wire.now()
+
+    def local(self, value: datetime) -> datetime:
+        return self._wire.local(value)
+
+    def counter_ids(self) -> list[str]:
+        return list(self._engine.counter_config)
+
+    def has_counter(self, counter_id: str) -> bool:
+        return counter_id in self._engine.counter_config
+
+    # ------------------------------------------------------------------ public reads (snapshots)
+
+    def services(self) -> list[ServiceInfo]:
+        snapshot = self._services
+        if snapshot is None:  # before the worker's first batch
+            with self._lock:
+                snapshot = self._wire.services()
+        return list(snapshot.services)
+
+    def queues(self) -> list[QueueStatus]:
+        now = self._engine.now()
+        out = []
+        for q in self._queues:
+            longest = max(0, int((now - q.oldest).total_seconds())) if q.oldest else 0
+            out.append(
+                QueueStatus(
+                    service=q.service,
+                    name=q.name,
+                    waiting=q.waiting,
+                    being_served=q.being_served,
+                    open_counters=len(q.open_counters),
+                    longest_wait_s=longest,
+                    target_wait_s=q.target_wait_s,
+                    over_target=longest > q.target_wait_s,
+                )
+            )
+        return out
+
+    # ------------------------------------------------------------------ a resident's ticket
+
+    def ticket_status(self, token: str) -> TicketStatusOut | None:
+        """A ticket's status page: today's open tickets from memory, the rest from the file."""
+        e = self._engine
+        with self._lock:
+            ticket = e.ticket_by_token(token)
+            ahead = e.people_ahead_of(ticket) if ticket is not None else None
+            estimate = e.estimate_for(ticket) if ticket is not None and ahead is not None else None
+            if ticket is not None:
+                return self._ticket_view(ticket, ahead, estimate)
+        ticket = self._reader.ticket_by_token(token)
+        return self._ticket_view(ticket, None, None) if ticket is not None else None
+
+    def _ticket_view(self, t: Ticket, ahead: int | None, estimate_s: int | None) -> TicketStatusOut:
+        e = self._engine
+        counter = e.counter_config.get(t.counter or "")
+        service = e.services.get(t.service)
+        return TicketStatusOut(
+            number=t.number,
+            service=t.service,
+            service_name=service.name.as_dict() if service else {"pl": t.service, "en": t.service},
+            status=t.status.value,
+            people_ahead=ahead,
+            estimated_wait_min=round(estimate_s / 60) if estimate_s is not None else None,
+            counter=t.counter,
+            counter_name=counter.name if counter else None,
+            issued_at=self.local(t.issued_at),
+            called_at=self.local(t.called_at) if t.called_at else None,
+        )
+
+    # ------------------------------------------------------------------ counters (clerk panel)
+
+    def counter_state(self, counter_id: str) -> CounterState | None:
+        if not self.has_counter(counter_id):
+            return None
+        with self._lock:
+            return self._wire.counter_state(counter_id)
+
+    def counter_queue(self, counter_id: str, limit: int = 200) -> list[WaitingEntry]:
+        """What this counter may call, in the order NEXT takes it (the first one is NEXT's)."""
+        e = self._engine
+        with self._lock:
+            now = e.now()
+            tickets = e.callable_by(counter_id, limit)
+            return [
+                WaitingEntry(
+                    number=t.number,
+                    service=t.service,
+                    priority=t.priority,
+                    personal=t.target_counter == counter_id,
+                    waited_s=max(0, int((now - t.queued_at).total_seconds())),
+                    next=i == 0,
+                )
+                for i, t in enumerate(tickets)
+            ]
+
+    def counter_command(self, counter_id: str, data: dict[str, Any]) -> Future:
+        """A counter command from the web: the same inbox, checks and engine path as MQTT.
+
+        ``data`` goes through the same checks as an MQTT payload, the size limit included
+        (the worker measures its JSON encoding), so HTTP is no way around them.
+        """
+        fut: Future = Future()
+        self._submit(Job("counter", counter_id, f"http:counter/{counter_id}/command", future=fut, data=data))
+        return fut
+
+    # ------------------------------------------------------------------ admin
+
+    async def change_config(self, user: str, target: str, values: dict[str, Any], timeout: float) -> list:
+        """An admin's edit, carried out by the worker (validated, applied, written with its audit row).
+
+        Returns the audit rows (empty if nothing differed); raises ``server.admin.AdminError``
+        when the result would not be a valid office, ``RuntimeError`` when it could not be saved.
+        """
+        fut: Future = Future()
+        self._submit(Job("config", topic="http:admin", future=fut, data=(user, target, values)))
+        result = await asyncio.wait_for(asyncio.wrap_future(fut), timeout)
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    def admin_changes(self, limit: int = 500) -> list[Any]:
+        return self._reader.admin_changes(limit)
+
+    # ------------------------------------------------------------------ managers
+
+    def live(self) -> dict[str, Any]:
+        """The managers' live view: queues, counters, devices and alerts, now."""
+        e = self._engine
+        queues = self.queues()
+        by_service = {q.service: q for q in self._queues}
+        with self._lock:
+            counters = [
+                {
+                    "counter": cid,
+                    "name": e.counter_config[cid].name,
+                    "status": c.status.value,
+                    "current": e.tickets[c.current].number if c.current in e.tickets else None,
+                }
+                for cid, c in e.counters.items()
+            ]
+            devices = self._device_status()
+            alerts = dict(self._alerts())
+        services = [
+            {
+                **q.model_dump(),
+                "open_counter_ids": list(by_service[q.service].open_counters),
+            }
+            for q in queues
+        ]
+        device_rows = [
+            {
+                "device": d,
+                "availability": v.get("availability", "unknown"),
+                "fault": v.get("fault"),
+                "message": v.get("message", ""),
+                "alert": v.get("availability") == "offline" or v.get("fault") not in (None, "ok", "paper_low"),
+            }
+            for d, v in sorted(devices.items())
+        ]
+        return {
+            "server_time": self.now().isoformat(timespec="seconds"),
+            "services": services,
+            "counters": counters,
+            "devices": device_rows,
+            "alerts": [
+                {"device": d, "at": self.local(at).isoformat(timespec="seconds"), "what": what}
+                for d, (at, what) in sorted(alerts.items())
+            ],
+        }
+
+
+__all__ = ["Office", "QueueStatus", "TicketStatusOut", "WaitingEntry", "TicketStatus"]
