@@ -6,8 +6,9 @@ import argparse
 import logging
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 
+from server.clock import ServerClock
 from server.config import EXAMPLE_CONFIG, ConfigError, load_config
 from server.engine import Clock
 
@@ -18,7 +19,7 @@ def shifted_clock(start: datetime) -> Clock:
     Only for demos and tests: production runs on the system clock, kept by NTP.
     """
     offset = start.timestamp() - time.time()
-    return lambda: datetime.fromtimestamp(time.time() + offset, UTC)
+    return ServerClock(wall=lambda: time.time() + offset, synchronized=lambda: True)
 
 
 def parse_clock_start(text: str, tz) -> datetime:
@@ -61,9 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     import uvicorn
 
     from server.http import build_app
-    from server.service import NumerekServer, utc_now
+    from server.service import NumerekServer
 
-    clock = shifted_clock(parse_clock_start(args.clock_start, cfg.office.tz)) if args.clock_start else utc_now
+    clock = shifted_clock(parse_clock_start(args.clock_start, cfg.office.tz)) if args.clock_start else ServerClock()
     server = NumerekServer(cfg, clock=clock)
     app = build_app(server)
     uvicorn.run(app, host=cfg.http.host, port=cfg.http.port, log_level=args.log_level.lower(), access_log=False)

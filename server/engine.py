@@ -68,6 +68,7 @@ class Restored:
     recent_calls: list[Event] = field(default_factory=list)  # today's latest per zone, oldest first
     service_times: list[tuple[str, float]] = field(default_factory=list)
     last_finished: list[Ticket] = field(default_factory=list)  # each counter's last, for ratings
+    last_event_at: datetime | None = None  # the newest time stamp on disk (a restarted clock starts no earlier)
 
 
 def _refuse_if_expired(expires_at: datetime | None, now: datetime, told: str) -> None:
@@ -188,6 +189,17 @@ class QueueEngine:
             return self._latest
         self._latest = now
         return now
+
+    def is_idle(self) -> bool:
+        """No ticket is open: nothing waits, is called or is being served (a safe moment to
+        take over a step of the system clock, see server/clock.py)."""
+        return not self.tickets
+
+    def time_adjusted(self) -> None:
+        """The clock was set to the system's time while idle: forget what was measured on the
+        old timeline (the floor under :meth:`now`, the ratings window of finished clients)."""
+        self._latest = None
+        self._finished = {}
 
     def office_day(self, now: datetime) -> date:
         start = self.config.office.day_starts

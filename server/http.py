@@ -47,6 +47,8 @@ class Health(BaseModel):
     disk_free_mb: int
     disk_low: bool  # under [storage] min_free_mb: writes will soon fail
     schema_version: int | None
+    clock_synchronized: bool | None = None  # the kernel says NTP has set the clock (None: cannot tell)
+    clock_step_pending_s: int | None = None  # the system clock stepped by this much; taken over when idle
     server_time: datetime
     office: str
 

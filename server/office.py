@@ -91,6 +91,7 @@ class Office:
         reader: ReadStore,
         device_status,
         alerts,
+        health=lambda: {},
     ) -> None:
         self._engine = engine
         self._lock = lock
@@ -98,6 +99,7 @@ class Office:
         self._reader = reader
         self._device_status = device_status
         self._alerts = alerts
+        self._health = health
         self._wire = Wire(engine)
         self._services: ServicesMessage | None = None
         self._queues: tuple[_QueueFacts, ...] = ()
@@ -302,8 +304,14 @@ class Office:
             }
             for d, v in sorted(devices.items())
         ]
+        health = self._health()
         return {
             "server_time": self.now().isoformat(timespec="seconds"),
+            "system": {
+                k: health.get(k)
+                for k in ("database", "database_advice", "disk_free_mb", "disk_low", "broker_connected")
+                + ("clock_synchronized", "clock_step_pending_s")
+            },
             "services": services,
             "counters": counters,
             "devices": device_rows,

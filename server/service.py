@@ -23,6 +23,7 @@ from typing import Any
 from protocol import sdnotify
 from protocol.messages import FaultReport, ServicesMessage
 from protocol.topics import OFFLINE, ONLINE, Topics
+from server.clock import ClockStatus
 from server.config import SiteConfig
 from server.engine import Changes, Clock, QueueEngine
 from server.estimate import WaitEstimator
@@ -62,9 +63,14 @@ class NumerekServer:
             log.critical("cannot use the database: %s", exc)
             self.store_problem = exc
         self.min_free_bytes = config.storage.min_free_mb * 1024 * 1024
+        self.clock = clock
         self.engine = QueueEngine(config, clock, estimator)
         if self.store is not None:
-            self.engine.restore(self.store.load())
+            state = self.store.load()
+            not_before = getattr(clock, "not_before", None)
+            if not_before is not None and state.last_event_at is not None:
+                not_before(state.last_event_at)  # a Pi rebooted with a stale clock stamps nothing earlier
+            self.engine.restore(state)
         stored = self.store.recent_replies(since=self.engine.now() - REPLY_MEMORY) if self.store else {}
         self.replies = RequestMemory(stored, self.engine.now())
         self.gateway = MqttGateway(config.mqtt, self.topics, self._submit, client_id)
@@ -84,7 +90,13 @@ class NumerekServer:
         self.worker.on_ready = self._ready
         self.reader = ReadStore(self.path)
         self.office = Office(
-            self.engine, self.lock, self._submit, self.reader, self.device_status, lambda: self.worker.alerts
+            self.engine,
+            self.lock,
+            self._submit,
+            self.reader,
+            self.device_status,
+            lambda: self.worker.alerts,
+            health=self.health,
         )
         self._ready_sent = False
         self._stop_watchdog = lambda: None
@@ -149,6 +161,11 @@ class NumerekServer:
     def config(self) -> SiteConfig:
         return self.engine.config
 
+    def clock_status(self) -> ClockStatus | None:
+        """The system clock's trust and steps (None for a plain injected clock: tests, the simulator)."""
+        status = getattr(self.clock, "status", None)
+        return status() if status is not None else None
+
     def device_status(self) -> dict[str, dict[str, str]]:
         """Devices' availability and kiosks' printer state (the worker keeps both; read under the lock)."""
         with self.lock:
@@ -170,6 +187,7 @@ class NumerekServer:
             schema = None
         disk_low = free < self.min_free_bytes
         ok = self.online and store_error is None and not disk_low and self.healthy()
+        clock = self.clock_status()
         return {
             "status": "ok" if ok else "degraded",
             "broker_connected": self.online,
@@ -178,6 +196,8 @@ class NumerekServer:
             "disk_free_mb": free // (1024 * 1024),
             "disk_low": disk_low,
             "schema_version": schema,
+            "clock_synchronized": clock.synchronized if clock else None,
+            "clock_step_pending_s": round(clock.pending_step_s) if clock and clock.pending_step_s else None,
             "server_time": self.office.now(),
             "office": self.engine.config.office.name,
         }

@@ -453,7 +453,7 @@ class Store:
     def load(self) -> Restored:
         """Everything the engine needs to carry on exactly where it stopped."""
         q = self.db.query
-        last = next(iter(q("SELECT day FROM events ORDER BY id DESC LIMIT 1")), None)
+        last = next(iter(q("SELECT day, at FROM events ORDER BY id DESC LIMIT 1")), None)
         day = date.fromisoformat(last["day"]) if last else None
         day_s = day.isoformat() if day else ""
         tickets = [
@@ -522,6 +522,7 @@ class Store:
             recent_calls=recent_calls,
             service_times=service_times,
             last_finished=last_finished,
+            last_event_at=dt(last["at"]) if last else None,
         )
 
     @staticmethod

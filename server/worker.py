@@ -192,6 +192,7 @@ class Worker:
                     log.exception("error handling %s on %s", job.kind, job.topic)
                     self._error(batch, job, None, ErrorCode.INTERNAL, "internal error; nothing was changed")
             if batch.republish:
+                self._take_clock_step()
                 self.engine.roll_day()
                 self._next_tick = time.monotonic() + TICK_SECONDS
             changes = self.engine.take_changes()
@@ -221,6 +222,12 @@ class Worker:
             self.on_batch(changes, batch.republish, services)
         if batch.republish and self.on_ready is not None:
             self.on_ready()
+
+    def _take_clock_step(self) -> None:
+        """Take over a pending step of the system clock while no ticket is open (server/clock.py)."""
+        adopt = getattr(self.engine.clock, "adopt_pending", None)
+        if adopt is not None and self.engine.is_idle() and adopt() is not None:
+            self.engine.time_adjusted()
 
     def _answer(self, batch: Batch) -> None:
         for a in batch.answers:
