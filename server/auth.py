@@ -65,10 +65,12 @@ def _fingerprint(password_hash: str) -> str:
 class Users:
     """The ``users`` table (created by schema migration 2 in server/store.py)."""
 
-    def __init__(self, database: str | Path) -> None:
+    def __init__(self, database: str | Path, migrate: bool = True) -> None:
+        """``migrate=False`` for a server whose database failed its start-up check (logins then fail)."""
         from server.store import Store
 
-        Store(str(database)).close()  # bring the schema up to date (creates users/settings)
+        if migrate:
+            Store(str(database)).close()  # bring the schema up to date (creates users/settings)
         self.conn = sqlite3.connect(str(database), check_same_thread=False, isolation_level=None)
         self.conn.execute("PRAGMA busy_timeout=5000")
         # One connection shared by the web server's threads: the lock covers only the SQL,

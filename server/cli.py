@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 from datetime import datetime
@@ -61,13 +62,28 @@ def main(argv: list[str] | None = None) -> int:
 
     import uvicorn
 
+    from server.dbtool import ToolError, server_lock
     from server.http import build_app
     from server.service import NumerekServer
+    from server.store import folder_problem
 
+    os.umask(0o077)  # the database, its -wal/-shm and the lock file: readable by the service only
+    problem = folder_problem(cfg.storage.database)
+    if problem is not None:  # an installation mistake: say so once (exit 2: systemd does not retry)
+        print(f"numerek-server: {problem}", file=sys.stderr)
+        return 2
+    try:
+        lock = server_lock(cfg.storage.database)
+    except (ToolError, OSError) as exc:
+        print(f"numerek-server: {exc}", file=sys.stderr)
+        return 2
     clock = shifted_clock(parse_clock_start(args.clock_start, cfg.office.tz)) if args.clock_start else ServerClock()
     server = NumerekServer(cfg, clock=clock)
     app = build_app(server)
-    uvicorn.run(app, host=cfg.http.host, port=cfg.http.port, log_level=args.log_level.lower(), access_log=False)
+    try:
+        uvicorn.run(app, host=cfg.http.host, port=cfg.http.port, log_level=args.log_level.lower(), access_log=False)
+    finally:
+        os.close(lock)
     return 0
 
 

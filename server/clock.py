@@ -36,6 +36,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 log = logging.getLogger(__name__)
 
@@ -59,16 +60,24 @@ class _Timex(ctypes.Structure):
 _TIME_ERROR = 5  # adjtimex's return value while the clock is not synchronised
 
 
+TIMESYNC_FLAG = Path("/run/systemd/timesync/synchronized")
+"""systemd-timesyncd creates this file once it has synchronised the clock."""
+
+
 def kernel_clock_synchronized() -> bool | None:
-    """True if the kernel's clock is synchronised (NTP), False if not, None if it cannot tell."""
+    """True if the kernel's clock is synchronised (NTP), False if not, None if it cannot tell.
+
+    ``adjtimex`` read-only first (any NTP daemon sets the kernel's flag); where the service's
+    seccomp filter denies it (systemd's ProtectClock=), systemd-timesyncd's flag file.
+    """
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
         state = libc.adjtimex(ctypes.byref(_Timex()))
     except (OSError, AttributeError):
-        return None
-    if state < 0:
-        return None
-    return state != _TIME_ERROR
+        state = -1
+    if state >= 0:
+        return state != _TIME_ERROR
+    return True if TIMESYNC_FLAG.exists() else None
 
 
 @dataclass(frozen=True)

@@ -161,7 +161,7 @@ def build_app(server: NumerekServer, manage_lifecycle: bool = True) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.numerek = server
-    app.state.web_auth = auth = WebAuth(Users(server.path))
+    app.state.web_auth = auth = WebAuth(Users(server.path, migrate=server.store is not None))
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -76,7 +76,7 @@ class NumerekServer:
         self.gateway = MqttGateway(config.mqtt, self.topics, self._submit, client_id)
         self.worker = Worker(
             self.engine,
-            self.store,  # type: ignore[arg-type]  # None only with store_problem set: writable() refuses first
+            self.store,
             self.replies,
             self.topics,
             publish=self.gateway.publish,
@@ -86,6 +86,7 @@ class NumerekServer:
             on_batch=self._after_batch,
             writable=lambda: self.store_problem.problem if self.store_problem else None,
         )
+        self.worker.path = self.path
         self.worker.faults = self._load_faults()
         self.worker.on_ready = self._ready
         self.reader = ReadStore(self.path)

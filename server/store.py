@@ -160,26 +160,37 @@ class StoreError(RuntimeError):
 
 
 RESTORE_ADVICE = (
-    "Stop the server and restore the latest backup: numerek-server restore --config <site config> <backup file> "
+    "Stop the server and restore the latest backup: numerek-db --config <site config> restore <backup file> "
     "(docs/storage.md, 'Backups and restore')"
 )
 
 
+def folder_problem(path: str) -> StoreError | None:
+    """Why the service cannot create or write ``path`` and its -wal/-shm files, or None.
+
+    Checked before anything is opened, so an installation mistake is one clear sentence
+    with the path and the fix, not ``unable to open database file``.
+    """
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        return StoreError(path, f"the folder {folder} does not exist", "Create it, owned by the service's user")
+    if not os.access(folder, os.W_OK | os.X_OK) or (os.path.exists(path) and not os.access(path, os.R_OK | os.W_OK)):
+        return StoreError(
+            path,
+            f"the file or its folder {folder} is not writable by this user (uid {os.getuid()}); SQLite writes the "
+            "file and its -wal and -shm files beside it",
+            "Give the folder and the file to the service's user (chown numerek: ...) or change [storage] database",
+        )
+    return None
+
+
 def _open_problem(path: str, exc: sqlite3.Error) -> StoreError:
     """Turn SQLite's terse open errors into something an operator can act on."""
-    folder = os.path.dirname(os.path.abspath(path))
     text = str(exc)
     if "unable to open" in text or "readonly" in text or "read-only" in text:
-        if not os.path.isdir(folder):
-            return StoreError(path, f"the folder {folder} does not exist", "Create it, owned by the service's user")
-        if not os.access(folder, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
-            return StoreError(
-                path,
-                f"the file or its folder {folder} is not writable by this user (uid {os.getuid()}); SQLite writes "
-                "the file and its -wal and -shm files beside it",
-                "Give the folder and the file to the service's user (chown numerek: ...) or change [storage] database",
-            )
-        return StoreError(path, f"the file cannot be opened ({text})", "Check [storage] database in the site config")
+        return folder_problem(path) or StoreError(
+            path, f"the file cannot be opened ({text})", "Check [storage] database in the site config"
+        )
     return StoreError(path, f"the file is damaged or not a Numerek database ({text})", RESTORE_ADVICE)
 
 

@@ -97,7 +97,7 @@ class Worker:
     def __init__(
         self,
         engine: QueueEngine,
-        store: Store,
+        store: Store | None,
         memory: RequestMemory,
         topics: Topics,
         publish: Callable[[Out], None],
@@ -112,6 +112,7 @@ class Worker:
         ``writable()`` says why the store must not be written now (e.g. damaged at start), or None."""
         self.engine = engine
         self.store = store
+        self.path = store.path if store is not None else "(the database)"
         self.memory = memory
         self.topics = topics
         self.wire = Wire(engine)
@@ -176,7 +177,18 @@ class Worker:
             except Exception:  # a bug: log it, answer nobody wrongly, keep serving
                 log.critical("unexpected error in a batch; its requests get no answer", exc_info=True)
                 with self.lock:
-                    self.engine.restore(self.store.load(), observe=False)
+                    self._reload()
+
+    def _reload(self) -> None:
+        """Go back to what is on disk (after a batch that could not be written)."""
+        if self.store is None:
+            self.engine.take_changes()
+            return
+        try:
+            self.engine.restore(self.store.load(), observe=False)
+        except (sqlite3.Error, OSError):
+            log.error("could not read the state back from %s either", self.store.path, exc_info=True)
+            self.engine.take_changes()
 
     # ------------------------------------------------------------------ one batch
 
@@ -245,15 +257,12 @@ class Worker:
         back to the state on disk. Logged once per new problem, not once per batch."""
         why = describe_write_error(exc)
         if self.health.store_error != why:
-            log.critical("could not write to %s: %s; nothing in this batch was acknowledged", self.store.path, why)
+            log.critical("could not write to %s: %s; nothing in this batch was acknowledged", self.path, why)
         self.health.store_error = why
         self.health.store_error_at = self.engine.now()
         if batch.config_before is not None:
             self.engine.apply_config(batch.config_before)
-        try:
-            self.engine.restore(self.store.load(), observe=False)
-        except (sqlite3.Error, OSError):
-            log.error("could not read the state back from %s either", self.store.path, exc_info=True)
+        self._reload()
         message = f"the server could not save this ({why}); nothing was done, try again later"
         failed = Batch()
         for a in batch.answers:

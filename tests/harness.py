@@ -201,8 +201,11 @@ class ServerProcess:
     CLERK = ("test-clerk", "test-clerk-password")
     """A clerk login every test server has: ``get``/``post`` use its session, as the clerk panel does."""
 
-    def start(self) -> ServerProcess:
-        self._add_clerk()
+    def start(self, login: bool = True) -> ServerProcess:
+        """Start and wait for /health; ``login=False`` for a server whose database is
+        unusable on purpose (no clerk can be added to it, nobody can sign in)."""
+        if login:
+            self._add_clerk()
         log = open(self.config.parent / "server.log", "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "server.cli", "--config", str(self.config), "--log-level", "WARNING", *self.args],
@@ -211,8 +214,10 @@ class ServerProcess:
             cwd=ROOT,
             env={**os.environ, **(self.env or {})},
         )
-        wait_for(self._healthy, 20, "numerek-server health")
+        wait_for(self._healthy, 60, "numerek-server health")
         self._session = httpx.Client(base_url=self.url, timeout=10)
+        if not login:
+            return self
         r = self._session.post("/login", data={"name": self.CLERK[0], "password": self.CLERK[1], "next": "/clerk"})
         assert r.status_code == 303, f"test clerk login failed: {r.status_code} {r.text[:200]}"
         return self
@@ -306,6 +311,8 @@ class Peer:
         )
         self.client.on_message = self._on_message
         self.client.on_socket_open = _no_delay
+        self.client.on_subscribe = self._on_subscribe
+        self._acked: set[int] = set()
         self._connected = False
         self.client.on_connect = lambda *a: setattr(self, "_connected", True)
         self.client.connect("127.0.0.1", port, keepalive=10)
@@ -318,11 +325,21 @@ class Peer:
             self._log.append(msg)
             self._cond.notify_all()
 
+    def _on_subscribe(self, _c, _u, mid, _codes, _props) -> None:
+        with self._cond:
+            self._acked.add(mid)
+            self._cond.notify_all()
+
     def subscribe(self, *topics: str) -> None:
+        """Subscribe and wait for the broker's SUBACK: from then on nothing published is missed."""
+        mids = []
         for t in topics:
-            result, _mid = self.client.subscribe(t, qos=1)
+            result, mid = self.client.subscribe(t, qos=1)
             assert result == mqtt.MQTT_ERR_SUCCESS
-        time.sleep(0.15)
+            mids.append(mid)
+        with self._cond:
+            if not self._cond.wait_for(lambda: all(m in self._acked for m in mids), timeout=10):
+                raise AssertionError(f"no SUBACK for {topics} within 10 s")
 
     def publish(self, topic: str, payload: Any, **kw) -> None:
         data = payload if isinstance(payload, bytes | str) else json.dumps(payload)
