@@ -18,13 +18,13 @@ recall guard) is right. The system clock is compared at every reading:
   wait or service spans the jump; an office that closes for the day is idle at the latest
   then, before the next day's first ticket.
 
-Trust: the kernel says whether the system clock is synchronised (``adjtimex``: the same
-flag ``timedatectl``'s "System clock synchronized" shows, set by systemd-timesyncd, chrony
-or ntpd). A step that arrives together with the first synchronisation (the clock was
-never trusted before) is the correction of a stale boot time, and is taken over at once,
-even with tickets open: the timeline it corrects was known to be wrong. Before the first
-synchronisation the server runs on the system clock as it is and says so on /health
-("clock_synchronized": false), so the IT person sees that NTP is missing.
+Trust: the kernel says whether the system clock is synchronised (``adjtimex``: the flag
+``timedatectl``'s "System clock synchronized" shows, set by systemd-timesyncd, chrony or
+ntpd). It is reported on /health ("clock_synchronized") so the IT person sees when NTP is
+missing; it does not change the rule above. At boot the office is idle, so the step with
+which NTP corrects a stale boot time is taken over at once; a step that comes while tickets
+are open (a restart mid-day, NTP arriving late) waits until the last one is closed, which
+at the latest is the end of the office day.
 """
 
 from __future__ import annotations
@@ -110,8 +110,6 @@ class ServerClock:
         self._offset = wall() - mono()
         self._pending: float | None = None
         self._last_step: tuple[float, datetime] | None = None
-        self._was_synced = self._safe_synced()
-        self._sync_checked = mono()
 
     def _safe_synced(self) -> bool | None:
         try:
@@ -140,16 +138,6 @@ class ServerClock:
                 "and takes the step over when no ticket is open (docs/deployment.md, 'Time')",
                 diff,
             )
-        if m - self._sync_checked >= 1.0:  # the first synchronisation corrects a stale boot time at once
-            self._sync_checked = m
-            synced = self._safe_synced()
-            if synced and self._was_synced is False:
-                log.warning("the system clock is synchronised now; taking over its time (%+.0f s)", diff)
-                self._offset += diff
-                self._pending = None
-                t += diff
-            if synced is not None:
-                self._was_synced = synced
         return t
 
     def adopt_pending(self) -> float | None:
@@ -179,7 +167,7 @@ class ServerClock:
         self.timestamp()
         last = self._last_step
         return ClockStatus(
-            synchronized=self._was_synced,
+            synchronized=self._safe_synced(),
             pending_step_s=self._pending,
             last_step_s=last[0] if last else None,
             last_step_at=last[1] if last else None,
