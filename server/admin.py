@@ -26,6 +26,7 @@ gets 403, nobody signed in is sent to the login page (pages) or gets 401 (JSON).
 import json
 import logging
 import re
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -38,8 +39,8 @@ from pydantic import ValidationError
 
 from server.auth import User
 from server.config import WEEKDAYS, SiteConfig
+from server.domain import ConfigChange
 from server.office import Office
-from server.store import ConfigChange
 from server.web_auth import WebAuth
 
 log = logging.getLogger(__name__)
@@ -114,7 +115,7 @@ def field_value(cfg: SiteConfig, target: str, field: str) -> Any:
     raise AdminError([f"{target} {field}: not something the admin page can change"])
 
 
-def _message(err: dict[str, Any]) -> str:
+def _message(err: Mapping[str, Any]) -> str:
     return str(err["msg"]).removeprefix("Value error, ")
 
 
@@ -301,7 +302,9 @@ def build_admin_router(office: Office, auth: WebAuth) -> APIRouter:
     def admin_page(request: Request, user: PageAdmin, lang: str = "pl", saved: str | None = None) -> HTMLResponse:
         return page(request, user, _lang(lang), saved=saved)
 
-    async def _post(request: Request, user: User, target: str, parse) -> Response:
+    async def _post(
+        request: Request, user: User, target: str, parse: Callable[[dict[str, str]], dict[str, Any]]
+    ) -> Response:
         form = {k: str(v) for k, v in (await request.form()).items()}
         lang = _lang(form.get("lang") or request.query_params.get("lang"))
         try:

@@ -7,7 +7,8 @@ import logging
 import os
 import sys
 import time
-from datetime import datetime
+from datetime import datetime, tzinfo
+from typing import Any
 
 from server.clock import ServerClock
 from server.config import EXAMPLE_CONFIG, ConfigError, load_config
@@ -23,7 +24,7 @@ def shifted_clock(start: datetime) -> Clock:
     return ServerClock(wall=lambda: time.time() + offset, synchronized=lambda: True)
 
 
-def parse_clock_start(text: str, tz) -> datetime:
+def parse_clock_start(text: str, tz: tzinfo) -> datetime:
     now = datetime.now(tz)
     if len(text) <= 5:  # "HH:MM" today
         hh, mm = (int(x) for x in text.split(":"))
@@ -48,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
-    updates = {}
+    updates: dict[str, Any] = {}
     if args.database:
         updates["storage"] = cfg.storage.model_copy(update={"database": args.database})
     if args.mqtt_port:

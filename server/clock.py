@@ -75,7 +75,7 @@ def kernel_clock_synchronized() -> bool | None:
         state = libc.adjtimex(ctypes.byref(_Timex()))
     except (OSError, AttributeError):
         state = -1
-    if state >= 0:
+    if isinstance(state, int) and state >= 0:
         return state != _TIME_ERROR
     return True if TIMESYNC_FLAG.exists() else None
 

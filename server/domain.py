@@ -116,6 +116,18 @@ class Command:
     expires_at: datetime | None = None
 
 
+@dataclass(frozen=True)
+class ConfigChange:
+    """One admin edit (server/admin.py): the override the store keeps and its audit row (values as JSON)."""
+
+    target: str
+    field: str
+    old: str  # JSON
+    new: str  # JSON
+    user: str
+    at: float
+
+
 class Refusal(Exception):
     """A command the engine will not carry out. Nothing was changed."""
 

@@ -19,6 +19,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import Any
 
 from protocol.messages import CounterAction, CounterStatus, ErrorCode
 from server.config import Office, Service, SiteConfig
@@ -208,7 +209,7 @@ class QueueEngine:
 
     # ------------------------------------------------------------------ events
 
-    def _event(self, kind: EventKind, now: datetime, ticket: Ticket | None = None, **kw) -> Event:
+    def _event(self, kind: EventKind, now: datetime, ticket: Ticket | None = None, **kw: Any) -> Event:
         ev = Event(
             id=self.next_event_id,
             kind=kind,
@@ -500,7 +501,7 @@ class QueueEngine:
             return None
         return min(heads, key=lambda head: self._routing_key(head, now))[1]
 
-    def _routing_key(self, head: tuple[int, Ticket], now: datetime) -> tuple:
+    def _routing_key(self, head: tuple[int, Ticket], now: datetime) -> tuple[int, float, int, int, int, datetime, int]:
         """Rules 2-5 of :meth:`pick_next` for a ticket at the counter's ``preference`` index."""
         preference, t = head
         target = self.services[t.service].target_wait_min * 60
@@ -609,7 +610,7 @@ class QueueEngine:
         self._touch_counters_serving(ticket.service)
         return ticket
 
-    def _cmd_next(self, counter, current, cmd, now) -> Ticket | None:
+    def _cmd_next(self, counter: CounterRuntime, current: Ticket | None, cmd: Command, now: datetime) -> Ticket | None:
         ticket = self.pick_next(counter.id)
         # The client this very press finishes (below) may still rate while leaving: the
         # rating rule (_rated_ticket) tells them from the client now called.
@@ -622,7 +623,7 @@ class QueueEngine:
             return None
         return self._call(counter, ticket, now)
 
-    def _cmd_call(self, counter, current, cmd, now) -> Ticket:
+    def _cmd_call(self, counter: CounterRuntime, current: Ticket | None, cmd: Command, now: datetime) -> Ticket:
         if cmd.ticket is None:
             raise Refusal(ErrorCode.INVALID_REQUEST, "call needs 'ticket'")
         ticket = self.ticket_by_number(cmd.ticket)
@@ -637,7 +638,7 @@ class QueueEngine:
             self._end(counter, current, TicketStatus.FINISHED, now)
         return self._call(counter, ticket, now)
 
-    def _cmd_recall(self, counter, current, cmd, now) -> Ticket:
+    def _cmd_recall(self, counter: CounterRuntime, current: Ticket | None, cmd: Command, now: datetime) -> Ticket:
         ticket = self._require_current(current, counter)
         if ticket.status != TicketStatus.CALLED:
             raise Refusal(ErrorCode.NOT_ALLOWED, f"{ticket.number} is already being served")
@@ -662,7 +663,7 @@ class QueueEngine:
         )
         return ticket
 
-    def _cmd_start(self, counter, current, cmd, now) -> Ticket:
+    def _cmd_start(self, counter: CounterRuntime, current: Ticket | None, cmd: Command, now: datetime) -> Ticket:
         ticket = self._require_current(current, counter)
         if ticket.status != TicketStatus.CALLED:
             raise Refusal(ErrorCode.NOT_ALLOWED, f"{ticket.number} is already being served")
@@ -672,19 +673,19 @@ class QueueEngine:
         self._event(EventKind.START, now, ticket, counter=counter.id, clerk=counter.clerk)
         return ticket
 
-    def _cmd_finish(self, counter, current, cmd, now) -> Ticket:
+    def _cmd_finish(self, counter: CounterRuntime, current: Ticket | None, cmd: Command, now: datetime) -> Ticket:
         ticket = self._require_current(current, counter)
         self._end(counter, ticket, TicketStatus.FINISHED, now)
         return ticket
 
-    def _cmd_no_show(self, counter, current, cmd, now) -> Ticket:
+    def _cmd_no_show(self, counter: CounterRuntime, current: Ticket | None, cmd: Command, now: datetime) -> Ticket:
         ticket = self._require_current(current, counter)
         if ticket.status != TicketStatus.CALLED:
             raise Refusal(ErrorCode.NOT_ALLOWED, f"{ticket.number} came: finish it instead")
         self._end(counter, ticket, TicketStatus.NO_SHOW, now)
         return ticket
 
-    def _cmd_transfer(self, counter, current, cmd, now) -> Ticket:
+    def _cmd_transfer(self, counter: CounterRuntime, current: Ticket | None, cmd: Command, now: datetime) -> Ticket:
         ticket = self._require_current(current, counter)
         if (cmd.target_service is None) == (cmd.target_counter is None):
             raise Refusal(ErrorCode.INVALID_REQUEST, "transfer needs exactly one of target_service, target_counter")
@@ -722,19 +723,19 @@ class QueueEngine:
             self.pending.counters.add(target_counter)
         return ticket
 
-    def _cmd_pause(self, counter, current, cmd, now) -> Ticket | None:
+    def _cmd_pause(self, counter: CounterRuntime, current: Ticket | None, cmd: Command, now: datetime) -> Ticket | None:
         if counter.status == CounterStatus.CLOSED:
             raise Refusal(ErrorCode.COUNTER_CLOSED, f"counter {counter.id} is closed")
         self._set_status(counter, CounterStatus.PAUSED, now)
         self.pending.counters.add(counter.id)
         return current
 
-    def _cmd_open(self, counter, current, cmd, now) -> Ticket | None:
+    def _cmd_open(self, counter: CounterRuntime, current: Ticket | None, cmd: Command, now: datetime) -> Ticket | None:
         self._set_status(counter, CounterStatus.OPEN, now)
         self.pending.counters.add(counter.id)
         return current
 
-    def _cmd_close(self, counter, current, cmd, now) -> None:
+    def _cmd_close(self, counter: CounterRuntime, current: Ticket | None, cmd: Command, now: datetime) -> None:
         # START is optional, so a called client counts as served when the counter closes.
         if current is not None:
             self._end(counter, current, TicketStatus.FINISHED, now)
@@ -742,7 +743,9 @@ class QueueEngine:
         self.pending.counters.add(counter.id)
         return None
 
-    def _cmd_sign_in(self, counter, current, cmd, now) -> Ticket | None:
+    def _cmd_sign_in(
+        self, counter: CounterRuntime, current: Ticket | None, cmd: Command, now: datetime
+    ) -> Ticket | None:
         if not cmd.clerk:
             raise Refusal(ErrorCode.INVALID_REQUEST, "sign_in needs 'clerk'")
         if counter.clerk == cmd.clerk:
@@ -753,7 +756,9 @@ class QueueEngine:
         self._event(EventKind.SIGN_IN, now, counter=counter.id, clerk=cmd.clerk)
         return current
 
-    def _cmd_sign_out(self, counter, current, cmd, now) -> Ticket | None:
+    def _cmd_sign_out(
+        self, counter: CounterRuntime, current: Ticket | None, cmd: Command, now: datetime
+    ) -> Ticket | None:
         if counter.clerk:
             self._event(EventKind.SIGN_OUT, now, counter=counter.id, clerk=counter.clerk)
             counter.clerk = None
@@ -795,7 +800,7 @@ class QueueEngine:
             ErrorCode.UNKNOWN_TICKET, f"counter {counter.id} has nobody to rate: no client now or just served"
         )
 
-    def _cmd_rate(self, counter, current, cmd, now) -> Ticket:
+    def _cmd_rate(self, counter: CounterRuntime, current: Ticket | None, cmd: Command, now: datetime) -> Ticket:
         if cmd.rating is None:
             raise Refusal(ErrorCode.INVALID_REQUEST, "rate needs 'rating' (1-5)")
         ticket = self._rated_ticket(counter, current, now)
@@ -810,7 +815,7 @@ class QueueEngine:
         self._event(EventKind.RATING, now, ticket, counter=counter.id, clerk=ticket.clerk, data={"rating": cmd.rating})
         return ticket
 
-    def _cmd_sync(self, counter, current, cmd, now) -> Ticket | None:
+    def _cmd_sync(self, counter: CounterRuntime, current: Ticket | None, cmd: Command, now: datetime) -> Ticket | None:
         return current
 
     HANDLERS: dict[CounterAction, Callable[..., Ticket | None]] = {
@@ -865,11 +870,14 @@ class QueueEngine:
         tickets carry prefixes and calls carry zones, so those must stay (else ValueError and
         nothing changes).
         """
-        shape = lambda c: (  # noqa: E731
-            [(s.id, s.prefix, s.zone) for s in c.services],
-            [(k.id, k.zone) for k in c.counters],
-            c.office.timezone,
-        )
+
+        def shape(c: SiteConfig) -> tuple[list[tuple[str, str, str]], list[tuple[str, str]], str]:
+            return (
+                [(s.id, s.prefix, s.zone) for s in c.services],
+                [(k.id, k.zone) for k in c.counters],
+                c.office.timezone,
+            )
+
         if shape(new) != shape(self.config):
             raise ValueError("service ids, prefixes, zones, counter ids and the time zone cannot change while running")
         self.config = new

@@ -97,7 +97,7 @@ class MqttGateway:
         self.connected.set()
         self.submit(Job("republish"))
 
-    def _on_message(self, _client, _userdata, msg: mqtt.MQTTMessage) -> None:
+    def _on_message(self, _client: mqtt.Client, _userdata: object, msg: mqtt.MQTTMessage) -> None:
         levels = self.topics.split(msg.topic)
         kind = topic_kind(levels) if levels else None
         if kind is None:
@@ -114,7 +114,7 @@ class MqttGateway:
                 kind,
                 device=levels[1] if len(levels) > 1 else "",
                 topic=msg.topic,
-                payload=msg.payload,
+                payload=bytes(msg.payload),
                 response_topic=getattr(props, "ResponseTopic", None) if props else None,
                 correlation=getattr(props, "CorrelationData", None) if props else None,
             )

@@ -16,6 +16,7 @@ accounts.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
@@ -145,7 +146,7 @@ def build_router(server: NumerekServer, office: Office, auth: WebAuth) -> APIRou
 
 def build_app(server: NumerekServer, manage_lifecycle: bool = True) -> FastAPI:
     @asynccontextmanager
-    async def lifespan(_app: FastAPI):
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if manage_lifecycle:
             server.start()
         try:

@@ -27,7 +27,7 @@ class Job:
     payload: bytes = b""
     response_topic: str | None = None
     correlation: bytes | None = None
-    future: Future | None = None  # HTTP: resolved with the reply (a model or a dict)
+    future: Future[Any] | None = None  # HTTP: resolved with the reply (a model, a dict or an error)
     data: Any = None  # HTTP: the already-parsed request
 
 

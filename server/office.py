@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime
@@ -27,7 +28,7 @@ from pydantic import BaseModel
 
 from protocol.messages import CounterState, ServiceInfo, ServicesMessage
 from server.config import SiteConfig
-from server.domain import Ticket, TicketStatus
+from server.domain import ConfigChange, Ticket, TicketStatus
 from server.engine import QueueEngine
 from server.jobs import Job
 from server.store import ReadStore
@@ -87,11 +88,11 @@ class Office:
         self,
         engine: QueueEngine,
         lock: threading.RLock,
-        submit,
+        submit: Callable[[Job], None],
         reader: ReadStore,
-        device_status,
-        alerts,
-        health=lambda: {},
+        device_status: Callable[[], dict[str, dict[str, str]]],
+        alerts: Callable[[], dict[str, tuple[datetime, str]]],
+        health: Callable[[], dict[str, Any]] = dict,
     ) -> None:
         self._engine = engine
         self._lock = lock
@@ -240,30 +241,31 @@ class Office:
                 for i, t in enumerate(tickets)
             ]
 
-    def counter_command(self, counter_id: str, data: dict[str, Any]) -> Future:
+    def counter_command(self, counter_id: str, data: dict[str, Any]) -> Future[Any]:
         """A counter command from the web: the same inbox, checks and engine path as MQTT.
 
         ``data`` goes through the same checks as an MQTT payload, the size limit included
         (the worker measures its JSON encoding), so HTTP is no way around them.
         """
-        fut: Future = Future()
+        fut: Future[Any] = Future()
         self._submit(Job("counter", counter_id, f"http:counter/{counter_id}/command", future=fut, data=data))
         return fut
 
     # ------------------------------------------------------------------ admin
 
-    async def change_config(self, user: str, target: str, values: dict[str, Any], timeout: float) -> list:
+    async def change_config(self, user: str, target: str, values: dict[str, Any], timeout: float) -> list[ConfigChange]:
         """An admin's edit, carried out by the worker (validated, applied, written with its audit row).
 
         Returns the audit rows (empty if nothing differed); raises ``server.admin.AdminError``
         when the result would not be a valid office, ``RuntimeError`` when it could not be saved.
         """
-        fut: Future = Future()
+        fut: Future[Any] = Future()
         self._submit(Job("config", topic="http:admin", future=fut, data=(user, target, values)))
         result = await asyncio.wait_for(asyncio.wrap_future(fut), timeout)
         if isinstance(result, Exception):
             raise result
-        return result
+        changes: list[ConfigChange] = result
+        return changes
 
     def admin_changes(self, limit: int = 500) -> list[Any]:
         return self._reader.admin_changes(limit)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,6 +29,7 @@ from server.config import SiteConfig
 from server.engine import Changes, Clock, QueueEngine
 from server.estimate import WaitEstimator
 from server.gateway import MqttGateway
+from server.jobs import Job
 from server.office import Office
 from server.requests import REPLY_MEMORY, RequestMemory
 from server.store import ReadStore, Store, StoreError, disk_free_bytes
@@ -100,7 +102,7 @@ class NumerekServer:
             health=self.health,
         )
         self._ready_sent = False
-        self._stop_watchdog = lambda: None
+        self._stop_watchdog: Callable[[], None] = lambda: None
 
     # ------------------------------------------------------------------ start-up
 
@@ -137,7 +139,7 @@ class NumerekServer:
         """The worker is alive and has finished a batch or a tick lately (systemd watchdog)."""
         return self.worker.alive() and time.monotonic() - self.worker.health.last_batch_mono < 4 * TICK_SECONDS
 
-    def _submit(self, job) -> None:
+    def _submit(self, job: Job) -> None:
         self.worker.submit(job)
 
     def _after_batch(self, changes: Changes, everything: bool, services: ServicesMessage | None) -> None:

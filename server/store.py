@@ -35,14 +35,14 @@ import shutil
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 import sqlite_utils
 
 from protocol.messages import CounterStatus
-from server.domain import CounterRuntime, Event, EventKind, Ticket, TicketStatus
+from server.domain import ConfigChange, CounterRuntime, Event, EventKind, Ticket, TicketStatus
 from server.engine import Changes, QueueEngine, Restored
 
 OPEN_STATUSES = ("waiting", "called", "serving")
@@ -56,8 +56,13 @@ def dt(value: float | None) -> datetime | None:
     return datetime.fromtimestamp(value, UTC) if value is not None else None
 
 
+def _table(db: sqlite_utils.Database, name: str) -> sqlite_utils.db.Table:
+    """A table (sqlite_utils types ``db[name]`` as table-or-view)."""
+    return db.table(name)
+
+
 def _migration_1(db: sqlite_utils.Database) -> None:
-    db["events"].create(
+    _table(db, "events").create(
         {
             "id": int,
             "at": float,
@@ -72,9 +77,9 @@ def _migration_1(db: sqlite_utils.Database) -> None:
         },
         pk="id",
     )
-    db["events"].create_index(["day", "kind"])
-    db["events"].create_index(["ticket_id"])
-    db["tickets"].create(
+    _table(db, "events").create_index(["day", "kind"])
+    _table(db, "events").create_index(["ticket_id"])
+    _table(db, "tickets").create(
         {
             "id": int,
             "day": str,
@@ -103,35 +108,35 @@ def _migration_1(db: sqlite_utils.Database) -> None:
         },
         pk="id",
     )
-    db["tickets"].create_index(["token"], unique=True)
-    db["tickets"].create_index(["day", "status"])
-    db["tickets"].create_index(["day", "number"], unique=True)
-    db["counters"].create(
+    _table(db, "tickets").create_index(["token"], unique=True)
+    _table(db, "tickets").create_index(["day", "status"])
+    _table(db, "tickets").create_index(["day", "number"], unique=True)
+    _table(db, "counters").create(
         {"id": str, "status": str, "clerk": str, "current": int, "last_finished": int, "updated_at": float},
         pk="id",
     )
-    db["commands"].create(
+    _table(db, "commands").create(
         {"device": str, "id": str, "at": float, "reply": str},
         pk=("device", "id"),
     )
-    db["commands"].create_index(["at"])
+    _table(db, "commands").create_index(["at"])
 
 
 def _migration_2(db: sqlite_utils.Database) -> None:
     """Manager logins (server/auth.py) and the indexes the reports need (docs/reports.md)."""
     import secrets
 
-    db["users"].create({"name": str, "role": str, "password_hash": str, "created_at": float}, pk="name")
-    db["settings"].create({"key": str, "value": str}, pk="key")
+    _table(db, "users").create({"name": str, "role": str, "password_hash": str, "created_at": float}, pk="name")
+    _table(db, "settings").create({"key": str, "value": str}, pk="key")
     # The key that signs session cookies: random per installation, never a default.
-    db["settings"].insert({"key": "session_secret", "value": secrets.token_hex(32)})
-    db["events"].create_index(["kind", "day"])  # counter open/pause/close periods over a date range
+    _table(db, "settings").insert({"key": "session_secret", "value": secrets.token_hex(32)})
+    _table(db, "events").create_index(["kind", "day"])  # counter open/pause/close periods over a date range
 
 
 def _migration_3(db: sqlite_utils.Database) -> None:
     """Admin edits on top of the site config file (server/admin.py) and their audit log."""
-    db["config_overrides"].create({"target": str, "field": str, "value": str}, pk=("target", "field"))
-    db["admin_changes"].create(
+    _table(db, "config_overrides").create({"target": str, "field": str, "value": str}, pk=("target", "field"))
+    _table(db, "admin_changes").create(
         {"id": int, "at": float, "user": str, "target": str, "field": str, "old": str, "new": str}, pk="id"
     )
 
@@ -142,7 +147,7 @@ def _migration_4(db: sqlite_utils.Database) -> None:
     Why: a backup taken at 11:00 and restored at 14:00 does not know the numbers handed out
     in between; the floor makes the day's numbering continue above them, never re-issue them.
     """
-    db["numbering_floor"].create({"day": str, "prefix": str, "seq": int}, pk=("day", "prefix"))
+    _table(db, "numbering_floor").create({"day": str, "prefix": str, "seq": int}, pk=("day", "prefix"))
 
 
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migration_1, _migration_2, _migration_3, _migration_4]
@@ -206,18 +211,6 @@ def describe_write_error(exc: BaseException) -> str:
     if "disk I/O" in text:
         return "the disk reported an input/output error"
     return f"the write failed ({type(exc).__name__}: {text})"
-
-
-@dataclass(frozen=True)
-class ConfigChange:
-    """One admin edit (server/admin.py): the override to keep and its audit row."""
-
-    target: str
-    field: str
-    old: str  # JSON
-    new: str  # JSON
-    user: str
-    at: float
 
 
 _TICKET_COLUMNS = (
@@ -297,7 +290,8 @@ class Store:
     # ------------------------------------------------------------------ schema
 
     def schema_version(self) -> int:
-        return self.conn.execute("PRAGMA user_version").fetchone()[0]
+        version: int = self.conn.execute("PRAGMA user_version").fetchone()[0]
+        return version
 
     def migrate(self) -> None:
         version = self.schema_version()
@@ -371,7 +365,7 @@ class Store:
             raise
 
     @staticmethod
-    def _event_row(e: Event) -> tuple:
+    def _event_row(e: Event) -> tuple[Any, ...]:
         return (
             e.id,
             e.at.timestamp(),
@@ -386,7 +380,7 @@ class Store:
         )
 
     @staticmethod
-    def _ticket_row(t: Ticket) -> tuple:
+    def _ticket_row(t: Ticket) -> tuple[Any, ...]:
         prefix = t.number.rstrip("0123456789")
         return (
             t.id,
@@ -425,7 +419,7 @@ class Store:
         return {(d, i): (at, r) for d, i, at, r in rows}
 
     @staticmethod
-    def ticket_from_row(row: dict) -> Ticket:
+    def ticket_from_row(row: dict[str, Any]) -> Ticket:
         return Ticket(
             id=row["id"],
             day=date.fromisoformat(row["day"]),
@@ -451,7 +445,7 @@ class Store:
             issued_service=row["issued_service"],
         )
 
-    def device_faults(self) -> list[dict]:
+    def device_faults(self) -> list[dict[str, Any]]:
         """Every kiosk's fault reports as recorded, oldest first (a later one wins)."""
         rows = self.db.query("SELECT data FROM events WHERE kind = 'device_fault' ORDER BY id")
         return [json.loads(r["data"]) for r in rows]
@@ -537,7 +531,7 @@ class Store:
         )
 
     @staticmethod
-    def _event_from_row(r: dict) -> Event:
+    def _event_from_row(r: dict[str, Any]) -> Event:
         return Event(
             id=r["id"],
             kind=EventKind(r["kind"]),
@@ -574,11 +568,12 @@ class ReadStore:
             self._local.conn = conn
         return conn
 
-    def query(self, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
+    def query(self, sql: str, args: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
         return self._conn().execute(sql, args).fetchall()
 
     def schema_version(self) -> int:
-        return self.query("PRAGMA user_version")[0][0]
+        version: int = self.query("PRAGMA user_version")[0][0]
+        return version
 
     def ticket_by_token(self, token: str) -> Ticket | None:
         rows = self.query("SELECT * FROM tickets WHERE token = ?", (token,))

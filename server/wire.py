@@ -9,10 +9,12 @@ caller holds the engine lock while it builds (server/worker.py, server/office.py
 from __future__ import annotations
 
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from protocol.messages import (
     BoardMessage,
     CallMessage,
+    CounterAction,
     CounterReply,
     CounterState,
     ErrorCode,
@@ -32,7 +34,7 @@ class Wire:
         self.engine = engine
 
     @property
-    def tz(self):
+    def tz(self) -> ZoneInfo:
         return self.engine.tz
 
     def local(self, value: datetime) -> datetime:
@@ -84,7 +86,7 @@ class Wire:
             at=self.local(ev.at),
         )
 
-    def counter_reply(self, cmd_id: str | None, action, ticket: Ticket | None) -> CounterReply:
+    def counter_reply(self, cmd_id: str | None, action: CounterAction, ticket: Ticket | None) -> CounterReply:
         return CounterReply(
             id=cmd_id,
             ok=True,

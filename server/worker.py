@@ -52,11 +52,11 @@ from protocol.messages import (
     TicketResponse,
 )
 from protocol.topics import OFFLINE, ONLINE, Topics
-from server.domain import Command, Refusal
+from server.domain import Command, ConfigChange, Refusal
 from server.engine import Changes, QueueEngine
 from server.jobs import Job, Out
 from server.requests import RequestMemory, Row
-from server.store import ConfigChange, Store, describe_write_error
+from server.store import Store, describe_write_error
 from server.wire import Wire
 
 log = logging.getLogger(__name__)
@@ -211,8 +211,8 @@ class Worker:
             if changes or batch.replies or batch.config or prune is not None:
                 refused = self.writable()
                 try:
-                    if refused is not None:
-                        raise sqlite3.DatabaseError(refused)
+                    if refused is not None or self.store is None:
+                        raise sqlite3.DatabaseError(refused or "no database")
                     touched = [self.engine.counters[c] for c in sorted(changes.counters)]
                     self.store.commit(changes, touched, batch.replies, batch.config, prune)
                 except (sqlite3.Error, OSError) as exc:
@@ -318,7 +318,7 @@ class Worker:
         else:  # in the journal too, for whoever watches it; managers see it on /reports/live
             log.warning("%s: %s %s %s", device, report.component, report.fault, report.message)
 
-    def _request(self, job: Job, batch: Batch, model: type) -> Any:
+    def _request(self, job: Job, batch: Batch, model: type[CounterCommand] | type[TicketRequest]) -> Any:
         """Parse, check the version, validate strictly and deduplicate; None if answered already."""
         data, raw, rid, problem = self._parse(job)
         if data is None:
