@@ -103,14 +103,20 @@ class Office:
         self._health = health
         self._wire = Wire(engine)
         self._services: ServicesMessage | None = None
-        self._queues: tuple[_QueueFacts, ...] = ()
 
     # ------------------------------------------------------------------ refreshed by the worker
 
     def refresh(self, services: ServicesMessage | None) -> None:
-        """After a batch that changed services (worker thread): new snapshots for public reads."""
-        if services is None:
-            return
+        """After the worker published a new services list (worker thread): the web's copy of it.
+
+        Why a copy: the kiosks' services list (with estimates for each service) is what
+        phones and the office's web site read most; serving the message the worker already
+        built costs them nothing and shows exactly what the kiosks show."""
+        if services is not None:
+            self._services = services
+
+    def _queue_facts(self) -> list[_QueueFacts]:
+        """Each service's figures now (under the lock: O(services × counters), no ticket scan)."""
         e = self._engine
         serving: dict[str, int] = {}
         for c in e.counters.values():
@@ -122,7 +128,7 @@ class Office:
             for tid in e.queues.personal_ids(cid):
                 s = e.tickets[tid].service
                 personal[s] = personal.get(s, 0) + 1
-        self._queues = tuple(
+        return [
             _QueueFacts(
                 service=s.id,
                 name=s.name.as_dict(),
@@ -133,8 +139,7 @@ class Office:
                 target_wait_s=s.target_wait_min * 60,
             )
             for s in e.services.values()
-        )
-        self._services = services
+        ]
 
     # ------------------------------------------------------------------ who and when
 
@@ -159,30 +164,41 @@ class Office:
     # ------------------------------------------------------------------ public reads (snapshots)
 
     def services(self) -> list[ServiceInfo]:
+        """Each service now, as the kiosks see it (availability, waiting, estimates)."""
+        with self._lock:
+            return list(self._wire.services().services)
+
+    def published_services(self) -> ServicesMessage:
+        """The services list as last published to the devices (at most STATE_INTERVAL_S old).
+
+        Why a second way: a crowd of phones polling a public page must not take the engine
+        lock or rebuild every estimate per request; this is the message the worker already
+        built, so it costs them nothing and shows exactly what the kiosks show."""
         snapshot = self._services
-        if snapshot is None:  # before the worker's first batch
+        if snapshot is None:  # before the worker's first publication
             with self._lock:
                 snapshot = self._wire.services()
-        return list(snapshot.services)
+        return snapshot
 
     def queues(self) -> list[QueueStatus]:
-        now = self._engine.now()
-        out = []
-        for q in self._queues:
-            longest = max(0, int((now - q.oldest).total_seconds())) if q.oldest else 0
-            out.append(
-                QueueStatus(
-                    service=q.service,
-                    name=q.name,
-                    waiting=q.waiting,
-                    being_served=q.being_served,
-                    open_counters=len(q.open_counters),
-                    longest_wait_s=longest,
-                    target_wait_s=q.target_wait_s,
-                    over_target=longest > q.target_wait_s,
-                )
-            )
-        return out
+        with self._lock:
+            now = self._engine.now()
+            facts = self._queue_facts()
+        return [self._queue_status(q, now) for q in facts]
+
+    @staticmethod
+    def _queue_status(q: _QueueFacts, now: datetime) -> QueueStatus:
+        longest = max(0, int((now - q.oldest).total_seconds())) if q.oldest else 0
+        return QueueStatus(
+            service=q.service,
+            name=q.name,
+            waiting=q.waiting,
+            being_served=q.being_served,
+            open_counters=len(q.open_counters),
+            longest_wait_s=longest,
+            target_wait_s=q.target_wait_s,
+            over_target=longest > q.target_wait_s,
+        )
 
     # ------------------------------------------------------------------ a resident's ticket
 
@@ -275,9 +291,9 @@ class Office:
     def live(self) -> dict[str, Any]:
         """The managers' live view: queues, counters, devices and alerts, now."""
         e = self._engine
-        queues = self.queues()
-        by_service = {q.service: q for q in self._queues}
         with self._lock:
+            now = e.now()
+            facts = self._queue_facts()
             counters = [
                 {
                     "counter": cid,
@@ -290,11 +306,7 @@ class Office:
             devices = self._device_status()
             alerts = dict(self._alerts())
         services = [
-            {
-                **q.model_dump(),
-                "open_counter_ids": list(by_service[q.service].open_counters),
-            }
-            for q in queues
+            {**self._queue_status(q, now).model_dump(), "open_counter_ids": list(q.open_counters)} for q in facts
         ]
         device_rows = [
             {

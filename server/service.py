@@ -26,7 +26,7 @@ from protocol.messages import FaultReport, ServicesMessage
 from protocol.topics import OFFLINE, ONLINE, Topics
 from server.clock import ClockStatus
 from server.config import SiteConfig
-from server.engine import Changes, Clock, QueueEngine
+from server.engine import Clock, QueueEngine
 from server.estimate import WaitEstimator
 from server.gateway import MqttGateway
 from server.jobs import Job
@@ -142,7 +142,7 @@ class NumerekServer:
     def _submit(self, job: Job) -> None:
         self.worker.submit(job)
 
-    def _after_batch(self, changes: Changes, everything: bool, services: ServicesMessage | None) -> None:
+    def _after_batch(self, services_changed: bool, services: ServicesMessage | None) -> None:
         self.office.refresh(services)
 
     def _ready(self) -> None:

@@ -63,6 +63,14 @@ log = logging.getLogger(__name__)
 
 BATCH = 256
 TICK_SECONDS = 15.0
+STATE_INTERVAL_S = 0.1
+"""Retained state (counter states, boards, the services list) is published at most this often.
+
+Why: every ticket changes the waiting counts that every counter serving its service, the
+zone's board and the services list show; publishing them per batch made one ticket cost six
+messages. Now a change publishes at once if the last publication is older than this (a quiet
+office sees no delay), otherwise the changes gather and go out together this much later.
+Calls and replies never wait: they leave right after their commit."""
 
 
 @dataclass
@@ -104,11 +112,11 @@ class Worker:
         online: Callable[[], bool],
         lock: threading.RLock,
         kiosk_rate: str = "5/10 seconds;20/minute",
-        on_batch: Callable[[Changes, bool, ServicesMessage | None], None] | None = None,
+        on_batch: Callable[[bool, ServicesMessage | None], None] | None = None,
         writable: Callable[[], str | None] = lambda: None,
     ) -> None:
-        """``on_batch(changes, everything, services)`` runs after each batch is published (the web's
-        snapshots; ``services`` is the new services message when the batch changed it).
+        """``on_batch(services_changed, services)`` runs after retained state is published (the web's
+        snapshots; ``services`` is the new services message when it changed).
         ``writable()`` says why the store must not be written now (e.g. damaged at start), or None."""
         self.engine = engine
         self.store = store
@@ -131,6 +139,8 @@ class Worker:
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
         self._next_tick = 0.0
+        self._dirty = _Dirty()
+        self._state_at = 0.0  # monotonic time of the last state publication
         self.on_ready: Callable[[], None] | None = None
 
     # ------------------------------------------------------------------ lifecycle
@@ -153,11 +163,13 @@ class Worker:
 
     def _run(self) -> None:
         while not self._stopping.is_set():
-            timeout = max(0.0, self._next_tick - time.monotonic())
+            wake = self._next_tick
+            if self._dirty:
+                wake = min(wake, self._state_at + STATE_INTERVAL_S)
             try:
-                first = self.inbox.get(timeout=timeout)
+                first = self.inbox.get(timeout=max(0.0, wake - time.monotonic()))
             except queue.Empty:
-                first = Job("tick")
+                first = Job("tick" if time.monotonic() >= self._next_tick else "flush")
             if first is None:
                 return
             jobs = [first]
@@ -227,13 +239,20 @@ class Worker:
         for out in self._call_messages(changes):
             self.publish(out)
         self._answer(batch)
-        state, services = self._state_messages(changes, everything=batch.republish)
+        self._dirty.add(self.engine, changes, everything=batch.republish)
+        if self._dirty and (batch.republish or time.monotonic() >= self._state_at + STATE_INTERVAL_S):
+            self._publish_state()
+        if batch.republish and self.on_ready is not None:
+            self.on_ready()
+
+    def _publish_state(self) -> None:
+        dirty, self._dirty = self._dirty, _Dirty()
+        self._state_at = time.monotonic()
+        state, services = self._state_messages(dirty)
         for out in state:
             self.publish(out)
         if self.on_batch is not None:
-            self.on_batch(changes, batch.republish, services)
-        if batch.republish and self.on_ready is not None:
-            self.on_ready()
+            self.on_batch(dirty.services, services)
 
     def _take_clock_step(self) -> None:
         """Take over a pending step of the system clock while no ticket is open (server/clock.py)."""
@@ -278,6 +297,9 @@ class Worker:
 
     def _on_tick(self, job: Job, batch: Batch) -> None:
         batch.republish = True
+
+    def _on_flush(self, job: Job, batch: Batch) -> None:
+        """Nothing to do: the batch ends by publishing the state that was waiting (STATE_INTERVAL_S)."""
 
     def _on_unknown(self, job: Job, batch: Batch) -> None:
         self._error(batch, job, None, ErrorCode.UNKNOWN_TOPIC, f"Numerek does not listen on {job.topic}")
@@ -416,6 +438,7 @@ class Worker:
         "config": _on_config,
         "tick": _on_tick,
         "republish": _on_tick,
+        "flush": _on_flush,
     }
     """Each kind of job and its handler (the only dispatch)."""
 
@@ -516,25 +539,44 @@ class Worker:
             out.append(Out(self.topics.zone_call(msg.zone), msg.to_json()))
         return out
 
-    def _state_messages(self, changes: Changes, everything: bool = False) -> tuple[list[Out], ServicesMessage | None]:
-        """Retained state for what the batch touched: O(what changed), never O(waiting tickets).
+    def _state_messages(self, dirty: _Dirty) -> tuple[list[Out], ServicesMessage | None]:
+        """Retained state for what changed: O(what changed), never O(waiting tickets).
 
         Built after the calls and replies are out, without the engine lock: this thread is
         the only one that changes the engine, and readers only read.
         """
-        e, t, w = self.engine, self.topics, self.wire
-        counters = set(e.counters) if everything else changes.counters
-        zones: set[str] = set(e.zones()) if everything else set()
-        for ev in changes.calls:
-            zones.add(ev.data.get("zone", ""))
-        for s in changes.services:
-            zones.add(e.services[s].zone)
-        out = [Out(t.counter_state(c), w.counter_state(c).to_json(), retain=True) for c in sorted(counters)]
-        out += [Out(t.zone_board(z), w.board(z).to_json(), retain=True) for z in sorted(zones) if z]
-        services = w.services() if everything or changes.services else None
+        t, w = self.topics, self.wire
+        out = [Out(t.counter_state(c), w.counter_state(c).to_json(), retain=True) for c in sorted(dirty.counters)]
+        out += [Out(t.zone_board(z), w.board(z).to_json(), retain=True) for z in sorted(dirty.zones) if z]
+        services = w.services() if dirty.services else None
         if services is not None:
             out.append(Out(t.services, services.to_json(), retain=True))
         return out, services
+
+
+@dataclass
+class _Dirty:
+    """What retained state is out of date since it was last published."""
+
+    counters: set[str] = field(default_factory=set)
+    zones: set[str] = field(default_factory=set)
+    services: bool = False
+
+    def add(self, e: QueueEngine, changes: Changes, everything: bool) -> None:
+        if everything:
+            self.counters.update(e.counters)
+            self.zones.update(e.zones())
+            self.services = True
+            return
+        self.counters |= changes.counters
+        for ev in changes.calls:
+            self.zones.add(str(ev.data.get("zone", "")))
+        for s in changes.services:
+            self.zones.add(e.services[s].zone)
+        self.services = self.services or bool(changes.services)
+
+    def __bool__(self) -> bool:
+        return bool(self.counters or self.zones or self.services)
 
 
 def _details(exc: ValidationError) -> str:
