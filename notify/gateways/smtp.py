@@ -14,11 +14,15 @@ from __future__ import annotations
 import smtplib
 import ssl
 import uuid
+from email import policy
 from email.message import EmailMessage
 from email.utils import formataddr, formatdate
 
 from notify.config import SmtpConfig
 from notify.message import Channel, Delivery, Message, SendResult
+
+SMTP_POLICY = policy.SMTP
+"""CRLF line ends: smtplib passes bytes through as they are, and a server reads lines up to CRLF."""
 
 
 def _reply(code: int, text: bytes | str) -> str:
@@ -104,7 +108,7 @@ class SmtpGateway:
         except (OSError, smtplib.SMTPException) as exc:
             return SendResult.retry(f"the mail session broke before the message was sent ({type(exc).__name__})")
         try:
-            code, text = smtp.data(mail.as_bytes())
+            code, text = smtp.data(mail.as_bytes(policy=SMTP_POLICY))
         except smtplib.SMTPDataError as exc:
             return self._refused("message", exc.smtp_code, exc.smtp_error)
         except OSError as exc:  # a timeout or a dropped connection: the relay may have the message
