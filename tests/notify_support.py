@@ -81,7 +81,8 @@ def read_smsbackup(path: Path) -> SentSms:
     """Decode a Gammu SMS backup file (gammu-smsbackup(5)): the parts' hex UCS-2 text, joined."""
     parser = configparser.ConfigParser(interpolation=None, strict=False)
     parser.optionxform = str  # type: ignore[assignment,method-assign]
-    parser.read(path, encoding="utf-8")
+    # The comment lines repeat the text and Gammu may cut them inside a UTF-8 character: only Text## counts.
+    parser.read_string(path.read_bytes().decode("utf-8", "replace"))
     sections = [s for s in parser.sections() if s.startswith("SMSBackup")]
     text, number, unicode = "", "", False
     for name in sections:

@@ -6,7 +6,8 @@ then renamed into the daemon's outbox under a name of ours — atomic, so the da
 reads half a file. The daemon transmits it and moves it to its sent folder (or its error
 folder), keeping the name; :meth:`GammuGateway.status` looks for the name there.
 
-Why the name carries the notice's key: ``OUT<priority><date>_<time>_00_<number>_<key>.smsbackup``.
+Why the name carries the notice's key: ``OUT<priority><date>_<time>_00_numerek_<key>.smsbackup``
+(the number travels inside the file; the name, which ends up in our database and logs, has none).
 At start the gateway reads the keys of every file in the outbox, sent and error folders; a
 send with a key already there answers with that file instead of making a second SMS. So a
 crash between handing a message over and recording it cannot send it twice: the gateway is
@@ -34,7 +35,7 @@ from notify.sms_text import Encoding, analyse
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 KEY = re.compile(r"^[A-Za-z0-9-]{1,32}$")
 WRITTEN = re.compile(r"Written message with ID (\S+)")
-NAME = re.compile(r"^OUT[A-Z]\d{8}_\d{6}_\d{2}_\+\d+_(?P<key>[A-Za-z0-9-]+)\.smsbackup$")
+NAME = re.compile(r"^OUT[A-Z]\d{8}_\d{6}_\d{2}_numerek_(?P<key>[A-Za-z0-9-]+)\.smsbackup$")
 
 
 class GammuSetupError(RuntimeError):
@@ -145,7 +146,7 @@ class GammuGateway:
             return SendResult.retry(f"gammu-smsd-inject failed ({proc.returncode}): {detail}")
         staged = Path(found[1])
         stamp = time.strftime("%Y%m%d_%H%M%S", time.localtime())
-        name = f"OUT{'A' if message.urgent else 'C'}{stamp}_00_{message.recipient}_{key}.smsbackup"
+        name = f"OUT{'A' if message.urgent else 'C'}{stamp}_00_numerek_{key}.smsbackup"
         try:
             os.rename(staged, self.paths.outbox / name)
         except OSError as exc:
