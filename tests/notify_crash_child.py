@@ -50,8 +50,16 @@ def main() -> None:
     else:
         from notify.gateways.http_sms import HttpSmsGateway
 
-        config = HttpSmsConfig(url=args[0], token="t0ken-123", sender="Starostwo", id_path="list.0.id")
-        gateway = HttpSmsGateway(config.model_copy(update={"idempotent": args[1] == "1"}))
+        config = HttpSmsConfig.model_validate(
+            {
+                "url": args[0],
+                "token": "t0ken-123",
+                "sender": "Starostwo",
+                "id_path": "list.0.id",
+                "idempotent": args[1] == "1",
+            }
+        )
+        gateway = HttpSmsGateway(config)
     outbox = Outbox(connect(db), SETTINGS, {gateway.channel: Route(kind, StopsAfterSend(gateway))})
     outbox.recover()
     outbox.run_once()

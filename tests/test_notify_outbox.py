@@ -68,8 +68,14 @@ def smsd(tmp_path: Path) -> Iterator[GammuDaemon]:
 
 
 def http_route(provider: Provider, idempotent: bool = False) -> dict[Channel, Route]:
-    config = HttpSmsConfig(
-        url=provider.url, token="t0ken-123", sender="Starostwo", id_path="list.0.id", idempotent=idempotent
+    config = HttpSmsConfig.model_validate(
+        {
+            "url": provider.url,
+            "token": "t0ken-123",
+            "sender": "Starostwo",
+            "id_path": "list.0.id",
+            "idempotent": idempotent,
+        }
     )
     return {Channel.SMS: Route("provider", HttpSmsGateway(config))}
 
