@@ -13,8 +13,9 @@ How the server uses it (see docs/notifications.md):
 
 Record before send: a row is committed as ``sending`` before the gateway sees it, and its
 answer is committed right after (together with the next row's ``sending``, so one fsync per
-message). A crash in between leaves exactly one row ``sending``; :meth:`Outbox.recover`
-applies notify.policy's rule to it. Times are epoch seconds from the injected clock.
+message). A crash in between leaves one row ``sending`` (a group of them for a gateway with
+idempotency keys, see :meth:`Outbox.run_once`); :meth:`Outbox.recover` applies
+notify.policy's rule to them. Times are epoch seconds from the injected clock.
 """
 
 from __future__ import annotations
@@ -238,25 +239,43 @@ class Outbox:
 
     # -- the loop -------------------------------------------------------------------------
     def run_once(self, limit: int | None = None) -> int:
-        """Send what is due now; returns how many rows got a gateway's answer."""
+        """Send what is due now; returns how many rows got a gateway's answer.
+
+        Rows for a gateway without idempotency keys are claimed one at a time: a crash can
+        then leave at most one of them ``sending`` (and so ``unknown``) that may really have
+        gone out. Rows for an idempotent gateway are claimed in groups — one fsync for many —
+        because a recovered row is retried with its key and the gateway answers with the first send.
+        """
         handled = 0
-        pending: tuple[Row, Route, SendResult, int | None] | None = None
+        answers: list[tuple[Row, Route, SendResult, int | None]] = []
         candidates = self._due(limit or self.settings.batch)
-        for row in candidates:
+        i = 0
+        while i < len(candidates):
+            claimed: list[tuple[Row, Route, Message, int | None]] = []
             with transaction(self.conn):
-                if pending is not None:
-                    self._record(*pending)
-                    pending = None
-                ready = self._claim(row)
-            if ready is None:
-                continue
-            route, message, parts = ready
-            result = route.gateway.send(message)
-            pending = (replace(row, attempts=row.attempts + 1), route, result, parts)
-            handled += 1
-        if pending is not None:
+                for answer in answers:  # the previous answers share this commit with the next claims
+                    self._record(*answer)
+                answers = []
+                while i < len(candidates):
+                    row = candidates[i]
+                    route = self.routes.get(row.channel)
+                    grouped = route is not None and route.gateway.idempotent
+                    if claimed and not grouped:
+                        break
+                    i += 1
+                    ready = self._claim(row)
+                    if ready is not None:
+                        claimed.append((row, *ready))
+                    if claimed and (not grouped or len(claimed) >= self.settings.batch):
+                        break
+            for row, route, message, parts in claimed:
+                result = route.gateway.send(message)
+                answers.append((replace(row, attempts=row.attempts + 1), route, result, parts))
+                handled += 1
+        if answers:
             with transaction(self.conn):
-                self._record(*pending)
+                for answer in answers:
+                    self._record(*answer)
         return handled
 
     def _due(self, limit: int) -> list[Row]:
