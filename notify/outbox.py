@@ -269,7 +269,10 @@ class Outbox:
                     if claimed and (not grouped or len(claimed) >= self.settings.batch):
                         break
             for row, route, message, parts in claimed:
-                result = route.gateway.send(message)
+                try:
+                    result = route.gateway.send(message)
+                except Exception as exc:  # noqa: BLE001 - a gateway's bug must not leave rows unrecorded
+                    result = SendResult.unknown(f"the gateway failed: {type(exc).__name__}")
                 answers.append((replace(row, attempts=row.attempts + 1), route, result, parts))
                 handled += 1
         if answers:

@@ -18,7 +18,7 @@ import pytest
 from notify.config import GammuConfig, HttpSmsConfig, NotifySettings
 from notify.gateways.gammu import GammuGateway
 from notify.gateways.http_sms import HttpSmsGateway
-from notify.message import Channel, NoticeKind
+from notify.message import Channel, Message, NoticeKind
 from notify.outbox import Outbox, Route, cancel, connect, enqueue, migrate
 from tests.harness import ROOT, wait_for
 from tests.notify_support import GammuDaemon, Provider, Reply, read_smsbackup
@@ -290,3 +290,44 @@ def test_a_kill_9_between_send_and_record_is_retried_with_the_same_key_when_the_
     assert db.execute("SELECT state, gateway_id FROM notices").fetchone() == ("sent", handed)
     assert len(provider.requests) == 2 and len(provider.messages) == 1
     assert provider.requests[0].fields["idx"] == provider.requests[1].fields["idx"]
+
+
+class Broken:
+    """A gateway with a bug: it raises instead of answering."""
+
+    channel = Channel.SMS
+    idempotent = False
+
+    def send(self, message):
+        raise RuntimeError("bug")
+
+    def status(self, gateway_id):
+        return None
+
+    def close(self):
+        pass
+
+
+def test_a_gateway_that_raises_leaves_its_row_unknown_and_the_others_recorded(db, provider):
+    now = at("2026-12-07T10:00")
+    add(db, "ticket:1:called", NoticeKind.CALLED, CALL, now)
+    enqueue(
+        db,
+        notice="ticket:1:called",
+        recipient="jan@example.pl",
+        channel=Channel.EMAIL,
+        kind=NoticeKind.CALLED,
+        lang="pl",
+        payload=CALL,
+        now=now,
+    )
+    routes = {**http_route(provider), Channel.EMAIL: Route("mail", Broken())}
+    assert Outbox(db, settings(), routes, clock=Clock(now)).run_once() == 2
+    rows = dict(db.execute("SELECT channel, state || ': ' || reason FROM notices"))
+    assert rows["sms"].startswith("sent") and rows["email"] == "unknown: the gateway failed: RuntimeError"
+
+
+def test_gammu_inject_that_cannot_run_is_a_retry_not_a_crash(smsd, tmp_path):
+    gateway = GammuGateway(GammuConfig(smsdrc=smsd.rc, staging=smsd.root / "staging", inject=str(tmp_path)))
+    result = gateway.send(Message(Channel.SMS, NUMBER, "x", key="k"))
+    assert result.outcome.value == "retry" and "cannot run" in result.reason

@@ -136,8 +136,8 @@ class GammuGateway:
             proc = subprocess.run(
                 args, capture_output=True, text=True, timeout=self.config.inject_timeout_s, stdin=subprocess.DEVNULL
             )
-        except FileNotFoundError:
-            return SendResult.retry(f"{self.config.inject} is not installed")
+        except OSError as exc:  # not installed, not executable: nothing reached the outbox
+            return SendResult.retry(f"cannot run {self.config.inject}: {exc.strerror}")
         except subprocess.TimeoutExpired:
             return SendResult.retry("gammu-smsd-inject did not finish")  # nothing reached the outbox
         found = WRITTEN.search(proc.stdout + proc.stderr)
