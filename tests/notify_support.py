@@ -52,7 +52,11 @@ class GammuDaemon:
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
-            self.proc.wait(15)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:  # gammu-smsd 1.42 can hang on a malformed outbox file
+                self.proc.kill()
+                self.proc.wait(15)
         self.proc = None
 
     def log_text(self) -> str:
