@@ -331,3 +331,18 @@ def test_gammu_inject_that_cannot_run_is_a_retry_not_a_crash(smsd, tmp_path):
     gateway = GammuGateway(GammuConfig(smsdrc=smsd.rc, staging=smsd.root / "staging", inject=str(tmp_path)))
     result = gateway.send(Message(Channel.SMS, NUMBER, "x", key="k"))
     assert result.outcome.value == "retry" and "cannot run" in result.reason
+
+
+def test_a_providers_delivery_report_is_recorded_against_its_notice(db, provider):
+    now = at("2026-12-07T10:00")
+    add(db, "ticket:1:called", NoticeKind.CALLED, CALL, now)
+    routes = http_route(provider)
+    outbox = Outbox(db, settings(), routes, clock=Clock(now))
+    outbox.run_once()
+    assert db.execute("SELECT delivery FROM notices").fetchone() == ("queued",)
+    gateway = routes[Channel.SMS].gateway
+    assert isinstance(gateway, HttpSmsGateway)
+    report = gateway.parse_delivery_report({"MsgId": "m00001", "status": "DELIVERED", "to": "48600100200"})
+    assert report is not None and outbox.update_delivery("provider", *report)
+    assert db.execute("SELECT delivery FROM notices").fetchone() == ("delivered",)
+    assert not outbox.update_delivery("provider", "m99999", report[1])  # a report for no message of ours
