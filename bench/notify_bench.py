@@ -176,7 +176,11 @@ def main() -> None:
                     t0 = time.perf_counter()
                     smsd.start()
                     sent_dir = smsd.root / "sent"
-                    wait_for(lambda d=sent_dir: len(list(d.iterdir())) >= args.transmit, 600, "transmitted")
+
+                    def transmitted(d: Path = sent_dir) -> bool:
+                        return len(list(d.iterdir())) >= args.transmit
+
+                    wait_for(transmitted, 600, "transmitted")
                     rate = args.transmit / (time.perf_counter() - t0)
                     smsd.stop()
                     print(f"gammu-smsd (dummy driver) transmitted {args.transmit} at {rate:,.1f}/s incl. start-up")
