@@ -316,13 +316,15 @@ class Store:
         replies: Iterable[tuple[str, str, float, str]],
         config_changes: Iterable[ConfigChange] = (),
         prune_before: datetime | None = None,
+        extra: Callable[[sqlite3.Connection], None] | None = None,
     ) -> None:
         """Write one batch in one transaction, fsynced before returning.
 
         ``counters`` are the runtime records of the counters the batch touched;
         ``replies`` are (device, request id, time, reply JSON) for the dedupe table;
         ``config_changes`` are admin edits (override + audit row); ``prune_before`` drops
-        stored replies older than that (server/requests.py).
+        stored replies older than that (server/requests.py); ``extra`` writes other parts'
+        tables in the same transaction (server/worker.py, ``BatchListener``).
         """
         conn = self.conn
         conn.execute("BEGIN IMMEDIATE")
@@ -359,6 +361,8 @@ class Store:
                 )
             if prune_before is not None:
                 conn.execute("DELETE FROM commands WHERE at < ?", (prune_before.timestamp(),))
+            if extra is not None:
+                extra(conn)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")

@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from limits import parse_many
 from limits.storage import MemoryStorage
@@ -92,6 +92,23 @@ class Batch:
     republish: bool = False
 
 
+class BatchListener(Protocol):
+    """A part of the server that keeps its own tables in step with the queue (notifications,
+    bookings, ...): it writes in the batch's own transaction, so what it records is on disk
+    exactly when the events that caused it are, never one without the other.
+
+    ``write`` runs inside the transaction, after the engine's changes, with the worker's
+    connection: INSERT/UPDATE only, quickly, no network. A SQLite error fails the batch like
+    any write (every request gets ``unavailable``); any other exception is a bug in the
+    listener, logged, and does not hold up the office. ``committed`` runs after the commit
+    (e.g. to wake a sender thread); it must not block.
+    """
+
+    def write(self, conn: sqlite3.Connection, changes: Changes, engine: QueueEngine) -> None: ...
+
+    def committed(self, changes: Changes) -> None: ...
+
+
 @dataclass
 class Health:
     """What the worker knows about its own health, read by /health and the live view."""
@@ -142,6 +159,7 @@ class Worker:
         self._dirty = _Dirty()
         self._state_at = 0.0  # monotonic time of the last state publication
         self.on_ready: Callable[[], None] | None = None
+        self.listeners: list[BatchListener] = []
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -226,7 +244,8 @@ class Worker:
                     if refused is not None or self.store is None:
                         raise sqlite3.DatabaseError(refused or "no database")
                     touched = [self.engine.counters[c] for c in sorted(changes.counters)]
-                    self.store.commit(changes, touched, batch.replies, batch.config, prune)
+                    extra = self._listeners_write(changes) if self.listeners and changes else None
+                    self.store.commit(changes, touched, batch.replies, batch.config, prune, extra)
                 except (sqlite3.Error, OSError) as exc:
                     self._write_failed(exc, batch)
                     return
@@ -234,6 +253,11 @@ class Worker:
                     log.warning("the database accepts writes again")
                     self.health.store_error = None
                 self.memory.remember(batch.replies)
+                for listener in self.listeners if changes else ():
+                    try:
+                        listener.committed(changes)
+                    except Exception:
+                        log.exception("%s failed after a commit", type(listener).__name__)
             self.health.last_batch_mono = time.monotonic()
         # Durable now: tell the world. The call first: it is what people wait for (docs/performance.md).
         for out in self._call_messages(changes):
@@ -253,6 +277,21 @@ class Worker:
             self.publish(out)
         if self.on_batch is not None:
             self.on_batch(dirty.services, services)
+
+    def _listeners_write(self, changes: Changes) -> Callable[[sqlite3.Connection], None]:
+        def write(conn: sqlite3.Connection) -> None:
+            for listener in self.listeners:
+                conn.execute("SAVEPOINT listener")  # a listener's bug undoes its own writes, not the batch
+                try:
+                    listener.write(conn, changes, self.engine)
+                except sqlite3.Error:
+                    raise
+                except Exception:
+                    log.exception("%s failed to record a batch; the queue goes on without it", type(listener).__name__)
+                    conn.execute("ROLLBACK TO listener")
+                conn.execute("RELEASE listener")
+
+        return write
 
     def _take_clock_step(self) -> None:
         """Take over a pending step of the system clock while no ticket is open (server/clock.py)."""
