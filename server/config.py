@@ -112,9 +112,12 @@ class Office(_Strict):
     timezone: str = "Europe/Warsaw"
     day_starts: time = time(0, 0)
     """Numbering restarts (A001) at this local time every day."""
-    recall_guard_s: Annotated[float, Field(ge=0, le=60)] = 10.0
-    """A RECALL this soon after the ticket's last call is refused (``too_soon``): the hall is
-    still announcing it, and a double press must not announce it twice."""
+    recall_guard_s: Annotated[float, Field(ge=0, le=60)] = 2.0
+    """A RECALL this soon after the ticket's last call is refused (``too_soon``): a double press
+    (two presses within about a second) must not announce the number twice. Short on purpose:
+    a clerk whose client did not hear the call recalls deliberately a few seconds later, and
+    that recall is carried out; the hall display plays it after the announcement in progress
+    (docs/display.md, "When the hall is busy")."""
     rating_window_s: Annotated[float, Field(ge=10, le=3600)] = 30.0
     """The "leaving" window: this long after a service ended (and only until the next client's
     service starts) a rating is for the client who just left; after it, a rating is for the

@@ -411,7 +411,7 @@ def test_second_recall_while_the_call_is_still_announced_is_refused_too_soon(eng
     clock.advance(30)
     engine.command("1", cmd("recall", current="A001"))
     engine.take_changes()
-    clock.advance(2)  # a nervous double press: another id, the same belief
+    clock.advance(1)  # a nervous double press: another id, the same belief
     with pytest.raises(Refusal) as r:
         engine.command("1", cmd("recall", current="A001"))
     assert r.value.code == ErrorCode.TOO_SOON
@@ -419,6 +419,17 @@ def test_second_recall_while_the_call_is_still_announced_is_refused_too_soon(eng
     assert engine.current_ticket("1").recalls == 1
     clock.advance(QueueEngine.RECALL_GUARD_S)
     assert engine.command("1", cmd("recall", current="A001")).recalls == 2
+    assert [e.kind for e in engine.take_changes().calls] == [EventKind.RECALL]
+
+
+def test_a_deliberate_recall_five_seconds_after_the_call_is_carried_out(engine, clock):
+    """The resident did not hear; the clerk recalls at once, while the hall may still be
+    announcing: that is not a double press, and it is announced (after the first one)."""
+    engine.issue("rej")
+    engine.command("1", cmd("next"))
+    engine.take_changes()
+    clock.advance(5)
+    assert engine.command("1", cmd("recall")).recalls == 1
     assert [e.kind for e in engine.take_changes().calls] == [EventKind.RECALL]
 
 
