@@ -5,6 +5,17 @@ display windows — under a virtual screen when there is no desktop —, a count
 gpiozero's mock pins), plus simulated residents and clerks so that something happens on
 the screens. Every part is the real program, started the way systemd starts it on a Pi;
 the demo only wraps them. Ctrl-C stops everything.
+
+What a newcomer can count on:
+
+* the demo runs its **own** broker and server: when a port is taken (a Mosquitto service
+  installed on the machine, a second demo, a port still closing after Ctrl-C) it picks a
+  free one and says which, never silently talking to someone else's broker;
+* any failure stops everything it started, with one sentence saying what went wrong;
+* restarting on the same day continues the demo day where it stopped (no negative waits);
+* without a desktop, the kiosk and the hall display each get their own virtual screen, and
+  ``--screenshots DIR`` (default ``demo-data/screens``) keeps a fresh PNG of each;
+* the demo counter's buttons are pressed by typing in the demo's terminal (``next`` + Enter).
 """
 
 from __future__ import annotations
@@ -17,6 +28,7 @@ import secrets
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -26,37 +38,67 @@ import uuid
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from server.config import EXAMPLE_CONFIG, load_config
+from server.config import EXAMPLE_CONFIG, ConfigError, load_config
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _port_free(port: int) -> bool:
+class DemoError(RuntimeError):
+    """Why the demo cannot go on, in one sentence for the newcomer."""
+
+
+def _listening(port: int) -> bool:
+    """Something accepts connections on 127.0.0.1:port (a port only closing does not)."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.3):
+            return True
+    except OSError:
+        return False
+
+
+def _bindable(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as mosquitto and uvicorn do
         try:
-            s.bind(("127.0.0.1", port))
+            s.bind((host, port))
             return True
         except OSError:
             return False
 
 
-def _wait_port(port: int, timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"nothing listens on port {port}")
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
-def demo_clock_start(tz) -> str:
-    """A weekday at 10:00, so the example office is open whatever the real time is."""
+def pick_port(wanted: int, what: str, host: str = "127.0.0.1") -> int:
+    """``wanted`` if the demo can use it, else a free port, saying why."""
+    if _bindable(wanted, host) and not _listening(wanted):
+        return wanted
+    port = _free_port()
+    print(f"  port {wanted} is taken by another program: the demo's {what} uses port {port} instead")
+    return port
+
+
+def demo_clock_start(tz, database: Path | None = None) -> str:
+    """A weekday at 10:00, so the example office is open whatever the real time is; on a
+    restart the same day, a minute after the demo day's last event, so that the queue goes
+    on (a clock back at 10:00 made waits negative)."""
     day = datetime.now(tz)
     while day.weekday() >= 5:
         day -= timedelta(days=1)
-    return day.replace(hour=10, minute=0, second=0, microsecond=0).isoformat()
+    start = day.replace(hour=10, minute=0, second=0, microsecond=0)
+    if database is not None and database.exists():
+        try:
+            db = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
+            row = db.execute("SELECT max(at) FROM events WHERE day = ?", (start.date().isoformat(),)).fetchone()
+            db.close()
+        except sqlite3.Error:
+            row = None
+        if row and row[0]:
+            start = max(start, datetime.fromtimestamp(row[0], tz) + timedelta(minutes=1))
+    return start.isoformat()
 
 
 class Demo:
@@ -67,36 +109,41 @@ class Demo:
         self.procs: list[tuple[str, subprocess.Popen]] = []
         self.stop = threading.Event()
         self.bin = Path(sys.executable).parent
+        self.screens: dict[str, str] = {}  # role -> its virtual X display
 
-    def spawn(self, name: str, cmd: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
+    def spawn(
+        self, name: str, cmd: list[str], env: dict[str, str] | None = None, stdin: int | None = subprocess.DEVNULL
+    ) -> subprocess.Popen:
         log = open(self.data / f"{name}.log", "ab")  # noqa: SIM115
         proc = subprocess.Popen(
-            cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env or os.environ.copy(), cwd=ROOT
+            cmd, stdin=stdin, stdout=log, stderr=subprocess.STDOUT, env=env or os.environ.copy(), cwd=ROOT
         )
         self.procs.append((name, proc))
         print(f"  started {name:<10} pid {proc.pid:<7} log {self.data / (name + '.log')}")
         return proc
 
     def start_broker(self) -> int:
-        port = self.args.mqtt_port
-        if not _port_free(port):
-            print(f"  a broker already listens on port {port}: using it")
-            return port
+        """The demo's own Mosquitto (never one that happens to listen on the port)."""
+        port = pick_port(self.args.mqtt_port, "broker")
         exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         conf = self.data / "mosquitto.conf"
         conf.write_text(
             f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
             "set_tcp_nodelay true\nmax_queued_messages 10000\n"
         )
-        self.spawn("mosquitto", [exe, "-c", str(conf)])
-        _wait_port(port)
+        proc = self.spawn("mosquitto", [exe, "-c", str(conf)])
+        deadline = time.monotonic() + 10
+        while not _listening(port):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise DemoError(f"the demo's broker did not start; see {self.data / 'mosquitto.log'}")
+            time.sleep(0.1)
         return port
 
     def seed_history(self, clock_start: str) -> None:
         """A new demo database gets four simulated weeks before the demo day, so the
         reports have something to show."""
         db = self.data / "numerek.db"
-        if db.exists():
+        if db.exists() or self.args.no_history:
             return
         day = datetime.fromisoformat(clock_start).date()
         subprocess.run(
@@ -150,9 +197,10 @@ class Demo:
 
     def start_server(self, mqtt_port: int) -> str:
         cfg = load_config(self.args.config)
-        clock_start = demo_clock_start(cfg.office.tz)
+        clock_start = demo_clock_start(cfg.office.tz, self.data / "numerek.db")
         self.seed_history(clock_start)
         self.logins = {role: self.login(name, role) for name, role in (("kierownik", "manager"), ("urzednik", "clerk"))}
+        http_port = pick_port(self.args.http_port, "web server", cfg.http.host)
         cmd = [
             str(self.bin / "numerek-server"),
             "--config",
@@ -162,13 +210,13 @@ class Demo:
             "--mqtt-port",
             str(mqtt_port),
             "--http-port",
-            str(self.args.http_port),
+            str(http_port),
             "--clock-start",
             clock_start,
         ]
         proc = self.spawn("server", cmd)
-        url = f"http://127.0.0.1:{self.args.http_port}"
-        deadline = time.monotonic() + 30
+        url = f"http://127.0.0.1:{http_port}"
+        deadline = time.monotonic() + 60
         while time.monotonic() < deadline and proc.poll() is None:
             try:
                 with urllib.request.urlopen(url + "/health", timeout=1) as r:
@@ -177,9 +225,11 @@ class Demo:
             except OSError:
                 pass
             time.sleep(0.2)
-        raise RuntimeError("the server did not come up; see " + str(self.data / "server.log"))
+        raise DemoError("the server did not come up; see " + str(self.data / "server.log"))
 
-    def screen_env(self) -> dict[str, str]:
+    def screen_env(self, role: str, size: str) -> dict[str, str]:
+        """The role's screen: the desktop when there is one, else a virtual screen of its own
+        (the kiosk's and the display's windows would overlap on one)."""
         env = os.environ.copy()
         if env.get("DISPLAY") or self.args.no_gui:
             return env
@@ -188,7 +238,7 @@ class Demo:
             return env
         r, w = os.pipe()
         proc = subprocess.Popen(
-            [xvfb, "-displayfd", str(w), "-screen", "0", "1920x1080x24"],
+            [xvfb, "-displayfd", str(w), "-screen", "0", f"{size}x24", "-nolisten", "tcp"],
             pass_fds=(w,),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -196,18 +246,54 @@ class Demo:
         os.close(w)
         with os.fdopen(r) as f:
             env["DISPLAY"] = ":" + f.readline().strip()
-        self.procs.append(("xvfb", proc))
-        print(f"  no desktop: the kiosk and display run on a virtual screen {env['DISPLAY']}")
+        self.procs.append((f"xvfb-{role}", proc))
+        self.screens[role] = env["DISPLAY"]
         return env
 
     def start_roles(self, mqtt_port: int, url: str) -> None:
         from server.demo_roles import role_commands
 
-        env = self.screen_env()
+        sizes = {"kiosk": "1280x720", "display": "1280x720"}
         for name, cmd, needs_screen in role_commands(self.data, mqtt_port, url, self.bin):
             if needs_screen and self.args.no_gui:
                 continue
-            self.spawn(name, cmd, env if needs_screen else None)
+            if needs_screen:
+                self.spawn(name, cmd, self.screen_env(name, sizes.get(name, "1280x720")))
+            elif name == "counter":
+                self.counter = self.spawn(name, cmd, stdin=subprocess.PIPE)
+            else:
+                self.spawn(name, cmd)
+        if self.screens:
+            folder = Path(self.args.screenshots or self.data / "screens")
+            folder.mkdir(parents=True, exist_ok=True)
+            threading.Thread(target=self.take_screenshots, args=(folder,), daemon=True).start()
+            shown = ", ".join(f"{role} on {d}" for role, d in self.screens.items())
+            print(f"  no desktop: {shown}; a fresh screenshot of each every 5 s in {folder}")
+
+    def take_screenshots(self, folder: Path) -> None:
+        """Keep ``<role>.png`` of each virtual screen fresh (written aside, then renamed)."""
+        from PIL import ImageGrab
+
+        while not self.stop.wait(5):
+            for role, display in self.screens.items():
+                try:
+                    image = ImageGrab.grab(xdisplay=display)
+                    image.save(folder / f".{role}.png")
+                    os.replace(folder / f".{role}.png", folder / f"{role}.png")
+                except OSError:
+                    pass  # the screen is going away (Ctrl-C)
+
+    def press_buttons(self) -> None:
+        """Lines typed in the demo's terminal press the demo counter's buttons."""
+        for line in sys.stdin:
+            counter = getattr(self, "counter", None)
+            if counter is None or counter.poll() is not None or counter.stdin is None:
+                return
+            try:
+                counter.stdin.write(line.encode())
+                counter.stdin.flush()
+            except (BrokenPipeError, ValueError):
+                return
 
     def residents_and_clerks(self, mqtt_port: int) -> None:
         """Simulated traffic over real MQTT: tickets every few seconds, clerks calling."""
@@ -238,9 +324,21 @@ class Demo:
 
     def run(self) -> int:
         print("Numerek demo — starting:")
-        port = self.start_broker()
-        url = self.start_server(port)
-        self.start_roles(port, url)
+        signal.signal(signal.SIGTERM, lambda *_: self.stop.set())
+        try:
+            port = self.start_broker()
+            url = self.start_server(port)
+            self.start_roles(port, url)
+        except (DemoError, ConfigError, OSError, subprocess.SubprocessError) as exc:
+            print(f"numerek-demo: {exc}", file=sys.stderr)
+            self.shutdown()
+            return 1
+        except BaseException:
+            self.shutdown()
+            raise
+        return self.serve(port, url)
+
+    def serve(self, port: int, url: str) -> int:
         if self.args.pace > 0:
             threading.Thread(target=self.residents_and_clerks, args=(port,), daemon=True).start()
         print(f"\nReady. Server {url}  (API docs {url}/docs, live queues {url}/api/queues)")
@@ -249,8 +347,14 @@ class Demo:
             print(f"{what} {url}{path}   (login {name}, password {password}; kept in {kept})")
         print(f"Broker 127.0.0.1:{port}")
         print(f"Watch the traffic: mosquitto_sub -V mqttv5 -p {port} -t 'numerek/#' -v")
+        if getattr(self, "counter", None) is not None:
+            print(
+                f"Counter {self.args.hardware_counter}'s buttons: type next, recall, no_show, finish, pause "
+                "or rate 5, then Enter (its display and LEDs: counter.log)"
+            )
+            if sys.stdin is not None and not sys.stdin.closed:
+                threading.Thread(target=self.press_buttons, daemon=True).start()
         print("Ctrl-C stops everything.")
-        signal.signal(signal.SIGTERM, lambda *_: self.stop.set())
         try:
             while not self.stop.wait(1):
                 for name, proc in self.procs:
@@ -285,6 +389,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pace", type=float, default=4.0, help="seconds between simulated events (0: none)")
     p.add_argument("--hardware-counter", default="1", help="the counter driven by the demo counter unit")
     p.add_argument("--no-gui", action="store_true", help="do not start the kiosk and display windows")
+    p.add_argument("--no-history", action="store_true", help="no simulated weeks before the demo day (a quick start)")
+    p.add_argument("--screenshots", help="where to keep screenshots of the virtual screens (default demo-data/screens)")
     return Demo(p.parse_args(argv)).run()
 
 
