@@ -1,23 +1,34 @@
-"""End-to-end server benchmark on loopback: call latency and durable ticket throughput.
+"""End-to-end server benchmark on loopback, the way an office sees it: tickets/s and call latency.
 
-    .venv/bin/python bench/server_bench.py --calls 2000 --tickets 5000 --runs 3
+    .venv/bin/python bench/server_bench.py --runs 3                  # the full table
+    .venv/bin/python bench/server_bench.py --runs 3 --pi             # the server on one slowed core
 
-Everything real: Debian's mosquitto on a free port, ``numerek-server`` as a subprocess
-with its SQLite file (WAL, synchronous=FULL), paho clients. Three figures:
+Everything real: Debian's mosquitto on a free port (``set_tcp_nodelay true``), ``numerek-server``
+as a subprocess with a fresh SQLite file per cell (WAL, synchronous=FULL), paho clients. Figures:
 
-* **broker round trip** — a message published by one client and received by another,
-  through mosquitto only: the floor no server can beat;
-* **call latency** — a counter's NEXT published → the call received by a display client,
-  through the server's parse, engine, fsynced commit and publish; one call at a time;
-* **tickets/s** — kiosk requests sent as fast as the broker takes them; time until the
-  last durable response.
+* **broker round trip**: a QoS 1 message from one client to another through mosquitto only,
+  in the same run: the floor no server can beat;
+* **fsync**: one SQLite commit with synchronous=FULL on the same disk: the floor of a
+  durable ticket with one request in flight;
+* **tickets/s**: kiosk load processes (bench/kiosk_load.py, up to 4 processes so the client
+  is not the bottleneck; their CPU is reported) keep 1/4/16/64 ticket requests in flight for
+  ``--seconds``, with 0 and with 10,000 tickets already waiting; p50/p99 request latency;
+* **call latency**: a counter's NEXT published → the call received by a display client, one
+  at a time, with 10,000 tickets waiting.
+
+``--pi`` runs the server pinned to one core with a CPU quota (cgroup v1 ``cpu`` controller,
+default 25 % of a core: a Raspberry Pi 4 core runs this Python code about 4× slower than a
+modern x86 core), the load clients unrestricted on the other core.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import sqlite3
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -29,6 +40,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.harness import Broker, Peer, ServerProcess, free_port, write_config  # noqa: E402
 
 BASE = "numerek"
+HERE = Path(__file__).resolve().parent
+CGROUP = Path("/sys/fs/cgroup/cpu/numerek-bench")
 
 
 def pct(values: list[float], p: float) -> float:
@@ -36,21 +49,35 @@ def pct(values: list[float], p: float) -> float:
     return s[min(len(s) - 1, round(p / 100 * (len(s) - 1)))]
 
 
+def fsync_floor(folder: Path, n: int = 300) -> list[float]:
+    db = sqlite3.connect(folder / "fsync.db", isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=FULL")
+    db.execute("CREATE TABLE t (a)")
+    out = []
+    for i in range(n):
+        t0 = time.perf_counter()
+        db.execute("BEGIN IMMEDIATE")
+        db.execute("INSERT INTO t VALUES (?)", (i,))
+        db.execute("COMMIT")
+        out.append((time.perf_counter() - t0) * 1000)
+    db.close()
+    return out
+
+
 class Stamp:
     """Receives messages on one topic and records perf_counter() at arrival."""
 
     def __init__(self, peer: Peer, topic: str) -> None:
-        self.arrived: list[tuple[float, bytes]] = []
+        self.arrived: list[float] = []
         self.event = threading.Event()
-        client = peer.client
 
-        def on_message(_c, _u, msg):
-            self.arrived.append((time.perf_counter(), msg.payload))
+        def on_message(_c, _u, _msg) -> None:
+            self.arrived.append(time.perf_counter())
             self.event.set()
 
-        client.message_callback_add(topic, on_message)
-        client.subscribe(topic, qos=1)
-        time.sleep(0.2)
+        peer.client.message_callback_add(topic, on_message)
+        peer.subscribe(topic)
 
 
 def broker_round_trip(port: int, n: int) -> list[float]:
@@ -62,46 +89,10 @@ def broker_round_trip(port: int, n: int) -> list[float]:
         t0 = time.perf_counter()
         sender.client.publish("bench/rtt", str(i), qos=1)
         stamp.event.wait(5)
-        out.append((stamp.arrived[-1][0] - t0) * 1000)
+        out.append((stamp.arrived[-1] - t0) * 1000)
     sender.close()
     receiver.close()
     return out
-
-
-def issue_tickets(port: int, n: int, service: str = "rej", window: int = 100) -> float:
-    """Issue ``n`` tickets with ``window`` requests in flight (as many kiosks at once).
-
-    Returns durable tickets per second. Why a window: a flood of thousands of unanswered
-    QoS 1 messages exceeds mosquitto's per-client queue (``max_queued_messages``, 1000 by
-    default) and the broker drops the excess; real kiosks each wait for their answer.
-    """
-    kiosk = Peer(port)
-    done = threading.Event()
-    slots = threading.Semaphore(window)
-    count = [0]
-
-    def on_response(_c, _u, msg):
-        if json.loads(msg.payload)["ok"]:
-            count[0] += 1
-            slots.release()
-            if count[0] == n:
-                done.set()
-
-    kiosk.client.message_callback_add(f"{BASE}/kiosk/bench/response", on_response)
-    kiosk.client.subscribe(f"{BASE}/kiosk/bench/response", qos=1)
-    time.sleep(0.2)
-    stamp = time.perf_counter()
-    for i in range(n):
-        if not slots.acquire(timeout=30):
-            raise RuntimeError(f"no answer for 30 s after {count[0]} tickets")
-        kiosk.client.publish(
-            f"{BASE}/kiosk/bench/request", json.dumps({"v": 1, "id": f"t{stamp}-{i}", "service": service}), qos=1
-        )
-    if not done.wait(120):
-        raise RuntimeError(f"only {count[0]} of {n} tickets answered")
-    elapsed = time.perf_counter() - stamp
-    kiosk.close()
-    return n / elapsed
 
 
 def call_latency(port: int, n: int) -> list[float]:
@@ -114,55 +105,147 @@ def call_latency(port: int, n: int) -> list[float]:
         counter.client.publish(
             f"{BASE}/counter/1/command", json.dumps({"v": 1, "id": f"n{t0}-{i}", "action": "next"}), qos=1
         )
-        if not stamp.event.wait(5):
+        if not stamp.event.wait(10):
             raise RuntimeError("no call received")
-        out.append((stamp.arrived[-1][0] - t0) * 1000)
+        out.append((stamp.arrived[-1] - t0) * 1000)
     counter.close()
     display.close()
     return out
 
 
-def summary(name: str, values: list[float], unit: str = "ms") -> str:
-    return (
-        f"{name:<22} n={len(values):>5}  p50={statistics.median(values):7.3f} {unit}  "
-        f"p90={pct(values, 90):7.3f}  p99={pct(values, 99):7.3f}  max={max(values):7.3f}"
-    )
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def load(port: int, inflight: int, seconds: float, folder: Path, count: int = 0) -> dict:
+    """Run kiosk load processes; returns tickets/s, latencies (ms), client CPU."""
+    procs = min(inflight, 4)
+    share = [inflight // procs + (1 if i < inflight % procs else 0) for i in range(procs)]
+    outs, running = [], []
+    for i, k in enumerate(share):
+        out = folder / f"load-{i}-{time.monotonic_ns()}.json"
+        cmd = [sys.executable, str(HERE / "kiosk_load.py"), "--port", str(port), "--kiosk", f"bench{i}"]
+        cmd += ["--inflight", str(k), "--seconds", str(seconds), "--out", str(out)]
+        if count:
+            cmd += ["--count", str(count // procs)]
+        running.append(subprocess.Popen(cmd))
+        outs.append(out)
+    for p in running:
+        if p.wait(seconds + 300) != 0:
+            raise RuntimeError("a load process failed")
+    results = [json.loads(o.read_text()) for o in outs]
+    errors = [e for r in results for e in r["errors"]]
+    if errors:
+        raise RuntimeError(f"refused or lost requests: {errors[:3]}")
+    latencies = [x * 1000 for r in results for x in r["latencies"]]
+    elapsed = max(r["elapsed"] for r in results)
+    return {
+        "rate": len(latencies) / elapsed,
+        "lat": latencies,
+        "client_cpu": sum(r["cpu_s"] for r in results) / elapsed,
+    }
+
+
+class Office:
+    """A broker and a fresh server (optionally on one slowed core) for one cell."""
+
+    def __init__(self, folder: Path, pi: bool, quota: int) -> None:
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+        self.broker = Broker(folder).start()
+        cfg = write_config(
+            folder / "office.toml", self.broker.port, free_port(), limit=9999, kiosk_rate="100000/second"
+        )
+        port = int(cfg.read_text().split("[http]")[1].split("port = ")[1].split()[0])
+        self.server = ServerProcess(cfg, port, args=["--log-level", "WARNING"]).start()
+        if pi:
+            os.sched_setaffinity(self.server.proc.pid, {0})
+            CGROUP.mkdir(exist_ok=True)
+            (CGROUP / "cpu.cfs_period_us").write_text("100000")
+            (CGROUP / "cpu.cfs_quota_us").write_text(str(quota * 1000))
+            (CGROUP / "cgroup.procs").write_text(str(self.server.proc.pid))
+
+    @property
+    def port(self) -> int:
+        return self.broker.port
+
+    def close(self) -> None:
+        self.server.stop()
+        self.broker.stop()
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--calls", type=int, default=2000)
-    ap.add_argument("--tickets", type=int, default=5000)
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--seconds", type=float, default=5.0, help="per tickets/s cell")
+    ap.add_argument("--inflight", default="1,4,16,64")
+    ap.add_argument("--waiting", default="0,10000")
+    ap.add_argument("--calls", type=int, default=2000)
+    ap.add_argument("--pi", action="store_true", help="server on one core with a CPU quota (see --quota)")
+    ap.add_argument("--quota", type=int, default=25, help="percent of one core for --pi (default 25)")
     args = ap.parse_args()
-    rtt_all, call_all, rates = [], [], []
+    if args.pi:
+        os.sched_setaffinity(0, {1})  # the load clients on the other core
+    inflights = [int(x) for x in args.inflight.split(",")]
+    waitings = [int(x) for x in args.waiting.split(",")]
+    cells: dict[tuple[int, int], list[dict]] = {}
+    rtt_all: list[float] = []
+    calls_all: list[float] = []
+    fsync_all: list[float] = []
+    server_cpu: dict[tuple[int, int], list[float]] = {}
     for run in range(args.runs):
-        with tempfile.TemporaryDirectory(dir=Path(__file__).parent) as tmp:
-            broker = Broker(Path(tmp)).start()
-            cfg = write_config(Path(tmp) / "office.toml", broker.port, free_port(), limit=9999)
-            http_port = int(cfg.read_text().split("[http]")[1].split("port = ")[1].split()[0])
-            server = ServerProcess(cfg, http_port).start()
+        with tempfile.TemporaryDirectory(dir=HERE) as tmp:
+            folder = Path(tmp)
+            fsync_all += fsync_floor(folder)
+            for waiting in waitings:
+                for inflight in inflights:
+                    office = Office(folder / f"c{waiting}-{inflight}", args.pi, args.quota)
+                    try:
+                        if not rtt_all or waiting == waitings[0] and inflight == inflights[0]:
+                            rtt_all += broker_round_trip(office.port, 1000)
+                        if waiting:
+                            load(office.port, 64, 0, office.folder, count=waiting)
+                        cpu0 = cpu_seconds(office.server.proc.pid)
+                        result = load(office.port, inflight, args.seconds, office.folder)
+                        cpu1 = cpu_seconds(office.server.proc.pid)
+                    finally:
+                        office.close()
+                    cells.setdefault((waiting, inflight), []).append(result)
+                    server_cpu.setdefault((waiting, inflight), []).append((cpu1 - cpu0) / args.seconds)
+                    print(
+                        f"run {run + 1} waiting {waiting:>5} in flight {inflight:>2}: {result['rate']:7,.0f} tickets/s"
+                        f"  p50 {statistics.median(result['lat']):6.2f} ms  p99 {pct(result['lat'], 99):6.2f} ms",
+                        flush=True,
+                    )
+            office = Office(folder / "calls", args.pi, args.quota)
             try:
-                rtt = broker_round_trip(broker.port, args.calls)
-                rate = issue_tickets(broker.port, args.tickets)
-                # enough waiting tickets for every call: top up beyond what the rate run left
-                if args.calls > args.tickets:
-                    issue_tickets(broker.port, args.calls - args.tickets)
-                calls = call_latency(broker.port, args.calls)
+                load(office.port, 64, 0, office.folder, count=10000 + args.calls)
+                calls_all += call_latency(office.port, args.calls)
             finally:
-                server.stop()
-                broker.stop()
-        print(f"run {run + 1}: " + summary("call latency", calls) + f"  | tickets/s {rate:,.0f}", flush=True)
-        rtt_all += rtt
-        call_all += calls
-        rates.append(rate)
+                office.close()
+            print(f"run {run + 1} call latency p50 {statistics.median(calls_all):.2f} ms", flush=True)
     print()
-    print(summary("broker round trip", rtt_all))
-    print(summary("call latency", call_all))
-    print(f"{'call/broker p50 ratio':<22} {statistics.median(call_all) / statistics.median(rtt_all):.1f}x")
     print(
-        f"{'tickets/s (durable)':<22} median={statistics.median(rates):,.0f}  min={min(rates):,.0f}  runs={len(rates)}"
+        f"broker round trip: p50 {statistics.median(rtt_all):.3f} ms, p99 {pct(rtt_all, 99):.3f} ms (n={len(rtt_all)})"
     )
+    print(f"fsync (one commit): p50 {statistics.median(fsync_all):.3f} ms, p99 {pct(fsync_all, 99):.3f} ms")
+    print(
+        f"call latency, NEXT → display, 10,000 waiting: p50 {statistics.median(calls_all):.2f} ms, "
+        f"p99 {pct(calls_all, 99):.2f} ms (n={len(calls_all)}); "
+        f"{statistics.median(calls_all) / statistics.median(rtt_all):.1f}× the broker round trip at p50"
+    )
+    print()
+    print("| waiting | in flight | tickets/s (median of runs) | p50 ms | p99 ms | server CPU | load clients CPU |")
+    print("|---:|---:|---:|---:|---:|---:|---:|")
+    for (waiting, inflight), results in sorted(cells.items()):
+        lat = [x for r in results for x in r["lat"]]
+        print(
+            f"| {waiting:,} | {inflight} | {statistics.median(r['rate'] for r in results):,.0f} | "
+            f"{statistics.median(lat):.2f} | {pct(lat, 99):.2f} | "
+            f"{statistics.median(server_cpu[(waiting, inflight)]):.0%} | "
+            f"{statistics.median(r['client_cpu'] for r in results):.0%} |"
+        )
 
 
 if __name__ == "__main__":
