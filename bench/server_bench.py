@@ -26,9 +26,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from protocol.topics import Topics  # noqa: E402
 from tests.harness import Broker, Peer, ServerProcess, free_port, write_config  # noqa: E402
 
-BASE = "numerek"
+TOPICS = Topics()
 
 
 def pct(values: list[float], p: float) -> float:
@@ -87,15 +88,15 @@ def issue_tickets(port: int, n: int, service: str = "rej", window: int = 100) ->
             if count[0] == n:
                 done.set()
 
-    kiosk.client.message_callback_add(f"{BASE}/kiosk/bench/response", on_response)
-    kiosk.client.subscribe(f"{BASE}/kiosk/bench/response", qos=1)
+    kiosk.client.message_callback_add(TOPICS.kiosk_response("bench"), on_response)
+    kiosk.client.subscribe(TOPICS.kiosk_response("bench"), qos=1)
     time.sleep(0.2)
     stamp = time.perf_counter()
     for i in range(n):
         if not slots.acquire(timeout=30):
             raise RuntimeError(f"no answer for 30 s after {count[0]} tickets")
         kiosk.client.publish(
-            f"{BASE}/kiosk/bench/request", json.dumps({"v": 1, "id": f"t{stamp}-{i}", "service": service}), qos=1
+            TOPICS.kiosk_request("bench"), json.dumps({"v": 1, "id": f"t{stamp}-{i}", "service": service}), qos=1
         )
     if not done.wait(120):
         raise RuntimeError(f"only {count[0]} of {n} tickets answered")
@@ -106,13 +107,13 @@ def issue_tickets(port: int, n: int, service: str = "rej", window: int = 100) ->
 
 def call_latency(port: int, n: int) -> list[float]:
     counter, display = Peer(port), Peer(port)
-    stamp = Stamp(display, f"{BASE}/zone/hall/call")
+    stamp = Stamp(display, TOPICS.zone_call("hall"))
     out = []
     for i in range(n):
         stamp.event.clear()
         t0 = time.perf_counter()
         counter.client.publish(
-            f"{BASE}/counter/1/command", json.dumps({"v": 1, "id": f"n{t0}-{i}", "action": "next"}), qos=1
+            TOPICS.counter_command("1"), json.dumps({"v": 1, "id": f"n{t0}-{i}", "action": "next"}), qos=1
         )
         if not stamp.event.wait(5):
             raise RuntimeError("no call received")

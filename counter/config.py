@@ -20,7 +20,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from protocol.mqtt import BrokerConfig
-from protocol.topics import ID_PATTERN
+from protocol.topics import ID_PATTERN, device_name
 
 EXAMPLE_CONFIG = Path(__file__).parent / "examples" / "counter.toml"
 
@@ -251,7 +251,7 @@ class CounterUnitConfig(_Strict):
 
     @property
     def device(self) -> str:
-        return self.unit.device or ("counter-" + "-".join(c.id for c in self.counters))[:32]
+        return self.unit.device or device_name("counter", *(c.id for c in self.counters))[:32]
 
 
 def load_config(path: str | Path) -> CounterUnitConfig:

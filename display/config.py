@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from protocol.mqtt import BrokerConfig
-from protocol.topics import ID_PATTERN
+from protocol.topics import ID_PATTERN, device_name
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 DEFAULT_CHIME = PACKAGE_DIR / "sounds" / "chime.wav"
@@ -99,7 +99,7 @@ class DisplayConfig(_Strict):
 
     @property
     def device_id(self) -> str:
-        return f"display-{self.display.id}"
+        return device_name("display", self.display.id)
 
 
 def _relative(base: Path, value: str) -> str:

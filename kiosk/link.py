@@ -33,7 +33,7 @@ from pydantic import ValidationError
 from protocol.clock import ServerClock
 from protocol.messages import FaultReport, ServicesMessage, TicketRequest, TicketResponse
 from protocol.mqtt import connect_properties, make_client, response_properties, shutdown
-from protocol.topics import ONLINE, Topics
+from protocol.topics import ONLINE, Topics, device_name
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +59,8 @@ class KioskLink:
         self.kiosk_id = kiosk_id
         self.settings = mqtt_settings
         self.topics = Topics(mqtt_settings.topic_base)
-        self.device = f"kiosk-{kiosk_id}"
-        self.response_topic = f"{self.topics.kiosk_response(kiosk_id)}/{uuid.uuid4().hex[:12]}"
+        self.device = device_name("kiosk", kiosk_id)
+        self.response_topic = self.topics.kiosk_response(kiosk_id, uuid.uuid4().hex[:12])
         self.on_services = on_services
         self.on_connection = on_connection  # (broker connected, server online)
         self.on_late_response = on_late_response

@@ -54,7 +54,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from protocol.topics import ID_PATTERN, Topics
+from protocol.topics import ID_PATTERN, Topics, device_name
 
 ROLES = ("counter", "kiosk", "display", "monitor")
 """Device roles, plus ``monitor``: a read-only account for a technician's ``mosquitto_sub``."""
@@ -170,93 +170,29 @@ class Registry:
         return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
 
 
-def device_name(role: str, ids: list[str]) -> str:
-    """The username, client id and availability id of a device: ``counter-4``, ``kiosk-k1``.
-
-    A counter Pi driving two counters is ``counter-1-2``, the name numerek-counter uses by default.
-    """
-    return f"{role}-{'-'.join(ids)}"
-
-
 # --------------------------------------------------------------------------- ACL
 
 
 def acl_rules(account: Account, topics: Topics) -> list[tuple[str, str]]:
     """(access, topic filter) pairs for one account: exactly what its role uses, no more.
 
-    Anything not listed is refused by Mosquitto, including ``$SYS`` and other bases. The
-    lists follow what the programs subscribe to and publish (server/service.py,
-    counter/unit.py, kiosk/link.py, display/app.py); ``tests/test_provision_broker.py``
-    checks on a real Mosquitto that each allowed topic works and the neighbours do not.
+    Derived from the topic tree itself (:meth:`protocol.topics.Topics.acl`), so the ACL
+    cannot drift from what the programs publish and subscribe to. Only numerek-provision's
+    own one-off account is defined here.
     """
-    t = topics
-    if account.role == "server":
-        return [
-            ("write", f"{t.base}/server/#"),  # its availability (and last will), errors
-            ("write", t.services),
-            # It subscribes to counter/+/+ and kiosk/+/+ so that a message on a topic it does
-            # not serve gets an "unknown_topic" error instead of silence.
-            ("read", f"{t.base}/counter/+/+"),
-            ("write", f"{t.base}/counter/+/state"),
-            # A counter's reply, or the MQTT 5 response topic a command asked for, which the
-            # server accepts only below counter/<id>/reply/ (docs/protocol.md).
-            ("write", f"{t.base}/counter/+/reply/#"),
-            ("write", f"{t.base}/zone/+/call"),
-            ("write", f"{t.base}/zone/+/board"),
-            ("read", f"{t.base}/kiosk/+/+"),
-            ("write", f"{t.base}/kiosk/+/response/#"),
-            ("read", f"{t.base}/device/+/availability"),
-        ]
-    own = [
-        ("write", t.device_availability(account.username)),  # "online", and the "offline" last will
-        ("read", t.server_availability),
-    ]
-    if account.role == "counter":
-        rules = []
-        for cid in account.ids:
-            rules += [
-                ("write", t.counter_command(cid)),
-                ("read", t.counter_state(cid)),
-                ("read", f"{t.counter_reply(cid)}/#"),  # the reply topic and response topics below it
-            ]
-        return rules + own
-    if account.role == "kiosk":
-        (kid,) = account.ids
-        return [
-            ("write", t.kiosk_request(kid)),
-            ("write", t.kiosk_fault(kid)),
-            ("read", f"{t.kiosk_response(kid)}/#"),  # the default response topic and its own below it
-            ("read", t.services),
-        ] + own
-    if account.role == "display":
-        rules = []
-        for z in account.zones:
-            rules += [("read", t.zone_call(z)), ("read", t.zone_board(z))]
-        return rules + [("read", t.services)] + own
-    if account.role == "monitor":
-        # Watching the traffic is how problems are diagnosed on site; doing so with the
-        # server's account would log the server out (the client id is the account name).
-        return [("read", f"{t.base}/#")]
     if account.role == "provision":
         # numerek-provision itself, clearing what a revoked device left retained; its
         # password is made anew for each use and never stored.
         return [("write", topic) for topic in account.clears]
-    raise ProvisionError(f"unknown role {account.role!r}")
+    try:
+        return topics.acl(account.role, account.ids, account.zones, device=account.username)
+    except ValueError as exc:
+        raise ProvisionError(str(exc)) from exc
 
 
 def retained_topics(account: Account, topics: Topics) -> list[str]:
-    """The retained messages a device publishes itself, which outlive it on the broker.
-
-    Its availability (``online``, or the ``offline`` of its last will) and a kiosk's printer
-    fault. A counter's ``state`` is not among them: the server publishes it for the counter,
-    which stays in the office's config whichever Pi drives it.
-    """
-    if account.role not in ("counter", "kiosk", "display"):
-        return []
-    out = [topics.device_availability(account.username)]
-    if account.role == "kiosk":
-        out.append(topics.kiosk_fault(account.ids[0]))
-    return out
+    """The retained messages a device publishes itself, which outlive it on the broker."""
+    return topics.retained_by(account.role, account.ids, device=account.username)
 
 
 def render_acl(registry: Registry) -> str:
@@ -682,7 +618,7 @@ def cmd_add(registry: Registry, args: argparse.Namespace) -> str:
             zones = [_check_id(args.zone, "zone")]
         elif args.zone:
             raise ProvisionError("--zone is only for displays")
-        account = Account(device_name(role, ids), role, ids, zones, created=now)
+        account = Account(device_name(role, *ids), role, ids, zones, created=now)
         _check_id(account.username, "device name")
     if account.username in registry.accounts and not args.replace:
         raise ProvisionError(

@@ -358,7 +358,7 @@ def test_deployment_doc_gives_the_check_commands_that_work_as_installed():
 
 def test_deployment_doc_revokes_accounts_it_created():
     """The doc's provisioning examples: `revoke` names an account that `add` made (counter-3-4, not counter-4)."""
-    from server.provision import device_name
+    from protocol.topics import device_name
 
     doc = (ROOT / "docs" / "deployment.md").read_text()
     made = {"server"}
@@ -366,7 +366,7 @@ def test_deployment_doc_revokes_accounts_it_created():
         ids = [w for w in rest.split() if not w.startswith("-") and not w.startswith("<")]
         ids = ids[:1] if "--zone" in rest else ids
         if ids and role != "server":
-            made.add(device_name(role, ids))
+            made.add(device_name(role, *ids))
     revoked = re.findall(r"numerek-provision revoke (\S+)", doc)
     assert revoked and set(revoked) <= made, (revoked, made)
 
