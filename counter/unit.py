@@ -378,7 +378,7 @@ class CounterUnit:
         pin_factory=None,
     ) -> None:
         self.config = config
-        self.topics = Topics(config.broker.topic_base)
+        self.topics = Topics(config.mqtt.topic_base)
         self.lock = threading.RLock()
         self.broker_connected = False
         self.server_online = False
@@ -447,7 +447,7 @@ class CounterUnit:
     # ------------------------------------------------------------------ MQTT
 
     def _run(self) -> None:
-        b = self.config.broker
+        b = self.config.mqtt
         settings = b.settings()
         availability = self.topics.device_availability(self.config.device)
         while not self._stop.is_set():

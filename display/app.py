@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import signal
 import time
 from collections import deque
 from pathlib import Path
@@ -509,8 +508,6 @@ class DisplayApp(App):
         self.announcer = self._make_announcer()
         self._start_mqtt()
         Clock.schedule_interval(self._tick, 0.25)
-        signal.signal(signal.SIGTERM, lambda *_a: Clock.schedule_once(lambda _dt: self.stop()))
-        signal.signal(signal.SIGINT, lambda *_a: Clock.schedule_once(lambda _dt: self.stop()))
         return root
 
     def _make_announcer(self) -> Announcer | None:

@@ -439,7 +439,9 @@ def render_device_config(account: Account, broker: Broker, password: str, existi
         text = _example(role) if role != "monitor" else MINIMAL[role]
     missing: list[str] = []
     if role == "counter":
-        text = set_toml_keys(text, "broker", credentials)
+        # [broker] is the counter's old name of [mqtt]: an old file gets the new name.
+        text = re.sub(r"(?m)^\[broker\]", "[mqtt]", text) if "mqtt" not in tomllib.loads(text) else text
+        text = set_toml_keys(text, "mqtt", credentials)
         text = set_toml_keys(text, "unit", {"device": account.username})
         if existing is None:
             text, missing = _counter_blocks(text, ids)
@@ -668,7 +670,8 @@ def _add_server(registry: Registry, account: Account, password: str, site_config
 
 
 def _file_password(text: str, role: str) -> str | None:
-    table = tomllib.loads(text).get("broker" if role == "counter" else "mqtt", {})
+    data = tomllib.loads(text)
+    table = data.get("mqtt", data.get("broker", {}) if role == "counter" else {})
     value = table.get("password") if isinstance(table, dict) else None
     return value if isinstance(value, str) else None
 

@@ -38,7 +38,7 @@ def start_counter(server, config: str, tmp_path: Path) -> tuple[subprocess.Popen
 
 
 CONFIG = """
-[broker]
+[mqtt]
 port = {port}
 
 [[counters]]
@@ -103,7 +103,7 @@ def test_counter_process_exits_non_zero_when_its_mqtt_thread_dies_so_systemd_res
 
 
 LCD_CONFIG = """
-[broker]
+[mqtt]
 port = {port}
 
 [[counters]]
