@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--clock-start", help="demo only: pretend the time is HH:MM today (or an ISO time)")
     args = boot.parse(argv)
     cfg = boot.load(load_config)
-    updates = {}
+    updates: dict[str, object] = {}
     if args.database:
         updates["storage"] = cfg.storage.model_copy(update={"database": args.database})
     if args.mqtt_port:
