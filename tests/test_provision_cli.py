@@ -499,3 +499,21 @@ def test_a_kiosks_qr_code_points_at_the_server_phones_can_reach(dirs):
     assert run(dirs, "add", "kiosk", "k1", "--replace") == 0
     assert load_kiosk(config_dir / "kiosk-k1.toml").kiosk.public_url == "http://10.0.0.5:8080"  # the office's own
     assert run(dirs, "init", "--public-url", "numerek-serwer") == 1  # refused, with a message
+
+
+def test_reissue_gives_an_old_counter_file_the_common_mqtt_section_and_keeps_its_password(dirs, capsys):
+    """Counter files once called [mqtt] [broker]; reissue renames it, keeping comments and the password."""
+    from counter.config import load_config as load_counter
+
+    run(dirs, "init", "--host", "numerek-serwer.local", "--port", "1883")
+    assert run(dirs, "add", "counter", "4") == 0
+    path = dirs[1] / "counter-4.toml"
+    _edit(path, ("[mqtt]", "[broker]"))
+    password = tomllib.loads(path.read_text())["broker"]["password"]
+    assert run(dirs, "init", "--port", "8883", "--tls-ca", "/etc/numerek/ca.crt") == 0
+    assert run(dirs, "reissue", "counter-4") == 0
+    assert "password kept" in capsys.readouterr().out
+    text = path.read_text()
+    assert "[broker]" not in text and "# the server's broker (Mosquitto)" in text
+    unit = load_counter(path)
+    assert (unit.mqtt.port, unit.mqtt.password) == (8883, password)
