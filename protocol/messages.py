@@ -22,7 +22,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 
 from protocol.topics import ID_PATTERN
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION: Literal[1] = 1
 MAX_PAYLOAD_BYTES = 4096
 """Requests larger than this are refused unread (a command is well under 300 bytes)."""
 
