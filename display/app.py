@@ -530,6 +530,7 @@ class DisplayApp(App):
         conn.on(RouteKind.SERVICES, lambda m: self._services(m.message))
         conn.on_connection = self._set_broker
         conn.on_server = self._set_server
+        conn.on_failure = lambda _exc: self.stop()  # numerek-display then exits 1: systemd restarts it
         for topic in (conn.topics.zone_board(zone), conn.topics.zone_call(zone), conn.topics.services):
             conn.subscribe(topic)
         self.connection = conn.start()

@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     app = DisplayApp(cfg)
     boot.on_stop(lambda: Clock.schedule_once(lambda _dt: app.stop()))
     app.run()
-    return 0
+    return 1 if app.connection is not None and app.connection.failure is not None else 0
 
 
 if __name__ == "__main__":

@@ -73,8 +73,10 @@ def main(argv: list[str] | None = None) -> int:
 
     # systemd stops us with SIGTERM: leave through Kivy so on_stop says "offline" politely.
     boot.on_stop(lambda: Clock.schedule_once(lambda _dt: app.stop()))
+    # A dead MQTT thread leaves the kiosk offline for good: stop, exit 1, systemd restarts us.
+    app.link.conn.on_failure = lambda _exc: app.stop()
     app.run()
-    return 0
+    return 1 if app.link.conn.failure is not None else 0
 
 
 if __name__ == "__main__":

@@ -128,6 +128,10 @@ class DeviceConnection:
         """The server's retained availability: None until it has been read."""
         self.on_connection: Callable[[bool], None] | None = None
         self.on_server: Callable[[bool], None] | None = None
+        self.on_failure: Callable[[BaseException], None] | None = None
+        """Called (on the UI thread) if the network thread dies of an unexpected error: the
+        device is then offline for good, so a role stops and exits non-zero for systemd's
+        ``Restart=on-failure`` instead of showing "offline" until someone notices."""
         self.failure: BaseException | None = None
         """What ended the network thread, if not a stop request."""
         self._wake = wake
@@ -228,6 +232,8 @@ class DeviceConnection:
             log.critical(
                 "the MQTT thread of %s failed; the device is offline until restarted", self.device, exc_info=True
             )
+            if self.on_failure is not None:
+                self.hand_over(self.on_failure, exc)
             raise
 
     def _run(self) -> None:
