@@ -34,10 +34,13 @@ PREFIX_PATTERN = r"^[A-Z]{1,2}$"
 MAX_TICKET_SEQ = 999_999
 """The highest number of one service's day: 6 digits, so a number always fits a 16-column
 counter display ("Numer AB999999") and a call can always name it."""
-TICKET_NUMBER_PATTERN = r"^[A-Z]{1,2}(?:[0-9]{3}|[1-9][0-9]{3,5})$"
+_NUMBER = r"[A-Z]{1,2}(?:[0-9]{3}|[1-9][0-9]{3,5})"
+TICKET_NUMBER_PATTERN = rf"^{_NUMBER}$"
 """A ticket number: the prefix, then the day's sequence number with at least 3 digits and
 no fixed width: A001 … A999, A1000 … A999999 (docs/protocol.md, "Ticket numbers")."""
 TicketNumber = Annotated[str, Field(pattern=TICKET_NUMBER_PATTERN)]
+CurrentTicket = Annotated[str, Field(pattern=rf"^(?:{_NUMBER})?$")]
+"""``current`` of a command: a ticket number, or ``""`` for none (one type, so an error names the field plainly)."""
 
 
 def ticket_number(prefix: str, seq: int) -> str:
@@ -198,7 +201,7 @@ class CounterCommand(_Message):
 
     id: RequestId
     action: CounterAction
-    current: TicketNumber | Literal[""] | None = None
+    current: CurrentTicket | None = None
     ticket: TicketNumber | None = None
     target_service: DeviceId | None = None
     target_counter: DeviceId | None = None

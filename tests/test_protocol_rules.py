@@ -168,3 +168,16 @@ def test_the_server_refuses_a_formula_as_clerk_id(server, peer):
     assert reply["error"]["code"] == "invalid_request" and reply["error"]["message"].startswith("clerk:")
     peer.publish(T.counter_command("1"), {"v": 1, "id": "s2", "action": "sign_in", "clerk": "1207"})
     assert peer.expect(T.counter_reply("1"), where=lambda d: d["id"] == "s2")["ok"]
+
+
+@pytest.mark.parametrize(
+    ("current", "ok"), [("", True), ("A001", True), ("A10000", True), ("A01", False), ("x", False)]
+)
+def test_current_is_a_ticket_number_or_empty_and_an_error_names_the_field_plainly(current, ok):
+    body = json.dumps({"v": 1, "id": "x", "action": "next", "current": current})
+    if ok:
+        assert CounterCommand.model_validate_json(body, strict=True).current == current
+        return
+    with pytest.raises(ValidationError) as err:
+        CounterCommand.model_validate_json(body, strict=True)
+    assert [e["loc"] for e in err.value.errors()] == [("current",)]
