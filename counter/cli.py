@@ -13,14 +13,13 @@ GPIO pins cannot be opened.
 
 from __future__ import annotations
 
-import argparse
 import logging
-import signal
 import sys
 import threading
 import time
 
-from counter.config import EXAMPLE_CONFIG, ConfigError, load_config
+from counter.config import EXAMPLE_CONFIG, load_config
+from protocol.bootstrap import Bootstrap
 
 HELP = """type a button and Enter ('1:' before it picks a counter when the unit drives two):
   next | recall | no_show | finish | transfer [N] | hold pause | pause | rate R | state | quit"""
@@ -59,22 +58,14 @@ def _drive_from_stdin(unit) -> None:  # pragma: no cover - interactive demo aid
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="numerek-counter", description=__doc__.split("\n\n")[0])
-    p.add_argument("--config", default=str(EXAMPLE_CONFIG), help="counter config (TOML)")
-    p.add_argument("--check", action="store_true", help="validate the config and exit")
-    p.add_argument("--mock-pins", action="store_true", help="demo without a Pi: mock GPIO, buttons from stdin")
-    p.add_argument("--log-level", default="INFO")
-    args = p.parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        cfg = load_config(args.config)
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
-        return 2
+    boot = Bootstrap("numerek-counter", (__doc__ or "").split("\n\n")[0], default_config=EXAMPLE_CONFIG)
+    boot.parser.add_argument(
+        "--mock-pins", action="store_true", help="demo without a Pi: mock GPIO, buttons from stdin"
+    )
+    args = boot.parse(argv)
+    cfg = boot.load(load_config)
     if args.check:
-        ids = ", ".join(c.id for c in cfg.counters)
-        print(f"{args.config}: OK — counters {ids}, broker {cfg.broker.host}:{cfg.broker.port}")
-        return 0
+        return boot.ok(f"counters {', '.join(c.id for c in cfg.counters)}, broker {cfg.mqtt.host}:{cfg.mqtt.port}")
 
     from gpiozero.exc import GPIOZeroError
 
@@ -91,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     except (GPIOZeroError, DisplayError, OSError) as exc:
         print(f"cannot start the counter unit: {exc}", file=sys.stderr)
         return 3
-    signal.signal(signal.SIGTERM, lambda *_: unit._stop.set())
+    boot.on_stop(unit._stop.set)
     if args.mock_pins:
         print(HELP)
         threading.Thread(target=_drive_from_stdin, args=(unit,), daemon=True).start()

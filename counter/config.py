@@ -12,17 +12,21 @@ counter/examples/counter.toml is the documented example.
 
 from __future__ import annotations
 
+import logging
 import re
-import tomllib
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from protocol import config
+from protocol.config import ConfigError
 from protocol.mqtt import BrokerConfig
-from protocol.topics import ID_PATTERN
+from protocol.topics import ID_PATTERN, device_name
 
 EXAMPLE_CONFIG = Path(__file__).parent / "examples" / "counter.toml"
+
+log = logging.getLogger(__name__)
 
 _PIN_NAME = re.compile(r"^(GPIO|BCM|BOARD|J8:)\d{1,2}$")
 
@@ -34,10 +38,6 @@ I2C_BUS_PINS = {0: {0: "SDA", 1: "SCL"}, 1: {2: "SDA", 3: "SCL"}}
 """I2C bus -> {BCM pin: line} on the 40-pin header."""
 
 DeviceId = Annotated[str, Field(pattern=ID_PATTERN)]
-
-
-class ConfigError(ValueError):
-    """A config file that cannot be used; the message names the file and every problem."""
 
 
 def normalise_pin(value: int | str) -> str:
@@ -206,7 +206,7 @@ class CounterConfig(_Strict):
 
 
 class CounterUnitConfig(_Strict):
-    broker: BrokerConfig = BrokerConfig()
+    mqtt: BrokerConfig = BrokerConfig()
     unit: UnitConfig = UnitConfig()
     counters: list[CounterConfig] = Field(min_length=1, max_length=4)
 
@@ -251,25 +251,37 @@ class CounterUnitConfig(_Strict):
 
     @property
     def device(self) -> str:
-        return self.unit.device or ("counter-" + "-".join(c.id for c in self.counters))[:32]
+        return self.unit.device or device_name("counter", *(c.id for c in self.counters))[:32]
+
+
+def _old_broker_section(data: dict[str, Any], path: Path) -> dict[str, Any]:
+    """Files written before the roles agreed on ``[mqtt]`` call the section ``[broker]``:
+    still read (a unit in a cupboard must not stop at an upgrade), with a line in the log."""
+    if "broker" not in data:
+        return data
+    if "mqtt" in data:
+        raise config.problem(path, "broker", "[broker] is the old name of [mqtt]: keep one section, [mqtt]")
+    log.warning("%s: [broker] is the old name of [mqtt]; it is still read, rename it to [mqtt]", path)
+    data = dict(data)
+    data["mqtt"] = data.pop("broker")
+    return data
 
 
 def load_config(path: str | Path) -> CounterUnitConfig:
-    """Read and validate a counter config; :class:`ConfigError` lists every problem found."""
-    path = Path(path)
+    """Read and validate a counter config; :class:`ConfigError` names the file and every problem found."""
+    p = Path(path)
+    raw = config.read_toml(p)
+    data = _old_broker_section(raw, p)
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise ConfigError(f"{path}: no such file") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read: {exc}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
-    try:
-        return CounterUnitConfig.model_validate(raw)
-    except ValidationError as exc:
-        problems = []
-        for e in exc.errors():
-            where = ".".join(str(p) for p in e["loc"]) or "(top level)"
-            problems.append(f"  {where}: {e['msg'].removeprefix('Value error, ')}")
-        raise ConfigError(f"{path}: invalid counter config:\n" + "\n".join(problems)) from exc
+        return config.validate(CounterUnitConfig, data, p)
+    except ConfigError as exc:
+        if data is raw:
+            raise
+        # Name the fields as the file spells them.
+        renamed = [
+            (("broker" + where[4:]) if where.startswith("mqtt.") else where, what) for where, what in exc.problems
+        ]
+        raise ConfigError(p, renamed) from None
+
+
+__all__ = ["ConfigError", "CounterUnitConfig", "load_config"]

@@ -11,9 +11,10 @@ and a second press of the same button within ``double_press_s`` re-using the fir
 Offline is shown, never hidden: when the broker or the server is unreachable the LED blinks
 red and the display says so. A press then is refused on the spot (red LED, "Nie wyslano")
 and dropped; it is never queued. To make sure paho does not re-send an unacknowledged
-command after a reconnect minutes later, the unit throws its MQTT client away whenever
-the connection drops and connects with a fresh one (clean start, no session), so nothing
-from before the outage can be replayed. After reconnecting the retained state is the truth.
+command after a reconnect minutes later, the device connection (:mod:`protocol.device`, the
+one every role uses) throws its MQTT client away whenever the connection drops and connects
+with a fresh one (clean start, no session), so nothing from before the outage can be
+replayed. After reconnecting the retained state is the truth.
 
 A press that does reach a server which then freezes must not be carried out after the
 unit told the clerk "Brak odpowiedzi". So every command carries ``expires_at``: the moment,
@@ -32,16 +33,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
-import paho.mqtt.client as mqtt
 from gpiozero import RGBLED, Button
-from pydantic import ValidationError
 
 from counter.config import CounterConfig, CounterUnitConfig, DisplayConfig, TransferButton
 from hardware.number_display import ConsoleDisplay, HD44780Display, MemoryDisplay, NumberDisplay
-from protocol.clock import ServerClock
+from protocol.device import DeviceConnection, Incoming
 from protocol.messages import CounterAction, CounterCommand, CounterReply, CounterState, CounterStatus, ErrorCode
-from protocol.mqtt import connect_properties, make_client
-from protocol.topics import OFFLINE, ONLINE, Topics
+from protocol.topics import RouteKind
 
 log = logging.getLogger(__name__)
 
@@ -369,7 +367,15 @@ class Station:
 
 
 class CounterUnit:
-    """All stations of one Pi and their one MQTT connection."""
+    """All stations of one Pi and their one MQTT connection.
+
+    Two threads: the device connection's network thread (:mod:`protocol.device`) and the
+    unit's own, which the connection hands every message and connection change over to, in
+    order, and which also times out unanswered presses and expires notices (about every
+    0.1 s). Presses come from gpiozero's threads and publish directly.
+    """
+
+    TICK_S = 0.1
 
     def __init__(
         self,
@@ -378,16 +384,17 @@ class CounterUnit:
         pin_factory=None,
     ) -> None:
         self.config = config
-        self.topics = Topics(config.broker.topic_base)
         self.lock = threading.RLock()
         self.broker_connected = False
         self.server_online = False
-        self._client: mqtt.Client | None = None
         self._pending: dict[str, _Pending] = {}
-        self.server_clock = ServerClock()
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._thread: threading.Thread | None = None
-        self.failure: BaseException | None = None  # what ended the MQTT thread, if not a stop
+        self.failure: BaseException | None = None  # what ended a thread, if not a stop
+        self.conn = DeviceConnection(config.mqtt, config.device, wake=self._wake.set)
+        self.topics = self.conn.topics
+        self.server_clock = self.conn.clock
         self.stations: dict[str, Station] = {}
         displays = displays or {}
         try:
@@ -398,8 +405,13 @@ class CounterUnit:
             for s in self.stations.values():
                 s.close()
             raise
-        self._by_state_topic = {self.topics.counter_state(sid): s for sid, s in self.stations.items()}
-        self._reply_topics = {self.topics.counter_reply(s) for s in self.stations}
+        self.conn.on(RouteKind.COUNTER_STATE, self._state)
+        self.conn.on(RouteKind.COUNTER_REPLY, self._reply_message)
+        self.conn.on_connection = self._broker
+        self.conn.on_server = self._server
+        for sid in self.stations:
+            self.conn.subscribe(self.topics.counter_state(sid))
+            self.conn.subscribe(self.topics.counter_reply(sid))
         self.render_all()
 
     @property
@@ -410,106 +422,72 @@ class CounterUnit:
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> CounterUnit:
-        self._thread = threading.Thread(target=self._thread_main, name="counter-mqtt", daemon=True)
+        self._thread = threading.Thread(target=self._thread_main, name="counter-unit", daemon=True)
         self._thread.start()
+        self.conn.start()
         return self
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
+        self.conn.stop()  # says "offline" first
         if self._thread:
             self._thread.join(timeout=10)
         for s in self.stations.values():
             s.close()
 
     def run_forever(self) -> None:
-        """Run until :meth:`stop` (or SIGTERM); raise :class:`UnitFailed` if the thread died instead."""
+        """Run until :meth:`stop` (or SIGTERM); raise :class:`UnitFailed` if a thread died instead."""
         self.start()
         try:
-            while self._thread and self._thread.is_alive():
-                self._thread.join(0.5)
+            while not self._stop.is_set() and self._thread and self._thread.is_alive() and self.conn.alive:
+                self._stop.wait(0.5)
         finally:
             stopped = self._stop.is_set()
             self.stop()
         if not stopped:
-            raise UnitFailed(f"the counter unit's MQTT thread ended unexpectedly: {self.failure!r}")
+            failure = self.failure or self.conn.failure
+            raise UnitFailed(f"the counter unit's MQTT thread ended unexpectedly: {failure!r}")
 
     def _thread_main(self) -> None:
-        """The MQTT thread: :meth:`_run`, with whatever ends it unexpectedly logged and kept."""
+        """The unit's thread: what the connection handed over, then housekeeping, until stopped."""
         try:
-            self._run()
+            while not self._stop.is_set():
+                self._wake.wait(self.TICK_S)
+                self._wake.clear()
+                self.conn.drain()  # guarded: a handler's exception is logged, the unit goes on
+                self._guarded("housekeeping", self.housekeeping)
         except BaseException as exc:
             self.failure = exc
-            log.critical("the counter unit's MQTT thread failed; the buttons no longer work", exc_info=True)
+            log.critical("the counter unit's thread failed; the buttons no longer work", exc_info=True)
             raise
-        if not self._stop.is_set():  # pragma: no cover - _run only returns after a stop request
-            self.failure = RuntimeError("the MQTT loop returned without a stop request")
-
-    # ------------------------------------------------------------------ MQTT
-
-    def _run(self) -> None:
-        b = self.config.broker
-        settings = b.settings()
-        availability = self.topics.device_availability(self.config.device)
-        while not self._stop.is_set():
-            # A fresh client per connection: nothing left unacknowledged before an outage
-            # can be re-sent after it (see the module docstring).
-            client = make_client(f"numerek-{self.config.device}", settings, availability, on_connect=self._on_connect)
-            client.on_message = self._on_message
-            try:
-                client.connect(b.host, b.port, keepalive=b.keepalive, clean_start=True, properties=connect_properties())
-            except (OSError, ValueError) as exc:
-                log.debug("broker %s:%s unreachable: %s", b.host, b.port, exc)
-                self._idle(1.0)
-                continue
-            with self.lock:
-                self._client = client
-            while not self._stop.is_set():
-                rc = client.loop(timeout=0.1)
-                self._guarded("housekeeping", self.housekeeping)
-                if rc != mqtt.MQTT_ERR_SUCCESS:
-                    break
-            if self._stop.is_set():
-                self._say_offline(client, availability)
-            self._lost(client)
-            self._idle(0.5)
-
-    def _idle(self, seconds: float) -> None:
-        deadline = time.monotonic() + seconds
-        while not self._stop.is_set() and time.monotonic() < deadline:
-            self._guarded("housekeeping", self.housekeeping)
-            self._stop.wait(0.1)
 
     @staticmethod
     def _guarded(what: str, fn: Callable[[], None]) -> None:
         """Run ``fn``; an unexpected exception is logged with its traceback and the unit goes on.
 
-        Why: one bad message or a bug in one rendering path must not kill the thread that
-        carries every button press of the unit (paho lets callback exceptions out of loop()).
+        Why: a bug in one rendering path must not kill the thread that carries every button
+        press of the unit.
         """
         try:
             fn()
         except Exception:
             log.exception("unexpected error in %s; the unit carries on", what)
 
-    def _say_offline(self, client: mqtt.Client, availability: str) -> None:
-        info = client.publish(availability, OFFLINE, qos=1, retain=True)
-        deadline = time.monotonic() + 1.0
-        while not info.is_published() and time.monotonic() < deadline:
-            if client.loop(timeout=0.05) != mqtt.MQTT_ERR_SUCCESS:
-                break
+    # ------------------------------------------------------------------ MQTT (on the unit's thread)
 
-    def _lost(self, client: mqtt.Client) -> None:
-        try:
-            client.disconnect()
-        except (OSError, ValueError):
-            pass
+    def _broker(self, connected: bool) -> None:
+        if connected:
+            with self.lock:
+                self.broker_connected = True
+            log.info("connected to the broker; waiting for the server's retained state")
+            self.render_all()
+            return
         with self.lock:
-            self._client = None
             was_connected = self.broker_connected
             self.broker_connected = False
             self.server_online = False
             pending, self._pending = self._pending, {}
-        self.server_clock.forget()
         if was_connected and not self._stop.is_set():
             log.warning("lost the broker; showing offline and reconnecting")
         for p in pending.values():
@@ -517,50 +495,26 @@ class CounterUnit:
                 p.station.refused("timeout", "connection lost", p.action)
         self.render_all()
 
-    def _on_connect(self, client: mqtt.Client) -> None:
-        self._guarded("the connect callback", lambda: self._subscribe(client))
-
-    def _subscribe(self, client: mqtt.Client) -> None:
-        t = self.topics
-        subs = [(t.server_availability, 1)]
-        subs += [(t.counter_state(s), 1) for s in self.stations]
-        subs += [(t.counter_reply(s), 1) for s in self.stations]
-        client.subscribe(subs)
+    def _server(self, online: bool) -> None:
         with self.lock:
-            self.broker_connected = True
-        log.info("connected to the broker; waiting for the server's retained state")
+            came_online = online and not self.server_online
+            self.server_online = online
+        if came_online:
+            self.sync_clock()
+            self._check_counters()
         self.render_all()
 
-    def _on_message(self, _client, _userdata, msg: mqtt.MQTTMessage) -> None:
-        self._guarded(f"handling a message on {msg.topic}", lambda: self._handle(msg))
+    def _state(self, m: Incoming) -> None:
+        station = self.stations.get(m.route.id or "")
+        if station is None:
+            return
+        with self.lock:
+            station.state = m.message
+        station.render()
 
-    def _handle(self, msg: mqtt.MQTTMessage) -> None:
-        try:
-            if msg.topic == self.topics.server_availability:
-                online = msg.payload.decode(errors="replace") == ONLINE
-                with self.lock:
-                    came_online = online and not self.server_online
-                    self.server_online = online
-                log.info("server is %s", "online" if online else "offline")
-                if not online:
-                    self.server_clock.forget()  # it may come back with its clock stepped
-                elif came_online:
-                    self.sync_clock()
-                    self._check_counters()
-                self.render_all()
-            elif msg.topic in self._by_state_topic:
-                station = self._by_state_topic[msg.topic]
-                state = CounterState.model_validate_json(msg.payload)
-                self.server_clock.learn(state.server_time, retained=msg.retain)  # a retained copy may be old
-                with self.lock:
-                    station.state = state
-                station.render()
-            elif msg.topic in self._reply_topics:
-                reply = CounterReply.model_validate_json(msg.payload)
-                self.server_clock.learn(reply.server_time, retained=msg.retain)
-                self._reply(reply)
-        except (ValidationError, ValueError) as exc:
-            log.warning("ignoring a malformed message on %s: %s", msg.topic, exc)
+    def _reply_message(self, m: Incoming) -> None:
+        if m.route.id in self.stations and m.route.sub is None:
+            self._reply(m.message)
 
     def _reply(self, reply: CounterReply) -> None:
         with self.lock:
@@ -597,20 +551,16 @@ class CounterUnit:
         """
         timeout = self.config.unit.reply_timeout_s
         with self.lock:
-            client = self._client
-            if not self.online or client is None:
-                refused = True
-            else:
-                refused = False
+            refused = not self.online
+            if not refused:
                 server_now = self.server_clock.now()
                 expires_at = server_now + timedelta(seconds=timeout) if server_now is not None else None
                 cmd = CounterCommand(id=uuid.uuid4().hex, action=action, expires_at=expires_at, **fields)
-                info = client.publish(self.topics.counter_command(station.id), cmd.to_json(), qos=1)
-                if info.rc != mqtt.MQTT_ERR_SUCCESS:
-                    refused = True
-                else:
+                if self.conn.publish(self.topics.counter_command(station.id), cmd.to_json()):
                     deadline = time.monotonic() + timeout
                     self._pending[cmd.id] = _Pending(station, action, deadline, quiet, done_text)
+                else:
+                    refused = True
         if refused:
             if not quiet:
                 station.refused("offline", "not sent", action)
@@ -630,10 +580,7 @@ class CounterUnit:
 
     def resync(self, station: Station) -> None:
         """Subscribe to the station's state again: the broker re-sends the retained truth."""
-        with self.lock:
-            client = self._client
-        if client is not None:
-            client.subscribe(self.topics.counter_state(station.id), qos=1)
+        self.conn.subscribe(self.topics.counter_state(station.id))
 
     def housekeeping(self) -> None:
         """Time out unanswered commands and let notices expire (runs about every 0.1 s)."""

@@ -11,9 +11,9 @@ Layout (scales with the window; designed for 1920x1080 and 1280x720 TVs read fro
     Oczekuje · Waiting:  Rejestracja pojazdów 3   Prawo jazdy 1
     <<< scrolling info line <<<
 
-MQTT messages arrive on paho's thread, are validated there (a bad payload is logged and
-dropped) and handed to Kivy's main thread in arrival order; :class:`display.board.BoardState`
-decides what is new. Announcements go to :class:`hardware.audio.Announcer`'s own thread.
+MQTT messages arrive on the device connection's thread (:mod:`protocol.device`), are
+validated there (a bad payload is logged and dropped) and handed to Kivy's main thread in
+arrival order; :class:`display.board.BoardState` decides what is new. Announcements go to :class:`hardware.audio.Announcer`'s own thread.
 
 Kivy must be configured (window size, fonts) before this module is imported: use
 ``display.cli``.
@@ -24,9 +24,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-import signal
 import time
-from collections import deque
 from pathlib import Path
 
 from kivy.app import App
@@ -40,7 +38,6 @@ from kivy.uix.boxlayout import BoxLayout
 from kivy.uix.floatlayout import FloatLayout
 from kivy.uix.label import Label
 from kivy.uix.stencilview import StencilView
-from pydantic import ValidationError
 
 from display.board import ARROW, BoardState, call_line
 from display.config import DisplayConfig, make_announcer
@@ -49,9 +46,9 @@ from hardware.audio import (
     Announcer,
     AudioError,
 )
+from protocol.device import DeviceConnection
 from protocol.messages import BoardMessage, CallMessage, ServicesMessage
-from protocol.mqtt import connect_properties, make_client, shutdown
-from protocol.topics import OFFLINE, Topics
+from protocol.topics import RouteKind, Topics
 
 log = logging.getLogger(__name__)
 
@@ -485,12 +482,10 @@ class DisplayApp(App):
         self.announcer: Announcer | None = None
         self.broker_online = False
         self.server_online = True
-        self.client = None
+        self.connection: DeviceConnection | None = None
         self.probe = Path(os.environ[PROBE_ENV]) if os.environ.get(PROBE_ENV) else None
         self._last_probe = ""
         self._settled_frame = 3
-        self._inbox: deque = deque()
-        self._drain_trigger = Clock.create_trigger(self._drain)
         self._warned_zones: list[str] | None = None  # the service zones last warned about
 
     # ------------------------------------------------------------------ start / stop
@@ -509,8 +504,6 @@ class DisplayApp(App):
         self.announcer = self._make_announcer()
         self._start_mqtt()
         Clock.schedule_interval(self._tick, 0.25)
-        signal.signal(signal.SIGTERM, lambda *_a: Clock.schedule_once(lambda _dt: self.stop()))
-        signal.signal(signal.SIGINT, lambda *_a: Clock.schedule_once(lambda _dt: self.stop()))
         return root
 
     def _make_announcer(self) -> Announcer | None:
@@ -525,73 +518,28 @@ class DisplayApp(App):
             return None
 
     def _start_mqtt(self) -> None:
-        cfg = self.cfg
-        availability = self.topics.device_availability(cfg.device_id)
-        self.client = make_client(
-            cfg.device_id,
-            cfg.mqtt.settings(),
-            availability,
-            on_connect=self._on_connect,
-            on_disconnect=lambda _c: Clock.schedule_once(lambda _dt: self._set_broker(False)),
+        """The device connection every role shares; its hand-over drains on Kivy's thread, in
+        arrival order: a call must be seen before the board that follows it, or its seq would
+        already be "known" and it would not be announced."""
+        cfg, zone = self.cfg, self.cfg.display.zone
+        conn = DeviceConnection(
+            cfg.mqtt, cfg.device_id, wake=Clock.create_trigger(lambda _dt: conn.drain()), clock=self.state.clock
         )
-        self.client.on_message = self._on_message
-        self._availability = availability
-        self.client.connect_async(
-            cfg.mqtt.host, cfg.mqtt.port, keepalive=10, clean_start=True, properties=connect_properties()
-        )
-        self.client.loop_start()
+        conn.on(RouteKind.ZONE_CALL, lambda m: self._call(m.message))
+        conn.on(RouteKind.ZONE_BOARD, lambda m: self._board(m.message))
+        conn.on(RouteKind.SERVICES, lambda m: self._services(m.message))
+        conn.on_connection = self._set_broker
+        conn.on_server = self._set_server
+        conn.on_failure = lambda _exc: self.stop()  # numerek-display then exits 1: systemd restarts it
+        for topic in (conn.topics.zone_board(zone), conn.topics.zone_call(zone), conn.topics.services):
+            conn.subscribe(topic)
+        self.connection = conn.start()
 
     def on_stop(self) -> None:
-        if self.client is not None:
-            shutdown(self.client, self._availability)
+        if self.connection is not None:
+            self.connection.stop()
         if self.announcer is not None:
             self.announcer.close()
-
-    # ------------------------------------------------------------------ MQTT (paho's thread)
-
-    def _on_connect(self, client) -> None:
-        t, zone = self.topics, self.cfg.display.zone
-        # While the broker was away the clock ran on (this Pi's monotonic clock did), but the
-        # server may have restarted meanwhile with its clock stepped: wait for a live message.
-        self.state.clock.forget()
-        client.subscribe([(t.zone_board(zone), 1), (t.zone_call(zone), 1), (t.services, 1), (t.server_availability, 1)])
-        Clock.schedule_once(lambda _dt: self._set_broker(True))
-
-    def _on_message(self, _client, _userdata, msg) -> None:
-        """Validate on paho's thread and feed the server clock here, where the retain flag is
-        still known: a retained board or services list may be hours old and teaches no time."""
-        t, zone, clock = self.topics, self.cfg.display.zone, self.state.clock
-        try:
-            if msg.topic == t.zone_call(zone):
-                call = CallMessage.model_validate_json(msg.payload)
-                clock.learn(call.at, retained=msg.retain)
-                self._hand_over(self._call, call)
-            elif msg.topic == t.zone_board(zone):
-                board = BoardMessage.model_validate_json(msg.payload)
-                clock.learn(board.server_time, retained=msg.retain)
-                self._hand_over(self._board, board)
-            elif msg.topic == t.services:
-                services = ServicesMessage.model_validate_json(msg.payload)
-                clock.learn(services.server_time, retained=msg.retain)
-                self._hand_over(self._services, services)
-            elif msg.topic == t.server_availability:
-                online = msg.payload.decode("utf-8", "replace") != OFFLINE
-                if not online:
-                    clock.forget()  # it may come back with its clock stepped
-                self._hand_over(self._set_server, online)
-        except ValidationError as exc:
-            log.warning("ignoring a malformed message on %s: %s", msg.topic, exc.errors()[:1])
-
-    def _hand_over(self, handler, value) -> None:
-        """Queue for the main thread in arrival order: a call must be seen before the board
-        that follows it, or its seq would already be "known" and it would not be announced."""
-        self._inbox.append((handler, value))
-        self._drain_trigger()
-
-    def _drain(self, _dt: float = 0) -> None:
-        while self._inbox:
-            handler, value = self._inbox.popleft()
-            handler(value)
 
     # ------------------------------------------------------------------ main thread
 

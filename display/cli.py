@@ -10,13 +10,13 @@ before ``display.app`` (and with it Kivy's window) is imported.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import sys
 import tempfile
 
 from display.config import ConfigError, DisplayConfig, check_audio, load_config
+from protocol.bootstrap import Bootstrap
 
 log = logging.getLogger("numerek.display")
 
@@ -72,36 +72,31 @@ def _test_audio(cfg: DisplayConfig, ticket: str, counter_name: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="numerek-display", description="Numerek hall display (call board).")
-    parser.add_argument("--config", required=True, help="display config file (TOML)")
-    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
-    parser.add_argument("--check", action="store_true", help="validate the config and exit")
-    parser.add_argument("--test-audio", nargs=2, metavar=("TICKET", "COUNTER_NAME"), help="announce one call and exit")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-
-    try:
-        cfg = load_config(args.config)
-    except ConfigError as exc:
-        print(f"numerek-display: {args.config}: {exc}", file=sys.stderr)
-        return 2
+    boot = Bootstrap("numerek-display", "Numerek hall display (call board).")
+    boot.parser.add_argument(
+        "--test-audio", nargs=2, metavar=("TICKET", "COUNTER_NAME"), help="announce one call and exit"
+    )
+    args = boot.parse(argv)
+    cfg = boot.load(load_config)
     if args.check:
         try:
-            check_audio(cfg.audio)
+            check_audio(cfg.audio, args.config)
         except ConfigError as exc:
-            print(f"numerek-display: {args.config}: {exc}", file=sys.stderr)
-            return 2
-        print(f"numerek-display: {args.config} is valid (zone {cfg.display.zone}, device {cfg.device_id})")
-        return 0
+            boot.fail(str(exc))
+        return boot.ok(f"zone {cfg.display.zone}, device {cfg.device_id}, broker {cfg.mqtt.host}:{cfg.mqtt.port}")
     if args.test_audio:
         return _test_audio(cfg, *args.test_audio)
 
     _prepare_kivy(cfg)
+    from kivy.clock import Clock
+
     from display.app import DisplayApp, register_fonts
 
     register_fonts(cfg)
-    DisplayApp(cfg).run()
-    return 0
+    app = DisplayApp(cfg)
+    boot.on_stop(lambda: Clock.schedule_once(lambda _dt: app.stop()))
+    app.run()
+    return 1 if app.connection is not None and app.connection.failure is not None else 0
 
 
 if __name__ == "__main__":

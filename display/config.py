@@ -9,14 +9,15 @@ The documented example is ``display/examples/display.toml``.
 from __future__ import annotations
 
 import logging
-import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from protocol import config
+from protocol.config import ConfigError as ConfigError  # re-exported: the one error of every role
 from protocol.mqtt import BrokerConfig
-from protocol.topics import ID_PATTERN
+from protocol.topics import ID_PATTERN, device_name
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 DEFAULT_CHIME = PACKAGE_DIR / "sounds" / "chime.wav"
@@ -29,10 +30,6 @@ Id = Annotated[str, Field(pattern=ID_PATTERN)]
 
 if TYPE_CHECKING:
     from hardware.audio import Announcer
-
-
-class ConfigError(ValueError):
-    """The config file is missing, not TOML, or has invalid fields (the message names them)."""
 
 
 class _Strict(BaseModel):
@@ -99,58 +96,44 @@ class DisplayConfig(_Strict):
 
     @property
     def device_id(self) -> str:
-        return f"display-{self.display.id}"
+        return device_name("display", self.display.id)
 
 
-def _relative(base: Path, value: str) -> str:
-    if not value:
-        return value
-    p = Path(value).expanduser()
-    return str(p if p.is_absolute() else base / p)
+def parse_config(text: str, base_dir: Path | None = None, source: str | Path = "display config") -> DisplayConfig:
+    """A display config from TOML text; paths in it are relative to ``base_dir`` (the file's folder)."""
+    return _finish(config.validate(DisplayConfig, config.parse_toml(text, source), source), base_dir, source)
 
 
-def parse_config(text: str, base_dir: Path | None = None) -> DisplayConfig:
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"not valid TOML: {exc}") from exc
-    try:
-        cfg = DisplayConfig.model_validate(data)
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc']) or '(top)'}: {err['msg']}" for err in exc.errors())
-        raise ConfigError(problems) from exc
-    if base_dir is not None:  # paths in the file are relative to the file
+def load_config(path: str | Path) -> DisplayConfig:
+    """Read and validate a display config (:class:`ConfigError` names the file and each field)."""
+    p = Path(path)
+    return _finish(config.load(p, DisplayConfig), p.resolve().parent, p)
+
+
+def _finish(cfg: DisplayConfig, base_dir: Path | None, source: str | Path) -> DisplayConfig:
+    """Paths made relative to the config file's folder, and the files they name checked."""
+    if base_dir is not None:
+        anchor = base_dir / "display.toml"
         cfg = cfg.model_copy(
             update={
-                "display": cfg.display.model_copy(update={"logo": _relative(base_dir, cfg.display.logo)}),
+                "display": cfg.display.model_copy(update={"logo": config.relative_to(anchor, cfg.display.logo)}),
                 "audio": cfg.audio.model_copy(
                     update={
-                        "chime": _relative(base_dir, cfg.audio.chime),
-                        "record_dir": _relative(base_dir, cfg.audio.record_dir),
+                        "chime": config.relative_to(anchor, cfg.audio.chime),
+                        "record_dir": config.relative_to(anchor, cfg.audio.record_dir),
                     }
                 ),
             }
         )
     for label, path in (("screen.font", cfg.screen.font), ("screen.font_bold", cfg.screen.font_bold)):
         if not Path(path).is_file():
-            raise ConfigError(f"{label}: font file {path} not found (apt-get install fonts-dejavu-core)")
+            raise config.problem(source, label, f"font file {path} not found (apt-get install fonts-dejavu-core)")
     if cfg.display.logo and not Path(cfg.display.logo).is_file():
-        raise ConfigError(f"display.logo: image file {cfg.display.logo} not found")
+        raise config.problem(source, "display.logo", f"image file {cfg.display.logo} not found")
     return cfg
 
 
-def load_config(path: str | Path) -> DisplayConfig:
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read {p}: {exc.strerror}") from exc
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{p} is not UTF-8 text") from exc
-    return parse_config(text, base_dir=p.resolve().parent)
-
-
-def check_audio(a: AudioSection) -> None:
+def check_audio(a: AudioSection, source: str | Path = "display config") -> None:
     """What ``numerek-display --check`` adds to parsing: the chime must be usable here.
 
     Not part of :func:`parse_config` on purpose: a chime that cannot be used at run time
@@ -165,7 +148,7 @@ def check_audio(a: AudioSection) -> None:
     try:
         load_chime(a.chime)
     except AudioError as exc:
-        raise ConfigError(f"audio.chime: {exc}") from exc
+        raise config.problem(source, "audio.chime", str(exc)) from exc
 
 
 def make_announcer(a: AudioSection) -> Announcer:

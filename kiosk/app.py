@@ -243,12 +243,14 @@ class KioskApp(App):
         self.root_box: BoxLayout | None = None
         self.u = 1.0  # the scaling unit of the current window (see unit())
         self.portrait = False  # an upright screen: the top bar and the ticket stack vertically
+        # Every callback of the link runs on Kivy's thread, in arrival order (the link's hand-over).
         self.link = KioskLink(
             config.kiosk.id,
             config.mqtt,
-            on_services=lambda m: Clock.schedule_once(lambda _dt: self._services(m)),
-            on_connection=lambda b, s: Clock.schedule_once(lambda _dt: self._connection(b, s)),
-            on_late_response=lambda r: Clock.schedule_once(lambda _dt: self._late_response(r)),
+            on_services=self._services,
+            on_connection=self._connection,
+            on_late_response=self._late_response,
+            wake=Clock.create_trigger(lambda _dt: self.link.drain()),
         )
 
     # ------------------------------------------------------------------ lifecycle
@@ -380,7 +382,7 @@ class KioskApp(App):
             self.priority,
             self.lang,
             self.cfg.kiosk.response_timeout_s,
-            lambda resp: Clock.schedule_once(lambda _dt: self._answered(resp)),
+            self._answered,
         )
         self.current_request = rid
         if rid is None:  # the broker is down: no point waiting

@@ -8,46 +8,32 @@ size and position from the config.
 
 from __future__ import annotations
 
-import argparse
-import logging
 import os
-import signal
-import sys
 import tempfile
 from pathlib import Path
 
-from kiosk.config import EXAMPLE_CONFIG, ConfigError, load_config
+from kiosk.config import EXAMPLE_CONFIG, load_config
+from protocol.bootstrap import Bootstrap
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="numerek-kiosk", description=__doc__.splitlines()[0])
-    p.add_argument("--config", default=str(EXAMPLE_CONFIG), help="kiosk config (TOML); default: the example")
-    p.add_argument("--check", action="store_true", help="validate the config and the printer profile, then exit")
+    boot = Bootstrap("numerek-kiosk", (__doc__ or "").splitlines()[0], default_config=EXAMPLE_CONFIG)
+    p = boot.parser
     p.add_argument("--printer-status", action="store_true", help="ask the printer for its status, print it, exit")
     p.add_argument("--windowed", action="store_true", help="ignore screen.fullscreen (desk testing)")
     p.add_argument("--trace", help="append what each screen shows (JSON lines) to this file")
     p.add_argument("--screenshot-dir", help="save a PNG of every screen shown into this folder")
-    p.add_argument("--log-level", default="INFO")
-    args = p.parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        cfg = load_config(args.config)
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
-        return 2
+    args = boot.parse(argv)
+    cfg = boot.load(load_config)
 
     from hardware.printer import TicketPrinter
 
     try:
         printer = TicketPrinter(cfg.printer.settings())
     except ValueError as exc:
-        print(f"{args.config}: printer: {exc}", file=sys.stderr)
-        return 2
+        boot.fail(f"{args.config}: printer: {exc}")
     if args.check:
-        print(
-            f"{args.config}: OK — kiosk {cfg.kiosk.id}, {cfg.printer.type} printer, broker {cfg.mqtt.host}:{cfg.mqtt.port}"
-        )
-        return 0
+        return boot.ok(f"kiosk {cfg.kiosk.id}, {cfg.printer.type} printer, broker {cfg.mqtt.host}:{cfg.mqtt.port}")
     if args.printer_status:
         status = printer.status()
         print(
@@ -83,15 +69,14 @@ def main(argv: list[str] | None = None) -> int:
     register_fonts(cfg)
     app = KioskApp(cfg, printer, trace=Path(args.trace) if args.trace else None, shots=shots)
 
-    def _terminate(_sig, _frame) -> None:
-        # systemd stops us with SIGTERM: leave through Kivy so on_stop says "offline" politely.
-        from kivy.clock import Clock
+    from kivy.clock import Clock
 
-        Clock.schedule_once(lambda _dt: app.stop())
-
-    signal.signal(signal.SIGTERM, _terminate)
+    # systemd stops us with SIGTERM: leave through Kivy so on_stop says "offline" politely.
+    boot.on_stop(lambda: Clock.schedule_once(lambda _dt: app.stop()))
+    # A dead MQTT thread leaves the kiosk offline for good: stop, exit 1, systemd restarts us.
+    app.link.conn.on_failure = lambda _exc: app.stop()
     app.run()
-    return 0
+    return 1 if app.link.conn.failure is not None else 0
 
 
 if __name__ == "__main__":

@@ -6,23 +6,20 @@ field's path before the touch screen ever lights up, not at the first resident's
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from hardware.printer import PrinterSettings
+from protocol import config
+from protocol.config import ConfigError
 from protocol.mqtt import BrokerConfig
 from protocol.topics import ID_PATTERN
 
 EXAMPLE_CONFIG = Path(__file__).parent / "examples" / "kiosk.toml"
 DEJAVU = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
 DEJAVU_BOLD = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"
-
-
-class ConfigError(ValueError):
-    """The config file is missing, not TOML, or has invalid fields (message names them)."""
 
 
 class _Strict(BaseModel):
@@ -95,19 +92,13 @@ class KioskConfig(_Strict):
 
 
 def load_config(path: str | Path) -> KioskConfig:
+    """Read and validate a kiosk config (:class:`ConfigError` names the file and each field)."""
     p = Path(path)
-    try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise ConfigError(f"{p}: no such file") from exc
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{p}: not valid TOML: {exc}") from exc
-    try:
-        cfg = KioskConfig.model_validate(data)
-    except ValidationError as exc:
-        lines = [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
-        raise ConfigError(f"{p}: invalid config\n  " + "\n  ".join(lines)) from exc
-    if cfg.printer.dummy_output and not Path(cfg.printer.dummy_output).is_absolute():
-        out = str((p.parent / cfg.printer.dummy_output).resolve())
+    cfg = config.load(p, KioskConfig)
+    if cfg.printer.dummy_output:
+        out = config.relative_to(p, cfg.printer.dummy_output)
         cfg = cfg.model_copy(update={"printer": cfg.printer.model_copy(update={"dummy_output": out})})
     return cfg
+
+
+__all__ = ["ConfigError", "KioskConfig", "load_config"]

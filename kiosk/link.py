@@ -1,7 +1,8 @@
 """The kiosk's MQTT side: services in, ticket requests out, printer faults out.
 
-Kept free of Kivy so it can be reasoned about (and used) on its own. Callbacks run on
-paho's network thread or a timer thread; the app hops them onto its UI thread.
+Kept free of Kivy so it can be reasoned about (and used) on its own. The connection is the
+one every device uses (:class:`protocol.device.DeviceConnection`): its ordered hand-over runs
+every callback on the UI thread the app names with ``wake``.
 
 Request/response follows the protocol: each request has its own id and MQTT 5
 correlation data and asks for the answer on ``<base>/kiosk/<id>/response/<session>``.
@@ -19,7 +20,6 @@ goes without a deadline (as before).
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import uuid
@@ -27,13 +27,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
-import paho.mqtt.client as mqtt
-from pydantic import ValidationError
-
 from protocol.clock import ServerClock
+from protocol.device import DeviceConnection, Incoming
 from protocol.messages import FaultReport, ServicesMessage, TicketRequest, TicketResponse
-from protocol.mqtt import connect_properties, make_client, response_properties, shutdown
-from protocol.topics import ONLINE, Topics
+from protocol.mqtt import BrokerConfig, response_properties
+from protocol.topics import RouteKind, device_name
 
 log = logging.getLogger(__name__)
 
@@ -48,97 +46,95 @@ class Pending:
 
 
 class KioskLink:
+    """The kiosk's messages over one :class:`protocol.device.DeviceConnection`.
+
+    Every callback (``on_services``, ``on_connection``, ``on_late_response`` and a request's
+    ``on_done``) runs where the connection hands over to: the UI thread when ``wake`` is
+    given (the app passes Kivy's trigger), else the thread the event happened on.
+    """
+
     def __init__(
         self,
         kiosk_id: str,
-        mqtt_settings,  # protocol.mqtt.BrokerConfig
+        mqtt_settings: BrokerConfig,
         on_services: Callable[[ServicesMessage], None],
         on_connection: Callable[[bool, bool], None],
         on_late_response: Callable[[TicketResponse], None] | None = None,
+        wake: Callable[[], None] | None = None,
     ) -> None:
         self.kiosk_id = kiosk_id
         self.settings = mqtt_settings
-        self.topics = Topics(mqtt_settings.topic_base)
-        self.device = f"kiosk-{kiosk_id}"
-        self.response_topic = f"{self.topics.kiosk_response(kiosk_id)}/{uuid.uuid4().hex[:12]}"
+        self.device = device_name("kiosk", kiosk_id)
+        self.conn = DeviceConnection(mqtt_settings, self.device, wake=wake)
+        self.topics = self.conn.topics
+        self.response_topic = self.topics.kiosk_response(kiosk_id, uuid.uuid4().hex[:12])
         self.on_services = on_services
         self.on_connection = on_connection  # (broker connected, server online)
         self.on_late_response = on_late_response
         self.connected = False
         self.server_online = False
         self.server_known = False
-        self.clock = ServerClock()  # the server's time, for expires_at and the home screen's clock
         self._pending: dict[bytes, Pending] = {}
         self._abandoned: dict[bytes, str] = {}  # correlation -> request id, answers we gave up on
         self._lock = threading.Lock()
         self._fault_wanted: tuple[str, str] | None = None
         self._fault_sent: tuple[str, str] | None = None
-        self.client = make_client(
-            f"numerek-{self.device}-{uuid.uuid4().hex[:6]}",
-            mqtt_settings.settings(),
-            self.topics.device_availability(self.device),
-            on_connect=self._on_connect,
-            on_disconnect=self._on_disconnect,
-        )
-        self.client.on_message = self._on_message
+        c = self.conn
+        c.on(RouteKind.SERVICES, self._services)
+        c.on(RouteKind.KIOSK_RESPONSE, self._response)
+        c.on_connection = self._broker
+        c.on_server = self._server
+        c.subscribe(self.topics.services)
+        c.subscribe(self.response_topic)
+
+    @property
+    def clock(self) -> ServerClock:
+        """The server's time, for expires_at and the home screen's clock (live messages only)."""
+        return self.conn.clock
+
+    def drain(self) -> None:
+        """Run the callbacks handed over to the UI thread (the app's ``wake`` trigger calls this)."""
+        self.conn.drain()
 
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> None:
-        s = self.settings
-        self.client.connect_async(s.host, s.port, keepalive=10, clean_start=True, properties=connect_properties())
-        self.client.loop_start()
+        self.conn.start()
 
     def stop(self) -> None:
-        shutdown(self.client, self.topics.device_availability(self.device))
+        with self._lock:
+            timers = [p.timer for p in self._pending.values() if p.timer]
+        for timer in timers:
+            timer.cancel()
+        self.conn.stop()
 
-    def _on_connect(self, client: mqtt.Client) -> None:
-        client.subscribe([(self.topics.services, 1), (self.topics.server_availability, 1), (self.response_topic, 1)])
-        self.connected = True
-        self.on_connection(True, self.server_online)
+    def _broker(self, connected: bool) -> None:
+        self.connected = connected
+        self.on_connection(connected, self.server_online)
+        if not connected:
+            self._fault_sent = None
+            return
         with self._lock:
             again = [p for p in self._pending.values() if not p.done]
         for p in again:  # lost in the drop? same id again; the server will not repeat the ticket
             self._publish(p)
-        self._fault_sent = None
         self._flush_fault()
 
-    def _on_disconnect(self, _client: mqtt.Client) -> None:
-        self.connected = False
-        self.clock.forget()  # the server may restart meanwhile, its clock stepped
-        self.on_connection(False, self.server_online)
+    def _server(self, online: bool) -> None:
+        self.server_online = online
+        self.server_known = True
+        self.on_connection(self.connected, online)
 
     # ------------------------------------------------------------------ incoming
 
-    def _on_message(self, _c, _u, msg: mqtt.MQTTMessage) -> None:
-        if msg.topic == self.topics.server_availability:
-            self.server_online = msg.payload.decode(errors="replace") == ONLINE
-            self.server_known = True
-            if not self.server_online:
-                self.clock.forget()
-            self.on_connection(self.connected, self.server_online)
-            return
-        if msg.topic == self.topics.services:
-            try:
-                services = ServicesMessage.model_validate_json(msg.payload)
-            except ValidationError as exc:
-                log.warning("ignoring a services message I cannot read: %s", exc)
-                return
-            self.clock.learn(services.server_time, retained=msg.retain)  # retained: maybe hours old
-            self.on_services(services)
-            return
-        if msg.topic == self.response_topic:
-            self._response(msg)
+    def _services(self, m: Incoming) -> None:
+        self.on_services(m.message)
 
-    def _response(self, msg: mqtt.MQTTMessage) -> None:
-        props = getattr(msg, "properties", None)
-        corr = getattr(props, "CorrelationData", None)
-        try:
-            response = TicketResponse.model_validate(json.loads(msg.payload))
-        except (ValueError, ValidationError) as exc:
-            log.warning("ignoring a ticket response I cannot read: %s", exc)
-            return
-        self.clock.learn(response.server_time, retained=msg.retain)
+    def _response(self, m: Incoming) -> None:
+        if m.route.topic != self.response_topic:
+            return  # another session's (a restarted kiosk's) answer
+        response: TicketResponse = m.message
+        corr = m.correlation
         with self._lock:
             pending = self._pending.pop(corr, None) if corr is not None else None
             late = corr is not None and self._abandoned.pop(corr, None) == response.id
@@ -176,11 +172,11 @@ class KioskLink:
             id=f"{self.kiosk_id}-{uuid.uuid4().hex[:16]}",
             service=service,
             priority=priority,
-            lang=lang,
+            lang=lang,  # type: ignore[arg-type]
             expires_at=expires_at,
-        )  # type: ignore[arg-type]
+        )
         p = Pending(req, uuid.uuid4().bytes, on_done)
-        p.timer = threading.Timer(timeout_s, self._expire, args=(p,))
+        p.timer = threading.Timer(timeout_s, lambda: self.conn.hand_over(self._expire, p))
         p.timer.daemon = True
         with self._lock:
             self._pending[p.correlation] = p
@@ -189,10 +185,9 @@ class KioskLink:
         return req.id
 
     def _publish(self, p: Pending) -> None:
-        self.client.publish(
+        self.conn.publish(
             self.topics.kiosk_request(self.kiosk_id),
             p.request.to_json(),
-            qos=1,
             properties=response_properties(self.response_topic, p.correlation),
         )
 
@@ -210,12 +205,12 @@ class KioskLink:
     def report_fault(self, fault: str, message: str = "") -> None:
         """Publish the printer state (retained) when it changes; sent again after a reconnect."""
         self._fault_wanted = (fault, message[:200])
-        self._flush_fault()
+        self.conn.hand_over(self._flush_fault)
 
     def _flush_fault(self) -> None:
         wanted = self._fault_wanted
         if wanted is None or wanted == self._fault_sent or not self.connected:
             return
         report = FaultReport(device=self.kiosk_id, fault=wanted[0], message=wanted[1])  # type: ignore[arg-type]
-        self.client.publish(self.topics.kiosk_fault(self.kiosk_id), report.to_json(), qos=1, retain=True)
-        self._fault_sent = wanted
+        if self.conn.publish(self.topics.kiosk_fault(self.kiosk_id), report.to_json(), retain=True):
+            self._fault_sent = wanted

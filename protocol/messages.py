@@ -13,31 +13,78 @@ Times are ISO 8601 with the office's UTC offset and always come from the server'
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from protocol.topics import ID_PATTERN
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION: Literal[1] = 1
 MAX_PAYLOAD_BYTES = 4096
 """Requests larger than this are refused unread (a command is well under 300 bytes)."""
 
 DeviceId = Annotated[str, Field(pattern=ID_PATTERN)]
 RequestId = Annotated[str, Field(min_length=1, max_length=64)]
-TicketNumber = Annotated[str, Field(pattern=r"^[A-Z]{1,2}[0-9]{3,4}$")]
+
+PREFIX_PATTERN = r"^[A-Z]{1,2}$"
+"""A service's ticket prefix: one or two capital letters (the site config's ``prefix``)."""
+MAX_TICKET_SEQ = 999_999
+"""The highest number of one service's day: 6 digits, so a number always fits a 16-column
+counter display ("Numer AB999999") and a call can always name it."""
+_NUMBER = r"[A-Z]{1,2}(?:[0-9]{3}|[1-9][0-9]{3,5})"
+TICKET_NUMBER_PATTERN = rf"^{_NUMBER}$"
+"""A ticket number: the prefix, then the day's sequence number with at least 3 digits and
+no fixed width: A001 … A999, A1000 … A999999 (docs/protocol.md, "Ticket numbers")."""
+TicketNumber = Annotated[str, Field(pattern=TICKET_NUMBER_PATTERN)]
+CurrentTicket = Annotated[str, Field(pattern=rf"^(?:{_NUMBER})?$")]
+"""``current`` of a command: a ticket number, or ``""`` for none (one type, so an error names the field plainly)."""
+
+
+def ticket_number(prefix: str, seq: int) -> str:
+    """The number of a service's ``seq``-th ticket of the day: ``ticket_number("A", 7) == "A007"``.
+
+    Raises ValueError past :data:`MAX_TICKET_SEQ`: a number no device could call.
+    """
+    if not 1 <= seq <= MAX_TICKET_SEQ:
+        raise ValueError(f"ticket sequence {seq} outside 1..{MAX_TICKET_SEQ}")
+    return f"{prefix}{seq:03d}"
+
+
+CLERK_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$"
+"""A clerk id (a badge number or a login): letters, digits, '.', '_', '-', at most 32, and a
+letter or digit first. Clerk ids land in the managers' CSV and XLSX exports, where a value
+starting with = + - @ would be a live formula; nothing here can start one."""
+ClerkId = Annotated[str, Field(pattern=CLERK_PATTERN)]
+
+_ISO_WITH_OFFSET = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?(?:Z|[+-]\d{2}:\d{2})$")
+OFFSET_EXAMPLE = "2026-11-23T09:15:05+01:00"
+
+
+def _iso_with_offset(value: object) -> datetime:
+    """Only an ISO 8601 text with a UTC offset is a time on the wire.
+
+    pydantic alone also reads numbers and digit strings as Unix time ("9999999999" is a
+    deadline in 2286, "-1" one in 1969) and times without an offset (any of 24 moments):
+    both are refused here, for every deadline alike.
+    """
+    if isinstance(value, datetime):  # built in Python (a device's own message): checked after
+        return value
+    if not isinstance(value, str) or not _ISO_WITH_OFFSET.match(value):
+        raise ValueError(f"must be an ISO 8601 time with a UTC offset, e.g. {OFFSET_EXAMPLE}")
+    return datetime.fromisoformat(value)
 
 
 def _aware(value: datetime) -> datetime:
     """A deadline without a UTC offset could mean any of 24 moments: refuse it."""
     if value.utcoffset() is None:
-        raise ValueError("expires_at needs a UTC offset, e.g. 2026-11-23T09:15:05+01:00")
+        raise ValueError(f"expires_at needs a UTC offset, e.g. {OFFSET_EXAMPLE}")
     return value
 
 
-Deadline = Annotated[datetime, AfterValidator(_aware)]
+Deadline = Annotated[datetime, BeforeValidator(_iso_with_offset), AfterValidator(_aware)]
 """``expires_at``: when the device stops waiting (server time); the server refuses the request later."""
 
 
@@ -109,7 +156,7 @@ class TicketInfo(BaseModel):
     """A ticket as devices see it (no personal data: there is none)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    number: str
+    number: TicketNumber
     service: str
     status: Literal["waiting", "called", "serving", "finished", "no_show", "transferred", "cancelled"]
     priority: bool = False
@@ -156,11 +203,11 @@ class CounterCommand(_Message):
 
     id: RequestId
     action: CounterAction
-    current: str | None = None
+    current: CurrentTicket | None = None
     ticket: TicketNumber | None = None
     target_service: DeviceId | None = None
     target_counter: DeviceId | None = None
-    clerk: Annotated[str, Field(min_length=1, max_length=32)] | None = None
+    clerk: ClerkId | None = None
     rating: Annotated[int, Field(ge=1, le=5)] | None = None
     expires_at: Deadline | None = None
 
@@ -209,7 +256,7 @@ class CallMessage(_Message):
     """
 
     seq: int
-    ticket: str
+    ticket: TicketNumber
     service: str
     counter: str
     counter_name: str
@@ -275,7 +322,7 @@ class TicketRequest(_Message):
 
 class TicketIssued(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-    number: str
+    number: TicketNumber
     service: str
     service_name: dict[str, str]
     priority: bool

@@ -1,4 +1,4 @@
-"""One way to connect to the broker, for every role.
+"""One way to make a broker client, for every role (devices connect through protocol/device.py).
 
 Why a helper: every Numerek client must speak MQTT 5 (the kiosk's request/response needs
 response topics and correlation data), set a retained ``offline`` last will on its
@@ -135,14 +135,3 @@ def reply_properties(correlation: bytes | None) -> Properties | None:
     props = Properties(PacketTypes.PUBLISH)
     props.CorrelationData = correlation
     return props
-
-
-def shutdown(client: mqtt.Client, availability_topic: str) -> None:
-    """Say ``offline`` on a clean stop (the last will covers unclean ones)."""
-    try:
-        info = client.publish(availability_topic, OFFLINE, qos=1, retain=True)
-        info.wait_for_publish(timeout=2)
-    except (RuntimeError, ValueError):
-        pass
-    client.disconnect()
-    client.loop_stop()

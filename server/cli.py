@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import argparse
-import logging
 import os
 import sys
 import time
 from datetime import datetime, tzinfo
 from typing import Any
 
+from protocol.bootstrap import Bootstrap
 from server.clock import ServerClock
-from server.config import EXAMPLE_CONFIG, ConfigError, load_config
+from server.config import EXAMPLE_CONFIG, load_config
 from server.engine import Clock
 
 
@@ -34,21 +33,14 @@ def parse_clock_start(text: str, tz: tzinfo) -> datetime:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="numerek-server", description=__doc__)
-    p.add_argument("--config", default=str(EXAMPLE_CONFIG), help="site config (TOML); default: the example office")
-    p.add_argument("--check", action="store_true", help="validate the config and exit")
+    boot = Bootstrap("numerek-server", __doc__ or "", default_config=EXAMPLE_CONFIG)
+    p = boot.parser
     p.add_argument("--database", help="override storage.database")
     p.add_argument("--mqtt-port", type=int, help="override mqtt.port")
     p.add_argument("--http-port", type=int, help="override http.port")
     p.add_argument("--clock-start", help="demo only: pretend the time is HH:MM today (or an ISO time)")
-    p.add_argument("--log-level", default="INFO")
-    args = p.parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        cfg = load_config(args.config)
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
-        return 2
+    args = boot.parse(argv)
+    cfg = boot.load(load_config)
     updates: dict[str, Any] = {}
     if args.database:
         updates["storage"] = cfg.storage.model_copy(update={"database": args.database})
@@ -58,8 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         updates["http"] = cfg.http.model_copy(update={"port": args.http_port})
     cfg = cfg.model_copy(update=updates)
     if args.check:
-        print(f"{args.config}: OK — {len(cfg.services)} services, {len(cfg.counters)} counters")
-        return 0
+        return boot.ok(f"{len(cfg.services)} services, {len(cfg.counters)} counters")
 
     import uvicorn
 

@@ -7,24 +7,21 @@ on a Monday. The example of a county office is ``server/examples/county_office.t
 
 from __future__ import annotations
 
-import tomllib
 from datetime import time
 from pathlib import Path
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from protocol import config
+from protocol.config import ConfigError as ConfigError  # re-exported: the one error of every role
 from protocol.mqtt import BrokerConfig
 from protocol.topics import ID_PATTERN
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 Id = Annotated[str, Field(pattern=ID_PATTERN)]
-
-
-class ConfigError(ValueError):
-    """The config file is missing, not TOML, or has invalid fields (message names them)."""
 
 
 class _Strict(BaseModel):
@@ -204,37 +201,23 @@ class SiteConfig(_Strict):
         return next((c for c in self.counters if c.id == counter_id), None)
 
 
-def _format_errors(exc: ValidationError) -> str:
-    lines = []
-    for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        lines.append(f"  {where}: {err['msg']}")
-    return "invalid site config:\n" + "\n".join(lines)
+def parse_config(text: str, base_dir: Path | None = None, source: str | Path = "site config") -> SiteConfig:
+    """A site config from TOML text; a relative database path is relative to ``base_dir``."""
+    return _finish(config.validate(SiteConfig, config.parse_toml(text, source), source), base_dir)
 
 
-def parse_config(text: str, base_dir: Path | None = None) -> SiteConfig:
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"site config is not valid TOML: {exc}") from exc
-    try:
-        cfg = SiteConfig.model_validate(raw)
-    except ValidationError as exc:
-        raise ConfigError(_format_errors(exc)) from None
+def load_config(path: str | Path) -> SiteConfig:
+    """Read and validate a site config (:class:`ConfigError` names the file and each field);
+    a relative database path is relative to the file."""
+    p = Path(path)
+    return _finish(config.load(p, SiteConfig), p.resolve().parent)
+
+
+def _finish(cfg: SiteConfig, base_dir: Path | None) -> SiteConfig:
     if base_dir is not None and not Path(cfg.storage.database).is_absolute():
         db = str(base_dir / cfg.storage.database)
         cfg = cfg.model_copy(update={"storage": cfg.storage.model_copy(update={"database": db})})
     return cfg
-
-
-def load_config(path: str | Path) -> SiteConfig:
-    """Read and validate a site config; a relative database path is relative to the file."""
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read site config {p}: {exc.strerror}") from exc
-    return parse_config(text, base_dir=p.resolve().parent)
 
 
 EXAMPLE_CONFIG = Path(__file__).parent / "examples" / "county_office.toml"

@@ -300,7 +300,10 @@ class Demo:
         import paho.mqtt.client as mqtt
         from paho.mqtt.enums import CallbackAPIVersion
 
+        from protocol.topics import Topics
+
         cfg = load_config(self.args.config)
+        topics = Topics(cfg.mqtt.topic_base)
         client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="demo-traffic", protocol=mqtt.MQTTv5)
         client.connect("127.0.0.1", mqtt_port)
         client.loop_start()
@@ -315,10 +318,10 @@ class Demo:
                     "service": rng.choice(services),
                     "priority": rng.random() < 0.1,
                 }
-                client.publish("numerek/kiosk/demo-sim/request", json.dumps(payload), qos=1)
+                client.publish(topics.kiosk_request("demo-sim"), json.dumps(payload), qos=1)
             else:
                 payload = {"v": 1, "id": uuid.uuid4().hex, "action": "next"}
-                client.publish(f"numerek/counter/{rng.choice(counters)}/command", json.dumps(payload), qos=1)
+                client.publish(topics.counter_command(rng.choice(counters)), json.dumps(payload), qos=1)
         client.disconnect()
         client.loop_stop()
 

@@ -373,6 +373,10 @@ class Peer:
 
         return json.loads(self.take(match, timeout, f"message on {topic}").payload)
 
+    def expect_raw(self, topic: str, timeout: float = 5.0) -> bytes:
+        """The payload of the oldest untaken message on ``topic`` (plain text such as availability)."""
+        return self.take(lambda m: mqtt.topic_matches_sub(topic, m.topic), timeout, f"message on {topic}").payload
+
     def latest(self, topic: str) -> dict | None:
         for t, payload, _r in reversed(self.seen):
             if t == topic:

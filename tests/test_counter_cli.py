@@ -38,7 +38,7 @@ def start_counter(server, config: str, tmp_path: Path) -> tuple[subprocess.Popen
 
 
 CONFIG = """
-[broker]
+[mqtt]
 port = {port}
 
 [[counters]]
@@ -75,12 +75,12 @@ def test_counter_process_calls_a_ticket_logs_the_display_and_says_offline_on_sig
 # the thread's connect loop raises an error nothing expects, as a bug would.
 _INJECTED = """
 import sys
-import counter.unit
+import protocol.device
 
 def broken_client(*args, **kwargs):
     raise RuntimeError("injected fault in the MQTT thread")
 
-counter.unit.make_client = broken_client
+protocol.device.make_client = broken_client
 from counter.cli import main
 sys.exit(main(sys.argv[1:]))
 """
@@ -103,7 +103,7 @@ def test_counter_process_exits_non_zero_when_its_mqtt_thread_dies_so_systemd_res
 
 
 LCD_CONFIG = """
-[broker]
+[mqtt]
 port = {port}
 
 [[counters]]

@@ -40,7 +40,7 @@ def test_minimal_config_takes_safe_defaults(tmp_path):
     cfg = load_config(write(tmp_path, MINIMAL))
     c = cfg.counters[0]
     assert (c.bounce_ms, c.hold_s, c.double_press_s) == (30, 2.0, 0.8)
-    assert cfg.broker.port == 1883 and cfg.unit.reply_timeout_s == 3.0
+    assert cfg.mqtt.port == 1883 and cfg.unit.reply_timeout_s == 3.0
 
 
 @pytest.mark.parametrize(

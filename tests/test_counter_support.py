@@ -26,7 +26,7 @@ PINS = {
 def unit_config(broker_port: int, counter: str = "1", **counter_overrides) -> CounterUnitConfig:
     return CounterUnitConfig.model_validate(
         {
-            "broker": {"host": "127.0.0.1", "port": broker_port, "keepalive": 5},
+            "mqtt": {"host": "127.0.0.1", "port": broker_port, "keepalive": 5},
             "unit": {"reply_timeout_s": 3.0, "message_s": 2.0},
             "counters": [
                 {

@@ -89,12 +89,12 @@ def test_device_with_tls_ca_reaches_the_broker_over_tls(tls_broker):
     from counter.config import load_config
 
     cfg = load_config(tls_broker["config"])
-    assert cfg.broker.tls_ca == tls_broker["ca"] and cfg.broker.port == tls_broker["secure"]
+    assert cfg.mqtt.tls_ca == tls_broker["ca"] and cfg.mqtt.port == tls_broker["secure"]
     server = Client(tls_broker["plain"], "server", tls_broker["server_password"])
     server.subscribe("numerek/counter/+/command")
     from protocol.mqtt import BrokerSettings
 
-    b = cfg.broker
+    b = cfg.mqtt
     settings = BrokerSettings(b.host, b.port, b.username, b.password, b.tls_ca)
     connected: list[bool] = []
     device = make_client("counter-4", settings, "numerek/device/counter-4/availability", on_connect=connected.append)
@@ -169,7 +169,7 @@ def test_devices_provisioned_for_plain_mqtt_move_to_tls_with_reissue(tls_broker)
     assert [c.id for c in unit.counters] == ["3", "4"]
     server = Client(tls_broker["plain"], "server", tls_broker["server_password"])
     server.subscribe("numerek/counter/+/command")
-    m, b = display.mqtt, unit.broker
+    m, b = display.mqtt, unit.mqtt
     assert (m.port, m.tls_ca, b.port, b.tls_ca) == (tls_broker["secure"], tls_broker["ca"]) * 2
     clients = [
         _tls_login(m.host, m.port, m.username, m.password, m.tls_ca),

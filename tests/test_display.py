@@ -744,11 +744,11 @@ def test_check_names_a_chime_the_display_cannot_use(tmp_path):
         done = run_cli(cfg, "--check", path=path)
         assert done.returncode == 2, (line, done.stdout, done.stderr)
         assert "audio.chime" in done.stderr and why in done.stderr, (line, done.stderr)
-        assert "Traceback" not in done.stderr and "is valid" not in done.stdout
+        assert "Traceback" not in done.stderr and "OK —" not in done.stdout
     # With sox the same stereo 44.1 kHz chime is converted: valid.
     cfg.write_text(f'[audio]\nchime = "{stereo}"\n', encoding="utf-8")
     done = run_cli(cfg, "--check")
-    assert done.returncode == 0 and "is valid" in done.stdout, done.stderr
+    assert done.returncode == 0 and "OK —" in done.stdout, done.stderr
     # A display without sound does not care about its chime.
     cfg.write_text('[audio]\nenabled = false\nchime = "missing.wav"\n', encoding="utf-8")
     assert run_cli(cfg, "--check").returncode == 0
@@ -789,3 +789,38 @@ def test_a_zone_the_server_does_not_have_is_named_in_the_log(server, office_peer
     assert lost.shown()["waiting"] == [], "the lost display shows nothing to wait for"
     assert "no service of the server" not in right.log()
     assert lost.log().count("no service of the server") == 1, "said once, not on every services update"
+
+
+# The display with a fault injected into its MQTT thread (test-only, from outside the package),
+# as a bug would: the connection cannot even make its client.
+_INJECTED = """
+import sys
+import protocol.device
+
+def broken_client(*args, **kwargs):
+    raise RuntimeError("injected fault in the MQTT thread")
+
+protocol.device.make_client = broken_client
+from display.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_display_exits_non_zero_when_its_mqtt_thread_dies_so_systemd_restarts_it(tmp_path, broker, screen):
+    """Not a screen that says "offline" forever: like the counter, it stops and exits 1."""
+    cfg = tmp_path / "display.toml"
+    cfg.write_text(
+        f"[mqtt]\nport = {broker.port}\n\n[screen]\nfullscreen = false\nwidth = 640\nheight = 360\n\n[audio]\nenabled = false\n",
+        encoding="utf-8",
+    )
+    env = {**screen.env(), "KIVY_HOME": str(tmp_path / "kivy")}
+    done = subprocess.run(
+        [sys.executable, "-c", _INJECTED, "--config", str(cfg)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=120,
+    )
+    assert done.returncode == 1, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "injected fault in the MQTT thread" in done.stderr

@@ -100,3 +100,91 @@ def test_broker_security_section_matches_the_shipped_mosquitto_files():
         assert setting in conf and f"`{setting}" in section, setting
     assert "listener 8883" in tls and "use_username_as_clientid true" in tls
     assert "port 8883" in section.replace("**", "")
+
+
+# ---------------------------------------------------------------- rules the document states
+
+
+def _table_rows(section: str, first_header: str) -> dict[str, list[str]]:
+    """The rows of the Markdown table in ``section`` whose header starts with ``first_header``:
+    first cell (without backticks) -> the other cells."""
+    start = section.index(f"| {first_header} |")
+    rows: dict[str, list[str]] = {}
+    for line in section[start:].splitlines()[2:]:
+        if not line.startswith("|"):
+            break
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        rows[cells[0].replace("`", "")] = cells[1:]
+    return rows
+
+
+def test_every_mosquitto_pub_in_the_doc_sends_with_qos_1_as_the_topic_table_says():
+    commands = re.findall(r"^\$? ?(mosquitto_(?:pub|sub) .*)$", DOC, flags=re.M)
+    assert len(commands) >= 8
+    for command in commands:
+        assert re.search(r"\s-q 1\s", command), command
+
+
+def test_the_ticket_number_and_clerk_id_rules_are_the_models_patterns():
+    from protocol.messages import CLERK_PATTERN, MAX_TICKET_SEQ, TICKET_NUMBER_PATTERN, ticket_number
+
+    numbers = _doc_section("Ticket numbers")
+    assert f"`{TICKET_NUMBER_PATTERN}`" in numbers
+    assert f"`{ticket_number('A', MAX_TICKET_SEQ)}`" in numbers and f"`{ticket_number('A', 1000)}`" in numbers
+    assert f"`{CLERK_PATTERN}`" in _doc_section("Counter commands")
+
+
+def test_the_fault_reports_required_fields_are_the_models():
+    rows = _table_rows(_doc_section("Printer faults"), "field")
+    required = {name for name, f in protocol.FaultReport.model_fields.items() if f.is_required()} | {"v"}
+    assert set(rows) == set(protocol.FaultReport.model_fields)
+    assert {name for name, cells in rows.items() if cells[1] == "yes"} == required
+
+
+def test_the_http_examples_and_field_tables_are_the_servers_models():
+    from server.domain import TicketStatus
+    from server.http import Health, TicketStatusOut
+
+    section = _doc_section("HTTP API for devices and phones")
+    examples = re.findall(r"<!-- http: (\w+) -->\s*```json\n(.*?)```", section, flags=re.S)
+    models = {"Health": Health, "TicketStatus": TicketStatusOut}
+    assert {name for name, _ in examples} == set(models)
+    for name, text in examples:
+        models[name].model_validate(json.loads(text))
+    ticket_fields = {
+        f
+        for row in _table_rows(section[section.index("`GET /api/tickets/<token>` (") :], "field")
+        for f in row.split(", ")
+    }
+    assert ticket_fields == set(TicketStatusOut.model_fields)
+    health = section[section.index("`GET /health`:") :]
+    assert set(_table_rows(health, "field")) == set(Health.model_fields)
+    statuses = _table_rows(section[section.index("`GET /api/tickets/<token>` (") :], "field")["status"][0]
+    shown = set(re.findall(r"`(\w+)`", statuses))
+    assert shown == {s.value for s in TicketStatus} - {"transferred"}  # a transferred ticket waits again
+    assert "`404`" in section and "no ticket with this token" in section
+
+
+def test_your_own_broker_lists_what_the_shipped_mosquitto_config_sets():
+    conf = (ROOT / "systemd" / "mosquitto" / "numerek.conf").read_text()
+    rows = _table_rows(_doc_section("Your own broker"), "setting (Mosquitto)")
+    for setting in ("set_tcp_nodelay", "max_queued_messages", "max_packet_size"):
+        (line,) = [row for row in rows if row.startswith(setting)]
+        assert re.search(rf"^{re.escape(line)}$", conf, flags=re.M), line
+
+
+def test_the_reconnect_and_republish_times_in_the_doc_are_the_codes():
+    from protocol.device import RECONNECT_MAX_S, RECONNECT_MIN_S
+    from server.service import TICK_SECONDS
+
+    conventions = _doc_section("Conventions")
+    assert f"after {RECONNECT_MIN_S:g} s, doubling to at most every {RECONNECT_MAX_S:g} s" in conventions
+    assert f"every {TICK_SECONDS:g} seconds" in _doc_section("Availability")
+
+
+def test_the_response_topics_the_doc_allows_are_the_ones_the_server_answers_on():
+    t = protocol.Topics()
+    section = _doc_section("Counter commands")
+    (example,) = re.findall(r"`(numerek/counter/4/reply/[^`]+)`", section)
+    assert t.reply_topic(t.parse(t.counter_command("4")), example) == example
+    assert t.reply_topic(t.parse(t.counter_command("4")), t.zone_call("hall")) == t.counter_reply("4")

@@ -58,7 +58,7 @@ def test_each_role_gets_a_config_its_own_program_accepts(dirs, capsys):
     _, config_dir = dirs
     counter = load_counter(config_dir / "counter-4.toml")
     assert [c.id for c in counter.counters] == ["4"] and counter.device == "counter-4"
-    assert (counter.broker.host, counter.broker.username) == ("numerek-serwer.local", "counter-4")
+    assert (counter.mqtt.host, counter.mqtt.username) == ("numerek-serwer.local", "counter-4")
     kiosk = load_kiosk(config_dir / "kiosk-wejscie.toml")
     assert kiosk.kiosk.id == "wejscie" and kiosk.mqtt.username == "kiosk-wejscie"
     display = load_display(config_dir / "display-pietro-1.toml")
@@ -66,7 +66,7 @@ def test_each_role_gets_a_config_its_own_program_accepts(dirs, capsys):
     assert display.mqtt.username == "display-pietro-1" and len(display.mqtt.password or "") >= 20
     passwd = dict(line.split(":", 1) for line in (dirs[0] / "passwd").read_text().splitlines())
     assert check_password(kiosk.mqtt.password, passwd["kiosk-wejscie"])
-    assert check_password(counter.broker.password, passwd["counter-4"])
+    assert check_password(counter.mqtt.password, passwd["counter-4"])
     out = capsys.readouterr().out
     assert "kiosk-wejscie" in out and kiosk.mqtt.password not in out  # never on the terminal (or its scrollback)
 
@@ -270,7 +270,7 @@ def test_replace_keeps_the_offices_printer_and_pin_settings(dirs, capsys):
     assert counter.counters[0].buttons.next == "GPIO4" and counter.counters[0].display.kind == "none"
     passwd = dict(line.split(":", 1) for line in (dirs[0] / "passwd").read_text().splitlines())
     assert check_password(kiosk.mqtt.password, passwd["kiosk-k1"])
-    assert check_password(counter.broker.password, passwd["counter-7"])
+    assert check_password(counter.mqtt.password, passwd["counter-7"])
     assert kiosk_file.read_text().count("from numerek-provision") == 1  # one heading, not one per run
     assert "settings kept from" in capsys.readouterr().out
 
@@ -358,7 +358,7 @@ def test_deployment_doc_gives_the_check_commands_that_work_as_installed():
 
 def test_deployment_doc_revokes_accounts_it_created():
     """The doc's provisioning examples: `revoke` names an account that `add` made (counter-3-4, not counter-4)."""
-    from server.provision import device_name
+    from protocol.topics import device_name
 
     doc = (ROOT / "docs" / "deployment.md").read_text()
     made = {"server"}
@@ -366,7 +366,7 @@ def test_deployment_doc_revokes_accounts_it_created():
         ids = [w for w in rest.split() if not w.startswith("-") and not w.startswith("<")]
         ids = ids[:1] if "--zone" in rest else ids
         if ids and role != "server":
-            made.add(device_name(role, ids))
+            made.add(device_name(role, *ids))
     revoked = re.findall(r"numerek-provision revoke (\S+)", doc)
     assert revoked and set(revoked) <= made, (revoked, made)
 
@@ -459,9 +459,9 @@ def test_reissue_moves_every_device_kind_to_tls_keeping_settings_and_passwords(d
     assert "password kept" in capsys.readouterr().out
 
     counter = load_counter(d / "counter-3-4.toml")
-    assert (counter.broker.port, counter.broker.tls_ca) == (8883, "/etc/numerek/ca.crt")
+    assert (counter.mqtt.port, counter.mqtt.tls_ca) == (8883, "/etc/numerek/ca.crt")
     assert [c.id for c in counter.counters] == ["3", "4"] and counter.counters[1].buttons.next == "GPIO8"
-    assert counter.broker.password == before["counter-3-4"]["broker"]["password"]
+    assert counter.mqtt.password == before["counter-3-4"]["mqtt"]["password"]
     display = load_display(d / "display-hall-1.toml")
     assert (display.mqtt.port, display.mqtt.tls_ca, display.display.zone) == (8883, "/etc/numerek/ca.crt", "hall")
     assert display.display.office_name == "USC Wola"
@@ -499,3 +499,21 @@ def test_a_kiosks_qr_code_points_at_the_server_phones_can_reach(dirs):
     assert run(dirs, "add", "kiosk", "k1", "--replace") == 0
     assert load_kiosk(config_dir / "kiosk-k1.toml").kiosk.public_url == "http://10.0.0.5:8080"  # the office's own
     assert run(dirs, "init", "--public-url", "numerek-serwer") == 1  # refused, with a message
+
+
+def test_reissue_gives_an_old_counter_file_the_common_mqtt_section_and_keeps_its_password(dirs, capsys):
+    """Counter files once called [mqtt] [broker]; reissue renames it, keeping comments and the password."""
+    from counter.config import load_config as load_counter
+
+    run(dirs, "init", "--host", "numerek-serwer.local", "--port", "1883")
+    assert run(dirs, "add", "counter", "4") == 0
+    path = dirs[1] / "counter-4.toml"
+    _edit(path, ("[mqtt]", "[broker]"))
+    password = tomllib.loads(path.read_text())["broker"]["password"]
+    assert run(dirs, "init", "--port", "8883", "--tls-ca", "/etc/numerek/ca.crt") == 0
+    assert run(dirs, "reissue", "counter-4") == 0
+    assert "password kept" in capsys.readouterr().out
+    text = path.read_text()
+    assert "[broker]" not in text and "# the server's broker (Mosquitto)" in text
+    unit = load_counter(path)
+    assert (unit.mqtt.port, unit.mqtt.password) == (8883, password)

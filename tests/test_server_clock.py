@@ -74,7 +74,10 @@ def test_forget_drops_the_estimate_after_a_server_restart_or_a_lost_connection()
 
 
 def test_counter_kiosk_and_display_share_this_one_clock():
-    """One implementation: a fix to the rules reaches every device."""
-    assert counter.unit.ServerClock is ServerClock
-    assert kiosk.link.ServerClock is ServerClock
+    """One implementation: a fix to the rules reaches every device (through the one device connection)."""
+    import protocol.device
+
+    assert protocol.device.ServerClock is ServerClock
+    assert counter.unit.DeviceConnection is protocol.device.DeviceConnection
+    assert kiosk.link.DeviceConnection is protocol.device.DeviceConnection
     assert display.board.ServerClock is ServerClock

@@ -120,3 +120,32 @@ def test_server_tells_systemd_it_is_ready_and_keeps_pinging_the_watchdog(notify_
         assert "READY=1" in seen and seen.index("READY=1") < seen.index("WATCHDOG=1")
     finally:
         server.stop()
+
+
+def test_a_device_tells_systemd_whether_it_reaches_the_broker_and_that_it_stops(notify_socket, tmp_path, broker):
+    """numerek-counter (as every role, through protocol.device and protocol.bootstrap): STATUS
+    lines for `systemctl status` (NotifyAccess=main in the units), STOPPING=1 on SIGTERM."""
+    import signal
+
+    cfg = tmp_path / "counter.toml"
+    cfg.write_text(
+        f'[mqtt]\nport = {broker.port}\n\n[[counters]]\nid = "1"\n[counters.display]\nkind = "memory"\n',
+        encoding="utf-8",
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "counter.cli", "--mock-pins", "--config", str(cfg)],
+        cwd=ROOT,
+        env={**os.environ},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        assert notify_socket.recv(4096).decode() == "STATUS=counter-1: connected to the broker"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(15) == 0
+        assert "STOPPING=1" in drain(notify_socket)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
