@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import sys
 import threading
 import time
 import uuid
@@ -22,6 +23,9 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+
+sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent.parent))
+from protocol.topics import Topics  # noqa: E402
 
 BASE = "numerek"
 
@@ -39,7 +43,8 @@ def main() -> None:
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
 
-    response_topic = f"{BASE}/kiosk/{args.kiosk}/response/load"
+    topics = Topics(BASE)
+    response_topic = topics.kiosk_response(args.kiosk, "load")
     services = args.services.split(",")
     sent: dict[bytes, float] = {}
     latencies: list[float] = []
@@ -63,7 +68,7 @@ def main() -> None:
         service = services[counter[0] % len(services)]
         payload = json.dumps({"v": 1, "id": f"{args.kiosk}-{counter[0]}", "service": service})
         sent[corr] = time.perf_counter()
-        client.publish(f"{BASE}/kiosk/{args.kiosk}/request", payload, qos=1, properties=props)
+        client.publish(topics.kiosk_request(args.kiosk), payload, qos=1, properties=props)
 
     def on_message(_c, _u, msg) -> None:
         now = time.perf_counter()

@@ -37,9 +37,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from protocol.topics import Topics  # noqa: E402
 from tests.harness import Broker, Peer, ServerProcess, free_port, write_config  # noqa: E402
 
-BASE = "numerek"
+TOPICS = Topics("numerek")
 HERE = Path(__file__).resolve().parent
 CGROUP = Path("/sys/fs/cgroup/cpu/numerek-bench")
 
@@ -97,13 +98,13 @@ def broker_round_trip(port: int, n: int) -> list[float]:
 
 def call_latency(port: int, n: int) -> list[float]:
     counter, display = Peer(port), Peer(port)
-    stamp = Stamp(display, f"{BASE}/zone/hall/call")
+    stamp = Stamp(display, TOPICS.zone_call("hall"))
     out = []
     for i in range(n):
         stamp.event.clear()
         t0 = time.perf_counter()
         counter.client.publish(
-            f"{BASE}/counter/1/command", json.dumps({"v": 1, "id": f"n{t0}-{i}", "action": "next"}), qos=1
+            TOPICS.counter_command("1"), json.dumps({"v": 1, "id": f"n{t0}-{i}", "action": "next"}), qos=1
         )
         if not stamp.event.wait(10):
             raise RuntimeError("no call received")

@@ -21,17 +21,13 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from protocol.messages import CounterAction, CounterStatus, ErrorCode
+from protocol.messages import MAX_TICKET_SEQ, CounterAction, CounterStatus, ErrorCode, ticket_number
 from server.config import Office, Service, SiteConfig
 from server.domain import Command, CounterRuntime, Event, EventKind, Refusal, Ticket, TicketStatus
 from server.estimate import RecentMedianEstimator, WaitEstimator
 from server.queues import WaitingQueues
 
 Clock = Callable[[], datetime]
-
-MAX_NUMBER = 9999
-"""The highest number of a prefix in one day: numbers are the prefix and 3–4 digits
-(A001 … A9999), the form every device and the protocol accept (docs/queueing.md)."""
 
 
 def default_token() -> str:
@@ -433,14 +429,13 @@ class QueueEngine:
         if code is not None:
             raise Refusal(code, why)
         seq = self.last_seq.get(service.prefix, 0) + 1
-        if seq > MAX_NUMBER:
+        if seq > MAX_TICKET_SEQ:  # the protocol's widest number (docs/protocol.md, "Ticket numbers")
             raise Refusal(
-                ErrorCode.LIMIT_REACHED,
-                f"{service.name.en}: every number up to {service.prefix}{MAX_NUMBER} is taken today",
+                ErrorCode.LIMIT_REACHED, f"{service.name.en}: every number of prefix {service.prefix} is taken today"
             )
         ahead = self.people_ahead(service.id, priority)
         estimate = self.estimator.estimate(service.id, ahead, self.capacity(service.id))
-        number = f"{service.prefix}{seq:03d}"
+        number = ticket_number(service.prefix, seq)
         ticket = Ticket(
             id=self.next_ticket_id,
             day=self.day,  # type: ignore[arg-type]

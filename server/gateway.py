@@ -16,40 +16,19 @@ from collections.abc import Callable
 import paho.mqtt.client as mqtt
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from protocol.mqtt import BrokerConfig, connect_properties, make_client, reply_properties, shutdown
-from protocol.topics import Topics
+from protocol.mqtt import BrokerConfig, connect_properties, make_client, reply_properties
+from protocol.topics import OFFLINE, RouteKind, Topics
 from server.jobs import Job, Out
 
 log = logging.getLogger(__name__)
 
-_INBOUND = {("counter", "command"): "counter", ("kiosk", "request"): "kiosk", ("kiosk", "fault"): "fault"}
-_OUTBOUND_LEAVES = {("counter", "state"), ("zone", "call"), ("zone", "board")}
-_OUTBOUND_TREES = {("counter", "reply"), ("kiosk", "response")}  # also MQTT 5 response topics below them
-_OUTBOUND_TOP = (["services"], ["server", "availability"], ["server", "errors"])
-
-
-def topic_kind(levels: list[str]) -> str | None:
-    """What a message on a topic (levels below the base) is to the server.
-
-    A job kind (``counter``, ``kiosk``, ``fault``), ``availability`` for a device's
-    availability, ``None`` for what the server itself publishes (seen again through the
-    ``<base>/#`` subscription, e.g. its retained state after a reconnect), and ``unknown``
-    for everything else, which a device's typo gets an ``unknown_topic`` error for.
-    """
-    if levels in _OUTBOUND_TOP:
-        return None
-    if len(levels) >= 3 and levels[1]:
-        pair = (levels[0], levels[2])
-        if pair in _OUTBOUND_TREES:
-            return None
-        if len(levels) == 3:
-            if pair == ("device", "availability"):
-                return "availability"
-            if pair in _INBOUND:
-                return _INBOUND[pair]
-            if pair in _OUTBOUND_LEAVES:
-                return None
-    return "unknown"
+_JOBS = {
+    RouteKind.COUNTER_COMMAND: "counter",
+    RouteKind.KIOSK_REQUEST: "kiosk",
+    RouteKind.KIOSK_FAULT: "fault",
+    RouteKind.DEVICE_AVAILABILITY: "availability",
+}
+"""What a device's message is to the worker (server/worker.py, ``Worker.HANDLERS``)."""
 
 
 class MqttGateway:
@@ -79,7 +58,13 @@ class MqttGateway:
         self.client.loop_start()
 
     def stop(self) -> None:
-        shutdown(self.client, self.topics.server_availability)
+        """Say ``offline`` on a clean stop (the last will covers unclean ones), then disconnect."""
+        try:
+            self.client.publish(self.topics.server_availability, OFFLINE, qos=1, retain=True).wait_for_publish(2)
+        except (RuntimeError, ValueError):
+            pass
+        self.client.disconnect()
+        self.client.loop_stop()
 
     def publish(self, out: Out) -> None:
         self.client.publish(
@@ -98,10 +83,10 @@ class MqttGateway:
         self.submit(Job("republish"))
 
     def _on_message(self, _client: mqtt.Client, _userdata: object, msg: mqtt.MQTTMessage) -> None:
-        levels = self.topics.split(msg.topic)
-        kind = topic_kind(levels) if levels else None
-        if kind is None:
-            return  # our own output, seen through the wildcard
+        route = self.topics.parse(msg.topic)
+        if route.from_server:
+            return  # our own output (retained, after a reconnect), seen through the wildcard
+        kind = _JOBS.get(route.kind, "unknown")  # a device's typo gets an unknown_topic error
         if msg.retain and kind not in ("fault", "availability"):
             # Stored on the broker, delivered because we (re)subscribed: not a live request.
             # A ticket request or counter command published with the retain flag (a third-party
@@ -112,7 +97,7 @@ class MqttGateway:
         self.submit(
             Job(
                 kind,
-                device=levels[1] if len(levels) > 1 else "",
+                device=route.id or "",
                 topic=msg.topic,
                 payload=bytes(msg.payload),
                 response_topic=getattr(props, "ResponseTopic", None) if props else None,

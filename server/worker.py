@@ -51,7 +51,7 @@ from protocol.messages import (
     TicketRequest,
     TicketResponse,
 )
-from protocol.topics import OFFLINE, ONLINE, Topics
+from protocol.topics import Topics, device_name, parse_availability
 from server.domain import Command, ConfigChange, Refusal
 from server.engine import Changes, QueueEngine
 from server.jobs import Job, Out
@@ -344,19 +344,20 @@ class Worker:
         self._error(batch, job, None, ErrorCode.UNKNOWN_TOPIC, f"Numerek does not listen on {job.topic}")
 
     def _on_availability(self, job: Job, batch: Batch) -> None:
-        device = job.device
-        if not job.payload:  # the retained copy was cleared (``numerek-provision revoke``/``clear``): forget it
-            self.devices.pop(device, None)
+        try:
+            value = parse_availability(job.payload)
+        except ValueError as exc:
+            self._error(batch, job, None, ErrorCode.INVALID_REQUEST, str(exc))
             return
-        value = job.payload.decode("utf-8", "replace")
-        if value not in (ONLINE, OFFLINE):
-            self._error(batch, job, None, ErrorCode.INVALID_REQUEST, f"availability must be {ONLINE!r} or {OFFLINE!r}")
-            return
-        self.devices[device] = value
+        if value is None:  # the retained copy was cleared (``numerek-provision revoke``/``clear``): forget it
+            self.devices.pop(job.device, None)
+        else:
+            self.devices[job.device] = value.value
 
     def _on_fault(self, job: Job, batch: Batch) -> None:
+        device = device_name("kiosk", job.device)  # the topic says who it is (the broker's ACL checks that)
         if not job.payload:  # the retained fault was cleared (a revoked kiosk)
-            self.faults.pop(f"kiosk-{job.device}", None)
+            self.faults.pop(device, None)
             return
         data, raw, _rid, problem = self._parse(job)
         if data is None or (refusal := self._version_problem(data)) is not None:
@@ -368,7 +369,6 @@ class Worker:
         except ValidationError as exc:
             self._error(batch, job, None, ErrorCode.INVALID_REQUEST, _details(exc))
             return
-        device = f"kiosk-{job.device}"  # the topic says who it is (the broker's ACL checks that), not the payload
         previous = self.faults.get(device)
         if previous is not None and previous.fault == report.fault:
             return  # the retained copy, seen again after a reconnect
@@ -440,10 +440,11 @@ class Worker:
         if all(self._limiter.hit(item, "kiosk", kiosk) for item in self._kiosk_rate):
             return
         now = self.engine.now()
-        last = self.alerts.get(f"kiosk-{kiosk}")
+        name = device_name("kiosk", kiosk)
+        last = self.alerts.get(name)
         if last is None or (now - last[0]).total_seconds() >= 60:
             log.warning("kiosk %s asks for tickets faster than a person can; refusing the excess", kiosk)
-        self.alerts[f"kiosk-{kiosk}"] = (now, "too many ticket requests")
+        self.alerts[name] = (now, "too many ticket requests")
         raise Refusal(ErrorCode.RATE_LIMITED, "this kiosk asked for tickets too quickly; wait a few seconds")
 
     def _on_config(self, job: Job, batch: Batch) -> None:
@@ -543,23 +544,9 @@ class Worker:
         batch.answers.append(Answer(job, reply.to_json(), reply))
 
     def _reply_topic(self, job: Job) -> str:
-        """Where the answer to ``job`` goes: its MQTT 5 response topic only if that lies
-        under the device's own reply topic, else that default.
-
-        Why the restriction: the server may publish anywhere in the tree, so an arbitrary
-        response topic would let a device make the server publish a forged call onto a
-        hall display's topic, which the broker's ACL cannot stop.
-        """
-        if job.kind == "counter":
-            default = self.topics.counter_reply(job.device)
-        elif job.kind == "kiosk":
-            default = self.topics.kiosk_response(job.device)
-        else:
-            return self.topics.errors
-        rt = job.response_topic
-        if rt and (rt == default or rt.startswith(default + "/")) and "+" not in rt and "#" not in rt:
-            return rt
-        return default
+        """Where the answer to ``job`` goes: its MQTT 5 response topic if the protocol allows it
+        (at or below the device's own reply topic: protocol/topics.py, ``Topics.reply_topic``)."""
+        return self.topics.reply_topic(self.topics.parse(job.topic), job.response_topic)
 
     # ------------------------------------------------------------------ outgoing state
 
