@@ -16,6 +16,7 @@ from __future__ import annotations
 import calendar
 import dataclasses
 import io
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -178,9 +179,11 @@ class _Pages:
             self.text(MARGIN, self.y, title if i == 0 else f"{title} (…)", size=12, weight="bold", color=INK)
             self.y += 0.3
             self.text(MARGIN, self.y, header[0], size=8, weight="bold", color=MUTED)
-            for x, head in zip(xs, header[1:], strict=True):
+            chars = max(6, int(other_w * 72 / 4.8))  # 8-point bold DejaVu: about 4.8 pt a character
+            wrapped = ["\n".join(textwrap.wrap(head, chars)) for head in header[1:]]
+            for x, head in zip(xs, wrapped, strict=True):
                 self.text(x + other_w - 0.05, self.y, head, size=8, weight="bold", color=MUTED, ha="right")
-            self.y += 0.36
+            self.y += 0.14 * max(h.count("\n") + 1 for h in wrapped) + 0.14
             if not rows:
                 self.text(MARGIN, self.y, "—", size=9, color=MUTED)
                 self.y += ROW_H
