@@ -1,4 +1,6 @@
-"""Exports a Polish office opens: Excel CSV, typed XLSX, the monthly PDF — read back with real readers.
+"""Reports for a Polish office: the dashboard at 1280 px with periods and comparison, the live
+view's clock, charts drawn once, and the exports (Excel CSV, typed XLSX, the monthly PDF) read
+back with real readers.
 
 One module-wide office: the real simulator runs two working weeks (26 October to 6 November
 2026) of the test office into a real SQLite file; then three clerks' ids are replaced in that
@@ -6,12 +8,14 @@ file by text a spreadsheet would run as a formula (as if typed before ids were r
 exports must be safe whatever the database holds); the real ``numerek-server`` serves it with
 its clock on Monday 9 November. Files are read back with Python's csv module under the
 ``pl_PL.UTF-8`` locale (numbers through ``locale.atof``), openpyxl (cell types and formats),
-the XLSX's own XML, and poppler's pdfinfo / pdftotext / pdfimages.
+the XLSX's own XML, and poppler's pdfinfo / pdftotext / pdfimages; pages are looked at in
+Debian's headless Chromium at 1280 × 800 (screenshots in tests/artifacts).
 """
 
 from __future__ import annotations
 
 import base64
+import concurrent.futures
 import csv
 import io
 import json
@@ -27,7 +31,8 @@ import httpx
 import pytest
 from openpyxl import load_workbook
 
-from tests.harness import ARTIFACTS, ROOT, Broker, ServerProcess, free_port, write_config
+from tests.harness import ARTIFACTS, ROOT, Broker, ServerProcess, free_port, wait_for, write_config
+from tests.test_clerk_panel import CHROMIUM, HeadlessPage
 
 HOURS = '{ mon = "08:00-16:00", tue = "08:00-16:00", wed = "08:00-17:00", thu = "08:00-16:00", fri = "08:00-15:00" }'
 MANAGER = ("kierownik", "dobre-haslo-42")
@@ -286,3 +291,190 @@ def test_monthly_report_compares_with_the_month_before_and_is_ready_to_attach(of
     issued = rows["Wydane bilety"]
     assert [c.value for c in issued[1:]] == [nov.totals.issued, octo.totals.issued, change]
     assert all(c.data_type == "n" for c in issued[1:])
+
+
+# ---------------------------------------------------------------------- the dashboard
+
+
+def signed_in_page(server: ServerProcess, path: str, profile) -> HeadlessPage:
+    """Chromium at 1280 × 800, signed in through the login form as the manager."""
+    page = HeadlessPage(f"{server.url}/login?next={httpx.QueryParams({'x': path})['x']}", profile)
+    wait_for(lambda: page.js("!!document.querySelector('input[name=password]')"), 20, "the login form")
+    page.js(
+        f"document.querySelector('input[name=name]').value = {json.dumps(MANAGER[0])};"
+        f"document.querySelector('input[name=password]').value = {json.dumps(MANAGER[1])};"
+        "document.querySelector('form[action=\"/login\"]').requestSubmit()"
+    )
+    wait_for(lambda: page.js("location.pathname") == path.split("?")[0], 20, f"{path} after signing in")
+    return page
+
+
+def full_screenshot(page: HeadlessPage, path) -> None:
+    data = page.call("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True}, page.session)["data"]
+    path.write_bytes(base64.b64decode(data))
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install chromium)")
+def test_dashboard_fits_a_1280_px_window_and_its_charts_load_after_the_page(office, tmp_path):
+    server, _ = office
+    page = signed_in_page(server, "/reports?period=last_week", tmp_path / "chrome")
+    try:
+        wait_for(lambda: page.js("document.readyState") == "complete", 60, "the page loaded")
+        images = "[...document.querySelectorAll('img[data-chart]')]"
+        assert page.js(f"{images}.map(i => i.dataset.chart)") == ["heatmap", "daily", "wait", "utilisation", "ratings"]
+        page.js(f"{images}.at(-1).scrollIntoView()")  # a manager scrolls down to the charts (they load lazily)
+        wait_for(lambda: page.js(f"{images}.every(i => i.complete && i.naturalWidth > 0)"), 120, "every chart drawn")
+        page.js("window.scrollTo(0, 0)")
+        assert page.js("window.innerWidth") == 1280
+        widest = page.js(
+            "Math.max(document.documentElement.scrollWidth,"
+            " ...[...document.querySelectorAll('main *')].map(e => e.getBoundingClientRect().right))"
+        )
+        assert widest <= 1280, f"something is {widest} px wide in a 1280 px window"
+        assert page.js("document.querySelector('a[data-preset=last_week]').classList.contains('active')")
+        # The page was usable before its charts: they are images loaded after the HTML (lazily).
+        timing = page.js("JSON.stringify(performance.getEntriesByType('navigation')[0].toJSON())")
+        (ARTIFACTS / "reports-dashboard-timing.json").write_text(timing)
+        page.screenshot(ARTIFACTS / "reports-dashboard-1280.png")
+        full_screenshot(page, ARTIFACTS / "reports-dashboard-1280-full.png")
+    finally:
+        page.close()
+
+
+def card(html: str, key: str) -> str:
+    return html.split(f'data-figure="{key}"', 1)[1].split("</div>", 1)[0]
+
+
+def test_period_presets_and_the_change_against_the_previous_period(office):
+    server, _ = office
+    html = get(server, "/reports?period=last_week").text  # the server's today: Monday 9 November 2026
+    links = dict(re.findall(r'href="/reports\?([^"]+)" data-preset="(\w+)"', html))
+    presets = {name: dict(httpx.QueryParams(q.replace("&amp;", "&"))) for q, name in links.items()}
+    assert (presets["this_week"]["from"], presets["this_week"]["to"]) == ("2026-11-09", "2026-11-09")
+    assert (presets["last_week"]["from"], presets["last_week"]["to"]) == ("2026-11-02", "2026-11-08")
+    assert (presets["this_month"]["from"], presets["this_month"]["to"]) == ("2026-11-01", "2026-11-09")
+    assert (presets["last_month"]["from"], presets["last_month"]["to"]) == ("2026-10-01", "2026-10-31")
+    assert presets["same_month_last_year"]["from"] == "2025-11-01"
+    api = get(server, "/reports/api/summary?period=last_week&compare=previous").json()
+    assert api["filters"]["from"] == "2026-11-02" and api["comparison"]["from"] == "2026-10-26"
+    now, before = api["totals"], api["comparison"]["totals"]
+    assert now["issued"] > 0 and before["issued"] > 0
+    issued = card(html, "issued")
+    assert f'<b id="issued">{now["issued"]}</b>' in issued
+    assert f"{now['issued'] - before['issued']:+d} (" in issued and f"poprzednio {before['issued']}" in issued
+    wait = card(html, "wait")
+    change = (now["wait"]["mean_s"] - before["wait"]["mean_s"]) / 60
+    assert f"{change:+.1f} min".replace(".", ",") in wait
+    assert ("better" if change < 0 else "worse") in wait  # a shorter wait is better
+    assert "Porównanie z okresem: 26.10.2026 – 1.11.2026" in html
+    english = get(server, "/reports?period=last_week&lang=en&compare=none").text
+    assert "previously" not in card(english, "issued") and "Compare with" in english
+
+
+def test_the_heat_map_says_it_shows_totals_of_the_period(office):
+    server, _ = office
+    svg = get(server, "/reports/chart/heatmap.svg?from=2026-11-02&to=2026-11-06").text
+    assert "suma biletów" in svg and "Sumy z całego okresu (nie średnie)" in svg
+    assert "Pn (1)" in svg and "So (0)" in svg  # each weekday with the number of days it sums
+    english = get(server, "/reports/chart/heatmap.svg?from=2026-10-26&to=2026-11-06&lang=en").text
+    assert "Totals over the whole period (not averages)" in english and "Mon (2)" in english
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install chromium)")
+def test_live_view_shows_a_local_time_not_an_iso_stamp(office, tmp_path):
+    server, _ = office
+    page = signed_in_page(server, "/reports/live", tmp_path / "chrome")
+    polish_time = r"^\d{1,2} (sty|lut|mar|kwi|maj|cze|lip|sie|wrz|paź|lis|gru) 2026, \d{2}:\d{2}:\d{2}$"
+    try:
+        first = page.js("document.getElementById('time').textContent")
+        stamp = page.js("document.getElementById('time').dateTime")
+        assert re.match(polish_time, first), first
+        assert first.startswith("9 lis 2026, 09:") or first.startswith("9 lis 2026, 10:")  # Warsaw time
+        # the page refreshes itself every 10 s from the JSON API and writes the time the same way
+        wait_for(lambda: page.js("document.getElementById('time').dateTime") != stamp, 40, "a refresh")
+        again = page.js("document.getElementById('time').textContent")
+        assert re.match(polish_time, again) and "T" not in again, again
+        page.screenshot(ARTIFACTS / "reports-live-1280.png")
+    finally:
+        page.close()
+
+
+# ---------------------------------------------------------------------- charts and the figures' cache
+
+
+@pytest.fixture(scope="module")
+def figures(office):
+    from server.config import load_config
+    from server.reports.figures import ReportData
+
+    server, tmp = office
+    copy = tmp / "copy.db"
+    src = sqlite3.connect(server.database)
+    dst = sqlite3.connect(copy)
+    src.backup(dst)
+    src.close()
+    dst.close()
+    data = ReportData(str(copy), load_config(server.config))
+    yield data, copy
+    data.close()
+
+
+def test_chart_legends_and_notes_never_cover_the_plot(figures):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from server.reports import charts
+
+    data, _ = figures
+    s = data.summary(data.parse_filters("2026-10-26", "2026-11-06"))
+    for lang in ("pl", "en"):
+        for name in charts.CHARTS:
+            fig = charts.figure(name, s, lang)
+            renderer = FigureCanvasAgg(fig).get_renderer()
+            fig.draw(renderer)
+            plots = [ax.get_window_extent(renderer) for ax in fig.axes]
+            legends = [lg.get_window_extent(renderer) for lg in fig.legends]
+            notes = [t.get_window_extent(renderer) for t in fig.texts]
+            assert legends or name in ("heatmap", "utilisation", "ratings"), name
+            for box in legends + notes:
+                for plot in plots:
+                    assert not box.overlaps(plot), (name, lang, box, plot)
+                assert box.x1 <= fig.bbox.x1 + 1 and box.y1 <= fig.bbox.y1 + 1, (name, lang)
+
+
+def test_a_chart_is_drawn_once_for_the_same_figures_even_when_asked_twice_at_once(figures):
+    from server.reports import charts
+    from server.reports.cache import RenderCache, chart_key
+
+    data, _ = figures
+    s = data.summary(data.parse_filters("2026-10-26", "2026-11-06"))
+    cache = RenderCache()
+    key = chart_key(s, "pl", "daily")
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        bodies = list(pool.map(lambda _: cache.get(key, lambda: charts.svg("daily", s, "pl")), range(4)))
+    assert cache.rendered == 1 and len(set(bodies)) == 1
+    cache.prefetch(chart_key(s, "pl", "wait"), lambda: charts.svg("wait", s, "pl"))
+    wait_svg = cache.get(chart_key(s, "pl", "wait"), lambda: charts.svg("wait", s, "pl"))
+    assert cache.rendered == 2 and b"<svg" in wait_svg
+    other = data.summary(data.parse_filters("2026-11-02", "2026-11-06"))
+    assert chart_key(other, "pl", "daily") != key  # other figures are another drawing, never a stale one
+    assert cache.get(chart_key(other, "pl", "daily"), lambda: charts.svg("daily", other, "pl")) != bodies[0]
+
+
+def test_figures_of_a_past_period_are_computed_once_while_the_office_works(figures):
+    data, copy = figures
+    past = data.parse_filters("2026-10-26", "2026-10-30")
+    latest = data.parse_filters(None, None)  # ends on the latest office day in the file
+    before = data.computations
+    first = data.summary(past)
+    data.summary(latest)
+    assert data.computations == before + 2
+    conn = sqlite3.connect(copy)  # the office goes on: a counter opens on the latest day
+    with conn:
+        conn.execute(
+            "INSERT INTO events (id, at, day, kind, counter, clerk) "
+            "SELECT max(id) + 1, max(at) + 60, max(day), 'counter_open', '1', 'clerk-09' FROM events"
+        )
+    conn.close()
+    assert data.summary(past) is first  # the same object: not recomputed, so not redrawn
+    data.summary(latest)
+    assert data.computations == before + 3  # the latest day's figures follow the new event
