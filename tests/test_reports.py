@@ -13,7 +13,6 @@ import base64
 import csv
 import io
 import json
-import re
 import sqlite3
 import statistics
 import subprocess

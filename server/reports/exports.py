@@ -41,12 +41,11 @@ XLSX_MAX_ROWS = 1_048_000  # a worksheet holds 1,048,576 rows
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # OWASP: what a spreadsheet may take as a formula
 
 Kind = Literal["text", "int", "seconds", "share", "hours", "number", "date", "datetime", "bool"]
+# Number formats where Excel's "General" would mislead (a date shown as 46329, a share as 0.8123).
+# Other numbers stay "General": a styled cell costs openpyxl about twice a plain one.
 XLSX_FORMATS: dict[str, str] = {
-    "int": "0",
-    "seconds": "0.0",
     "share": "0.0%",
     "hours": "0.00",
-    "number": "0.00",
     "date": "yyyy-mm-dd",
     "datetime": "yyyy-mm-dd hh:mm:ss",
 }
@@ -333,7 +332,7 @@ class _Cells:
         if isinstance(value, datetime):
             value = value.replace(tzinfo=None)  # Excel has no zones: the office's local time
         fmt = self.formats.get(kind)
-        if fmt is None or (kind == "int" and isinstance(value, int)):
+        if fmt is None:
             return value
         cell = WriteOnlyCell(self.ws, value)
         cell.number_format = fmt
