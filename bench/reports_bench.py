@@ -304,11 +304,15 @@ def worker(argv: list[str]) -> int:
         assert resp.status_code == 200, (path, resp.status_code)
         return (time.perf_counter() - t) * 1000, resp
 
+    browser = threading.local()  # a browser keeps its connections: one client per fetching thread
+
     def one_chart(src: str) -> float:
-        with httpx.Client(base_url=url, timeout=600, cookies=cookies) as c:
-            t = time.perf_counter()
-            assert c.get(src).status_code == 200
-            return (time.perf_counter() - t) * 1000
+        c = getattr(browser, "client", None)
+        if c is None:
+            c = browser.client = httpx.Client(base_url=url, timeout=600, cookies=cookies)
+        t = time.perf_counter()
+        assert c.get(src).status_code == 200
+        return (time.perf_counter() - t) * 1000
 
     out: dict[str, list[float]] = {key: [] for key, _ in MEASURES}
     pool = ThreadPoolExecutor(5)

@@ -63,9 +63,11 @@ def _frame(fig: Canvas, title: str, left: float, bottom: float, right: float = 0
     return fig.add_axes((left / w, bottom / h, 1 - (left + right) / w, 1 - (top + bottom) / h))
 
 
-def _legend(fig: Canvas, ax: Axes, handles: list | None = None, labels_: list[str] | None = None) -> None:
+def _legend(fig: Canvas, ax: Axes, handles: list[Any] | None = None, labels_: list[str] | None = None) -> None:
     """The legend on its own line between the title and the plot: it never covers data."""
-    h, lab = (handles, labels_) if handles is not None else ax.get_legend_handles_labels()
+    h, lab = ax.get_legend_handles_labels()
+    if handles is not None and labels_ is not None:
+        h, lab = handles, labels_
     if not h:
         return
     w, hh = _size_in(fig)

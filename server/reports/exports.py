@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Literal
@@ -41,14 +41,10 @@ XLSX_MAX_ROWS = 1_048_000  # a worksheet holds 1,048,576 rows
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # OWASP: what a spreadsheet may take as a formula
 
 Kind = Literal["text", "int", "seconds", "share", "hours", "number", "date", "datetime", "bool"]
-# Number formats where Excel's "General" would mislead (a date shown as 46329, a share as 0.8123).
-# Other numbers stay "General": a styled cell costs openpyxl about twice a plain one.
-XLSX_FORMATS: dict[str, str] = {
-    "share": "0.0%",
-    "hours": "0.00",
-    "date": "yyyy-mm-dd",
-    "datetime": "yyyy-mm-dd hh:mm:ss",
-}
+# Number formats where Excel's "General" would mislead (a share shown as 0.8123); dates and
+# date-times get openpyxl's own date formats. Other numbers stay "General": a styled cell
+# costs openpyxl about twice a plain one.
+XLSX_FORMATS: dict[str, str] = {"share": "0.0%", "hours": "0.00"}
 
 
 class ExcelPolish(csv.excel):
@@ -209,11 +205,11 @@ class Table:
 
     name: str
     columns: list[Column]
-    rows: Iterable[list[Any]]
+    rows: Iterable[Sequence[Any]]
     row_kinds: list[Kind] | None = None
     row_label: Callable[[str, str], str] | None = None
 
-    def typed_rows(self, lang: str | None) -> Iterator[tuple[list[Any], list[Kind]]]:
+    def typed_rows(self, lang: str | None) -> Iterator[tuple[Sequence[Any], list[Kind]]]:
         """Rows with their kinds; the first column named in ``lang`` (None: ids) when the table has a ``row_label``."""
         kinds = [c.kind for c in self.columns]
         for i, row in enumerate(self.rows):
@@ -232,10 +228,10 @@ def table(name: str, s: Summary, lang: str = "pl") -> Table:
         return Table(name, cols, [[c.key, flat[c.key]] for c in figures], [c.kind for c in figures], _figure_label)
     if name == "heatmap":
         heat = s.arrivals_heatmap
-        rows = [[WEEKDAY_IDS[i], *row, heat.days[i]] for i, row in enumerate(heat.counts)]
-        return Table(name, cols, rows, row_label=_weekday_label)
-    rows = [flatten(r.model_dump()) for r in getattr(s, name)]
-    return Table(name, cols, [[r.get(c.key) for c in cols] for r in rows])
+        cells = [[WEEKDAY_IDS[i], *row, heat.days[i]] for i, row in enumerate(heat.counts)]
+        return Table(name, cols, cells, row_label=_weekday_label)
+    flat_rows = [flatten(r.model_dump()) for r in getattr(s, name)]
+    return Table(name, cols, [[r.get(c.key) for c in cols] for r in flat_rows])
 
 
 def raw_table(rows: Iterable[tuple[Any, ...]]) -> Table:
@@ -330,7 +326,11 @@ class _Cells:
         if isinstance(value, bool):
             return value
         if isinstance(value, datetime):
-            value = value.replace(tzinfo=None)  # Excel has no zones: the office's local time
+            # Excel has no zones: the office's local time. openpyxl gives a date or date-time
+            # its date format itself (yyyy-mm-dd, yyyy-mm-dd h:mm:ss), cheaper than a styled cell.
+            return value.replace(tzinfo=None)
+        if isinstance(value, date):
+            return value
         fmt = self.formats.get(kind)
         if fmt is None:
             return value

@@ -109,7 +109,8 @@ class Codes:
         """Codes of many values at once (C-speed lookups after adding the new ones)."""
         for v in set(values):
             self.code(v)
-        table = {**self.index, None: -1}
+        table: dict[str | None, int] = {None: -1}
+        table.update(self.index)
         return np.fromiter(map(table.__getitem__, values), np.int32, len(values))
 
     def get(self, value: str | None) -> int | None:

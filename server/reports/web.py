@@ -13,6 +13,7 @@ memory, and its URL carries the figures' digest so the browser keeps it too.
 """
 
 import dataclasses
+import functools
 import threading
 from datetime import date, datetime
 from pathlib import Path
@@ -48,6 +49,10 @@ def _charts() -> ModuleType:
     from server.reports import charts
 
     return charts
+
+
+def _svg(name: str, s: Summary, lang: str) -> bytes:
+    return _charts().svg(name, s, lang)  # type: ignore[no-any-return]
 
 
 def _monthly() -> ModuleType:
@@ -121,7 +126,7 @@ def build_reports_router(server, auth: WebAuth) -> APIRouter:
     def draw_charts(s: Summary, lang: str) -> None:
         """Have the page's charts drawn in the background, in the page's order."""
         for name in CHARTS:
-            cache.prefetch(chart_key(s, lang, name), lambda name=name: _charts().svg(name, s, lang))
+            cache.prefetch(chart_key(s, lang, name), functools.partial(_svg, name, s, lang))
 
     def warm() -> None:
         """At start: load the data cache; with data, import matplotlib and draw the default view's charts."""
