@@ -24,6 +24,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.templating import Jinja2Templates
+from starlette.background import BackgroundTask
 
 from server.auth import SESSION_COOKIE, User
 from server.domain import TicketStatus
@@ -233,7 +234,6 @@ def build_reports_router(server, auth: WebAuth) -> APIRouter:
         lang = _lang(lang)
         L = labels(lang)
         s = data.summary(f)
-        draw_charts(s, lang)  # in the background: the page goes out first
         other, before = comparison(f, compare)
         today = data.office_today()
         presets = []
@@ -275,6 +275,7 @@ def build_reports_router(server, auth: WebAuth) -> APIRouter:
                 "other_lang": "en" if lang == "pl" else "pl",
                 "other_qs": query_string(f, "en" if lang == "pl" else "pl", compare=compare),
             },
+            background=BackgroundTask(draw_charts, s, lang),  # after the page is sent: it goes out first
         )
 
     @r.get("/reports/live", response_class=HTMLResponse, include_in_schema=False)
