@@ -1,14 +1,28 @@
 """The report figures: one implementation behind the dashboard, the JSON API, the exports and the PDF.
 
-Definitions are in docs/reports.md and are the only ones used anywhere.
+Definitions are in docs/reports.md and are the only ones used anywhere. Results are the typed
+models of :mod:`server.reports.models`.
+
+Why this module reads SQLite itself (and not the engine or a query façade): it is the
+*reports reader*. Reports need every ticket and event of months or years, which the engine
+never holds (it keeps today in memory), and they only read: a read-only connection of its
+own (``mode=ro``; WAL lets it read while the worker writes) can neither block nor damage
+the write path. The live view is different: it shows the engine's present state
+(server/reports/web.py).
 
 Why a columnar cache: a busy office writes a million tickets a year, and the dashboard
 must answer in under a second for any date range. Reading a million rows from SQLite on
 every request takes seconds, but past office days never change (a ticket's last change,
 a rating, happens the same day, and the day roll cancels leftovers before the next day's
 first event). So every day before the latest one is loaded once into numpy arrays sorted
-by day, and only the latest day is read from SQLite on each request. A date range is then
-a slice (binary search on the day column) and every figure is a vectorised pass over it.
+by day, and only the latest day is read from SQLite when a range includes it. A date range
+is then a slice (binary search on the day column) and every figure a vectorised pass over it.
+
+Why a memo keyed by "past" or by the data version: figures of a range that ends before the
+latest day cannot change, so they are computed once per filter and kept (the dashboard, its
+five charts, the exports and the monthly report all read the same object). A range that
+includes the latest day is recomputed when an event arrives (or after 30 s, for counters
+still open "until now").
 """
 
 from __future__ import annotations
@@ -17,7 +31,8 @@ import json
 import sqlite3
 import threading
 import time as _time
-from collections.abc import Callable, Iterable
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -25,11 +40,27 @@ from typing import Any
 import numpy as np
 
 from server.config import SiteConfig
+from server.reports.models import (
+    Block,
+    ClerkRow,
+    CounterRow,
+    DayRow,
+    Heatmap,
+    Ratings,
+    ServiceRow,
+    StaffFigures,
+    Summary,
+    TimeStats,
+    WaitStats,
+)
 
 STATUSES = ("waiting", "called", "serving", "finished", "no_show", "transferred", "cancelled")
 ST = {s: i for i, s in enumerate(STATUSES)}
 COUNTER_KINDS = ("counter_open", "counter_pause", "counter_close", "sign_in", "sign_out")
 MAX_RANGE_DAYS = 3660
+LIVE_MEMO_S = 30.0  # figures of a range with the latest day: "open until now" moves with the clock
+MEMO_SIZE = 64
+NOBODY = -2  # the code of a filter value never seen in the data: matches no row (-1 is "none")
 
 
 class FilterError(ValueError):
@@ -43,6 +74,10 @@ class Filters:
     service: str | None = None
     counter: str | None = None
     clerk: str | None = None
+
+    def span(self) -> int:
+        """Days in the range, both ends included."""
+        return (self.date_to - self.date_from).days + 1
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -74,7 +109,8 @@ class Codes:
         """Codes of many values at once (C-speed lookups after adding the new ones)."""
         for v in set(values):
             self.code(v)
-        table = {**self.index, None: -1}
+        table: dict[str | None, int] = {None: -1}
+        table.update(self.index)
         return np.fromiter(map(table.__getitem__, values), np.int32, len(values))
 
     def get(self, value: str | None) -> int | None:
@@ -159,30 +195,95 @@ class Part:
         return out
 
 
-def _pct(values: np.ndarray, q: float) -> float | None:
-    return float(np.percentile(values, q)) if len(values) else None
-
-
 def _r(value: float | None, digits: int = 1) -> float | None:
     return None if value is None or value != value else round(float(value), digits)
 
 
-def _stats(values: np.ndarray, with_max: bool = True) -> dict[str, Any]:
-    out = {
-        "n": int(len(values)),
-        "mean_s": _r(values.mean()) if len(values) else None,
-        "median_s": _r(_pct(values, 50)),
-        "p90_s": _r(_pct(values, 90)),
-    }
-    if with_max:
-        out["max_s"] = _r(values.max()) if len(values) else None
-    return out
+def _time_stats(seconds: np.ndarray) -> TimeStats:
+    empty = not len(seconds)
+    return TimeStats(
+        n=int(len(seconds)),
+        mean_s=None if empty else _r(seconds.mean()),
+        median_s=None if empty else _r(np.percentile(seconds, 50)),
+        p90_s=None if empty else _r(np.percentile(seconds, 90)),
+    )
+
+
+def _share(part: float, whole: float, digits: int = 4) -> float | None:
+    return _r(part / whole, digits) if whole else None
+
+
+class _Tickets:
+    """Per-ticket facts of one slice of the data, derived once and shared by every figure."""
+
+    def __init__(self, p: Part, target_s: np.ndarray) -> None:
+        self.p = p
+        self.called = ~np.isnan(p.first_call)
+        self.wait_s = p.first_call - p.issued  # NaN for tickets never called
+        self.within = np.zeros(len(p), bool)
+        self.within[self.called] = self.wait_s[self.called] <= target_s[p.isvc[self.called]]
+        self.finished = p.status == ST["finished"]
+        self.no_show = p.status == ST["no_show"]
+        self.never_called = (p.status == ST["cancelled"]) & ~self.called
+        self.service_s = p.finished - p.started
+        self.rated = p.rating > 0
+
+    def block(self, issued: np.ndarray, outcome: np.ndarray) -> Block:
+        """Ticket figures: ``issued`` selects by the service issued for (issue and wait figures),
+        ``outcome`` by the service that served (served, no-show, service time, rating)."""
+        p = self.p
+        called = issued & self.called
+        waits = self.wait_s[called]
+        within = int((issued & self.within).sum())
+        served = outcome & self.finished
+        grades = p.rating[outcome & self.rated]
+        wait = _time_stats(waits)
+        return Block(
+            issued=int(issued.sum()),
+            served=int(served.sum()),
+            no_show=int((outcome & self.no_show).sum()),
+            transferred=int((issued & (p.transfers > 0)).sum()),
+            not_called=int((issued & self.never_called).sum()),
+            wait=WaitStats(
+                **wait.model_dump(),
+                max_s=_r(waits.max()) if len(waits) else None,
+                within_target=within,
+                within_target_share=_share(within, len(waits)),
+            ),
+            service_time=_time_stats(self.service_s[served & ~np.isnan(self.service_s)]),
+            rating=Ratings(
+                n=int(len(grades)),
+                mean=_r(grades.mean(), 2) if len(grades) else None,
+                counts={str(k): int((grades == k).sum()) for k in range(1, 6)},
+            ),
+        )
+
+
+@dataclass(frozen=True)
+class _Selection:
+    """Which rows of a :class:`Part` the filters keep, for each kind of figure."""
+
+    issued: np.ndarray  # tickets, by the service issued for
+    outcome: np.ndarray  # tickets, by the service that served them
+    segments: np.ndarray  # busy segments at counters
+    open_time: np.ndarray  # open time of counters
+
+
+def _per_code(codes: np.ndarray, keep: np.ndarray, size: int, weights: np.ndarray | None = None) -> np.ndarray:
+    """Count (or sum ``weights``) of the kept rows per code; rows with no code (-1) drop out."""
+    keep = keep & (codes >= 0)
+    return np.bincount(codes[keep], weights=None if weights is None else weights[keep], minlength=size)
 
 
 class ReportData:
     """Reads the store's ``tickets`` and ``events`` tables and computes the figures."""
 
-    def __init__(self, database: str, config: SiteConfig | Callable[[], SiteConfig], now=None) -> None:
+    def __init__(
+        self,
+        database: str,
+        config: SiteConfig | Callable[[], SiteConfig],
+        now: Callable[[], datetime] | None = None,
+    ) -> None:
         self.database = database
         # A callable gives the server's live config: the admin page replaces it (targets,
         # hours), and the reports must judge "within target" by the same target as the
@@ -203,7 +304,10 @@ class ReportData:
         self.cached = Part()
         self.cut: str | None = None  # days before this are in ``cached``
         self._day_offsets: dict[int, int] = {}
-        self._memo: dict[Any, tuple[float, SiteConfig, Any]] = {}
+        # (filters, stamp) -> (computed at, config it was computed with, figures)
+        self._memo: OrderedDict[tuple[Filters, tuple], tuple[float, SiteConfig, Summary]] = OrderedDict()
+        self._compute = threading.Lock()  # one computation at a time: concurrent requests share its result
+        self.computations = 0  # how many summaries were computed (not served from the memo): for tests and the bench
 
     @property
     def config(self) -> SiteConfig:
@@ -372,30 +476,41 @@ class ReportData:
             p.o_clerk = np.array([k[2] for k, _ in items], np.int32)
             p.o_seconds = np.array([v for _, v in items], float)
 
-    def refresh(self) -> Part:
-        """Bring the cache up to the day before the latest one; return the latest day's part."""
+    def _advance(self) -> str | None:
+        """Bring the cache up to the day before the latest one; return the latest day."""
         with self.lock:
             last = self.last_day()
             if last is None:
-                return Part()
+                return None
             if self.cut is None or last > self.cut:
                 start = self.cut or "0000-00-00"
                 self.cached.extend(self._load(start, last))
                 self.cut = last
-            return self._load(self.cut, None)
+            return last
+
+    def refresh(self) -> Part:
+        """Bring the cache up to the day before the latest one; return the latest day's part."""
+        with self.lock:
+            return Part() if self._advance() is None else self._load(self.cut, None)  # type: ignore[arg-type]
 
     def warm(self) -> None:
         """Load the cache now (the server calls this in the background at start)."""
         try:
-            self.refresh()
+            self._advance()
         except sqlite3.Error:
             pass
 
     # ------------------------------------------------------------------ filters
 
+    def office_today(self) -> date:
+        """Today's office day by the server clock (a day starts at ``[office] day_starts``)."""
+        start = self.config.office.day_starts
+        local = self.now().astimezone(self.tz) - timedelta(hours=start.hour, minutes=start.minute)
+        return local.date()
+
     def default_range(self) -> tuple[date, date]:
         last = self.last_day()
-        end = date.fromisoformat(last) if last else self.now().astimezone(self.tz).date()
+        end = date.fromisoformat(last) if last else self.office_today()
         return end - timedelta(days=29), end
 
     def parse_filters(
@@ -431,188 +546,192 @@ class ReportData:
 
     # ------------------------------------------------------------------ figures
 
-    def _part(self, f: Filters) -> Part:
-        live = self.refresh()
+    def stamp(self, f: Filters) -> tuple:
+        """What the figures of ``f`` depend on besides the filters: nothing more for a range
+        that ends before the latest office day (those days never change), else the data version."""
+        last = self._advance()
+        if last is not None and f.date_to.isoformat() < last:
+            return ("past",)
+        return ("live", self.version())
+
+    def summary(self, f: Filters) -> Summary:
+        """Every figure of the dashboard for these filters, computed once per filter and data state."""
+        with self._compute:
+            stamp = self.stamp(f)
+            key = (f, stamp)
+            config = self.config  # an admin edit replaces it: figures of the old one are stale
+            hit = self._memo.get(key)
+            if hit and hit[1] is config and (stamp[0] == "past" or _time.monotonic() - hit[0] < LIVE_MEMO_S):
+                self._memo.move_to_end(key)
+                return hit[2]
+            result = self._summary(f, with_latest=stamp[0] == "live")
+            self.computations += 1
+            self._memo[key] = (_time.monotonic(), config, result)
+            while len(self._memo) > MEMO_SIZE:
+                self._memo.popitem(last=False)
+            return result
+
+    def forget(self) -> None:
+        """Drop the memo (the bench measures computing, not remembering)."""
+        with self._compute:
+            self._memo.clear()
+
+    def _part(self, f: Filters, with_latest: bool) -> Part:
         a, b = f.date_from.toordinal(), f.date_to.toordinal()
+        latest = self.refresh().slice(a, b) if with_latest else Part()
         with self.lock:
             cached = self.cached.slice(a, b)
-        return Part.join([cached, live.slice(a, b)])
+        return Part.join([cached, latest])
 
-    def summary(self, f: Filters) -> dict[str, Any]:
-        """Every figure of the dashboard for these filters (memoised briefly per data version)."""
-        key = (f, self.version())
-        config = self.config  # an admin edit replaces it: figures of the old one are stale
-        hit = self._memo.get(key)
-        if hit and hit[1] is config and _time.monotonic() - hit[0] < 30:
-            return hit[2]
-        result = self._summary(f)
-        if len(self._memo) > 64:
-            self._memo.clear()
-        self._memo[key] = (_time.monotonic(), config, result)
-        return result
+    def _selection(self, p: Part, f: Filters) -> _Selection:
+        def code(codes: Codes, value: str | None) -> int:
+            c = codes.get(value)
+            return NOBODY if c is None else c
 
-    def _summary(self, f: Filters) -> dict[str, Any]:
-        p = self._part(f)
-        sv, co, cl = self.services.get(f.service), self.counters.get(f.counter), self.clerks.get(f.clerk)
-        n = len(p)
-        base = np.ones(n, bool)
+        base = np.ones(len(p), bool)
+        segments = np.ones(len(p.s_day), bool)
+        open_time = np.ones(len(p.o_day), bool)
         if f.counter:
-            base &= p.counter == (co if co is not None else -2)
+            c = code(self.counters, f.counter)
+            base &= p.counter == c
+            segments &= p.s_counter == c
+            open_time &= p.o_counter == c
         if f.clerk:
-            base &= p.clerk == (cl if cl is not None else -2)
-        m_issue = base & (p.isvc == sv) if f.service else base  # issue and wait figures: issued service
-        m_out = base & (p.svc == sv) if f.service else base  # outcome figures: the service that served
-        targets = np.array(
-            [
-                (self.config.service(s).target_wait_min * 60 if self.config.service(s) else np.inf)  # type: ignore[union-attr]
-                for s in self.services.names
-            ]
+            k = code(self.clerks, f.clerk)
+            base &= p.clerk == k
+            segments &= p.s_clerk == k
+            open_time &= p.o_clerk == k
+        if not f.service:
+            return _Selection(base, base, segments, open_time)
+        s = code(self.services, f.service)
+        # With a service filter, open time stays the counter's whole open time (docs/reports.md).
+        return _Selection(base & (p.isvc == s), base & (p.svc == s), segments & (p.s_svc == s), open_time)
+
+    def _summary(self, f: Filters, with_latest: bool = True) -> Summary:
+        p = self._part(f, with_latest)
+        config = self.config
+        target_s = np.array(
+            [(s.target_wait_min * 60 if (s := config.service(name)) else np.inf) for name in self.services.names]
             or [0.0]
         )
-        called = m_issue & ~np.isnan(p.first_call)
-        wait = p.first_call - p.issued
-        finished = m_out & (p.status == ST["finished"])
-        service_s = p.finished - p.started
-        rated = m_out & (p.rating > 0)
+        t = _Tickets(p, target_s)
+        sel = self._selection(p, f)
 
-        def block(mi: np.ndarray, mo: np.ndarray) -> dict[str, Any]:
-            c = mi & ~np.isnan(p.first_call)
-            w = wait[c]
-            fin = mo & (p.status == ST["finished"])
-            within = int((w <= targets[p.isvc[c]]).sum()) if len(w) else 0
-            r = mo & (p.rating > 0)
-            ratings = p.rating[r]
-            return {
-                "issued": int(mi.sum()),
-                "served": int(fin.sum()),
-                "no_show": int((mo & (p.status == ST["no_show"])).sum()),
-                "transferred": int((mi & (p.transfers > 0)).sum()),
-                "not_called": int((mi & (p.status == ST["cancelled"]) & np.isnan(p.first_call)).sum()),
-                "wait": {
-                    **_stats(w),
-                    "within_target": within,
-                    "within_target_share": _r(within / len(w), 4) if len(w) else None,
-                },
-                "service_time": _stats(service_s[fin & ~np.isnan(service_s)], with_max=False),
-                "rating": {
-                    "n": int(len(ratings)),
-                    "mean": _r(ratings.mean(), 2) if len(ratings) else None,
-                    "counts": {str(k): int((ratings == k).sum()) for k in range(1, 6)},
-                },
-            }
-
-        totals = block(m_issue, m_out)
         by_service = []
-        for s in self.config.services:
-            if f.service and s.id != f.service:
+        for service in config.services:
+            if f.service and service.id != f.service:
                 continue
-            code = self.services.get(s.id)
-            row = block(base & (p.isvc == code), base & (p.svc == code))
+            code = self.services.get(service.id)
+            issued, outcome = sel.issued, sel.outcome
+            if not f.service:
+                issued, outcome = issued & (p.isvc == code), outcome & (p.svc == code)
             by_service.append(
-                {"service": s.id, "name": s.name.as_dict(), "target_wait_s": s.target_wait_min * 60, **row}
-            )
-
-        # per counter and per clerk: served, open hours, busy hours, utilisation, rating
-        seg = np.ones(len(p.s_day), bool)
-        if f.service:
-            seg &= p.s_svc == sv
-        if f.counter:
-            seg &= p.s_counter == (co if co is not None else -2)
-        if f.clerk:
-            seg &= p.s_clerk == (cl if cl is not None else -2)
-        om = np.ones(len(p.o_day), bool)
-        if f.counter:
-            om &= p.o_counter == (co if co is not None else -2)
-        if f.clerk:
-            om &= p.o_clerk == (cl if cl is not None else -2)
-
-        def per(codes: Codes, t_col, s_col, o_col, ids: list[str]) -> list[dict[str, Any]]:
-            size = max(len(codes.names), 1)
-            served = np.bincount(t_col[finished & (t_col >= 0)], minlength=size)
-            no_show = np.bincount(t_col[m_out & (p.status == ST["no_show"]) & (t_col >= 0)], minlength=size)
-            busy = np.bincount(s_col[seg & (s_col >= 0)], weights=p.s_seconds[seg & (s_col >= 0)], minlength=size)
-            opened = np.bincount(o_col[om & (o_col >= 0)], weights=p.o_seconds[om & (o_col >= 0)], minlength=size)
-            r_n = np.bincount(t_col[rated & (t_col >= 0)], minlength=size)
-            r_sum = np.bincount(t_col[rated & (t_col >= 0)], weights=p.rating[rated & (t_col >= 0)], minlength=size)
-            out = []
-            for name in ids:
-                c = codes.get(name)
-                if c is None or c >= size:
-                    continue
-                if not (served[c] or no_show[c] or opened[c] or busy[c]):
-                    continue
-                open_h = opened[c] / 3600
-                out.append(
-                    {
-                        "served": int(served[c]),
-                        "no_show": int(no_show[c]),
-                        "open_h": _r(open_h, 2),
-                        "busy_h": _r(busy[c] / 3600, 2),
-                        "served_per_hour": _r(served[c] / open_h, 2) if open_h > 0 else None,
-                        "utilisation": _r(min(busy[c] / opened[c], 1.0), 4) if opened[c] > 0 else None,
-                        "rating_n": int(r_n[c]),
-                        "rating_mean": _r(r_sum[c] / r_n[c], 2) if r_n[c] else None,
-                        "_id": name,
-                    }
+                ServiceRow(
+                    service=service.id,
+                    name=service.name.as_dict(),
+                    target_wait_s=service.target_wait_min * 60,
+                    **dict(t.block(issued, outcome)),
                 )
-            return out
-
+            )
+        counter_ids = [c.id for c in config.counters if not f.counter or c.id == f.counter]
         by_counter = [
-            {"counter": r["_id"], "name": self.config.counter(r.pop("_id")).name, **r}  # type: ignore[union-attr]
-            for r in per(
-                self.counters,
-                p.counter,
-                p.s_counter,
-                p.o_counter,
-                [c.id for c in self.config.counters if not f.counter or c.id == f.counter],
-            )
+            CounterRow(counter=cid, name=config.counter(cid).name, **dict(row))  # type: ignore[union-attr]
+            for cid, row in self._staff(t, sel, self.counters, p.counter, p.s_counter, p.o_counter, counter_ids)
         ]
+        clerk_ids = [k for k in sorted(self.clerks.names) if not f.clerk or k == f.clerk]
         by_clerk = [
-            {"clerk": r.pop("_id"), **r}
-            for r in per(self.clerks, p.clerk, p.s_clerk, p.o_clerk, sorted(self.clerks.names))
-            if not f.clerk or r["_id"] == f.clerk
+            ClerkRow(clerk=k, **dict(row))
+            for k, row in self._staff(t, sel, self.clerks, p.clerk, p.s_clerk, p.o_clerk, clerk_ids)
+        ]
+        return Summary(
+            filters=f.as_dict(),
+            office=config.office.name,
+            time_zone=config.office.timezone,
+            totals=t.block(sel.issued, sel.outcome),
+            by_service=by_service,
+            by_counter=by_counter,
+            by_clerk=by_clerk,
+            by_day=self._by_day(t, sel, f),
+            arrivals_heatmap=self._heatmap(p, sel),
+        )
+
+    def _staff(
+        self,
+        t: _Tickets,
+        sel: _Selection,
+        codes: Codes,
+        ticket_col: np.ndarray,
+        segment_col: np.ndarray,
+        open_col: np.ndarray,
+        ids: list[str],
+    ) -> Iterator[tuple[str, StaffFigures]]:
+        """Figures per counter (or clerk): served, no-shows, open and busy hours, ratings."""
+        p = t.p
+        size = max(len(codes.names), 1)
+        served = _per_code(ticket_col, sel.outcome & t.finished, size)
+        no_show = _per_code(ticket_col, sel.outcome & t.no_show, size)
+        busy_s = _per_code(segment_col, sel.segments, size, p.s_seconds)
+        open_s = _per_code(open_col, sel.open_time, size, p.o_seconds)
+        rated = sel.outcome & t.rated
+        ratings = _per_code(ticket_col, rated, size)
+        rating_sum = _per_code(ticket_col, rated, size, p.rating.astype(float))
+        for ident in ids:
+            c = codes.get(ident)
+            if c is None or c >= size or not (served[c] or no_show[c] or open_s[c] or busy_s[c]):
+                continue
+            open_h = open_s[c] / 3600
+            yield (
+                ident,
+                StaffFigures(
+                    served=int(served[c]),
+                    no_show=int(no_show[c]),
+                    open_h=_r(open_h, 2),
+                    busy_h=_r(busy_s[c] / 3600, 2),
+                    served_per_hour=_r(served[c] / open_h, 2) if open_h > 0 else None,
+                    utilisation=_r(min(busy_s[c] / open_s[c], 1.0), 4) if open_s[c] > 0 else None,
+                    rating_n=int(ratings[c]),
+                    rating_mean=_r(rating_sum[c] / ratings[c], 2) if ratings[c] else None,
+                ),
+            )
+
+    @staticmethod
+    def _by_day(t: _Tickets, sel: _Selection, f: Filters) -> list[DayRow]:
+        p = t.p
+        if not len(p):
+            return []
+        first = f.date_from.toordinal()
+        span = f.date_to.toordinal() - first + 1
+        day = p.day - first
+
+        def per_day(keep: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+            return np.bincount(day[keep], weights=None if weights is None else weights[keep], minlength=span)
+
+        called = sel.issued & t.called
+        issued, served = per_day(sel.issued), per_day(sel.outcome & t.finished)
+        no_show = per_day(sel.outcome & t.no_show)
+        n_called, wait_sum = per_day(called), per_day(called, t.wait_s)
+        within = per_day(sel.issued & t.within)
+        return [
+            DayRow(
+                day=date.fromordinal(first + int(i)),
+                issued=int(issued[i]),
+                served=int(served[i]),
+                no_show=int(no_show[i]),
+                wait_mean_s=_r(wait_sum[i] / n_called[i]) if n_called[i] else None,
+                within_target_share=_share(within[i], n_called[i]),
+            )
+            for i in np.nonzero(issued + served)[0]
         ]
 
-        # per day
-        by_day = []
-        if n:
-            days = p.day
-            first = f.date_from.toordinal()
-            span = f.date_to.toordinal() - first + 1
-            issued_d = np.bincount(days[m_issue] - first, minlength=span)
-            served_d = np.bincount(days[finished] - first, minlength=span)
-            noshow_d = np.bincount(days[m_out & (p.status == ST["no_show"])] - first, minlength=span)
-            called_d = np.bincount(days[called] - first, minlength=span)
-            wsum_d = np.bincount(days[called] - first, weights=wait[called], minlength=span)
-            within_mask = np.zeros(n, bool)
-            within_mask[called] = wait[called] <= targets[p.isvc[called]]
-            within_d = np.bincount(days[within_mask] - first, minlength=span)
-            for i in np.nonzero(issued_d + served_d)[0]:
-                by_day.append(
-                    {
-                        "day": date.fromordinal(first + int(i)).isoformat(),
-                        "issued": int(issued_d[i]),
-                        "served": int(served_d[i]),
-                        "no_show": int(noshow_d[i]),
-                        "wait_mean_s": _r(wsum_d[i] / called_d[i]) if called_d[i] else None,
-                        "within_target_share": _r(within_d[i] / called_d[i], 4) if called_d[i] else None,
-                    }
-                )
-
-        heat = np.zeros((7, 24), int)
-        if n:
-            np.add.at(heat, (p.weekday[m_issue], p.hour[m_issue]), 1)
-        return {
-            "filters": f.as_dict(),
-            "office": self.config.office.name,
-            "time_zone": self.config.office.timezone,
-            "totals": totals,
-            "by_service": by_service,
-            "by_counter": by_counter,
-            "by_clerk": by_clerk,
-            "by_day": by_day,
-            "arrivals_heatmap": {"rows": "weekday (0 = Monday)", "columns": "local hour", "counts": heat.tolist()},
-        }
+    @staticmethod
+    def _heatmap(p: Part, sel: _Selection) -> Heatmap:
+        counts = np.zeros((7, 24), int)
+        days = np.zeros(7, int)
+        if len(p):
+            np.add.at(counts, (p.weekday[sel.issued], p.hour[sel.issued]), 1)
+            open_days = np.unique(p.day[sel.issued])
+            np.add.at(days, (open_days + 6) % 7, 1)  # ordinal 1 (0001-01-01) was a Monday
+        return Heatmap(counts=counts.tolist(), days=days.tolist())
 
     # ------------------------------------------------------------------ raw tickets
 
@@ -637,8 +756,9 @@ class ReportData:
         "rating",
     )
 
-    def raw_tickets(self, f: Filters):
-        """Rows of the raw-ticket export (no token, nothing about the client), local times."""
+    def raw_tickets(self, f: Filters) -> Iterator[tuple[Any, ...]]:
+        """Rows of the raw-ticket export (no token, nothing about the client), in :data:`RAW_COLUMNS`
+        order: the office day as a date, times as aware datetimes in the office's zone."""
         cond = ["day >= ?", "day <= ?"]
         args: list[Any] = [f.date_from.isoformat(), f.date_to.isoformat()]
         if f.service:
@@ -652,9 +772,10 @@ class ReportData:
             args.append(f.clerk)
         conn = sqlite3.connect(f"file:{self.database}?mode=ro", uri=True)
         tz = self.tz
+        days: dict[str, date] = {}
 
-        def local(v: float | None) -> str | None:
-            return datetime.fromtimestamp(v, tz).isoformat(timespec="seconds") if v is not None else None
+        def local(v: float | None) -> datetime | None:
+            return None if v is None else datetime.fromtimestamp(round(v), tz)
 
         try:
             for r in conn.execute(
@@ -665,8 +786,9 @@ class ReportData:
             ):
                 wait = r[7] - r[6] if r[7] is not None else None
                 serv = r[9] - r[8] if r[5] == "finished" and r[8] is not None and r[9] is not None else None
+                day = days.get(r[0]) or days.setdefault(r[0], date.fromisoformat(r[0]))
                 yield (
-                    r[0],
+                    day,
                     r[1],
                     r[2],
                     r[3],

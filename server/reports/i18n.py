@@ -1,8 +1,17 @@
-"""Labels of the reports in Polish (first) and English. Figures never depend on the language."""
+"""Labels of the reports in Polish (first) and English, and numbers and dates written the way
+each reader expects (Babel's CLDR data: "12,5" and "7 gru 2026, 10:15" in Polish, "12.5" and
+"7 Dec 2026, 10:15" in English). Figures never depend on the language.
+"""
 
 from __future__ import annotations
 
+from datetime import date, datetime
+
+from babel.dates import format_date, format_datetime
+from babel.numbers import format_decimal
+
 LANGS = ("pl", "en")
+LOCALES = {"pl": "pl_PL", "en": "en_GB"}  # en_GB: a 24-hour clock and day-month order, as in the office
 
 LABELS: dict[str, dict[str, str]] = {
     "title": {"pl": "Raporty", "en": "Reports"},
@@ -40,6 +49,45 @@ LABELS: dict[str, dict[str, str]] = {
     "by_clerk": {"pl": "Według urzędników", "en": "By clerk"},
     "by_day": {"pl": "Według dni", "en": "By day"},
     "heatmap": {"pl": "Przybycia: dzień tygodnia × godzina", "en": "Arrivals: weekday × hour"},
+    "heatmap_title": {
+        "pl": "Przybycia {start}–{end}: suma biletów wg dnia tygodnia i godziny",
+        "en": "Arrivals {start}–{end}: tickets issued by weekday and hour, totals",
+    },
+    "heatmap_note": {
+        "pl": "Sumy z całego okresu (nie średnie); w nawiasie: liczba dni z biletami.",
+        "en": "Totals over the whole period (not averages); in brackets: days with tickets.",
+    },
+    "hour_local": {"pl": "godzina (czas lokalny)", "en": "hour (local time)"},
+    "tickets": {"pl": "bilety", "en": "tickets"},
+    "grade": {"pl": "ocena (1 = źle, 5 = bardzo dobrze)", "en": "rating (1 = bad, 5 = very good)"},
+    "wait_mean_min": {"pl": "średni czas oczekiwania [min]", "en": "mean wait [min]"},
+    "period": {"pl": "Okres", "en": "Period"},
+    "compare": {"pl": "Porównaj z", "en": "Compare with"},
+    "compare_previous": {"pl": "poprzednim okresem", "en": "previous period"},
+    "compare_year": {"pl": "tym samym okresem rok wcześniej", "en": "same period a year earlier"},
+    "compare_none": {"pl": "bez porównania", "en": "no comparison"},
+    "compared_with": {"pl": "Porównanie z okresem", "en": "Compared with"},
+    "compare_empty": {"pl": "brak danych w okresie porównawczym", "en": "no data in the comparison period"},
+    "preset_this_week": {"pl": "ten tydzień", "en": "this week"},
+    "preset_last_week": {"pl": "poprzedni tydzień", "en": "last week"},
+    "preset_this_month": {"pl": "ten miesiąc", "en": "this month"},
+    "preset_last_month": {"pl": "poprzedni miesiąc", "en": "last month"},
+    "preset_same_month_last_year": {"pl": "ten miesiąc rok temu", "en": "same month last year"},
+    "chart_loading": {"pl": "Rysuję wykres…", "en": "Drawing the chart…"},
+    "csv_plain": {"pl": "CSV", "en": "CSV"},
+    "csv_excel": {"pl": "CSV (Excel)", "en": "CSV (Excel)"},
+    "pp": {"pl": "p.p.", "en": "pp"},
+    "previously": {"pl": "poprzednio", "en": "previously"},
+    "better": {"pl": "lepiej", "en": "better"},
+    "worse": {"pl": "gorzej", "en": "worse"},
+    "monthly_xlsx": {"pl": "Podsumowanie miesiąca (XLSX)", "en": "Monthly summary (XLSX)"},
+    "page": {"pl": "strona", "en": "page"},
+    "generated": {"pl": "Wygenerowano", "en": "Generated"},
+    "headline": {"pl": "Najważniejsze liczby", "en": "Headline figures"},
+    "figure": {"pl": "Wskaźnik", "en": "Figure"},
+    "value": {"pl": "Wartość", "en": "Value"},
+    "change": {"pl": "Zmiana", "en": "Change"},
+    "s": {"pl": "s", "en": "s"},
     "open_h": {"pl": "Godz. otwarcia", "en": "Open hours"},
     "busy_h": {"pl": "Godz. obsługi", "en": "Busy hours"},
     "served_per_hour": {"pl": "Obsł./godz.", "en": "Served/hour"},
@@ -87,6 +135,56 @@ LABELS: dict[str, dict[str, str]] = {
 }
 
 
-def labels(lang: str) -> dict[str, str]:
-    lang = lang if lang in LANGS else "pl"
-    return {k: v[lang] for k, v in LABELS.items()}
+class Labels(dict[str, str]):
+    """The labels of one language, plus that language's way of writing numbers and dates
+    (templates call ``L.number(v, 1)``)."""
+
+    def __init__(self, lang: str) -> None:
+        super().__init__({k: v[lang] for k, v in LABELS.items()})
+        self.lang = lang
+
+    def number(self, value: float | None, digits: int = 1, sign: bool = False) -> str:
+        return fmt_number(value, self.lang, digits, sign)
+
+    def minutes(self, seconds: float | None, digits: int = 1) -> str:
+        return fmt_number(None if seconds is None else seconds / 60, self.lang, digits)
+
+    def percent(self, share: float | None, digits: int = 1) -> str:
+        if share is None:
+            return "—"
+        return fmt_number(share * 100, self.lang, digits) + (" %" if self.lang == "pl" else "%")  # Polish: "81,2 %"
+
+    def date(self, d: date) -> str:
+        return fmt_date(d, self.lang)
+
+    def datetime(self, dt: datetime) -> str:
+        return fmt_datetime(dt, self.lang)
+
+
+def labels(lang: str) -> Labels:
+    return Labels(lang if lang in LANGS else "pl")
+
+
+def fmt_number(value: float | None, lang: str, digits: int = 1, sign: bool = False) -> str:
+    """``12,5`` (pl) / ``12.5`` (en); "—" for no value; ``sign``: always show + or −."""
+    if value is None:
+        return "—"
+    pattern = "#,##0" + ("." + "0" * digits if digits else "")
+    if sign:
+        pattern = f"+{pattern};-{pattern}"
+    return format_decimal(value, pattern, locale=LOCALES.get(lang, "pl_PL"))
+
+
+def fmt_date(d: date, lang: str) -> str:
+    """``7.12.2026`` (pl) / ``07/12/2026`` (en): the short date each reader writes."""
+    return format_date(d, "short" if lang == "en" else "d.MM.y", locale=LOCALES.get(lang, "pl_PL"))
+
+
+def fmt_date_short(d: date, lang: str) -> str:
+    """Day and month only (chart axes): ``07.12`` (pl) / ``07/12`` (en)."""
+    return format_date(d, "dd.MM" if lang != "en" else "dd/MM", locale=LOCALES.get(lang, "pl_PL"))
+
+
+def fmt_datetime(dt: datetime, lang: str) -> str:
+    """A local date and time to the second: ``7 gru 2026, 10:15:03`` / ``7 Dec 2026, 10:15:03``."""
+    return format_datetime(dt, "medium", tzinfo=dt.tzinfo, locale=LOCALES.get(lang, "pl_PL"))
