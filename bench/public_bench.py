@@ -8,16 +8,17 @@ its SQLite file, a kiosk and two counters as paho clients (the office's peak, ``
 and ``--calls-per-s``), and the crowd as asyncio clients on raw sockets (HTTP/1.1, so the
 load generator costs little next to the server). Server CPU is read from /proc/<pid>/stat.
 
-Three parts:
+Two parts:
 
 * **capacity**: ``--connections`` keep-alive clients ask as fast as they can for each URL,
   once as browsers revalidating (``If-None-Match``: a 304 while nothing changed) and once
   without (a 200 with the body each time);
 * **phones polling**: ``--phones`` phones each ask every ``--poll-s`` seconds on a new
   connection (a phone's keep-alive has lapsed after 10 s), with the ETag it has: the
-  steady state of a crowd on /kolejka;
-* **phones on server-sent events** (``--sse``): the same number of phones each holding a
-  stream open and receiving every new snapshot.
+  steady state of a crowd on /kolejka.
+
+Server-sent events were measured against polling with this bench at commit 7fbb5b2 (its
+``--sse`` part and the server's experimental stream were removed after): docs/performance.md.
 
 Also measured throughout: the kiosk's ticket round trip (request → durable answer), so the
 crowd's cost to the office itself shows.
@@ -189,37 +190,6 @@ async def phones_polling(port: int, path: str, seconds: float, phones: int, poll
     }
 
 
-async def phones_sse(port: int, path: str, seconds: float, phones: int) -> dict:
-    """Each phone holds a server-sent-events stream open and counts the events it receives."""
-    received = [0]
-    errors = [0]
-    connected = [0]
-    end = time.perf_counter() + seconds
-
-    async def phone() -> None:
-        try:
-            reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.write(request(path, None))
-            await reader.readuntil(b"\r\n\r\n")
-            connected[0] += 1
-            while time.perf_counter() < end:
-                try:
-                    chunk = await asyncio.wait_for(reader.read(1 << 16), max(0.1, end - time.perf_counter()))
-                except TimeoutError:
-                    break
-                if not chunk:
-                    break
-                received[0] += chunk.count(b"data: ")
-            writer.close()
-        except (OSError, asyncio.IncompleteReadError):
-            errors[0] += 1
-
-    t0 = time.perf_counter()
-    await asyncio.gather(*(phone() for _ in range(phones)))
-    elapsed = time.perf_counter() - t0
-    return {"events_per_s": received[0] / elapsed, "connected": connected[0], "errors": errors[0]}
-
-
 # --------------------------------------------------------------------------- runs
 
 
@@ -250,7 +220,6 @@ def main() -> None:
     ap.add_argument("--poll-s", type=float, default=10.0)
     ap.add_argument("--tickets-per-s", type=float, default=2.0, help="the office's peak: tickets issued per second")
     ap.add_argument("--calls-per-s", type=float, default=1.0, help="NEXT presses per second over three counters")
-    ap.add_argument("--sse", action="store_true", help="also measure phones on server-sent events")
     ap.add_argument("--skip-capacity", action="store_true")
     args = ap.parse_args()
     print(f"load average before: {os.getloadavg()}", flush=True)
@@ -288,14 +257,6 @@ def main() -> None:
                 f"{args.phones} phones polling /kolejka every {args.poll_s:g}s",
                 lambda: phones_polling(port, "/kolejka", args.seconds, args.phones, args.poll_s),
             )
-            if args.sse:
-                measure(
-                    server,
-                    broker,
-                    args,
-                    f"{args.phones} phones on server-sent events",
-                    lambda: phones_sse(port, "/api/public/v1/events", args.seconds, args.phones),
-                )
         finally:
             server.stop()
             broker.stop()

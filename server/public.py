@@ -549,28 +549,6 @@ class PublicFeeds:
     def config(self) -> SiteConfig:
         return self.office.config
 
-    _changed: asyncio.Event | None = None
-    _watcher: asyncio.Task[None] | None = None
-
-    async def changed(self) -> None:
-        """EXPERIMENT: wait until the worker published a new snapshot (one watcher for all)."""
-        if self._watcher is None:
-            self._changed = asyncio.Event()
-            self._watcher = asyncio.create_task(self._watch())
-        assert self._changed is not None
-        await self._changed.wait()
-
-    async def _watch(self) -> None:
-        version = self.office.public_snapshot().version
-        while True:
-            await asyncio.sleep(0.05)
-            now = self.office.public_snapshot().version
-            if now != version:
-                version = now
-                event, self._changed = self._changed, asyncio.Event()
-                assert event is not None
-                event.set()
-
     def _fresh(self) -> Rendered | None:
         snapshot = self.office.public_snapshot()
         current = self._current
@@ -922,22 +900,6 @@ def build_open_data_app(feeds: PublicFeeds, statistics: Callable[[str], MonthlyS
         rendered = await feeds.get()
         etag = rendered.etag[:-1] + '-waw"'
         return _cached(request, lambda: rendered.warszawa_json, etag, "application/json", feed_cache)
-
-    @app.get("/v1/events", include_in_schema=False)
-    async def events(request: Request) -> Response:
-        """EXPERIMENT (bench only): server-sent events, one per new snapshot."""
-        from fastapi.responses import StreamingResponse
-
-        async def stream() -> Any:
-            last = None
-            while True:
-                rendered = await feeds.get()
-                if rendered.etag != last:
-                    last = rendered.etag
-                    yield b"data: " + rendered.status_json + b"\n\n"
-                await feeds.changed()
-
-        return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
 
     schemas: dict[str, type[BaseModel]] = {
         "/v1/status.schema.json": StatusFeed,
