@@ -48,7 +48,7 @@ from server.office import Office, PublicSnapshot
 HERE = Path(__file__).parent
 TEMPLATES = Jinja2Templates(directory=str(HERE / "templates"))
 LANGS = ("pl", "en", "uk")
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION: Literal["1.0"] = "1.0"
 """The open-data feed's schema version: a new optional field raises the minor number, a
 renamed or removed one the major number and the URL (/api/public/v2/...)."""
 TYPICAL_REFRESH_S = 60.0
@@ -65,7 +65,7 @@ class _Out(BaseModel):
 class Names(_Out):
     pl: str
     en: str
-    uk: str | None = Field(None, description="Ukrainian, when the office gave one")
+    uk: str | None = Field(default=None, description="Ukrainian, when the office gave one")
 
 
 class Zone(_Out):
@@ -118,7 +118,7 @@ class ServiceStatus(_Out):
 class StatusFeed(_Out):
     """The live state of the office's queues: Numerek's open-data feed, version 1."""
 
-    schema_version: Literal["1.0"] = SCHEMA_VERSION
+    schema_version: Literal["1.0"] = "1.0"
     office: str
     time_zone: str = Field(description="IANA zone of every time here, e.g. Europe/Warsaw")
     generated_at: datetime = Field(description="the moment these figures describe (server time)")
@@ -282,8 +282,7 @@ TEXTS: dict[str, dict[str, str]] = {
     "pl": {
         "title": "Kolejka teraz",
         "lang_name": "Polski",
-        "waiting": "Czeka",
-        "people": "osób",
+        "waiting": "Osób w kolejce",
         "now_called": "Teraz wzywany",
         "none_called": "nikt jeszcze dziś",
         "to_counter": "do",
@@ -340,8 +339,7 @@ TEXTS: dict[str, dict[str, str]] = {
     "en": {
         "title": "Queue now",
         "lang_name": "English",
-        "waiting": "Waiting",
-        "people": "people",
+        "waiting": "People waiting",
         "now_called": "Now called",
         "none_called": "nobody yet today",
         "to_counter": "to",
@@ -397,8 +395,7 @@ TEXTS: dict[str, dict[str, str]] = {
     "uk": {
         "title": "Черга зараз",
         "lang_name": "Українська",
-        "waiting": "Очікують",
-        "people": "осіб",
+        "waiting": "Людей у черзі",
         "now_called": "Зараз викликано",
         "none_called": "сьогодні ще нікого",
         "to_counter": "до",
@@ -622,7 +619,7 @@ class StatRow(_Out):
 class MonthlyStatistics(_Out):
     """A month's published figures (docs/public-status.md, "Statistics")."""
 
-    schema_version: Literal["1.0"] = SCHEMA_VERSION
+    schema_version: Literal["1.0"] = "1.0"
     office: str
     month: str = Field(pattern=r"^\d{4}-\d{2}$")
     min_visits: int = Field(description="no figure from fewer visits (or ratings) than this is published")
@@ -876,6 +873,7 @@ def build_open_data_app(feeds: PublicFeeds, statistics: Callable[[str], MonthlyS
         CORSMiddleware,
         allow_origins=list(pub.allowed_origins),
         allow_methods=["GET"],
+        allow_headers=["If-None-Match"],  # a site script revalidating by hand
         allow_credentials=False,
         max_age=86400,
         expose_headers=["ETag"],
