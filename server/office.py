@@ -275,12 +275,23 @@ class Office:
                 kept.append(float(seconds))
         return {s: statistics.median(v) for s, v in recent.items()}
 
-    def ticket_days(self) -> tuple[date, date] | None:
-        """The first and the last office day with tickets in the file (None: no ticket yet)."""
-        row = self._reader.query("SELECT min(day), max(day) FROM tickets")[0]
+    def months_with_tickets(self, before: date) -> list[date]:
+        """First days of the months before ``before`` that have tickets, newest first.
+
+        One indexed look-up per month between the file's first and last day (``tickets(day)``)."""
+        row = self._reader.query("SELECT min(day), max(day) FROM tickets WHERE day < ?", (before.isoformat(),))[0]
         if row[0] is None:
-            return None
-        return date.fromisoformat(row[0]), date.fromisoformat(row[1])
+            return []
+        first, month = date.fromisoformat(row[0]).replace(day=1), date.fromisoformat(row[1]).replace(day=1)
+        out = []
+        while month >= first:
+            after = date(month.year + month.month // 12, month.month % 12 + 1, 1)
+            if self._reader.query(
+                "SELECT 1 FROM tickets WHERE day >= ? AND day < ? LIMIT 1", (month.isoformat(), after.isoformat())
+            ):
+                out.append(month)
+            month = date(month.year - (month.month == 1), (month.month - 2) % 12 + 1, 1)
+        return out
 
     # ------------------------------------------------------------------ a resident's ticket
 

@@ -766,16 +766,8 @@ def _month_bounds(month: str) -> tuple[date, date]:
 
 def published_months(office: Office) -> list[str]:
     """Whole months with tickets, newest first: the current month is published once it is over."""
-    days = office.ticket_days()
-    if days is None:
-        return []
     this_month = office.now().date().replace(day=1)
-    first, last = days[0].replace(day=1), min(days[1], this_month - timedelta(days=1)).replace(day=1)
-    out = []
-    while last >= first:
-        out.append(last.strftime("%Y-%m"))
-        last = (last - timedelta(days=1)).replace(day=1)
-    return out
+    return [m.strftime("%Y-%m") for m in office.months_with_tickets(before=this_month)]
 
 
 # --------------------------------------------------------------------------- routes
@@ -815,11 +807,11 @@ def build_public_router(feeds: PublicFeeds, statistics: Callable[[str], MonthlyS
         response.headers.update(extra_headers)
         return response
 
-    @r.get("/kolejka", response_class=HTMLResponse)
+    @r.api_route("/kolejka", methods=["GET", "HEAD"], response_class=HTMLResponse)
     async def live_page(request: Request, lang: Lang = "pl") -> Response:
         return await page(request, "public_status.html", lang, {})
 
-    @r.get("/widget/kolejka", response_class=HTMLResponse)
+    @r.api_route("/widget/kolejka", methods=["GET", "HEAD"], response_class=HTMLResponse)
     async def widget(request: Request, lang: Lang = "pl") -> Response:
         origins = office.config.public.allowed_origins
         ancestors = "*" if "*" in origins else " ".join(["'self'", *origins])
@@ -828,7 +820,7 @@ def build_public_router(feeds: PublicFeeds, statistics: Callable[[str], MonthlyS
             request, "public_widget.html", lang, {"Content-Security-Policy": f"frame-ancestors {ancestors}"}
         )
 
-    @r.get("/kolejka/statystyki", response_class=HTMLResponse)
+    @r.api_route("/kolejka/statystyki", methods=["GET", "HEAD"], response_class=HTMLResponse)
     def statistics_page(
         request: Request, lang: Lang = "pl", month: Annotated[str | None, Query(max_length=7)] = None
     ) -> Response:
@@ -884,14 +876,14 @@ def build_open_data_app(feeds: PublicFeeds, statistics: Callable[[str], MonthlyS
         if not office.config.public.enabled:
             raise HTTPException(404, "the office does not publish its queue status")
 
-    @app.get("/v1/status", response_model=StatusFeed, tags=["live"])
+    @app.api_route("/v1/status", methods=["GET", "HEAD"], response_model=StatusFeed, tags=["live"])
     async def status(request: Request) -> Response:
         """The live state of every public service (schema: /api/public/v1/status.schema.json)."""
         enabled()
         rendered = await feeds.get()
         return _cached(request, lambda: rendered.status_json, rendered.etag, "application/json", feed_cache)
 
-    @app.get("/warszawa", response_model=FeedWarszawa, tags=["live"])
+    @app.api_route("/warszawa", methods=["GET", "HEAD"], response_model=FeedWarszawa, tags=["live"])
     async def warszawa(request: Request) -> Response:
         """The same, with the Warsaw district offices' field names (schema: /api/public/warszawa.schema.json)."""
         enabled()
