@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -166,12 +166,47 @@ class Limits(_Strict):
         return value
 
 
+class Public(_Strict):
+    """What residents and the office's web site may see without a login (docs/public-status.md).
+
+    Why the manager chooses: a queue's state is not personal, but a small service's monthly
+    figures can be (one clerk, a handful of residents); and an internal service (a back
+    office) has no business on a public page. Every public figure is a read of a snapshot:
+    nothing here lets a public request change anything."""
+
+    enabled: bool = True
+    """The live page (/kolejka), the open-data feeds and the widget; off: they answer 404."""
+    services: list[Id] | None = None
+    """Services shown publicly (live and statistics), in this order; none given: all of them."""
+    zone_names: dict[Id, Names] = {}
+    """A hall's name for residents (``hall = { pl = "Sala obsługi", en = "Main hall" }``); else its id."""
+    allowed_origins: list[Annotated[str, Field(pattern=r"^(\*|https?://[^/\s]+)$")]] = []
+    """The office's own web sites (``https://www.urzad.example.pl``): their pages may read the feeds
+    (CORS) and frame the widget. ``"*"`` lets any site do both (the data is public anyway)."""
+    refresh_s: Annotated[int, Field(ge=2, le=300)] = 10
+    """How often the live page and the widget ask for news; also the feeds' ``max-age``."""
+    statistics: bool = True
+    """Publish the monthly statistics page and CSV."""
+    statistics_min_visits: Annotated[int, Field(ge=1, le=100_000)] = 30
+    """A figure computed from fewer visits (or ratings) than this in a month is not published:
+    the service is folded into "other services", and satisfaction needs this many ratings."""
+    statistics_figures: list[Literal["visits", "served", "wait", "within_target", "satisfaction"]] = [
+        "visits",
+        "served",
+        "wait",
+        "within_target",
+        "satisfaction",
+    ]
+    """Which monthly figures are public (wait = median and 90th percentile)."""
+
+
 class SiteConfig(_Strict):
     office: Office
     mqtt: BrokerConfig = BrokerConfig()
     http: Http = Http()
     storage: Storage = Storage()
     limits: Limits = Limits()
+    public: Public = Public()
     services: Annotated[list[Service], Field(min_length=1)]
     counters: Annotated[list[Counter], Field(min_length=1)]
 
@@ -192,6 +227,9 @@ class SiteConfig(_Strict):
                     raise ValueError(f"counter {c.id!r} serves unknown service {s!r}")
             if len(set(c.services)) != len(c.services):
                 raise ValueError(f"counter {c.id!r} lists a service twice")
+        for s in self.public.services or ():
+            if s not in ids:
+                raise ValueError(f"[public] services lists unknown service {s!r}")
         return self
 
     def service(self, service_id: str) -> Service | None:

@@ -33,6 +33,7 @@ from server.admin import build_admin_router
 from server.auth import User, Users
 from server.clerk_panel import COMMAND_TIMEOUT_S, build_clerk_router
 from server.office import Office, QueueStatus, TicketStatusOut
+from server.public import mount as mount_public
 from server.reports import mount as mount_reports
 from server.service import NumerekServer
 from server.web_auth import WebAuth
@@ -174,4 +175,5 @@ def build_app(server: NumerekServer, manage_lifecycle: bool = True) -> FastAPI:
     app.include_router(build_clerk_router(office, auth))
     app.include_router(build_admin_router(office, auth))
     mount_reports(app, server)
+    mount_public(app, server)  # /kolejka, /widget/, /api/public: read-only, no login (server/public.py)
     return app

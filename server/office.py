@@ -17,11 +17,13 @@ Nothing here writes to the database.
 from __future__ import annotations
 
 import asyncio
+import itertools
+import statistics
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from pydantic import BaseModel
@@ -83,6 +85,30 @@ class _QueueFacts:
     target_wait_s: int
 
 
+@dataclass(frozen=True)
+class PublicCall:
+    """The number a service called last today, and where (a place, never a clerk)."""
+
+    number: str
+    counter_name: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class PublicSnapshot:
+    """What the public pages and feeds show, taken with the services message it belongs to.
+
+    Why taken together, by the worker, when it publishes: "people waiting" (from the message)
+    and "now called" (from the engine) then describe the same moment, and no request from
+    the crowd ever takes the engine lock. ``version`` grows with every new snapshot, so a
+    page or proxy can tell "nothing new" (ETag) without comparing contents."""
+
+    version: int
+    services: ServicesMessage
+    last_called: dict[str, PublicCall]
+    issued_today: dict[str, int]
+
+
 class Office:
     def __init__(
         self,
@@ -103,6 +129,8 @@ class Office:
         self._health = health
         self._wire = Wire(engine)
         self._services: ServicesMessage | None = None
+        self._public: PublicSnapshot | None = None
+        self._public_versions = itertools.count(1)
 
     # ------------------------------------------------------------------ refreshed by the worker
 
@@ -113,6 +141,7 @@ class Office:
         phones and the office's web site read most; serving the message the worker already
         built costs them nothing and shows exactly what the kiosks show."""
         if services is not None:
+            self._public = self._public_snapshot(services)  # before the services: readers take either
             self._services = services
 
     def _queue_facts(self) -> list[_QueueFacts]:
@@ -199,6 +228,70 @@ class Office:
             target_wait_s=q.target_wait_s,
             over_target=longest > q.target_wait_s,
         )
+
+    # ------------------------------------------------------------------ public status (open data)
+    # Read by server/public.py for /kolejka, the open-data feeds and the widget. Nothing here
+    # takes the engine lock per request: the snapshot is taken when the worker publishes.
+
+    TYPICAL_WINDOW = 25
+    """Finished services per service whose median is the "typical service time" (the Warsaw feed's czasObslugi)."""
+
+    def public_snapshot(self) -> PublicSnapshot:
+        """The public view of the queues as the worker last published it (no lock, no work)."""
+        snapshot = self._public
+        if snapshot is None:  # before the worker's first publication
+            with self._lock:
+                snapshot = self._public = self._public_snapshot(self._wire.services())
+        return snapshot
+
+    def _public_snapshot(self, services: ServicesMessage) -> PublicSnapshot:
+        """Built on the worker thread right after it built ``services`` (nothing changes meanwhile),
+        or under the lock: O(zones × calls remembered), no ticket scan."""
+        e = self._engine
+        last: dict[str, PublicCall] = {}
+        newest: dict[str, int] = {}
+        for calls in e.zone_calls.values():
+            for ev in calls:  # oldest first: a later call of the service replaces an earlier one
+                if ev.service and ev.ticket and ev.id > newest.get(ev.service, 0):
+                    counter = e.counter_config.get(ev.counter or "")
+                    newest[ev.service] = ev.id
+                    last[ev.service] = PublicCall(ev.ticket, counter.name if counter else "", self.local(ev.at))
+        return PublicSnapshot(next(self._public_versions), services, last, dict(e.issued))
+
+    def typical_service_s(self, day: date) -> dict[str, float]:
+        """Median of each service's last finished services on ``day`` (the read-only connection).
+
+        Why from the file and not the estimator: it is a published figure with a plain meaning
+        ("a visit takes about this long today"), whatever the estimator does inside."""
+        rows = self._reader.query(
+            "SELECT service, finished_at - started_at FROM tickets WHERE day = ? AND status = 'finished' "
+            "AND started_at IS NOT NULL AND finished_at > started_at ORDER BY id DESC LIMIT 2000",
+            (day.isoformat(),),
+        )
+        recent: dict[str, list[float]] = {}
+        for service, seconds in rows:
+            kept = recent.setdefault(service, [])
+            if len(kept) < self.TYPICAL_WINDOW:
+                kept.append(float(seconds))
+        return {s: statistics.median(v) for s, v in recent.items()}
+
+    def months_with_tickets(self, before: date) -> list[date]:
+        """First days of the months before ``before`` that have tickets, newest first.
+
+        One indexed look-up per month between the file's first and last day (``tickets(day)``)."""
+        row = self._reader.query("SELECT min(day), max(day) FROM tickets WHERE day < ?", (before.isoformat(),))[0]
+        if row[0] is None:
+            return []
+        first, month = date.fromisoformat(row[0]).replace(day=1), date.fromisoformat(row[1]).replace(day=1)
+        out = []
+        while month >= first:
+            after = date(month.year + month.month // 12, month.month % 12 + 1, 1)
+            if self._reader.query(
+                "SELECT 1 FROM tickets WHERE day >= ? AND day < ? LIMIT 1", (month.isoformat(), after.isoformat())
+            ):
+                out.append(month)
+            month = date(month.year - (month.month == 1), (month.month - 2) % 12 + 1, 1)
+        return out
 
     # ------------------------------------------------------------------ a resident's ticket
 
@@ -336,4 +429,4 @@ class Office:
         }
 
 
-__all__ = ["Office", "QueueStatus", "TicketStatusOut", "WaitingEntry", "TicketStatus"]
+__all__ = ["Office", "PublicCall", "PublicSnapshot", "QueueStatus", "TicketStatusOut", "WaitingEntry", "TicketStatus"]
