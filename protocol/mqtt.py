@@ -12,12 +12,13 @@ import logging
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 from pydantic import BaseModel, ConfigDict, Field
 
 from protocol.topics import OFFLINE, ONLINE
@@ -82,7 +83,7 @@ def make_client(
     client.will_set(availability_topic, OFFLINE, qos=1, retain=True)
     client.reconnect_delay_set(min_delay=1, max_delay=5)
 
-    def _on_connect(c: mqtt.Client, _u, _flags, reason_code, _props) -> None:
+    def _on_connect(c: mqtt.Client, _u: object, _flags: object, reason_code: ReasonCode, _props: object) -> None:
         if reason_code.is_failure:
             log.warning("broker refused connection: %s", reason_code)
             return
@@ -90,7 +91,7 @@ def make_client(
         if on_connect is not None:
             on_connect(c)
 
-    def _on_disconnect(c: mqtt.Client, _u, _flags, reason_code, _props) -> None:
+    def _on_disconnect(c: mqtt.Client, _u: object, _flags: object, reason_code: ReasonCode, _props: object) -> None:
         log.info("disconnected from broker: %s", reason_code)
         if on_disconnect is not None:
             on_disconnect(c)
@@ -101,7 +102,7 @@ def make_client(
     return client
 
 
-def _no_delay(_client: mqtt.Client, _userdata: object, sock) -> None:
+def _no_delay(_client: mqtt.Client, _userdata: object, sock: Any) -> None:
     """Turn off Nagle's algorithm on the broker connection.
 
     Why: a call is several small packets in a row (call, reply, retained state). With
@@ -116,14 +117,14 @@ def _no_delay(_client: mqtt.Client, _userdata: object, sock) -> None:
 
 def connect_properties() -> Properties:
     """CONNECT properties: a clean start with no session kept, so no stale backlog."""
-    props = Properties(PacketTypes.CONNECT)
+    props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
     props.SessionExpiryInterval = 0
     return props
 
 
 def response_properties(response_topic: str, correlation: bytes) -> Properties:
     """PUBLISH properties for an MQTT 5 request that expects a response."""
-    props = Properties(PacketTypes.PUBLISH)
+    props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
     props.ResponseTopic = response_topic
     props.CorrelationData = correlation
     return props
@@ -132,6 +133,6 @@ def response_properties(response_topic: str, correlation: bytes) -> Properties:
 def reply_properties(correlation: bytes | None) -> Properties | None:
     if correlation is None:
         return None
-    props = Properties(PacketTypes.PUBLISH)
+    props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
     props.CorrelationData = correlation
     return props

@@ -234,7 +234,7 @@ def build_status(snapshot: PublicSnapshot, config: SiteConfig, typical_s: dict[s
                 typical_service_min=max(1, round(typical / 60)) if typical is not None else None,
                 tickets=Tickets(
                     issued_now=info.available,
-                    reason=info.reason.value if info.reason is not None else None,  # type: ignore[arg-type]
+                    reason=info.reason.value if info.reason is not None else None,
                     opens_at=Hours.clock(hours.opens) if hours else None,
                     closes_at=Hours.clock(hours.closes) if hours else None,
                     last_ticket_at=last,

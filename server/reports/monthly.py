@@ -309,7 +309,7 @@ def _monthly_pdf(s: Summary, before: Summary | None, lang: str) -> bytes:
                 [first, *staff_header, L["rating"]],
                 [
                     [
-                        r.name if hasattr(r, "name") else r.clerk,  # type: ignore[union-attr]
+                        r.name if hasattr(r, "name") else r.clerk,
                         L.number(r.served, 0),
                         L.number(r.no_show, 0),
                         L.number(r.open_h, 2),

@@ -52,7 +52,7 @@ def _charts() -> ModuleType:
 
 
 def _svg(name: str, s: Summary, lang: str) -> bytes:
-    return _charts().svg(name, s, lang)  # type: ignore[no-any-return]
+    return _charts().svg(name, s, lang)
 
 
 def _monthly() -> ModuleType:
@@ -116,7 +116,7 @@ def build_reports_router(server, auth: WebAuth) -> APIRouter:
     def comparison(f: Filters, how: str) -> tuple[Period | None, Summary | None]:
         if how not in COMPARE:
             raise HTTPException(422, f"compare is one of {', '.join(COMPARE)}")
-        other = compared(Period(f.date_from, f.date_to), how)  # type: ignore[arg-type]
+        other = compared(Period(f.date_from, f.date_to), how)
         if other is None:
             return None, None
         return other, data.summary(dataclasses.replace(f, date_from=other.first, date_to=other.last))
