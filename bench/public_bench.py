@@ -39,9 +39,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from protocol.topics import Topics  # noqa: E402
 from tests.harness import Broker, Peer, ServerProcess, free_port, write_config  # noqa: E402
 
-BASE = "numerek"
+TOPICS = Topics("numerek")
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -64,8 +65,8 @@ class OfficePeak:
         self.sent: dict[str, float] = {}
         self.round_trips: list[float] = []
         self.stop = threading.Event()
-        self.kiosk.client.message_callback_add(f"{BASE}/kiosk/peak/response", self._answer)
-        self.kiosk.subscribe(f"{BASE}/kiosk/peak/response")
+        self.kiosk.client.message_callback_add(TOPICS.kiosk_response("peak"), self._answer)
+        self.kiosk.subscribe(TOPICS.kiosk_response("peak"))
 
     def _answer(self, _c, _u, msg) -> None:
         data = json.loads(msg.payload)
@@ -84,12 +85,12 @@ class OfficePeak:
         rid = f"p{i}"
         self.sent[rid] = time.perf_counter()
         body = {"v": 1, "id": rid, "service": ("rej", "pj", "pasz")[i % 3]}
-        self.kiosk.client.publish(f"{BASE}/kiosk/peak/request", json.dumps(body), qos=1)
+        self.kiosk.client.publish(TOPICS.kiosk_request("peak"), json.dumps(body), qos=1)
 
     def _call(self, i: int) -> None:
         counter = ("1", "2", "3")[i % 3]
         body = {"v": 1, "id": f"n{time.time()}-{i}", "action": "next"}
-        self.counter.client.publish(f"{BASE}/counter/{counter}/command", json.dumps(body), qos=1)
+        self.counter.client.publish(TOPICS.counter_command(counter), json.dumps(body), qos=1)
 
     def start(self) -> OfficePeak:
         self.threads = [
