@@ -119,6 +119,8 @@ TEXTS: dict[str, dict[str, Any]] = {
             "internal": "Błąd serwera — nic nie zmieniono.",
             "expired": "Polecenie dotarło za późno (serwer nie odpowiadał) — nic nie zrobiono. Spróbuj ponownie.",
             "too_soon": "Ten numer jest właśnie ogłaszany — wezwij ponownie za chwilę.",
+            "rate_limited": "Za dużo poleceń naraz — spróbuj za chwilę.",
+            "unavailable": "Serwer nie może teraz zapisać zmian (dysk lub baza danych) — nic nie zrobiono. Zgłoś to kierownikowi.",
         },
     },
     "en": {
@@ -192,6 +194,8 @@ TEXTS: dict[str, dict[str, Any]] = {
             "internal": "Server error — nothing was changed.",
             "expired": "The command arrived too late (the server was not answering) — nothing was done. Try again.",
             "too_soon": "This number is being announced right now — recall it in a moment.",
+            "rate_limited": "Too many commands at once — try again in a moment.",
+            "unavailable": "The server cannot save changes right now (disk or database) — nothing was done. Tell your manager.",
         },
     },
 }

@@ -974,7 +974,7 @@ def mount(app: FastAPI, server: Any) -> None:
         if hit is not None and _time.monotonic() - hit[0] < 3600:
             return hit[1]
         first, last = _month_bounds(month)
-        summary = report_data().summary(Filters(first, last))
+        summary = report_data().summary(Filters(first, last)).as_json()  # the reports' JSON shape
         stats = publish_statistics(summary, office.config, month)
         memo.clear()
         memo[key] = (_time.monotonic(), stats)

@@ -371,7 +371,7 @@ def test_a_service_with_fewer_than_n_visits_in_the_month_is_not_broken_down(past
     assert stats["total"]["visits"] == sum(visits.values())
     assert stats["total"]["within_target_share"] is None and stats["total"]["wait_median_min"] is None
     # What is published is the reports' own figure for the service (one definition, docs/reports.md).
-    summary = ReportData(str(database), config).summary(Filters(date(2026, 10, 1), date(2026, 10, 31)))
+    summary = ReportData(str(database), config).summary(Filters(date(2026, 10, 1), date(2026, 10, 31))).as_json()
     for row in stats["services"]:
         ref = next(r for r in summary["by_service"] if r["service"] == row["service"])
         assert row["visits"] == ref["issued"] and row["served"] == ref["served"]
@@ -397,7 +397,7 @@ def test_the_manager_chooses_which_figures_are_public(past_month):
             "[[services]]", '[public]\nstatistics_figures = ["visits"]\nstatistics_min_visits = 1\n\n[[services]]', 1
         )
     )
-    summary = ReportData(str(database), config).summary(Filters(date(2026, 10, 1), date(2026, 10, 31)))
+    summary = ReportData(str(database), config).summary(Filters(date(2026, 10, 1), date(2026, 10, 31))).as_json()
     stats = publish_statistics(summary, config, "2026-10")
     assert {r.service for r in stats.services} == set(visits)
     for row in stats.services:
