@@ -13,6 +13,7 @@ one the server parses, and a topic the server parses is one some device may publ
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -214,6 +215,7 @@ class Topics:
         return topic[len(prefix) :].split("/")
 
     # --- parsing --------------------------------------------------------------------
+    @functools.lru_cache(maxsize=4096)  # noqa: B019  # Topics is frozen and lives as long as the program
     def parse(self, topic: str) -> Route:
         """What ``topic`` is: its kind and the id in it, or ``unknown``.
 

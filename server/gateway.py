@@ -98,6 +98,7 @@ class MqttGateway:
             Job(
                 kind,
                 device=route.id or "",
+                route=route,
                 topic=msg.topic,
                 payload=bytes(msg.payload),
                 response_topic=getattr(props, "ResponseTopic", None) if props else None,

@@ -10,6 +10,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
+from protocol.topics import Route
+
 
 @dataclass
 class Job:
@@ -27,6 +29,7 @@ class Job:
     payload: bytes = b""
     response_topic: str | None = None
     correlation: bytes | None = None
+    route: Route | None = None  # the parsed topic (MQTT), so the worker need not parse it again
     future: Future[Any] | None = None  # HTTP: resolved with the reply (a model, a dict or an error)
     data: Any = None  # HTTP: the already-parsed request
 

@@ -33,9 +33,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from limits import parse_many
-from limits.storage import MemoryStorage
-from limits.strategies import MovingWindowRateLimiter
 from pydantic import ValidationError
 
 from protocol.messages import (
@@ -55,6 +52,7 @@ from protocol.topics import Topics, device_name, parse_availability
 from server.domain import Command, ConfigChange, Refusal
 from server.engine import Changes, QueueEngine
 from server.jobs import Job, Out
+from server.ratelimit import SlidingWindow
 from server.requests import RequestMemory, Row
 from server.store import Store, describe_write_error
 from server.wire import Wire
@@ -151,8 +149,7 @@ class Worker:
         self.devices: dict[str, str] = {}  # device id -> online/offline
         self.faults: dict[str, FaultReport] = {}
         self.alerts: dict[str, tuple[datetime, str]] = {}  # device -> (when, what): shown on the live view
-        self._limiter = MovingWindowRateLimiter(MemoryStorage())
-        self._kiosk_rate = parse_many(kiosk_rate)
+        self._kiosk_rate = SlidingWindow(kiosk_rate)
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
         self._next_tick = 0.0
@@ -437,7 +434,7 @@ class Worker:
         or a stuck button, and could empty a service's daily limit in a second. The refusal
         is logged and shown on the managers' live view, once per minute per kiosk.
         """
-        if all(self._limiter.hit(item, "kiosk", kiosk) for item in self._kiosk_rate):
+        if self._kiosk_rate.hit(kiosk):
             return
         now = self.engine.now()
         name = device_name("kiosk", kiosk)
@@ -546,7 +543,7 @@ class Worker:
     def _reply_topic(self, job: Job) -> str:
         """Where the answer to ``job`` goes: its MQTT 5 response topic if the protocol allows it
         (at or below the device's own reply topic: protocol/topics.py, ``Topics.reply_topic``)."""
-        return self.topics.reply_topic(self.topics.parse(job.topic), job.response_topic)
+        return self.topics.reply_topic(job.route or self.topics.parse(job.topic), job.response_topic)
 
     # ------------------------------------------------------------------ outgoing state
 
