@@ -201,25 +201,21 @@ def main() -> int:
     return 0
 
 
-def run_office(out: Path, started: list[Service], procs: list[subprocess.Popen[bytes]]) -> None:
-    # ---------------------------------------------------------------- broker
+def start_broker(procs: list[subprocess.Popen[bytes]]) -> subprocess.Popen[bytes]:
+    """Debian's Mosquitto with the config install.sh put in place (closed: accounts and ACL)."""
     Path("/run/mosquitto").mkdir(exist_ok=True)
     shutil.chown("/run/mosquitto", "mosquitto", "mosquitto")
     broker = subprocess.Popen(["/usr/sbin/mosquitto", "-c", "/etc/mosquitto/mosquitto.conf"])
     procs.append(broker)
     wait_for("Mosquitto on port 1883", lambda: port_open(1883), 120)
-    log(
-        f"Mosquitto {subprocess.run(['dpkg-query', '-W', '-f=${Version}', 'mosquitto'], capture_output=True, text=True).stdout} runs the installed closed-broker config"
-    )
+    version = subprocess.run(["dpkg-query", "-W", "-f=${Version}", "mosquitto"], capture_output=True, text=True).stdout
+    log(f"Mosquitto {version} runs the installed closed-broker config")
+    return broker
 
-    # ---------------------------------------------------------------- server
-    site = ETC / "numerek.toml"
-    text = site.read_text(encoding="utf-8")
-    # The example office keeps office hours; the check runs at any hour.
-    text = re.sub(r"^hours = \{.*\}$", f"hours = {ALWAYS_OPEN}", text, flags=re.M)
-    text = re.sub(r"^cutoff_min = \d+", "cutoff_min = 0", text, flags=re.M)
-    site.write_text(text, encoding="utf-8")
-    check("server", site)
+
+def start_server(out: Path, started: list[Service], broker: subprocess.Popen[bytes]) -> None:
+    """The server as its unit starts it, with a NOTIFY_SOCKET: it must say READY=1 and ping the watchdog."""
+    log(f"current release: {os.readlink('/opt/numerek/current')}")
     notify_path = "/run/numerek-check-notify"
     notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     if os.path.exists(notify_path):
@@ -246,6 +242,18 @@ def run_office(out: Path, started: list[Service], procs: list[subprocess.Popen[b
     wait_for("a WATCHDOG=1 ping", lambda: ready() and "WATCHDOG=1" in said, 120)
     log("server pings WATCHDOG=1")
 
+
+def run_office(out: Path, started: list[Service], procs: list[subprocess.Popen[bytes]]) -> None:
+    broker = start_broker(procs)
+    site = ETC / "numerek.toml"
+    text = site.read_text(encoding="utf-8")
+    # The example office keeps office hours; the check runs at any hour.
+    text = re.sub(r"^hours = \{.*\}$", f"hours = {ALWAYS_OPEN}", text, flags=re.M)
+    text = re.sub(r"^cutoff_min = \d+", "cutoff_min = 0", text, flags=re.M)
+    site.write_text(text, encoding="utf-8")
+    check("server", site)
+    start_server(out, started, broker)
+
     # ---------------------------------------------------------------- device accounts
     provision = [str(VENV / "bin" / "numerek-provision"), "--broker-pid", str(broker.pid)]
     for cmd in (["add", "kiosk", "k1"], ["add", "display", "hall-1", "--zone", "hall"], ["add", "counter", "1"]):
@@ -268,20 +276,24 @@ def run_office(out: Path, started: list[Service], procs: list[subprocess.Popen[b
         check(role, conf)
 
     # ---------------------------------------------------------------- screens
-    xvfb = subprocess.Popen(
-        ["Xvfb", ":7", "-screen", "0", "1280x720x24", "-nolisten", "tcp"], stderr=subprocess.DEVNULL
-    )
-    procs.append(xvfb)
-    wait_for("Xvfb", lambda: Path("/tmp/.X11-unix/X7").exists(), 120)
+    # Two screens, as two Pis have: the kiosk on :7, the display on :8 (each full-screen).
+    for number in (7, 8):
+        xvfb = subprocess.Popen(
+            ["Xvfb", f":{number}", "-screen", "0", "1280x720x24", "-nolisten", "tcp"], stderr=subprocess.DEVNULL
+        )
+        procs.append(xvfb)
+        socket_path = Path(f"/tmp/.X11-unix/X{number}")
+        wait_for(f"Xvfb :{number}", socket_path.exists, 120)
     # The units say SDL_VIDEODRIVER=kmsdrm; a chroot has no KMS device, so X11 on Xvfb instead.
     # KIVY_GL_BACKEND=sdl2 stays as the units set it.
-    screen_env = {"DISPLAY": ":7", "SDL_VIDEODRIVER": "x11"}
+    kiosk_env = {"DISPLAY": ":7", "SDL_VIDEODRIVER": "x11"}
+    display_env = {"DISPLAY": ":8", "SDL_VIDEODRIVER": "x11"}
     trace = out / "kiosk-trace.jsonl"
     shots = out / "kiosk"
     probe = out / "display-probe"
-    kiosk = Service("kiosk", out, ["--trace", str(trace), "--screenshot-dir", str(shots), "--windowed"], env=screen_env)
+    kiosk = Service("kiosk", out, ["--trace", str(trace), "--screenshot-dir", str(shots)], env=kiosk_env)
     started.append(kiosk)
-    display = Service("display", out, env={**screen_env, "NUMEREK_DISPLAY_PROBE": str(probe)})
+    display = Service("display", out, env={**display_env, "NUMEREK_DISPLAY_PROBE": str(probe)})
     started.append(display)
     counter = Service("counter", out, ["--mock-pins"], env={"GPIOZERO_PIN_FACTORY": "mock"}, stdin=True)
     started.append(counter)

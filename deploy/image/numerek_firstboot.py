@@ -36,6 +36,7 @@ DONE = "numerek-setup.done.toml"
 ROLES = ("server", "kiosk", "display", "counter")
 BROKER_TABLE = {"kiosk": "mqtt", "display": "mqtt", "counter": "broker"}
 """Where each device role's config keeps the broker address (server/provision.py writes the same)."""
+UNIT_DIRS = ("etc/systemd/system", "lib/systemd/system", "usr/lib/systemd/system")
 KEYS = {"role", "hostname", "server", "timezone", "device_file", "ca_file", "office_file", "ssh_authorized_key"}
 HOSTNAME = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 DNS_NAME = re.compile(
@@ -63,6 +64,11 @@ class Plan:
     ca_path: str | None = None
     ssh_key: str | None = None
     remove_from_boot: list[Path] = field(default_factory=list)
+
+
+def _units(role: str) -> list[str]:
+    """What the role runs: its own unit, and on the server the broker."""
+    return ["mosquitto.service", "numerek-server.service"] if role == "server" else [f"numerek-{role}.service"]
 
 
 def _bin(name: str) -> Path:
@@ -123,6 +129,9 @@ def plan(boot: Path, root: Path) -> Plan:
     if not isinstance(server, str) or not _is_address(server):
         raise Refused(f'{SETUP}: server must be the server\'s address or name, e.g. "192.168.1.10", not {server!r}')
     p = Plan(role=role, hostname=hostname, server=server)
+    for unit in _units(role):
+        if not any((root / d / unit).is_file() for d in UNIT_DIRS):
+            raise Refused(f"{unit} is not installed on this system: is this a Numerek image?")
 
     timezone = data.get("timezone")
     if timezone is not None:
@@ -166,9 +175,11 @@ def plan(boot: Path, root: Path) -> Plan:
     except tomllib.TOMLDecodeError as exc:
         raise Refused(f"device_file {device.name!r} is not valid TOML: {exc}") from None
     table = BROKER_TABLE[role]
-    if not isinstance(parsed.get(table), dict) or not parsed[table].get("username"):
+    account = parsed.get(table, {}).get("username") if isinstance(parsed.get(table), dict) else None
+    if not isinstance(account, str) or not account.startswith(f"{role}-"):
         raise Refused(
-            f"device_file {device.name!r} is not a {role}'s file from numerek-provision (no [{table}] username): "
+            f"device_file {device.name!r} is not a {role}'s file from numerek-provision "
+            f"(its account is {account!r}, not {role}-...): "
             f"on the server run 'sudo numerek-provision add {role} ...' and copy /etc/numerek/devices/<account>.toml"
         )
     from server.provision import ProvisionError, set_toml_keys
@@ -238,7 +249,7 @@ def apply(p: Plan, boot: Path, root: Path) -> list[str]:
         _write(ca_target, p.ca_text, 0o644)
         done.append(f"CA certificate {p.ca_path or '/etc/numerek/ca.crt'}")
 
-    units = [f"numerek-{p.role}.service"]
+    units = _units(p.role)
     if p.role == "server":
         site = _inside(root, "/etc/numerek/numerek.toml")
         if p.config_text is not None:
@@ -250,7 +261,6 @@ def apply(p: Plan, boot: Path, root: Path) -> list[str]:
         listed = subprocess.run([*provision, "list"], check=True, capture_output=True, text=True).stdout
         if not re.search(r"^server ", listed, re.M):
             subprocess.run([*provision, "add", "server", "--site-config", str(site)], check=True, capture_output=True)
-        units.insert(0, "mosquitto.service")
         done.append(f"broker accounts: devices are told to connect to {p.server}")
     else:
         assert p.config_text is not None

@@ -1,0 +1,105 @@
+"""What the Raspberry Pi image ships besides Numerek itself: its units and config files.
+
+The image is built by deploy/image/build-image.sh (slow: deploy/image/check-image.sh
+checks a built image); these are the checks that need no image: systemd's own verifier on
+the units, and the settings that keep the SD card alive and the board watched.
+"""
+
+from __future__ import annotations
+
+import configparser
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.harness import ROOT
+
+FILES = ROOT / "deploy" / "image" / "files"
+FIRSTBOOT = FILES / "etc/systemd/system/numerek-firstboot.service"
+ANALYZE = shutil.which("systemd-analyze")
+
+
+def ini(path: Path) -> configparser.ConfigParser:
+    parser = configparser.ConfigParser(strict=False, interpolation=None)
+    parser.optionxform = str  # type: ignore[assignment,method-assign]
+    parser.read_string(path.read_text())
+    return parser
+
+
+@pytest.mark.skipif(ANALYZE is None, reason="systemd-analyze is not installed")
+def test_the_first_boot_unit_passes_systemd_analyze_verify(tmp_path):
+    exe = tmp_path / "numerek-firstboot"
+    exe.write_text("#!/bin/sh\n")
+    exe.chmod(0o755)
+    unit = tmp_path / FIRSTBOOT.name
+    unit.write_text(FIRSTBOOT.read_text().replace("/usr/local/sbin/numerek-firstboot", str(exe)))
+    done = subprocess.run([ANALYZE, "verify", str(unit)], capture_output=True, text=True, timeout=120)
+    # Units the image has but this machine may not (avahi, ssh, mosquitto) are only named in ordering.
+    noise = re.compile(r"(avahi-daemon|ssh|mosquitto)\.service|Unit .* not found|Cannot add dependency")
+    problems = [ln for ln in (done.stderr + done.stdout).splitlines() if ln.strip() and not noise.search(ln)]
+    assert done.returncode == 0 and not problems, done.stderr
+
+
+def test_the_first_boot_runs_before_any_role_and_only_while_a_setup_file_is_there():
+    unit = FIRSTBOOT.read_text()
+    assert "ConditionPathExists=/boot/firmware/numerek-setup.toml" in unit
+    before = " ".join(re.findall(r"^Before=(.*)$", unit, re.M)).split()
+    for service in ("numerek-server", "numerek-kiosk", "numerek-display", "numerek-counter", "mosquitto"):
+        assert f"{service}.service" in before
+    # The host name is set before DHCP and mDNS announce it.
+    assert {"network-pre.target", "avahi-daemon.service"} <= set(before)
+    assert "StandardOutput=journal+console" in unit  # a refusal is seen on the Pi's screen
+
+
+def test_the_journal_stays_in_ram_and_is_capped():
+    journal = ini(FILES / "etc/systemd/journald.conf.d/60-numerek.conf")["Journal"]
+    assert journal["Storage"] == "volatile"
+    assert re.fullmatch(r"\d+M", journal["RuntimeMaxUse"]) and int(journal["RuntimeMaxUse"][:-1]) <= 64
+    assert re.fullmatch(r"\d+M", journal["SystemMaxUse"])  # if an office switches to persistent
+
+
+def test_the_hardware_watchdog_is_on_within_what_the_bcm2835_can_count():
+    manager = ini(FILES / "etc/systemd/system.conf.d/60-numerek-watchdog.conf")["Manager"]
+    seconds = int(manager["RuntimeWatchdogSec"].removesuffix("s"))
+    assert 0 < seconds < 16  # the BCM2835 watchdog's limit is about 15 s
+    assert manager["RebootWatchdogSec"]
+
+
+def test_ssh_makes_each_cards_host_keys_before_sshd_checks_its_config():
+    drop_in = (FILES / "etc/systemd/system/ssh.service.d/60-numerek-host-keys.conf").read_text()
+    pre = re.findall(r"^ExecStartPre=(.*)$", drop_in, re.M)
+    assert pre == ["", "/usr/bin/ssh-keygen -A", "/usr/sbin/sshd -t"]  # reset, then keys, then Debian's test
+    sshd = (FILES / "etc/ssh/sshd_config.d/60-numerek.conf").read_text()
+    assert re.search(r"^PasswordAuthentication no$", sshd, re.M)
+
+
+def test_the_image_scripts_are_valid_bash_and_executable():
+    for script in ("deploy/arm64-check.sh", "deploy/image/build-image.sh", "deploy/image/check-image.sh"):
+        path = ROOT / script
+        assert os.access(path, os.X_OK), f"{script} is not executable"
+        subprocess.run(["bash", "-n", str(path)], check=True, timeout=30)
+    subprocess.run(["bash", "-n", str(ROOT / "deploy" / "lib.sh")], check=True, timeout=30)
+    assert os.access(ROOT / "deploy" / "numerek-release", os.X_OK)
+
+
+def test_the_image_keeps_the_sd_card_quiet_and_bakes_in_no_secret():
+    """The build script's own lines: fstab, per-card identity, no server accounts."""
+    build = (ROOT / "deploy" / "image" / "build-image.sh").read_text()
+    fstab = re.search(r"> \"\$root/etc/fstab\" <<'EOF'\n(.*?)\nEOF", build, re.S)
+    assert fstab, "build-image.sh writes no fstab"
+    lines = [ln.split() for ln in fstab.group(1).splitlines() if ln and not ln.startswith("#")]
+    mounts = {fields[1]: fields for fields in lines}
+    assert mounts["/"][0] == "LABEL=RASPIROOT" and "noatime" in mounts["/"][3]
+    assert mounts["/boot/firmware"][0] == "LABEL=RASPIFIRM"
+    assert mounts["/tmp"][2] == "tmpfs"
+    assert (
+        ': > "$root/etc/machine-id"' in build
+        and 'rm -f "$root/var/lib/dbus/machine-id" "$root"/etc/ssh/ssh_host_*' in build
+    )
+    assert "NUMEREK_IMAGE=1" in build  # install.sh then leaves the broker accounts to the first boot
+    install = (ROOT / "systemd" / "install.sh").read_text()
+    assert re.search(r'if \[ "\$\{NUMEREK_IMAGE:-0\}" = 1 \]; then\n.*\n.*\n.*echo "image build', install)
