@@ -8,6 +8,9 @@ cache=${NUMEREK_ARM64_CACHE:-/var/cache/numerek-arm64}
 mirror=${NUMEREK_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 suite=bookworm
 base_tar=$cache/$suite-arm64-base.tar.gz
+# apt's .deb cache is locked by one apt at a time: the image build keeps its own, so that it
+# can run while deploy/arm64-check.sh does.
+apt_cache=${NUMEREK_APT_CACHE:-$cache/apt-archives}
 ROOT_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 mounts=()
 
@@ -70,7 +73,8 @@ EOF
   _bind /sys "$root/sys"
   _bind /dev "$root/dev"
   if mount -t devpts devpts "$root/dev/pts" -o newinstance,ptmxmode=0666 2>/dev/null; then mounts+=("$root/dev/pts"); fi
-  _bind "$cache/apt-archives" "$root/var/cache/apt/archives"
+  mkdir -p "$apt_cache/partial"
+  _bind "$apt_cache" "$root/var/cache/apt/archives"
   _bind "$cache/pip" "$root/root/.cache/pip"
   mount -t tmpfs tmpfs "$root/tmp"; mounts+=("$root/tmp")
   echo 'Binary::apt::APT::Keep-Downloaded-Packages "true";' > "$root/etc/apt/apt.conf.d/10keep-debs"

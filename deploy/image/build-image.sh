@@ -21,6 +21,7 @@
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/../.." && pwd)
+NUMEREK_APT_CACHE=${NUMEREK_APT_CACHE:-${NUMEREK_ARM64_CACHE:-/var/cache/numerek-arm64}/apt-archives-image}
 # shellcheck source=deploy/lib.sh
 . "$repo/deploy/lib.sh"
 out=${NUMEREK_IMAGE_OUT:-$repo/build/image}
