@@ -78,7 +78,13 @@ def test_ssh_makes_each_cards_host_keys_before_sshd_checks_its_config():
 
 
 def test_the_image_scripts_are_valid_bash_and_executable():
-    for script in ("deploy/arm64-check.sh", "deploy/image/build-image.sh", "deploy/image/check-image.sh"):
+    for script in (
+        "deploy/arm64-check.sh",
+        "deploy/arm64/update-check.sh",
+        "deploy/image/build-image.sh",
+        "deploy/image/check-image.sh",
+        "deploy/image/boot-qemu.sh",
+    ):
         path = ROOT / script
         assert os.access(path, os.X_OK), f"{script} is not executable"
         subprocess.run(["bash", "-n", str(path)], check=True, timeout=30)
