@@ -3,6 +3,7 @@
 #
 #   sudo nice -n 19 deploy/arm64-check.sh            # about an hour on 2 shared cores (docs/deployment.md)
 #   sudo deploy/arm64-check.sh --fresh-base          # also remake the cached Debian root file system
+#   sudo NUMEREK_ARM64_REUSE=1 deploy/arm64-check.sh # reuse the last run's root (working on the check)
 #
 # What it does, on an x86 Debian 12 host (root):
 #  1. qemu-user-static + binfmt_misc (F flag: the emulator is found inside a chroot too);
@@ -53,8 +54,15 @@ if [ "$fresh_base" = 1 ] || [ ! -f "$base_tar" ]; then
   make_base 1
 fi
 
-step "fresh root file system from the cached base"
-new_root "$root"
+if [ "${NUMEREK_ARM64_REUSE:-0}" = 1 ] && [ -d "$root/opt/numerek" ]; then
+  # For working on this script: the last run's root, install.sh run again over it (it is idempotent).
+  step "the last run's root file system (NUMEREK_ARM64_REUSE=1)"
+  new_root_mounts_only "$root"
+  rm -rf "$root/opt/numerek/src" "$root/var/tmp/numerek-check"
+else
+  step "fresh root file system from the cached base"
+  new_root "$root"
+fi
 echo numerek-arm64 > "$root/etc/hostname"
 copy_sources "$repo" "$root/opt/numerek/src"
 echo "chroot: Debian $(cat "$root/etc/debian_version"), $(chroot "$root" python3 -c 'import platform; print(platform.machine(), "Python", platform.python_version())')"

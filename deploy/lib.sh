@@ -68,7 +68,16 @@ deb $mirror $suite main non-free-firmware
 deb $mirror $suite-updates main non-free-firmware
 deb http://deb.debian.org/debian-security $suite-security main non-free-firmware
 EOF
+  new_root_mounts_only "$root"
+}
+
+new_root_mounts_only() {  # $1 = an existing root: mounts, caches, the build's resolver and CA
+  local root=$1 m
+  for m in $(grep -o " $root/[^ ]*" /proc/mounts | sort -r); do umount -l "$m" || true; done
   cp /etc/resolv.conf "$root/etc/resolv.conf"
+  # pip in the chroot trusts what this host trusts (a network may pass HTTPS through a proxy
+  # with its own CA). Only the build's environment points at it; an image build removes it.
+  cp -L /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/numerek-build-ca.pem"
   mount -t proc proc "$root/proc"; mounts+=("$root/proc")
   _bind /sys "$root/sys"
   _bind /dev "$root/dev"
@@ -95,7 +104,8 @@ copy_sources() {  # $1 = repo, $2 = target: tracked and new files, nothing git-i
 in_root() {  # $1 = root, then a command: run in the chroot with a clean environment (no host pip settings)
   local root=$1; shift
   chroot "$root" /usr/bin/env -i PATH=$ROOT_PATH HOME=/root LANG=C.UTF-8 \
-    PIP_LOG=/var/log/numerek-pip.log PIP_NO_COLOR=1 ${NUMEREK_ENV:-} "$@"
+    PIP_LOG=/var/log/numerek-pip.log PIP_NO_COLOR=1 PIP_CERT=/etc/ssl/numerek-build-ca.pem \
+    SSL_CERT_FILE=/etc/ssl/numerek-build-ca.pem ${NUMEREK_ENV:-} "$@"
 }
 
 pip_report() {  # $1 = pip log, $2 = output dir: aarch64 wheels used, and what was built from source

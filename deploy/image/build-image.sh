@@ -109,7 +109,7 @@ cp "$repo/deploy/image/files/boot/firmware/numerek-setup.example.toml" "$root/bo
 
 step "clean up the root file system"
 rm -rf "$root/var/lib/apt/lists/"* "$root/var/log/numerek-pip.log" "$root/etc/apt/apt.conf.d/10keep-debs" \
-  "$root/etc/dpkg/dpkg.cfg.d/10numerek-build"
+  "$root/etc/dpkg/dpkg.cfg.d/10numerek-build" "$root/etc/ssl/numerek-build-ca.pem"
 ls "$root/boot/firmware" > "$out/firmware-files.txt"
 grep -q '^kernel=' "$root/boot/firmware/config.txt" || { echo "raspi-firmware wrote no config.txt" >&2; exit 1; }
 # (apt's and pip's caches are bind mounts of the build cache: gone from the image once unmounted.)
