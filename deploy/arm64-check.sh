@@ -4,6 +4,7 @@
 #   sudo nice -n 19 deploy/arm64-check.sh            # about an hour on 2 shared cores (docs/deployment.md)
 #   sudo deploy/arm64-check.sh --fresh-base          # also remake the cached Debian root file system
 #   sudo NUMEREK_ARM64_REUSE=1 deploy/arm64-check.sh # reuse the last run's root (working on the check)
+#     (and NUMEREK_ARM64_SKIP_INSTALL=1: only the office and the update/rollback again)
 #
 # What it does, on an x86 Debian 12 host (root):
 #  1. qemu-user-static + binfmt_misc (F flag: the emulator is found inside a chroot too);
@@ -31,7 +32,8 @@ fresh_base=0
 [ "$(id -u)" = 0 ] || { echo "run as root (debootstrap, chroot, mounts): sudo $0" >&2; exit 1; }
 
 t_start=$(date +%s)
-rm -rf "$out"
+[ "${NUMEREK_ARM64_REUSE:-0}" = 1 ] || rm -rf "$out"
+rm -rf "$out/office"
 mkdir -p "$out"
 timings=$out/timings.txt
 : > "$timings"
@@ -68,7 +70,10 @@ copy_sources "$repo" "$root/opt/numerek/src"
 echo "chroot: Debian $(cat "$root/etc/debian_version"), $(chroot "$root" python3 -c 'import platform; print(platform.machine(), "Python", platform.python_version())')"
 
 export NUMEREK_ENV="NUMEREK_HOST=127.0.0.1"
-for role in server kiosk display counter; do
+roles="server kiosk display counter"
+# NUMEREK_ARM64_SKIP_INSTALL=1 (with NUMEREK_ARM64_REUSE=1): only the office and the update again.
+[ "${NUMEREK_ARM64_SKIP_INSTALL:-0}" = 1 ] && [ "${NUMEREK_ARM64_REUSE:-0}" = 1 ] && roles=""
+for role in $roles; do
   step "install.sh $role (in the arm64 chroot)"
   in_root "$root" /opt/numerek/src/systemd/install.sh "$role" > "$out/install-$role.log" 2>&1 \
     || { tail -40 "$out/install-$role.log"; echo "install.sh $role FAILED (log: $out/install-$role.log)" >&2; exit 1; }
@@ -81,7 +86,7 @@ in_root "$root" apt-get install -y -qq --no-install-recommends xvfb xauth xdotoo
 
 step "pip: aarch64 wheels or source builds?"
 cp "$root/var/log/numerek-pip.log" "$out/pip.log"
-pip_report "$out/pip.log" "$out"
+pip_report "$out/pip.log" "$out" "$root"
 
 step "the office on arm64 (network namespace of its own)"
 check_dir=/var/tmp/numerek-check

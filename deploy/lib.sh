@@ -108,18 +108,30 @@ in_root() {  # $1 = root, then a command: run in the chroot with a clean environ
     SSL_CERT_FILE=/etc/ssl/numerek-build-ca.pem ${NUMEREK_ENV:-} "$@"
 }
 
-pip_report() {  # $1 = pip log, $2 = output dir: aarch64 wheels used, and what was built from source
-  grep -E "Created wheel for" "$1" | sed -E 's/.*Created wheel for ([^:]+): filename=([^ ]+).*/\1 \2/' | sort -u > "$2/built-from-source.txt" || true
-  grep -Eo "[^ /]+aarch64[^ /]*\.whl" "$1" | sort -u > "$2/aarch64-wheels.txt" || true
-  grep -E "(Building wheel for|Created wheel for)" "$1" > "$2/source-build-times.txt" || true
-  echo "aarch64 binary wheels used ($(wc -l < "$2/aarch64-wheels.txt")):"
-  sed 's/^/  /' "$2/aarch64-wheels.txt"
-  echo "built from source ($(wc -l < "$2/built-from-source.txt")):"
-  sed 's/^/  /' "$2/built-from-source.txt"
+pip_report() {  # $1 = pip log, $2 = output dir, $3 = the root: binary wheels installed, and what was built
+  local log=$1 dir=$2 root=$3
+  # Each installed package's WHEEL file names the tag of the wheel it came from: a platform
+  # tag (..._aarch64) is a binary wheel from PyPI, py3-none-any is pure Python.
+  for w in "$root"/opt/numerek/releases/*/venv/lib/python3*/site-packages/*.dist-info/WHEEL; do
+    printf '%s %s\n' "$(basename "$(dirname "$w")" .dist-info)" "$(sed -n 's/^Tag: //p' "$w" | head -1)"
+  done | sort -u > "$dir/installed-wheels.txt"
+  grep -v -- '-none-any$\| py3-none-any$\| py2.py3-none-any$' "$dir/installed-wheels.txt" > "$dir/aarch64-wheels.txt" || true
+  grep -E "Created wheel for" "$log" | sed -E 's/.*Created wheel for ([^:]+): filename=([^ ]+).*/\1 \2/' \
+    | sort -u > "$dir/built-from-source.txt" || true
+  grep -E "(Building wheel for|Created wheel for)" "$log" > "$dir/source-build-times.txt" || true
+  echo "binary (platform) wheels installed, none compiled here ($(wc -l < "$dir/aarch64-wheels.txt")):"
+  sed 's/^/  /' "$dir/aarch64-wheels.txt"
+  echo "built from source by pip ($(wc -l < "$dir/built-from-source.txt")):"
+  sed 's/^/  /' "$dir/built-from-source.txt"
+  sed 's/^/  /' "$dir/source-build-times.txt"
   # A source build that made a platform wheel ran a compiler: that is what must not happen.
-  if grep -v -- '-py3-none-any.whl$' "$2/built-from-source.txt" | grep -q .; then
+  if grep -v -- '-py3-none-any.whl$' "$dir/built-from-source.txt" | grep -q .; then
     echo "FAILED: compiled from source instead of using an aarch64 wheel:" >&2
-    grep -v -- '-py3-none-any.whl$' "$2/built-from-source.txt" >&2
+    grep -v -- '-py3-none-any.whl$' "$dir/built-from-source.txt" >&2
+    return 1
+  fi
+  if grep -q -- '_x86_64\|win_amd64\|macosx' "$dir/aarch64-wheels.txt"; then
+    echo "FAILED: a wheel for another platform was installed" >&2
     return 1
   fi
 }

@@ -303,7 +303,10 @@ def run_office(out: Path, started: list[Service], procs: list[subprocess.Popen[b
         entries = trace_entries(trace)
         if entries and entries[-1]["screen"] == "home":
             buttons = {k: v for k, v in entries[-1]["buttons"].items() if k.startswith("service:") and v[2]}
-            return buttons or None
+            # Under emulation the trace can show a screen before Kivy has laid it out (every
+            # button still at the same place): wait for the buttons to have their own places.
+            laid_out = len({(x, y) for x, y, _ in buttons.values()}) == len(buttons)
+            return buttons if buttons and laid_out else None
         return None
 
     t0 = time.monotonic()

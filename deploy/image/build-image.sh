@@ -71,7 +71,7 @@ for role in server kiosk display counter; do
     || { tail -30 "$out/install-$role.log"; echo "install.sh $role FAILED" >&2; exit 1; }
 done
 cp "$root/var/log/numerek-pip.log" "$out/pip.log"
-pip_report "$out/pip.log" "$out"
+pip_report "$out/pip.log" "$out" "$root"
 
 step "image settings: first boot, journal in RAM, watchdog, network, SSH"
 (cd "$repo/deploy/image/files" && find etc -type f) | while read -r f; do
