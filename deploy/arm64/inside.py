@@ -257,7 +257,8 @@ def run_office(out: Path, started: list[Service], procs: list[subprocess.Popen[b
     # ---------------------------------------------------------------- device accounts
     provision = [str(VENV / "bin" / "numerek-provision"), "--broker-pid", str(broker.pid)]
     for cmd in (["add", "kiosk", "k1"], ["add", "display", "hall-1", "--zone", "hall"], ["add", "counter", "1"]):
-        done = subprocess.run(provision + cmd, capture_output=True, text=True, timeout=300)
+        # --replace: a rerun over the same root (NUMEREK_ARM64_REUSE=1) finds the accounts there.
+        done = subprocess.run([*provision, *cmd, "--replace"], capture_output=True, text=True, timeout=300)
         if done.returncode != 0:
             raise SystemExit(f"FAILED: numerek-provision {' '.join(cmd)}: {done.stderr}")
         log(f"numerek-provision {' '.join(cmd)}: {done.stdout.strip().splitlines()[0]}")
