@@ -55,6 +55,10 @@ KERNEL_ARCH="arm64"
 EOF
 install -m 0644 "$repo/deploy/image/files/etc/default/raspi-extra-cmdline" "$root/etc/default/raspi-extra-cmdline"
 mkdir -p "$root/boot/firmware"
+# The initramfs is made once, when the kernel is installed (that takes long under emulation);
+# later packages' triggers would remake it for nothing (nothing they bring is in it).
+mkdir -p "$root/etc/initramfs-tools"
+echo update_initramfs=no > "$root/etc/initramfs-tools/update-initramfs.conf"
 in_root "$root" apt-get update -qq
 DEBIAN_FRONTEND=noninteractive in_root "$root" apt-get install -y -qq --no-install-recommends \
   linux-image-arm64 raspi-firmware firmware-brcm80211 initramfs-tools kmod \
@@ -108,6 +112,7 @@ in_root "$root" passwd -l root >/dev/null
 cp "$repo/deploy/image/files/boot/firmware/numerek-setup.example.toml" "$root/boot/firmware/"
 
 step "clean up the root file system"
+echo update_initramfs=yes > "$root/etc/initramfs-tools/update-initramfs.conf"
 rm -rf "$root/var/lib/apt/lists/"* "$root/var/log/numerek-pip.log" "$root/etc/apt/apt.conf.d/10keep-debs" \
   "$root/etc/dpkg/dpkg.cfg.d/10numerek-build" "$root/etc/ssl/numerek-build-ca.pem"
 ls "$root/boot/firmware" > "$out/firmware-files.txt"
