@@ -60,7 +60,7 @@ if [ "${NUMEREK_ARM64_REUSE:-0}" = 1 ] && [ -d "$root/opt/numerek" ]; then
   # For working on this script: the last run's root, install.sh run again over it (it is idempotent).
   step "the last run's root file system (NUMEREK_ARM64_REUSE=1)"
   new_root_mounts_only "$root"
-  rm -rf "$root/opt/numerek/src" "$root/var/tmp/numerek-check"
+  rm -rf "$root/opt/numerek/src" "$root/var/tmp/numerek-check" "$root"/var/lib/numerek/numerek.db*
 else
   step "fresh root file system from the cached base"
   new_root "$root"
