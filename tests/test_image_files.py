@@ -109,3 +109,54 @@ def test_the_image_keeps_the_sd_card_quiet_and_bakes_in_no_secret():
     assert "NUMEREK_IMAGE=1" in build  # install.sh then leaves the broker accounts to the first boot
     install = (ROOT / "systemd" / "install.sh").read_text()
     assert re.search(r'if \[ "\$\{NUMEREK_IMAGE:-0\}" = 1 \]; then\n.*\n.*\n.*echo "image build', install)
+
+
+needs_image_tools = pytest.mark.skipif(
+    any(shutil.which(t) is None for t in ("sfdisk", "mkfs.vfat", "mcopy", "mkfs.ext4", "debugfs")),
+    reason="fdisk, dosfstools, mtools or e2fsprogs missing",
+)
+
+
+@needs_image_tools
+def test_the_image_is_assembled_from_folders_with_labelled_partitions_owners_and_modes(tmp_path):
+    """deploy/image/assemble.sh on a tiny root: what a Pi's firmware and fstab look for is there."""
+    root, firmware = tmp_path / "root", tmp_path / "firmware"
+    (root / "etc/numerek").mkdir(parents=True)
+    firmware.mkdir()
+    (firmware / "config.txt").write_text("arm_64bit=1\n")
+    (firmware / "numerek-setup.example.toml").write_text('role = "kiosk"\n')
+    secret = root / "etc/numerek/kiosk.toml"
+    secret.write_text("[mqtt]\n")
+    os.chown(root / "etc/numerek", 0, 4242)
+    (root / "etc/numerek").chmod(0o750)
+    os.chown(secret, 0, 4242)
+    secret.chmod(0o640)
+    (root / "etc/localtime").symlink_to("/usr/share/zoneinfo/Europe/Warsaw")
+    img = tmp_path / "test.img"
+    script = f'. "{ROOT}/deploy/image/assemble.sh" && assemble_image "{root}" "{firmware}" "{img}" 256'
+    subprocess.run(["bash", "-c", script], check=True, timeout=300)
+
+    table = subprocess.run(["sfdisk", "-d", str(img)], capture_output=True, text=True, check=True).stdout
+    starts = [int(m) for m in re.findall(r"start=\s*(\d+)", table)]
+    assert "type=c" in table and "type=83" in table and len(starts) == 2
+    fat = f"{img}@@{starts[0] * 512}"
+    env = {**os.environ, "MTOOLS_SKIP_CHECK": "1"}
+    label = subprocess.run(["mlabel", "-s", "-i", fat, "::"], capture_output=True, text=True, env=env).stdout
+    assert "RASPIFIRM" in label
+    listed = subprocess.run(["mdir", "-b", "-i", fat, "::"], capture_output=True, text=True, env=env).stdout
+    assert "::/config.txt" in listed and "::/numerek-setup.example.toml" in listed
+
+    rootfs = tmp_path / "root.part"
+    with open(img, "rb") as src, open(rootfs, "wb") as dst:
+        src.seek(starts[1] * 512)
+        shutil.copyfileobj(src, dst)
+
+    def debugfs(request: str) -> str:
+        done = subprocess.run(["debugfs", "-R", request, str(rootfs)], capture_output=True, text=True, timeout=60)
+        return done.stdout
+
+    assert "Filesystem volume name:   RASPIROOT" in debugfs("stats")
+    inode = debugfs("stat /etc/numerek/kiosk.toml")
+    assert re.search(r"Mode:\s+0640", inode) and re.search(r"User:\s+0\s+Group:\s+4242", inode), inode
+    assert re.search(r"Mode:\s+0750", debugfs("stat /etc/numerek"))
+    assert 'Fast link dest: "/usr/share/zoneinfo/Europe/Warsaw"' in debugfs("stat /etc/localtime")

@@ -24,6 +24,8 @@ repo=$(cd "$(dirname "$0")/../.." && pwd)
 NUMEREK_APT_CACHE=${NUMEREK_APT_CACHE:-${NUMEREK_ARM64_CACHE:-/var/cache/numerek-arm64}/apt-archives-image}
 # shellcheck source=deploy/lib.sh
 . "$repo/deploy/lib.sh"
+# shellcheck source=deploy/image/assemble.sh
+. "$repo/deploy/image/assemble.sh"
 out=${NUMEREK_IMAGE_OUT:-$repo/build/image}
 name=${NUMEREK_IMAGE_NAME:-numerek-bookworm-arm64}
 root=$cache/image-root
@@ -127,20 +129,8 @@ step "assemble the image: FAT RASPIFIRM + ext4 RASPIROOT (mtools, mkfs.ext4 -d, 
 work=$out/parts
 rm -rf "$work" && mkdir -p "$work/firmware"
 mv "$root/boot/firmware/"* "$work/firmware/"
-root_mib=$(( $(du -sm --apparent-size "$root" | cut -f1) * 13 / 10 + 600 ))
 img=$out/$name.img
-rm -f "$img"
-truncate -s $((4 + fw_mib + root_mib))M "$img"
-sfdisk -q "$img" <<EOF
-label: dos
-start=4MiB, size=${fw_mib}MiB, type=c, bootable
-start=$((4 + fw_mib))MiB, type=83
-EOF
-mkfs.vfat -F 32 -n RASPIFIRM -C "$work/firmware.img" $((fw_mib * 1024)) >/dev/null
-mcopy -s -i "$work/firmware.img" "$work/firmware/"* ::
-mkfs.ext4 -q -F -L RASPIROOT -d "$root" "$work/root.img" "${root_mib}M"
-dd if="$work/firmware.img" of="$img" bs=1M seek=4 conv=notrunc,sparse status=none
-dd if="$work/root.img" of="$img" bs=1M seek=$((4 + fw_mib)) conv=notrunc,sparse status=none
+assemble_image "$root" "$work/firmware" "$img" "$fw_mib"
 rm -rf "$work"
 (cd "$out" && sha256sum "$name.img" > "$name.img.sha256")
 sfdisk -l "$img"
