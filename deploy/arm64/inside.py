@@ -332,7 +332,10 @@ def run_office(out: Path, started: list[Service], procs: list[subprocess.Popen[b
         return ticket() is not None or waiting("rej") > before
 
     wait_for("a ticket issued from the kiosk's tap (server's queue or the kiosk's ticket screen)", issued, 600)
-    shown = ticket()
+    try:  # the server may have it before the emulated kiosk has drawn its ticket screen
+        shown = wait_for("the kiosk's ticket screen", ticket, 240)
+    except SystemExit:
+        shown = None
     if shown:
         log(f"kiosk showed ticket {shown['ticket']} (texts: {shown['texts'][:4]})")
     else:
@@ -356,7 +359,7 @@ def run_office(out: Path, started: list[Service], procs: list[subprocess.Popen[b
 
     def on_counter() -> str | None:
         counter.alive()
-        found = re.findall(r"\[counter 1\] \|\s*(A\d{3})", counter.tail())
+        found = re.findall(r"\[counter 1\] \|[^|]*?\b(A\d{3})\b", counter.tail())
         return found[-1] if found else None
 
     number = wait_for("the counter's number display showing the called ticket", on_counter, 600)
