@@ -13,8 +13,9 @@ repo=$(cd "$(dirname "$0")/../.." && pwd)
 . "$repo/deploy/lib.sh"
 : "${root:?}" "${out:?}"
 
-fingerprint() {  # config files and the database, as bytes
-  (cd "$root" && find etc/numerek etc/mosquitto/numerek var/lib/numerek/numerek.db -type f -print0 | sort -z | xargs -0 sha256sum)
+fingerprint() {  # config files as bytes; the database by its content (opening it may checkpoint its WAL)
+  (cd "$root" && find etc/numerek etc/mosquitto/numerek -type f -print0 | sort -z | xargs -0 sha256sum)
+  echo "$(in_root "$root" sqlite3 /var/lib/numerek/numerek.db .dump | sha256sum | cut -d' ' -f1)  numerek.db content"
 }
 serve() {  # $1 = label: broker + the current release's server in a private network namespace
   unshare --net --fork sh -c "ip link set lo up && exec chroot '$root' /usr/bin/env -i PATH=$ROOT_PATH HOME=/root \
