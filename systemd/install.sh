@@ -1,13 +1,20 @@
 #!/usr/bin/env bash
-# Install one Numerek role on Raspberry Pi OS Bookworm (64-bit), from this source tree.
+# Install one Numerek role on Raspberry Pi OS Bookworm or Debian 12 (arm64), from this source tree.
 #
 #   sudo systemd/install.sh server     # broker + queue server (one per office)
 #   sudo systemd/install.sh kiosk      # touch screen + ticket printer
 #   sudo systemd/install.sh display    # hall TV + loudspeaker
 #   sudo systemd/install.sh counter    # buttons, LED and LCD at the counter(s)
 #
-# Idempotent: run it again after `git pull` to update. It never overwrites a config in /etc/numerek.
-# Step by step, with the reasons: docs/deployment.md.
+# Idempotent. It never overwrites a config in /etc/numerek. Run it once per role (a machine
+# may run several). The Python side is a release made by deploy/numerek-release
+# (/opt/numerek/releases/<version>, /opt/numerek/current, rollback); updates go through that
+# tool (docs/deployment.md, "Updating"). Step by step, with the reasons: docs/deployment.md.
+#
+# In a chroot or an image build (no running systemd, or NUMEREK_OFFLINE=1) it installs and
+# enables everything but starts nothing; NUMEREK_HOST sets the broker address devices are
+# given (default: <hostname>.local). NUMEREK_IMAGE=1 (deploy/image/build-image.sh) also
+# leaves the server's broker accounts to the first boot.
 set -euo pipefail
 
 role=${1:-}
@@ -27,11 +34,14 @@ esac
 prefix=/opt/numerek
 venv=$prefix/venv
 etc=/etc/numerek
+release_tool=/usr/local/sbin/numerek-release
 
 say() { printf '\n== %s\n' "$*"; }
+# Talk to systemd and udev only on a running system: not in a chroot or an image build.
+online() { [ "${NUMEREK_OFFLINE:-0}" != 1 ] && [ -d /run/systemd/system ]; }
 
 say "system packages"
-common=(python3 python3-venv python3-dev)
+common=(python3 python3-venv python3-dev curl)
 # The screen roles run Kivy on KMS/DRM, without X. Kivy's wheel brings its own SDL2 (with the
 # kmsdrm video driver), which loads the graphics libraries only at run time (dlopen), so no
 # package depends on them and a Lite image lacks them: EGL and GLES (libglvnd) with Mesa's
@@ -45,10 +55,15 @@ case "$role" in
   server)  extra=(mosquitto mosquitto-clients sqlite3) ;;
   kiosk)   extra=("${screen[@]}" libusb-1.0-0) ;;
   display) extra=("${screen[@]}" espeak-ng alsa-utils sox) ;;  # sox converts a chime in another WAV format
-  counter) extra=(python3-lgpio i2c-tools) ;;
+  counter) extra=(i2c-tools) ;;
 esac
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
+# gpiozero's GPIO library: Raspberry Pi OS has python3-lgpio; Debian does not, and there
+# numerek-release installs PyPI's lgpio wheel (aarch64, with its C library) into the venv.
+if [ "$role" = counter ] && apt-cache show python3-lgpio >/dev/null 2>&1; then
+  extra+=(python3-lgpio)
+fi
 apt-get install -y -qq --no-install-recommends "${common[@]}" "${extra[@]}"
 
 say "user numerek and device groups"
@@ -66,21 +81,13 @@ for g in "${groups[@]}"; do
   getent group "$g" >/dev/null || groupadd --system "$g"
 done
 
-say "Python environment in $venv"
+say "Numerek release in $prefix/releases"
+install -m 0755 "$src/deploy/numerek-release" "$release_tool"
 mkdir -p "$prefix"
-if [ ! -x "$venv/bin/python" ]; then
-  if [ "$role" = counter ]; then
-    # lgpio comes from Raspberry Pi OS (python3-lgpio), so the venv sees system packages.
-    python3 -m venv --system-site-packages "$venv"
-  else
-    python3 -m venv "$venv"
-  fi
-fi
-"$venv/bin/pip" install -q --upgrade pip
-# Editable: the roles' examples and sounds are read from the source tree, and an update is `git pull`.
-"$venv/bin/pip" install -q -e "$src[$role]"
-# The services cannot write bytecode next to the sources (ProtectSystem=strict): compile it now.
-"$venv/bin/python" -m compileall -q "$src/protocol" "$src/server" "$src/kiosk" "$src/display" "$src/counter" "$src/hardware" || true
+# A machine installed before releases had its venv at $venv: numerek-release moves it aside.
+"$release_tool" add-role "$role"
+NUMEREK_OFFLINE=$(online && echo 0 || echo 1) "$release_tool" install "$src"
+ln -sfn "$venv/bin/numerek-provision" /usr/local/sbin/numerek-provision
 
 say "configuration in $etc"
 install -d -m 0750 -o root -g numerek "$etc"
@@ -98,34 +105,58 @@ if [ "$role" = server ]; then
   install -m 0644 "$src/systemd/mosquitto/numerek.conf" /etc/mosquitto/conf.d/numerek.conf
   install -d -m 0750 -o root -g mosquitto /etc/mosquitto/numerek
   provision=("$venv/bin/numerek-provision" --no-reload)
-  if [ ! -f /etc/mosquitto/numerek/devices.json ]; then
+  if [ "${NUMEREK_IMAGE:-0}" = 1 ]; then
+    # An image is flashed onto many cards: each server makes its own accounts and passwords
+    # at its first boot (numerek-firstboot), none is baked into the image.
+    echo "image build: the broker accounts are made at first boot"
+  elif [ ! -f /etc/mosquitto/numerek/devices.json ]; then
     # Devices reach the broker as <hostname>.local (avahi); change with: numerek-provision init --host ADDRESS
-    "${provision[@]}" init --host "$(hostname).local"
+    "${provision[@]}" init --host "${NUMEREK_HOST:-$(hostname).local}"
   fi
-  if ! "${provision[@]}" list | grep -q '^server '; then
+  if [ "${NUMEREK_IMAGE:-0}" != 1 ] && ! "${provision[@]}" list | grep -q '^server '; then
     "${provision[@]}" add server --site-config "$conf"
   fi
-  systemctl restart mosquitto.service
-  ln -sfn "$venv/bin/numerek-provision" /usr/local/sbin/numerek-provision
+  if online; then systemctl restart mosquitto.service; fi
 fi
 
 if [ "$role" = kiosk ]; then
   say "udev rule for USB ticket printers"
   install -m 0644 "$src/systemd/udev/60-numerek-printer.rules" /etc/udev/rules.d/60-numerek-printer.rules
-  udevadm control --reload
-  udevadm trigger --subsystem-match=usb
+  if online; then
+    udevadm control --reload
+    udevadm trigger --subsystem-match=usb
+  fi
 fi
 
 if [ "$role" = counter ]; then
-  say "I2C for the LCD"
-  command -v raspi-config >/dev/null && raspi-config nonint do_i2c 0 || echo "enable I2C yourself (dtparam=i2c_arm=on)"
+  say "GPIO and I2C for the buttons, LED and LCD"
+  # Raspberry Pi OS gives /dev/gpiochip* and /dev/i2c-* to groups gpio and i2c by its own
+  # udev rules; Debian leaves them to root. This rule does it on both.
+  install -m 0644 "$src/systemd/udev/60-numerek-gpio.rules" /etc/udev/rules.d/60-numerek-gpio.rules
+  if command -v raspi-config >/dev/null; then
+    raspi-config nonint do_i2c 0
+  else
+    # Debian: the I2C bus on the header (dtparam, through raspi-firmware's config.txt) and /dev/i2c-*.
+    echo i2c-dev > /etc/modules-load.d/numerek-i2c.conf
+    custom=/etc/default/raspi-firmware-custom
+    if [ -d /etc/default ] && ! grep -qs '^dtparam=i2c_arm=on' "$custom"; then
+      echo 'dtparam=i2c_arm=on' >> "$custom"
+      echo "added dtparam=i2c_arm=on to $custom (applied to config.txt by the next kernel or raspi-firmware update, or: dpkg-reconfigure raspi-firmware)"
+    fi
+  fi
+  if online; then
+    udevadm control --reload
+    udevadm trigger --subsystem-match=gpio --subsystem-match=i2c-dev
+  fi
 fi
 
 say "systemd unit numerek-$role.service"
-install -m 0644 "$src/systemd/numerek-$role.service" /etc/systemd/system/
-systemctl daemon-reload
+# numerek-release installed the unit file of the current release.
 systemctl enable "numerek-$role.service"
-if [ -f "$conf" ]; then
+if ! online; then
+  echo "enabled; not started (no running systemd here)"
+elif [ -f "$conf" ]; then
+  systemctl daemon-reload
   systemctl restart "numerek-$role.service"
   echo "started; follow it with: journalctl -u numerek-$role -f"
 else

@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# Check a built Numerek image without a board: partitions, firmware, units, config, users,
+# permissions; then its first boot, run on a copy of the image in an arm64 chroot.
+#
+#   sudo deploy/image/check-image.sh build/image/numerek-bookworm-arm64.img
+#
+# The root partition is mounted read-only through a loop device (an offset into the image);
+# the FAT partition is read with mtools (no vfat driver needed). Exit 0 = every check held.
+set -euo pipefail
+
+repo=$(cd "$(dirname "$0")/../.." && pwd)
+img=${1:?usage: check-image.sh IMAGE}
+[ "$(id -u)" = 0 ] || { echo "run as root (mount): sudo $0 $img" >&2; exit 1; }
+# shellcheck source=deploy/lib.sh
+. "$repo/deploy/lib.sh"
+need_host_packages mtools fdisk e2fsprogs
+enable_binfmt
+
+fails=0
+ok() { printf '  ok    %s\n' "$*"; }
+bad() { printf '  FAIL  %s\n' "$*"; fails=$((fails + 1)); }
+expect() {  # expect DESCRIPTION COMMAND...: the command must succeed
+  local what=$1; shift
+  if "$@" >/dev/null 2>&1; then ok "$what"; else bad "$what"; fi
+}
+
+work=$(mktemp -d /tmp/numerek-image-check.XXXXXX)
+mnt=$work/root
+cleanup() {
+  unmount_all
+  mountpoint -q "$mnt" && umount "$mnt"
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+echo "== partitions"
+sfdisk -d "$img" > "$work/table"
+start() { sed -n "s#^$img$1 : start= *\([0-9]*\),.*#\1#p" "$work/table"; }
+p1=$(($(start 1) * 512)); p2=$(($(start 2) * 512))
+expect "two partitions: FAT32 (type c) then Linux (83)" grep -q "type=c" "$work/table"
+expect "partition 2 is Linux" grep -q "type=83" "$work/table"
+fat="$img@@$p1"
+expect "FAT label RASPIFIRM" sh -c "MTOOLS_SKIP_CHECK=1 mlabel -s -i '$fat' :: | grep -q RASPIFIRM"
+e2label_of=$(dd if="$img" bs=1M skip=$((p2 / 1048576)) count=2 status=none | dumpe2fs -h /dev/stdin 2>/dev/null | sed -n 's/^Filesystem volume name: *//p' || true)
+[ "$e2label_of" = RASPIROOT ] && ok "ext4 label RASPIROOT" || bad "ext4 label RASPIROOT (got '$e2label_of')"
+
+echo "== boot partition (raspi-firmware)"
+MTOOLS_SKIP_CHECK=1 mdir -b -i "$fat" :: | sed 's#^::/##' > "$work/fat-files"
+for f in config.txt cmdline.txt start4.elf fixup4.dat bcm2711-rpi-4-b.dtb numerek-setup.example.toml; do
+  expect "/boot/firmware/$f" grep -qx "$f" "$work/fat-files"
+done
+expect "a kernel and its initramfs" sh -c "grep -q '^vmlinuz-' '$work/fat-files' && grep -q '^initrd.img-' '$work/fat-files'"
+MTOOLS_SKIP_CHECK=1 mtype -i "$fat" ::cmdline.txt > "$work/cmdline.txt"
+MTOOLS_SKIP_CHECK=1 mtype -i "$fat" ::config.txt > "$work/config.txt"
+expect "cmdline: root=LABEL=RASPIROOT" grep -q "root=LABEL=RASPIROOT" "$work/cmdline.txt"
+expect "cmdline: quiet boot, no cursor (the screen roles)" grep -q "vt.global_cursor_default=0" "$work/cmdline.txt"
+expect "config.txt: 64-bit kernel" grep -q "^arm_64bit=1" "$work/config.txt"
+expect "no setup file yet (one image for every card)" sh -c "! grep -qx numerek-setup.toml '$work/fat-files'"
+
+echo "== root file system (mounted read-only)"
+mkdir -p "$mnt"
+mount -o ro,loop,offset="$p2" "$img" "$mnt"
+r=$mnt
+expect "fstab mounts RASPIFIRM on /boot/firmware and / with noatime" \
+  sh -c "grep -q '^LABEL=RASPIFIRM *\/boot\/firmware' $r/etc/fstab && grep -q '^LABEL=RASPIROOT *\/ .*noatime' $r/etc/fstab"
+expect "packages: linux-image-arm64, raspi-firmware, mosquitto, openssh-server" \
+  sh -c "for p in linux-image-arm64 raspi-firmware mosquitto openssh-server systemd-timesyncd; do grep -q \"^Package: \$p\$\" $r/var/lib/dpkg/status || exit 1; done"
+expect "programs are arm64" sh -c "file -L $r/usr/bin/python3.11 | grep -q 'ARM aarch64'"
+cur=$(readlink "$r/opt/numerek/current" || true)
+[ -n "$cur" ] && [ -f "$r/opt/numerek/$cur/RELEASE" ] && ok "release $cur is current" || bad "/opt/numerek/current points at a release"
+expect "/opt/numerek/venv goes through current" test "$(readlink "$r/opt/numerek/venv")" = current/venv
+for role in server kiosk display counter; do
+  expect "numerek-$role installed" test -x "$r/opt/numerek/$cur/venv/bin/numerek-$role"
+  expect "numerek-$role.service installed, not enabled (the first boot enables one)" \
+    sh -c "test -f $r/etc/systemd/system/numerek-$role.service && ! test -e $r/etc/systemd/system/multi-user.target.wants/numerek-$role.service"
+done
+expect "roles recorded: server kiosk display counter" sh -c "test \"\$(sort $r/opt/numerek/roles | xargs)\" = 'counter display kiosk server'"
+expect "numerek-firstboot.service enabled" test -L "$r/etc/systemd/system/multi-user.target.wants/numerek-firstboot.service"
+expect "mosquitto not enabled (only a server runs it)" sh -c "! ls $r/etc/systemd/system/multi-user.target.wants/mosquitto.service"
+for u in ssh systemd-networkd systemd-timesyncd avahi-daemon; do
+  expect "$u enabled" sh -c "ls $r/etc/systemd/system/*.wants/$u.service"
+done
+expect "journal in RAM (Storage=volatile)" grep -q "^Storage=volatile" "$r/etc/systemd/journald.conf.d/60-numerek.conf"
+expect "hardware watchdog: RuntimeWatchdogSec=14s" grep -q "^RuntimeWatchdogSec=14s" "$r/etc/systemd/system.conf.d/60-numerek-watchdog.conf"
+expect "/tmp in RAM" grep -q "^tmpfs */tmp" "$r/etc/fstab"
+expect "user numerek: system user, no login shell, home /var/lib/numerek" \
+  sh -c "grep -q '^numerek:x:[0-9]*:[0-9]*:[^:]*:/var/lib/numerek:/usr/sbin/nologin\$' $r/etc/passwd"
+uid=$(awk -F: '$1=="numerek"{print $3}' "$r/etc/passwd")
+[ -n "$uid" ] && [ "$uid" -lt 1000 ] && ok "numerek's uid $uid is a system uid" || bad "numerek has a system uid"
+for g in gpio i2c video render input lp dialout audio; do
+  expect "group $g exists" grep -q "^$g:" "$r/etc/group"
+done
+gid=$(awk -F: '$1=="numerek"{print $3}' "$r/etc/group")
+expect "/etc/numerek is root:numerek 0750" test "$(stat -c '%u:%g %a' "$r/etc/numerek")" = "0:$gid 750"
+expect "/etc/numerek/numerek.toml is root:numerek 0640" test "$(stat -c '%u:%g %a' "$r/etc/numerek/numerek.toml")" = "0:$gid 640"
+expect "no broker account baked in (made at first boot)" sh -c "! test -e $r/etc/mosquitto/numerek/devices.json && ! grep -q '^password' $r/etc/numerek/numerek.toml"
+expect "no SSH host keys baked in" sh -c "! ls $r/etc/ssh/ssh_host_* 2>/dev/null | grep -q ."
+expect "empty machine-id (made at first boot)" test ! -s "$r/etc/machine-id"
+expect "root password locked" sh -c "grep -q '^root:[!*]' $r/etc/shadow"
+expect "SSH: no password logins" grep -q "^PasswordAuthentication no" "$r/etc/ssh/sshd_config.d/60-numerek.conf"
+expect "no SQLite database in the image" sh -c "! find $r/var/lib/numerek -name '*.db' | grep -q ."
+expect "numerek-firstboot is executable" test -x "$r/usr/local/sbin/numerek-firstboot"
+if command -v systemd-analyze >/dev/null; then
+  expect "numerek-firstboot.service passes systemd-analyze verify" \
+    sh -c "systemd-analyze verify --root=$r numerek-firstboot.service 2>&1 | grep -v 'Cannot add dependency\|not found' | grep -q . && exit 1 || exit 0"
+fi
+umount "$mnt"
+
+echo "== first boot, on a copy of the image (arm64 chroot; the card's boot partition as a folder)"
+cp --sparse=always "$img" "$work/copy.img"
+mount -o loop,offset="$p2" "$work/copy.img" "$mnt"
+mkdir -p "$work/boot"
+MTOOLS_SKIP_CHECK=1 mcopy -s -i "$work/copy.img@@$p1" ::numerek-setup.example.toml "$work/boot/"
+mount --bind "$work/boot" "$mnt/boot/firmware"; mounts+=("$mnt/boot/firmware")
+mount -t proc proc "$mnt/proc"; mounts+=("$mnt/proc")
+mount --bind /dev "$mnt/dev"; mounts+=("$mnt/dev")
+mount -t tmpfs tmpfs "$mnt/tmp"; mounts+=("$mnt/tmp")
+firstboot() { chroot "$mnt" /usr/bin/env -i PATH=$ROOT_PATH LANG=C.UTF-8 /usr/local/sbin/numerek-firstboot "$@"; }
+# A broken file: refused, nothing changed.
+printf 'role = "kiosk"\nhostname = "Kiosk_1"\nserver = "192.168.1.10"\n' > "$work/boot/numerek-setup.toml"
+before=$(cd "$mnt" && find etc -newer "$mnt/etc/passwd" | sort | md5sum)
+set +e; msg=$(firstboot 2>&1); rc=$?; set -e
+[ "$rc" = 2 ] && echo "$msg" | grep -q "hostname 'Kiosk_1' is not a valid name" && ok "a broken setup is refused: $(echo "$msg" | head -1)" || bad "broken setup refused (rc $rc: $msg)"
+[ "$(cd "$mnt" && find etc -newer "$mnt/etc/passwd" | sort | md5sum)" = "$before" ] && ok "and nothing was changed" || bad "the refused setup changed /etc"
+# A kiosk, with the file numerek-provision makes on the server (made here by the image's own tool).
+chroot "$mnt" /opt/numerek/venv/bin/numerek-provision --no-reload --broker-dir /tmp/broker --config-dir /tmp/devices init --host numerek-serwer.local >/dev/null
+chroot "$mnt" /opt/numerek/venv/bin/numerek-provision --no-reload --broker-dir /tmp/broker --config-dir /tmp/devices add kiosk wejscie >/dev/null
+cp "$mnt/tmp/devices/kiosk-wejscie.toml" "$work/boot/"
+sed -e 's/^# ssh_authorized_key.*/ssh_authorized_key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGl0IHRlc3Qga2V5IG9ubHkgZm9yIHRoZSBjaGVjawAA it@urzad"/' \
+  "$work/boot/numerek-setup.example.toml" > "$work/boot/numerek-setup.toml"
+set +e; msg=$(firstboot 2>&1); rc=$?; set -e
+echo "$msg" | sed 's/^/    /'
+[ "$rc" = 0 ] && ok "the example setup (a kiosk) is applied" || bad "the example setup was not applied (rc $rc)"
+expect "numerek-kiosk.service enabled" test -L "$mnt/etc/systemd/system/multi-user.target.wants/numerek-kiosk.service"
+expect "no other role enabled" sh -c "! ls $mnt/etc/systemd/system/multi-user.target.wants/ | grep -E 'numerek-(server|display|counter)|mosquitto'"
+expect "/etc/numerek/kiosk.toml root:numerek 0640, broker 192.168.1.10" \
+  sh -c "test \"\$(stat -c '%u:%g %a' $mnt/etc/numerek/kiosk.toml)\" = '0:$gid 640' && grep -q '^host = \"192.168.1.10\"' $mnt/etc/numerek/kiosk.toml"
+expect "hostname kiosk-wejscie" grep -qx kiosk-wejscie "$mnt/etc/hostname"
+expect "root's SSH key installed (0600)" test "$(stat -c %a "$mnt/root/.ssh/authorized_keys")" = 600
+expect "the device file (a password) is gone from the boot partition" test ! -e "$work/boot/kiosk-wejscie.toml"
+expect "setup renamed numerek-setup.done.toml (no second run)" sh -c "test -f $work/boot/numerek-setup.done.toml && ! test -e $work/boot/numerek-setup.toml"
+expect "the kiosk accepts its installed config as user numerek" \
+  chroot "$mnt" runuser -u numerek -- /opt/numerek/venv/bin/numerek-kiosk --config /etc/numerek/kiosk.toml --check
+unmount_all
+umount "$mnt"
+
+if [ "$fails" = 0 ]; then echo "PASSED: every check held ($img)"; else echo "FAILED: $fails check(s)"; exit 1; fi
