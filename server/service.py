@@ -87,8 +87,8 @@ class NumerekServer:
             kiosk_rate=config.limits.kiosk_tickets,
             on_batch=self._after_batch,
             writable=lambda: self.store_problem.problem if self.store_problem else None,
+            path=self.path,
         )
-        self.worker.path = self.path
         self.worker.faults = self._load_faults()
         self.worker.on_ready = self._ready
         self.reader = ReadStore(self.path)
@@ -142,7 +142,7 @@ class NumerekServer:
     def _submit(self, job: Job) -> None:
         self.worker.submit(job)
 
-    def _after_batch(self, services_changed: bool, services: ServicesMessage | None) -> None:
+    def _after_batch(self, services: ServicesMessage | None) -> None:
         self.office.refresh(services)
 
     def _ready(self) -> None:

@@ -127,15 +127,16 @@ class Worker:
         online: Callable[[], bool],
         lock: threading.RLock,
         kiosk_rate: str = "5/10 seconds;20/minute",
-        on_batch: Callable[[bool, ServicesMessage | None], None] | None = None,
+        on_batch: Callable[[ServicesMessage | None], None] | None = None,
         writable: Callable[[], str | None] = lambda: None,
+        path: str = "the database",
     ) -> None:
-        """``on_batch(services_changed, services)`` runs after retained state is published (the web's
-        snapshots; ``services`` is the new services message when it changed).
+        """``on_batch(services)`` runs after retained state is published (the web's snapshot;
+        ``services`` is the new services message when it changed, else None).
         ``writable()`` says why the store must not be written now (e.g. damaged at start), or None."""
         self.engine = engine
         self.store = store
-        self.path = store.path if store is not None else "(the database)"
+        self.path = path
         self.memory = memory
         self.topics = topics
         self.wire = Wire(engine)
@@ -273,7 +274,7 @@ class Worker:
         for out in state:
             self.publish(out)
         if self.on_batch is not None:
-            self.on_batch(dirty.services, services)
+            self.on_batch(services)
 
     def _listeners_write(self, changes: Changes) -> Callable[[sqlite3.Connection], None]:
         def write(conn: sqlite3.Connection) -> None:
