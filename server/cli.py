@@ -59,15 +59,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.config}: OK — {len(cfg.services)} services, {len(cfg.counters)} counters")
         return 0
 
-    import uvicorn
-
     from server.http import build_app
+    from server.httpserver import serve
     from server.service import NumerekServer
 
     clock = shifted_clock(parse_clock_start(args.clock_start, cfg.office.tz)) if args.clock_start else ServerClock()
     server = NumerekServer(cfg, clock=clock)
     app = build_app(server)
-    uvicorn.run(app, host=cfg.http.host, port=cfg.http.port, log_level=args.log_level.lower(), access_log=False)
+    serve(app, cfg.http, args.log_level)  # uvicorn with the connection guard (server/httpserver.py)
     return 0
 
 
