@@ -16,6 +16,7 @@ import configparser
 import http.server
 import re
 import resource
+import selectors
 import socket
 import sqlite3
 import subprocess
@@ -251,7 +252,9 @@ def test_the_unit_caps_memory_and_open_files_and_the_connection_cap_fits_under_i
 
 
 def open_half(port: int, count: int, per_address: int, first: int = 2) -> list[socket.socket]:
-    """``count`` connections that never send a byte, ``per_address`` from each of 127.0.x.y."""
+    """``count`` slow connections, ``per_address`` from each of 127.0.x.y: each sends the first
+    line of a request and never the rest (a slowloris; the first bytes also make the kernel hand
+    the connection to the server even when its accept queue overflowed meanwhile)."""
     held = []
     for i in range(count):
         n = first + i // per_address
@@ -260,6 +263,18 @@ def open_half(port: int, count: int, per_address: int, first: int = 2) -> list[s
         s.setblocking(False)
         s.connect_ex(("127.0.0.1", port))
         held.append(s)
+    with selectors.DefaultSelector() as connecting:  # epoll: more than select()'s 1,024 descriptors
+        for s in held:
+            connecting.register(s, selectors.EVENT_WRITE)
+        while connecting.get_map():
+            ready = connecting.select(30)
+            assert ready, f"{len(connecting.get_map())} connections not established in 30 s"
+            for key, _ in ready:
+                try:
+                    key.fileobj.send(b"GET /health HTTP/1.1\r\n")  # type: ignore[union-attr]
+                except OSError:
+                    pass  # already closed by the server (refused or evicted): that is its answer
+                connecting.unregister(key.fileobj)
     return held
 
 
@@ -291,8 +306,9 @@ def test_eleven_hundred_half_open_connections_neither_take_health_down_nor_flood
     """Issue 12: 1,100 half-open connections held the server at its open-file limit, /health
     failed 6 times in 6, and 122,552 "Too many open files" lines were logged in 40 s.
 
-    The server runs with the unit's LimitNOFILE and gets more half-open connections than that
-    (at least 1,100), 50 from each of many loopback addresses, so no per-address cap helps:
+    The server runs with the unit's LimitNOFILE and gets more slow connections than that (at
+    least 1,100; each sends one line of a request head, never the rest), 50 from each of many
+    loopback addresses, so no per-address cap helps:
     the total cap (fitted under the limit) and closing the longest-idle connection to make room
     keep /health answering, and the log gets a line a minute at most."""
     nofile = unit_nofile()
