@@ -16,7 +16,8 @@ seen; ``VmHWM`` the kernel's own high-water mark since start).
   ``/api/queues`` from 127.0.0.1 in a loop: the server's memory, how many guesses were
   really checked (401) and how many were refused before any hashing (429 throttled, 503
   busy), and the slowest ``/api/queues``.
-* **halfopen** — N connections that send nothing, from 127.0.0.2... (``--per-address``
+* **halfopen** — N slow connections (each sends the first line of a request, never the
+  rest: tests/test_hostile_http.py's ``open_half``), from 127.0.0.2... (``--per-address``
   from each), held for ``--hold`` seconds while ``/health`` is asked every 5 s from
   127.0.0.1; how many answered, and how many lines the server logged.
 * **body** — one unauthenticated POST of ``--mb`` MB to the counter-command API (with a
@@ -30,6 +31,7 @@ import base64
 import os
 import resource
 import socket
+import ssl
 import statistics
 import sys
 import tempfile
@@ -42,6 +44,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.harness import Broker, ServerProcess, free_port, write_config  # noqa: E402
+from tests.test_hostile_http import open_half  # noqa: E402
 
 
 def rss_kib(pid: int, field: str = "VmRSS") -> int:
@@ -85,8 +88,13 @@ def start(tmp: Path, nofile: int) -> tuple[Broker, ServerProcess]:
     return broker, server
 
 
+TLS_CONTEXT = ssl.create_default_context()
+
+
 def client_from(address: str, **kw) -> httpx.Client:
-    return httpx.Client(transport=httpx.HTTPTransport(local_address=address), timeout=120, **kw)
+    # One TLS context for all (plain HTTP here): making one per client costs the CPU the server needs.
+    transport = httpx.HTTPTransport(local_address=address, verify=TLS_CONTEXT)
+    return httpx.Client(transport=transport, timeout=120, **kw)
 
 
 def queues_prober(url: str, stop: threading.Event, times: list[float]) -> None:
@@ -169,18 +177,8 @@ def bench_logins(server: ServerProcess) -> None:
 
 def bench_halfopen(server: ServerProcess, sockets: int, hold: float, per_address: int) -> None:
     log_before = len(server.log().splitlines())
-    held: list[socket.socket] = []
-    refused = 0
-    for i in range(sockets):
-        s = socket.socket()
-        s.bind((f"127.0.{2 + i // per_address // 250}.{2 + (i // per_address) % 250}", 0))
-        s.setblocking(False)
-        try:
-            s.connect_ex(("127.0.0.1", server.http_port))
-        except OSError:
-            refused += 1
-        held.append(s)
-    print(f"opened {len(held)} half-open connections from {1 + (sockets - 1) // per_address} addresses")
+    held = open_half(server.http_port, sockets, per_address)
+    print(f"opened {len(held)} slow connections from {1 + (sockets - 1) // per_address} addresses")
     answers = []
     t_end = time.monotonic() + hold
     while time.monotonic() < t_end:

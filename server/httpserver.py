@@ -56,6 +56,7 @@ worker and once per web thread that reads), the MQTT socket, pipes, logs."""
 BACKLOG = 128
 """The kernel's queue of connections not yet accepted; asyncio accepts up to this many at once."""
 KEEP_ALIVE_S = 5
+REPORT_EVERY_S = 60
 REFUSED = (
     b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nRetry-After: 10\r\n"
     b"Content-Type: text/plain; charset=utf-8\r\nX-Content-Type-Options: nosniff\r\nContent-Length: 21\r\n\r\n"
@@ -96,6 +97,7 @@ class ConnectionGuard:
         self.idle: OrderedDict[Any, None] = OrderedDict()  # waiting for a request, oldest first
         self.counts: Counter[str] = Counter()  # since the last report: refused, evicted, timed_out
         self._last_report = -1e9
+        self._report_pending = False
 
     def _is_proxy(self, host: str) -> bool:
         try:
@@ -139,18 +141,33 @@ class ConnectionGuard:
                 del self.per_client[host]
 
     def note(self, what: str) -> None:
-        """Count what happened; say so in the log at most once a minute."""
+        """Count what happened; say so in the log at most once a minute (the first at once, the
+        rest summed up when the minute is over)."""
         self.counts[what] += 1
         now = self.clock()
-        if now - self._last_report < 60:
-            return
+        if now - self._last_report >= REPORT_EVERY_S:
+            self._report(now)
+        elif not self._report_pending:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # not on the server's loop (a test of the model): the next event reports
+                return
+            self._report_pending = True
+            loop.call_later(REPORT_EVERY_S - (now - self._last_report), self._report_later)
+
+    def _report_later(self) -> None:
+        self._report_pending = False
+        if self.counts:
+            self._report(self.clock())
+
+    def _report(self, now: float) -> None:
         self._last_report = now
         counts, self.counts = self.counts, Counter()
         level = logging.WARNING if counts["refused"] or counts["evicted"] else logging.INFO
         log.log(
             level,
             "connections: %d refused (over %d from one address or %d in all), %d closed to make room, "
-            "%d closed for not sending a whole request within %g s (%d open now; at most one such line a minute)",
+            "%d closed for not sending a whole request within %g s; %d open now (at most one such line a minute)",
             counts["refused"],
             self.max_per_client,
             self.max_total,
