@@ -67,6 +67,8 @@ TIMED_OUT = b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Lengt
 
 def connection_budget(wanted: int, nofile: int) -> int:
     """How many connections fit in ``nofile`` open files next to the server's own."""
+    if nofile == resource.RLIM_INFINITY:
+        return wanted
     return max(16, min(wanted, nofile - RESERVED_FDS - BACKLOG))
 
 
