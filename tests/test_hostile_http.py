@@ -381,6 +381,31 @@ def test_one_address_cannot_hold_more_than_its_share_of_connections(served):
             s.close()
 
 
+def test_the_guard_makes_room_by_closing_the_longest_idle_connection_and_spares_the_proxy():
+    """The rules of server/httpserver.py's ConnectionGuard, on its plain model."""
+    from server.httpserver import ConnectionGuard
+
+    class Connection:
+        evicted = False
+
+        def evict(self) -> None:
+            self.evicted = True
+
+    guard = ConnectionGuard(max_total=4, max_per_client=2, trusted_proxies=["127.0.0.1"])
+    first, second, third = Connection(), Connection(), Connection()
+    assert guard.admit(first, "192.0.2.10") and guard.admit(second, "192.0.2.10")
+    assert not guard.admit(Connection(), "192.0.2.10")  # a third from one address: refused
+    proxied = [Connection() for _ in range(2)]
+    assert all(guard.admit(c, "127.0.0.1") for c in proxied)  # the proxy may hold more than 2
+    guard.busy(first)  # it is sending a request: never the one to go
+    assert guard.admit(third, "127.0.0.1")  # full: the longest idle one makes room
+    assert second.evicted and not first.evicted
+    for c in (first, *proxied, third):
+        guard.busy(c)
+    assert not guard.admit(Connection(), "192.0.2.20")  # all busy: refused, nobody closed
+    assert not any(c.evicted for c in (first, *proxied, third))
+
+
 # ---------------------------------------------------------------------- body size
 
 
