@@ -52,10 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         return boot.ok(f"{len(cfg.services)} services, {len(cfg.counters)} counters")
 
-    import uvicorn
-
     from server.dbtool import ToolError, server_lock
     from server.http import build_app
+    from server.httpserver import serve
     from server.service import NumerekServer
     from server.store import folder_problem
 
@@ -73,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     server = NumerekServer(cfg, clock=clock)
     app = build_app(server)
     try:
-        uvicorn.run(app, host=cfg.http.host, port=cfg.http.port, log_level=args.log_level.lower(), access_log=False)
+        serve(app, cfg.http, args.log_level)  # uvicorn with the connection guard (server/httpserver.py)
     finally:
         os.close(lock)
     return 0

@@ -134,11 +134,56 @@ class Office(_Strict):
         return ZoneInfo(self.timezone)
 
 
+def _rate_limit(value: str) -> str:
+    from limits import parse_many
+
+    try:
+        parse_many(value)
+    except ValueError as exc:
+        raise ValueError(f"{value!r} is not a rate like '5/10 seconds;20/minute'") from exc
+    return value
+
+
 class Http(_Strict):
+    """The web server and its logins (docs/configuration.md, [http]; docs/deployment.md, "Security")."""
+
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=1, le=65535)] = 8080
     public_url: str = "http://127.0.0.1:8080"
     """How phones reach the server; printed in the ticket's QR code."""
+    trusted_proxies: list[str] = ["127.0.0.1", "::1"]
+    """Addresses (or networks) of reverse proxies whose X-Forwarded-For/-Proto are believed."""
+    request_timeout_s: Annotated[float, Field(ge=1, le=300)] = 10
+    """A client must send its whole request within this long, or the connection is closed."""
+    max_connections: Annotated[int, Field(ge=16, le=100_000)] = 1024
+    """Open connections at most (lowered at start to what the file-descriptor limit allows)."""
+    max_connections_per_client: Annotated[int, Field(ge=1, le=100_000)] = 64
+    """Open connections from one address at most (a trusted proxy counts only against the total)."""
+    login_per_address: str = "20/5 minutes"
+    """Password checks one client address may cause (login form or HTTP Basic), counted before the check."""
+    login_per_account: str = "50/hour"
+    """Password checks for one login name, from all addresses together."""
+    session_idle_min: Annotated[int, Field(ge=1, le=24 * 60)] = 60
+    """A web session unused this long ends."""
+    session_max_h: Annotated[int, Field(ge=1, le=24 * 30)] = 12
+    """A web session ends this long after the login, used or not."""
+
+    @field_validator("login_per_address", "login_per_account")
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        return _rate_limit(value)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        from ipaddress import ip_network
+
+        for item in value:
+            try:
+                ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or network (e.g. 127.0.0.1, 10.0.0.0/8)") from None
+        return value
 
 
 class Storage(_Strict):

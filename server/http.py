@@ -37,6 +37,7 @@ from server.public import mount as mount_public
 from server.reports import mount as mount_reports
 from server.service import NumerekServer
 from server.web_auth import WebAuth
+from server.web_security import BodyLimit, CrossOriginGuard, SecurityHeaders
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 
@@ -163,7 +164,9 @@ def build_app(server: NumerekServer, manage_lifecycle: bool = True) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.numerek = server
-    app.state.web_auth = auth = WebAuth(Users(server.path, migrate=server.store is not None))
+    http = server.config.http
+    users = Users(server.path, idle_min=http.session_idle_min, max_h=http.session_max_h, migrate=False)
+    app.state.web_auth = auth = WebAuth(users, http)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -176,4 +179,7 @@ def build_app(server: NumerekServer, manage_lifecycle: bool = True) -> FastAPI:
     app.include_router(build_admin_router(office, auth))
     mount_reports(app, server)
     mount_public(app, server)  # /kolejka, /widget/, /api/public: read-only, no login (server/public.py)
+    app.add_middleware(BodyLimit)  # 413 before a body over its route's limit is read
+    app.add_middleware(CrossOriginGuard, trusted_origins=[http.public_url])  # CSRF: other sites' forms and calls
+    app.add_middleware(SecurityHeaders)  # outermost: on every answer, the two above's too
     return app

@@ -150,7 +150,25 @@ def _migration_4(db: sqlite_utils.Database) -> None:
     _table(db, "numbering_floor").create({"day": str, "prefix": str, "seq": int}, pk=("day", "prefix"))
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migration_1, _migration_2, _migration_3, _migration_4]
+def _migration_5(db: sqlite_utils.Database) -> None:
+    """Web sessions kept on the server (server/auth.py), and no cookie-signing key any more.
+
+    Why: a signed cookie stayed valid until it expired, whatever the user did (signing out
+    did not end it), and the key that signed it sat in this file, so a copy of a backup could
+    forge a session. A session row holds only the SHA-256 of the cookie's random token.
+    """
+    db["sessions"].create({"token_hash": str, "user": str, "created_at": float, "seen_at": float}, pk="token_hash")
+    db["sessions"].create_index(["user"])
+    db.execute("DELETE FROM settings WHERE key = 'session_secret'")
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
+    _migration_1,
+    _migration_2,
+    _migration_3,
+    _migration_4,
+    _migration_5,
+]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -353,7 +353,9 @@ class HeadlessPage:
     ``--remote-debugging-pipe`` reads NUL-separated JSON commands on fd 3 and answers on fd 4.
     """
 
-    def __init__(self, url: str, profile: Path, login: tuple[str, str] | None = None) -> None:
+    def __init__(
+        self, url: str, profile: Path, login: tuple[str, str] | None = None, flags: tuple[str, ...] = ()
+    ) -> None:
         to_chrome_r, self._to_chrome = os.pipe()
         self._from_chrome, from_chrome_w = os.pipe()
 
@@ -372,6 +374,7 @@ class HeadlessPage:
                 f"--user-data-dir={profile}",
                 "--window-size=1280,800",
                 "--hide-scrollbars",
+                *flags,
                 "about:blank",
             ],
             preexec_fn=give_fds,

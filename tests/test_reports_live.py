@@ -69,8 +69,9 @@ def test_live_view_shows_queues_and_alerts_when_a_wait_passes_its_target(tmp_pat
 def test_password_guessing_is_slowed_down_after_many_wrong_tries(server):
     wrong = {"Authorization": "Basic " + base64.b64encode(b"szef:zgaduje-haslo").decode()}
     codes = [server.get("/reports/api/summary", headers=wrong).status_code for _ in range(21)]
-    assert codes[:20] == [401] * 20
-    assert codes[20] == 429
+    # 20 password checks per address in 5 minutes; the test clerk's own sign-in was the first.
+    assert codes[:19] == [401] * 19
+    assert codes[19:] == [429, 429]
     form = server.post("/login", data={"name": "szef", "password": "inne-zgadywanie"})
     assert form.status_code == 429 and "too many" in form.json()["detail"]
 

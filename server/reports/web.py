@@ -34,7 +34,7 @@ from server.reports.headline import headlines
 from server.reports.i18n import LANGS, labels
 from server.reports.models import Summary
 from server.reports.periods import COMPARE, PRESETS, Period, compared, preset
-from server.web_auth import LoginRequired, WebAuth, has_role, set_session
+from server.web_auth import LoginRequired, WebAuth, has_role
 
 CHARTS = ("heatmap", "daily", "wait", "utilisation", "ratings")  # server.reports.charts draws them
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
@@ -145,28 +145,27 @@ def build_reports_router(server, auth: WebAuth) -> APIRouter:
         next: str = Form("/reports", max_length=500),  # noqa: A002
         lang: str = Form("pl", max_length=5),
     ) -> Response:
-        if auth.throttled(request):
-            raise HTTPException(429, "too many wrong passwords; try again in a few minutes")
-        user, cookie = auth.verify(name.strip(), password)
-        if user is None or cookie is None:
-            auth.failed(request)
+        signed_in = auth.login(request, name.strip(), password)  # 429/503 before any hashing
+        if signed_in is None:
             return TEMPLATES.TemplateResponse(
                 request,
                 "login.html",
                 {"L": labels(_lang(lang)), "lang": _lang(lang), "next": next, "error": True},
                 status_code=401,
             )
+        user, token = signed_in
         # Only back to our own pages (no open redirect); a clerk's home is the clerk panel.
         home = "/reports" if has_role(user, "manager") else "/clerk"
         target = next if next.startswith(("/reports", "/admin", "/clerk")) and "//" not in next else home
         if target.startswith("/reports") and not has_role(user, "manager"):
             target = home
         resp = RedirectResponse(target, status_code=303)
-        set_session(request, resp, cookie)
+        auth.set_session(request, resp, token)
         return resp
 
     @r.post("/logout", include_in_schema=False)
-    def logout() -> Response:
+    def logout(request: Request) -> Response:
+        auth.logout(request)  # the session ends on the server: the old cookie stops working at once
         resp = RedirectResponse("/login", status_code=303)
         resp.delete_cookie(SESSION_COOKIE)
         return resp
