@@ -181,5 +181,11 @@ def build_app(server: NumerekServer, manage_lifecycle: bool = True) -> FastAPI:
     mount_public(app, server)  # /kolejka, /widget/, /api/public: read-only, no login (server/public.py)
     app.add_middleware(BodyLimit)  # 413 before a body over its route's limit is read
     app.add_middleware(CrossOriginGuard, trusted_origins=[http.public_url])  # CSRF: other sites' forms and calls
-    app.add_middleware(SecurityHeaders)  # outermost: on every answer, the two above's too
+    widget = (
+        " ".join(["'self'", *server.config.public.allowed_origins])
+        if server.config.public.allowed_origins
+        else "'self'"
+    )
+    # outermost: on every answer, the two above's too; only the public widget may be framed (docs/public-status.md)
+    app.add_middleware(SecurityHeaders, frameable={"/widget/": widget})
     return app

@@ -813,12 +813,9 @@ def build_public_router(feeds: PublicFeeds, statistics: Callable[[str], MonthlyS
 
     @r.api_route("/widget/kolejka", methods=["GET", "HEAD"], response_class=HTMLResponse)
     async def widget(request: Request, lang: Lang = "pl") -> Response:
-        origins = office.config.public.allowed_origins
-        ancestors = "*" if "*" in origins else " ".join(["'self'", *origins])
         # Framing is allowed here only (docs/public-status.md, "Widget"): the widget changes nothing.
-        return await page(
-            request, "public_widget.html", lang, {"Content-Security-Policy": f"frame-ancestors {ancestors}"}
-        )
+        # The header says who may frame it: server/http.py gives SecurityHeaders `widget_ancestors`.
+        return await page(request, "public_widget.html", lang, {})
 
     @r.api_route("/kolejka/statystyki", methods=["GET", "HEAD"], response_class=HTMLResponse)
     def statistics_page(
@@ -949,6 +946,11 @@ def _schema_route(path: str, model: type[BaseModel]) -> Callable[[], JSONRespons
     route.__name__ = f"schema_{model.__name__}"
     route.__doc__ = f"The JSON Schema (2020-12) of {model.__name__}."
     return route
+
+
+def widget_ancestors(origins: list[str]) -> str:
+    """``frame-ancestors`` for the widget: the office's own site(s) from ``[public] allowed_origins``."""
+    return "*" if "*" in origins else " ".join(["'self'", *origins])
 
 
 def mount(app: FastAPI, server: Any) -> None:

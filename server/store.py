@@ -157,8 +157,10 @@ def _migration_5(db: sqlite_utils.Database) -> None:
     did not end it), and the key that signed it sat in this file, so a copy of a backup could
     forge a session. A session row holds only the SHA-256 of the cookie's random token.
     """
-    db["sessions"].create({"token_hash": str, "user": str, "created_at": float, "seen_at": float}, pk="token_hash")
-    db["sessions"].create_index(["user"])
+    _table(db, "sessions").create(
+        {"token_hash": str, "user": str, "created_at": float, "seen_at": float}, pk="token_hash"
+    )
+    _table(db, "sessions").create_index(["user"])
     db.execute("DELETE FROM settings WHERE key = 'session_secret'")
 
 
