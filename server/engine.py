@@ -24,7 +24,7 @@ from datetime import date, datetime, timedelta
 from protocol.messages import CounterCommand, CounterStatus, ErrorCode
 from server.config import Office, Service, SiteConfig
 from server.domain import CounterRuntime, Event, EventKind, Refusal, Ticket, TicketStatus
-from server.estimate import RecentMedianEstimator, WaitEstimator
+from server.estimate import HonestEstimator, WaitEstimate, WaitEstimator
 
 Clock = Callable[[], datetime]
 
@@ -103,7 +103,7 @@ class QueueEngine:
         self.clock = clock
         self.rating_window = timedelta(seconds=rating_window_s)
         self.recall_guard = timedelta(seconds=recall_guard_s)
-        self.estimator: WaitEstimator = estimator or RecentMedianEstimator(free_counters=self.free_counters)
+        self.estimator: WaitEstimator = estimator or HonestEstimator()
         self.token_factory = token_factory
         self.tz = config.office.tz
         self.services: dict[str, Service] = {s.id: s for s in config.services}
@@ -208,6 +208,7 @@ class QueueEngine:
             self.pending.counters.add(ev.counter)
         if kind in (EventKind.CALL, EventKind.RECALL):
             self._remember_call(ev)
+        self.estimator.on_event(ev, self)  # estimator hook (issue 15): it learns from every event
         return ev
 
     ZONE_CALL_MEMORY = RECENT_CALLS * 8
@@ -345,9 +346,26 @@ class QueueEngine:
         prio = len(self._queues[(service, True)])
         return prio if priority else prio + len(self._queues[(service, False)])
 
+    # -- estimator hooks (issue 15): the estimator reads the engine through server.estimates.base.EngineView
+
     def estimate_wait(self, service: str, priority: bool = False) -> int:
-        ahead = self.people_ahead(service, priority)
-        return self.estimator.estimate(service, ahead, self.capacity(service))
+        """Seconds, one number (``estimated_wait_min`` for devices that know no range)."""
+        return self.estimator.predict(service, priority, self).point_s
+
+    def estimate_wait_range(self, service: str, priority: bool = False) -> tuple[int, int] | None:
+        """Minutes [lo, hi] rounded outward, or None: "we cannot estimate the wait now"."""
+        return self.estimator.predict(service, priority, self).range_min
+
+    def ticket_wait(self, ticket: Ticket) -> WaitEstimate:
+        """The live estimate for a waiting ticket (its status page), from its place in the queue."""
+        return self.estimator.predict(ticket.service, ticket.priority, self, ticket=ticket)
+
+    def waiting_queue(self, service: str, priority: bool) -> list[tuple[datetime, int]]:
+        """(queue time, ticket id) of the service's waiting tickets of one class, in call order. Do not modify."""
+        return self._queues[(service, priority)]
+
+    def personal_waiting(self, counter: str) -> int:
+        return len(self._personal[counter])
 
     # ------------------------------------------------------------------ issuing
 
@@ -364,7 +382,7 @@ class QueueEngine:
         if code is not None:
             raise Refusal(code, why)
         ahead = self.people_ahead(service.id, priority)
-        estimate = self.estimator.estimate(service.id, ahead, self.capacity(service.id))
+        estimate = self.estimator.predict(service.id, priority, self)  # estimator hook (issue 15)
         seq = self.last_seq.get(service.prefix, 0) + 1
         number = f"{service.prefix}{seq:03d}"
         ticket = Ticket(
@@ -376,7 +394,8 @@ class QueueEngine:
             token=self.token_factory(),
             issued_at=now,
             queued_at=now,
-            estimated_wait_s=estimate,
+            estimated_wait_s=estimate.point_s,
+            estimated_wait_range_min=estimate.range_min,
             origin=origin,
         )
         self.next_ticket_id += 1
@@ -389,7 +408,13 @@ class QueueEngine:
             EventKind.ISSUE,
             now,
             ticket,
-            data={"priority": priority, "estimated_wait_s": estimate, "origin": origin, "ahead": ahead},
+            data={
+                "priority": priority,
+                "estimated_wait_s": estimate.point_s,
+                "estimated_wait_range_min": list(estimate.range_min) if estimate.range_min else None,
+                "origin": origin,
+                "ahead": ahead,
+            },
         )
         self._touch_counters_serving(service.id)
         return ticket, ahead
