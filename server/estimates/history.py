@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, tzinfo
 
@@ -70,8 +70,8 @@ class Profile:
     breaks_per_day: float = 0.0
 
     @classmethod
-    def empty(cls) -> Profile:
-        return cls([0.0] * SLOTS, [0.0] * SLOTS)
+    def empty(cls, slots: int = SLOTS) -> Profile:
+        return cls([0.0] * slots, [0.0] * slots)
 
     def add(self, open_: list[float], paused: list[float], breaks: int) -> None:
         w = 1.0 if self.days == 0 else max(PROFILE_WEIGHT, 1.0 / (self.days + 1))
@@ -110,6 +110,13 @@ class OfficeHistory:
         self.priority_arrivals: dict[str, deque[datetime]] = {}
         self.transfers_in: dict[str, deque[datetime]] = {}
         self.day_started: datetime | None = None
+        # arrivals per service and local hour: today's counts, and per weekday what is usual
+        self.arrivals_today: dict[str, list[float]] = {}
+        self.priority_today: dict[str, int] = {}
+        self.recent_issues: dict[str, deque[datetime]] = {}
+        self.arrival_profiles: dict[tuple[str, int], Profile] = {}
+        self.arrival_profiles_any: dict[str, Profile] = {}
+        self.priority_share: dict[str, tuple[float, float]] = {}  # service -> (priority, all), faded
 
     # ------------------------------------------------------------------ feeding
 
@@ -154,6 +161,8 @@ class OfficeHistory:
         return s
 
     def _wait(self, tid: int, service: str) -> None:
+        if tid in self.waiting:
+            return
         self.waiting[tid] = service
         self.n_waiting[service] = self.n_waiting.get(service, 0) + 1
 
@@ -165,6 +174,10 @@ class OfficeHistory:
         self._wait(ev.ticket_id, ev.service)
         if prio:
             self.priority_arrivals.setdefault(ev.service, deque(maxlen=60)).append(ev.at)
+            self.priority_today[ev.service] = self.priority_today.get(ev.service, 0) + 1
+        hour = int(minute_of_day(ev.at, self.tz) // 60)
+        self.arrivals_today.setdefault(ev.service, [0.0] * 24)[hour] += 1
+        self.recent_issues.setdefault(ev.service, deque(maxlen=200)).append(ev.at)
 
     def _on_call(self, ev: Event, services_of: Mapping[str, Sequence[str]]) -> None:
         service = self._unwait(ev.ticket_id)
@@ -291,10 +304,19 @@ class OfficeHistory:
                 open_, paused = self._fractions(segments)
                 self.profiles.setdefault((cid, wd), Profile.empty()).add(open_, paused, c.pauses)
                 self.profiles_any.setdefault(cid, Profile.empty()).add(open_, paused, c.pauses)
+            for service, counts in self.arrivals_today.items():
+                self.arrival_profiles.setdefault((service, wd), Profile.empty(24)).add(counts, counts, 0)
+                self.arrival_profiles_any.setdefault(service, Profile.empty(24)).add(counts, counts, 0)
+                prio, total = self.priority_share.get(service, (0.0, 0.0))
+                self.priority_share[service] = (
+                    0.8 * prio + self.priority_today.get(service, 0),
+                    0.8 * total + sum(counts),
+                )
         self.counters = {}
         self.waiting, self.personal, self.n_waiting, self.priority_of = {}, {}, {}, {}
         self.priority_arrivals = {}
         self.transfers_in = {}
+        self.arrivals_today, self.priority_today, self.recent_issues = {}, {}, {}
 
     def _fractions(self, segments: list[tuple[datetime, datetime, str]]) -> tuple[list[float], list[float]]:
         open_ = [0.0] * SLOTS
@@ -383,3 +405,41 @@ class OfficeHistory:
         if self.day_started is not None:
             span = min(span, max(900.0, (now - self.day_started).total_seconds()))
         return n / span
+
+    def arrival_rate(self, service: str, weekday: int, m_now: float, now: datetime) -> Callable[[float], float]:
+        """Expected arrivals per second of ``service`` at t seconds from now.
+
+        The usual count for the hour on this weekday (or any weekday), scaled by how today
+        compares with usual so far (a Monday rush, a quiet day); with no history yet, the
+        last hour's rate held on.
+        """
+        profile = self.arrival_profiles.get((service, weekday))
+        if profile is None or profile.days < 2:
+            profile = self.arrival_profiles_any.get(service)
+        if profile is None or profile.days < 2:
+            times = self.recent_issues.get(service)
+            since = now - timedelta(hours=1)
+            n = sum(1 for t in times if t > since) if times else 0
+            span = 3600.0
+            if self.day_started is not None:
+                span = min(span, max(900.0, (now - self.day_started).total_seconds()))
+            rate = n / span
+            return lambda t: rate
+        usual = profile.open
+        hour_now = int(m_now // 60)
+        today = self.arrivals_today.get(service, [0.0] * 24)
+        expected = sum(usual[:hour_now])
+        seen = sum(today[:hour_now])
+        level = min(1.6, max(0.6, (seen + 10.0) / (expected + 10.0)))
+
+        def rate_at(t: float) -> float:
+            hour = min(23, int((m_now + t / 60) // 60))
+            return usual[hour] * level / 3600.0
+
+        return rate_at
+
+    def priority_rate(self, service: str) -> float:
+        prio, total = self.priority_share.get(service, (0.0, 0.0))
+        today_p = self.priority_today.get(service, 0)
+        today_n = sum(self.arrivals_today.get(service, ()))
+        return (prio + today_p + 0.3) / (total + today_n + 10.0)

@@ -1,107 +1,99 @@
-"""The default wait estimator: when will this ticket's service have called everyone ahead of it?
+"""The default wait estimator: when will the office call this ticket?
 
-How (docs/estimates.md has the figures):
+How (docs/estimates.md has the method and the figures):
 
-1. **Who is ahead.** Everyone waiting for the service; for a priority ticket the other
-   priority tickets *and* every ordinary ticket that becomes overdue before it is called
-   (the routing rule calls the most overdue first); for an ordinary ticket also the priority
-   tickets and transfers that will arrive meanwhile (a transfer keeps its old place).
-2. **Who calls them, and when.** Each counter that serves the service contributes calls of it
-   at the rate it was *measured* to call that service while the service had people waiting
-   (so a shared counter counts by its observed share, and no-shows, recalls and the clerk's
-   turnaround are in). An open counter starts from where its current client is (the time
-   left, given how long they have been there); a paused counter joins when its break ends
-   (learned break lengths); a closed one when it usually opens on this weekday (or, with no
-   history, when its services open). Through the day each counter's availability follows
-   its profile for the hour (lunch, early closing). A service no counter serves, or with
-   no counter open and none expected, gets no estimate.
-3. **The wait** is when the expected calls reach the people ahead plus one: a fluid
-   approximation stepped forward in time, exact for exponential service and steady staffing.
-4. **The range.** The spread of the sum of j+1 service times is about cv/sqrt(j+1) of the wait
-   (Whitt 1999); the range is the wait ∓ k·spread, where k is kept by adaptive conformal
-   calibration (Gibbs & Candès 2021) so that about 85 % of waits fall inside before rounding
-   outward, per group of "people ahead". It corrects itself when an office differs from
-   the model, without anyone tuning it.
+1. **Who calls, and from when.** Each counter of the group of counters and services around
+   the ticket's service (counters sharing services with it, and so on) is free at its
+   expected moment: now if open and free; when its current client is expected to leave
+   (the time a counter is occupied per client, call to end, given how long this one has
+   been there); when its break is expected to end (learned break lengths), so a paused
+   counter is a break that ends; when it usually opens on this weekday (or, with no history
+   yet, when its services open), so a counter not open yet is expected, not "one counter".
+   Through the day each counter's availability follows its profile for the hour (breaks to
+   come, an early close). A service no counter serves, or with none open and none
+   expected today, gets no estimate ("we cannot estimate the wait now").
+2. **Whom they call.** The routing rule is replayed (server/estimates/forward.py): overdue
+   tickets first, then priority, then each counter's preferences, so a priority ticket
+   waits behind the ordinary tickets that go overdue first, and a shared counter gives a
+   service the share the rule gives it at that moment. Residents expected to arrive
+   meanwhile (this weekday's usual count for the hour, scaled by how today compares) join
+   where the rule puts them.
+3. **The range.** The wait is a sum of about j+1 service times (j: the calls before this
+   ticket's), so its spread is about cv/sqrt(j+1) of it (Whitt 1999). The range is the wait
+   ∓ k·spread, with k kept by adaptive conformal calibration (Gibbs & Candès 2021) on the
+   office's own tickets so that about 85 % of waits fall inside before rounding outward,
+   per group of j. It corrects itself when an office differs from the model.
 """
 
 from __future__ import annotations
 
 import math
 import sqlite3
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from protocol.messages import CounterStatus
 from protocol.waits import round_outward
-from server.config import SiteConfig
+from server.config import Counter, SiteConfig
 from server.domain import Event, EventKind, Ticket, TicketStatus
 from server.estimates.base import EngineView, WaitEstimate
+from server.estimates.forward import INF, MAX_CALLS, Arrivals, SimCounter, SimQueues, replay
 from server.estimates.history import OfficeHistory, Profile, minute_of_day
 
 DEFAULT_OCCUPANCY_S = 300.0
 DEFAULT_BREAK_S = 15 * 60.0
-PRIOR_EXPOSURE_S = 1200.0
-"""The prior rate of a counter counts as this much observed time: 20 minutes of real calls outweigh it."""
 SPREAD_FLOOR_S = 60.0
 HORIZON_S = 12 * 3600.0
-
-
-def _grid() -> list[float]:
-    """Times (s from now) the fluid is stepped to: fine at first, coarser for long waits."""
-    out, t = [], 0.0
-    for step, until in ((30.0, 1800.0), (60.0, 3 * 3600.0), (300.0, HORIZON_S)):
-        while t < until:
-            t += step
-            out.append(t)
-    return out
-
-
-GRID = _grid()
+NEW_TICKET_ID = 1e12 - 1
+"""A new ticket's id in the replay: after every real ticket with the same queue time."""
 
 
 class Calibration:
-    """Adaptive conformal calibration of the range's width, per group of people ahead.
+    """Adaptive conformal calibration of the range's width, per group of calls ahead.
 
     Why: the model's spread (cv/sqrt(j+1)) leaves out break returns, openings, arrivals that go
-    ahead and the model's own errors. Each time a ticket is called, a k below or above is
-    nudged: up by ``step·(1-alpha)`` after a miss on that side, down by ``step·alpha`` after a
-    hit, so misses settle at ``alpha`` per side whatever the office (Gibbs & Candès 2021,
-    "Adaptive conformal inference under distribution shift").
+    ahead and the model's own errors. Each time a ticket is called, the k of its group is
+    nudged on each side: up by ``step·(1-alpha)`` after a miss on that side, down by
+    ``step·alpha`` after a hit, so misses settle at ``alpha`` per side whatever the office
+    (Gibbs & Candès 2021, "Adaptive conformal inference under distribution shift").
     """
 
-    BUCKETS = (0, 1, 3, 6, 11, 21)
+    BUCKETS = (0, 1, 3, 6, 11, 21, 41)
 
     def __init__(self, alpha_lo: float = 0.07, alpha_hi: float = 0.08, step: float = 0.05, start: float = 1.28):
         self.alpha_lo, self.alpha_hi, self.step = alpha_lo, alpha_hi, step
         self.k_lo = [start] * len(self.BUCKETS)
         self.k_hi = [start] * len(self.BUCKETS)
+        # faded sums of actual and replayed waits (+1 min), per group: the replay's own bias
+        self.actual = [0.0] * len(self.BUCKETS)
+        self.replayed = [0.0] * len(self.BUCKETS)
+
+    def factor(self, bucket: int) -> float:
+        """Actual ÷ replayed wait lately (1 until tickets of the group have been called).
+
+        Why: the replay uses mean times, so a counter's calls come in lockstep (the first of
+        four busy counters is free after a whole service time, not a quarter), and the model
+        misses whatever an office does differently. The ratio of faded sums corrects the mean
+        without chasing single tickets.
+        """
+        a, r = self.actual[bucket], self.replayed[bucket]
+        if r < 600.0:
+            return 1.0
+        return min(2.0, max(0.5, a / r))
 
     def bucket(self, ahead: float) -> int:
         return max(i for i, b in enumerate(self.BUCKETS) if ahead >= b - 1e-9)
+
+    def learn_bias(self, bucket: int, replayed: float, actual: float) -> None:
+        self.actual[bucket] = 0.98 * self.actual[bucket] + actual + 60.0
+        self.replayed[bucket] = 0.98 * self.replayed[bucket] + replayed + 60.0
 
     def update(self, bucket: int, lo: float, hi: float, actual: float) -> None:
         miss_lo = 1.0 if actual < lo else 0.0
         miss_hi = 1.0 if actual > hi else 0.0
         self.k_lo[bucket] = min(8.0, max(0.1, self.k_lo[bucket] + self.step * (miss_lo - self.alpha_lo)))
         self.k_hi[bucket] = min(8.0, max(0.1, self.k_hi[bucket] + self.step * (miss_hi - self.alpha_hi)))
-
-
-@dataclass
-class _Counter:
-    """One counter's expected calls of the service: rate × (credit + availability so far)."""
-
-    rate: float  # calls of the service per second of availability
-    starts: list[tuple[float, float, float]]  # (from s, probability, credit s)
-    avail: Callable[[float], float]  # availability factor at a local minute of day
-    area: float = 0.0  # ∫ availability since now
-    begun: list[float] = field(default_factory=list)  # the area at each start once reached
-
-    def calls(self) -> float:
-        total = 0.0
-        for (_, w, credit), a0 in zip(self.starts, self.begun, strict=False):
-            total += w * max(0.0, credit + self.area - a0)
-        return self.rate * total
 
 
 @dataclass
@@ -112,10 +104,26 @@ class _Stash:
     lo: float
     hi: float
     bucket: int
+    replayed: float
+
+
+def group_of(counters: Mapping[str, Counter], service: str) -> tuple[list[str], set[str]]:
+    """Counters and services connected to ``service`` through shared counters: who can affect its calls."""
+    services, group, todo = {service}, [], [service]
+    while todo:
+        s = todo.pop()
+        for cid, c in counters.items():
+            if s in c.services and cid not in group:
+                group.append(cid)
+                for other in c.services:
+                    if other not in services:
+                        services.add(other)
+                        todo.append(other)
+    return group, services
 
 
 class HonestEstimator:
-    """See the module docstring. ``alpha``: target share of waits outside the range, per side."""
+    """See the module docstring. ``alpha_lo``/``alpha_hi``: target share of waits below/above the range."""
 
     def __init__(self, alpha_lo: float = 0.07, alpha_hi: float = 0.08) -> None:
         self.history: OfficeHistory | None = None
@@ -162,7 +170,9 @@ class HonestEstimator:
         elif ev.kind == EventKind.CALL and ev.ticket_id is not None:
             st = self._pending.pop(ev.ticket_id, None)
             if st is not None:
-                self.calibration.update(st.bucket, st.lo, st.hi, (ev.at - st.at).total_seconds())
+                actual = (ev.at - st.at).total_seconds()
+                self.calibration.update(st.bucket, st.lo, st.hi, actual)
+                self.calibration.learn_bias(st.bucket, st.replayed, actual)
         elif ev.kind == EventKind.CANCEL and ev.ticket_id is not None:
             self._pending.pop(ev.ticket_id, None)
         h.feed(ev, {cid: c.services for cid, c in view.counter_config.items()})
@@ -181,24 +191,15 @@ class HonestEstimator:
     # ------------------------------------------------------------------ estimating
 
     def occupancy(self, h: OfficeHistory, service: str) -> float:
+        """Seconds a client of the service takes a counter: measured call to end, plus the clerk's turnaround."""
+        turnaround = sum(h.turnaround.values()) / len(h.turnaround) if h.turnaround else 0.0
         measured = h.occupancy_mean(service)
         if measured is not None:
-            return measured
+            return measured + turnaround
         restored = self._restored.get(service)
         if restored:
             return sum(restored) / len(restored) + 60.0  # plus the walk up and the call
         return DEFAULT_OCCUPANCY_S
-
-    def counter_occupancy(self, h: OfficeHistory, counter: str, services: Sequence[str]) -> float:
-        measured = h.counter_occupancy.get(counter)
-        if measured is None:
-            measured = sum(self.occupancy(h, s) for s in services) / len(services)
-        return measured + h.turnaround.get(counter, 0.0)
-
-    def counter_rate(self, h: OfficeHistory, counter: str, service: str, services: Sequence[str], occ: float) -> float:
-        calls, exposure = h.rate(counter, service)
-        prior = 1.0 / len(services) / occ
-        return (calls + PRIOR_EXPOSURE_S * prior) / (exposure + PRIOR_EXPOSURE_S)
 
     def estimate(self, service: str, people_ahead: int, counters: float) -> int:
         """The older interface (a ticket with ``people_ahead`` ahead), on the engine last seen."""
@@ -218,138 +219,169 @@ class HonestEstimator:
         now = view.now()
         h.roll_to(view.day, now)
         svc = view.services.get(service)
-        serving = [cid for cid, c in view.counter_config.items() if service in c.services]
         occ_s = self.occupancy(h, service)
-        if svc is None or not serving:
+        weekday = now.astimezone(view.tz).weekday()
+        hours = svc.hours_on(weekday) if svc is not None else None
+        if svc is None or hours is None:
             return self._unknown(0, occ_s)
-        local = now.astimezone(view.tz)
-        hours = svc.hours_on(local.weekday())
         m_now = minute_of_day(now, view.tz)
-        m_close = (hours.closes.hour * 60 + hours.closes.minute) if hours is not None else m_now + 60.0
-        target = svc.target_wait_min * 60.0
+        group, services = group_of(view.counter_config, service)
 
-        # 1. who is ahead: now (base), later (overdue ordinary tickets, arrivals that go ahead)
-        overdue_at: list[float] = []
-        extra_rate, extra_until = 0.0, 0.0
-        transfer_rate = h.recent_rate(h.transfers_in, service, now)
-        prio_q = view.waiting_queue(service, True)
-        ord_q = view.waiting_queue(service, False)
+        # 1. who calls, and from when
+        sims = [c for cid in group if (c := self._sim_counter(h, view, cid, now, m_now, weekday)) is not None]
+        queues = SimQueues()
+        for s in services:
+            for prio in (True, False):
+                waiting = view.waiting_queue(s, prio)
+                head = waiting[:MAX_CALLS]  # the replay stops before reaching further
+                queues.queues[(s, prio)] = [((q - now).total_seconds(), float(tid)) for q, tid in head]
+                queues.beyond[(s, prio)] = len(waiting) - len(head)
         if ahead_override is not None:
-            base = float(ahead_override)
-        elif ticket is None and not priority:
-            base = float(len(prio_q) + len(ord_q))
-            extra_rate, extra_until = h.recent_rate(h.priority_arrivals, service, now), target
-        elif ticket is None:
-            base = float(len(prio_q))
-            for q, _ in ord_q:
-                due = (q - now).total_seconds() + target
-                if due <= 0:
-                    base += 1
-                else:
-                    overdue_at.append(due)
+            keep = ahead_override
+            for prio in (True, False):
+                q = queues.queues[(service, prio)]
+                queues.queues[(service, prio)] = q[:keep]
+                keep = max(0, keep - len(q))
+        ahead_now = len(view.waiting_queue(service, True)) + (0 if priority else len(view.waiting_queue(service, False)))
+        if not any(c.free_at < INF and service in c.services for c in sims):
+            return self._unknown(ahead_now, occ_s)
+        if ticket is None:
+            target = (service, priority, 0.0, NEW_TICKET_ID)
+            queues.add(service, priority, 0.0, NEW_TICKET_ID)
+            free = any(
+                view.counters[cid].status == CounterStatus.OPEN
+                and view.counters[cid].current is None
+                and view.personal_waiting(cid) == 0
+                for cid in group
+                if service in view.counter_config[cid].services
+            )
+            if ahead_now == 0 and free:
+                return WaitEstimate(point_s=0, range_min=round_outward(0, 0), ahead=0)
         else:
-            mine = (ticket.queued_at, ticket.id)
-            own, other = (prio_q, ord_q) if ticket.priority else (ord_q, prio_q)
-            base = float(sum(1 for k in own if k < mine))
-            my_due = (ticket.queued_at - now).total_seconds() + target
-            for q, tid in other:
-                if ticket.priority:
-                    if (q, tid) < mine:
-                        due = (q - now).total_seconds() + target
-                        if due <= 0:
-                            base += 1
-                        else:
-                            overdue_at.append(due)
-                elif (q, tid) < mine or my_due > 0:
-                    base += 1
-            if not ticket.priority and my_due > 0:
-                extra_rate, extra_until = h.recent_rate(h.priority_arrivals, service, now), my_due
-        overdue_at.sort()
+            target = (ticket.service, ticket.priority, (ticket.queued_at - now).total_seconds(), float(ticket.id))
+            if (ticket.service, ticket.priority) not in queues.queues or ticket.target_counter is not None:
+                return self._personal(h, view, ticket, now, m_now, weekday)
 
-        # 2. who calls them
-        supply = [c for cid in serving if (c := self._counter_supply(h, view, cid, service, now, m_now, m_close))]
-        free_now = any(
-            view.counters[cid].status == CounterStatus.OPEN
-            and view.counters[cid].current is None
-            and view.personal_waiting(cid) == 0
-            for cid in serving
+        # 2. whom they call
+        arrivals = {}
+        for s in services:
+            sh = view.services[s].hours_on(weekday)
+            if sh is None:
+                continue
+            opens = sh.opens.hour * 60 + sh.opens.minute
+            last = sh.closes.hour * 60 + sh.closes.minute - view.services[s].cutoff_min
+            rate = h.arrival_rate(s, weekday, m_now, now)
+            arrivals[s] = Arrivals(_within(rate, m_now, opens, last), h.priority_rate(s))
+        occupancy = {s: self.occupancy(h, s) for s in services}
+        wait, calls = replay(
+            sims,
+            queues,
+            target,
+            {s: view.services[s].target_wait_min * 60.0 for s in services},
+            {s: view.services[s].priority for s in services},
+            occupancy,
+            arrivals,
+            HORIZON_S,
         )
-        if not supply:
-            return self._unknown(base, occ_s)
-        if base == 0 and free_now and ticket is None:
-            return WaitEstimate(point_s=0, range_min=round_outward(0, 0), ahead=0)
-
-        # 3. when the expected calls reach the people ahead plus one
-        wait, ahead = self._first_passage(supply, base, overdue_at, extra_rate, extra_until, transfer_rate, m_now)
         if wait is None:
-            return self._unknown(base, occ_s)
+            return self._unknown(ahead_now, occ_s)
+        return self._range(h, service, priority, now, wait, calls, record=ticket is None and ahead_override is None)
 
-        # 4. the range
+    def _range(
+        self, h: OfficeHistory, service: str, priority: bool, now: datetime, wait: float, calls: int, record: bool
+    ) -> WaitEstimate:
+        """The wait ∓ k·spread, k calibrated; the new ticket's range is remembered to learn from its call."""
+        b = self.calibration.bucket(calls)
+        replayed, wait = wait, wait * self.calibration.factor(b)
         cv = h.occupancy_cv(service) or 0.8
-        spread = wait * cv / math.sqrt(ahead + 1) + SPREAD_FLOOR_S
-        b = self.calibration.bucket(ahead)
+        spread = wait * cv / math.sqrt(calls + 1) + SPREAD_FLOOR_S
         lo = max(0.0, wait - self.calibration.k_lo[b] * spread)
         hi = wait + self.calibration.k_hi[b] * spread
-        if ticket is None and ahead_override is None:
-            self._stash = _Stash(service, priority, now, lo, hi, b)
-        return WaitEstimate(
-            point_s=round(wait), range_min=round_outward(lo, hi), lo_s=round(lo), hi_s=round(hi), ahead=round(ahead)
+        printed = round_outward(lo, hi)
+        if record:  # calibrated on what residents see: the range after rounding
+            self._stash = _Stash(service, priority, now, printed[0] * 60.0, printed[1] * 60.0, b, replayed)
+        return WaitEstimate(point_s=round(wait), range_min=printed, lo_s=round(lo), hi_s=round(hi), ahead=calls)
+
+    def _personal(
+        self, h: OfficeHistory, view: EngineView, ticket: Ticket, now: datetime, m_now: float, weekday: int
+    ) -> WaitEstimate:
+        """A ticket sent to one counter: that counter calls its own queue first, oldest first."""
+        cid = ticket.target_counter
+        sim = self._sim_counter(h, view, cid, now, m_now, weekday) if cid in view.counters else None
+        if sim is None or sim.free_at == INF:
+            return self._unknown(0, self.occupancy(h, ticket.service))
+        ahead = sum(
+            1
+            for t in view.tickets.values()
+            if t.status == TicketStatus.WAITING
+            and t.target_counter == cid
+            and (t.queued_at, t.id) < (ticket.queued_at, ticket.id)
         )
+        wait = sim.free_at - view.personal_waiting(cid) * self.occupancy(h, ticket.service) + ahead * self.occupancy(
+            h, ticket.service
+        )
+        return self._range(h, ticket.service, ticket.priority, now, max(0.0, wait), ahead, record=False)
 
     def _unknown(self, ahead: float, occ: float) -> WaitEstimate:
         """No estimate; for devices that only show a number, the wait as if one counter opened now."""
         return WaitEstimate(point_s=round((ahead + 1) * occ), range_min=None, ahead=round(ahead))
 
-    def _counter_supply(
-        self,
-        h: OfficeHistory,
-        view: EngineView,
-        cid: str,
-        service: str,
-        now: datetime,
-        m_now: float,
-        m_close: float,
-    ) -> _Counter | None:
+    def _sim_counter(
+        self, h: OfficeHistory, view: EngineView, cid: str, now: datetime, m_now: float, weekday: int
+    ) -> SimCounter | None:
+        """A counter as the replay sees it: when it next calls, and how its availability goes; None: not today."""
         services = view.counter_config[cid].services
-        occ = self.counter_occupancy(h, cid, services)
-        rate = self.counter_rate(h, cid, service, services, occ)
-        rate = min(rate, 1.0 / occ if occ > 0 else rate) if len(services) == 1 else rate
         runtime = view.counters[cid]
         today = h.counters.get(cid)
-        weekday = now.astimezone(view.tz).weekday()
         profile = h.profile(cid, weekday)
+        closes = [
+            hh.closes.hour * 60 + hh.closes.minute for s in services if (hh := view.services[s].hours_on(weekday))
+        ]
+        if not closes:
+            return None
+        m_close = max(closes)
+        occ = sum(self.occupancy(h, s) for s in services) / len(services)
         debt = view.personal_waiting(cid) * occ
         breaks_done = today is not None and today.pauses >= max(1, round(profile.breaks_per_day if profile else 1))
         if runtime.status == CounterStatus.OPEN:
-            if runtime.current is None:
-                credit = occ
-            else:
+            free_at = 0.0
+            if runtime.current is not None:
                 cur = view.tickets.get(runtime.current)
                 called = today.call_at if today is not None and today.call_at is not None else None
                 if called is None and cur is not None:
                     called = cur.called_at or cur.first_called_at
                 elapsed = (now - called).total_seconds() if called is not None else 0.0
-                cur_service = cur.service if cur is not None else service
-                left = h.residual(cur_service, elapsed, self.occupancy(h, cur_service))
-                credit = occ - left - h.turnaround.get(cid, 0.0)
-            starts = [(0.0, 1.0, credit - debt)]
+                cur_service = cur.service if cur is not None else services[0]
+                free_at = h.residual(cur_service, elapsed, self.occupancy(h, cur_service)) + h.turnaround.get(cid, 0.0)
             avail = _availability(profile, m_now, m_close, breaks_done, relative=True)
         elif runtime.status == CounterStatus.PAUSED:
+            if h.break_return_share() < 0.5:
+                return None
             since = today.since if today is not None and today.status == "paused" else None
             elapsed = (now - since).total_seconds() if since is not None else 0.0
-            left = _quantiles(h.break_left(elapsed, DEFAULT_BREAK_S), 6)
-            w = h.break_return_share() / len(left)
-            starts = [(x, w, occ - debt) for x in left]
+            left = h.break_left(elapsed, DEFAULT_BREAK_S)
+            free_at = sum(left) / len(left)
             avail = _availability(profile, m_now, m_close, True, relative=True)
         else:
             if today is not None and today.opened:
                 return None  # it opened today and closed: not back today
-            starts = [(x, w, occ - debt) for x, w in self._openings(h, view, cid, weekday, m_now)]
-            if not starts:
+            openings = self._openings(h, view, cid, weekday, m_now)
+            chance = sum(w for _, w in openings)
+            if chance < 0.5:
                 return None
+            free_at, acc = openings[-1][0], 0.0
+            for t, w in sorted(openings):
+                acc += w
+                if acc >= chance / 2:
+                    free_at = t
+                    break
             avail = _availability(profile, m_now, m_close, False, relative=False)
-        c = _Counter(rate=rate, starts=sorted(starts), avail=avail)
-        return c
+
+        def slowdown(t: float) -> float:
+            a = avail(m_now + t / 60)
+            return INF if a < 0.05 else 1.0 / a
+
+        return SimCounter(cid, services, free_at + debt, slowdown)
 
     def _openings(
         self, h: OfficeHistory, view: EngineView, cid: str, weekday: int, m_now: float
@@ -362,60 +394,27 @@ class HonestEstimator:
                 for s in view.counter_config[cid].services
                 if (hh := view.services[s].hours_on(weekday)) is not None
             ]
-            if not opens:
-                return []
-            first = min(opens)
-            if m_now < first:
-                return [((first - m_now) * 60.0, 1.0)]
+            if opens and m_now < min(opens):
+                return [((min(opens) - m_now) * 60.0, 1.0)]
             return []
         later = [m for m in past if m is not None and m > m_now]
         never = sum(1 for m in past if m is None)
         if later or never:
             w = 1.0 / (len(later) + never)
-            return _merge([((m - m_now) * 60.0, w) for m in later], 6)
+            return [((m - m_now) * 60.0, w) for m in later]
         latest = max(m for m in past if m is not None)
-        late = m_now - latest
-        p = max(0.0, 1.0 - late / 60.0)
+        p = max(0.0, 1.0 - (m_now - latest) / 60.0)  # later than ever before: less likely by the minute
         return [(300.0, p)] if p > 0 else []
 
-    def _first_passage(
-        self,
-        supply: list[_Counter],
-        base: float,
-        overdue_at: list[float],
-        extra_rate: float,
-        extra_until: float,
-        transfer_rate: float,
-        m_now: float,
-    ) -> tuple[float | None, float]:
-        def need(t: float, i: int) -> float:
-            return base + i + extra_rate * min(t, extra_until) + transfer_rate * t
 
-        for c in supply:
-            c.area, c.begun = 0.0, [0.0 for s in c.starts if s[0] <= 0]
-        i_over = 0
-        while i_over < len(overdue_at) and overdue_at[i_over] <= 0:
-            i_over += 1
-        prev_t = 0.0
-        prev_d = sum(c.calls() for c in supply) - need(0.0, i_over) - 1
-        if prev_d >= 0:
-            return 0.0, need(0.0, i_over)
-        for t in GRID:
-            dt = t - prev_t
-            m = m_now + (prev_t + t) / 120.0
-            for c in supply:
-                a = c.avail(m)
-                while len(c.begun) < len(c.starts) and c.starts[len(c.begun)][0] <= t:
-                    c.begun.append(c.area + a * max(0.0, c.starts[len(c.begun)][0] - prev_t))
-                c.area += a * dt
-            while i_over < len(overdue_at) and overdue_at[i_over] <= t:
-                i_over += 1
-            d = sum(c.calls() for c in supply) - need(t, i_over) - 1
-            if d >= 0:
-                at = prev_t + dt * (-prev_d) / (d - prev_d) if d > prev_d else t
-                return at, need(at, i_over)
-            prev_t, prev_d = t, d
-        return None, base
+def _within(rate: Callable[[float], float], m_now: float, opens: float, last: float) -> Callable[[float], float]:
+    """Arrivals only while the service issues tickets (from opening to its cut-off)."""
+
+    def rate_at(t: float) -> float:
+        m = m_now + t / 60
+        return rate(t) if opens <= m < last else 0.0
+
+    return rate_at
 
 
 def _availability(

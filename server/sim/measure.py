@@ -124,10 +124,11 @@ class RangeFigures:
     width: float
     below: float  # share called sooner than the range's low end
     above: float  # share called later than its high end
+    off3: float  # among waits over 10 min: called after 3x the high end or before a third of the low end
 
     @classmethod
     def of(cls, records: list[Record]) -> RangeFigures:
-        inside = below = above = 0
+        inside = below = above = long = off = 0
         width = 0.0
         for r in records:
             assert r.range_min is not None
@@ -139,9 +140,14 @@ class RangeFigures:
                 above += 1
             else:
                 inside += 1
+            if a > 10:
+                long += 1
+                off += a > 3 * hi or a < lo / 3
             width += hi - lo
         n = len(records)
-        return cls(n, inside / n if n else math.nan, width / n if n else math.nan, below / n if n else 0, above / n if n else 0)
+        if not n:
+            return cls(0, math.nan, math.nan, math.nan, math.nan, math.nan)
+        return cls(n, inside / n, width / n, below / n, above / n, off / long if long else math.nan)
 
 
 @dataclass
@@ -250,7 +256,8 @@ def report(card: Scorecard) -> str:
     lines += [
         "",
         f"Printed range: {_pct(r.coverage)} of waits inside, mean width {_f(r.width)} min "
-        f"({_pct(r.below)} called sooner, {_pct(r.above)} later).",
+        f"({_pct(r.below)} called sooner, {_pct(r.above)} later); waits over 10 min more than 3× outside it: "
+        f"{_pct(r.off3)}.",
         "",
         "| actual wait (min) | n | "
         + " | ".join(f"MAE {n}" for n in card.names)
@@ -277,9 +284,9 @@ def summary(cards: Sequence[Scorecard]) -> str:
     head = (
         "| scenario | scored | "
         + " | ".join(f"MAE {n}" for n in names)
-        + " | MAE ≥10 before | MAE ≥10 printed | bias ≤40 printed | > 3× off printed | coverage | width |"
+        + " | MAE ≥10 before | MAE ≥10 printed | bias ≤40 printed | > 3× off point | > 3× off range | coverage | width |"
     )
-    lines = [head, "| --- | ---: | " + " | ".join("---:" for _ in names) + " | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    lines = [head, "| --- | ---: | " + " | ".join("---:" for _ in names) + " | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for c in cards:
         o = c.overall
         before = o.get("before")
@@ -287,6 +294,6 @@ def summary(cards: Sequence[Scorecard]) -> str:
             f"| {c.scenario} | {c.ranges.n} | "
             + " | ".join(_f(o[n].mae, 2) for n in names)
             + f" | {_f(before.mae_10) if before else '–'} | {_f(o[PRINTED].mae_10)} | {_f(o[PRINTED].bias_40)} "
-            f"| {_pct(o[PRINTED].off3)} | {_pct(c.ranges.coverage)} | {_f(c.ranges.width)} |"
+            f"| {_pct(o[PRINTED].off3)} | {_pct(c.ranges.off3)} | {_pct(c.ranges.coverage)} | {_f(c.ranges.width)} |"
         )
     return "\n".join(lines)

@@ -1,0 +1,172 @@
+"""Play the routing rule forward from now, with expected times, until a ticket is called.
+
+Why: who is called next at a shared counter depends on the routing rule
+(docs/queueing.md): overdue tickets first (the most overdue first), then priority, then
+the counter's preferences. In an overloaded hall every queue is overdue and the counters
+serve all of them by how overdue they are; a moment earlier they served their preferred
+service. No fixed share of calls captures both, so the estimator replays the rule: the
+counters of the connected group of counters and services, each free at its expected
+moment (its current client's expected time left, the end of its break, its usual opening),
+taking tickets in the rule's order, each for the mean time its service occupies a counter;
+residents expected to arrive meanwhile (at the office's usual rate for the hour) join the
+queues and go ahead where the rule puts them.
+
+This mirrors :meth:`server.engine.QueueEngine.pick_next`; tests/test_estimates.py checks
+both agree on the cases the rule distinguishes. Pure: plain numbers in, seconds out.
+"""
+
+from __future__ import annotations
+
+import bisect
+import heapq
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+INF = math.inf
+MAX_CALLS = 200
+"""Calls replayed at most; beyond, the rest is extrapolated at the replayed pace (a queue of hundreds)."""
+MAX_ARRIVALS = 400
+"""Expected arrivals replayed at most (a day of a busy office); a burst far beyond stops adding more."""
+
+
+@dataclass
+class SimCounter:
+    id: str
+    services: Sequence[str]  # in order of preference
+    free_at: float  # seconds from now when it next calls someone; INF: not today
+    slowdown: Callable[[float], float] = lambda t: 1.0
+    """Occupancy multiplier at t (1 / expected availability: breaks to come, early closing); INF: gone."""
+
+
+@dataclass
+class SimQueues:
+    """Waiting tickets per (service, priority class) as (queue time, id), queue time in s from now."""
+
+    queues: dict[tuple[str, bool], list[tuple[float, float]]] = field(default_factory=dict)
+    beyond: dict[tuple[str, bool], int] = field(default_factory=dict)
+    """Tickets left out at the end of a long queue (the replay stops before reaching them)."""
+
+    def add(self, service: str, priority: bool, q: float, tid: float) -> None:
+        bisect.insort(self.queues.setdefault((service, priority), []), (q, tid))
+
+
+@dataclass
+class Arrivals:
+    """Expected arrivals of one service: a rate per local hour (per second) and the priority share."""
+
+    rate_at: Callable[[float], float]  # per second, at t seconds from now
+    priority_share: float
+
+
+def replay(
+    counters: list[SimCounter],
+    queues: SimQueues,
+    target: tuple[str, bool, float, float],
+    targets_s: Mapping[str, float],
+    service_priority: Mapping[str, int],
+    occupancy: Mapping[str, float],
+    arrivals: Mapping[str, Arrivals],
+    horizon: float,
+) -> tuple[float | None, int]:
+    """When ``target`` (service, priority, queue time, id), already in ``queues``, is called.
+
+    Returns (seconds from now or None if not within ``horizon``, calls replayed before it).
+    """
+    t_service, t_prio, t_q, t_id = target
+    # residents expected to arrive: one per 1/rate, made only as the replay reaches them
+    coming = _Coming(arrivals, horizon)
+
+    heap = [(c.free_at, i) for i, c in enumerate(counters) if c.free_at < INF]
+    heapq.heapify(heap)
+    calls = 0
+    target_calls = 0
+    while heap:
+        t, i = heapq.heappop(heap)
+        if t > horizon:
+            return None, calls
+        coming.release(t, queues)
+        c = counters[i]
+        slow = c.slowdown(t)
+        if slow == INF:
+            continue  # gone for the day (an early close)
+        best: tuple | None = None
+        best_key: tuple = ()
+        for pref, s in enumerate(c.services):
+            target_s = targets_s[s]
+            for prio in (True, False):
+                q = queues.queues.get((s, prio))
+                if not q:
+                    continue
+                qt, tid = q[0]
+                over = (t - qt) - target_s
+                key = (
+                    0 if over > 0 else 1,
+                    -over if over > 0 else 0.0,
+                    0 if prio else 1,
+                    pref,
+                    -service_priority.get(s, 0),
+                    qt,
+                    tid,
+                )
+                if best is None or key < best_key:
+                    best, best_key = (s, prio), key
+        if best is None:  # nobody for this counter: it waits for the next arrival of one of its services
+            later = coming.next_for(c.services)
+            if later < horizon:
+                heapq.heappush(heap, (later, i))
+            continue
+        q = queues.queues[best]
+        qt, tid = q.pop(0)
+        if best == (t_service, t_prio) and qt == t_q and tid == t_id:
+            return t, calls
+        calls += 1
+        if best[0] == t_service:
+            target_calls += 1
+        heapq.heappush(heap, (t + occupancy[best[0]] * slow, i))
+        if calls >= MAX_CALLS:
+            own = queues.queues.get((t_service, t_prio), [])
+            ahead = bisect.bisect_left(own, (t_q, t_id)) + queues.beyond.get((t_service, t_prio), 0)
+            pace = t / max(target_calls, 1)
+            return t + (ahead + 1) * pace, calls + ahead
+    return None, calls
+
+
+class _Coming:
+    """Expected arrivals, service by service, at 1/rate intervals; priority by the running share."""
+
+    def __init__(self, arrivals: Mapping[str, Arrivals], horizon: float) -> None:
+        self.arrivals = arrivals
+        self.horizon = horizon
+        self.next: dict[str, float] = {}
+        self.owed: dict[str, float] = dict.fromkeys(arrivals, 0.0)
+        self.vid = 1e12
+        for s in arrivals:
+            self.next[s] = self._after(s, 0.0)
+
+    def _after(self, service: str, t: float) -> float:
+        rate_at = self.arrivals[service].rate_at
+        while t < self.horizon:
+            rate = rate_at(t)
+            if rate > 0:
+                return t + 1.0 / rate
+            t += 900.0  # nobody expected this quarter hour (closed, or before the cut-off): look further
+        return INF
+
+    def release(self, t: float, queues: SimQueues) -> None:
+        for s, at in self.next.items():
+            while at <= t:
+                if self.vid >= 1e12 + MAX_ARRIVALS:
+                    at = INF
+                    break
+                self.owed[s] += self.arrivals[s].priority_share
+                prio = self.owed[s] >= 1.0
+                if prio:
+                    self.owed[s] -= 1.0
+                self.vid += 1
+                queues.add(s, prio, at, self.vid)
+                at = self._after(s, at)
+            self.next[s] = at
+
+    def next_for(self, services: Sequence[str]) -> float:
+        return min((self.next.get(s, INF) for s in services), default=INF)
