@@ -59,6 +59,43 @@ class Arrivals:
     priority_share: float
 
 
+def pick(
+    services: Sequence[str],
+    queues: SimQueues,
+    t: float,
+    targets_s: Mapping[str, float],
+    service_priority: Mapping[str, int],
+) -> tuple[str, bool] | None:
+    """The queue a counter calls from at ``t``: the routing rule of docs/queueing.md.
+
+    Overdue tickets first (the most overdue first), then priority tickets, then the counter's
+    order of preference, then the service's priority, then first come first served. Only
+    queue heads compete: within a queue every part of the rule follows queue time.
+    """
+    best: tuple[str, bool] | None = None
+    best_key: tuple = ()
+    for pref, s in enumerate(services):
+        target_s = targets_s[s]
+        for prio in (True, False):
+            q = queues.queues.get((s, prio))
+            if not q:
+                continue
+            qt, tid = q[0]
+            over = (t - qt) - target_s
+            key = (
+                0 if over > 0 else 1,
+                -over if over > 0 else 0.0,
+                0 if prio else 1,
+                pref,
+                -service_priority.get(s, 0),
+                qt,
+                tid,
+            )
+            if best is None or key < best_key:
+                best, best_key = (s, prio), key
+    return best
+
+
 def replay(
     counters: list[SimCounter],
     queues: SimQueues,
@@ -90,27 +127,7 @@ def replay(
         slow = c.slowdown(t)
         if slow == INF:
             continue  # gone for the day (an early close)
-        best: tuple | None = None
-        best_key: tuple = ()
-        for pref, s in enumerate(c.services):
-            target_s = targets_s[s]
-            for prio in (True, False):
-                q = queues.queues.get((s, prio))
-                if not q:
-                    continue
-                qt, tid = q[0]
-                over = (t - qt) - target_s
-                key = (
-                    0 if over > 0 else 1,
-                    -over if over > 0 else 0.0,
-                    0 if prio else 1,
-                    pref,
-                    -service_priority.get(s, 0),
-                    qt,
-                    tid,
-                )
-                if best is None or key < best_key:
-                    best, best_key = (s, prio), key
+        best = pick(c.services, queues, t, targets_s, service_priority)
         if best is None:  # nobody for this counter: it waits for the next arrival of one of its services
             later = coming.next_for(c.services)
             if later < horizon:

@@ -45,6 +45,8 @@ DEFAULT_OCCUPANCY_S = 300.0
 DEFAULT_BREAK_S = 15 * 60.0
 SPREAD_FLOOR_S = 60.0
 HORIZON_S = 12 * 3600.0
+LATE_GRACE_MIN = 15.0
+"""With no history, a counter still closed this long after its services opened is not expected today."""
 NEW_TICKET_ID = 1e12 - 1
 """A new ticket's id in the replay: after every real ticket with the same queue time."""
 
@@ -247,16 +249,7 @@ class HonestEstimator:
             return self._unknown(ahead_now, occ_s)
         if ticket is None:
             target = (service, priority, 0.0, NEW_TICKET_ID)
-            queues.add(service, priority, 0.0, NEW_TICKET_ID)
-            free = any(
-                view.counters[cid].status == CounterStatus.OPEN
-                and view.counters[cid].current is None
-                and view.personal_waiting(cid) == 0
-                for cid in group
-                if service in view.counter_config[cid].services
-            )
-            if ahead_now == 0 and free:
-                return WaitEstimate(point_s=0, range_min=round_outward(0, 0), ahead=0)
+            queues.add(service, priority, 0.0, NEW_TICKET_ID)  # a free counter that would call it: 0
         else:
             target = (ticket.service, ticket.priority, (ticket.queued_at - now).total_seconds(), float(ticket.id))
             if (ticket.service, ticket.priority) not in queues.queues or ticket.target_counter is not None:
@@ -394,9 +387,9 @@ class HonestEstimator:
                 for s in view.counter_config[cid].services
                 if (hh := view.services[s].hours_on(weekday)) is not None
             ]
-            if opens and m_now < min(opens):
-                return [((min(opens) - m_now) * 60.0, 1.0)]
-            return []
+            if opens and m_now < min(opens) + LATE_GRACE_MIN:
+                return [(max(0.0, min(opens) - m_now) * 60.0, 1.0)]
+            return []  # well past its opening and still closed: nothing says when it comes
         later = [m for m in past if m is not None and m > m_now]
         never = sum(1 for m in past if m is None)
         if later or never:
