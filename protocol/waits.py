@@ -49,7 +49,7 @@ TEXTS: dict[str, dict[str, str]] = {
 
 
 def wait_text(range_min: tuple[int, int] | list[int] | None, lang: str = "pl") -> str:
-    """"do 5 min", "15–30 min", "2–3 godz.", or the language's "cannot estimate now"."""
+    """ "do 5 min", "15–30 min", "2–3 godz.", or the language's "cannot estimate now"."""
     lang = lang if lang in ("pl", "en", "uk") else "en"
     if range_min is None:
         return TEXTS["unknown"][lang]

@@ -482,7 +482,9 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError("--days must be 1-3660 and --scale 0-100")
         if Path(args.database).is_dir():
             raise ValueError(f"{args.database} is a directory")
-        result = simulate(cfg, args.database, start, args.days, seed=1 if args.seed is None else args.seed, scale=args.scale)
+        result = simulate(
+            cfg, args.database, start, args.days, seed=1 if args.seed is None else args.seed, scale=args.scale
+        )
     except (ConfigError, ValueError, RuntimeError) as exc:
         print(f"numerek-simulate: {exc}", file=sys.stderr)
         return 2

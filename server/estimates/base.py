@@ -85,9 +85,7 @@ class WaitEstimator(Protocol):
         """A past service time, as restored from the store after a restart."""
         ...
 
-    def predict(
-        self, service: str, priority: bool, view: EngineView, ticket: Ticket | None = None
-    ) -> WaitEstimate:
+    def predict(self, service: str, priority: bool, view: EngineView, ticket: Ticket | None = None) -> WaitEstimate:
         """The wait of a new ticket (or of the waiting ``ticket``) until its first call."""
         ...
 

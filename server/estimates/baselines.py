@@ -17,7 +17,7 @@ events the engine records, like the default estimator.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import date, datetime
 from typing import Protocol
 
 from server.domain import Event, EventKind
@@ -99,7 +99,7 @@ class LastToEnterService:
         self.ql = QueueLength()
         self.last: dict[tuple[str, bool], float] = {}
         self.issued: dict[int, datetime] = {}
-        self.day = None
+        self.day: date | None = None
 
     def predict(self, engine: QueueEngine, service: str, priority: bool) -> float | None:
         if engine.people_ahead(service, priority) == 0 and engine.free_counters(service) > 0:

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 import sqlite3
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -165,16 +165,16 @@ class HonestEstimator:
     def on_event(self, ev: Event, view: EngineView) -> None:
         h = self._sync(view)
         if ev.kind == EventKind.ISSUE and ev.ticket_id is not None and self._stash is not None:
-            st = self._stash
-            if st.service == ev.service and st.at == ev.at and st.priority == bool(ev.data.get("priority")):
-                self._pending[ev.ticket_id] = st
+            stash = self._stash
+            if stash.service == ev.service and stash.at == ev.at and stash.priority == bool(ev.data.get("priority")):
+                self._pending[ev.ticket_id] = stash
             self._stash = None
         elif ev.kind == EventKind.CALL and ev.ticket_id is not None:
-            st = self._pending.pop(ev.ticket_id, None)
-            if st is not None:
-                actual = (ev.at - st.at).total_seconds()
-                self.calibration.update(st.bucket, st.lo, st.hi, actual)
-                self.calibration.learn_bias(st.bucket, st.replayed, actual)
+            called = self._pending.pop(ev.ticket_id, None)
+            if called is not None:
+                actual = (ev.at - called.at).total_seconds()
+                self.calibration.update(called.bucket, called.lo, called.hi, actual)
+                self.calibration.learn_bias(called.bucket, called.replayed, actual)
         elif ev.kind == EventKind.CANCEL and ev.ticket_id is not None:
             self._pending.pop(ev.ticket_id, None)
         h.feed(ev, {cid: c.services for cid, c in view.counter_config.items()})
@@ -244,7 +244,9 @@ class HonestEstimator:
                 q = queues.queues[(service, prio)]
                 queues.queues[(service, prio)] = q[:keep]
                 keep = max(0, keep - len(q))
-        ahead_now = len(view.waiting_queue(service, True)) + (0 if priority else len(view.waiting_queue(service, False)))
+        ahead_now = len(view.waiting_queue(service, True)) + (
+            0 if priority else len(view.waiting_queue(service, False))
+        )
         if not any(c.free_at < INF and service in c.services for c in sims):
             return self._unknown(ahead_now, occ_s)
         if ticket is None:
@@ -300,8 +302,8 @@ class HonestEstimator:
     ) -> WaitEstimate:
         """A ticket sent to one counter: that counter calls its own queue first, oldest first."""
         cid = ticket.target_counter
-        sim = self._sim_counter(h, view, cid, now, m_now, weekday) if cid in view.counters else None
-        if sim is None or sim.free_at == INF:
+        sim = self._sim_counter(h, view, cid, now, m_now, weekday) if cid is not None and cid in view.counters else None
+        if cid is None or sim is None or sim.free_at == INF:
             return self._unknown(0, self.occupancy(h, ticket.service))
         ahead = sum(
             1
@@ -310,8 +312,10 @@ class HonestEstimator:
             and t.target_counter == cid
             and (t.queued_at, t.id) < (ticket.queued_at, ticket.id)
         )
-        wait = sim.free_at - view.personal_waiting(cid) * self.occupancy(h, ticket.service) + ahead * self.occupancy(
-            h, ticket.service
+        wait = (
+            sim.free_at
+            - view.personal_waiting(cid) * self.occupancy(h, ticket.service)
+            + ahead * self.occupancy(h, ticket.service)
         )
         return self._range(h, ticket.service, ticket.priority, now, max(0.0, wait), ahead, record=False)
 
@@ -485,4 +489,3 @@ def recent_events(conn: sqlite3.Connection, before: date, days: int = 42) -> Ite
             clerk=r[8],
             data=json.loads(r[9]) if r[9] else {},
         )
-

@@ -169,9 +169,7 @@ class Scorecard:
     def of(cls, scenario: str, records: Iterable[Record], names: list[str]) -> Scorecard:
         recs = list(records)
         called = [r for r in recs if r.actual_s is not None]
-        scored = [
-            r for r in called if r.range_min is not None and all(r.preds.get(n) is not None for n in names)
-        ]
+        scored = [r for r in called if r.range_min is not None and all(r.preds.get(n) is not None for n in names)]
 
         def pairs(rs: list[Record], name: str) -> list[tuple[float, float]]:
             return [(r.preds[name] / 60, r.actual_min) for r in rs]  # type: ignore[operator]
@@ -241,7 +239,11 @@ def report(card: Scorecard) -> str:
         f"the printed range is not 'cannot estimate'): {card.ranges.n}. "
         f"Printed 'cannot estimate': {card.no_estimate} "
         f"({card.no_estimate_called} of them were called later"
-        + (f", median wait {card.no_estimate_waits[len(card.no_estimate_waits) // 2]:.0f} min" if card.no_estimate_waits else "")
+        + (
+            f", median wait {card.no_estimate_waits[len(card.no_estimate_waits) // 2]:.0f} min"
+            if card.no_estimate_waits
+            else ""
+        )
         + f"); printed an estimate but never called: {card.uncalled_with_estimate}.",
         "",
         "| predictor | MAE | bias | P90 abs err | MAE (wait ≥ 10) | bias (wait ≤ 40) | > 3× off (wait > 10) |",
@@ -286,7 +288,10 @@ def summary(cards: Sequence[Scorecard]) -> str:
         + " | ".join(f"MAE {n}" for n in names)
         + " | MAE ≥10 before | MAE ≥10 printed | bias ≤40 printed | > 3× off point | > 3× off range | coverage | width |"
     )
-    lines = [head, "| --- | ---: | " + " | ".join("---:" for _ in names) + " | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    lines = [
+        head,
+        "| --- | ---: | " + " | ".join("---:" for _ in names) + " | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
     for c in cards:
         o = c.overall
         before = o.get("before")

@@ -233,8 +233,8 @@ class OfficeRun:
             step = heapq.heappop(self._heap)
             self.now = max(self.now, step.at)
             self.handlers[step.kind](*step.args)
-        for cid, c in self.engine.counters.items():  # a counter still open when nothing is left to do
-            if c.status != CounterStatus.CLOSED:
+        for cid, rt in self.engine.counters.items():  # a counter still open when nothing is left to do
+            if rt.status != CounterStatus.CLOSED:
                 self._cmd(cid, CounterAction.CLOSE)
         self.commit()
 
@@ -402,4 +402,3 @@ class OfficeRun:
         self._cmd(counter, CounterAction.OPEN)
         clerk.mode = "idle"
         self._free(counter)
-

@@ -30,7 +30,9 @@ def evaluate(
 ) -> Scorecard:
     """Play the scenario through the real engine and score every predictor on its tickets."""
     recorder = Recorder()
-    run = OfficeRun(scenario, estimator=estimator or HonestEstimator(), observers=[recorder], database=database, seed=seed)
+    run = OfficeRun(
+        scenario, estimator=estimator or HonestEstimator(), observers=[recorder], database=database, seed=seed
+    )
     try:
         run.run(weeks)
     finally:

@@ -133,7 +133,6 @@ class Break(_Strict):
     """Probability the clerk takes this break on a given day."""
 
 
-
 class Shift(_Strict):
     """Who works at a counter on which days: the staffing plan, breaks and late openings included."""
 
@@ -151,7 +150,6 @@ class Shift(_Strict):
     breaks: list[Break] = Field(default_factory=list)
     absent: Share = 0.0
     """Probability the counter is not staffed at all on a day (sick leave)."""
-
 
     def applies(self, day: date) -> bool:
         if day in self.except_dates:
@@ -211,7 +209,6 @@ class Behaviour(_Strict):
     """An idle clerk notices a new ticket and presses NEXT after this."""
     turnaround_s: Range = (0.0, 0.0)
     """Paperwork after a client, before the clerk presses NEXT (0: NEXT at once)."""
-
 
 
 class Scenario(_Strict):
