@@ -378,3 +378,42 @@ def test_a_waiting_tickets_live_estimate_counts_only_those_ahead_of_it():
     first, last = hall.engine.ticket_wait(tickets[0]), hall.engine.ticket_wait(tickets[-1])
     assert first.point_s < last.point_s
     assert first.range_min is not None and first.range_min[1] <= 15
+
+
+# ---------------------------------------------------------------- cut-off advice
+
+
+def test_on_a_quiet_afternoon_the_last_ticket_is_one_that_is_still_served_before_closing():
+    from server.estimates.cutoff import cutoff_advice
+
+    hall = Office(FOUR_COUNTERS, start=MONDAY_8AM + timedelta(hours=6))  # 14:00
+    for c in "1234":
+        hall.press(c, "open")
+    hall.serve("1", "rej", 10, 5)  # 10 minutes per client; now 14:50
+    advice = cutoff_advice(hall.engine.estimator, hall.engine, "rej")
+    assert advice.reason == "fits" and advice.last_ticket_at is not None
+    closes = advice.closes_at
+    assert closes is not None and closes.hour == 16
+    assert timedelta(minutes=10) <= closes - advice.last_ticket_at <= timedelta(minutes=25)
+    hall.clock.now = advice.last_ticket_at.astimezone(UTC)
+    ticket, _ = hall.engine.issue("rej")
+    waited = hall.play_until_called(ticket, 10)
+    assert ticket.issued_at + timedelta(minutes=waited + 10) <= closes  # called and served in time
+
+
+def test_a_queue_that_fills_the_day_stops_new_tickets_and_says_when_to_come_back():
+    from server.estimates.cutoff import automatic_cutoff, cutoff_advice
+
+    friday_2pm = MONDAY_8AM + timedelta(days=4, hours=6)
+    hall = Office(FOUR_COUNTERS, start=friday_2pm)
+    for c in "1234":
+        hall.press(c, "open")
+    hall.serve("1", "rej", 10, 5)  # 14:50
+    assert automatic_cutoff(hall.engine.estimator, hall.engine, "rej") is None
+    for _ in range(30):  # 30 people at four counters, 10 minutes each: past 16:00
+        hall.engine.issue("rej")
+    advice = cutoff_advice(hall.engine.estimator, hall.engine, "rej")
+    assert advice.reason == "full" and advice.last_ticket_at is None
+    code, message, come_back = automatic_cutoff(hall.engine.estimator, hall.engine, "rej")
+    assert code == "cut_off" and "16:00" in message
+    assert come_back is not None and come_back.weekday() == 0 and come_back.hour == 8  # Monday 8:00

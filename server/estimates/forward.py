@@ -105,14 +105,19 @@ def replay(
     occupancy: Mapping[str, float],
     arrivals: Mapping[str, Arrivals],
     horizon: float,
+    target_arrives: bool = False,
 ) -> tuple[float | None, int]:
     """When ``target`` (service, priority, queue time, id), already in ``queues``, is called.
 
-    Returns (seconds from now or None if not within ``horizon``, calls replayed before it).
+    With ``target_arrives`` the target is not in ``queues`` yet: it is issued at its queue
+    time (a ticket taken later, for the cut-off advice). Returns (seconds from now, or None if
+    not within ``horizon``; calls replayed before it).
     """
     t_service, t_prio, t_q, t_id = target
     # residents expected to arrive: one per 1/rate, made only as the replay reaches them
     coming = _Coming(arrivals, horizon)
+    if target_arrives:
+        coming.extra.append((t_q, t_service, t_prio, t_id))
 
     heap = [(c.free_at, i) for i, c in enumerate(counters) if c.free_at < INF]
     heapq.heapify(heap)
@@ -158,6 +163,7 @@ class _Coming:
         self.next: dict[str, float] = {}
         self.owed: dict[str, float] = dict.fromkeys(arrivals, 0.0)
         self.vid = 1e12
+        self.extra: list[tuple[float, str, bool, float]] = []  # one-off tickets at a given time
         for s in arrivals:
             self.next[s] = self._after(s, 0.0)
 
@@ -171,6 +177,9 @@ class _Coming:
         return INF
 
     def release(self, t: float, queues: SimQueues) -> None:
+        while self.extra and self.extra[0][0] <= t:
+            at, s, prio, tid = self.extra.pop(0)
+            queues.add(s, prio, at, tid)
         for s, at in self.next.items():
             while at <= t:
                 if self.vid >= 1e12 + MAX_ARRIVALS:
@@ -186,4 +195,5 @@ class _Coming:
             self.next[s] = at
 
     def next_for(self, services: Sequence[str]) -> float:
-        return min((self.next.get(s, INF) for s in services), default=INF)
+        extra = min((e[0] for e in self.extra if e[1] in services), default=INF)
+        return min(extra, min((self.next.get(s, INF) for s in services), default=INF))

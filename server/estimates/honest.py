@@ -214,8 +214,21 @@ class HonestEstimator:
     def predict(self, service: str, priority: bool, view: EngineView, ticket: Ticket | None = None) -> WaitEstimate:
         return self._predict(service, priority, view, ticket, None)
 
+    def wait_if_issued(self, service: str, view: EngineView, after_s: float, priority: bool = False) -> WaitEstimate:
+        """The wait of a ticket taken ``after_s`` seconds from now, with the arrivals expected meanwhile.
+
+        For the cut-off advice (server/estimates/cutoff.py): not printed, not learned from.
+        """
+        return self._predict(service, priority, view, None, None, later=max(0.0, after_s))
+
     def _predict(
-        self, service: str, priority: bool, view: EngineView, ticket: Ticket | None, ahead_override: int | None
+        self,
+        service: str,
+        priority: bool,
+        view: EngineView,
+        ticket: Ticket | None,
+        ahead_override: int | None,
+        later: float = 0.0,
     ) -> WaitEstimate:
         h = self._sync(view)
         now = view.now()
@@ -250,8 +263,9 @@ class HonestEstimator:
         if not any(c.free_at < INF and service in c.services for c in sims):
             return self._unknown(ahead_now, occ_s)
         if ticket is None:
-            target = (service, priority, 0.0, NEW_TICKET_ID)
-            queues.add(service, priority, 0.0, NEW_TICKET_ID)  # a free counter that would call it: 0
+            target = (service, priority, later, NEW_TICKET_ID)
+            if not later:
+                queues.add(service, priority, 0.0, NEW_TICKET_ID)  # a free counter that would call it: 0
         else:
             target = (ticket.service, ticket.priority, (ticket.queued_at - now).total_seconds(), float(ticket.id))
             if (ticket.service, ticket.priority) not in queues.queues or ticket.target_counter is not None:
@@ -277,10 +291,12 @@ class HonestEstimator:
             occupancy,
             arrivals,
             HORIZON_S,
+            target_arrives=later > 0,
         )
         if wait is None:
             return self._unknown(ahead_now, occ_s)
-        return self._range(h, service, priority, now, wait, calls, record=ticket is None and ahead_override is None)
+        record = ticket is None and ahead_override is None and not later
+        return self._range(h, service, priority, now, max(0.0, wait - later), calls, record=record)
 
     def _range(
         self, h: OfficeHistory, service: str, priority: bool, now: datetime, wait: float, calls: int, record: bool
