@@ -452,7 +452,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--weeks", type=int, default=None, help="with --scenario: weeks to run (default: the file's)")
     p.add_argument("--report", action="store_true", help="with --scenario: every scenario's full tables")
     p.add_argument(
-        "--estimator", choices=("honest", "before"), default="honest", help="with --scenario: what the engine prints"
+        "--estimator",
+        choices=("honest", "honest5", "before"),
+        default="honest",
+        help="with --scenario: what the engine prints",
     )
     p.add_argument("--start", default=None, help="first office day, YYYY-MM-DD (default: 4 weeks ago)")
     p.add_argument("--days", type=int, default=20, help="calendar days to simulate (weekends are closed)")

@@ -37,6 +37,13 @@ class SimCounter:
     free_at: float  # seconds from now when it next calls someone; INF: not today
     slowdown: Callable[[float], float] = lambda t: 1.0
     """Occupancy multiplier at t (1 / expected availability: breaks to come, early closing); INF: gone."""
+    free_times: list[float] = field(default_factory=list)
+    """When it may next call, as a sorted sample (the replays draw their ``free_at`` from it)."""
+
+    def at_quantile(self, q: float) -> float:
+        if not self.free_times:
+            return self.free_at
+        return self.free_times[min(len(self.free_times) - 1, int(q * len(self.free_times)))]
 
 
 @dataclass

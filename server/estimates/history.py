@@ -352,13 +352,18 @@ class OfficeHistory:
 
     def residual(self, service: str, elapsed: float, default: float) -> float:
         """Expected time left for a client called ``elapsed`` seconds ago: E[S - e | S > e]."""
+        left = self.residuals(service, elapsed, default)
+        return sum(left) / len(left)
+
+    def residuals(self, service: str, elapsed: float, default: float) -> list[float]:
+        """Times left for a client called ``elapsed`` seconds ago, one per past client who took longer (sorted)."""
         samples = self.occupancy.get(service)
         if not samples or len(samples) < 10:
-            return max(default - elapsed, default * 0.25)
-        longer = [x - elapsed for x in samples if x > elapsed]
+            return [max(default - elapsed, default * 0.25)]
+        longer = sorted(x - elapsed for x in samples if x > elapsed)
         if len(longer) < 3:
-            return max(60.0, 0.25 * elapsed)  # longer than almost anyone before: soon, but unknown
-        return sum(longer) / len(longer)
+            return [max(60.0, 0.25 * elapsed)]  # longer than almost anyone before: soon, but unknown
+        return longer
 
     def rate(self, counter: str, service: str) -> tuple[float, float]:
         """(calls, exposure seconds) of ``service`` at ``counter`` while it had people waiting."""

@@ -127,7 +127,8 @@ def group_of(counters: Mapping[str, Counter], service: str) -> tuple[list[str], 
 class HonestEstimator:
     """See the module docstring. ``alpha_lo``/``alpha_hi``: target share of waits below/above the range."""
 
-    def __init__(self, alpha_lo: float = 0.07, alpha_hi: float = 0.08) -> None:
+    def __init__(self, alpha_lo: float = 0.07, alpha_hi: float = 0.08, replays: int = 1) -> None:
+        self.replays = replays
         self.history: OfficeHistory | None = None
         self.calibration = Calibration(alpha_lo, alpha_hi)
         self._synced = False
@@ -282,30 +283,48 @@ class HonestEstimator:
             rate = h.arrival_rate(s, weekday, m_now, now)
             arrivals[s] = Arrivals(_within(rate, m_now, opens, last), h.priority_rate(s))
         occupancy = {s: self.occupancy(h, s) for s in services}
-        wait, calls = replay(
-            sims,
-            queues,
-            target,
-            {s: view.services[s].target_wait_min * 60.0 for s in services},
-            {s: view.services[s].priority for s in services},
-            occupancy,
-            arrivals,
-            HORIZON_S,
-            target_arrives=later > 0,
-        )
-        if wait is None:
-            return self._unknown(ahead_now, occ_s)
+        targets = {s: view.services[s].target_wait_min * 60.0 for s in services}
+        prios = {s: view.services[s].priority for s in services}
+        waits, all_calls = [], []
+        for r in range(self.replays):
+            if self.replays > 1:  # each replay draws when each counter is next free (stratified, decorrelated)
+                for i, c in enumerate(sims):
+                    c.free_at = c.at_quantile(((r + 0.5) / self.replays + i * 0.618034) % 1.0)
+            run_queues = SimQueues({k: list(v) for k, v in queues.queues.items()}, dict(queues.beyond))
+            wait, calls = replay(
+                sims, run_queues, target, targets, prios, occupancy, arrivals, HORIZON_S, target_arrives=later > 0
+            )
+            if wait is None:
+                return self._unknown(ahead_now, occ_s)
+            waits.append(max(0.0, wait - later))
+            all_calls.append(calls)
+        mean = sum(waits) / len(waits)
+        between = math.sqrt(sum((w - mean) ** 2 for w in waits) / len(waits))
+        calls = round(sum(all_calls) / len(all_calls))
         record = ticket is None and ahead_override is None and not later
-        return self._range(h, service, priority, now, max(0.0, wait - later), calls, record=record)
+        return self._range(h, service, priority, now, mean, calls, record=record, between=between)
 
     def _range(
-        self, h: OfficeHistory, service: str, priority: bool, now: datetime, wait: float, calls: int, record: bool
+        self,
+        h: OfficeHistory,
+        service: str,
+        priority: bool,
+        now: datetime,
+        wait: float,
+        calls: int,
+        record: bool,
+        between: float = 0.0,
     ) -> WaitEstimate:
-        """The wait ∓ k·spread, k calibrated; the new ticket's range is remembered to learn from its call."""
+        """The wait ∓ k·spread, k calibrated; the new ticket's range is remembered to learn from its call.
+
+        ``between``: the spread among the replays (when counters come free), added to the
+        spread of the j+1 services ahead.
+        """
         b = self.calibration.bucket(calls)
-        replayed, wait = wait, wait * self.calibration.factor(b)
+        factor = self.calibration.factor(b)
+        replayed, wait = wait, wait * factor
         cv = h.occupancy_cv(service) or 0.8
-        spread = wait * cv / math.sqrt(calls + 1) + SPREAD_FLOOR_S
+        spread = math.hypot(wait * cv / math.sqrt(calls + 1), between * factor) + SPREAD_FLOOR_S
         lo = max(0.0, wait - self.calibration.k_lo[b] * spread)
         hi = wait + self.calibration.k_hi[b] * spread
         printed = round_outward(lo, hi)
@@ -357,7 +376,7 @@ class HonestEstimator:
         debt = view.personal_waiting(cid) * occ
         breaks_done = today is not None and today.pauses >= max(1, round(profile.breaks_per_day if profile else 1))
         if runtime.status == CounterStatus.OPEN:
-            free_at = 0.0
+            times = [0.0]
             if runtime.current is not None:
                 cur = view.tickets.get(runtime.current)
                 called = today.call_at if today is not None and today.call_at is not None else None
@@ -365,15 +384,15 @@ class HonestEstimator:
                     called = cur.called_at or cur.first_called_at
                 elapsed = (now - called).total_seconds() if called is not None else 0.0
                 cur_service = cur.service if cur is not None else services[0]
-                free_at = h.residual(cur_service, elapsed, self.occupancy(h, cur_service)) + h.turnaround.get(cid, 0.0)
+                turnaround = h.turnaround.get(cid, 0.0)
+                times = [x + turnaround for x in h.residuals(cur_service, elapsed, self.occupancy(h, cur_service))]
             avail = _availability(profile, m_now, m_close, breaks_done, relative=True)
         elif runtime.status == CounterStatus.PAUSED:
             if h.break_return_share() < 0.5:
                 return None
             since = today.since if today is not None and today.status == "paused" else None
             elapsed = (now - since).total_seconds() if since is not None else 0.0
-            left = h.break_left(elapsed, DEFAULT_BREAK_S)
-            free_at = sum(left) / len(left)
+            times = h.break_left(elapsed, DEFAULT_BREAK_S)
             avail = _availability(profile, m_now, m_close, True, relative=True)
         else:
             if today is not None and today.opened:
@@ -382,19 +401,14 @@ class HonestEstimator:
             chance = sum(w for _, w in openings)
             if chance < 0.5:
                 return None
-            free_at, acc = openings[-1][0], 0.0
-            for t, w in sorted(openings):
-                acc += w
-                if acc >= chance / 2:
-                    free_at = t
-                    break
+            times = _weighted_sample(openings)
             avail = _availability(profile, m_now, m_close, False, relative=False)
 
         def slowdown(t: float) -> float:
             a = avail(m_now + t / 60)
             return INF if a < 0.05 else 1.0 / a
 
-        return SimCounter(cid, services, free_at + debt, slowdown)
+        return SimCounter(cid, services, sum(times) / len(times) + debt, slowdown, [x + debt for x in times])
 
     def _openings(
         self, h: OfficeHistory, view: EngineView, cid: str, weekday: int, m_now: float
@@ -418,6 +432,20 @@ class HonestEstimator:
         latest = max(m for m in past if m is not None)
         p = max(0.0, 1.0 - (m_now - latest) / 60.0)  # later than ever before: less likely by the minute
         return [(300.0, p)] if p > 0 else []
+
+
+def _weighted_sample(points: list[tuple[float, float]], n: int = 20) -> list[float]:
+    """``n`` values standing for a weighted set of times (its quantiles), for the replays."""
+    points = sorted(points)
+    total = sum(w for _, w in points)
+    out, acc, i = [], 0.0, 0
+    for k in range(n):
+        q = (k + 0.5) / n * total
+        while i < len(points) - 1 and acc + points[i][1] < q:
+            acc += points[i][1]
+            i += 1
+        out.append(points[i][0])
+    return out
 
 
 def _within(rate: Callable[[float], float], m_now: float, opens: float, last: float) -> Callable[[float], float]:

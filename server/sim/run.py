@@ -16,6 +16,7 @@ from server.sim.scenario import Scenario, load_scenario
 ESTIMATORS: dict[str, Callable[[], WaitEstimator]] = {
     "honest": HonestEstimator,
     "before": RecentMedianEstimator,
+    "honest5": lambda: HonestEstimator(replays=5),
 }
 """What the engine prints with (``--estimator``); the baselines always run beside it."""
 
