@@ -221,7 +221,7 @@ def test_a_counter_that_usually_opens_late_is_expected_then():
     for _day in range(2):  # two days of history: opens at 10:00, 10 minutes per client
         hall.serve("1", "rej", 10, 3)
         hall.press("1", "close")
-        hall.clock.now = hall.clock.now.replace(hour=9) + timedelta(days=1)  # 10:00 the next day
+        hall.clock.now = hall.clock.now.replace(hour=9, minute=0) + timedelta(days=1)  # 10:00 the next day
     hall.clock.now -= timedelta(hours=1)  # 9:00 on the third day
     ticket, _ = hall.engine.issue("rej")
     assert ticket.estimated_wait_range_min is not None

@@ -23,9 +23,10 @@ Learned, per the failure modes of issue 15:
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, tzinfo
 
@@ -37,6 +38,60 @@ RATE_MEMORY_S = 4 * 3600.0
 """Calls and exposure fade with this time constant (of exposure): about a busy day's worth."""
 PROFILE_WEIGHT = 0.3
 """Weight of the newest day in a counter's open/paused profile per weekday."""
+
+
+class _Samples:
+    """The last ``size`` occupancy samples of a service, kept sorted with running sums.
+
+    Why: the estimate asks for the mean, the spread and E[S - e | S > e] of the current
+    client's service every time, and a new sample arrives with almost every client.
+    """
+
+    def __init__(self, size: int = 300) -> None:
+        self.window: deque[float] = deque()
+        self.size = size
+        self.sorted: list[float] = []
+        self.total = 0.0
+        self.squares = 0.0
+
+    def add(self, x: float) -> None:
+        if len(self.window) == self.size:
+            old = self.window.popleft()
+            del self.sorted[bisect.bisect_left(self.sorted, old)]
+            self.total -= old
+            self.squares -= old * old
+        self.window.append(x)
+        bisect.insort(self.sorted, x)
+        self.total += x
+        self.squares += x * x
+
+    def __len__(self) -> int:
+        return len(self.window)
+
+    def __iter__(self) -> Iterator[float]:
+        return iter(self.window)
+
+    @property
+    def n(self) -> int:
+        return len(self.window)
+
+    @property
+    def mean(self) -> float:
+        return self.total / self.n
+
+    @property
+    def cv(self) -> float:
+        n, m = self.n, self.mean
+        if n < 2 or m <= 0:
+            return 0.0
+        return math.sqrt(max(0.0, (self.squares - n * m * m) / (n - 1))) / m
+
+    def left_mean(self, elapsed: float) -> float | None:
+        i = bisect.bisect_right(self.sorted, elapsed)
+        k = self.n - i
+        if k < 3:
+            return None
+        return sum(self.sorted[i:]) / k - elapsed
 
 
 def minute_of_day(at: datetime, tz: tzinfo) -> float:
@@ -95,7 +150,7 @@ class OfficeHistory:
         self.priority_of: dict[int, bool] = {}
         self.counters: dict[str, CounterDay] = {}
         # learned
-        self.occupancy: dict[str, deque[float]] = {}
+        self.occupancy: dict[str, _Samples] = {}  # per service: the time a counter is taken per client
         self.counter_occupancy: dict[str, float] = {}  # EW mean per counter, all its clients
         self.turnaround: dict[str, float] = {}  # EW mean gap before the next call, per counter
         self.calls: dict[tuple[str, str], float] = {}
@@ -209,7 +264,7 @@ class OfficeHistory:
             return
         took = (ev.at - c.call_at).total_seconds()
         if took > 0:
-            self.occupancy.setdefault(c.call_service, deque(maxlen=300)).append(took)
+            self.occupancy.setdefault(c.call_service, _Samples()).add(took)
             old = self.counter_occupancy.get(ev.counter, took)
             self.counter_occupancy[ev.counter] = 0.95 * old + 0.05 * took
         c.call_at = c.call_service = None
@@ -336,34 +391,38 @@ class OfficeHistory:
 
     # ------------------------------------------------------------------ reading
 
-    def occupancy_mean(self, service: str) -> float | None:
+    def mean_turnaround(self) -> float:
+        return sum(self.turnaround.values()) / len(self.turnaround) if self.turnaround else 0.0
+
+    def samples(self, service: str) -> _Samples | None:
         samples = self.occupancy.get(service)
-        if not samples:
-            return None
-        return sum(samples) / len(samples)
+        return samples if samples else None
+
+    def occupancy_mean(self, service: str) -> float | None:
+        stats = self.samples(service)
+        return stats.mean if stats is not None else None
 
     def occupancy_cv(self, service: str) -> float | None:
-        samples = self.occupancy.get(service)
-        if not samples or len(samples) < 10:
-            return None
-        m = sum(samples) / len(samples)
-        var = sum((x - m) ** 2 for x in samples) / (len(samples) - 1)
-        return math.sqrt(var) / m if m > 0 else None
+        stats = self.samples(service)
+        return stats.cv if stats is not None and stats.n >= 10 else None
 
     def residual(self, service: str, elapsed: float, default: float) -> float:
         """Expected time left for a client called ``elapsed`` seconds ago: E[S - e | S > e]."""
-        left = self.residuals(service, elapsed, default)
-        return sum(left) / len(left)
+        stats = self.samples(service)
+        if stats is None or stats.n < 10:
+            return max(default - elapsed, default * 0.25)
+        left = stats.left_mean(elapsed)
+        return left if left is not None else max(60.0, 0.25 * elapsed)  # longer than almost anyone: soon
 
     def residuals(self, service: str, elapsed: float, default: float) -> list[float]:
         """Times left for a client called ``elapsed`` seconds ago, one per past client who took longer (sorted)."""
-        samples = self.occupancy.get(service)
-        if not samples or len(samples) < 10:
+        stats = self.samples(service)
+        if stats is None or stats.n < 10:
             return [max(default - elapsed, default * 0.25)]
-        longer = sorted(x - elapsed for x in samples if x > elapsed)
-        if len(longer) < 3:
+        i = bisect.bisect_right(stats.sorted, elapsed)
+        if stats.n - i < 3:
             return [max(60.0, 0.25 * elapsed)]  # longer than almost anyone before: soon, but unknown
-        return longer
+        return [x - elapsed for x in stats.sorted[i:]]
 
     def rate(self, counter: str, service: str) -> tuple[float, float]:
         """(calls, exposure seconds) of ``service`` at ``counter`` while it had people waiting."""

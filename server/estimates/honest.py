@@ -195,7 +195,7 @@ class HonestEstimator:
 
     def occupancy(self, h: OfficeHistory, service: str) -> float:
         """Seconds a client of the service takes a counter: measured call to end, plus the clerk's turnaround."""
-        turnaround = sum(h.turnaround.values()) / len(h.turnaround) if h.turnaround else 0.0
+        turnaround = h.mean_turnaround()
         measured = h.occupancy_mean(service)
         if measured is not None:
             return measured + turnaround
@@ -244,7 +244,10 @@ class HonestEstimator:
         group, services = group_of(view.counter_config, service)
 
         # 1. who calls, and from when
-        sims = [c for cid in group if (c := self._sim_counter(h, view, cid, now, m_now, weekday)) is not None]
+        occupancy = {s: self.occupancy(h, s) for s in view.services}
+        sims = [
+            c for cid in group if (c := self._sim_counter(h, view, cid, now, m_now, weekday, occupancy)) is not None
+        ]
         queues = SimQueues()
         for s in services:
             for prio in (True, False):
@@ -282,7 +285,6 @@ class HonestEstimator:
             last = sh.closes.hour * 60 + sh.closes.minute - view.services[s].cutoff_min
             rate = h.arrival_rate(s, weekday, m_now, now)
             arrivals[s] = Arrivals(_within(rate, m_now, opens, last), h.priority_rate(s))
-        occupancy = {s: self.occupancy(h, s) for s in services}
         targets = {s: view.services[s].target_wait_min * 60.0 for s in services}
         prios = {s: view.services[s].priority for s in services}
         waits, all_calls = [], []
@@ -337,7 +339,9 @@ class HonestEstimator:
     ) -> WaitEstimate:
         """A ticket sent to one counter: that counter calls its own queue first, oldest first."""
         cid = ticket.target_counter
-        sim = self._sim_counter(h, view, cid, now, m_now, weekday) if cid is not None and cid in view.counters else None
+        occupancy = {s: self.occupancy(h, s) for s in view.services}
+        known = cid is not None and cid in view.counters
+        sim = self._sim_counter(h, view, cid, now, m_now, weekday, occupancy) if known else None  # type: ignore[arg-type]
         if cid is None or sim is None or sim.free_at == INF:
             return self._unknown(0, self.occupancy(h, ticket.service))
         ahead = sum(
@@ -359,7 +363,14 @@ class HonestEstimator:
         return WaitEstimate(point_s=round((ahead + 1) * occ), range_min=None, ahead=round(ahead))
 
     def _sim_counter(
-        self, h: OfficeHistory, view: EngineView, cid: str, now: datetime, m_now: float, weekday: int
+        self,
+        h: OfficeHistory,
+        view: EngineView,
+        cid: str,
+        now: datetime,
+        m_now: float,
+        weekday: int,
+        occupancy: Mapping[str, float],
     ) -> SimCounter | None:
         """A counter as the replay sees it: when it next calls, and how its availability goes; None: not today."""
         services = view.counter_config[cid].services
@@ -372,7 +383,7 @@ class HonestEstimator:
         if not closes:
             return None
         m_close = max(closes)
-        occ = sum(self.occupancy(h, s) for s in services) / len(services)
+        occ = sum(occupancy[s] for s in services) / len(services)
         debt = view.personal_waiting(cid) * occ
         breaks_done = today is not None and today.pauses >= max(1, round(profile.breaks_per_day if profile else 1))
         if runtime.status == CounterStatus.OPEN:
@@ -385,7 +396,11 @@ class HonestEstimator:
                 elapsed = (now - called).total_seconds() if called is not None else 0.0
                 cur_service = cur.service if cur is not None else services[0]
                 turnaround = h.turnaround.get(cid, 0.0)
-                times = [x + turnaround for x in h.residuals(cur_service, elapsed, self.occupancy(h, cur_service))]
+                default = occupancy.get(cur_service, DEFAULT_OCCUPANCY_S)
+                if self.replays > 1:
+                    times = [x + turnaround for x in h.residuals(cur_service, elapsed, default)]
+                else:  # one replay needs the mean only
+                    times = [h.residual(cur_service, elapsed, default) + turnaround]
             avail = _availability(profile, m_now, m_close, breaks_done, relative=True)
         elif runtime.status == CounterStatus.PAUSED:
             if h.break_return_share() < 0.5:
