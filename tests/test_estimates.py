@@ -417,3 +417,15 @@ def test_a_queue_that_fills_the_day_stops_new_tickets_and_says_when_to_come_back
     code, message, come_back = automatic_cutoff(hall.engine.estimator, hall.engine, "rej")
     assert code == "cut_off" and "16:00" in message
     assert come_back is not None and come_back.weekday() == 0 and come_back.hour == 8  # Monday 8:00
+
+
+def test_the_service_list_before_the_days_first_ticket_expects_the_counters_of_the_new_day():
+    """The kiosk's list is estimated every 15 s: at 7:55 the counters that closed yesterday are expected again."""
+    hall = Office(FOUR_COUNTERS)
+    for c in "1234":
+        hall.press(c, "open")
+    hall.serve("1", "rej", 10, 3)
+    for c in "1234":
+        hall.press(c, "close")
+    hall.clock.now = hall.clock.now.replace(hour=6, minute=55) + timedelta(days=1)  # 7:55 the next day
+    assert hall.engine.estimate_wait_range("rej") in ((0, 5), (0, 10), (0, 15))  # four counters at 8:00, nobody waiting

@@ -53,6 +53,10 @@ class EngineView(Protocol):
         """The office day the engine is on (it rolls before issuing the day's first ticket)."""
         ...
 
+    def office_day(self, now: datetime) -> date:
+        """The office day ``now`` belongs to (numbering restarts at ``day_starts``)."""
+        ...
+
     @property
     def services(self) -> Mapping[str, Service]: ...
 

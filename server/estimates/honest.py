@@ -233,7 +233,7 @@ class HonestEstimator:
     ) -> WaitEstimate:
         h = self._sync(view)
         now = view.now()
-        h.roll_to(view.day, now)
+        h.roll_to(view.office_day(now), now)  # a new day may begin before its first event
         svc = view.services.get(service)
         occ_s = self.occupancy(h, service)
         weekday = now.astimezone(view.tz).weekday()
