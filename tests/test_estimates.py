@@ -429,3 +429,23 @@ def test_the_service_list_before_the_days_first_ticket_expects_the_counters_of_t
         hall.press(c, "close")
     hall.clock.now = hall.clock.now.replace(hour=6, minute=55) + timedelta(days=1)  # 7:55 the next day
     assert hall.engine.estimate_wait_range("rej") in ((0, 5), (0, 10), (0, 15))  # four counters at 8:00, nobody waiting
+
+
+def test_a_failing_estimator_never_stops_a_ticket_or_a_call(caplog):
+    """The estimate is advice: if it breaks, the kiosk says "cannot estimate" and the office goes on."""
+    hall = Office(FOUR_COUNTERS)
+    hall.press("1", "open")
+    hall.serve("1", "rej", 10, 2)
+    history = hall.engine.estimator.history
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug in the estimator")
+
+    history.arrival_rate = broken  # used by every estimate
+    history.feed = broken  # and every event
+    ticket, _ = hall.engine.issue("rej")
+    assert ticket.estimated_wait_range_min is None
+    assert hall.press("1", "next").number == ticket.number
+    assert sum("wait estimator failed" in r.message for r in caplog.records) == 2  # once per kind, not per ticket
+    hall.engine.issue("rej")
+    assert sum("wait estimator failed" in r.message for r in caplog.records) == 2

@@ -27,6 +27,7 @@ How (docs/estimates.md has the method and the figures):
 
 from __future__ import annotations
 
+import logging
 import math
 import sqlite3
 from collections.abc import Callable, Iterable, Mapping
@@ -41,7 +42,10 @@ from server.estimates.base import EngineView, WaitEstimate
 from server.estimates.forward import INF, MAX_CALLS, Arrivals, SimCounter, SimQueues, replay
 from server.estimates.history import OfficeHistory, Profile, minute_of_day
 
+log = logging.getLogger(__name__)
+
 DEFAULT_OCCUPANCY_S = 300.0
+DEFAULT_OCCUPANCY_S_INT = 300
 DEFAULT_BREAK_S = 15 * 60.0
 SPREAD_FLOOR_S = 60.0
 HORIZON_S = 12 * 3600.0
@@ -136,6 +140,7 @@ class HonestEstimator:
         self._stash: _Stash | None = None
         self._pending: dict[int, _Stash] = {}
         self._restored: dict[str, list[float]] = {}
+        self._complained: set[str] = set()
 
     # ------------------------------------------------------------------ learning
 
@@ -164,6 +169,19 @@ class HonestEstimator:
             self._restored.setdefault(service, []).append(service_seconds)
 
     def on_event(self, ev: Event, view: EngineView) -> None:
+        """Learn from the event. Why guarded: the estimate is advice; a bug in it must never stop
+        the engine from recording a call or issuing a ticket (it is logged, once per kind)."""
+        try:
+            self._learn(ev, view)
+        except Exception:  # noqa: BLE001
+            self._complain("learning from an event")
+
+    def _complain(self, what: str) -> None:
+        if what not in self._complained:
+            self._complained.add(what)
+            log.exception("wait estimator failed while %s; the estimate says 'cannot estimate' meanwhile", what)
+
+    def _learn(self, ev: Event, view: EngineView) -> None:
         h = self._sync(view)
         if ev.kind == EventKind.ISSUE and ev.ticket_id is not None and self._stash is not None:
             stash = self._stash
@@ -213,7 +231,11 @@ class HonestEstimator:
         return round((people_ahead + 0.5) * per_client / max(counters, 1.0))
 
     def predict(self, service: str, priority: bool, view: EngineView, ticket: Ticket | None = None) -> WaitEstimate:
-        return self._predict(service, priority, view, ticket, None)
+        try:
+            return self._predict(service, priority, view, ticket, None)
+        except Exception:  # noqa: BLE001  (see on_event)
+            self._complain("estimating")
+            return WaitEstimate(point_s=DEFAULT_OCCUPANCY_S_INT, range_min=None)
 
     def wait_if_issued(self, service: str, view: EngineView, after_s: float, priority: bool = False) -> WaitEstimate:
         """The wait of a ticket taken ``after_s`` seconds from now, with the arrivals expected meanwhile.
