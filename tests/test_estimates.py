@@ -336,7 +336,7 @@ def test_a_restarted_server_learns_the_same_office_from_its_stored_events(tmp_pa
     for s in ("usc", "mel", "pod"):
         assert b.occupancy_mean(s) == pytest.approx(a.occupancy_mean(s))
     assert list(b.breaks) == pytest.approx(list(a.breaks))
-    assert b.first_open_any == a.first_open_any
+    assert b.first_open == a.first_open and b.first_open
 
 
 # ---------------------------------------------------------------- what residents read

@@ -94,6 +94,20 @@ class _Samples:
         return sum(self.sorted[i:]) / k - elapsed
 
 
+def _pool(profiles: Sequence[Profile]) -> Profile | None:
+    """Profiles of several weekdays as one, each weighted by its days; None below two days in all."""
+    days = sum(p.days for p in profiles)
+    if days < 2:
+        return None
+    slots = len(profiles[0].open)
+    out = Profile.empty(slots)
+    out.open = [sum(p.open[i] * p.days for p in profiles) / days for i in range(slots)]
+    out.paused = [sum(p.paused[i] * p.days for p in profiles) / days for i in range(slots)]
+    out.breaks_per_day = sum(p.breaks_per_day * p.days for p in profiles) / days
+    out.days = days
+    return out
+
+
 def minute_of_day(at: datetime, tz: tzinfo) -> float:
     local = at.astimezone(tz)
     return local.hour * 60 + local.minute + local.second / 60
@@ -159,9 +173,7 @@ class OfficeHistory:
         self.break_returns = 0
         self.break_no_returns = 0
         self.first_open: dict[tuple[str, int], deque[float | None]] = {}
-        self.first_open_any: dict[str, deque[float | None]] = {}
         self.profiles: dict[tuple[str, int], Profile] = {}
-        self.profiles_any: dict[str, Profile] = {}
         self.priority_arrivals: dict[str, deque[datetime]] = {}
         self.transfers_in: dict[str, deque[datetime]] = {}
         self.day_started: datetime | None = None
@@ -170,7 +182,6 @@ class OfficeHistory:
         self.priority_today: dict[str, int] = {}
         self.recent_issues: dict[str, deque[datetime]] = {}
         self.arrival_profiles: dict[tuple[str, int], Profile] = {}
-        self.arrival_profiles_any: dict[str, Profile] = {}
         self.priority_share: dict[str, tuple[float, float]] = {}  # service -> (priority, all), faded
 
     # ------------------------------------------------------------------ feeding
@@ -353,15 +364,12 @@ class OfficeHistory:
                     segments.append((c.since, end, c.status))
                 first = minute_of_day(c.first_open, self.tz) if c.first_open is not None else None
                 self.first_open.setdefault((cid, wd), deque(maxlen=8)).append(first)
-                self.first_open_any.setdefault(cid, deque(maxlen=12)).append(first)
                 if not c.opened:
                     continue
                 open_, paused = self._fractions(segments)
                 self.profiles.setdefault((cid, wd), Profile.empty()).add(open_, paused, c.pauses)
-                self.profiles_any.setdefault(cid, Profile.empty()).add(open_, paused, c.pauses)
             for service, counts in self.arrivals_today.items():
                 self.arrival_profiles.setdefault((service, wd), Profile.empty(24)).add(counts, counts, 0)
-                self.arrival_profiles_any.setdefault(service, Profile.empty(24)).add(counts, counts, 0)
                 prio, total = self.priority_share.get(service, (0.0, 0.0))
                 self.priority_share[service] = (
                     0.8 * prio + self.priority_today.get(service, 0),
@@ -440,23 +448,25 @@ class OfficeHistory:
     def break_return_share(self) -> float:
         return (self.break_returns + 9) / (self.break_returns + self.break_no_returns + 10)
 
-    def opening_history(self, counter: str, weekday: int) -> list[float | None] | None:
-        days = self.first_open.get((counter, weekday))
-        if days is not None and len(days) >= 2:
-            return list(days)
-        pooled = self.first_open_any.get(counter)
-        if pooled is not None and len(pooled) >= 2:
-            return list(pooled)
-        return None
+    def opening_history(self, counter: str, alike: Sequence[int]) -> list[float | None] | None:
+        """When the counter first opened on recent days like today (None: a day it did not).
 
-    def profile(self, counter: str, weekday: int) -> Profile | None:
-        p = self.profiles.get((counter, weekday))
-        if p is not None and p.days >= 2:
-            return p
-        p = self.profiles_any.get(counter)
-        if p is not None and p.days >= 2:
-            return p
-        return None
+        ``alike``: today's weekday first, then the weekdays with the same opening hours, which
+        are pooled when today's weekday has fewer than two days of history (a long Wednesday
+        is not pooled with the other days).
+        """
+        own = self.first_open.get((counter, alike[0]))
+        if own is not None and len(own) >= 2:
+            return list(own)
+        pooled = [m for wd in alike for m in self.first_open.get((counter, wd), ())]
+        return pooled if len(pooled) >= 2 else None
+
+    def profile(self, counter: str, alike: Sequence[int]) -> Profile | None:
+        """The counter's open/paused profile on days like today (see ``opening_history``)."""
+        own = self.profiles.get((counter, alike[0]))
+        if own is not None and own.days >= 2:
+            return own
+        return _pool([self.profiles[(counter, wd)] for wd in alike if (counter, wd) in self.profiles])
 
     def recent_rate(self, arrivals: Mapping[str, deque[datetime]], service: str, now: datetime) -> float:
         """Per second over the last hour of today (or since the day began, at least 15 minutes)."""
@@ -470,16 +480,18 @@ class OfficeHistory:
             span = min(span, max(900.0, (now - self.day_started).total_seconds()))
         return n / span
 
-    def arrival_rate(self, service: str, weekday: int, m_now: float, now: datetime) -> Callable[[float], float]:
+    def arrival_rate(self, service: str, alike: Sequence[int], m_now: float, now: datetime) -> Callable[[float], float]:
         """Expected arrivals per second of ``service`` at t seconds from now.
 
-        The usual count for the hour on this weekday (or any weekday), scaled by how today
+        The usual count for the hour on this weekday (or on weekdays with the same hours), scaled by how today
         compares with usual so far (a Monday rush, a quiet day); with no history yet, the
         last hour's rate held on.
         """
-        profile = self.arrival_profiles.get((service, weekday))
+        profile = self.arrival_profiles.get((service, alike[0]))
         if profile is None or profile.days < 2:
-            profile = self.arrival_profiles_any.get(service)
+            profile = _pool(
+                [self.arrival_profiles[(service, wd)] for wd in alike if (service, wd) in self.arrival_profiles]
+            )
         if profile is None or profile.days < 2:
             times = self.recent_issues.get(service)
             since = now - timedelta(hours=1)

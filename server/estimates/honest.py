@@ -30,7 +30,7 @@ from __future__ import annotations
 import logging
 import math
 import sqlite3
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -305,7 +305,7 @@ class HonestEstimator:
                 continue
             opens = sh.opens.hour * 60 + sh.opens.minute
             last = sh.closes.hour * 60 + sh.closes.minute - view.services[s].cutoff_min
-            rate = h.arrival_rate(s, weekday, m_now, now)
+            rate = h.arrival_rate(s, _alike(view, [s], weekday), m_now, now)
             arrivals[s] = Arrivals(_within(rate, m_now, opens, last), h.priority_rate(s))
         targets = {s: view.services[s].target_wait_min * 60.0 for s in services}
         prios = {s: view.services[s].priority for s in services}
@@ -398,7 +398,8 @@ class HonestEstimator:
         services = view.counter_config[cid].services
         runtime = view.counters[cid]
         today = h.counters.get(cid)
-        profile = h.profile(cid, weekday)
+        alike = _alike(view, services, weekday)
+        profile = h.profile(cid, alike)
         closes = [
             hh.closes.hour * 60 + hh.closes.minute for s in services if (hh := view.services[s].hours_on(weekday))
         ]
@@ -451,7 +452,7 @@ class HonestEstimator:
         self, h: OfficeHistory, view: EngineView, cid: str, weekday: int, m_now: float
     ) -> list[tuple[float, float]]:
         """When a closed counter that has not opened today is expected to: (s from now, probability)."""
-        past = h.opening_history(cid, weekday)
+        past = h.opening_history(cid, _alike(view, view.counter_config[cid].services, weekday))
         if past is None:  # no history: the plan is the counter's services' opening hours
             opens = [
                 hh.opens.hour * 60 + hh.opens.minute
@@ -469,6 +470,18 @@ class HonestEstimator:
         latest = max(m for m in past if m is not None)
         p = max(0.0, 1.0 - (m_now - latest) / 60.0)  # later than ever before: less likely by the minute
         return [(300.0, p)] if p > 0 else []
+
+
+def _alike(view: EngineView, services: Sequence[str], weekday: int) -> list[int]:
+    """``weekday`` and then the other weekdays on which these services keep the same hours."""
+
+    def hours(wd: int) -> tuple:
+        return tuple(
+            (h.opens, h.closes) if (h := view.services[s].hours_on(wd)) is not None else None for s in services
+        )
+
+    mine = hours(weekday)
+    return [weekday] + [wd for wd in range(7) if wd != weekday and hours(wd) == mine]
 
 
 def _weighted_sample(points: list[tuple[float, float]], n: int = 20) -> list[float]:
@@ -520,7 +533,8 @@ def _availability(
         stay = min(1.0, s / staffed_now) if relative else 1.0
         if s <= 1e-9:
             return stay if not relative else 0.0
-        on_break = 0.0 if breaks_done else profile.paused[slot] / s
+        # a break to come slows the counter down (it is away part of the hour), never ends its day
+        on_break = 0.0 if breaks_done else min(0.8, profile.paused[slot] / s)
         return stay * (1.0 - on_break)
 
     return avail
