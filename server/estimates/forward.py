@@ -24,9 +24,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 INF = math.inf
-MAX_CALLS = 200
+MAX_CALLS = 100
 """Calls replayed at most; beyond, the rest is extrapolated at the replayed pace (a queue of hundreds)."""
-MAX_ARRIVALS = 400
+MAX_ARRIVALS = 150
 """Expected arrivals replayed at most (a day of a busy office); a burst far beyond stops adding more."""
 
 
