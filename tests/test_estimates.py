@@ -449,3 +449,32 @@ def test_a_failing_estimator_never_stops_a_ticket_or_a_call(caplog):
     assert sum("wait estimator failed" in r.message for r in caplog.records) == 2  # once per kind, not per ticket
     hall.engine.issue("rej")
     assert sum("wait estimator failed" in r.message for r in caplog.records) == 2
+
+
+def test_the_service_list_gets_the_same_estimates_from_one_replay_as_from_one_each():
+    """The kiosk's list asks for every service and class at once; one replay with ghost tickets answers all."""
+    toml = office(
+        service("rej", "A", target=20) + service("odb", "C", target=10, priority=1) + service("pj", "B", target=20),
+        counter("1", "rej", "odb") + counter("2", "pj", "rej") + counter("3", "odb", "pj"),
+    )
+    hall = Office(toml)
+    for c in "123":
+        hall.press(c, "open")
+    hall.serve("1", "rej", 8, 3)
+    hall.serve("3", "odb", 3, 3)
+    hall.serve("2", "pj", 6, 3)
+    for i in range(12):
+        hall.engine.issue(("rej", "odb", "pj")[i % 3], priority=i % 5 == 0)
+        hall.minutes(1)
+    for c in "123":
+        hall.press(c, "next")
+    est = hall.engine.estimator
+    asked = [(s, p) for s in ("rej", "odb", "pj") for p in (False, True)]
+    together = [hall.engine.estimator.predict(s, p, hall.engine) for s, p in asked]  # same state: cached
+    assert est._cache and len(est._cache) == 6  # the second question replayed the whole group once
+    one_by_one = []
+    for s, p in asked:
+        est._cache_state = None  # forget: a replay of its own
+        one_by_one.append(est.predict(s, p, hall.engine))
+    assert [e.point_s for e in together] == [e.point_s for e in one_by_one]
+    assert len({e.point_s for e in together}) > 3  # they differ from each other

@@ -103,10 +103,14 @@ def pick(
     return best
 
 
+Target = tuple[str, bool, float, float]
+"""A ticket whose call time is wanted: (service, priority, queue time in s from now, id)."""
+
+
 def replay(
     counters: list[SimCounter],
     queues: SimQueues,
-    target: tuple[str, bool, float, float],
+    target: Target,
     targets_s: Mapping[str, float],
     service_priority: Mapping[str, int],
     occupancy: Mapping[str, float],
@@ -114,51 +118,84 @@ def replay(
     horizon: float,
     target_arrives: bool = False,
 ) -> tuple[float | None, int]:
-    """When ``target`` (service, priority, queue time, id), already in ``queues``, is called.
+    """When ``target``, already in ``queues``, is called.
 
     With ``target_arrives`` the target is not in ``queues`` yet: it is issued at its queue
     time (a ticket taken later, for the cut-off advice). Returns (seconds from now, or None if
     not within ``horizon``; calls replayed before it).
     """
-    t_service, t_prio, t_q, t_id = target
-    # residents expected to arrive: one per 1/rate, made only as the replay reaches them
+    extra = [target] if target_arrives else []
+    return replay_many(counters, queues, [target], targets_s, service_priority, occupancy, arrivals, horizon, extra)[
+        target
+    ]
+
+
+def replay_many(
+    counters: list[SimCounter],
+    queues: SimQueues,
+    targets: Sequence[Target],
+    targets_s: Mapping[str, float],
+    service_priority: Mapping[str, int],
+    occupancy: Mapping[str, float],
+    arrivals: Mapping[str, Arrivals],
+    horizon: float,
+    arriving: Sequence[Target] = (),
+) -> dict[Target, tuple[float | None, int]]:
+    """When each of ``targets`` (in ``queues``, or issued later if in ``arriving``) is called.
+
+    The targets are ghosts: a counter that calls one records the moment and calls again at
+    once, so no target delays anything. That is exact: a ticket's call depends only on what
+    happens before it, and a target the replay had not met would not have changed that. One
+    replay thus gives the estimate for a new ticket of every service and class of a group
+    (the kiosk's service list) for the cost of the longest.
+    """
     coming = _Coming(arrivals, horizon)
-    if target_arrives:
-        coming.extra.append((t_q, t_service, t_prio, t_id))
+    coming.extra.extend(sorted((q, s, p, tid) for s, p, q, tid in arriving))
+    ghosts = {(t[0], t[1], t[2], t[3]): t for t in targets}
+    ghost_keys = {(t[0], t[1], t[3]) for t in targets}
+    found: dict[Target, tuple[float | None, int]] = {}
+    served: dict[str, int] = {}  # calls per service, for the pace beyond MAX_CALLS
 
     heap = [(c.free_at, i) for i, c in enumerate(counters) if c.free_at < INF]
     heapq.heapify(heap)
     calls = 0
-    target_calls = 0
-    while heap:
+    while heap and len(found) < len(ghosts):
         t, i = heapq.heappop(heap)
         if t > horizon:
-            return None, calls
+            break
         coming.release(t, queues)
         c = counters[i]
         slow = c.slowdown(t)
         if slow == INF:
             continue  # gone for the day (an early close)
-        best = pick(c.services, queues, t, targets_s, service_priority)
+        while True:
+            best = pick(c.services, queues, t, targets_s, service_priority)
+            if best is None:
+                break
+            qt, tid = queues.queues[best][0]
+            if (best[0], best[1], tid) not in ghost_keys:
+                break
+            queues.queues[best].pop(0)  # a ghost: note when, and call the next one at once
+            found[ghosts[(best[0], best[1], qt, tid)]] = (t, calls)
         if best is None:  # nobody for this counter: it waits for the next arrival of one of its services
             later = coming.next_for(c.services)
             if later < horizon:
                 heapq.heappush(heap, (later, i))
             continue
-        q = queues.queues[best]
-        qt, tid = q.pop(0)
-        if best == (t_service, t_prio) and qt == t_q and tid == t_id:
-            return t, calls
+        queues.queues[best].pop(0)
         calls += 1
-        if best[0] == t_service:
-            target_calls += 1
+        served[best[0]] = served.get(best[0], 0) + 1
         heapq.heappush(heap, (t + occupancy[best[0]] * slow, i))
-        if calls >= MAX_CALLS:
-            own = queues.queues.get((t_service, t_prio), [])
-            ahead = bisect.bisect_left(own, (t_q, t_id)) + queues.beyond.get((t_service, t_prio), 0)
-            pace = t / max(target_calls, 1)
-            return t + (ahead + 1) * pace, calls + ahead
-    return None, calls
+        if calls >= MAX_CALLS:  # the rest at the pace so far
+            for g in ghosts.values():
+                if g in found:
+                    continue
+                own = queues.queues.get((g[0], g[1]), [])
+                ahead = bisect.bisect_left(own, (g[2], g[3])) + queues.beyond.get((g[0], g[1]), 0)
+                pace = t / max(served.get(g[0], 0), 1)
+                found[g] = (t + (ahead + 1) * pace, calls + ahead)
+            break
+    return {g: found.get(g, (None, calls)) for g in targets}
 
 
 class _Coming:

@@ -27,6 +27,7 @@ How (docs/estimates.md has the method and the figures):
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import sqlite3
@@ -39,7 +40,7 @@ from protocol.waits import round_outward
 from server.config import Counter, SiteConfig
 from server.domain import Event, EventKind, Ticket, TicketStatus
 from server.estimates.base import EngineView, WaitEstimate
-from server.estimates.forward import INF, MAX_CALLS, Arrivals, SimCounter, SimQueues, replay
+from server.estimates.forward import INF, MAX_CALLS, Arrivals, SimCounter, SimQueues, replay_many
 from server.estimates.history import OfficeHistory, Profile, minute_of_day
 
 log = logging.getLogger(__name__)
@@ -125,7 +126,9 @@ def group_of(counters: Mapping[str, Counter], service: str) -> tuple[list[str], 
                     if other not in services:
                         services.add(other)
                         todo.append(other)
-    return group, services
+    # in the config's order, whichever service was asked about: counters free at the same
+    # moment are taken in this order by the replay, so every question sees the same replay
+    return [cid for cid in counters if cid in group], services
 
 
 class HonestEstimator:
@@ -141,6 +144,9 @@ class HonestEstimator:
         self._pending: dict[int, _Stash] = {}
         self._restored: dict[str, list[float]] = {}
         self._complained: set[str] = set()
+        self._events_seen = 0
+        self._cache_state: tuple | None = None
+        self._cache: dict[tuple[str, bool], tuple[float, int, float]] = {}
 
     # ------------------------------------------------------------------ learning
 
@@ -171,6 +177,7 @@ class HonestEstimator:
     def on_event(self, ev: Event, view: EngineView) -> None:
         """Learn from the event. Why guarded: the estimate is advice; a bug in it must never stop
         the engine from recording a call or issuing a ticket (it is logged, once per kind)."""
+        self._events_seen += 1
         try:
             self._learn(ev, view)
         except Exception:  # noqa: BLE001
@@ -288,14 +295,34 @@ class HonestEstimator:
         )
         if not any(c.free_at < INF and service in c.services for c in sims):
             return self._unknown(ahead_now, occ_s)
+        # a new ticket now: one replay answers every service and class of the group (ghost targets),
+        # so the kiosk's list of services costs about one replay per state of the queues
+        fresh = ticket is None and ahead_override is None and not later
+        state = (self._events_seen, int(now.timestamp()), tuple(sorted(services)))
+        if fresh and self._cache_state == state and (service, priority) in self._cache:
+            wait, calls, between = self._cache[(service, priority)]
+            return self._range(h, service, priority, now, wait, calls, record=True, between=between)
         if ticket is None:
             target = (service, priority, later, NEW_TICKET_ID)
-            if not later:
-                queues.add(service, priority, 0.0, NEW_TICKET_ID)  # a free counter that would call it: 0
+            wanted = [target]
+            if fresh and self._cache_state == state:  # asked again in this state: all of the group at once
+                ids = itertools.count()  # below the expected arrivals' ids, above every real ticket's
+                wanted = [
+                    (s, p, 0.0, NEW_TICKET_ID - next(ids))
+                    for s in sorted(services)
+                    for p in (False, True)
+                    if view.services[s].hours_on(weekday) is not None
+                ]
+                target = next(w for w in wanted if w[:2] == (service, priority))
         else:
             target = (ticket.service, ticket.priority, (ticket.queued_at - now).total_seconds(), float(ticket.id))
+            wanted = [target]
             if (ticket.service, ticket.priority) not in queues.queues or ticket.target_counter is not None:
                 return self._personal(h, view, ticket, now, m_now, weekday)
+        if not later:
+            for w in wanted:
+                if ticket is None:
+                    queues.add(w[0], w[1], w[2], w[3])  # a free counter that would call it: 0
 
         # 2. whom they call
         arrivals = {}
@@ -309,24 +336,33 @@ class HonestEstimator:
             arrivals[s] = Arrivals(_within(rate, m_now, opens, last), h.priority_rate(s))
         targets = {s: view.services[s].target_wait_min * 60.0 for s in services}
         prios = {s: view.services[s].priority for s in services}
-        waits, all_calls = [], []
+        runs: list[dict] = []
         for r in range(self.replays):
             if self.replays > 1:  # each replay draws when each counter is next free (stratified, decorrelated)
                 for i, c in enumerate(sims):
                     c.free_at = c.at_quantile(((r + 0.5) / self.replays + i * 0.618034) % 1.0)
             run_queues = SimQueues({k: list(v) for k, v in queues.queues.items()}, dict(queues.beyond))
-            wait, calls = replay(
-                sims, run_queues, target, targets, prios, occupancy, arrivals, HORIZON_S, target_arrives=later > 0
-            )
-            if wait is None:
-                return self._unknown(ahead_now, occ_s)
-            waits.append(max(0.0, wait - later))
-            all_calls.append(calls)
-        mean = sum(waits) / len(waits)
-        between = math.sqrt(sum((w - mean) ** 2 for w in waits) / len(waits))
-        calls = round(sum(all_calls) / len(all_calls))
-        record = ticket is None and ahead_override is None and not later
-        return self._range(h, service, priority, now, mean, calls, record=record, between=between)
+            arriving = wanted if later else []
+            runs.append(replay_many(sims, run_queues, wanted, targets, prios, occupancy, arrivals, HORIZON_S, arriving))
+        results: dict[tuple[str, bool], tuple[float, int, float] | None] = {}
+        for w in wanted:
+            outcomes = [run[w] for run in runs]
+            if any(o[0] is None for o in outcomes):
+                results[(w[0], w[1])] = None
+                continue
+            waits = [max(0.0, o[0] - later) for o in outcomes]  # type: ignore[operator]
+            mean = sum(waits) / len(waits)
+            between = math.sqrt(sum((x - mean) ** 2 for x in waits) / len(waits))
+            results[(w[0], w[1])] = (mean, round(sum(o[1] for o in outcomes) / len(outcomes)), between)
+        if fresh:
+            if self._cache_state != state:
+                self._cache_state, self._cache = state, {}
+            self._cache.update({k: v for k, v in results.items() if v is not None})
+        mine = results[(target[0], target[1])]
+        if mine is None:
+            return self._unknown(ahead_now, occ_s)
+        wait, calls, between = mine
+        return self._range(h, service, priority, now, wait, calls, record=fresh, between=between)
 
     def _range(
         self,
