@@ -272,6 +272,14 @@ class HonestEstimator:
         m_now = minute_of_day(now, view.tz)
         group, services = group_of(view.counter_config, service)
 
+        # a new ticket now: one replay answers every service and class of the group (ghost targets),
+        # so the kiosk's list of services costs about one replay per state of the queues
+        fresh = ticket is None and ahead_override is None and not later
+        state = (self._events_seen, int(now.timestamp()), tuple(sorted(services)))
+        if fresh and self._cache_state == state and (service, priority) in self._cache:
+            wait, calls, between = self._cache[(service, priority)]
+            return self._range(h, service, priority, now, wait, calls, record=True, between=between)
+
         # 1. who calls, and from when
         occupancy = {s: self.occupancy(h, s) for s in view.services}
         sims = [
@@ -295,13 +303,6 @@ class HonestEstimator:
         )
         if not any(c.free_at < INF and service in c.services for c in sims):
             return self._unknown(ahead_now, occ_s)
-        # a new ticket now: one replay answers every service and class of the group (ghost targets),
-        # so the kiosk's list of services costs about one replay per state of the queues
-        fresh = ticket is None and ahead_override is None and not later
-        state = (self._events_seen, int(now.timestamp()), tuple(sorted(services)))
-        if fresh and self._cache_state == state and (service, priority) in self._cache:
-            wait, calls, between = self._cache[(service, priority)]
-            return self._range(h, service, priority, now, wait, calls, record=True, between=between)
         if ticket is None:
             target = (service, priority, later, NEW_TICKET_ID)
             wanted = [target]
