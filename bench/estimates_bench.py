@@ -59,7 +59,7 @@ def long_queues() -> list[tuple[int, float, float, float]]:
             now[0] += timedelta(seconds=0.2)
         engine.take_changes()
         ms, lists = [], []
-        for i in range(30):
+        for _ in range(30):
             now[0] += timedelta(seconds=1)  # a new second: nothing cached
             began = time.thread_time()
             engine.estimate_wait("odb")
