@@ -278,6 +278,18 @@ class BoardMessage(_Message):
 # --------------------------------------------------------------------------- kiosks
 
 
+def _wait_range(value: tuple[int, int]) -> tuple[int, int]:
+    if not 0 <= value[0] < value[1]:
+        raise ValueError("a wait range is [lo, hi] minutes with 0 <= lo < hi")
+    return value
+
+
+WaitRange = Annotated[
+    tuple[Annotated[int, Field(ge=0, le=10000)], Annotated[int, Field(ge=1, le=10000)]], AfterValidator(_wait_range)
+]
+"""``[lo, hi]``: the estimated wait in whole minutes, rounded outward by the server."""
+
+
 class ServiceInfo(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     id: str
@@ -288,11 +300,17 @@ class ServiceInfo(BaseModel):
     reason: ErrorCode | None = None  # why not: service_closed, cut_off, limit_reached
     waiting: int
     estimated_wait_min: int
+    """One number, for devices written before ranges: show ``estimated_wait_range_min`` instead."""
     open_counters: int
     # For the kiosk's priority path: who is ahead of a new priority ticket (the other priority
     # tickets) and its estimate. Optional, so a device written before them still validates.
     priority_ahead: int | None = None
     priority_estimated_wait_min: int | None = None
+    estimated_wait_range_min: WaitRange | None = None
+    """[lo, hi] minutes, rounded outward ("15–30 min", [0, 5] is "do 5 min"); null: the server
+    cannot estimate the wait now (no counter serves the service today, or none is open or
+    expected). protocol/waits.py turns it into words."""
+    priority_estimated_wait_range_min: WaitRange | None = None
     opens_at: str | None = None  # "HH:MM" today, when closed now but opening later
     closes_at: str | None = None
 
@@ -329,8 +347,11 @@ class TicketIssued(BaseModel):
     issued_at: datetime
     people_ahead: int
     estimated_wait_min: int
+    """One number, for devices written before ranges: print ``estimated_wait_range_min`` instead."""
     token: str  # unguessable; the ticket status page is ``/t/<token>``
     status_path: str
+    estimated_wait_range_min: WaitRange | None = None
+    """What to print: [lo, hi] minutes rounded outward; null: "we cannot estimate the wait now"."""
 
 
 class TicketResponse(_Message):

@@ -62,6 +62,7 @@ class Ticket:
     recalls: int = 0
     clerk: str | None = None
     estimated_wait_s: int | None = None
+    estimated_wait_range_min: tuple[int, int] | None = None  # printed "15–30 min"; None: cannot estimate
     origin: str | None = None  # the kiosk (or "http") that issued it
     rating: int | None = None
     transfers: int = 0

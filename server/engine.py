@@ -24,7 +24,7 @@ from typing import Any
 from protocol.messages import MAX_TICKET_SEQ, CounterAction, CounterStatus, ErrorCode, ticket_number
 from server.config import Office, Service, SiteConfig
 from server.domain import Command, CounterRuntime, Event, EventKind, Refusal, Ticket, TicketStatus
-from server.estimate import RecentMedianEstimator, WaitEstimator
+from server.estimate import HonestEstimator, WaitEstimate, WaitEstimator
 from server.queues import WaitingQueues
 
 Clock = Callable[[], datetime]
@@ -105,7 +105,7 @@ class QueueEngine:
         self.clock = clock
         self.rating_window = timedelta(seconds=rating_window_s)
         self.recall_guard = timedelta(seconds=recall_guard_s)
-        self.estimator: WaitEstimator = estimator or RecentMedianEstimator(free_counters=self.free_counters)
+        self.estimator: WaitEstimator = estimator or HonestEstimator()
         self.token_factory = token_factory
         self.tz = config.office.tz
         self.services: dict[str, Service] = {s.id: s for s in config.services}
@@ -225,6 +225,7 @@ class QueueEngine:
             self.pending.counters.add(ev.counter)
         if kind in (EventKind.CALL, EventKind.RECALL):
             self._remember_call(ev)
+        self.estimator.on_event(ev, self)  # estimator hook (issue 15): it learns from every event
         return ev
 
     ZONE_CALL_MEMORY = RECENT_CALLS * 8
@@ -392,12 +393,11 @@ class QueueEngine:
             ticket.service, ticket.priority, entry, self._overdue_before(ticket.service, now)
         )
 
-    def estimate_for(self, ticket: Ticket) -> int | None:
-        """Seconds until this waiting ticket is called (its status page), None if it is not waiting."""
-        ahead = self.people_ahead_of(ticket)
-        if ahead is None:
+    def estimate_for(self, ticket: Ticket) -> WaitEstimate | None:
+        """The live estimate for this waiting ticket (its status page), None if it is not waiting."""
+        if ticket.status != TicketStatus.WAITING:
             return None
-        return self.estimator.estimate(ticket.service, ahead, self.capacity(ticket.service))
+        return self.ticket_wait(ticket)
 
     def callable_by(self, counter_id: str, limit: int = 200) -> list[Ticket]:
         """The tickets this counter may call, in the order NEXT would take them (the first is
@@ -410,9 +410,23 @@ class QueueEngine:
         others.sort(key=lambda head: self._routing_key(head, now))
         return (personal + [t for _, t in others])[:limit]
 
+    # -- estimator hooks (issue 15): the estimator reads the engine through server.estimates.base.EngineView
+
     def estimate_wait(self, service: str, priority: bool = False) -> int:
-        ahead = self.people_ahead(service, priority)
-        return self.estimator.estimate(service, ahead, self.capacity(service))
+        """Seconds, one number (``estimated_wait_min`` for devices that know no range)."""
+        return self.estimator.predict(service, priority, self).point_s
+
+    def estimate_wait_range(self, service: str, priority: bool = False) -> tuple[int, int] | None:
+        """Minutes [lo, hi] rounded outward, or None: "we cannot estimate the wait now"."""
+        return self.estimator.predict(service, priority, self).range_min
+
+    def ticket_wait(self, ticket: Ticket) -> WaitEstimate:
+        """The live estimate for a waiting ticket (its status page), from its place in the queue."""
+        return self.estimator.predict(ticket.service, ticket.priority, self, ticket=ticket)
+
+    def waiting_queue(self, service: str, priority: bool) -> list[tuple[datetime, int]]:
+        """(queue time, ticket id) of the service's waiting tickets of one class, in call order. Do not modify."""
+        return self.queues.entries(service, priority)
 
     # ------------------------------------------------------------------ issuing
 
@@ -434,7 +448,7 @@ class QueueEngine:
                 ErrorCode.LIMIT_REACHED, f"{service.name.en}: every number of prefix {service.prefix} is taken today"
             )
         ahead = self.people_ahead(service.id, priority)
-        estimate = self.estimator.estimate(service.id, ahead, self.capacity(service.id))
+        estimate = self.estimator.predict(service.id, priority, self)  # estimator hook (issue 15)
         number = ticket_number(service.prefix, seq)
         ticket = Ticket(
             id=self.next_ticket_id,
@@ -445,7 +459,8 @@ class QueueEngine:
             token=self.token_factory(),
             issued_at=now,
             queued_at=now,
-            estimated_wait_s=estimate,
+            estimated_wait_s=estimate.point_s,
+            estimated_wait_range_min=estimate.range_min,
             origin=origin,
         )
         self.next_ticket_id += 1
@@ -459,7 +474,13 @@ class QueueEngine:
             EventKind.ISSUE,
             now,
             ticket,
-            data={"priority": priority, "estimated_wait_s": estimate, "origin": origin, "ahead": ahead},
+            data={
+                "priority": priority,
+                "estimated_wait_s": estimate.point_s,
+                "estimated_wait_range_min": list(estimate.range_min) if estimate.range_min else None,
+                "origin": origin,
+                "ahead": ahead,
+            },
         )
         self._touch_counters_serving(service.id)
         return ticket, ahead

@@ -29,6 +29,7 @@ from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel
 
 from protocol.messages import CounterReply, ServiceInfo
+from protocol.waits import wait_text
 from server.admin import build_admin_router
 from server.auth import User, Users
 from server.clerk_panel import COMMAND_TIMEOUT_S, build_clerk_router
@@ -105,7 +106,7 @@ def build_router(server: NumerekServer, office: Office, auth: WebAuth) -> APIRou
         return TEMPLATES.TemplateResponse(
             request,
             "ticket.html",
-            {"t": found, "lang": lang, "office": office.config.office.name, "token": token},
+            {"t": found, "lang": lang, "office": office.config.office.name, "token": token, "wait_text": wait_text},
             status_code=200 if found else 404,
         )
 

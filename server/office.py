@@ -32,6 +32,7 @@ from protocol.messages import CounterState, ServiceInfo, ServicesMessage
 from server.config import SiteConfig
 from server.domain import ConfigChange, Ticket, TicketStatus
 from server.engine import QueueEngine
+from server.estimate import WaitEstimate
 from server.jobs import Job
 from server.store import ReadStore
 from server.wire import Wire
@@ -54,7 +55,8 @@ class TicketStatusOut(BaseModel):
     service_name: dict[str, str]
     status: str
     people_ahead: int | None
-    estimated_wait_min: int | None
+    estimated_wait_min: int | None  # one number, for clients written before ranges
+    estimated_wait_range_min: list[int] | None = None  # [lo, hi] minutes, rounded outward; None: cannot estimate
     counter: str | None
     counter_name: str | None
     issued_at: datetime
@@ -307,7 +309,7 @@ class Office:
         ticket = self._reader.ticket_by_token(token)
         return self._ticket_view(ticket, None, None) if ticket is not None else None
 
-    def _ticket_view(self, t: Ticket, ahead: int | None, estimate_s: int | None) -> TicketStatusOut:
+    def _ticket_view(self, t: Ticket, ahead: int | None, estimate: WaitEstimate | None) -> TicketStatusOut:
         e = self._engine
         counter = e.counter_config.get(t.counter or "")
         service = e.services.get(t.service)
@@ -317,7 +319,8 @@ class Office:
             service_name=service.name.as_dict() if service else {"pl": t.service, "en": t.service},
             status=t.status.value,
             people_ahead=ahead,
-            estimated_wait_min=round(estimate_s / 60) if estimate_s is not None else None,
+            estimated_wait_min=round(estimate.point_s / 60) if estimate is not None else None,
+            estimated_wait_range_min=list(estimate.range_min) if estimate and estimate.range_min else None,
             counter=t.counter,
             counter_name=counter.name if counter else None,
             issued_at=self.local(t.issued_at),

@@ -67,6 +67,10 @@ class WaitingQueues:
         entries = self._service[(service, priority)]
         return entries[0] if entries else None
 
+    def entries(self, service: str, priority: bool) -> list[Entry]:
+        """The (queue time, id) list of one service and class, in order (read it, do not change it)."""
+        return self._service[(service, priority)]
+
     def oldest(self, service: str) -> datetime | None:
         """Queue time of the longest-waiting ticket of ``service`` (either class)."""
         heads = [e[0] for e in (self.head(service, False), self.head(service, True)) if e is not None]

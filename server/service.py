@@ -18,7 +18,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from protocol import sdnotify
@@ -73,6 +73,7 @@ class NumerekServer:
             if not_before is not None and state.last_event_at is not None:
                 not_before(state.last_event_at)  # a Pi rebooted with a stale clock stamps nothing earlier
             self.engine.restore(state)
+            self._warm_estimator(config)
         stored = self.store.recent_replies(since=self.engine.now() - REPLY_MEMORY) if self.store else {}
         self.replies = RequestMemory(stored, self.engine.now())
         self.gateway = MqttGateway(config.mqtt, self.topics, self._submit, client_id)
@@ -111,6 +112,15 @@ class NumerekServer:
         from server.admin import apply_overrides
 
         return apply_overrides(config, store.config_overrides())
+
+    def _warm_estimator(self, config: SiteConfig) -> None:
+        """Let the wait estimator relearn the office (breaks, pace, arrivals) from the last six
+        weeks on disk, so a restart does not make it start from nothing."""
+        warm = getattr(self.engine.estimator, "warm", None)
+        if warm is None or self.store is None:
+            return
+        today = self.engine.office_day(self.engine.now())
+        warm(self.store.recent_events(before=today + timedelta(days=1), days=42), config)
 
     def _load_faults(self) -> dict[str, FaultReport]:
         out: dict[str, FaultReport] = {}

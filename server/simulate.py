@@ -229,7 +229,7 @@ class Simulation:
             return
         self._queue.clear()
         for c in self.config.counters:
-            own = [hours[s] for s in c.services if hours.get(s)]
+            own = [h for s in c.services if (h := hours.get(s)) is not None]
             if not own:
                 continue
             opens = min(h.opens for h in own)
@@ -443,13 +443,41 @@ def simulate(
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="numerek-simulate", description=__doc__.split("\n\n")[0])
     p.add_argument("--config", default=str(EXAMPLE_CONFIG), help="site config (default: the example county office)")
-    p.add_argument("--database", required=True, help="SQLite file to write (new, or holding earlier days)")
+    p.add_argument("--database", help="SQLite file to write (new, or holding earlier days); optional with --scenario")
+    p.add_argument(
+        "--scenario",
+        action="append",
+        help="a scenario file (scenarios/*.toml; repeatable): run it and score the wait estimates (docs/estimates.md)",
+    )
+    p.add_argument("--weeks", type=int, default=None, help="with --scenario: weeks to run (default: the file's)")
+    p.add_argument("--report", action="store_true", help="with --scenario: every scenario's full tables")
+    p.add_argument(
+        "--estimator",
+        choices=("honest", "honest5", "before"),
+        default="honest",
+        help="with --scenario: what the engine prints",
+    )
     p.add_argument("--start", default=None, help="first office day, YYYY-MM-DD (default: 4 weeks ago)")
     p.add_argument("--days", type=int, default=20, help="calendar days to simulate (weekends are closed)")
-    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--seed", type=int, default=None, help="random seed (default: 1, or the scenario's)")
     p.add_argument("--scale", type=float, default=1.0, help="multiply arrival rates (busier office)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     args = p.parse_args(argv)
+    if args.scenario:
+        from server.sim.run import scenario_main
+
+        try:
+            if args.weeks is not None and not 1 <= args.weeks <= 104:
+                raise ValueError("--weeks must be 1-104")
+            return scenario_main(
+                args.scenario, args.weeks, args.seed, args.estimator, args.database, args.json, args.report
+            )
+        except (ConfigError, ValueError) as exc:
+            print(f"numerek-simulate: {exc}", file=sys.stderr)
+            return 2
+    if args.database is None:
+        print("numerek-simulate: --database is required (unless --scenario)", file=sys.stderr)
+        return 2
     try:
         cfg = load_config(args.config)
         start = date.fromisoformat(args.start) if args.start else date.today() - timedelta(days=28)
@@ -457,7 +485,9 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError("--days must be 1-3660 and --scale 0-100")
         if Path(args.database).is_dir():
             raise ValueError(f"{args.database} is a directory")
-        result = simulate(cfg, args.database, start, args.days, seed=args.seed, scale=args.scale)
+        result = simulate(
+            cfg, args.database, start, args.days, seed=1 if args.seed is None else args.seed, scale=args.scale
+        )
     except (ConfigError, ValueError, RuntimeError) as exc:
         print(f"numerek-simulate: {exc}", file=sys.stderr)
         return 2

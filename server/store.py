@@ -34,8 +34,8 @@ import os
 import shutil
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable
-from datetime import UTC, date, datetime
+from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -473,6 +473,18 @@ class Store:
         """Every kiosk's fault reports as recorded, oldest first (a later one wins)."""
         rows = self.db.query("SELECT data FROM events WHERE kind = 'device_fault' ORDER BY id")
         return [json.loads(r["data"]) for r in rows]
+
+    def recent_events(self, before: date, days: int = 42) -> Iterator[Event]:
+        """The events of the ``days`` office days before ``before``, oldest first: what the
+        wait estimator learns typical breaks, service times and arrivals from at start."""
+        since = (before - timedelta(days=days)).isoformat()
+        rows = self.db.query(
+            "SELECT * FROM events WHERE day >= ? AND day < ? AND kind IN ('issue', 'call', 'finish', "
+            "'no_show', 'transfer', 'cancel', 'counter_open', 'counter_pause', 'counter_close') ORDER BY id",
+            [since, before.isoformat()],
+        )
+        for r in rows:
+            yield self._event_from_row(r)
 
     def config_overrides(self) -> list[tuple[str, str, object]]:
         """Admin edits to lay over the file config: (target, field, value)."""

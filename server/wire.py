@@ -69,6 +69,7 @@ class Wire:
             issued_at=self.local(t.issued_at),
             people_ahead=ahead,
             estimated_wait_min=round((t.estimated_wait_s or 0) / 60),
+            estimated_wait_range_min=t.estimated_wait_range_min,
             token=t.token,
             status_path=f"/t/{t.token}",
         )
@@ -136,6 +137,8 @@ class Wire:
         s = e.services[service_id]
         code, _ = e.availability(s, now)
         hours = s.hours_on(now.astimezone(e.tz).weekday())
+        walk_in = e.estimator.predict(s.id, False, e)  # one prediction per class (the estimator caches per state)
+        priority = e.estimator.predict(s.id, True, e)
         return ServiceInfo(
             id=s.id,
             prefix=s.prefix,
@@ -144,10 +147,12 @@ class Wire:
             available=code is None,
             reason=code,
             waiting=e.queues.count(s.id),
-            estimated_wait_min=round(e.estimate_wait(s.id) / 60),
+            estimated_wait_min=round(walk_in.point_s / 60),
+            estimated_wait_range_min=walk_in.range_min,
             open_counters=len(e.open_counters(s.id)),
             priority_ahead=e.people_ahead(s.id, True),
-            priority_estimated_wait_min=round(e.estimate_wait(s.id, priority=True) / 60),
+            priority_estimated_wait_min=round(priority.point_s / 60),
+            priority_estimated_wait_range_min=priority.range_min,
             opens_at=Hours.clock(hours.opens) if hours else None,
             closes_at=Hours.clock(hours.closes) if hours else None,
         )

@@ -188,3 +188,18 @@ def test_the_response_topics_the_doc_allows_are_the_ones_the_server_answers_on()
     (example,) = re.findall(r"`(numerek/counter/4/reply/[^`]+)`", section)
     assert t.reply_topic(t.parse(t.counter_command("4")), example) == example
     assert t.reply_topic(t.parse(t.counter_command("4")), t.zone_call("hall")) == t.counter_reply("4")
+
+
+def test_the_estimated_wait_section_quotes_what_devices_show():
+    """The range's words in the docs are protocol/waits.py's, and the examples show a range and a null."""
+    from protocol.waits import GRID_MIN, TEXTS, wait_text
+
+    section = " ".join(_doc_section("Services").split())  # words, whatever the line breaks
+    for lang in ("pl", "en", "uk"):
+        assert TEXTS["unknown"][lang] in section, lang
+    for rng in ((0, 5), (15, 30), (120, 180)):
+        assert f'`{list(rng)}` reads "{wait_text(rng, "pl")}"' in section
+    assert ", ".join(str(g) for g in GRID_MIN[:12]) in section
+    services = [s for name, text in EXAMPLES if name == "ServicesMessage" for s in json.loads(text)["services"]]
+    assert [15, 30] in [s.get("estimated_wait_range_min") for s in services]
+    assert None in [s.get("estimated_wait_range_min") for s in services]

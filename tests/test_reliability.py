@@ -311,6 +311,8 @@ def test_a_backup_is_private_verified_and_rotated_while_the_server_runs(tmp_path
         db = sqlite3.connect(f)
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         assert db.execute("SELECT count(*) FROM tickets").fetchone()[0] == 5
+        # nothing in a backup forges a session: no signing key, only hashes of session tokens
+        assert db.execute("SELECT count(*) FROM settings WHERE key = 'session_secret'").fetchone()[0] == 0
         db.close()
 
 
