@@ -19,6 +19,10 @@ GRID_MIN = (0, 5, 10, 15, 20, 25, 30, 40, 50, 60, 75, 90, 120, 180, 240, 300, 36
 """Printed range bounds: 5-minute steps up to half an hour, coarser beyond (a resident plans
 by the quarter hour at best when the wait is long)."""
 
+MAX_PRINTED_WAIT_MIN = GRID_MIN[-1]
+"""No printed range goes beyond 12 hours: a longer one is not an estimate but "we cannot estimate
+the wait now" (``None``); it also keeps every range inside the protocol's bounds."""
+
 
 def round_outward(lo_s: float, hi_s: float) -> tuple[int, int]:
     """Minutes on :data:`GRID_MIN` with ``lo`` rounded down and ``hi`` up (at least 5 min wide).

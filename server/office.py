@@ -96,6 +96,10 @@ class PublicCall:
     at: datetime
 
 
+def _without_time(services: ServicesMessage) -> dict[str, Any]:
+    return services.model_dump(exclude={"server_time"})
+
+
 @dataclass(frozen=True)
 class PublicSnapshot:
     """What the public pages and feeds show, taken with the services message it belongs to.
@@ -103,7 +107,8 @@ class PublicSnapshot:
     Why taken together, by the worker, when it publishes: "people waiting" (from the message)
     and "now called" (from the engine) then describe the same moment, and no request from
     the crowd ever takes the engine lock. ``version`` grows with every new snapshot, so a
-    page or proxy can tell "nothing new" (ETag) without comparing contents."""
+    page or proxy can tell "nothing new" (ETag) without comparing contents; a republish that
+    changes nothing but the time keeps the version."""
 
     version: int
     services: ServicesMessage
@@ -258,7 +263,16 @@ class Office:
                     counter = e.counter_config.get(ev.counter or "")
                     newest[ev.service] = ev.id
                     last[ev.service] = PublicCall(ev.ticket, counter.name if counter else "", self.local(ev.at))
-        return PublicSnapshot(next(self._public_versions), services, last, dict(e.issued))
+        issued = dict(e.issued)
+        previous = self._public
+        if (
+            previous is not None
+            and previous.last_called == last
+            and previous.issued_today == issued
+            and _without_time(previous.services) == _without_time(services)
+        ):
+            return previous  # the 15-second republish changed only the clock: keep the version (ETag)
+        return PublicSnapshot(next(self._public_versions), services, last, issued)
 
     def typical_service_s(self, day: date) -> dict[str, float]:
         """Median of each service's last finished services on ``day`` (the read-only connection).

@@ -472,7 +472,10 @@ def main(argv: list[str] | None = None) -> int:
             return scenario_main(
                 args.scenario, args.weeks, args.seed, args.estimator, args.database, args.json, args.report
             )
-        except (ConfigError, ValueError) as exc:
+        except ConfigError as exc:
+            print(f"numerek-simulate: invalid scenario:\n{exc}", file=sys.stderr)
+            return 2
+        except ValueError as exc:
             print(f"numerek-simulate: {exc}", file=sys.stderr)
             return 2
     if args.database is None:

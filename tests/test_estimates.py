@@ -173,7 +173,7 @@ def test_a_priority_ticket_waits_behind_the_overdue_ordinary_tickets_the_rule_ca
     ordinary = [desk.engine.issue("rej")[0] for _ in range(4)]
     desk.minutes(12)  # ...while four ordinary tickets go past their 10-minute target
     ticket, ahead = desk.engine.issue("rej", priority=True)
-    assert ahead == 0  # nobody with priority ahead: the old estimate said 2.5 minutes
+    assert ahead == 4  # the engine counts the overdue ordinary tickets NEXT will call first
 
     desk.minutes(3)  # the long case ends
     desk.press("1", "finish")
@@ -477,3 +477,63 @@ def test_the_service_list_gets_the_same_estimates_from_one_replay_as_from_one_ea
         one_by_one.append(est.predict(s, p, hall.engine))
     assert [e.point_s for e in together] == [e.point_s for e in one_by_one]
     assert len({e.point_s for e in together}) > 3  # they differ from each other
+
+
+def test_estimates_asked_from_web_threads_while_the_worker_publishes_never_fail():
+    """The worker builds the kiosks' estimates outside the engine lock while web threads ask for
+    theirs under it (the soak in CI saw 500s on /api/services): the estimator's own memory
+    must not be torn by two threads at once."""
+    import threading
+
+    desk = Office(
+        office(service("rej", "A", target=10) + service("pasz", "P"), counter("1", "rej") + counter("2", "rej", "pasz"))
+    )
+    desk.serve("1", "rej", 5, 6)
+    desk.serve("2", "pasz", 7, 6)
+    lock = threading.RLock()
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def reader() -> None:
+        while not stop.is_set():
+            try:
+                with lock:
+                    desk.engine.estimator.predict("rej", False, desk.engine)
+                    desk.engine.estimator.predict("pasz", True, desk.engine)
+            except BaseException as exc:  # noqa: BLE001
+                errors.append(exc)
+                return
+
+    readers = [threading.Thread(target=reader) for _ in range(3)]
+    for t in readers:
+        t.start()
+    try:
+        for i in range(300):
+            with lock:  # the worker changes the engine under the lock...
+                desk.engine.issue("rej" if i % 3 else "pasz", priority=i % 7 == 0)
+                desk.minutes(0.5)
+                if i % 4 == 0:
+                    desk.press("1", "next")
+            for sid in ("rej", "pasz"):  # ...and builds the published estimates outside it
+                for priority in (False, True):
+                    desk.engine.estimator.predict(sid, priority, desk.engine)
+            if errors:
+                break
+    finally:
+        stop.set()
+        for t in readers:
+            t.join()
+    assert not errors, repr(errors[0])
+
+
+def test_a_wait_longer_than_any_office_day_is_printed_as_cannot_estimate():
+    """600 waiting and two slow counters once gave [10020, ...] minutes: beyond the protocol's
+    bounds, the kiosk's ticket then failed to build. Such a range is no estimate."""
+    from server.estimates.base import WaitEstimate
+
+    assert WaitEstimate(point_s=40_000, range_min=(480, 900)).range_min is None
+    assert WaitEstimate(point_s=20_000, range_min=(300, 720)).range_min == (300, 720)
+    assert (
+        wait_text(WaitEstimate(point_s=40_000, range_min=(600, 10020)).range_min, "en")
+        == "we cannot estimate the wait now"
+    )

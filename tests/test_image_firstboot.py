@@ -167,7 +167,7 @@ def test_a_counter_and_a_display_card_get_their_own_roles(card, tmp_path):
     done = card.firstboot()
     assert done.returncode == 0, done.stderr
     counter = tomllib.loads((card.root / "etc/numerek/counter.toml").read_text())
-    assert counter["broker"]["host"] == "numerek-serwer.local"
+    assert counter["mqtt"]["host"] == "numerek-serwer.local"
     assert [c["id"] for c in counter["counters"]] == ["3", "4"]
     assert card.enabled() == ["numerek-counter.service"]
 

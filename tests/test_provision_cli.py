@@ -350,7 +350,8 @@ def test_check_command_in_the_device_config_works_as_install_sh_installs(dirs, r
 
 def test_deployment_doc_gives_the_check_commands_that_work_as_installed():
     doc = (ROOT / "docs" / "deployment.md").read_text()
-    checks = re.findall(r"^.*numerek-(?:counter|kiosk|display|server) .*--check.*$", doc, re.M)
+    # command lines only: a log line quoting a check's result starts with its time stamp
+    checks = re.findall(r"^(?!\[\d\d:\d\d:\d\d\]).*numerek-(?:counter|kiosk|display|server) .*--check.*$", doc, re.M)
     assert checks
     for line in checks:
         assert re.search(rf"sudo -u numerek {_installed_venv()}/bin/numerek-\w+ --config /etc/numerek/\S+", line), line

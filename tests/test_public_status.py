@@ -174,6 +174,17 @@ def test_an_unchanged_feed_is_a_304_and_a_new_ticket_changes_its_etag(office):
     wait_for(lambda: feed(server, headers={"If-None-Match": etag}).status_code == 200, 10, "a new ETag")
 
 
+def test_the_servers_routine_republish_does_not_change_the_etag(office):
+    """Every 15 s the server republishes its retained state with a new time; the queues did not
+    change, so phones and the office's proxy must keep getting 304 (their caches stay valid)."""
+    server, peer = office
+    peer.subscribe(f"{BASE}/services")
+    before = peer.expect(f"{BASE}/services", timeout=10)  # the retained copy
+    etag = feed(server).headers["etag"]
+    peer.expect(f"{BASE}/services", timeout=60, where=lambda m: m["server_time"] != before["server_time"])
+    assert feed(server, headers={"If-None-Match": etag}).status_code == 304
+
+
 def test_public_routes_change_nothing_and_carry_no_personal_data(office):
     server, peer = office
     assert server.post(
@@ -233,7 +244,9 @@ def test_only_the_widget_may_be_framed_and_only_by_the_offices_site(office):
     assert "x-frame-options" not in widget.headers
     assert "<table>" in widget.text and 'lang="en"' in widget.text
     for path in ("/kolejka", "/api/public/v1/status"):
-        assert "frame-ancestors" not in feed(server, path).headers.get("content-security-policy", "")
+        headers = feed(server, path).headers  # every other page refuses every frame, the office's site too
+        assert "frame-ancestors 'none'" in headers["content-security-policy"]
+        assert headers["x-frame-options"] == "DENY"
 
 
 # --------------------------------------------------------------------------- the page in Chromium

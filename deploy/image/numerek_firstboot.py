@@ -34,8 +34,8 @@ from pathlib import Path
 SETUP = "numerek-setup.toml"
 DONE = "numerek-setup.done.toml"
 ROLES = ("server", "kiosk", "display", "counter")
-BROKER_TABLE = {"kiosk": "mqtt", "display": "mqtt", "counter": "broker"}
-"""Where each device role's config keeps the broker address (server/provision.py writes the same)."""
+BROKER_TABLE = {"kiosk": "mqtt", "display": "mqtt", "counter": "mqtt"}
+"""Where each device role's config keeps the broker address (server/provision writes the same)."""
 UNIT_DIRS = ("etc/systemd/system", "lib/systemd/system", "usr/lib/systemd/system")
 KEYS = {"role", "hostname", "server", "timezone", "device_file", "ca_file", "office_file", "ssh_authorized_key"}
 HOSTNAME = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
@@ -182,10 +182,10 @@ def plan(boot: Path, root: Path) -> Plan:
             f"(its account is {account!r}, not {role}-...): "
             f"on the server run 'sudo numerek-provision add {role} ...' and copy /etc/numerek/devices/<account>.toml"
         )
-    from server.provision import ProvisionError, set_toml_keys
+    from server.provision import ProvisionError, set_keys
 
     try:
-        p.config_text = set_toml_keys(text, table, {"host": server})
+        p.config_text = set_keys(text, table, {"host": server})
     except ProvisionError as exc:
         raise Refused(f"device_file {device.name!r}: {exc}") from None
     _run_check(role, p.config_text)

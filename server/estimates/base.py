@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, tzinfo
 from typing import Protocol
 
+from protocol.waits import MAX_PRINTED_WAIT_MIN
 from server.config import Counter, Service
 from server.domain import CounterRuntime, Event, Ticket
 
@@ -34,6 +35,12 @@ class WaitEstimate:
     hi_s: int = 0
     ahead: int = 0
     """The people the estimate counts ahead (for a priority ticket: with overdue ordinary ones)."""
+
+    def __post_init__(self) -> None:
+        # A range longer than any office day is no estimate: "we cannot estimate the wait now"
+        # (a soak with 600 waiting and slow counters gave [10020, ...]; the protocol caps ranges).
+        if self.range_min is not None and self.range_min[1] > MAX_PRINTED_WAIT_MIN:
+            object.__setattr__(self, "range_min", None)
 
 
 class EngineView(Protocol):
