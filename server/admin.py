@@ -38,6 +38,7 @@ from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 
 from server.auth import User
+from server.catalogue import languages, table
 from server.config import WEEKDAYS, SiteConfig
 from server.domain import ConfigChange
 from server.office import Office
@@ -48,44 +49,10 @@ log = logging.getLogger(__name__)
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 SERVICE_FIELDS = ("hours", "daily_limit", "cutoff_min", "target_wait_min", "priority")
 COUNTER_FIELDS = ("services", "name")
-LANGS = ("pl", "en")
+LANGS = languages("admin")
 CLOSED_WORDS = ("", "-", "closed", "zamknięte", "nieczynne")
 
-LABELS: dict[str, dict[str, str]] = {
-    "title": {"pl": "Administracja", "en": "Administration"},
-    "log": {"pl": "Dziennik zmian", "en": "Change log"},
-    "reports": {"pl": "Raporty", "en": "Reports"},
-    "services": {"pl": "Sprawy", "en": "Services"},
-    "counters": {"pl": "Stanowiska", "en": "Counters"},
-    "hours": {
-        "pl": "Godziny otwarcia (GG:MM-GG:MM, puste = nieczynne)",
-        "en": "Opening hours (HH:MM-HH:MM, empty = closed)",
-    },
-    "daily_limit": {"pl": "Limit dzienny (puste = brak)", "en": "Daily limit (empty = none)"},
-    "cutoff_min": {"pl": "Koniec wydawania przed zamknięciem (min)", "en": "Stop issuing before closing (min)"},
-    "target_wait_min": {"pl": "Docelowy czas oczekiwania (min)", "en": "Target wait (min)"},
-    "priority": {"pl": "Priorytet (0-9)", "en": "Priority (0-9)"},
-    "profile": {
-        "pl": "Obsługiwane sprawy, w kolejności (np. pj, rej)",
-        "en": "Services served, in order (e.g. pj, rej)",
-    },
-    "name": {"pl": "Nazwa", "en": "Name"},
-    "save": {"pl": "Zapisz", "en": "Save"},
-    "saved": {"pl": "Zapisano", "en": "Saved"},
-    "nothing": {"pl": "Bez zmian", "en": "Nothing changed"},
-    "errors": {"pl": "Nie zapisano — popraw:", "en": "Not saved — please correct:"},
-    "ids_fixed": {
-        "pl": "Identyfikatory, prefiksy i strefy zmienia się w pliku konfiguracji (z restartem).",
-        "en": "Ids, prefixes and zones are changed in the config file (with a restart).",
-    },
-    "when": {"pl": "Kiedy", "en": "When"},
-    "who": {"pl": "Kto", "en": "Who"},
-    "what": {"pl": "Co", "en": "What"},
-    "change": {"pl": "Zmiana", "en": "Change"},
-    "empty_log": {"pl": "Nie było jeszcze zmian.", "en": "No changes yet."},
-    "sign_out": {"pl": "Wyloguj", "en": "Sign out"},
-    "available": {"pl": "dostępne sprawy", "en": "available services"},
-}
+LABELS: dict[str, dict[str, str]] = table("admin")  # server/locale/*/LC_MESSAGES/admin.po
 WEEKDAY_NAMES = {
     "pl": dict(zip(WEEKDAYS, ("Pn", "Wt", "Śr", "Cz", "Pt", "So", "Nd"), strict=True)),
     "en": dict(zip(WEEKDAYS, ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"), strict=True)),
