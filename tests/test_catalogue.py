@@ -12,7 +12,7 @@ from babel.messages.pofile import read_po
 
 from server import catalogue
 
-DOMAINS = ("reports", "admin")
+DOMAINS = ("reports", "admin", "public")
 
 
 @pytest.mark.parametrize("domain", DOMAINS)
@@ -31,6 +31,14 @@ def test_every_catalogue_is_a_valid_po_file_with_the_templates_keys(domain):
         assert keys == template, path
 
 
+def test_the_public_pages_speak_ukrainian_from_their_catalogue():
+    assert catalogue.missing("public", "uk") == []
+    from server.public import LANGS, TEXTS
+
+    assert LANGS == ("pl", "en", "uk")
+    assert TEXTS["uk"]["title"] != TEXTS["en"]["title"]
+
+
 def test_reports_and_admin_pages_read_their_labels_from_the_catalogues():
     from server.admin import LABELS as admin
     from server.reports.i18n import LABELS as reports
@@ -45,7 +53,7 @@ def test_a_translator_adds_a_language_with_a_file_and_no_code(tmp_path):
     locale = tmp_path / "locale"
     shutil.copytree(catalogue.LOCALE_DIR, locale)
     target = locale / "uk" / "LC_MESSAGES"
-    target.mkdir(parents=True)
+    target.mkdir(parents=True, exist_ok=True)
     pot = (locale / "reports.pot").read_text(encoding="utf-8")
     po = pot.replace(
         'msgctxt "issued"\nmsgid "Tickets issued"\nmsgstr ""',
