@@ -254,6 +254,23 @@ class NoticeThreshold(_Strict):
     """The estimated wait is at most this many minutes (0: only the people count decides)."""
 
 
+class PickupPlace(_Strict):
+    """Where a service's documents are picked up, as the "document ready" message says it."""
+
+    where: Names
+    """``{ pl = "w Wydziale Komunikacji", en = "at the Transport Department", uk = "у відділі транспорту" }``"""
+    counter: Names
+    """``{ pl = "stanowisko 7", en = "desk 7", uk = "віконце 7" }``"""
+
+
+DEFAULT_DOCUMENTS: dict[str, Names] = {
+    "prawo_jazdy": Names(pl="Prawo jazdy", en="Driving licence", uk="Посвідчення водія"),
+    "dowod_rejestracyjny": Names(
+        pl="Dowód rejestracyjny", en="Vehicle registration certificate", uk="Свідоцтво про реєстрацію"
+    ),
+}
+
+
 class Notifications(_Strict):
     """SMS and e-mail for residents (docs/notifications.md, "What the server does").
 
@@ -274,6 +291,12 @@ class Notifications(_Strict):
     their notice was sent (0: at once); the sender checks every few minutes."""
     subscribe_rate: str = "10/10 minutes"
     """Contact forms one client address may send on ticket pages (counted before checking)."""
+    documents: dict[Id, Names] = DEFAULT_DOCUMENTS
+    """Document kinds a clerk may say are ready (the pick-up form, the managers' list)."""
+    pickup: dict[Id, PickupPlace] = {}
+    """Services whose documents are picked up, and where; only these appear in the pick-up forms."""
+    sms_part_price: Annotated[float, Field(ge=0, le=10)] = 0.0
+    """What one SMS part costs the office (zł), shown before a list is sent; 0: only parts are shown."""
 
     @field_validator("subscribe_rate")
     @classmethod
@@ -318,6 +341,9 @@ class SiteConfig(_Strict):
         for s in self.notify.services if self.notify else ():
             if s not in ids:
                 raise ValueError(f"[notify.services] names unknown service {s!r}")
+        for s in self.notify.pickup if self.notify else ():
+            if s not in ids:
+                raise ValueError(f"[notify.pickup] names unknown service {s!r}")
         return self
 
     def service(self, service_id: str) -> Service | None:

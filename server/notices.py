@@ -60,6 +60,8 @@ CALLED_VALID = timedelta(minutes=15)
 """A "you are called" older than this is pointless (the call is over): it expires instead."""
 NEAR_VALID = timedelta(hours=12)
 """A safe bound for "your turn is near"; it is cancelled anyway when the ticket is called or ends."""
+PICKUP_VALID = timedelta(days=14)
+"""A pick-up notice not sent in two weeks (a gateway down that long) is pointless: it expires."""
 ENDS = (EventKind.FINISH, EventKind.NO_SHOW, EventKind.CANCEL)
 SEND_EVERY_S = 5.0
 POLL_EVERY_S = 60.0
@@ -397,6 +399,7 @@ class Notices:
         self.config = config
         self.engine = engine
         self.lock = lock
+        self.clock = clock
         conn = ob.connect(path)
         ob.migrate(conn)
         self.conn = conn
@@ -476,6 +479,38 @@ class Notices:
             listener._add(contact)
             listener.committed(Changes())
         return contact
+
+    def document_ready(self, user: str, source: str, rows: list[Any], payloads: list[dict[str, Any]]) -> int:
+        """Enqueue "your document is ready" for checked rows (server/pickups.py), all or none,
+        with the clerk's record; returns how many are new (a case already announced to the
+        same contact is not announced twice)."""
+        now = self.clock().timestamp()
+        added = 0
+        with self._conn_lock, ob.transaction(self.conn):
+            for row, values in zip(rows, payloads, strict=True):
+                notice = f"case:{row.reference}:ready"
+                new = ob.enqueue(
+                    self.conn,
+                    notice=notice,
+                    recipient=row.recipient,
+                    channel=row.channel,
+                    kind=NoticeKind.DOCUMENT_READY,
+                    lang=row.lang,
+                    payload=values,
+                    now=now,
+                    expires_at=now + PICKUP_VALID.total_seconds(),
+                )
+                if new is None:
+                    continue
+                added += 1
+                self.conn.execute(
+                    """INSERT INTO notify_pickups (at, user, source, reference, service, document, channel, notice)
+                       VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
+                    (now, user, source, row.reference, row.service, row.document, row.channel.value, notice),
+                )
+        if added:
+            self.sender.wake()
+        return added
 
     def unsubscribe(self, token: str) -> bool:
         """The resident withdraws: the contact and its pending notices go at once."""
