@@ -1,4 +1,4 @@
-""""Your document is ready for pick-up": the clerk's form and the managers' CSV list, on the
+""" "Your document is ready for pick-up": the clerk's form and the managers' CSV list, on the
 real server process with aiosmtpd as the mail relay and gammu-smsd (dummy phone) for SMS."""
 
 from __future__ import annotations
