@@ -68,6 +68,23 @@ POLL_EVERY_S = 60.0
 ERASE_EVERY_S = 300.0
 
 
+PHONE_REASONS: dict[str, dict[str, str]] = {
+    # notify/phone.py's reasons (English) in Polish and Ukrainian (resident's form, clerk's pages)
+    "no number given": {"pl": "brak numeru", "uk": "номер не вказано"},
+    "too long for a phone number": {"pl": "za długi jak na numer telefonu", "uk": "задовгий для номера телефону"},
+    "not a phone number": {"pl": "to nie jest numer telefonu", "uk": "це не номер телефону"},
+    "wrong number of digits": {"pl": "zła liczba cyfr", "uk": "неправильна кількість цифр"},
+    "no such number in its country's numbering plan": {
+        "pl": "takiego numeru nie ma w planie numeracji",
+        "uk": "такого номера немає в плані нумерації",
+    },
+    "not a mobile number: text messages cannot reach it": {
+        "pl": "to nie jest numer komórkowy",
+        "uk": "це не мобільний номер",
+    },
+}
+
+
 class ContactError(ValueError):
     """Why a contact was not accepted: ``code`` picks the resident's sentence (server/notify_web.py)."""
 

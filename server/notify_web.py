@@ -24,7 +24,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from server.notices import ContactError, Notices
+from server.notices import PHONE_REASONS, ContactError, Notices
 from server.office import Office
 from server.ratelimit import SlidingWindow
 from server.web_auth import client_key
@@ -95,22 +95,6 @@ TEXTS: dict[str, dict[str, str]] = {
         "not_waiting": "Цей талон уже не очікує в черзі.",
         "rate": "Забагато спроб. Спробуйте ще раз за кілька хвилин.",
         "unknown": "Талон не знайдено.",
-    },
-}
-
-PHONE_REASONS: dict[str, dict[str, str]] = {
-    # notify/phone.py's reasons (English) in the resident's language
-    "no number given": {"pl": "brak numeru", "uk": "номер не вказано"},
-    "too long for a phone number": {"pl": "za długi jak na numer telefonu", "uk": "задовгий для номера телефону"},
-    "not a phone number": {"pl": "to nie jest numer telefonu", "uk": "це не номер телефону"},
-    "wrong number of digits": {"pl": "zła liczba cyfr", "uk": "неправильна кількість цифр"},
-    "no such number in its country's numbering plan": {
-        "pl": "takiego numeru nie ma w planie numeracji",
-        "uk": "такого номера немає в плані нумерації",
-    },
-    "not a mobile number: text messages cannot reach it": {
-        "pl": "to nie jest numer komórkowy",
-        "uk": "це не мобільний номер",
     },
 }
 

@@ -24,7 +24,7 @@ from notify.message import Channel, NoticeKind
 from notify.sms_text import prepare
 from notify.templates import LANGUAGES, render
 from server.config import WEEKDAYS, Hours, Names, Notifications, SiteConfig
-from server.notices import ContactError, parse_contact
+from server.notices import PHONE_REASONS, ContactError, parse_contact
 
 REFERENCE = re.compile(r"^[0-9A-Za-zĄĆĘŁŃÓŚŹŻąćęłńóśźż./\-_ ]{1,40}$")
 MAX_ROWS = 2000
@@ -85,7 +85,8 @@ def check_row(
     try:
         channel, recipient = parse_contact(fields.get("contact", ""), notify)
     except ContactError as exc:
-        problems.append(f"kontakt: {CONTACT_PROBLEMS.get(exc.code, exc.code)}{': ' + exc.detail if exc.detail else ''}")
+        why = PHONE_REASONS.get(exc.detail, {}).get("pl", exc.detail)
+        problems.append(f"kontakt: {CONTACT_PROBLEMS.get(exc.code, exc.code)}{': ' + why if why else ''}")
     document = _match(fields.get("document", ""), settings.documents)
     if document is None:
         problems.append(

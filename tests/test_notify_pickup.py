@@ -108,7 +108,7 @@ def test_a_list_with_a_bad_row_imports_nothing_and_names_each_bad_line(tmp_path,
         answer = client.post("/reports/pickups", files={"file": ("odbiory.csv", bad.encode("cp1250"), "text/csv")})
         assert answer.status_code == 422
         assert "nic nie zaimportowano" in answer.text
-        assert "<td>4</td><td>kontakt: nie można wysłać SMS na ten numer: not a mobile number" in answer.text
+        assert "<td>4</td><td>kontakt: nie można wysłać SMS na ten numer: to nie jest numer komórkowy" in answer.text
         line5 = answer.text.split("<td>5</td>")[1].split("</tr>")[0]
         for problem in ("sygnatura:", "dokument: nieznany rodzaj", "usługa:", "język:"):
             assert problem in line5
@@ -132,7 +132,7 @@ def test_a_good_list_shows_its_cost_first_and_is_sent_once_confirmed(tmp_path, b
 
         key = checked.text.split('name="key" value="')[1].split('"')[0]
         done = client.post("/reports/pickups/send", data={"key": key})
-        assert done.status_code == 200 and "2 nowych powiadomień" in done.text
+        assert done.status_code == 200 and "nowe powiadomienia: 2, wierszy: 2" in done.text
         replay = client.post("/reports/pickups/send", data={"key": key})
         assert replay.status_code == 409
 
