@@ -10,7 +10,7 @@ from typing import Any
 
 from protocol.bootstrap import Bootstrap
 from server.clock import ServerClock
-from server.config import EXAMPLE_CONFIG, load_config
+from server.config import EXAMPLE_CONFIG, ConfigError, load_config
 from server.engine import Clock
 
 
@@ -69,7 +69,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"numerek-server: {exc}", file=sys.stderr)
         return 2
     clock = shifted_clock(parse_clock_start(args.clock_start, cfg.office.tz)) if args.clock_start else ServerClock()
-    server = NumerekServer(cfg, clock=clock)
+    try:
+        server = NumerekServer(cfg, clock=clock)
+    except ConfigError as exc:  # e.g. the [notify] config file (docs/notifications.md)
+        print(f"numerek-server: {exc}", file=sys.stderr)
+        return 2
     app = build_app(server)
     try:
         serve(app, cfg.http, args.log_level)  # uvicorn with the connection guard (server/httpserver.py)

@@ -245,6 +245,68 @@ class Public(_Strict):
     """Which monthly figures are public (wait = median and 90th percentile)."""
 
 
+class NoticeThreshold(_Strict):
+    """When "your turn is near" goes out: whichever comes first (docs/notifications.md)."""
+
+    people: Annotated[int, Field(ge=0, le=100)] = 3
+    """At most this many people ahead of the ticket."""
+    minutes: Annotated[int, Field(ge=0, le=240)] = 10
+    """The estimated wait is at most this many minutes (0: only the people count decides)."""
+
+
+class PickupPlace(_Strict):
+    """Where a service's documents are picked up, as the "document ready" message says it."""
+
+    where: Names
+    """``{ pl = "w Wydziale Komunikacji", en = "at the Transport Department", uk = "у відділі транспорту" }``"""
+    counter: Names
+    """``{ pl = "stanowisko 7", en = "desk 7", uk = "віконце 7" }``"""
+
+
+DEFAULT_DOCUMENTS: dict[str, Names] = {
+    "prawo_jazdy": Names(pl="Prawo jazdy", en="Driving licence", uk="Посвідчення водія"),
+    "dowod_rejestracyjny": Names(
+        pl="Dowód rejestracyjny", en="Vehicle registration certificate", uk="Свідоцтво про реєстрацію"
+    ),
+}
+
+
+class Notifications(_Strict):
+    """SMS and e-mail for residents (docs/notifications.md, "What the server does").
+
+    The gateways, the office's name in messages, quiet hours and rate limits live in the
+    notify config file (the one ``numerek-notify --check`` reads), so the file with the
+    provider's token and the SMTP password is one file, readable by the service only."""
+
+    config: str
+    """The notify config file (TOML, notify/config.py); relative to this file."""
+    near: NoticeThreshold = NoticeThreshold()
+    services: dict[Id, NoticeThreshold] = {}
+    """Per service, instead of ``near`` (e.g. a slow service warns earlier)."""
+    places: dict[Id, Names] = {}
+    """Where a counter is, for "you are called" ("parter", "ground floor"), by counter id or by
+    zone id; else the zone's public name ([public] zone_names), else the zone's id."""
+    retention_hours: Annotated[int, Field(ge=0, le=24 * 90)] = 24
+    """Phone numbers and e-mail addresses are erased this long after their ticket ended or
+    their notice was sent (0: at once); the sender checks every few minutes."""
+    subscribe_rate: str = "10/10 minutes"
+    """Contact forms one client address may send on ticket pages (counted before checking)."""
+    documents: dict[Id, Names] = DEFAULT_DOCUMENTS
+    """Document kinds a clerk may say are ready (the pick-up form, the managers' list)."""
+    pickup: dict[Id, PickupPlace] = {}
+    """Services whose documents are picked up, and where; only these appear in the pick-up forms."""
+    sms_part_price: Annotated[float, Field(ge=0, le=10)] = 0.0
+    """What one SMS part costs the office (zł), shown before a list is sent; 0: only parts are shown."""
+
+    @field_validator("subscribe_rate")
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        return _rate_limit(value)
+
+    def threshold(self, service: str) -> NoticeThreshold:
+        return self.services.get(service, self.near)
+
+
 class SiteConfig(_Strict):
     office: Office
     mqtt: BrokerConfig = BrokerConfig()
@@ -252,6 +314,7 @@ class SiteConfig(_Strict):
     storage: Storage = Storage()
     limits: Limits = Limits()
     public: Public = Public()
+    notify: Notifications | None = None
     services: Annotated[list[Service], Field(min_length=1)]
     counters: Annotated[list[Counter], Field(min_length=1)]
 
@@ -275,6 +338,12 @@ class SiteConfig(_Strict):
         for s in self.public.services or ():
             if s not in ids:
                 raise ValueError(f"[public] services lists unknown service {s!r}")
+        for s in self.notify.services if self.notify else ():
+            if s not in ids:
+                raise ValueError(f"[notify.services] names unknown service {s!r}")
+        for s in self.notify.pickup if self.notify else ():
+            if s not in ids:
+                raise ValueError(f"[notify.pickup] names unknown service {s!r}")
         return self
 
     def service(self, service_id: str) -> Service | None:
@@ -300,6 +369,9 @@ def _finish(cfg: SiteConfig, base_dir: Path | None) -> SiteConfig:
     if base_dir is not None and not Path(cfg.storage.database).is_absolute():
         db = str(base_dir / cfg.storage.database)
         cfg = cfg.model_copy(update={"storage": cfg.storage.model_copy(update={"database": db})})
+    if base_dir is not None and cfg.notify is not None and not Path(cfg.notify.config).is_absolute():
+        notify = cfg.notify.model_copy(update={"config": str(base_dir / cfg.notify.config)})
+        cfg = cfg.model_copy(update={"notify": notify})
     return cfg
 
 

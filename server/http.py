@@ -33,7 +33,9 @@ from protocol.waits import wait_text
 from server.admin import build_admin_router
 from server.auth import User, Users
 from server.clerk_panel import COMMAND_TIMEOUT_S, build_clerk_router
+from server.notify_web import build_notify_router, ticket_context
 from server.office import Office, QueueStatus, TicketStatusOut
+from server.pickup_web import build_pickup_router
 from server.public import mount as mount_public
 from server.reports import mount as mount_reports
 from server.service import NumerekServer
@@ -106,7 +108,14 @@ def build_router(server: NumerekServer, office: Office, auth: WebAuth) -> APIRou
         return TEMPLATES.TemplateResponse(
             request,
             "ticket.html",
-            {"t": found, "lang": lang, "office": office.config.office.name, "token": token, "wait_text": wait_text},
+            {
+                "t": found,
+                "lang": lang,
+                "office": office.config.office.name,
+                "token": token,
+                "wait_text": wait_text,
+                "notify": ticket_context(server.notices, token, lang),  # SMS/e-mail ([notify]), or None
+            },
             status_code=200 if found else 404,
         )
 
@@ -179,6 +188,9 @@ def build_app(server: NumerekServer, manage_lifecycle: bool = True) -> FastAPI:
     app.include_router(build_clerk_router(office, auth))
     app.include_router(build_admin_router(office, auth))
     mount_reports(app, server)
+    if server.notices is not None:
+        app.include_router(build_notify_router(server.notices, office))  # /t/<token>/notify (server/notify_web.py)
+        app.include_router(build_pickup_router(server.notices, office, auth))  # document ready (server/pickup_web.py)
     mount_public(app, server)  # /kolejka, /widget/, /api/public: read-only, no login (server/public.py)
     app.add_middleware(BodyLimit)  # 413 before a body over its route's limit is read
     app.add_middleware(CrossOriginGuard, trusted_origins=[http.public_url])  # CSRF: other sites' forms and calls

@@ -30,6 +30,7 @@ from server.engine import Clock, QueueEngine
 from server.estimate import WaitEstimator
 from server.gateway import MqttGateway
 from server.jobs import Job
+from server.notices import Notices
 from server.office import Office
 from server.requests import REPLY_MEMORY, RequestMemory
 from server.store import ReadStore, Store, StoreError, disk_free_bytes
@@ -91,6 +92,10 @@ class NumerekServer:
             path=self.path,
         )
         self.worker.faults = self._load_faults()
+        # SMS and e-mail ([notify]): notices written in the batch, sent by their own thread (server/notices.py)
+        self.notices = Notices.from_site(config, self.engine, self.lock, clock) if self.store is not None else None
+        if self.notices is not None:
+            self.worker.listeners.append(self.notices.listener)
         self.worker.on_ready = self._ready
         self.reader = ReadStore(self.path)
         self.office = Office(
@@ -135,6 +140,8 @@ class NumerekServer:
     def start(self) -> None:
         self.worker.start()
         self.gateway.start()
+        if self.notices is not None:
+            self.notices.start()
         self._stop_watchdog = sdnotify.start_watchdog(self.healthy)
 
     def stop(self) -> None:
@@ -142,6 +149,8 @@ class NumerekServer:
         self._stop_watchdog()
         self.worker.stop()
         self.gateway.stop()
+        if self.notices is not None:
+            self.notices.stop()
         if self.store is not None:
             self.store.close()
 

@@ -44,6 +44,7 @@ import sqlite_utils
 from protocol.messages import CounterStatus
 from server.domain import ConfigChange, CounterRuntime, Event, EventKind, Ticket, TicketStatus
 from server.engine import Changes, QueueEngine, Restored
+from server.notices_schema import migration as _migration_6
 
 OPEN_STATUSES = ("waiting", "called", "serving")
 
@@ -170,6 +171,7 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _migration_3,
     _migration_4,
     _migration_5,
+    _migration_6,  # notification contacts and pick-up records (server/notices_schema.py)
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

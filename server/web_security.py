@@ -48,6 +48,7 @@ DEFAULT_BODY_LIMIT = 16 * 1024
 BODY_LIMITS: tuple[tuple[re.Pattern[str], int], ...] = (
     (re.compile(r"^/api/counters/[^/]+/commands$"), MAX_PAYLOAD_BYTES),  # docs/protocol.md: 4096 bytes
     (re.compile(r"^/login$"), 4096),  # a name, a password, the page to go back to
+    (re.compile(r"^/reports/pickups$"), 256 * 1024),  # a manager's pick-up list (server/pickup_web.py)
 )
 """Per route, the largest body accepted; every other route takes :data:`DEFAULT_BODY_LIMIT`
 (the admin page's forms and JSON are under 2 KiB). docs/deployment.md, "Security", lists them."""
