@@ -297,6 +297,11 @@ class Booking(_Strict):
     def _rate(cls, value: str) -> str:
         return _rate_limit(value)
 
+    @field_validator("holidays", mode="before")
+    @classmethod
+    def _no_holidays(cls, value: object) -> object:
+        return None if value == "" else value  # TOML has no null: "" means "no public holidays"
+
 
 class SiteConfig(_Strict):
     office: Office

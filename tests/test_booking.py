@@ -96,6 +96,8 @@ def test_no_slots_on_polish_public_holidays_weekends_and_office_closures():
 def test_holidays_can_be_turned_off_for_an_office_that_opens_on_them():
     cfg = parse_config(BOOKING_OFFICE.replace("[booking]\n", "[booking]\nholidays = 'DE'\n", 1))
     assert plan.slots_on(cfg, "rej", date(2026, 11, 11)) != []  # not a holiday in Germany
+    none = parse_config(BOOKING_OFFICE.replace("[booking]\n", "[booking]\nholidays = ''\n", 1))
+    assert none.booking.holidays is None and plan.slots_on(none, "rej", date(2026, 11, 11)) != []
 
 
 def test_slots_can_be_booked_only_with_notice_and_not_too_far_ahead(tmp_path):
