@@ -7,7 +7,7 @@ on a Monday. The example of a county office is ``server/examples/county_office.t
 
 from __future__ import annotations
 
-from datetime import time
+from datetime import date, time
 from pathlib import Path
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -307,6 +307,64 @@ class Notifications(_Strict):
         return self.services.get(service, self.near)
 
 
+class BookingPlan(_Strict):
+    """How one service takes appointments (docs/booking.md; [booking.plans.<service>])."""
+
+    slot_min: Annotated[int, Field(ge=5, le=240)] = 15
+    """Length of one appointment slot; slots start at the service's opening time."""
+    per_hour: Annotated[int, Field(ge=1, le=120)] = 4
+    """Appointments taken per hour of opening: the counters' time kept for booked residents.
+    Spread over the slots of each hour (6 an hour in 15-minute slots: 2, 1, 2, 1)."""
+    days_ahead: Annotated[int, Field(ge=1, le=365)] = 30
+    """How far ahead a resident may book (today counts as day 0)."""
+    notice_min: Annotated[int, Field(ge=0, le=7 * 24 * 60)] = 60
+    """A slot must start at least this long after the booking is made."""
+    stop_before_close_min: Annotated[int, Field(ge=0, le=480)] = 0
+    """The last slot ends this long before the service closes (leaves the end of the day to walk-ins)."""
+
+
+class Booking(_Strict):
+    """Appointments booked online or by phone (docs/booking.md, docs/configuration.md [booking]).
+
+    Why a section of its own: booking is off unless a service has a plan here, and the
+    personal data it keeps (a name, a phone number or an e-mail address) has its own rules."""
+
+    plans: dict[Id, BookingPlan] = {}
+    """The services that take bookings, each with its plan."""
+    holidays: Annotated[str, Field(pattern=r"^[A-Z]{2}$")] | None = "PL"
+    """Public holidays of this country (the ``holidays`` package) take no bookings; none: only ``closures``."""
+    closures: list[date] = []
+    """Other days the office takes no bookings (``["2026-12-24", "2026-12-31"]``)."""
+    retention_days: Annotated[int, Field(ge=0, le=365)] = 14
+    """A booking's name and contact are erased this many days after the visit day."""
+    per_contact: Annotated[int, Field(ge=1, le=50)] = 2
+    """Upcoming bookings one phone number or e-mail address may hold (all services together)."""
+    per_address: str = "10/10 minutes;30/day"
+    """Booking attempts one client address may make (online form), counted before the attempt."""
+    lookups_per_address: str = "20/10 minutes"
+    """Codes one client address may look up or try: with 31^6 codes, this makes guessing hopeless."""
+    early_min: Annotated[int, Field(ge=0, le=240)] = 30
+    """Check-in opens this long before the booked time."""
+    late_min: Annotated[int, Field(ge=0, le=240)] = 15
+    """Check-in closes this long after the booked time (then ``late`` decides)."""
+    call_window_min: Annotated[int, Field(ge=0, le=120)] = 5
+    """A checked-in appointment may be called from this long before its time (ahead of walk-ins)."""
+    late: Literal["walk_in", "refuse"] = "walk_in"
+    """After ``late_min``: join the walk-in queue (a normal ticket) or be refused."""
+    prefix: Annotated[str, Field(pattern=r"^[A-Z]{1,2}$")] = "R"
+    """Ticket prefix of checked-in appointments (R001), distinct from the services' prefixes."""
+
+    @field_validator("per_address", "lookups_per_address")
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        return _rate_limit(value)
+
+    @field_validator("holidays", mode="before")
+    @classmethod
+    def _no_holidays(cls, value: object) -> object:
+        return None if value == "" else value  # TOML has no null: "" means "no public holidays"
+
+
 class SiteConfig(_Strict):
     office: Office
     mqtt: BrokerConfig = BrokerConfig()
@@ -315,6 +373,7 @@ class SiteConfig(_Strict):
     limits: Limits = Limits()
     public: Public = Public()
     notify: Notifications | None = None
+    booking: Booking = Booking()
     services: Annotated[list[Service], Field(min_length=1)]
     counters: Annotated[list[Counter], Field(min_length=1)]
 
@@ -344,6 +403,13 @@ class SiteConfig(_Strict):
         for s in self.notify.pickup if self.notify else ():
             if s not in ids:
                 raise ValueError(f"[notify.pickup] names unknown service {s!r}")
+        for s in self.booking.plans:
+            if s not in ids:
+                raise ValueError(f"[booking.plans] names unknown service {s!r}")
+        if self.booking.plans and self.booking.prefix in prefixes:
+            raise ValueError(
+                f"[booking] prefix {self.booking.prefix!r} is a service's prefix; appointments need their own"
+            )
         return self
 
     def service(self, service_id: str) -> Service | None:

@@ -32,6 +32,7 @@ from protocol.messages import CounterReply, ServiceInfo
 from protocol.waits import wait_text
 from server.admin import build_admin_router
 from server.auth import User, Users
+from server.booking.web import mount as mount_booking
 from server.clerk_panel import COMMAND_TIMEOUT_S, build_clerk_router
 from server.notify_web import build_notify_router, ticket_context
 from server.office import Office, QueueStatus, TicketStatusOut
@@ -191,6 +192,7 @@ def build_app(server: NumerekServer, manage_lifecycle: bool = True) -> FastAPI:
     if server.notices is not None:
         app.include_router(build_notify_router(server.notices, office))  # /t/<token>/notify (server/notify_web.py)
         app.include_router(build_pickup_router(server.notices, office, auth))  # document ready (server/pickup_web.py)
+    mount_booking(app, server)  # /rezerwacja: residents book a visit (server/booking/web.py, docs/booking.md)
     mount_public(app, server)  # /kolejka, /widget/, /api/public: read-only, no login (server/public.py)
     app.add_middleware(BodyLimit)  # 413 before a body over its route's limit is read
     app.add_middleware(CrossOriginGuard, trusted_origins=[http.public_url])  # CSRF: other sites' forms and calls

@@ -165,6 +165,13 @@ def _migration_5(db: sqlite_utils.Database) -> None:
     db.execute("DELETE FROM settings WHERE key = 'session_secret'")
 
 
+def _migration_7(db: sqlite_utils.Database) -> None:
+    """Bookings (server/booking/store.py, docs/booking.md)."""
+    from server.booking.store import migration
+
+    migration(db)
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _migration_1,
     _migration_2,
@@ -172,6 +179,7 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _migration_4,
     _migration_5,
     _migration_6,  # notification contacts and pick-up records (server/notices_schema.py)
+    _migration_7,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -57,7 +57,7 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 
 LOGIN_PREFIXES = ("/clerk", "/reports", "/admin", "/api/counters", "/api/devices", "/login", "/logout")
 """Routes that need a login (or are the login): always ``Cache-Control: no-store``."""
-TOKEN_PREFIXES = ("/t/", "/api/tickets/")
+TOKEN_PREFIXES = ("/t/", "/api/tickets/", "/wizyta/")
 """Routes whose URL holds a ticket's token: ``Referrer-Policy: no-referrer``."""
 FRAMEABLE: dict[str, str] = {}
 """Path prefix -> ``frame-ancestors`` sources, for a future public widget that other sites may

@@ -19,3 +19,16 @@ def test_the_import_contracts_hold():
     tool = shutil.which("lint-imports", path=str(Path(sys.executable).parent)) or "lint-imports"
     result = subprocess.run([tool, "--no-cache"], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+
+
+def test_no_file_keeps_a_merge_conflict_marker():
+    """A merge once committed both sides of docs/protocol.md with git's markers in them."""
+    files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    marked = []
+    for name in files:
+        path = ROOT / name
+        if path.suffix not in {".py", ".md", ".toml", ".html", ".kv", ".sh", ".cfg", ".txt", ".po", ".pot"}:
+            continue
+        text = path.read_text(encoding="utf-8", errors="replace")
+        marked += [name for line in text.splitlines() if line.startswith(("<<<<<<< ", ">>>>>>> "))][:1]
+    assert not marked, marked
