@@ -18,6 +18,7 @@ the display shows no time rather than a wrong one.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -47,6 +48,47 @@ ARROW = "\u2192"
 def call_line(call: CallMessage) -> str:
     """ "A023 → Stanowisko 4", the way a call is written everywhere on the board."""
     return f"{call.ticket} {ARROW} {call.counter_name}"
+
+
+@dataclass(frozen=True)
+class CounterLabels:
+    """Counter names as a table shows them from 10 m: the word every name shares goes into the
+    column heading once, and the cells keep what tells the counters apart.
+
+    Why: "Stanowisko 4" in a font readable from 10 m (34 mm capitals) is ~0.6 m wide on a
+    43-inch TV; a table of "A023 | 4" under the heading "Stanowisko" fits the same font in
+    half the screen. Names that share no first word ("Kasa", "Pokój 12") are kept whole.
+    """
+
+    word: str
+    """The shared first word ("Stanowisko"), or "" when the names share none."""
+    labels: dict[str, str]
+    """counter_name -> what its cell shows ("4", or the whole name)."""
+
+    def heading(self, word_en: str = "counter") -> str:
+        pl = self.word or "Stanowisko"
+        return f"{pl} \u00b7 {word_en[:1].upper()}{word_en[1:]}"
+
+
+def counter_labels(names: list[str]) -> CounterLabels:
+    parts = [name.split(None, 1) for name in names]
+    words = {p[0].casefold() for p in parts if p}
+    if names and len(words) == 1 and all(len(p) == 2 for p in parts):
+        return CounterLabels(parts[0][0], {name: p[1].strip() for name, p in zip(names, parts, strict=True)})
+    return CounterLabels("", {name: name for name in names})
+
+
+@dataclass(frozen=True)
+class CounterColumn:
+    """One column of the per-counter ("banks") layout: a counter and the ticket it called last."""
+
+    counter: str
+    name: str
+    call: CallMessage | None
+
+
+def _natural(text: str) -> tuple:
+    return tuple((0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", text) if part)
 
 
 def polish_date(d: datetime) -> str:
@@ -123,6 +165,16 @@ class BoardState:
             name = (info.name.get(lang) or info.name.get("pl") or sid) if info else sid
             rows.append((name, self.waiting[sid]))
         return rows
+
+    def counter_columns(self, order: list[str] | None = None) -> list[CounterColumn]:
+        """The per-counter layout's columns: the configured counters in that order, or else
+        every counter the board has called, in natural order ("2" before "10"). Each shows the
+        newest call to it (a recall included); a counter not called today shows nothing."""
+        latest: dict[str, CallMessage] = {}
+        for call in sorted(self.calls, key=lambda c: c.seq):
+            latest[call.counter] = call
+        ids = list(order) if order else sorted(latest, key=_natural)
+        return [CounterColumn(cid, latest[cid].counter_name if cid in latest else cid, latest.get(cid)) for cid in ids]
 
     def clock_text(self) -> tuple[str, str]:
         """("HH:MM", Polish date), or empty strings while no live message has told the time."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from display.board import BoardState, call_line
+from display.board import BoardState, call_line, counter_labels
 from protocol.clock import ServerClock
 from protocol.messages import BoardMessage, CallMessage, ServiceInfo, ServicesMessage
 
@@ -113,3 +113,34 @@ def test_waiting_rows_use_the_zones_service_names_in_server_order():
     s.apply_board(make_board(0, [], waiting={"rej": 3, "pj": 1}))
     assert s.waiting_rows() == [("Prawo jazdy", 1), ("Rejestracja", 3)]
     assert s.waiting_rows("en") == [("Driving licences", 1), ("Registration", 3)]
+
+
+def test_counter_names_sharing_a_first_word_put_it_in_the_heading_and_keep_the_rest_in_the_cells():
+    labels = counter_labels(["Stanowisko 4", "Stanowisko 12", "stanowisko 1"])
+    assert labels.word == "Stanowisko"
+    assert labels.labels == {"Stanowisko 4": "4", "Stanowisko 12": "12", "stanowisko 1": "1"}
+    assert labels.heading("counter") == "Stanowisko \u00b7 Counter"
+
+
+def test_counter_names_sharing_no_first_word_are_kept_whole():
+    labels = counter_labels(["Kasa", "Pokój 12"])
+    assert labels.word == "" and labels.labels == {"Kasa": "Kasa", "Pokój 12": "Pokój 12"}
+    assert counter_labels(["Okienko 1", "Stanowisko 2"]).labels["Okienko 1"] == "Okienko 1"
+
+
+def test_per_counter_columns_show_each_counters_newest_call_in_natural_order():
+    s = state()
+    s.apply_board(make_board(4, [make_call(4, "A004", "10"), make_call(3, "A003", "2"), make_call(1, "A001", "2")]))
+    cols = s.counter_columns()
+    assert [(c.counter, c.name, c.call.ticket if c.call else None) for c in cols] == [
+        ("2", "Stanowisko 2", "A003"),
+        ("10", "Stanowisko 10", "A004"),
+    ]
+    s.apply_call(make_call(5, "A001", "2", recall=True))
+    assert s.counter_columns()[0].call.ticket == "A001", "a recall is the counter's newest call"
+    configured = s.counter_columns(["10", "7", "2"])
+    assert [(c.counter, c.call.ticket if c.call else "") for c in configured] == [
+        ("10", "A004"),
+        ("7", ""),
+        ("2", "A001"),
+    ]
