@@ -230,6 +230,7 @@ KV = """
                 BoxLayout:  # calls of other zones (display.other_zones), with where to go
                     id: others
                     orientation: 'vertical'
+                    spacing: root.u * ROW_GAP
                     size_hint_y: None
                     height: 0
                     opacity: 0
@@ -277,6 +278,12 @@ RECENT_ROW = 118.0
 """Height of a recent-calls row. Rows never shrink below this: a list longer than the screen
 has room for shows its newest rows (``display.last_calls`` is a maximum)."""
 HEADING_ROW = 100.0
+OTHER_ROWS = 3
+"""Other zones' calls listed at the side (``display.other_zones``), newest first."""
+OTHER_FONT = 72.0
+"""Their tickets: 52 px = 26 mm (~8 m); the place beside them OTHER_PLACE_FONT, 2 lines."""
+OTHER_PLACE_FONT = 52.0
+OTHER_ROW = 104.0
 ROW_GAP = 4.0
 MM_PER_U = 535.5 / 1080
 """Millimetres of one u on a 43-inch 16:9 panel (535.5 x 952 mm)."""
@@ -425,6 +432,8 @@ class DisplayRoot(FloatLayout):
     recent_lines = ListProperty([])
     recent_shown = ListProperty([])
     """(ticket, counter name) of the rows on screen: the newest of ``recent_lines`` that fit."""
+    other_lines = ListProperty([])
+    """(ticket, "Stanowisko 3, pokój 12, I piętro") of other zones' calls (``display.other_zones``)."""
     columns = ListProperty([])
     """The per-counter layout: (counter name, ticket or "", has the newest call) per column."""
     waiting_rows = ListProperty([])
@@ -442,6 +451,7 @@ class DisplayRoot(FloatLayout):
         long_side, short_side = max(self.width, self.height), min(self.width, self.height)
         self.u = max(0.2, min(short_side / 1080.0, long_side / 1920.0))
         self.ticket_column = text_width("A000", self.u * RECENT_FONT, bold=True) + self.u * 16
+        self._fill_others()
         self._measure_header()
         self._fill_recent()
         self._fill_waiting()
@@ -461,6 +471,53 @@ class DisplayRoot(FloatLayout):
 
     def on_recent_lines(self, *_a) -> None:
         self._fill_recent()
+
+    def on_other_lines(self, *_a) -> None:
+        self._fill_others()
+
+    def _fill_others(self) -> None:
+        """The side list of other zones' calls, under the recent calls: ticket and where to go."""
+        box = self.ids.get("others")
+        if box is None:
+            return
+        box.clear_widgets()
+        u = self.u
+        if not self.other_lines:
+            box.height, box.opacity = 0, 0
+            return
+        heading = _label(
+            "Inne sale \u00b7 Other rooms", u * HEADING_FONT, role="others-heading", color=(0.72, 0.72, 0.72, 1)
+        )
+        heading.size_hint_y = None
+        heading.height = u * HEADING_ROW * 0.6
+        box.add_widget(heading)
+        for ticket, where in self.other_lines:
+            row = BoxLayout(size_hint_y=None, height=u * OTHER_ROW, spacing=u * 24)
+            row.add_widget(
+                _label(
+                    ticket,
+                    u * OTHER_FONT,
+                    role="other-ticket",
+                    bold=True,
+                    shorten=False,
+                    color=(1, 0.83, 0, 1),
+                    size_hint_x=None,
+                    width=text_width("A000", u * OTHER_FONT, bold=True) + u * 8,
+                )
+            )
+            row.add_widget(
+                FitText(
+                    full_text=where,
+                    role="other-place",
+                    halign="left",
+                    max_font=u * OTHER_PLACE_FONT,
+                    min_font=u * OTHER_PLACE_FONT * 0.7,
+                    max_lines=2,
+                )
+            )
+            box.add_widget(row)
+        box.height = heading.height + len(self.other_lines) * (u * OTHER_ROW + box.spacing)
+        box.opacity = 1
 
     def on_waiting_rows(self, *_a) -> None:
         self._fill_waiting()
@@ -654,7 +711,7 @@ class DisplayApp(App):
         self.cfg = cfg
         self.title = f"Numerek - {cfg.device_id}"
         self.topics = Topics(cfg.mqtt.topic_base)
-        self.state = BoardState(zone=cfg.display.zone)
+        self.state = BoardState(zone=cfg.display.zone, other_zones=tuple(cfg.display.other_zones))
         self.announcer: Announcer | None = None
         self.broker_online = False
         self.server_online = True
@@ -716,6 +773,9 @@ class DisplayApp(App):
         conn.on_failure = lambda _exc: self.stop()  # numerek-display then exits 1: systemd restarts it
         for topic in (conn.topics.zone_board(zone), conn.topics.zone_call(zone), conn.topics.services):
             conn.subscribe(topic)
+        for other in cfg.display.other_zones:  # listed at the side, never announced
+            conn.subscribe(conn.topics.zone_board(other))
+            conn.subscribe(conn.topics.zone_call(other))
         self.connection = conn.start()
 
     def on_stop(self) -> None:
@@ -772,6 +832,8 @@ class DisplayApp(App):
 
     def _call(self, call: CallMessage) -> None:
         if not self.state.apply_call(call, self.cfg.display.highlight_seconds):
+            if call.zone in self.state.other_zones:
+                self._render()  # the side list of other zones' calls
             return
         log.info(
             "call %s -> %s (seq %d%s)", call.ticket, call.counter_name, call.seq, ", recall" if call.recall else ""
@@ -786,6 +848,8 @@ class DisplayApp(App):
         newest = s.newest
         root.current_ticket = newest.ticket if newest else ""
         root.current_counter = f"{ARROW} {newest.counter_name}" if newest else ""
+        root.current_place = (newest.place.get("pl") or "") if newest and newest.place else ""
+        root.other_lines = s.other_rows("pl")[:OTHER_ROWS]
         recall = newest is not None and newest.recall and s.highlighted
         root.current_caption = "Ponowne wezwanie · Called again" if recall else "Wywołany numer · Now calling"
         root.recent_lines = [(c.ticket, c.counter_name) for c in s.calls[1 : 1 + self.cfg.display.last_calls]]
@@ -827,6 +891,8 @@ class DisplayApp(App):
             "caption": root.current_caption,
             "recent": [f"{t} {ARROW} {c}" for t, c in root.recent_shown],
             "columns": [[n, t] for n, t, _lit in root.columns],
+            "others": [f"{t} {ARROW} {w}" for t, w in root.other_lines],
+            "place": root.current_place,
             "waiting": [[n, c] for n, c in root.waiting_rows],
             "offline": root.offline_text,
             "info": root.info_text,

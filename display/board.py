@@ -108,9 +108,19 @@ class BoardState:
     office: str = ""
     highlight_seq: int | None = None
     highlight_until: float = 0.0
+    other_zones: tuple[str, ...] = ()
+    """Zones whose calls are listed at the side with their place, never announced here."""
+    other_calls: list[CallMessage] = field(default_factory=list)  # newest first, one per ticket
 
     def apply_board(self, board: BoardMessage) -> bool:
-        """Show the board silently. False (and nothing changes) for another zone's board."""
+        """Show the board silently. False (and nothing changes) for a zone this display does not show.
+
+        Another zone's board (``other_zones``) replaces that zone's side-list lines; it never
+        touches this zone's calls nor the seq that decides what is announced."""
+        if board.zone in self.other_zones and board.zone != self.zone:
+            kept = [c for c in self.other_calls if c.zone != board.zone]
+            self._set_other_calls(kept + list(board.calls))
+            return True
         if board.zone != self.zone:
             log.warning("ignoring the board of zone %r (this display shows %r)", board.zone, self.zone)
             return False
@@ -126,7 +136,14 @@ class BoardState:
         return True
 
     def apply_call(self, call: CallMessage, highlight_seconds: float = 0.0) -> bool:
-        """True when ``call`` is new and must be highlighted and announced."""
+        """True when ``call`` is new and must be highlighted and announced.
+
+        A call of one of ``other_zones`` is False (never announced in this hall: the speaker
+        would send people to the wrong room's counters by name) but goes into the side list."""
+        if call.zone in self.other_zones and call.zone != self.zone:
+            if not any(c.ticket == call.ticket and c.seq >= call.seq for c in self.other_calls):
+                self._set_other_calls([call, *self.other_calls])
+            return False
         if call.zone != self.zone:
             log.warning("ignoring a call for zone %r (this display shows %r)", call.zone, self.zone)
             return False
@@ -140,6 +157,20 @@ class BoardState:
         self.highlight_seq = call.seq
         self.highlight_until = self.clock.monotonic() + highlight_seconds
         return True
+
+    def _set_other_calls(self, calls: list[CallMessage]) -> None:
+        newest: dict[str, CallMessage] = {}
+        for c in sorted(calls, key=lambda c: c.seq, reverse=True):
+            newest.setdefault(c.ticket, c)
+        self.other_calls = list(newest.values())[:10]
+
+    def other_rows(self, lang: str = "pl") -> list[tuple[str, str]]:
+        """(ticket, where to go) for the side list, newest first: "Stanowisko 3, pokój 12, I piętro"."""
+        rows = []
+        for c in self.other_calls:
+            place = (c.place or {}).get(lang) or (c.place or {}).get("pl") or ""
+            rows.append((c.ticket, f"{c.counter_name}, {place}" if place else c.counter_name))
+        return rows
 
     def apply_services(self, msg: ServicesMessage) -> None:
         self.office = msg.office

@@ -25,7 +25,16 @@ from PIL import Image
 
 from hardware.audio import FileOutput
 from protocol.messages import BoardMessage, CallMessage, ServiceInfo, ServicesMessage
-from tests.harness import ROOT, TEST_RECALL_GUARD_S, Peer, VirtualScreen, wait_for
+from tests.harness import (
+    ROOT,
+    TEST_RECALL_GUARD_S,
+    Peer,
+    ServerProcess,
+    VirtualScreen,
+    free_port,
+    wait_for,
+    write_config,
+)
 
 BASE = "numerek"
 ARROW = "\u2192"
@@ -929,3 +938,46 @@ def test_per_counter_columns_show_each_counters_ticket_readable_from_ten_metres(
     assert [t for t, _h in heights["column-ticket"]] == ["A010", "A006", "A007", "A008", "A009"], "one line each"
     assert_at_least(heights, "column-counter", TEN_METRES, 5)
     assert_at_least(heights, "column-ticket", 38.0, 5)  # five columns: 11 m and more
+
+
+# ---------------------------------------------------------------------------- where to go
+
+UPSTAIRS_PLACE = '{ pl = "pokój 12, I piętro", en = "room 12, 1st floor" }'
+
+
+@pytest.fixture
+def office_with_places(tmp_path, broker):
+    """The test office with its passport counter upstairs given a place, as an office would."""
+    http_port = free_port()
+    cfg = write_config(tmp_path / "office.toml", broker.port, http_port)
+    text = cfg.read_text(encoding="utf-8")
+    upstairs = 'name = "Stanowisko 3"\nzone = "upstairs"\n'
+    assert upstairs in text
+    cfg.write_text(text.replace(upstairs, upstairs + f"place = {UPSTAIRS_PLACE}\n"), encoding="utf-8")
+    server = ServerProcess(cfg, http_port=http_port).start()
+    yield server
+    server.stop()
+
+
+def test_a_hall_display_lists_the_upstairs_call_with_its_place_and_does_not_announce_it(
+    office_with_places, office_peer, display_factory, artifacts
+):
+    peer = office_peer
+    display = display_factory(other_zones=("upstairs",), size=(1280, 720)).start()
+    issue(peer, "pasz", "t1")
+    issue(peer, "rej", "t2")
+    command(peer, "3", "c1")  # the passport counter upstairs calls P001
+    call = peer.expect(f"{BASE}/zone/upstairs/call", where=lambda d: d["ticket"] == "P001")
+    assert call["place"] == {"pl": "pokój 12, I piętro", "en": "room 12, 1st floor"}
+    shown = display.wait(lambda s: s["others"], "the upstairs call in the side list")
+    assert shown["others"] == [f"P001 {ARROW} Stanowisko 3, pokój 12, I piętro"]
+    assert shown["newest"] == "", "the hall's own board is untouched"
+
+    command(peer, "1", "c2")  # a hall call: this one is announced, the upstairs one never was
+    display.wait(lambda s: s["newest"].startswith("A001"), "the hall call")
+    log = wait_for(lambda: display.announcements(), 30, "the hall call's announcement")
+    layout = display.layout("display-other-zones-1280x720", artifacts)
+    assert [e["ticket"] for e in log] == ["A001"], "only this hall's calls are spoken here"
+    [place] = texts(layout, "other-place")
+    assert drawn(place) == "Stanowisko 3, pokój 12, I piętro" and not place["shortened"]
+    assert_drawn_inside(place)
