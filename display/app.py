@@ -1,13 +1,15 @@
 """The hall display: a Kivy app that shows the zone's call board and announces live calls.
 
-Layout (scales with the window; designed for 1920x1080 and 1280x720 TVs read from 10 m):
+Layout ("calls", landscape; portrait stacks the two panels; "counters" has a column per
+counter instead). Type sizes are designed for reading from 10 m on a 43-inch TV (the constants
+below, docs/display.md "Reading from 10 m"):
 
     [logo] Office name                                   date     HH:MM
-    +------------------------------------+ +-------------------------+
-    |  Wywołany numer · Now calling       | | Ostatnie · Recent       |
-    |            A023                     | | A022 → Stanowisko 2     |
-    |        → Stanowisko 4               | | B007 → Stanowisko 1     |
-    +------------------------------------+ +-------------------------+
+    +------------------------------------+  Numer     Stanowisko
+    |  Wywołany numer · Now calling       |  Number    Counter
+    |            A023                     |  A022      2
+    |        → Stanowisko 4               |  B007      1
+    +------------------------------------+
     Oczekuje · Waiting:  Rejestracja pojazdów 3   Prawo jazdy 1
     <<< scrolling info line <<<
 
@@ -25,6 +27,7 @@ import json
 import logging
 import os
 import time
+from functools import partial
 from pathlib import Path
 
 from kivy.app import App
@@ -39,7 +42,7 @@ from kivy.uix.floatlayout import FloatLayout
 from kivy.uix.label import Label
 from kivy.uix.stencilview import StencilView
 
-from display.board import ARROW, BoardState, call_line
+from display.board import ARROW, BoardState, call_line, counter_labels
 from display.config import DisplayConfig, make_announcer
 from hardware.audio import (
     Announcement,
@@ -57,6 +60,13 @@ PROBE_ENV = "NUMEREK_DISPLAY_PROBE"
 for every <name>.shot file put there. For tests and for checking a display remotely."""
 
 KV = """
+#:import TICKET_FONT display.app.TICKET_FONT
+#:import COUNTER_FONT display.app.COUNTER_FONT
+#:import RECENT_FONT display.app.RECENT_FONT
+#:import PLACE_FONT display.app.PLACE_FONT
+#:import HEADING_FONT display.app.HEADING_FONT
+#:import HEADING_ROW display.app.HEADING_ROW
+#:import ROW_GAP display.app.ROW_GAP
 #:set BG (0, 0, 0, 1)
 #:set FG (1, 1, 1, 1)
 #:set ACCENT (1, 0.83, 0, 1)
@@ -70,6 +80,15 @@ KV = """
     text_size: self.size
     shorten: True
     shorten_from: 'right'
+
+<ColumnBox>:
+    canvas.before:
+        Color:
+            rgba: ACCENT if self.lit else PANEL
+        RoundedRectangle:
+            pos: self.pos
+            size: self.size
+            radius: [self.radius]
 
 <DisplayRoot>:
     canvas.before:
@@ -129,11 +148,13 @@ KV = """
                     color: DIM
                     font_size: root.u * 32
 
-        BoxLayout:  # body
+        BoxLayout:  # body: the "calls" layout; the app swaps in CountersView for "counters"
+            id: body
+            orientation: 'vertical' if root.portrait else 'horizontal'
             spacing: root.u * 24
             BoxLayout:  # the newest call
                 orientation: 'vertical'
-                size_hint_x: 0.6
+                size_hint: (1, 0.42) if root.portrait else (0.5, 1)
                 padding: root.u * 24
                 canvas.before:
                     Color:
@@ -143,51 +164,81 @@ KV = """
                         size: self.size
                         radius: [root.u * 18]
                 BoardLabel:
-                    size_hint_y: 0.18
+                    size_hint_y: 0.1
                     role: 'caption'
                     text: root.current_caption
                     halign: 'center'
                     color: BG if root.highlight else DIM
-                    font_size: root.u * 38
+                    font_size: root.u * 36
                 BoardLabel:
                     id: current_ticket
                     role: 'ticket'
-                    size_hint_y: 0.5
+                    size_hint_y: 0.48
                     text: root.current_ticket
                     bold: True
                     halign: 'center'
                     color: BG if root.highlight else ACCENT
-                    font_size: min(root.u * 250, self.width / max(1, len(self.text)) * 1.5)
-                BoardLabel:
+                    font_size: min(root.u * TICKET_FONT, self.width / max(1, len(self.text)) * 1.45)
+                FitText:
                     id: current_counter
                     role: 'counter'
-                    size_hint_y: 0.32
-                    text: root.current_counter
+                    size_hint_y: 0.27
+                    full_text: root.current_counter
                     bold: True
                     halign: 'center'
                     color: BG if root.highlight else FG
-                    font_size: min(root.u * 110, self.width / max(1, len(self.text)) * 1.6)
-            BoxLayout:  # recent calls
+                    max_font: root.u * COUNTER_FONT
+                    min_font: root.u * RECENT_FONT
+                FitText:
+                    id: current_place
+                    role: 'place'
+                    size_hint_y: 0.15 if root.current_place else 0.001
+                    opacity: 1 if root.current_place else 0
+                    full_text: root.current_place
+                    max_lines: 1
+                    halign: 'center'
+                    color: BG if root.highlight else FG
+                    max_font: root.u * PLACE_FONT
+                    min_font: root.u * PLACE_FONT * 0.7
+            BoxLayout:  # recent calls: a table "Numer | Stanowisko"
                 orientation: 'vertical'
-                size_hint_x: 0.4
+                size_hint: (1, 0.58) if root.portrait else (0.5, 1)
                 spacing: root.u * 6
-                BoardLabel:
-                    id: recent_heading
-                    role: 'recent-heading'
+                BoxLayout:
                     size_hint_y: None
-                    height: root.u * 60
-                    text: 'Ostatnie wywołania · Recent calls'
-                    color: DIM
-                    font_size: root.u * 32
+                    height: root.u * HEADING_ROW
+                    spacing: root.u * 24
+                    BoardLabel:
+                        id: recent_heading
+                        role: 'recent-heading'
+                        size_hint_x: None
+                        width: root.ticket_column
+                        text: 'Numer\\nNumber'
+                        shorten: False
+                        color: DIM
+                        font_size: root.u * HEADING_FONT
+                    BoardLabel:
+                        role: 'recent-heading'
+                        text: root.counter_heading
+                        shorten: False
+                        color: DIM
+                        font_size: root.u * HEADING_FONT
                 BoxLayout:
                     id: recent
                     orientation: 'vertical'
-                    spacing: root.u * 4
+                    spacing: root.u * ROW_GAP
+                BoxLayout:  # calls of other zones (display.other_zones), with where to go
+                    id: others
+                    orientation: 'vertical'
+                    spacing: root.u * ROW_GAP
+                    size_hint_y: None
+                    height: 0
+                    opacity: 0
 
         BoxLayout:  # waiting per service
             id: waiting
             size_hint_y: None
-            height: root.u * 110
+            height: root.u * 110 * root.waiting_lines
             spacing: root.u * 16
             canvas.before:
                 Color:
@@ -206,6 +257,36 @@ KV = """
             speed: root.info_speed * root.u * 160
 """
 
+
+# Type sizes, in u (1 u = 1 px on a 1080-pixel short side). The design rule (docs/display.md,
+# "Reading from 10 m"): capital height >= 1 cm per 3 m of viewing distance, the conservative
+# end of the United States Sign Council's legibility index (25-29 ft of distance per inch of
+# capital height for Helvetica-like capitals). DejaVu Sans capitals and digits are 0.729 of
+# the font size; a 43-inch 16:9 panel has 0.496 mm pixels at 1080 px (1920x1080 or 1080x1920).
+TICKET_FONT = 250.0
+"""The newest ticket: 182 px capitals = 90 mm, readable from ~27 m."""
+COUNTER_FONT = 104.0
+"""Where the newest ticket goes ("→ Stanowisko 4"): 76 px = 37 mm (11 m); at least RECENT_FONT."""
+RECENT_FONT = 96.0
+"""Recent calls, both columns, and the per-counter columns' names: 70 px = 34.7 mm (10.4 m)."""
+PLACE_FONT = 80.0
+"""Where the newest call's place is ("pokój 12, I piętro"): 58 px = 29 mm (8.7 m), at least 70%."""
+HEADING_FONT = 40.0
+"""Column headings (two lines, Polish and English): 29 px = 14 mm, near reading (~4 m); they
+never change, so they are recognised by shape from further away."""
+RECENT_ROW = 118.0
+"""Height of a recent-calls row. Rows never shrink below this: a list longer than the screen
+has room for shows its newest rows (``display.last_calls`` is a maximum)."""
+HEADING_ROW = 100.0
+OTHER_ROWS = 3
+"""Other zones' calls listed at the side (``display.other_zones``), newest first."""
+OTHER_FONT = 72.0
+"""Their tickets: 52 px = 26 mm (~8 m); the place beside them OTHER_PLACE_FONT, 2 lines."""
+OTHER_PLACE_FONT = 52.0
+OTHER_ROW = 104.0
+ROW_GAP = 4.0
+MM_PER_U = 535.5 / 1080
+"""Millimetres of one u on a 43-inch 16:9 panel (535.5 x 952 mm)."""
 
 ELLIPSIS = "\u2026"
 WAITING_COUNT_ROOM = "999"
@@ -342,16 +423,35 @@ class DisplayRoot(FloatLayout):
     info_text = StringProperty("")
     info_speed = NumericProperty(1.0)
     offline_text = StringProperty("")
+    current_place = StringProperty("")
+    portrait = BooleanProperty(False)
+    waiting_lines = NumericProperty(1)
+    counter_heading = StringProperty("Stanowisko\nCounter")
+    ticket_column = NumericProperty(300.0)
+    counter_word_en = StringProperty("counter")
     recent_lines = ListProperty([])
+    recent_shown = ListProperty([])
+    """(ticket, counter name) of the rows on screen: the newest of ``recent_lines`` that fit."""
+    other_lines = ListProperty([])
+    """(ticket, "Stanowisko 3, pokój 12, I piętro") of other zones' calls (``display.other_zones``)."""
+    columns = ListProperty([])
+    """The per-counter layout: (counter name, ticket or "", has the newest call) per column."""
     waiting_rows = ListProperty([])
 
     def __init__(self, **kw) -> None:
         super().__init__(**kw)
-        # The recent list's height is known only after layout: size the rows when it is.
-        self.ids.recent.bind(size=self._size_recent)
+        # The recent list's height is known only after layout: fill it when it is.
+        self._recent_key: tuple = ()
+        self.ids.recent.bind(size=self._fill_recent)
 
     def on_size(self, *_a) -> None:
-        self.u = max(0.2, min(self.width / 1920.0, self.height / 1080.0))
+        # Landscape 1920x1080 and portrait 1080x1920 are both u = 1: sizes follow the short side
+        # (the same millimetres on a 43-inch panel either way), bounded by the long one.
+        self.portrait = self.height > self.width
+        long_side, short_side = max(self.width, self.height), min(self.width, self.height)
+        self.u = max(0.2, min(short_side / 1080.0, long_side / 1920.0))
+        self.ticket_column = text_width("A000", self.u * RECENT_FONT, bold=True) + self.u * 16
+        self._fill_others()
         self._measure_header()
         self._fill_recent()
         self._fill_waiting()
@@ -372,39 +472,89 @@ class DisplayRoot(FloatLayout):
     def on_recent_lines(self, *_a) -> None:
         self._fill_recent()
 
-    def on_waiting_rows(self, *_a) -> None:
-        self._fill_waiting()
+    def on_other_lines(self, *_a) -> None:
+        self._fill_others()
 
-    def _fill_recent(self) -> None:
-        box = self.ids.get("recent")
+    def _fill_others(self) -> None:
+        """The side list of other zones' calls, under the recent calls: ticket and where to go."""
+        box = self.ids.get("others")
         if box is None:
             return
         box.clear_widgets()
-        for ticket, counter in self.recent_lines:
-            box.add_widget(_recent_row(self.u, ticket, counter))
-        box.add_widget(Label(size_hint_y=1))  # keeps rows at the top
-        self._size_recent()
-
-    def _size_recent(self, *_a) -> None:
-        """Rows are 80u high while they fit; with more rows (``last_calls`` up to 9) they and
-        their font shrink so that all of them stay inside the list, below its heading."""
-        box = self.ids.recent
-        rows = [w for w in box.children if isinstance(w, Text) and w.role == "recent"]
-        if not rows:
+        u = self.u
+        if not self.other_lines:
+            box.height, box.opacity = 0, 0
             return
-        # n rows + the filler below them: n gaps of box.spacing.
-        fit = (box.height - box.spacing * len(rows)) / len(rows)
-        height = max(1.0, min(self.u * RECENT_ROW, fit))
-        for row in rows:
-            row.height = height
-            row.font_size = height * RECENT_FONT / RECENT_ROW
+        heading = _label(
+            "Inne sale \u00b7 Other rooms", u * HEADING_FONT, role="others-heading", color=(0.72, 0.72, 0.72, 1)
+        )
+        heading.size_hint_y = None
+        heading.height = u * HEADING_ROW * 0.6
+        box.add_widget(heading)
+        for ticket, where in self.other_lines:
+            row = BoxLayout(size_hint_y=None, height=u * OTHER_ROW, spacing=u * 24)
+            row.add_widget(
+                _label(
+                    ticket,
+                    u * OTHER_FONT,
+                    role="other-ticket",
+                    bold=True,
+                    shorten=False,
+                    color=(1, 0.83, 0, 1),
+                    size_hint_x=None,
+                    width=text_width("A000", u * OTHER_FONT, bold=True) + u * 8,
+                )
+            )
+            row.add_widget(
+                FitText(
+                    full_text=where,
+                    role="other-place",
+                    halign="left",
+                    max_font=u * OTHER_PLACE_FONT,
+                    min_font=u * OTHER_PLACE_FONT * 0.7,
+                    max_lines=2,
+                )
+            )
+            box.add_widget(row)
+        box.height = heading.height + len(self.other_lines) * (u * OTHER_ROW + box.spacing)
+        box.opacity = 1
+
+    def on_waiting_rows(self, *_a) -> None:
+        self._fill_waiting()
+
+    def _fill_recent(self, *_a) -> None:
+        """Rows of "A023 | 4" at the 10-metre size, as many of the newest as the list has room for."""
+        box = self.ids.get("recent")
+        if box is None:
+            return
+        labels = counter_labels([name for _t, name in self.recent_lines])
+        self.counter_heading = labels.heading(self.counter_word_en).replace(" \u00b7 ", "\n")
+        row = self.u * RECENT_ROW
+        gap = box.spacing
+        room = max(0, int((box.height + gap) // (row + gap))) if box.height > 1 else len(self.recent_lines)
+        shown = self.recent_lines[:room]
+        key = (tuple(shown), self.u, labels.word)
+        if key == self._recent_key:
+            return
+        self._recent_key = key
+        self.recent_shown = list(shown)
+        box.clear_widgets()
+        for ticket, name in shown:
+            box.add_widget(_recent_row(self.u, self.ticket_column, ticket, labels.labels[name]))
+        box.add_widget(Label(size_hint_y=1))  # keeps rows at the top
 
     def _fill_waiting(self) -> None:
         box = self.ids.get("waiting")
         if box is None:
             return
         box.clear_widgets()
-        box.add_widget(
+        # Portrait is too narrow for five services in one row: two per row, under the caption.
+        per_row = 2 if self.portrait else len(self.waiting_rows) + 1
+        self.waiting_lines = 1 + (len(self.waiting_rows) // 2 if self.portrait else 0)
+        box.orientation = "vertical"
+        line = BoxLayout(spacing=self.u * 16)
+        box.add_widget(line)
+        line.add_widget(
             _label(
                 "Oczekuje\nWaiting",
                 self.u * 30,
@@ -443,12 +593,10 @@ class DisplayRoot(FloatLayout):
                     width=room + self.u * 4,
                 )
             )
-            box.add_widget(cell)
-
-
-RECENT_ROW = 80.0
-"""Height (in u) of a recent-calls row while the rows fit; see DisplayRoot._size_recent."""
-RECENT_FONT = 58.0
+            if len(line.children) >= per_row:
+                line = BoxLayout(spacing=self.u * 16)
+                box.add_widget(line)
+            line.add_widget(cell)
 
 
 def _label(text: str, size: float, **kw) -> Text:
@@ -459,15 +607,100 @@ def _label(text: str, size: float, **kw) -> Text:
     return lbl
 
 
-def _recent_row(u: float, ticket: str, counter: str) -> Text:
-    return _label(
-        f"[b][color=#ffd400]{ticket}[/color][/b]  {ARROW} {counter}",
-        u * RECENT_FONT,
-        role="recent",
-        markup=True,
-        size_hint_y=None,
-        height=u * RECENT_ROW,
+def _fit_one_line(max_font: float, pad: float, label: Label, width: float) -> None:
+    """The largest font up to ``max_font`` at which ``label``'s text fits its width on one line
+    (a ticket number is never wrapped: "A01" over "0" reads as another number)."""
+    if label.text and width > pad:
+        label.font_size = min(max_font, max_font * (width - pad) / text_width(label.text, max_font, label.bold))
+
+
+def _recent_row(u: float, ticket_column: float, ticket: str, counter: str) -> BoxLayout:
+    row = BoxLayout(size_hint_y=None, height=u * RECENT_ROW, spacing=u * 24)
+    row.add_widget(
+        _label(
+            ticket,
+            u * RECENT_FONT,
+            role="recent-ticket",
+            bold=True,
+            shorten=False,
+            color=(1, 0.83, 0, 1),
+            size_hint_x=None,
+            width=ticket_column,
+        )
     )
+    row.add_widget(
+        FitText(
+            full_text=counter,
+            role="recent-counter",
+            bold=True,
+            halign="left",
+            max_font=u * RECENT_FONT,
+            min_font=u * RECENT_FONT * 0.6,
+            max_lines=2,
+        )
+    )
+    return row
+
+
+class ColumnBox(BoxLayout):
+    lit = BooleanProperty(False)
+    radius = NumericProperty(12.0)
+
+
+class CountersView(BoxLayout):
+    """The per-counter layout (``display.layout = "counters"``, banks ask for it): a column per
+    counter with its name and the ticket it called last, both at the 10-metre size or larger;
+    the newest call's column is highlighted like the newest call of the "calls" layout."""
+
+    def __init__(self, root: DisplayRoot, **kw) -> None:
+        super().__init__(orientation="vertical", spacing=root.u * 12, **kw)
+        self.root = root
+        self.heading = _label("", root.u * HEADING_FONT, role="columns-heading", color=(0.72, 0.72, 0.72, 1))
+        self.heading.size_hint_y = None
+        self.row = BoxLayout(spacing=root.u * 16)
+        self.add_widget(self.heading)
+        self.add_widget(self.row)
+        root.bind(columns=self._fill, u=self._fill, highlight=self._fill)
+        self._fill()
+
+    def _fill(self, *_a) -> None:
+        u = self.root.u
+        self.heading.font_size = u * HEADING_FONT
+        self.heading.height = u * HEADING_ROW * 0.6
+        self.spacing = u * 12
+        self.row.spacing = u * 16
+        labels = counter_labels([name for name, _t, _lit in self.root.columns])
+        self.heading.text = labels.heading(self.root.counter_word_en)
+        self.row.clear_widgets()
+        for name, ticket, newest in self.root.columns:
+            lit = newest and self.root.highlight
+            col = ColumnBox(orientation="vertical", padding=u * 12, lit=lit, radius=u * 18)
+            ink = (0, 0, 0, 1) if lit else (1, 1, 1, 1)
+            col.add_widget(
+                FitText(
+                    full_text=labels.labels[name],
+                    role="column-counter",
+                    bold=True,
+                    halign="center",
+                    color=ink,
+                    max_font=u * RECENT_FONT,
+                    min_font=u * RECENT_FONT * 0.6,
+                    size_hint_y=0.35,
+                )
+            )
+            ticket_label = _label(
+                ticket,
+                u * TICKET_FONT * 0.8,
+                role="column-ticket",
+                bold=True,
+                halign="center",
+                shorten=False,
+                color=(0, 0, 0, 1) if lit else (1, 0.83, 0, 1),
+                size_hint_y=0.65,
+            )
+            ticket_label.bind(width=partial(_fit_one_line, u * TICKET_FONT * 0.8, u * 24))
+            col.add_widget(ticket_label)
+            self.row.add_widget(col)
 
 
 class DisplayApp(App):
@@ -478,7 +711,7 @@ class DisplayApp(App):
         self.cfg = cfg
         self.title = f"Numerek - {cfg.device_id}"
         self.topics = Topics(cfg.mqtt.topic_base)
-        self.state = BoardState(zone=cfg.display.zone)
+        self.state = BoardState(zone=cfg.display.zone, other_zones=tuple(cfg.display.other_zones))
         self.announcer: Announcer | None = None
         self.broker_online = False
         self.server_online = True
@@ -500,6 +733,13 @@ class DisplayApp(App):
         root.info_text = d.info_text
         root.info_speed = d.info_speed
         root.offline_text = "\u25cf brak połączenia · offline"
+        root.counter_word_en = self.cfg.audio.counter_word_en
+        if d.layout == "counters":
+            body = root.ids.body
+            parent = body.parent
+            index = parent.children.index(body)
+            parent.remove_widget(body)
+            parent.add_widget(CountersView(root), index=index)
         self.root = root
         self.announcer = self._make_announcer()
         self._start_mqtt()
@@ -533,6 +773,9 @@ class DisplayApp(App):
         conn.on_failure = lambda _exc: self.stop()  # numerek-display then exits 1: systemd restarts it
         for topic in (conn.topics.zone_board(zone), conn.topics.zone_call(zone), conn.topics.services):
             conn.subscribe(topic)
+        for other in cfg.display.other_zones:  # listed at the side, never announced
+            conn.subscribe(conn.topics.zone_board(other))
+            conn.subscribe(conn.topics.zone_call(other))
         self.connection = conn.start()
 
     def on_stop(self) -> None:
@@ -589,6 +832,8 @@ class DisplayApp(App):
 
     def _call(self, call: CallMessage) -> None:
         if not self.state.apply_call(call, self.cfg.display.highlight_seconds):
+            if call.zone in self.state.other_zones:
+                self._render()  # the side list of other zones' calls
             return
         log.info(
             "call %s -> %s (seq %d%s)", call.ticket, call.counter_name, call.seq, ", recall" if call.recall else ""
@@ -603,9 +848,20 @@ class DisplayApp(App):
         newest = s.newest
         root.current_ticket = newest.ticket if newest else ""
         root.current_counter = f"{ARROW} {newest.counter_name}" if newest else ""
+        root.current_place = (newest.place.get("pl") or "") if newest and newest.place else ""
+        root.other_lines = s.other_rows("pl")[:OTHER_ROWS]
         recall = newest is not None and newest.recall and s.highlighted
         root.current_caption = "Ponowne wezwanie · Called again" if recall else "Wywołany numer · Now calling"
         root.recent_lines = [(c.ticket, c.counter_name) for c in s.calls[1 : 1 + self.cfg.display.last_calls]]
+        if self.cfg.display.layout == "counters":
+            root.columns = [
+                (
+                    col.name,
+                    col.call.ticket if col.call else "",
+                    bool(col.call and newest and col.call.seq == newest.seq),
+                )
+                for col in s.counter_columns(self.cfg.display.counters)
+            ]
         root.waiting_rows = s.waiting_rows("pl")
         self._settled_frame = Clock.frames + 3
         self._tick(0)
@@ -633,7 +889,10 @@ class DisplayApp(App):
             "newest_seq": newest.seq if newest else 0,
             "highlighted": root.highlight,
             "caption": root.current_caption,
-            "recent": [f"{t} {ARROW} {c}" for t, c in root.recent_lines],
+            "recent": [f"{t} {ARROW} {c}" for t, c in root.recent_shown],
+            "columns": [[n, t] for n, t, _lit in root.columns],
+            "others": [f"{t} {ARROW} {w}" for t, w in root.other_lines],
+            "place": root.current_place,
             "waiting": [[n, c] for n, c in root.waiting_rows],
             "offline": root.offline_text,
             "info": root.info_text,

@@ -18,6 +18,7 @@ the display shows no time rather than a wrong one.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -49,6 +50,47 @@ def call_line(call: CallMessage) -> str:
     return f"{call.ticket} {ARROW} {call.counter_name}"
 
 
+@dataclass(frozen=True)
+class CounterLabels:
+    """Counter names as a table shows them from 10 m: the word every name shares goes into the
+    column heading once, and the cells keep what tells the counters apart.
+
+    Why: "Stanowisko 4" in a font readable from 10 m (34 mm capitals) is ~0.6 m wide on a
+    43-inch TV; a table of "A023 | 4" under the heading "Stanowisko" fits the same font in
+    half the screen. Names that share no first word ("Kasa", "Pokój 12") are kept whole.
+    """
+
+    word: str
+    """The shared first word ("Stanowisko"), or "" when the names share none."""
+    labels: dict[str, str]
+    """counter_name -> what its cell shows ("4", or the whole name)."""
+
+    def heading(self, word_en: str = "counter") -> str:
+        pl = self.word or "Stanowisko"
+        return f"{pl} \u00b7 {word_en[:1].upper()}{word_en[1:]}"
+
+
+def counter_labels(names: list[str]) -> CounterLabels:
+    parts = [name.split(None, 1) for name in names]
+    words = {p[0].casefold() for p in parts if p}
+    if names and len(words) == 1 and all(len(p) == 2 for p in parts):
+        return CounterLabels(parts[0][0], {name: p[1].strip() for name, p in zip(names, parts, strict=True)})
+    return CounterLabels("", {name: name for name in names})
+
+
+@dataclass(frozen=True)
+class CounterColumn:
+    """One column of the per-counter ("banks") layout: a counter and the ticket it called last."""
+
+    counter: str
+    name: str
+    call: CallMessage | None
+
+
+def _natural(text: str) -> tuple:
+    return tuple((0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", text) if part)
+
+
 def polish_date(d: datetime) -> str:
     return f"{DAYS_PL[d.weekday()]}, {d.day} {MONTHS_PL[d.month - 1]} {d.year}"
 
@@ -66,9 +108,19 @@ class BoardState:
     office: str = ""
     highlight_seq: int | None = None
     highlight_until: float = 0.0
+    other_zones: tuple[str, ...] = ()
+    """Zones whose calls are listed at the side with their place, never announced here."""
+    other_calls: list[CallMessage] = field(default_factory=list)  # newest first, one per ticket
 
     def apply_board(self, board: BoardMessage) -> bool:
-        """Show the board silently. False (and nothing changes) for another zone's board."""
+        """Show the board silently. False (and nothing changes) for a zone this display does not show.
+
+        Another zone's board (``other_zones``) replaces that zone's side-list lines; it never
+        touches this zone's calls nor the seq that decides what is announced."""
+        if board.zone in self.other_zones and board.zone != self.zone:
+            kept = [c for c in self.other_calls if c.zone != board.zone]
+            self._set_other_calls(kept + list(board.calls))
+            return True
         if board.zone != self.zone:
             log.warning("ignoring the board of zone %r (this display shows %r)", board.zone, self.zone)
             return False
@@ -84,7 +136,14 @@ class BoardState:
         return True
 
     def apply_call(self, call: CallMessage, highlight_seconds: float = 0.0) -> bool:
-        """True when ``call`` is new and must be highlighted and announced."""
+        """True when ``call`` is new and must be highlighted and announced.
+
+        A call of one of ``other_zones`` is False (never announced in this hall: the speaker
+        would send people to the wrong room's counters by name) but goes into the side list."""
+        if call.zone in self.other_zones and call.zone != self.zone:
+            if not any(c.ticket == call.ticket and c.seq >= call.seq for c in self.other_calls):
+                self._set_other_calls([call, *self.other_calls])
+            return False
         if call.zone != self.zone:
             log.warning("ignoring a call for zone %r (this display shows %r)", call.zone, self.zone)
             return False
@@ -98,6 +157,20 @@ class BoardState:
         self.highlight_seq = call.seq
         self.highlight_until = self.clock.monotonic() + highlight_seconds
         return True
+
+    def _set_other_calls(self, calls: list[CallMessage]) -> None:
+        newest: dict[str, CallMessage] = {}
+        for c in sorted(calls, key=lambda c: c.seq, reverse=True):
+            newest.setdefault(c.ticket, c)
+        self.other_calls = list(newest.values())[:10]
+
+    def other_rows(self, lang: str = "pl") -> list[tuple[str, str]]:
+        """(ticket, where to go) for the side list, newest first: "Stanowisko 3, pokój 12, I piętro"."""
+        rows = []
+        for c in self.other_calls:
+            place = (c.place or {}).get(lang) or (c.place or {}).get("pl") or ""
+            rows.append((c.ticket, f"{c.counter_name}, {place}" if place else c.counter_name))
+        return rows
 
     def apply_services(self, msg: ServicesMessage) -> None:
         self.office = msg.office
@@ -123,6 +196,16 @@ class BoardState:
             name = (info.name.get(lang) or info.name.get("pl") or sid) if info else sid
             rows.append((name, self.waiting[sid]))
         return rows
+
+    def counter_columns(self, order: list[str] | None = None) -> list[CounterColumn]:
+        """The per-counter layout's columns: the configured counters in that order, or else
+        every counter the board has called, in natural order ("2" before "10"). Each shows the
+        newest call to it (a recall included); a counter not called today shows nothing."""
+        latest: dict[str, CallMessage] = {}
+        for call in sorted(self.calls, key=lambda c: c.seq):
+            latest[call.counter] = call
+        ids = list(order) if order else sorted(latest, key=_natural)
+        return [CounterColumn(cid, latest[cid].counter_name if cid in latest else cid, latest.get(cid)) for cid in ids]
 
     def clock_text(self) -> tuple[str, str]:
         """("HH:MM", Polish date), or empty strings while no live message has told the time."""

@@ -36,6 +36,7 @@ def _prepare_kivy(cfg: DisplayConfig) -> None:
     Config.set("graphics", "width", str(s.width))
     Config.set("graphics", "height", str(s.height))
     Config.set("graphics", "show_cursor", "1" if s.show_cursor else "0")
+    Config.set("graphics", "rotation", str(s.rotation))
     Config.set("graphics", "resizable", "1")
     Config.set("input", "mouse", "mouse,disable_multitouch")
 

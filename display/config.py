@@ -45,7 +45,17 @@ class DisplaySection(_Strict):
     logo: str = ""
     """Optional path to a PNG/JPEG logo shown left of the office name."""
     last_calls: Annotated[int, Field(ge=1, le=9)] = 6
-    """Previous calls listed beside the newest; the board carries 10 calls, the newest shown large."""
+    """At most this many previous calls beside the newest (the board carries 10). Rows keep the
+    10-metre size, so a screen shows the newest that fit: 5 at 16:9 landscape, 6 in portrait."""
+    layout: Literal["calls", "counters"] = "calls"
+    """``calls``: the newest call large and a table of recent calls. ``counters``: a column per
+    counter with the ticket it called last (the layout banks use)."""
+    counters: Annotated[list[Id], Field(max_length=8)] = Field(default_factory=list)
+    """For ``layout = "counters"``: the counters' ids, in column order; empty: every counter
+    the board has called, in natural order."""
+    other_zones: Annotated[list[Id], Field(max_length=8)] = Field(default_factory=list)
+    """Zones whose calls are listed at the side with where to go ("P004 → pokój 12, I piętro"),
+    never announced here: a resident in the wrong hall still learns where to go."""
     highlight_seconds: Annotated[float, Field(ge=0, le=60)] = 8.0
     info_text: Annotated[str, Field(max_length=1000)] = ""
     """The scrolling line at the bottom; empty hides it."""
@@ -61,6 +71,9 @@ class ScreenSection(_Strict):
     font: str = str(DEJAVU / "DejaVuSans.ttf")
     font_bold: str = str(DEJAVU / "DejaVuSans-Bold.ttf")
     show_cursor: bool = False
+    rotation: Literal[0, 90, 180, 270] = 0
+    """A TV hung in portrait: 90 or 270 turns the picture (Kivy's graphics.rotation); the
+    layout follows the window's shape (taller than wide: portrait)."""
 
 
 class AudioSection(_Strict):

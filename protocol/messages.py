@@ -263,6 +263,11 @@ class CallMessage(_Message):
     zone: str
     recall: bool = False
     at: datetime
+    place: dict[str, str] | None = None
+    """Where to go, per language ("pl": "pokój 12, I piętro", "en": "room 12, 1st floor"): the
+    counter's ``place``, else its zone's name for residents; null when the office set neither.
+    Optional, so a device written before it still validates. A display listing another zone's
+    calls shows it, so a resident in the wrong hall learns where to go."""
 
 
 class BoardMessage(_Message):

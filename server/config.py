@@ -102,6 +102,9 @@ class Counter(_Strict):
     zone: Id = "hall"
     services: Annotated[list[Id], Field(min_length=1)]
     """The work profile: services this counter serves, in order of preference."""
+    place: Names | None = None
+    """Where the counter is, for residents: ``{ pl = "pokój 12, I piętro", en = "room 12, 1st
+    floor" }``. Sent with every call (``place``); none: the zone's name (``public.zone_names``)."""
 
 
 class Office(_Strict):

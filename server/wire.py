@@ -85,7 +85,15 @@ class Wire:
             zone=counter.zone,
             recall=ev.kind == EventKind.RECALL,
             at=self.local(ev.at),
+            place=self.place(counter.id),
         )
+
+    def place(self, counter_id: str) -> dict[str, str] | None:
+        """Where a counter's calls send people: its own ``place``, else its zone's name for
+        residents, else nothing (a display then shows the counter's name only)."""
+        counter = self.engine.counter_config[counter_id]
+        named = counter.place or self.engine.config.public.zone_names.get(counter.zone)
+        return named.as_dict() if named else None
 
     def counter_reply(self, cmd_id: str | None, action: CounterAction, ticket: Ticket | None) -> CounterReply:
         return CounterReply(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from display.board import BoardState, call_line
+from display.board import BoardState, call_line, counter_labels
 from protocol.clock import ServerClock
 from protocol.messages import BoardMessage, CallMessage, ServiceInfo, ServicesMessage
 
@@ -113,3 +113,83 @@ def test_waiting_rows_use_the_zones_service_names_in_server_order():
     s.apply_board(make_board(0, [], waiting={"rej": 3, "pj": 1}))
     assert s.waiting_rows() == [("Prawo jazdy", 1), ("Rejestracja", 3)]
     assert s.waiting_rows("en") == [("Driving licences", 1), ("Registration", 3)]
+
+
+def test_counter_names_sharing_a_first_word_put_it_in_the_heading_and_keep_the_rest_in_the_cells():
+    labels = counter_labels(["Stanowisko 4", "Stanowisko 12", "stanowisko 1"])
+    assert labels.word == "Stanowisko"
+    assert labels.labels == {"Stanowisko 4": "4", "Stanowisko 12": "12", "stanowisko 1": "1"}
+    assert labels.heading("counter") == "Stanowisko \u00b7 Counter"
+
+
+def test_counter_names_sharing_no_first_word_are_kept_whole():
+    labels = counter_labels(["Kasa", "Pokój 12"])
+    assert labels.word == "" and labels.labels == {"Kasa": "Kasa", "Pokój 12": "Pokój 12"}
+    assert counter_labels(["Okienko 1", "Stanowisko 2"]).labels["Okienko 1"] == "Okienko 1"
+
+
+def test_per_counter_columns_show_each_counters_newest_call_in_natural_order():
+    s = state()
+    s.apply_board(make_board(4, [make_call(4, "A004", "10"), make_call(3, "A003", "2"), make_call(1, "A001", "2")]))
+    cols = s.counter_columns()
+    assert [(c.counter, c.name, c.call.ticket if c.call else None) for c in cols] == [
+        ("2", "Stanowisko 2", "A003"),
+        ("10", "Stanowisko 10", "A004"),
+    ]
+    s.apply_call(make_call(5, "A001", "2", recall=True))
+    assert s.counter_columns()[0].call.ticket == "A001", "a recall is the counter's newest call"
+    configured = s.counter_columns(["10", "7", "2"])
+    assert [(c.counter, c.call.ticket if c.call else "") for c in configured] == [
+        ("10", "A004"),
+        ("7", ""),
+        ("2", "A001"),
+    ]
+
+
+PLACE = {"pl": "pokój 12, I piętro", "en": "room 12, 1st floor"}
+
+
+def upstairs_call(seq: int, ticket: str, recall: bool = False) -> CallMessage:
+    return CallMessage(
+        seq=seq,
+        ticket=ticket,
+        service="pasz",
+        counter="3",
+        counter_name="Stanowisko 3",
+        zone="upstairs",
+        recall=recall,
+        at=T0,
+        place=PLACE,
+    )
+
+
+def test_another_zones_call_is_listed_with_its_place_and_never_announced():
+    s = BoardState(zone="hall", clock=ServerClock(monotonic=FakeMonotonic()), other_zones=("upstairs",))
+    s.apply_board(make_board(5, [make_call(5, "A005")]))
+    assert not s.apply_call(upstairs_call(6, "P001")), "another zone's call is not announced here"
+    assert s.other_rows() == [("P001", "Stanowisko 3, pokój 12, I piętro")]
+    assert s.other_rows("en") == [("P001", "Stanowisko 3, room 12, 1st floor")]
+    assert s.newest.ticket == "A005" and not s.highlighted, "this hall's board is untouched"
+    assert s.apply_call(make_call(6, "A006")), "a hall call with a seq an upstairs call already used is still new"
+    assert s.known_seq == 6
+
+
+def test_another_zones_board_replaces_its_lines_and_a_recall_moves_a_ticket_up():
+    s = BoardState(zone="hall", clock=ServerClock(monotonic=FakeMonotonic()), other_zones=("upstairs",))
+    s.apply_call(upstairs_call(3, "P001"))
+    up = BoardMessage(
+        zone="upstairs", seq=8, calls=[upstairs_call(8, "P002"), upstairs_call(3, "P001")], waiting={}, server_time=T0
+    )
+    assert s.apply_board(up)
+    assert [t for t, _w in s.other_rows()] == ["P002", "P001"]
+    assert s.known_seq == 0, "another zone's board says nothing about what this hall has announced"
+    s.apply_call(upstairs_call(9, "P001", recall=True))
+    assert [t for t, _w in s.other_rows()] == ["P001", "P002"], "one line per ticket, the newest on top"
+    s.apply_call(upstairs_call(4, "P002"))  # a late copy of an older call
+    assert [t for t, _w in s.other_rows()] == ["P001", "P002"]
+
+
+def test_a_zone_not_configured_is_neither_listed_nor_announced():
+    s = state()
+    assert not s.apply_call(upstairs_call(6, "P001"))
+    assert s.other_rows() == [] and s.calls == []

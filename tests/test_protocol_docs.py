@@ -203,3 +203,11 @@ def test_the_estimated_wait_section_quotes_what_devices_show():
     services = [s for name, text in EXAMPLES if name == "ServicesMessage" for s in json.loads(text)["services"]]
     assert [15, 30] in [s.get("estimated_wait_range_min") for s in services]
     assert None in [s.get("estimated_wait_range_min") for s in services]
+
+
+def test_the_call_field_table_is_the_call_message_model():
+    """Every field of a call, ``place`` included, is explained once in docs/protocol.md."""
+    rows = _table_rows(_doc_section("Calls"), "field")
+    documented = {f for row in rows for f in row.split(", ")}
+    assert documented == set(protocol.CallMessage.model_fields) - {"v"}
+    assert "public.zone_names" in rows["place"][0], "where the place comes from"
