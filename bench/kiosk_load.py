@@ -49,6 +49,7 @@ def main() -> None:
     sent: dict[bytes, float] = {}
     latencies: list[float] = []
     errors: list[str] = []
+    ok = [0]
     lock = threading.Lock()
     done = threading.Event()
     ready = threading.Event()
@@ -77,7 +78,9 @@ def main() -> None:
             start = sent.pop(corr, None)
             if start is None:
                 return
-            if b'"ok":true' not in msg.payload:
+            if b'"ok":true' in msg.payload:
+                ok[0] += 1
+            else:
                 errors.append(msg.payload.decode()[:200])
             latencies.append(now - start)
             finished = len(latencies) >= args.count if args.count else now >= deadline[0]
@@ -108,7 +111,17 @@ def main() -> None:
     client.loop_stop()
     cpu = (usage1.ru_utime - usage0.ru_utime) + (usage1.ru_stime - usage0.ru_stime)
     with open(args.out, "w") as f:
-        json.dump({"latencies": latencies, "elapsed": elapsed, "errors": errors[:20], "cpu_s": cpu}, f)
+        json.dump(
+            {
+                "latencies": latencies,
+                "elapsed": elapsed,
+                "ok": ok[0],
+                "refused": len(errors),
+                "errors": errors[:20],
+                "cpu_s": cpu,
+            },
+            f,
+        )
 
 
 if __name__ == "__main__":
