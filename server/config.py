@@ -307,6 +307,13 @@ class Notifications(_Strict):
         return self.services.get(service, self.near)
 
 
+class SurveySettings(_Strict):
+    """The after-visit survey (docs/notifications.md, "After-visit survey"): present = on."""
+
+    days: Annotated[int, Field(ge=1, le=60)] = 7
+    """A finished ticket's page offers the survey this many days after the visit."""
+
+
 class SiteConfig(_Strict):
     office: Office
     mqtt: BrokerConfig = BrokerConfig()
@@ -315,6 +322,7 @@ class SiteConfig(_Strict):
     limits: Limits = Limits()
     public: Public = Public()
     notify: Notifications | None = None
+    survey: SurveySettings | None = None
     services: Annotated[list[Service], Field(min_length=1)]
     counters: Annotated[list[Counter], Field(min_length=1)]
 
