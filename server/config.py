@@ -366,6 +366,11 @@ class Booking(_Strict):
     @classmethod
     def _no_holidays(cls, value: object) -> object:
         return None if value == "" else value  # TOML has no null: "" means "no public holidays"
+class SurveySettings(_Strict):
+    """The after-visit survey (docs/notifications.md, "After-visit survey"): present = on."""
+
+    days: Annotated[int, Field(ge=1, le=60)] = 7
+    """A finished ticket's page offers the survey this many days after the visit."""
 
 
 class SiteConfig(_Strict):
@@ -377,6 +382,7 @@ class SiteConfig(_Strict):
     public: Public = Public()
     notify: Notifications | None = None
     booking: Booking = Booking()
+    survey: SurveySettings | None = None
     services: Annotated[list[Service], Field(min_length=1)]
     counters: Annotated[list[Counter], Field(min_length=1)]
 

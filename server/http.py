@@ -40,6 +40,7 @@ from server.pickup_web import build_pickup_router
 from server.public import mount as mount_public
 from server.reports import mount as mount_reports
 from server.service import NumerekServer
+from server.survey_web import build_survey_router, survey_context
 from server.web_auth import WebAuth
 from server.web_security import BodyLimit, CrossOriginGuard, SecurityHeaders
 
@@ -116,6 +117,7 @@ def build_router(server: NumerekServer, office: Office, auth: WebAuth) -> APIRou
                 "token": token,
                 "wait_text": wait_text,
                 "notify": ticket_context(server.notices, token, lang),  # SMS/e-mail ([notify]), or None
+                "survey": survey_context(server.survey, found, token, lang),  # after-visit survey ([survey])
             },
             status_code=200 if found else 404,
         )
@@ -193,6 +195,10 @@ def build_app(server: NumerekServer, manage_lifecycle: bool = True) -> FastAPI:
         app.include_router(build_notify_router(server.notices, office))  # /t/<token>/notify (server/notify_web.py)
         app.include_router(build_pickup_router(server.notices, office, auth))  # document ready (server/pickup_web.py)
     mount_booking(app, server)  # /rezerwacja: residents book a visit (server/booking/web.py, docs/booking.md)
+    if server.survey is not None:
+        app.include_router(
+            build_survey_router(server.survey, office, auth)
+        )  # /t/<token>/ankieta (server/survey_web.py)
     mount_public(app, server)  # /kolejka, /widget/, /api/public: read-only, no login (server/public.py)
     app.add_middleware(BodyLimit)  # 413 before a body over its route's limit is read
     app.add_middleware(CrossOriginGuard, trusted_origins=[http.public_url])  # CSRF: other sites' forms and calls

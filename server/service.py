@@ -34,6 +34,7 @@ from server.notices import Notices
 from server.office import Office
 from server.requests import REPLY_MEMORY, RequestMemory
 from server.store import ReadStore, Store, StoreError, disk_free_bytes
+from server.survey import Survey
 from server.worker import TICK_SECONDS, Worker
 
 log = logging.getLogger(__name__)
@@ -96,6 +97,11 @@ class NumerekServer:
         self.notices = Notices.from_site(config, self.engine, self.lock, clock) if self.store is not None else None
         if self.notices is not None:
             self.worker.listeners.append(self.notices.listener)
+        self.survey = (  # the after-visit survey ([survey]), its own tables and connection (server/survey.py)
+            Survey(self.path, config.survey.days, lambda: self.engine.office_day(self.engine.now()))
+            if config.survey is not None and self.store is not None
+            else None
+        )
         self.worker.on_ready = self._ready
         self.reader = ReadStore(self.path)
         self.office = Office(
@@ -151,6 +157,8 @@ class NumerekServer:
         self.gateway.stop()
         if self.notices is not None:
             self.notices.stop()
+        if self.survey is not None:
+            self.survey.close()
         if self.store is not None:
             self.store.close()
 
