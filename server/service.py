@@ -24,6 +24,7 @@ from typing import Any
 from protocol import sdnotify
 from protocol.messages import FaultReport, ServicesMessage
 from protocol.topics import OFFLINE, ONLINE, Topics
+from server.booking.checkin import BookingCheckIns
 from server.clock import ClockStatus
 from server.config import SiteConfig
 from server.engine import Clock, QueueEngine
@@ -91,6 +92,7 @@ class NumerekServer:
             path=self.path,
         )
         self.worker.faults = self._load_faults()
+        self.worker.listeners.append(BookingCheckIns())  # a check-in marks its booking in the same commit
         self.worker.on_ready = self._ready
         self.reader = ReadStore(self.path)
         self.office = Office(

@@ -165,10 +165,12 @@ def _migration_5(db: sqlite_utils.Database) -> None:
 
 
 def _migration_7(db: sqlite_utils.Database) -> None:
-    """Bookings (server/booking/store.py, docs/booking.md)."""
+    """Bookings (server/booking/store.py, docs/booking.md) and the tickets' booked time and code."""
     from server.booking.store import migration
 
     migration(db)
+    db.execute("ALTER TABLE tickets ADD COLUMN appointment_at REAL")
+    db.execute("ALTER TABLE tickets ADD COLUMN booking TEXT")
 
 
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
@@ -266,6 +268,8 @@ _TICKET_COLUMNS = (
     "estimated_wait_s",
     "origin",
     "rating",
+    "appointment_at",
+    "booking",
 )
 _UPSERT_TICKET = (
     f"INSERT INTO tickets ({', '.join(_TICKET_COLUMNS)}) VALUES ({', '.join('?' * len(_TICKET_COLUMNS))}) "
@@ -439,6 +443,8 @@ class Store:
             t.estimated_wait_s,
             t.origin,
             t.rating,
+            ts(t.appointment_at),
+            t.booking,
         )
 
     # ------------------------------------------------------------------ reading
@@ -475,6 +481,8 @@ class Store:
             rating=row["rating"],
             transfers=row["transfers"] or 0,
             issued_service=row["issued_service"],
+            appointment_at=dt(row.get("appointment_at")),
+            booking=row.get("booking"),
         )
 
     def device_faults(self) -> list[dict[str, Any]]:
