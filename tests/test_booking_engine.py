@@ -7,9 +7,9 @@ from datetime import timedelta
 import pytest
 
 from protocol.messages import CounterAction, ErrorCode
+from server.config import parse_config
 from server.domain import Command, Refusal, TicketStatus
 from server.engine import QueueEngine
-from server.config import parse_config
 from tests.booking_support import BOOKING_OFFICE, booking_config, local
 from tests.engine_support import FakeClock, Tokens
 
