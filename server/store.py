@@ -536,7 +536,9 @@ class Store:
         issued = {
             r["issued_service"]: r["n"]
             for r in q(
-                "SELECT issued_service, count(*) AS n FROM tickets WHERE day = ? GROUP BY issued_service", [day_s]
+                "SELECT issued_service, count(*) AS n FROM tickets WHERE day = ? AND appointment_at IS NULL "
+                "GROUP BY issued_service",  # appointments do not count against the walk-ins' daily limit
+                [day_s],
             )
         }
         finished_ids = [c.last_finished for c in counters if c.last_finished is not None]
