@@ -18,7 +18,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from protocol.topics import ID_PATTERN
 
@@ -131,6 +131,11 @@ class ErrorCode(StrEnum):
     TOO_SOON = "too_soon"  # a recall while the previous call of the ticket is still being announced
     RATE_LIMITED = "rate_limited"  # a device asked faster than a person can (e.g. tickets from one kiosk)
     UNAVAILABLE = "unavailable"  # the server cannot save right now (disk full, damaged file): nothing was done
+    BOOKING_UNKNOWN = "booking_unknown"  # no booking has this code (mistyped?)
+    BOOKING_TOO_EARLY = "booking_too_early"  # check-in opens [booking] early_min before the booked time
+    BOOKING_TOO_LATE = "booking_too_late"  # check-in closed [booking] late_min after it (and late = "refuse")
+    BOOKING_OTHER_DAY = "booking_other_day"  # the booking is for another day
+    BOOKING_CANCELLED = "booking_cancelled"  # the booking was cancelled
     INTERNAL = "internal"
 
 
@@ -337,10 +342,19 @@ class TicketRequest(_Message):
     """
 
     id: RequestId
-    service: DeviceId
+    service: DeviceId | None = None
     priority: bool = False
     lang: Literal["pl", "en", "uk"] = "pl"
     expires_at: Deadline | None = None
+    booking: Annotated[str, Field(min_length=1, max_length=40)] | None = None
+    """A booking code as typed or scanned (``K7M-4PX``, any case, dashes and spaces ignored):
+    check in for that booking instead of taking a walk-in ticket (docs/protocol.md, "Check-in")."""
+
+    @model_validator(mode="after")
+    def _service_or_booking(self) -> TicketRequest:
+        if self.service is None and self.booking is None:
+            raise ValueError("a ticket request needs 'service' or 'booking'")
+        return self
 
 
 class TicketIssued(BaseModel):
@@ -357,6 +371,8 @@ class TicketIssued(BaseModel):
     status_path: str
     estimated_wait_range_min: WaitRange | None = None
     """What to print: [lo, hi] minutes rounded outward; null: "we cannot estimate the wait now"."""
+    appointment_at: datetime | None = None
+    """A checked-in booking's time (office time): print "Wizyta o 10:30"; null for a walk-in ticket."""
 
 
 class TicketResponse(_Message):

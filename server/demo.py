@@ -24,6 +24,7 @@ import argparse
 import json
 import os
 import random
+import re
 import secrets
 import shutil
 import signal
@@ -33,10 +34,13 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from server.config import EXAMPLE_CONFIG, ConfigError, load_config
 
@@ -99,6 +103,35 @@ def demo_clock_start(tz, database: Path | None = None) -> str:
         if row and row[0]:
             start = max(start, datetime.fromtimestamp(row[0], tz) + timedelta(minutes=1))
     return start.isoformat()
+
+
+def seed_bookings(url: str, service: str, day: str, count: int = 3) -> list[tuple[str, str, str]]:
+    """Book ``count`` visits for ``day`` through the public booking form, as residents would:
+    [(time, code, the booking's link)]. Why in the demo: a newcomer can type a code on the
+    kiosk ("Mam rezerwację") and watch the appointment called at its time (docs/booking.md)."""
+    with urllib.request.urlopen(f"{url}/rezerwacja/{service}/{day}", timeout=10) as r:
+        slots = re.findall(r'name="slot" value="([^"]+)"', r.read().decode())
+    made = []
+
+    class _NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+            return None
+
+    opener = urllib.request.build_opener(_NoRedirect)
+    for n, slot in enumerate(slots[: count * 2 : 2]):
+        form = {"slot": slot, "name": f"Mieszkaniec Demo {n + 1}", "contact": f"+48 601 900 0{n:02d}", "consent": "yes"}
+        try:
+            opener.open(f"{url}/rezerwacja/{service}/{day}", urllib.parse.urlencode(form).encode(), timeout=10)
+            continue  # not a redirect: not booked
+        except urllib.error.HTTPError as answer:
+            if answer.code != 303:
+                continue
+            link = answer.headers["Location"].split("?")[0]
+        with urllib.request.urlopen(url + link, timeout=10) as r:
+            found = re.search(r'id="code">([^<]+)<', r.read().decode())
+        if found:
+            made.append((slot[11:16], found.group(1), url + link))
+    return made
 
 
 class Demo:
@@ -330,7 +363,11 @@ class Demo:
         signal.signal(signal.SIGTERM, lambda *_: self.stop.set())
         try:
             port = self.start_broker()
+            fresh = not (self.data / "numerek.db").exists()
             url = self.start_server(port)
+            if fresh:  # a few bookings for today, for the kiosk's "Mam rezerwację"
+                day = demo_clock_start(load_config(self.args.config).office.tz)[:10]
+                self.bookings = seed_bookings(url, "rej", day) if load_config(self.args.config).booking.plans else []
             self.start_roles(port, url)
         except (DemoError, ConfigError, OSError, subprocess.SubprocessError) as exc:
             print(f"numerek-demo: {exc}", file=sys.stderr)
@@ -348,6 +385,9 @@ class Demo:
         for what, path, role in (("Clerk panel", "/clerk/1", "clerk"), ("Manager dashboard", "/reports", "manager")):
             name, password, kept = self.logins[role]
             print(f"{what} {url}{path}   (login {name}, password {password}; kept in {kept})")
+        print(f"Booking site {url}/rezerwacja   reception desk {url}/recepcja (clerk login)")
+        for at, code, link in getattr(self, "bookings", []):
+            print(f"  booked for today {at}: code {code} (check in at the kiosk from 30 min before)  {link}")
         print(f"Broker 127.0.0.1:{port}")
         print(f"Watch the traffic: mosquitto_sub -V mqttv5 -p {port} -t 'numerek/#' -v")
         if getattr(self, "counter", None) is not None:

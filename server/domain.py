@@ -67,6 +67,13 @@ class Ticket:
     rating: int | None = None
     transfers: int = 0
     issued_service: str = ""  # the service it was issued for (reports); set by the engine
+    appointment_at: datetime | None = None  # a checked-in booking's booked time (docs/queueing.md, "Appointments")
+    booking: str | None = None  # the booking code it was checked in with
+
+    @property
+    def is_appointment(self) -> bool:
+        """Waits in its service's appointment queue: checked in on time and not transferred since."""
+        return self.appointment_at is not None and self.transfers == 0
 
     def __post_init__(self) -> None:
         if not self.issued_service:

@@ -22,6 +22,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from protocol.messages import MAX_TICKET_SEQ, CounterAction, CounterStatus, ErrorCode, ticket_number
+from protocol.waits import round_outward
 from server.config import Office, Service, SiteConfig
 from server.domain import Command, CounterRuntime, Event, EventKind, Refusal, Ticket, TicketStatus
 from server.estimate import HonestEstimator, WaitEstimate, WaitEstimator
@@ -388,6 +389,8 @@ class QueueEngine:
         entry = (ticket.queued_at, ticket.id)
         if ticket.target_counter is not None:
             return self.queues.ahead_in_personal(ticket.target_counter, entry)
+        if ticket.is_appointment:  # appointments booked earlier (walk-ins do not go ahead of it)
+            return self.queues.ahead_in_appointments(ticket.service, entry)
         now = self.now()
         return self.queues.ahead_in_service(
             ticket.service, ticket.priority, entry, self._overdue_before(ticket.service, now)
@@ -406,6 +409,11 @@ class QueueEngine:
         ids = self.queues.personal_ids(counter_id)
         personal = [self.tickets[i] for i in ids]
         cfg = self.counter_config[counter_id]
+        due = sorted(
+            (self.tickets[i] for s in cfg.services for i in self.queues.appointment_ids(s)),
+            key=lambda t: (t.queued_at, t.id),
+        )
+        personal += [t for t in due if self._appointment_due(t, now)]
         others = [(pref, self.tickets[i]) for pref, s in enumerate(cfg.services) for i in self.queues.service_ids(s)]
         others.sort(key=lambda head: self._routing_key(head, now))
         return (personal + [t for _, t in others])[:limit]
@@ -422,6 +430,12 @@ class QueueEngine:
 
     def ticket_wait(self, ticket: Ticket) -> WaitEstimate:
         """The live estimate for a waiting ticket (its status page), from its place in the queue."""
+        if ticket.is_appointment:  # called at its booked time: the wait is the time until then
+            assert ticket.appointment_at is not None
+            left = max(0, int((ticket.appointment_at - self.now()).total_seconds()))
+            return WaitEstimate(
+                point_s=left, range_min=round_outward(left, left), ahead=self.people_ahead_of(ticket) or 0
+            )
         return self.estimator.predict(ticket.service, ticket.priority, self, ticket=ticket)
 
     def waiting_queue(self, service: str, priority: bool) -> list[tuple[datetime, int]]:
@@ -431,9 +445,15 @@ class QueueEngine:
     # ------------------------------------------------------------------ issuing
 
     def issue(
-        self, service_id: str, priority: bool = False, origin: str | None = None, expires_at: datetime | None = None
+        self,
+        service_id: str,
+        priority: bool = False,
+        origin: str | None = None,
+        expires_at: datetime | None = None,
+        booking: str | None = None,
     ) -> tuple[Ticket, int]:
-        """Issue a ticket; returns it and the number of people ahead of it."""
+        """Issue a ticket; returns it and the number of people ahead of it (``booking``: the code
+        of a booking checked in too late, which joins the walk-ins, docs/queueing.md)."""
         now = self.roll_day()
         _refuse_if_expired(expires_at, now, "the kiosk has told the resident no ticket was issued")
         service = self.services.get(service_id)
@@ -462,6 +482,7 @@ class QueueEngine:
             estimated_wait_s=estimate.point_s,
             estimated_wait_range_min=estimate.range_min,
             origin=origin,
+            booking=booking,
         )
         self.next_ticket_id += 1
         self.last_seq[service.prefix] = seq
@@ -480,10 +501,100 @@ class QueueEngine:
                 "estimated_wait_range_min": list(estimate.range_min) if estimate.range_min else None,
                 "origin": origin,
                 "ahead": ahead,
+                **({"booking": booking} if booking else {}),
             },
         )
         self._touch_counters_serving(service.id)
         return ticket, ahead
+
+    def check_in(
+        self,
+        service_id: str,
+        appointment_at: datetime,
+        booking: str,
+        origin: str | None = None,
+        expires_at: datetime | None = None,
+    ) -> tuple[Ticket, int]:
+        """A resident with a booking for ``appointment_at`` checks in (the kiosk, the reception).
+
+        On time (from ``early_min`` before to ``late_min`` after the booked time): an
+        appointment ticket (``[booking] prefix``, R001) that waits in its service's
+        appointment queue and is called at its time ahead of walk-ins (:meth:`pick_next`).
+        Later: a walk-in ticket of the service, or a refusal (``[booking] late``). Checking in
+        again while its ticket is open gives the same ticket (a second print). The caller
+        checked that the booking exists and is not cancelled (server/booking/checkin.py).
+        """
+        now = self.roll_day()
+        _refuse_if_expired(expires_at, now, "the kiosk has told the resident no ticket was issued")
+        service = self.services.get(service_id)
+        if service is None:
+            raise Refusal(ErrorCode.UNKNOWN_SERVICE, f"no service {service_id!r}")
+        for t in self.tickets.values():
+            if t.booking == booking:
+                return t, self.people_ahead_of(t) or 0
+        rules = self.config.booking
+        booked = appointment_at.astimezone(self.tz)
+        if booked.date() != now.astimezone(self.tz).date():
+            raise Refusal(ErrorCode.BOOKING_OTHER_DAY, f"this booking is for {booked:%d.%m.%Y %H:%M}, not today")
+        opens = appointment_at - timedelta(minutes=rules.early_min)
+        if now < opens:
+            raise Refusal(
+                ErrorCode.BOOKING_TOO_EARLY,
+                f"the visit is booked for {booked:%H:%M}; check in from {opens.astimezone(self.tz):%H:%M}",
+            )
+        if now > appointment_at + timedelta(minutes=rules.late_min):
+            if rules.late == "refuse":
+                raise Refusal(
+                    ErrorCode.BOOKING_TOO_LATE,
+                    f"the visit was booked for {booked:%H:%M}; check-in closed {rules.late_min} min after it",
+                )
+            return self.issue(service_id, False, origin, booking=booking)
+        seq = self.last_seq.get(rules.prefix, 0) + 1
+        if seq > MAX_TICKET_SEQ:
+            raise Refusal(ErrorCode.LIMIT_REACHED, f"every number of prefix {rules.prefix} is taken today")
+        ticket = Ticket(
+            id=self.next_ticket_id,
+            day=self.day,  # type: ignore[arg-type]
+            number=ticket_number(rules.prefix, seq),
+            service=service.id,
+            priority=False,
+            token=self.token_factory(),
+            issued_at=now,
+            queued_at=appointment_at,  # its place: the booked time (docs/queueing.md)
+            origin=origin,
+            appointment_at=appointment_at,
+            booking=booking,
+        )
+        ahead = self.queues.ahead_in_appointments(service.id, (ticket.queued_at, ticket.id))
+        self.next_ticket_id += 1
+        self.last_seq[rules.prefix] = seq
+        self.tickets[ticket.id] = ticket
+        self.queues.add(ticket)
+        self._by_number[ticket.number] = ticket.id
+        self._by_token[ticket.token] = ticket.id
+        estimate = self.ticket_wait(ticket)
+        ticket.estimated_wait_s, ticket.estimated_wait_range_min = estimate.point_s, estimate.range_min
+        self._event(
+            EventKind.ISSUE,
+            now,
+            ticket,
+            data={
+                "priority": False,
+                "estimated_wait_s": estimate.point_s,
+                "estimated_wait_range_min": list(estimate.range_min) if estimate.range_min else None,
+                "origin": origin,
+                "ahead": ahead,
+                "booking": booking,
+                "appointment_at": appointment_at.isoformat(),
+            },
+        )
+        self._touch_counters_serving(service.id)
+        return ticket, ahead
+
+    def _appointment_due(self, ticket: Ticket, now: datetime) -> bool:
+        """A checked-in appointment may be called: its booked time less ``call_window_min`` has come."""
+        assert ticket.appointment_at is not None
+        return now >= ticket.appointment_at - timedelta(minutes=self.config.booking.call_window_min)
 
     def _touch_counters_serving(self, service: str) -> None:
         for cid, cfg in self.counter_config.items():
@@ -497,6 +608,7 @@ class QueueEngine:
         """The ticket "next" calls at this counter (docs/queueing.md).
 
         1. tickets transferred to this very counter, oldest first;
+        1a. checked-in appointments whose call window has come, the earliest booked time first;
         2. a ticket that has waited beyond its service's target, the most overdue first;
         3. priority tickets before others;
         4. the counter's preference order of services, then the service's priority;
@@ -507,6 +619,14 @@ class QueueEngine:
         if personal is not None:
             return self.tickets[personal]
         cfg = self.counter_config[counter_id]
+        due = [
+            (head, preference)
+            for preference, service in enumerate(cfg.services)
+            if (head := self.queues.appointment_head(service)) is not None
+            and self._appointment_due(self.tickets[head[1]], now)
+        ]
+        if due:
+            return self.tickets[min(due)[0][1]]
         heads = [
             (preference, self.tickets[head[1]])
             for preference, service in enumerate(cfg.services)
@@ -650,6 +770,13 @@ class QueueEngine:
         )
         if not served_here:
             raise Refusal(ErrorCode.NOT_ALLOWED, f"counter {counter.id} does not serve {cmd.ticket}")
+        if ticket.is_appointment and not self._appointment_due(ticket, now):
+            assert ticket.appointment_at is not None
+            raise Refusal(
+                ErrorCode.NOT_ALLOWED,
+                f"{cmd.ticket} is booked for {ticket.appointment_at.astimezone(self.tz):%H:%M} and is not called before "
+                f"{self.config.booking.call_window_min} min ahead of it",
+            )
         if current is not None:
             self._end(counter, current, TicketStatus.FINISHED, now)
         return self._call(counter, ticket, now)

@@ -377,6 +377,13 @@ class Office:
         self._submit(Job("counter", counter_id, f"http:counter/{counter_id}/command", future=fut, data=data))
         return fut
 
+    def issue_ticket(self, data: dict[str, Any], origin: str) -> Future[Any]:
+        """A ticket asked for by the reception desk (a ``TicketRequest``: a service, or a booking
+        code to check in): the kiosk's inbox, checks and engine path; ``origin`` is recorded."""
+        fut: Future[Any] = Future()
+        self._submit(Job("kiosk", origin, f"http:kiosk/{origin}/request", future=fut, data=data))
+        return fut
+
     # ------------------------------------------------------------------ admin
 
     async def change_config(self, user: str, target: str, values: dict[str, Any], timeout: float) -> list[ConfigChange]:

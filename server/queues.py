@@ -29,12 +29,16 @@ class WaitingQueues:
     def __init__(self, services: Iterable[str], counters: Iterable[str]) -> None:
         self._service: dict[tuple[str, bool], list[Entry]] = {(s, p): [] for s in services for p in (False, True)}
         self._personal: dict[str, list[Entry]] = {c: [] for c in counters}
+        # Checked-in appointments per service, by booked time (their queue time), then id.
+        self._appointments: dict[str, list[Entry]] = {s: [] for s in services}
 
     # ------------------------------------------------------------------ membership
 
     def _list(self, t: Ticket) -> list[Entry]:
         if t.target_counter is not None:
             return self._personal[t.target_counter]
+        if t.is_appointment:
+            return self._appointments[t.service]
         return self._service[(t.service, t.priority)]
 
     def add(self, t: Ticket) -> None:
@@ -62,6 +66,17 @@ class WaitingQueues:
     def personal_head(self, counter: str) -> int | None:
         entries = self._personal[counter]
         return entries[0][1] if entries else None
+
+    def appointment_head(self, service: str) -> Entry | None:
+        """The checked-in appointment of ``service`` with the earliest booked time."""
+        entries = self._appointments[service]
+        return entries[0] if entries else None
+
+    def appointment_ids(self, service: str) -> list[int]:
+        return [i for _, i in self._appointments[service]]
+
+    def ahead_in_appointments(self, service: str, entry: Entry) -> int:
+        return self._before(self._appointments[service], entry)
 
     def head(self, service: str, priority: bool) -> Entry | None:
         entries = self._service[(service, priority)]

@@ -24,6 +24,7 @@ from typing import Any
 from protocol import sdnotify
 from protocol.messages import FaultReport, ServicesMessage
 from protocol.topics import OFFLINE, ONLINE, Topics
+from server.booking.checkin import BookingCheckIns
 from server.clock import ClockStatus
 from server.config import SiteConfig
 from server.engine import Clock, QueueEngine
@@ -102,6 +103,7 @@ class NumerekServer:
             if config.survey is not None and self.store is not None
             else None
         )
+        self.worker.listeners.append(BookingCheckIns())  # a check-in marks its booking in the same commit
         self.worker.on_ready = self._ready
         self.reader = ReadStore(self.path)
         self.office = Office(

@@ -166,10 +166,12 @@ def _migration_5(db: sqlite_utils.Database) -> None:
 
 
 def _migration_7(db: sqlite_utils.Database) -> None:
-    """Bookings (server/booking/store.py, docs/booking.md)."""
+    """Bookings (server/booking/store.py, docs/booking.md) and the tickets' booked time and code."""
     from server.booking.store import migration
 
     migration(db)
+    db.execute("ALTER TABLE tickets ADD COLUMN appointment_at REAL")
+    db.execute("ALTER TABLE tickets ADD COLUMN booking TEXT")
 
 
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
@@ -268,6 +270,8 @@ _TICKET_COLUMNS = (
     "estimated_wait_s",
     "origin",
     "rating",
+    "appointment_at",
+    "booking",
 )
 _UPSERT_TICKET = (
     f"INSERT INTO tickets ({', '.join(_TICKET_COLUMNS)}) VALUES ({', '.join('?' * len(_TICKET_COLUMNS))}) "
@@ -441,6 +445,8 @@ class Store:
             t.estimated_wait_s,
             t.origin,
             t.rating,
+            ts(t.appointment_at),
+            t.booking,
         )
 
     # ------------------------------------------------------------------ reading
@@ -477,6 +483,8 @@ class Store:
             rating=row["rating"],
             transfers=row["transfers"] or 0,
             issued_service=row["issued_service"],
+            appointment_at=dt(row.get("appointment_at")),
+            booking=row.get("booking"),
         )
 
     def device_faults(self) -> list[dict[str, Any]]:
@@ -530,7 +538,9 @@ class Store:
         issued = {
             r["issued_service"]: r["n"]
             for r in q(
-                "SELECT issued_service, count(*) AS n FROM tickets WHERE day = ? GROUP BY issued_service", [day_s]
+                "SELECT issued_service, count(*) AS n FROM tickets WHERE day = ? AND appointment_at IS NULL "
+                "GROUP BY issued_service",  # appointments do not count against the walk-ins' daily limit
+                [day_s],
             )
         }
         finished_ids = [c.last_finished for c in counters if c.last_finished is not None]

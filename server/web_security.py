@@ -55,7 +55,7 @@ BODY_LIMITS: tuple[tuple[re.Pattern[str], int], ...] = (
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 
-LOGIN_PREFIXES = ("/clerk", "/reports", "/admin", "/api/counters", "/api/devices", "/login", "/logout")
+LOGIN_PREFIXES = ("/clerk", "/reports", "/admin", "/api/counters", "/api/devices", "/login", "/logout", "/recepcja")
 """Routes that need a login (or are the login): always ``Cache-Control: no-store``."""
 TOKEN_PREFIXES = ("/t/", "/api/tickets/", "/wizyta/")
 """Routes whose URL holds a ticket's token: ``Referrer-Policy: no-referrer``."""

@@ -72,6 +72,7 @@ class Wire:
             estimated_wait_range_min=t.estimated_wait_range_min,
             token=t.token,
             status_path=f"/t/{t.token}",
+            appointment_at=self.local(t.appointment_at) if t.appointment_at else None,
         )
 
     def call(self, ev: Event) -> CallMessage:

@@ -49,6 +49,7 @@ from protocol.messages import (
     TicketResponse,
 )
 from protocol.topics import Topics, device_name, parse_availability
+from server.booking.checkin import check_in
 from server.domain import Command, ConfigChange, Refusal
 from server.engine import Changes, QueueEngine
 from server.jobs import Job, Out
@@ -436,7 +437,14 @@ class Worker:
             return
         try:
             self._check_rate(job.device)
-            ticket, ahead = self.engine.issue(req.service, req.priority, origin=job.device, expires_at=req.expires_at)
+            if req.booking is not None:  # check-in with a booking code (server/booking/checkin.py)
+                conn = self.store.conn if self.store is not None else None
+                ticket, ahead = check_in(self.engine, conn, req.booking, job.device, req.expires_at)
+            else:
+                assert req.service is not None  # TicketRequest's validator: one of the two
+                ticket, ahead = self.engine.issue(
+                    req.service, req.priority, origin=job.device, expires_at=req.expires_at
+                )
             reply = TicketResponse(
                 id=req.id, ok=True, ticket=self.wire.ticket_issued(ticket, ahead), server_time=self.wire.now()
             )

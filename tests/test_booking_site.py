@@ -261,3 +261,14 @@ def test_a_hundred_residents_booking_one_slot_at_once_never_overbook_it(office, 
     }
     (artifacts / "booking_100_at_once.json").write_text(json.dumps(figures))
     print("booking 100 at once:", figures)
+
+
+def test_the_demo_books_a_few_visits_through_the_public_form(office):
+    from server.demo import seed_bookings
+
+    day = first_day_and_slots(office, day_index=2)[0]
+    made = seed_bookings(office.url, "rej", day, count=2)
+    assert len(made) == 2
+    for at, code, link in made:
+        assert re.fullmatch(r"\d\d:\d\d", at) and len(code) == 7
+        assert code in office.anonymous_get(link[len(office.url) :]).text

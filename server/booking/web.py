@@ -294,6 +294,9 @@ def mount(app: FastAPI, server: Any) -> BookingDesk:
 
     host = urlsplit(office.config.http.public_url).hostname or "numerek"
     app.include_router(build_booking_router(desk, host))
+    from server.booking.reception import build_reception_router
+
+    app.include_router(build_reception_router(office, desk, app.state.web_auth))  # /recepcja: clerk login
     app.state.booking_desk = desk
     desk.start()
     return desk
