@@ -78,10 +78,14 @@ class ScreenSection(_Strict):
     layout follows the window's shape (taller than wide: portrait)."""
 
 
+def _polish_only() -> list[Literal["pl", "en"]]:
+    return ["pl"]
+
+
 class AudioSection(_Strict):
     enabled: bool = True
     volume: Annotated[float, Field(ge=0.0, le=1.0)] = 0.8
-    languages: list[Literal["pl", "en"]] = Field(default_factory=lambda: ["pl"], min_length=1, max_length=2)
+    languages: list[Literal["pl", "en"]] = Field(default_factory=_polish_only, min_length=1, max_length=2)
     """Spoken in this order after the chime; Polish first is the law of the land."""
     chime: str = str(DEFAULT_CHIME)
     recall_chime: str = str(DEFAULT_RECALL_CHIME)
