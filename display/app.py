@@ -117,11 +117,13 @@ KV = """
                 fit_mode: 'contain'
             BoxLayout:
                 orientation: 'vertical'
-                BoardLabel:
+                FitText:  # the whole name: in two lines and smaller on a narrow (portrait) screen
                     role: 'office'
-                    text: root.office
+                    full_text: root.office
                     bold: True
-                    font_size: root.u * 46
+                    halign: 'left'
+                    max_font: root.u * 46
+                    min_font: root.u * 28
                 BoardLabel:  # the offline mark: under the office name, beside the logo, never over the call
                     role: 'offline'
                     size_hint_y: None
