@@ -117,11 +117,13 @@ KV = """
                 fit_mode: 'contain'
             BoxLayout:
                 orientation: 'vertical'
-                BoardLabel:
+                FitText:  # the whole name: in two lines and smaller on a narrow (portrait) screen
                     role: 'office'
-                    text: root.office
+                    full_text: root.office
                     bold: True
-                    font_size: root.u * 46
+                    halign: 'left'
+                    max_font: root.u * 46
+                    min_font: root.u * 28
                 BoardLabel:  # the offline mark: under the office name, beside the logo, never over the call
                     role: 'offline'
                     size_hint_y: None
@@ -762,7 +764,7 @@ class DisplayApp(App):
         arrival order: a call must be seen before the board that follows it, or its seq would
         already be "known" and it would not be announced."""
         cfg, zone = self.cfg, self.cfg.display.zone
-        conn = DeviceConnection(
+        conn: DeviceConnection = DeviceConnection(
             cfg.mqtt, cfg.device_id, wake=Clock.create_trigger(lambda _dt: conn.drain()), clock=self.state.clock
         )
         conn.on(RouteKind.ZONE_CALL, lambda m: self._call(m.message))
@@ -879,6 +881,9 @@ class DisplayApp(App):
     # ------------------------------------------------------------------ probe
 
     def _write_probe(self) -> None:
+        probe = self.probe
+        if probe is None:
+            return
         root, s = self.root, self.state
         newest = s.newest
         shown = {
@@ -901,26 +906,26 @@ class DisplayApp(App):
         }
         text = json.dumps(shown, ensure_ascii=False)
         try:
-            self.probe.mkdir(parents=True, exist_ok=True)
+            probe.mkdir(parents=True, exist_ok=True)
             if text != self._last_probe:
-                tmp = self.probe / "screen.json.tmp"
+                tmp = probe / "screen.json.tmp"
                 tmp.write_text(text, encoding="utf-8")
-                tmp.replace(self.probe / "screen.json")
+                tmp.replace(probe / "screen.json")
                 self._last_probe = text
             if Clock.frames < self._settled_frame:
                 return  # new data is laid out and drawn on the next frames: shoot it then
-            for req in sorted(self.probe.glob("*.shot")):
+            for req in sorted(probe.glob("*.shot")):
                 req.unlink()
-                tmp = self.probe / f"tmp-{req.stem}.png"
+                tmp = probe / f"tmp-{req.stem}.png"
                 t0 = time.monotonic()
                 root.export_to_png(str(tmp))
                 log.info("screenshot %s in %.2f s", req.stem, time.monotonic() - t0)
-                layout = self.probe / f"tmp-{req.stem}.json"
+                layout = probe / f"tmp-{req.stem}.json"
                 layout.write_text(json.dumps(drawn_layout(root), ensure_ascii=False), encoding="utf-8")
-                layout.replace(self.probe / f"{req.stem}.json")
-                tmp.replace(self.probe / f"{req.stem}.png")
+                layout.replace(probe / f"{req.stem}.json")
+                tmp.replace(probe / f"{req.stem}.png")
         except OSError as exc:
-            log.warning("probe directory %s: %s", self.probe, exc)
+            log.warning("probe directory %s: %s", probe, exc)
 
 
 def drawn_layout(root: DisplayRoot) -> dict:

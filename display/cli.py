@@ -48,7 +48,7 @@ def _test_audio(cfg: DisplayConfig, ticket: str, counter_name: str) -> int:
     here must mean the sound really went out, not that it was queued.
     """
     from display.config import make_announcer
-    from hardware.audio import Announcement, AudioError, announcement_text
+    from hardware.audio import Announcement, AudioError, announcement_text, readable
 
     a = cfg.audio
     call = Announcement(seq=1, ticket=ticket, counter="1", counter_name=counter_name)
@@ -58,7 +58,7 @@ def _test_audio(cfg: DisplayConfig, ticket: str, counter_name: str) -> int:
         print(f"numerek-display: audio: {exc}", file=sys.stderr)
         return 1
     for lang in a.languages:
-        print(f"{lang}: {announcement_text(call, lang, a.counter_word_en)}")
+        print(f"{lang}: {readable(announcement_text(call, lang, a.counter_word_en))}")
     try:
         announcer.play_now(call)
     except AudioError as exc:

@@ -21,6 +21,8 @@ from protocol.topics import ID_PATTERN, device_name
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 DEFAULT_CHIME = PACKAGE_DIR / "sounds" / "chime.wav"
+DEFAULT_RECALL_CHIME = PACKAGE_DIR / "sounds" / "recall.wav"
+"""Three rising notes (display/sounds/make-recall-chime.sh makes it with sox)."""
 DEJAVU = Path("/usr/share/fonts/truetype/dejavu")
 
 log = logging.getLogger("numerek.display")
@@ -76,12 +78,18 @@ class ScreenSection(_Strict):
     layout follows the window's shape (taller than wide: portrait)."""
 
 
+def _polish_only() -> list[Literal["pl", "en"]]:
+    return ["pl"]
+
+
 class AudioSection(_Strict):
     enabled: bool = True
     volume: Annotated[float, Field(ge=0.0, le=1.0)] = 0.8
-    languages: list[Literal["pl", "en"]] = Field(default_factory=lambda: ["pl"], min_length=1, max_length=2)
+    languages: list[Literal["pl", "en"]] = Field(default_factory=_polish_only, min_length=1, max_length=2)
     """Spoken in this order after the chime; Polish first is the law of the land."""
     chime: str = str(DEFAULT_CHIME)
+    recall_chime: str = str(DEFAULT_RECALL_CHIME)
+    """Opens a recall ("Ponownie numer ..."), so it is not heard as a new call; any WAV."""
     words_per_minute: Annotated[int, Field(ge=80, le=300)] = 140
     counter_word_en: Annotated[str, Field(min_length=1, max_length=20)] = "counter"
     output: Literal["alsa", "files"] = "alsa"
@@ -133,6 +141,7 @@ def _finish(cfg: DisplayConfig, base_dir: Path | None, source: str | Path) -> Di
                 "audio": cfg.audio.model_copy(
                     update={
                         "chime": config.relative_to(anchor, cfg.audio.chime),
+                        "recall_chime": config.relative_to(anchor, cfg.audio.recall_chime),
                         "record_dir": config.relative_to(anchor, cfg.audio.record_dir),
                     }
                 ),
@@ -154,14 +163,17 @@ def check_audio(a: AudioSection, source: str | Path = "display config") -> None:
     :func:`make_announcer`), but the installer running ``--check`` wants to hear about it,
     with the field named. Raises ConfigError.
     """
-    if not a.enabled or not a.chime:
+    if not a.enabled:
         return
     from hardware.audio import AudioError, load_chime
 
-    try:
-        load_chime(a.chime)
-    except AudioError as exc:
-        raise config.problem(source, "audio.chime", str(exc)) from exc
+    for label, path in (("audio.chime", a.chime), ("audio.recall_chime", a.recall_chime)):
+        if not path:
+            continue
+        try:
+            load_chime(path)
+        except AudioError as exc:
+            raise config.problem(source, label, str(exc)) from exc
 
 
 def make_announcer(a: AudioSection) -> Announcer:
@@ -181,6 +193,11 @@ def make_announcer(a: AudioSection) -> Announcer:
     except AudioError as exc:
         log.warning("audio.chime: %s; using the built-in chime", exc)
         chime = load_chime(None)
+    try:
+        recall_chime = load_chime(a.recall_chime or DEFAULT_RECALL_CHIME)
+    except AudioError as exc:
+        log.warning("audio.recall_chime: %s; using the shipped recall chime", exc)
+        recall_chime = load_chime(DEFAULT_RECALL_CHIME)
     return Announcer(
         output,
         speech,
@@ -188,4 +205,5 @@ def make_announcer(a: AudioSection) -> Announcer:
         volume=a.volume,
         chime=chime,
         counter_word_en=a.counter_word_en,
+        recall_chime=recall_chime,
     )

@@ -14,7 +14,6 @@ the chime is synthesised here (and shipped as ``display/sounds/chime.wav``).
 from __future__ import annotations
 
 import array
-import heapq
 import io
 import json
 import logging
@@ -27,8 +26,8 @@ import threading
 import time
 import wave
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -172,25 +171,57 @@ _TICKET = re.compile(r"^([A-Z]{1,2})0*([0-9]+)$")
 _TRAILING_NUMBER = re.compile(r"([0-9]+)\s*$")
 
 
-def spoken_ticket(ticket: str) -> str:
-    """ "A023" -> "A 23": the prefix letter(s) spelled, the number without leading zeros."""
+LETTER_NAMES_EN = dict(
+    zip(
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZ",
+        "'eI b'i: s'i: d'i: 'i: 'Ef dZ'i: 'eItS 'aI dZ'eI k'eI 'El 'Em 'En 'oU p'i: kj'u: 'A@ 'Es t'i: j'u: "
+        "v'i: d'Vb@Lj,u: 'Eks w'aI z'Ed".split(),
+        strict=True,
+    )
+)
+"""The English names of the letters in espeak-ng's phoneme notation (what ``espeak-ng -v en -x``
+prints for each letter said alone). In a sentence espeak-ng reads a lone "A" as the article
+("uh", ``a#``) and "I" as the pronoun; given as phonemes (``[['eI]]``) a ticket's letter is
+always its name, stressed, as a resident reads it on the ticket."""
+
+
+_PHONEMES = re.compile(r"\[\[([^\]]*)\]\]")
+_LETTER_OF = {v: k for k, v in LETTER_NAMES_EN.items()}
+
+
+def readable(text: str) -> str:
+    """An announcement's text as a person reads it: the letters' phonemes written as letters
+    ("Number [['eI]] 23" -> "Number A 23"), for logs and ``--test-audio``."""
+    return _PHONEMES.sub(lambda m: _LETTER_OF.get(m.group(1), m.group(1)), text)
+
+
+def spoken_ticket(ticket: str, lang: str = "pl") -> str:
+    """ "A023" -> "A 23": the prefix letter(s) spelled, the number without leading zeros.
+
+    In English each letter is written as espeak-ng phonemes of its name ("[['eI]] 23"), see
+    :data:`LETTER_NAMES_EN`; Polish espeak-ng already says a lone letter by its name ("a", "pe")."""
     m = _TICKET.match(ticket)
     if not m:
         return ticket
     letters, number = m.groups()
+    if lang == "en":
+        return " ".join([*(f"[[{LETTER_NAMES_EN[c]}]]" for c in letters), str(int(number))])
     return f"{' '.join(letters)} {int(number)}"
 
 
 def announcement_text(a: Announcement, lang: str, counter_word_en: str = "counter") -> str:
-    """What is said for a call: Polish "Numer A 23, stanowisko 4", English "Number A 23, counter 4"."""
-    ticket = spoken_ticket(a.ticket)
+    """What is said for a call: Polish "Numer A 23, stanowisko 4", English "Number A 23, counter 4"
+    (the letter as its name, see :func:`spoken_ticket`). A recall starts with "Ponownie" /
+    "Again" (and has its own chime): a resident who half-heard the first call knows this is
+    the same number called once more, not a new one."""
+    ticket = spoken_ticket(a.ticket, lang)
     if lang == "pl":
         name = a.counter_name[:1].lower() + a.counter_name[1:]
-        return f"Numer {ticket}, {name}"
+        return f"Ponownie numer {ticket}, {name}" if a.recall else f"Numer {ticket}, {name}"
     # The counter's name is Polish ("Stanowisko 4"); in English say its number.
     m = _TRAILING_NUMBER.search(a.counter_name)
     label = m.group(1) if m else (a.counter if a.counter.isdigit() else a.counter_name)
-    return f"Number {ticket}, {counter_word_en} {label}"
+    return f"{'Again, number' if a.recall else 'Number'} {ticket}, {counter_word_en} {label}"
 
 
 class Speech(Protocol):
@@ -205,9 +236,10 @@ class EspeakSpeech:
     VOICES = {"pl": "pl", "en": "en", "uk": "uk"}
 
     def __init__(self, words_per_minute: int = 140, voices: Mapping[str, str] | None = None, cache: int = 64):
-        self.exe = shutil.which("espeak-ng")
-        if not self.exe:
+        exe = shutil.which("espeak-ng")
+        if not exe:
             raise AudioError("espeak-ng is not installed (apt-get install espeak-ng)")
+        self.exe: str = exe
         self.wpm = words_per_minute
         self.voices = {**self.VOICES, **(voices or {})}
         self._cache: OrderedDict[tuple[str, str], bytes] = OrderedDict()
@@ -251,9 +283,10 @@ class AlsaOutput:
     """
 
     def __init__(self, device: str | None = None, timeout: float = 60.0) -> None:
-        self.exe = shutil.which("aplay")
-        if not self.exe:
+        exe = shutil.which("aplay")
+        if not exe:
             raise AudioError("aplay is not installed (apt-get install alsa-utils)")
+        self.exe: str = exe
         self.device = device or None
         self.timeout = timeout
 
@@ -318,11 +351,45 @@ class FileOutput:
 # --------------------------------------------------------------------------- the queue
 
 
-@dataclass(order=True)
-class _Item:
-    seq: int
-    order: int
-    announcement: Announcement = field(compare=False)
+class AnnouncementQueue:
+    """What waits to be said while the hall is busy: the rule as plain code, no thread, no sound.
+
+    - **Order**: the server's call order (``seq``), whatever order the calls arrived in.
+    - **None lost**: every call is kept until it is said; there is no limit and no timeout
+      (a burst of ten calls is ten announcements, ~4 s each with two languages).
+    - **A recall merged**: a call or recall of a ticket that is still *waiting* here (not yet
+      being said) does not add a second announcement: the waiting one keeps its place, so the
+      resident hears the number once, as soon as it would have been said, with the newest
+      counter (a ticket called again elsewhere goes where it is called now). It stays a first
+      call if the first call was not said yet: for the hall it is the first time. A recall of
+      the ticket being said *now* is queued and said after it ("ponownie"): the clerk asked again.
+    """
+
+    def __init__(self) -> None:
+        self._waiting: list[Announcement] = []  # in seq order
+
+    def push(self, a: Announcement) -> bool:
+        """Queue ``a``; False when it was merged into the same ticket's waiting announcement."""
+        for i, queued in enumerate(self._waiting):
+            if queued.ticket == a.ticket:
+                self._waiting[i] = Announcement(queued.seq, a.ticket, a.counter, a.counter_name, queued.recall)
+                return False
+        self._waiting.append(a)
+        self._waiting.sort(key=lambda x: x.seq)
+        return True
+
+    def pop(self) -> Announcement:
+        """The next to say (IndexError when none waits)."""
+        return self._waiting.pop(0)
+
+    def clear(self) -> None:
+        self._waiting.clear()
+
+    def __len__(self) -> int:
+        return len(self._waiting)
+
+    def __iter__(self) -> Iterator[Announcement]:
+        return iter(list(self._waiting))
 
 
 class Announcer:
@@ -340,6 +407,7 @@ class Announcer:
         volume: float = 1.0,
         chime: bytes | None = None,
         counter_word_en: str = "counter",
+        recall_chime: bytes | None = None,
     ) -> None:
         if not 0.0 <= volume <= 1.0:
             raise AudioError("volume must be between 0.0 and 1.0")
@@ -348,9 +416,10 @@ class Announcer:
         self.languages = list(languages)
         self.volume = volume
         self.chime = chime if chime is not None else wav_frames(synthesise_chime())
+        self.recall_chime = recall_chime if recall_chime is not None else self.chime
+        """Opens a recall instead of the chime: three quick high notes (display/sounds/recall.wav)."""
         self.counter_word_en = counter_word_en
-        self._heap: list[_Item] = []
-        self._order = 0
+        self._queue = AnnouncementQueue()
         self._cond = threading.Condition()
         self._busy = False
         self._closed = False
@@ -362,23 +431,23 @@ class Announcer:
         with self._cond:
             if self._closed:
                 return
-            self._order += 1
-            heapq.heappush(self._heap, _Item(a.seq, self._order, a))
+            if not self._queue.push(a):
+                log.info("call %s (seq %d) merged into its announcement still waiting", a.ticket, a.seq)
             self._cond.notify_all()
 
     @property
     def pending(self) -> int:
         with self._cond:
-            return len(self._heap) + (1 if self._busy else 0)
+            return len(self._queue) + (1 if self._busy else 0)
 
     def wait_idle(self, timeout: float | None = None) -> bool:
         """True once nothing is queued or playing (False on timeout)."""
         with self._cond:
-            return self._cond.wait_for(lambda: not self._heap and not self._busy, timeout)
+            return self._cond.wait_for(lambda: not self._queue and not self._busy, timeout)
 
     def render(self, a: Announcement) -> bytes:
         """The whole announcement as one WAV: chime, then each language in turn."""
-        parts = [self.chime]
+        parts = [self.recall_chime if a.recall else self.chime]
         for lang in self.languages:
             text = announcement_text(a, lang, self.counter_word_en)
             parts += [silence(GAP_SECONDS), self.speech.speak(text, lang)]
@@ -406,12 +475,11 @@ class Announcer:
     def _run(self) -> None:
         while True:
             with self._cond:
-                self._cond.wait_for(lambda: self._heap or self._closed)
-                if self._closed and not self._heap:
+                self._cond.wait_for(lambda: bool(self._queue) or self._closed)
+                if self._closed and not self._queue:
                     return
-                item = heapq.heappop(self._heap)
+                a = self._queue.pop()
                 self._busy = True
-            a = item.announcement
             try:
                 self._say(a)
             except Exception:  # one bad call must not silence the hall for the rest of the day
@@ -427,7 +495,7 @@ class Announcer:
             self.wait_idle(timeout)
         with self._cond:
             self._closed = True
-            self._heap.clear()
+            self._queue.clear()
             self._cond.notify_all()
         self._thread.join(timeout)
         self.output.close()

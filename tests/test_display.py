@@ -23,7 +23,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from hardware.audio import FileOutput
+from display.config import DEFAULT_RECALL_CHIME as RECALL_WAV
+from hardware.audio import FileOutput, load_chime, scale, wav_frames
 from protocol.messages import BoardMessage, CallMessage, ServiceInfo, ServicesMessage
 from tests.harness import (
     ROOT,
@@ -249,6 +250,11 @@ def test_call_is_shown_large_highlighted_and_announced_then_a_recall_again(
     display.screenshot("display-recall-1280x720", artifacts)
     log = wait_for(lambda: len(a := display.announcements()) == 2 and a, 30, "the recall announcement")
     assert [(e["ticket"], e["recall"]) for e in log] == [("A001", False), ("A001", True)]
+    # What the hall hears: the call opens with the chime, the recall with the recall chime.
+    call_frames, recall_frames = (wav_frames((display.audio / e["file"]).read_bytes()) for e in log)
+    chime, recall_chime = scale(load_chime(None), 0.8), scale(load_chime(RECALL_WAV), 0.8)
+    assert call_frames.startswith(chime) and recall_frames.startswith(recall_chime)
+    assert not recall_frames.startswith(chime), "a recall must not sound like a new call"
 
 
 def test_ten_calls_in_a_burst_are_announced_in_call_order_none_dropped_none_overlapping(
