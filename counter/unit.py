@@ -25,6 +25,7 @@ state and replies, with ``time.monotonic()`` in between.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -36,6 +37,7 @@ from datetime import timedelta
 from gpiozero import RGBLED, Button
 
 from counter.config import CounterConfig, CounterUnitConfig, DisplayConfig, TransferButton
+from counter.presenter import LED_COLOURS, OFFLINE_BLINK_S, Indicator, Presenter, Refusal
 from hardware.number_display import ConsoleDisplay, HD44780Display, MemoryDisplay, NumberDisplay
 from protocol.device import DeviceConnection, Incoming
 from protocol.messages import CounterAction, CounterCommand, CounterReply, CounterState, CounterStatus, ErrorCode
@@ -51,46 +53,6 @@ class UnitFailed(RuntimeError):
     ``Restart=on-failure`` brings the unit back instead of leaving it silently useless.
     """
 
-
-# What the LED shows, most important first. Colours are (red, green, blue).
-OFFLINE_STATE, ERROR, READY, SERVING, PAUSED, CLOSED = "offline", "error", "ready", "serving", "paused", "closed"
-LED_COLOURS: dict[str, tuple[int, int, int]] = {
-    ERROR: (1, 0, 0),
-    READY: (0, 1, 0),
-    SERVING: (0, 0, 1),
-    PAUSED: (1, 1, 0),
-    CLOSED: (1, 1, 0),
-}
-OFFLINE_BLINK_S = 0.5
-
-# Why a press was refused, in words that fit the 16-column display (Polish, without diacritics
-# on the glass: the display converts). The clerk reads these; the client sees the number line.
-REFUSAL_TEXT: dict[str, str] = {
-    "offline": "Nie wyslano!",
-    "timeout": "Brak odpowiedzi",
-    ErrorCode.NO_CURRENT_TICKET: "Brak klienta",
-    ErrorCode.QUEUE_EMPTY: "Kolejka pusta",
-    ErrorCode.COUNTER_CLOSED: "Najpierw otworz",
-    ErrorCode.COUNTER_PAUSED: "Przerwa",
-    ErrorCode.NOT_ALLOWED: "Niedozwolone",
-    ErrorCode.UNKNOWN_TICKET: "Brak biletu",
-    ErrorCode.UNKNOWN_SERVICE: "Zla usluga",
-    ErrorCode.UNKNOWN_COUNTER: "Zle stanowisko",
-    ErrorCode.EXPIRED: "Sprobuj ponownie",  # our clock estimate was off: the reply taught us better
-}
-
-# Refusals that are not the clerk's mistake: shown as a notice, the LED keeps its colour.
-GENTLE_REFUSAL_TEXT: dict[str, str] = {
-    ErrorCode.TOO_SOON: "Juz wywolano",  # the hall is still announcing this number
-    ErrorCode.STALE: "Stan zmieniony",  # a double press, or the panel acted first; we re-read the state
-}
-
-# The client pressed a rating button: tell them in their terms.
-RATING_REFUSAL_TEXT: dict[str, str] = {
-    ErrorCode.UNKNOWN_TICKET: "Brak do oceny",
-    ErrorCode.NOT_ALLOWED: "Juz oceniono",
-    ErrorCode.EXPIRED: "Brak do oceny",  # too long after the service
-}
 
 # Actions about the ticket being served carry ``current`` (see CounterCommand).
 ABOUT_CURRENT = {
@@ -157,11 +119,10 @@ class Station:
         self.cfg = cfg
         self.id = cfg.id
         self.display = display
-        self.state: CounterState | None = None
+        self.presenter = Presenter(cols=display.cols, name=cfg.name or "", message_s=unit.config.unit.message_s)
         self.led: RGBLED | None = None
         self.buttons: dict[str, Button] = {}
-        self._message: tuple[str, bool, float] | None = None  # text, is_error, until (monotonic)
-        self._shown_indicator: str | None = None
+        self._shown_indicator: Indicator | None = None
         self._last_press: dict[str, tuple[float, str]] = {}  # button -> (time, current sent)
         self._held = False
         if cfg.led:
@@ -182,14 +143,15 @@ class Station:
         ):
             pin = getattr(b, name)
             if pin:
-                self._button(name, pin, b.pull_up, pin_factory, lambda a=action, n=name: self.press(a, n))
+                self._button(name, pin, b.pull_up, pin_factory, functools.partial(self.press, action, name))
         for i, t in enumerate(cfg.transfer):
             self._button(
                 f"transfer{i}",
                 t.pin,
                 b.pull_up,
                 pin_factory,
-                lambda t=t, i=i: self.press(
+                functools.partial(
+                    self.press,
                     CounterAction.TRANSFER,
                     f"transfer{i}",
                     done_text=transfer_text(t),
@@ -198,7 +160,7 @@ class Station:
                 ),
             )
         for f in cfg.feedback:
-            self._button(f"rate{f.rating}", f.pin, b.pull_up, pin_factory, lambda r=f.rating: self.rate(r))
+            self._button(f"rate{f.rating}", f.pin, b.pull_up, pin_factory, functools.partial(self.rate, f.rating))
         if b.pause:
             btn = self._button("pause", b.pause, b.pull_up, pin_factory, self._pause_pressed, hold=True)
             btn.when_held = self._pause_held
@@ -268,91 +230,56 @@ class Station:
 
     # ------------------------------------------------------------------ results
 
+    @property
+    def state(self) -> CounterState | None:
+        """The server's retained state of this counter (None until it came)."""
+        return self.presenter.state
+
+    @state.setter
+    def state(self, value: CounterState | None) -> None:
+        self.presenter.state = value
+
     def accepted(self, action: CounterAction, reply: CounterReply, done_text: str | None = None) -> None:
-        if action == CounterAction.NEXT and reply.ticket is None:
-            self.notice("Kolejka pusta", error=False)
-        elif action == CounterAction.TRANSFER:
-            self.notice(done_text or "Przekazano", error=False)
-        elif action == CounterAction.RATE:
-            self.notice("Dziekujemy!", error=False)
+        with self.unit.lock:
+            self.presenter.accepted(action, reply, done_text)
+        self.render()
 
     def refused(self, code: str, message: str = "", action: CounterAction | None = None) -> None:
-        if action == CounterAction.RATE and code in RATING_REFUSAL_TEXT:
-            # The client's press, not the clerk's mistake: a notice for the client, no red LED.
-            log.info("counter %s: rating refused: %s %s", self.id, code, message)
-            self.notice(RATING_REFUSAL_TEXT[code], error=False)
-            return
-        if code in GENTLE_REFUSAL_TEXT:
-            log.info("counter %s: %s refused: %s %s", self.id, action.value if action else "press", code, message)
-            self.notice(GENTLE_REFUSAL_TEXT[code], error=False)
-            if code == ErrorCode.STALE:
-                self.unit.resync(self)  # what we show is behind the server: fetch the truth again
-            return
-        log.warning("counter %s: %s refused: %s %s", self.id, action.value if action else "press", code, message)
-        text = REFUSAL_TEXT.get(code)
-        self.notice(text or f"Blad {code}", error=True)
+        with self.unit.lock:
+            how = self.presenter.refused(code, action)
+        what = action.value if action else "press"
+        if how == Refusal.ERROR:
+            log.warning("counter %s: %s refused: %s %s", self.id, what, code, message)
+        else:  # the client's press, or not the clerk's mistake: a notice, no red LED
+            log.info("counter %s: %s refused: %s %s", self.id, what, code, message)
+        if how == Refusal.GENTLE and code == ErrorCode.STALE:
+            self.unit.resync(self)  # what we show is behind the server: fetch the truth again
+        self.render()
 
     def notice(self, text: str, error: bool) -> None:
         with self.unit.lock:
-            self._message = (text, error, time.monotonic() + self.unit.config.unit.message_s)
+            self.presenter.notice(text, error)
         self.render()
 
     # ------------------------------------------------------------------ output
 
     def shown_ticket(self) -> str | None:
-        return self.state.ticket.number if self.state and self.state.ticket else None
+        return self.presenter.shown_ticket()
 
-    def indicator(self) -> str:
-        """What the LED shows: offline, error (a refused press, or the display not working), ready,
-        serving, paused or closed."""
-        if not self.unit.online:
-            if self._message and self._message[1]:
-                return ERROR
-            return OFFLINE_STATE
-        if self._message and self._message[1]:
-            return ERROR
-        if self.display.fault is not None:
-            return ERROR  # the client sees nothing: the clerk must know (retried every retry_s)
-        if self.state is None:
-            return OFFLINE_STATE
-        if self.state.status == CounterStatus.PAUSED:
-            return PAUSED
-        if self.state.status == CounterStatus.CLOSED:
-            return CLOSED
-        return SERVING if self.state.ticket else READY
+    def indicator(self) -> Indicator:
+        return self.presenter.indicator(self.unit.online, self.display.fault is None)
 
     def lines(self) -> tuple[str, str]:
-        """What the client at the counter reads: the number on top, a note or our name below."""
-        ticket = self.shown_ticket()
-        if ticket:
-            top = f"Numer {ticket}"
-        elif self.state is None:
-            top = "Numerek"
-        elif self.state.status == CounterStatus.PAUSED:
-            top = "Przerwa"
-        elif self.state.status == CounterStatus.CLOSED:
-            top = "Nieczynne"
-        else:
-            top = "Zapraszamy"
-        if self._message:
-            bottom = self._message[0]
-        elif not self.unit.online:
-            bottom = "Brak polaczenia"
-        elif self.state is None:
-            bottom = "Laczenie..."
-        else:
-            bottom = self.cfg.name or self.state.name
-        return top.center(self.display.cols).rstrip(), bottom
+        return self.presenter.lines(self.unit.online)
 
     def render(self) -> None:
         with self.unit.lock:
-            if self._message and time.monotonic() >= self._message[2]:
-                self._message = None
+            self.presenter.expire()
             lines = self.lines()
             indicator = self.indicator()
             self.display.show(lines)
             if self.led is not None and indicator != self._shown_indicator:
-                if indicator == OFFLINE_STATE:
+                if indicator == Indicator.OFFLINE:
                     self.led.blink(OFFLINE_BLINK_S, OFFLINE_BLINK_S, on_color=(1, 0, 0), off_color=(0, 0, 0))
                 else:
                     self.led.color = LED_COLOURS[indicator]
@@ -535,8 +462,11 @@ class CounterUnit:
         if reply.ok:
             pending.station.accepted(pending.action, reply, pending.done_text)
         else:
-            code = reply.error.code if reply.error else "internal"
-            pending.station.refused(code, reply.error.message if reply.error else "", pending.action)
+            pending.station.refused(
+                reply.error.code if reply.error else "internal",
+                reply.error.message if reply.error else "",
+                pending.action,
+            )
 
     # ------------------------------------------------------------------ commands
 

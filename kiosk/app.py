@@ -26,7 +26,6 @@ import json
 import logging
 import re
 import threading
-import time
 from datetime import datetime
 from io import BytesIO
 from pathlib import Path
@@ -45,28 +44,17 @@ from kivy.uix.image import Image
 from kivy.uix.label import Label
 from kivy.uix.widget import Widget
 
-from hardware.printer import Fault, PrinterStatus, TicketLayout, TicketPrinter
+from hardware.printer import TicketLayout, TicketPrinter
 from kiosk.config import KioskConfig
 from kiosk.link import KioskLink
-from kiosk.texts import LANGUAGE_NAMES, LANGUAGES, PRINT_TEXTS, service_name, t
-from protocol.messages import ServiceInfo, ServicesMessage, TicketIssued, TicketResponse
+from kiosk.style import BAR_GREY, BLACK, MIN_TEXT_PX, STYLES, YELLOW, contrast
+from kiosk.texts import LANGUAGE_NAMES, LANGUAGES, t
+from kiosk.visit import CONNECT_GRACE_S, PRINTER_CHECK_S, TOUCH_GUARD_S, Screen, Step, Visit
+from protocol.messages import ServiceInfo, ServicesMessage, TicketResponse
 
 log = logging.getLogger(__name__)
 
 FONT = "NumerekSans"
-BLACK = (0, 0, 0, 1)
-WHITE = (1, 1, 1, 1)
-YELLOW = (1, 0.85, 0, 1)
-BLUE = (0.05, 0.25, 0.62, 1)
-GREY = (0.22, 0.22, 0.22, 1)
-LIGHT_GREY = (0.85, 0.85, 0.85, 1)
-RED = (0.7, 0.05, 0.05, 1)
-GREEN = (0.0, 0.45, 0.15, 1)
-PRINTER_CHECK_S = 30.0
-TOUCH_GUARD_S = 0.6
-"""Touches this soon after a screen change are ignored: the second tap of a double tap on
-"Gotowe" would otherwise land on the new home screen (the priority toggle sits where
-"Gotowe" was) and give the next visitor a priority ticket."""
 REPORT_DELAY_S = TOUCH_GUARD_S + 0.1  # the trace says a screen is there once it takes touches
 _MARKUP = re.compile(r"\[/?[a-z]+(=[^\]]*)?\]")
 _SIZE_TAG = re.compile(r"\[size=(\d+)\]")
@@ -78,16 +66,17 @@ def _bg(widget: Widget, color: tuple) -> None:
         c = Color(*color)
         r = Rectangle(pos=widget.pos, size=widget.size)
     widget.bind(pos=lambda w, v: setattr(r, "pos", v), size=lambda w, v: setattr(r, "size", v))
-    widget._bg_color = c  # type: ignore[attr-defined]
+    widget._bg_color = c
 
 
 BASE_W, BASE_H = 1280, 720
 """The layout's design size: every size in this module is in pixels at 1280x720 and is
 multiplied by the scaling unit ``u`` (see :func:`unit`) for the real window."""
-MIN_FONT = 18
-"""The smallest type we choose on purpose (the 7" 800x480 panel); only fitting a too-long
-text into its box may go below it, down to MIN_FIT_FONT."""
-MIN_FIT_FONT = 14
+MIN_FONT = MIN_TEXT_PX
+"""The smallest type on any screen: 3.0 mm capitals on the 7" 800x480 panel (kiosk/style.py)."""
+MIN_FIT_FONT = MIN_TEXT_PX
+"""Fitting a too-long text into its box shrinks it, but never below the readable minimum:
+the boxes are sized (:meth:`KioskApp.row`) so that the smallest type fits."""
 
 
 def unit(width: float, height: float) -> float:
@@ -161,28 +150,34 @@ def _widest_word(w: Label) -> float:
         core.options.update(saved)
 
 
-def _label(text: str, size: float, color=WHITE, bold: bool = False, **kw) -> Label:
+def _label(text: str, size: float, color=None, bold: bool = False, style: str = "screen", **kw) -> Label:
+    """A text in one of the kiosk's styles (kiosk/style.py); a style with its own background paints it."""
+    fg, bg = STYLES[style]
     lbl = Label(
         text=f"[b]{text}[/b]" if bold else text,
         markup=True,
         font_name=FONT,
         font_size=size,
-        color=color,
+        color=color or fg,
         halign=kw.pop("halign", "center"),
         valign="middle",
         **kw,
     )
+    lbl.style = style
+    if bg != BLACK:
+        _bg(lbl, bg)
     _fit(lbl, 16, 2)
     return lbl
 
 
-def _button(text: str, size: float, bg=BLUE, color=WHITE, fit: bool = True, **kw) -> Button:
+def _button(text: str, size: float, style: str = "button", fit: bool = True, **kw) -> Button:
+    fg, bg = STYLES[style]
     b = Button(
         text=text,
         markup=True,
         font_name=FONT,
         font_size=size,
-        color=color,
+        color=fg,
         background_normal="",
         background_color=bg,
         background_disabled_normal="",
@@ -190,6 +185,7 @@ def _button(text: str, size: float, bg=BLUE, color=WHITE, fit: bool = True, **kw
         valign="middle",
         **kw,
     )
+    b.style = style
     if fit:
         _fit(b, 24, 8)
     else:
@@ -208,11 +204,10 @@ def qr_texture(url: str):
     return tex
 
 
-CONNECT_GRACE_S = 15.0
-"""How long the kiosk says "connecting" at start before it says the system is not working."""
-
-
 class KioskApp(App):
+    """The Kivy shell over :class:`kiosk.visit.Visit`: builds the screens the model describes,
+    hands it every tap, message and printer answer, and does what its :class:`Step` says."""
+
     def __init__(
         self, config: KioskConfig, printer: TicketPrinter, trace: Path | None = None, shots: Path | None = None
     ) -> None:
@@ -222,36 +217,32 @@ class KioskApp(App):
         self.trace_path = trace
         self.shots = shots
         self.shot_seq = 0
-        self.lang = config.kiosk.default_language
-        self.priority = False
-        self.services: ServicesMessage | None = None
-        self._started = time.monotonic()  # for the "connecting" grace period (reset when the app builds)
-        self.broker_up = False
-        self.server_up = False
-        self.screen = "home"
-        self.busy = False
-        self.current_request: str | None = None
-        self.last_touch = time.monotonic()
-        self.shown_at = 0.0  # monotonic time of the last screen change (touch guard)
-        self.printer_status = PrinterStatus(Fault.OK, known=False)
-        self._printed_at = -PRINTER_CHECK_S  # when the last ticket's own status round ended
-        self._checking = True  # the start-up check, begun in build()
-        self.ticket: TicketIssued | None = None
-        self.print_outcome: PrinterStatus | None = None
-        self.message: str = ""
+        self.visit = Visit(config.kiosk)
+        self.buttons: dict[str, Widget] = {}
         self._service_buttons: dict[str, Button] = {}
-        self.root_box: BoxLayout | None = None
+        self.root_box: BoxLayout = BoxLayout()
+        self.clock_label: Label | None = None
+        self.qr_widget: Image | None = None
         self.u = 1.0  # the scaling unit of the current window (see unit())
         self.portrait = False  # an upright screen: the top bar and the ticket stack vertically
+        self.compact = False  # too narrow for office, clock and three languages in one row
         # Every callback of the link runs on Kivy's thread, in arrival order (the link's hand-over).
-        self.link = KioskLink(
+        self.link: KioskLink = KioskLink(
             config.kiosk.id,
             config.mqtt,
             on_services=self._services,
             on_connection=self._connection,
-            on_late_response=self._late_response,
+            on_late_response=lambda r: self._do(self.visit.late_response(r)),
             wake=Clock.create_trigger(lambda _dt: self.link.drain()),
         )
+
+    @property
+    def screen(self) -> str:
+        return self.visit.screen.value
+
+    @property
+    def lang(self) -> str:
+        return self.visit.lang
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -259,16 +250,15 @@ class KioskApp(App):
         self.title = "Numerek"
         Window.clearcolor = BLACK
         Window.bind(on_touch_down=self._touched)
-        Window.bind(size=lambda _w, _s: self.show(self.screen, guard=False) if self.root_box else None)
-        self.root_box = BoxLayout()
+        Window.bind(size=lambda _w, _s: self.show(guard=False))
         _bg(self.root_box, BLACK)
-        self.show("home")
+        self.visit.started = self.visit.monotonic()
+        self.show()
         Clock.schedule_interval(self._tick, 1.0)
-        self._started = time.monotonic()
         # If nothing answers within the grace period, "connecting…" becomes "not working, ask
         # at the information desk": a resident should not wait in front of a kiosk that never connects.
         Clock.schedule_once(
-            lambda _dt: self._connection(self.broker_up, self.server_up, force=True), CONNECT_GRACE_S + 0.5
+            lambda _dt: self._connection(self.visit.broker_up, self.visit.server_up, force=True), CONNECT_GRACE_S + 0.5
         )
         self.link.start()
         threading.Thread(target=self._check_printer, daemon=True).start()
@@ -284,36 +274,43 @@ class KioskApp(App):
         Returning True stops Kivy from passing the touch to the widgets, so the button
         under it never sees the press (nor, therefore, the release).
         """
-        self.last_touch = time.monotonic()
-        if self.last_touch - self.shown_at < TOUCH_GUARD_S:
-            log.info("touch ignored: %.2f s after the %s screen appeared", self.last_touch - self.shown_at, self.screen)
+        if self.visit.touched():
+            log.info(
+                "touch ignored: %.2f s after the %s screen appeared",
+                self.visit.last_touch - self.visit.shown_at,
+                self.screen,
+            )
             return True
         return False
+
+    def _do(self, step: Step) -> None:
+        """Carry out what the model asked for: redraw, refresh home in place, send, print."""
+        if step.redraw:
+            self.show(guard=step.guard)
+        elif step.refresh:
+            self._refresh_home()
+            Clock.schedule_once(lambda _dt: self._report(Screen.HOME), REPORT_DELAY_S)
+        if step.ask is not None:
+            a = step.ask
+            rid = self.link.request_ticket(
+                a.service, a.priority, a.lang, self.cfg.kiosk.response_timeout_s, self._answered
+            )
+            self._do(self.visit.sent(rid))
+        if step.layout is not None and self.visit.ticket is not None:
+            number = self.visit.ticket.number
+            threading.Thread(target=self._print, args=(number, step.layout), daemon=True).start()
 
     # ------------------------------------------------------------------ MQTT events (UI thread)
 
     def _services(self, msg: ServicesMessage) -> None:
-        old = self.services
-        self.services = msg
         self._update_clock()  # a live services message may be the first to tell the time
-        if self.screen == "home":
-            if old is None or [s.id for s in old.services] != [s.id for s in msg.services]:
-                self.show("home", guard=False)
-            else:
-                self._refresh_home()
-                Clock.schedule_once(lambda _dt: self._report("home"), REPORT_DELAY_S)
+        self._do(self.visit.services_arrived(msg))
 
     def _connection(self, broker: bool, server: bool, force: bool = False) -> None:
-        changed = (broker, server) != (self.broker_up, self.server_up)
-        self.broker_up, self.server_up = broker, server
-        if (changed or force) and self.screen == "home":
-            self.show("home", guard=False)
+        self._do(self.visit.connection(broker, server, self.link.server_known, force))
 
-    def _late_response(self, response: TicketResponse) -> None:
-        """A ticket the server issued after we had given up: still real, so show it if its
-        requester is plausibly still looking at our "not answering" message."""
-        if self.screen == "message" and response.ok and response.ticket and response.id == self.current_request:
-            self._got_ticket(response.ticket)
+    def _answered(self, response: TicketResponse | None) -> None:
+        self._do(self.visit.answered(response))
 
     # ------------------------------------------------------------------ time (the server's)
 
@@ -324,194 +321,63 @@ class KioskApp(App):
     def _update_clock(self) -> None:
         """Show the server's time, or nothing while there is no estimate: never a wrong time."""
         now = self.server_now()
-        if hasattr(self, "clock_label"):
+        if self.clock_label is not None:
             self.clock_label.text = f"[b]{now:%H:%M}[/b]" if now is not None else ""
 
     def _tick(self, _dt) -> None:
         self._update_clock()
-        idle = time.monotonic() - self.last_touch
-        if idle > self.idle_limit() and not self.busy:
-            if self.screen != "home" or self.lang != self.cfg.kiosk.default_language or self.priority:
-                self.go_home(reset=True)
+        self._do(self.visit.tick())
 
-    def idle_limit(self) -> float:
-        """How long the current screen stays untouched before going home.
-
-        Longer on the ticket screen after a printer fault: the number and the QR code on
-        screen are the resident's only copy, and noting or photographing them takes time.
-        """
-        k = self.cfg.kiosk
-        fault = self.screen == "ticket" and self.print_outcome is not None and not self.print_outcome.can_print
-        return max(k.idle_timeout_s, k.fault_timeout_s) if fault else k.idle_timeout_s
-
-    # ------------------------------------------------------------------ actions
-
-    def go_home(self, reset: bool = False) -> None:
-        """Back home; the priority toggle is always switched off. ``reset`` (the visit is
-        over: "Gotowe" or the idle timeout) also goes back to the default language, so the
-        next visitor inherits neither; "Wróć" after a failure keeps the resident's language."""
-        self.busy = False
-        self.ticket = None
-        self.priority = False
-        if reset:
-            self.lang = self.cfg.kiosk.default_language
-        self.show("home")
-
-    def set_lang(self, lang: str) -> None:
-        if lang != self.lang:
-            self.lang = lang
-            self.show(self.screen)
-
-    def toggle_priority(self) -> None:
-        self.priority = not self.priority
-        self.show("home")
-
-    def take(self, service: ServiceInfo) -> None:
-        """A tap on a service. The first tap wins; the rest are ignored until home again."""
-        if self.busy or self.screen != "home":
-            return
-        if not service.available:
-            return
-        self.busy = True
-        self.show("busy")
-        if not self.server_up:  # the server said goodbye (or its last will did): nobody would answer
-            self._fail(t("unreachable", self.lang))
-            return
-        rid = self.link.request_ticket(
-            service.id,
-            self.priority,
-            self.lang,
-            self.cfg.kiosk.response_timeout_s,
-            self._answered,
-        )
-        self.current_request = rid
-        if rid is None:  # the broker is down: no point waiting
-            self._fail(t("unreachable", self.lang))
-
-    def _answered(self, response: TicketResponse | None) -> None:
-        if self.screen != "busy":
-            return
-        if response is None or (response.error is not None and response.error.code == "expired"):
-            # expired: the server read the request only after its deadline (it was stalled), so
-            # it issued nothing; for the resident that is the same as no answer.
-            self._fail(t("unreachable", self.lang))
-        elif not response.ok or response.ticket is None:
-            code = response.error.code.value if response.error else ""
-            reason = t(code, self.lang) if code in ("service_closed", "cut_off", "limit_reached") else ""
-            self._fail(t("refused", self.lang) + ("\n" + reason if reason else ""))
-        else:
-            self._got_ticket(response.ticket)
-
-    def _fail(self, text: str) -> None:
-        self.busy = False
-        self.message = text
-        self.show("message")
-
-    def _got_ticket(self, ticket: TicketIssued) -> None:
-        self.busy = False
-        self.ticket = ticket
-        self.print_outcome = None
-        self.last_touch = time.monotonic()
-        self.show("ticket")
-        layout = self.layout_for_print(ticket, self.lang)
-        threading.Thread(target=self._print, args=(ticket.number, layout), daemon=True).start()
+    # ------------------------------------------------------------------ the printer (threads)
 
     def _print(self, number: str, layout: TicketLayout) -> None:
         status = self.printer.print_ticket(layout)
-        self._printed_at = time.monotonic()
         self.link.report_fault(status.fault.value, status.message)
-        Clock.schedule_once(lambda _dt: self._printed(number, status))
-
-    def _printed(self, number: str, status: PrinterStatus) -> None:
-        self._set_printer_status(status)
-        if self.screen == "ticket" and self.ticket is not None and self.ticket.number == number:
-            self.print_outcome = status
-            self.show("ticket")
+        Clock.schedule_once(lambda _dt: self._do(self.visit.printed(number, status)))
 
     def _maybe_check_printer(self) -> None:
-        """The idle check (every PRINTER_CHECK_S): one status round per ticket is enough.
-
-        Skipped right after a ticket (its own status round is fresher) and while a check is
-        still out; the printer itself lets a ticket go first if one comes mid-check.
-        """
-        fresh = time.monotonic() - self._printed_at < PRINTER_CHECK_S
-        if self.screen == "home" and not self.busy and not fresh and not self._checking:
-            self._checking = True
+        """The idle check (every PRINTER_CHECK_S), when the model says one is due."""
+        if self.visit.check_due():
             threading.Thread(target=self._check_printer, daemon=True).start()
 
     def _check_printer(self) -> None:
         try:
             status = self.printer.status()
         finally:
-            self._checking = False
+            self.visit.checking = False
         self.link.report_fault(status.fault.value, status.message)
-        Clock.schedule_once(lambda _dt: self._printer_checked(status))
-
-    def _printer_checked(self, status: PrinterStatus) -> None:
-        self._set_printer_status(status)
-
-    def _set_printer_status(self, status: PrinterStatus) -> None:
-        """Keep the printer's state; rebuild home when whether it can print changed.
-
-        Both answers (a ticket's print and the idle check) come here: a resident may tap
-        "Gotowe" before the print result arrives, and home, built while the printer still
-        looked fine, must then show the warning; the next idle check sees no change.
-        """
-        changed = status.can_print != self.printer_status.can_print
-        self.printer_status = status
-        if changed and self.screen == "home":
-            self.show("home", guard=False)
-
-    # ------------------------------------------------------------------ the printed ticket
-
-    def layout_for_print(self, ticket: TicketIssued, lang: str) -> TicketLayout:
-        """Polish first (the office's language), then the visitor's language if different."""
-
-        def both(key: str, **kw: object) -> list[str]:
-            out = [PRINT_TEXTS[key]["pl"].format(**kw)]
-            if lang != "pl":
-                out.append(PRINT_TEXTS[key][lang].format(**kw))
-            return out
-
-        lines: list[str] = []
-        if ticket.priority:
-            lines += both("priority")
-        names = [ticket.service_name.get("pl") or ticket.service]
-        other = ticket.service_name.get(lang)
-        if lang != "pl" and other and other not in names:
-            names.append(other)
-        lines += names
-        lines.append(f"{ticket.issued_at:%d.%m.%Y  %H:%M}")
-        lines += both("people_ahead", n=ticket.people_ahead)
-        lines += both("est_wait", m=ticket.estimated_wait_min)
-        lines += both("scan")
-        office = self.services.office if self.services else ""
-        return TicketLayout(header=office, number=ticket.number, lines=lines, qr_url=self.status_url(ticket))
-
-    def status_url(self, ticket: TicketIssued) -> str:
-        url = self.cfg.kiosk.public_url + ticket.status_path
-        return url if self.lang == "pl" else f"{url}?lang={self.lang}"
+        Clock.schedule_once(lambda _dt: self._do(self.visit.printer_checked(status)))
 
     # ------------------------------------------------------------------ screens
 
-    def show(self, screen: str, guard: bool = True) -> None:
-        """Build ``screen``. ``guard=False`` for rebuilds nobody tapped for (the server's
-        news): those keep the layout, and swallowing a tap there would only lose it."""
-        self.screen = screen
-        if guard:
-            self.shown_at = time.monotonic()
+    def show(self, guard: bool = True) -> None:
+        """Build the model's current screen. ``guard=False`` for rebuilds nobody tapped for
+        (the server's news, a resized window): swallowing a tap there would only lose it."""
+        screen = self.visit.screen
+        self.visit.showing(guard)
         self.u = unit(*Window.size)
         self.portrait = Window.height > Window.width
+        self.compact = self.portrait or self.u < 0.9
         self.root_box.clear_widgets()
         self._service_buttons = {}
-        self.buttons: dict[str, Widget] = {}
-        build = {"home": self._home, "busy": self._busy, "ticket": self._ticket, "message": self._message}[screen]
-        self.root_box.add_widget(build())
+        self.buttons = {}
+        self.clock_label = None
+        build = {
+            Screen.HOME: self._home,
+            Screen.BUSY: self._busy,
+            Screen.TICKET: self._ticket,
+            Screen.MESSAGE: self._message,
+        }
+        self.root_box.add_widget(build[screen]())
         Clock.schedule_once(lambda _dt: self._report(screen), REPORT_DELAY_S)
 
     def px(self, v: float) -> float:
         """``v`` design pixels (at 1280x720) in this window's pixels."""
         return v * self.u
+
+    def row(self, v: float, lines: int = 1) -> float:
+        """The height of a text row: ``v`` design pixels, but room for ``lines`` of the smallest type."""
+        return max(self.px(v), lines * 1.25 * MIN_FONT + 6)
 
     def fs(self, v: float) -> float:
         """A type size: scaled like everything, but never below MIN_FONT."""
@@ -520,20 +386,20 @@ class KioskApp(App):
     def _top_bar(self) -> BoxLayout:
         px, fs = self.px, self.fs
         bar = BoxLayout(size_hint_y=None, height=px(96), spacing=px(10), padding=(px(16), px(8)))
-        _bg(bar, (0.1, 0.1, 0.1, 1))
-        office = self.services.office if self.services else "Numerek"
+        _bg(bar, BAR_GREY)
         row = bar
-        if self.portrait:  # office and clock above, the three languages below: each gets room
+        if self.compact:  # office and clock above, the three languages below: each gets room
             bar.orientation, bar.height, bar.padding = "vertical", px(180), (px(16), px(4), px(16), px(10))
             row = BoxLayout(spacing=px(10))
             bar.add_widget(row)
-        row.add_widget(_label(office, fs(32), bold=True, halign="left", size_hint_x=0.40))
-        self.clock_label = _label("", fs(40), YELLOW, bold=True, size_hint_x=0.12)
+        office = _label(self.visit.office or "Numerek", fs(32), bold=True, halign="left", size_hint_x=0.40)
+        row.add_widget(office)
+        clock = _label("", fs(40), YELLOW, bold=True, size_hint_x=0.12)
+        self.clock_label = clock
         self._update_clock()
-        row.add_widget(self.clock_label)
-        if self.portrait:
-            row.children[1].size_hint_x = 0.62  # the office name
-            row.children[0].size_hint_x = 0.24  # the clock
+        row.add_widget(clock)
+        if self.compact:
+            office.size_hint_x, clock.size_hint_x = 0.62, 0.24
             row = BoxLayout(spacing=px(10))
             bar.add_widget(row)
         for lang in LANGUAGES:
@@ -541,76 +407,62 @@ class KioskApp(App):
             b = _button(
                 f"[b]{LANGUAGE_NAMES[lang]}[/b]" if chosen else LANGUAGE_NAMES[lang],
                 fs(26),
-                bg=YELLOW if chosen else GREY,
-                color=BLACK if chosen else WHITE,
+                style="chosen" if chosen else "choice",
                 size_hint_x=0.16,
             )
-            b.bind(on_release=lambda _b, lang=lang: self.set_lang(lang))
+            b.bind(on_release=lambda _b, lang=lang: self._do(self.visit.set_lang(lang)))
             self.buttons[f"lang:{lang}"] = b
             row.add_widget(b)
         return bar
 
     def _home(self) -> Widget:
         px, fs = self.px, self.fs
+        v = self.visit
         box = BoxLayout(orientation="vertical", spacing=px(12), padding=(0, 0, 0, px(12)))
         box.add_widget(self._top_bar())
-        problem = None
-        if not self.broker_up or not self.server_up:
-            # Just connected, the server's retained availability not yet here: no false alarm.
-            starting = (self.broker_up and not self.link.server_known) or (not self.broker_up and not self.services)
-            starting = starting and time.monotonic() - self._started < CONNECT_GRACE_S
-            problem = t("connecting", self.lang) if starting else t("system_down", self.lang)
-        if problem:
-            banner = _label(problem, fs(34), WHITE, bold=True, size_hint_y=None, height=px(120))
-            _bg(banner, RED)
-            box.add_widget(banner)
-        else:  # the banner replaces the title: the buttons keep their room
-            title = t("priority_hint", self.lang) if self.priority else t("choose", self.lang)
+        problem = v.problem()
+        if problem:  # the banner replaces the title: the buttons keep their room
+            box.add_widget(_label(problem, fs(34), style="alarm", bold=True, size_hint_y=None, height=self.row(120, 3)))
+        else:
+            title, style = v.title()
+            box.add_widget(_label(title, fs(36), style=style, bold=True, size_hint_y=None, height=self.row(60)))
+        warning = v.printer_warning()
+        if warning:
             box.add_widget(
-                _label(title, fs(36), YELLOW if self.priority else WHITE, bold=True, size_hint_y=None, height=px(60))
+                _label(warning, fs(28), style="warning", bold=True, size_hint_y=None, height=self.row(64, 2))
             )
-        if not self.printer_status.can_print:
-            warn = _label(t("printer_down_home", self.lang), fs(28), BLACK, bold=True, size_hint_y=None, height=px(64))
-            _bg(warn, YELLOW)
-            box.add_widget(warn)
-        services = self.services.services if self.services else []
+        services = v.services.services if v.services else []
         n = len(services)
-        cols = (1 if n <= 5 else 2) if self.portrait else (1 if n <= 2 else 2 if n <= 6 else 3)
+        if self.portrait:
+            cols = 1 if n <= 5 else 2
+        elif self.compact:  # one row for up to three: a short screen has no height for two
+            cols = max(1, n) if n <= 3 else 2 if n == 4 else 3
+        else:
+            cols = 1 if n <= 2 else 2 if n <= 6 else 3
         grid = GridLayout(cols=cols, spacing=px(14), padding=(px(16), 0))
         for s in services:
             b = _button("", fs(34), fit=False)
-            b.bind(on_release=lambda _b, sid=s.id: self._tap(sid), size=self._resize_service)
+            b.bind(on_release=lambda _b, sid=s.id: self._do(self.visit.take(sid)), size=self._resize_service)
             b.bind(texture_size=self._shrink_service)
             self._service_buttons[s.id] = b
             self.buttons[f"service:{s.id}"] = b
             grid.add_widget(b)
-        if not services and self.broker_up:
-            grid.add_widget(_label(t("no_services", self.lang) if self.services else "", fs(34)))
+        if not services and v.broker_up:
+            grid.add_widget(_label(t("no_services", self.lang) if v.services else "", fs(34)))
         box.add_widget(grid)
         self._refresh_home()
-        prio = _button(
-            t("priority_on" if self.priority else "priority_off", self.lang),
-            fs(32),
-            bg=YELLOW if self.priority else (0.35, 0.1, 0.5, 1),
-            color=BLACK if self.priority else WHITE,
-            size_hint=(1, None),
-            height=px(112),
-        )
-        prio.bind(on_release=lambda _b: self.toggle_priority())
+        text, style = v.priority_button()
+        prio = _button(text, fs(32), style=style, size_hint=(1, None), height=self.row(112, 2))
+        prio.bind(on_release=lambda _b: self._do(self.visit.toggle_priority()))
         self.buttons["priority"] = prio
-        wrap = BoxLayout(size_hint_y=None, height=px(112), padding=(px(16), 0))
+        wrap = BoxLayout(size_hint_y=None, height=self.row(112, 2), padding=(px(16), 0))
         wrap.add_widget(prio)
         box.add_widget(wrap)
         return box
 
-    def _tap(self, service_id: str) -> None:
-        for s in self.services.services if self.services else []:
-            if s.id == service_id:
-                self.take(s)
-
     def _refresh_home(self) -> None:
         """Update the service buttons in place (no rebuild under a finger)."""
-        for s in self.services.services if self.services else []:
+        for s in self.visit.services.services if self.visit.services else []:
             b = self._service_buttons.get(s.id)
             if b is None:
                 continue
@@ -649,114 +501,87 @@ class KioskApp(App):
         k = getattr(b, "fit_scale", 1.0)
         big = int(max(MIN_FIT_FONT, max(self.fs(26), min(self.px(44), b.height * 0.24)) * k))
         small = int(max(MIN_FIT_FONT, max(self.fs(24), min(self.px(32), b.height * 0.18)) * k))
-        name = service_name(s.name, self.lang)
-        # With the server or the broker down no ticket can be issued: the buttons must not
-        # look live (the banner above says why and where to go instead).
-        down = not (self.broker_up and self.server_up)
-        if s.available and not down:
-            if self.priority and s.priority_ahead is not None and s.priority_estimated_wait_min is not None:
-                # Only the other priority tickets are ahead of a priority ticket: its own figures.
-                count, minutes = t("ahead_priority", self.lang, n=s.priority_ahead), s.priority_estimated_wait_min
-            else:
-                count, minutes = t("waiting", self.lang, n=s.waiting), s.estimated_wait_min
-            detail = count + "   •   " + t("wait_min", self.lang, m=minutes)
-            b.text = f"[size={big}][b]{s.prefix}  {name}[/b][/size]\n[size={small}]{detail}[/size]"
-            b.background_color = (0.55, 0.45, 0, 1) if self.priority else BLUE
-            b.color = WHITE
-            b.disabled = False
-        else:
-            reason = t("system_down_short", self.lang) if down else self._reason(s)
-            b.text = f"[size={big}][b]{name}[/b][/size]\n[size={small}]{reason}[/size]"
-            b.disabled = True
-            b.background_color = GREY
-            b.disabled_color = LIGHT_GREY
-
-    def _reason(self, s: ServiceInfo) -> str:
-        code = s.reason.value if s.reason else ""
-        if code == "service_closed":
-            return t("service_closed_opens", self.lang, t=s.opens_at) if s.opens_at else t("service_closed", self.lang)
-        if code in ("cut_off", "limit_reached"):
-            return t(code, self.lang)
-        return t("unavailable", self.lang)
+        view = self.visit.service_view(s)
+        b.text = f"[size={big}][b]{view.title}[/b][/size]\n[size={small}]{view.detail}[/size]"
+        fg, bg = STYLES[view.style]
+        b.style = view.style
+        b.disabled = not view.enabled
+        b.background_color = bg
+        b.color = fg
+        b.disabled_color = fg
 
     def _busy(self) -> Widget:
         box = BoxLayout(orientation="vertical")
-        box.add_widget(_label(t("please_wait", self.lang), self.fs(56), YELLOW, bold=True))
+        box.add_widget(_label(t("please_wait", self.lang), self.fs(56), style="accent", bold=True))
         return box
 
     def _message(self) -> Widget:
         px, fs = self.px, self.fs
         box = BoxLayout(orientation="vertical", padding=px(40), spacing=px(30))
-        msg = _label(self.message, fs(40), WHITE, bold=True)
-        _bg(msg, RED)
-        box.add_widget(msg)
+        box.add_widget(_label(self.visit.message, fs(40), style="alarm", bold=True))
         back = _button(
             f"[b]{t('back', self.lang)}[/b]", fs(44), size_hint=(0.5, None), height=px(130), pos_hint={"center_x": 0.5}
         )
-        back.bind(on_release=lambda _b: self.go_home())
+        back.bind(on_release=lambda _b: self._do(self.visit.go_home()))
         self.buttons["back"] = back
         box.add_widget(back)
         return box
 
     def _ticket(self) -> Widget:
         px, fs = self.px, self.fs
-        tk = self.ticket
+        tk = self.visit.ticket
         assert tk is not None
-        lang = self.lang
+        view = self.visit.ticket_view()
         outer = BoxLayout(orientation="vertical", padding=(px(24), px(12)), spacing=px(10))
-        office = self.services.office if self.services else ""
-        outer.add_widget(_label(office, fs(30), bold=True, size_hint_y=None, height=px(50)))
+        outer.add_widget(_label(self.visit.office, fs(30), bold=True, size_hint_y=None, height=self.row(50)))
         body = BoxLayout(spacing=px(20), orientation="vertical" if self.portrait else "horizontal")
         left = BoxLayout(orientation="vertical", spacing=px(4))
-        head = t("priority_ticket", lang) if tk.priority else t("your_number", lang)
         left.add_widget(
-            _label(head, fs(34), YELLOW if tk.priority else WHITE, bold=True, size_hint_y=None, height=px(44))
+            _label(view.head, fs(34), style=view.head_style, bold=True, size_hint_y=None, height=self.row(44))
         )
-        fault_shown = self.print_outcome is not None and not self.print_outcome.can_print
-        left.add_widget(_label(tk.number, px(140 if fault_shown else 190), YELLOW, bold=True))
-        name = service_name(tk.service_name, lang)
-        left.add_widget(_label(name, fs(40), bold=True, size_hint_y=None, height=px(56)))
-        issued = t("issued", lang, t=f"{tk.issued_at:%d.%m.%Y %H:%M}")
-        left.add_widget(_label(issued, fs(30), size_hint_y=None, height=px(42)))
-        left.add_widget(_label(t("people_ahead", lang, n=tk.people_ahead), fs(34), size_hint_y=None, height=px(46)))
-        left.add_widget(_label(t("est_wait", lang, m=tk.estimated_wait_min), fs(34), size_hint_y=None, height=px(46)))
+        left.add_widget(_label(view.number, px(140 if view.fault else 190), style="accent", bold=True))
+        left.add_widget(_label(view.service, fs(40), bold=True, size_hint_y=None, height=self.row(56)))
+        if view.place:
+            left.add_widget(
+                _label(view.place, fs(34), style="accent", bold=True, size_hint_y=None, height=self.row(48))
+            )
+        left.add_widget(_label(view.issued, fs(30), size_hint_y=None, height=self.row(42)))
+        left.add_widget(_label(view.ahead, fs(34), size_hint_y=None, height=self.row(46)))
+        left.add_widget(_label(view.wait, fs(34), size_hint_y=None, height=self.row(46)))
         body.add_widget(left)
-        side = px(250 if fault_shown else 300)
+        side = px(250 if view.fault else 300)
         if self.portrait:  # the QR code and its hint below the number, across the width
             right = BoxLayout(orientation="vertical", size_hint_y=None, height=side + px(80), spacing=px(6))
         else:
-            right = BoxLayout(orientation="vertical", size_hint_x=None, width=px(340), spacing=px(6))
+            right = BoxLayout(
+                orientation="vertical", size_hint_x=None, width=max(px(340), 11 * MIN_FONT), spacing=px(6)
+            )
         qr = Image(
-            texture=qr_texture(self.status_url(tk)), size_hint=(None, None), size=(side, side), fit_mode="contain"
+            texture=qr_texture(self.visit.status_url(tk)), size_hint=(None, None), size=(side, side), fit_mode="contain"
         )
         qr_row = BoxLayout(size_hint_y=None, height=side)
         qr_row.add_widget(Widget())
         qr_row.add_widget(qr)
         qr_row.add_widget(Widget())
         right.add_widget(qr_row)
-        right.add_widget(_label(t("scan", lang), fs(26)))
+        right.add_widget(_label(t("scan", self.lang), fs(26)))
         self.qr_widget = qr
         body.add_widget(right)
         outer.add_widget(body)
-        outcome = self.print_outcome
-        if outcome is None:
-            status_text, color = t("please_wait", lang), GREY
-        elif outcome.can_print:
-            status_text, color = t("printed", lang), GREEN
-        else:
-            why = (
-                t(f"fault_{outcome.fault.value}", lang)
-                if f"fault_{outcome.fault.value}" in _FAULT_KEYS
-                else outcome.fault.value
+        outer.add_widget(
+            _label(
+                view.status,
+                fs(30),
+                style=view.status_style,
+                bold=True,
+                size_hint_y=None,
+                height=self.row(130, 3) if view.fault else self.row(70),
             )
-            status_text, color = t("printer_fault", lang, why=why), RED
-        status = _label(status_text, fs(30), WHITE, bold=True, size_hint_y=None, height=px(130 if color == RED else 70))
-        _bg(status, color)
-        outer.add_widget(status)
-        done = _button(
-            f"[b]{t('done', lang)}[/b]", fs(44), size_hint=(0.4, None), height=px(100), pos_hint={"center_x": 0.5}
         )
-        done.bind(on_release=lambda _b: self.go_home(reset=True))
+        done = _button(
+            f"[b]{t('done', self.lang)}[/b]", fs(44), size_hint=(0.4, None), height=px(100), pos_hint={"center_x": 0.5}
+        )
+        done.bind(on_release=lambda _b: self._do(self.visit.go_home(reset=True)))
         self.buttons["done"] = done
         outer.add_widget(done)
         return outer
@@ -770,9 +595,10 @@ class KioskApp(App):
         Written once the screen takes touches (after the touch guard), so a reader that taps
         what it sees is never ignored.
         """
+        v = self.visit
         if screen != self.screen:
             return
-        left = TOUCH_GUARD_S - (time.monotonic() - self.shown_at)
+        left = TOUCH_GUARD_S - (v.monotonic() - v.shown_at)
         if left > 0:  # Kivy's clock counts from the frame's start, which can be long ago
             Clock.schedule_once(lambda _dt: self._report(screen), left + 0.05)
             return
@@ -792,16 +618,17 @@ class KioskApp(App):
             entry = {
                 "screen": screen,
                 "lang": self.lang,
-                "priority": self.priority,
+                "priority": v.priority,
                 "texts": texts,
                 "buttons": buttons,
-                "ticket": self.ticket.number if self.ticket and screen == "ticket" else None,
-                "qr": self.status_url(self.ticket) if self.ticket and screen == "ticket" else None,
-                "printer": self.print_outcome.fault.value if self.print_outcome and screen == "ticket" else None,
+                "ticket": v.ticket.number if v.ticket and screen == "ticket" else None,
+                "qr": v.status_url(v.ticket) if v.ticket and screen == "ticket" else None,
+                "printer": v.print_outcome.fault.value if v.print_outcome and screen == "ticket" else None,
                 "window": [Window.left, Window.top, Window.width, Window.height],
                 "boxes": boxes,
                 "clipped": clipped,
                 "smallest_font": _smallest_font(self.root_box),
+                "legibility": _legibility(self.root_box),
             }
             with self.trace_path.open("a", encoding="utf-8") as f:
                 f.write(json.dumps(entry, ensure_ascii=False) + "\n")
@@ -825,6 +652,35 @@ def _on_screen(w: Widget) -> bool:
     return left >= -1 and bottom >= -1 and left + w.width <= Window.width + 1 and bottom + w.height <= Window.height + 1
 
 
+def _font_sizes(w: Label) -> list[int]:
+    tags = [int(v) for v in _SIZE_TAG.findall(w.text)]
+    return tags if tags else [int(w.font_size)]
+
+
+def _background(w: Widget) -> tuple[float, ...]:
+    """The colour behind ``w``'s text: a button's own, else the nearest painted box around it."""
+    if isinstance(w, Button):
+        return tuple(w.background_color)
+    node: Widget | None = w
+    while node is not None:
+        painted = getattr(node, "_bg_color", None)
+        if painted is not None:
+            return tuple(painted.rgba)
+        node = node.parent if node.parent is not node else None
+    return tuple(Window.clearcolor)
+
+
+def _legibility(root: Widget) -> list[list]:
+    """Each text on screen with its contrast to its background (WCAG 2.1) and its smallest type
+    size in px, as drawn: tests hold every screen to kiosk/style.py's rules with this."""
+    out: list[list] = []
+    for w in root.walk():
+        if isinstance(w, Label) and w.text.strip():
+            fg = w.disabled_color if w.disabled else w.color
+            out.append([_MARKUP.sub("", w.text), round(contrast(fg, _background(w)), 2), min(_font_sizes(w))])
+    return out
+
+
 def _smallest_font(root: Widget) -> int:
     """The smallest type on screen: font sizes and the ``[size=]`` of marked-up runs."""
     sizes = []
@@ -833,9 +689,6 @@ def _smallest_font(root: Widget) -> int:
             tags = [int(v) for v in _SIZE_TAG.findall(w.text)]
             sizes += tags if tags else [int(w.font_size)]
     return min(sizes, default=0)
-
-
-_FAULT_KEYS = {"fault_offline", "fault_paper_out", "fault_cover_open", "fault_error"}
 
 
 def register_fonts(cfg: KioskConfig) -> None:

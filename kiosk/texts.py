@@ -89,6 +89,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "uk": "Орієнтовне очікування: бл. {m} хв",
     },
     "issued": {"pl": "Wydano: {t}", "en": "Issued: {t}", "uk": "Видано: {t}"},
+    "go_to": {"pl": "Zapraszamy: {place}", "en": "Please go to: {place}", "uk": "Куди йти: {place}"},
     "printed": {
         "pl": "Weź bilet z drukarki poniżej.",
         "en": "Take your ticket from the printer below.",
@@ -128,6 +129,7 @@ PRINT_TEXTS: dict[str, dict[str, str]] = {
     "est_wait": {"pl": "Czas oczekiwania: ok. {m} min", "en": "Estimated wait: {m} min", "uk": "Очікування: {m} хв"},
     "scan": {"pl": "Sprawdź kolejkę w telefonie:", "en": "Follow the queue on your phone:", "uk": "Стежте за чергою:"},
     "priority": {"pl": "BILET UPRZYWILEJOWANY", "en": "PRIORITY TICKET", "uk": "ПРІОРИТЕТНИЙ ТАЛОН"},
+    "go_to": {"pl": "Zapraszamy: {place}", "en": "Please go to: {place}", "uk": "Куди йти: {place}"},
 }
 
 

@@ -323,6 +323,10 @@ class ServiceInfo(BaseModel):
     priority_estimated_wait_range_min: WaitRange | None = None
     opens_at: str | None = None  # "HH:MM" today, when closed now but opening later
     closes_at: str | None = None
+    place: dict[str, str] | None = None
+    """Where residents go for the service, by language ("pl", "en", optionally "uk"): the
+    zone's name for residents from the site config (``[public] zone_names``, e.g. "I piętro,
+    pokój 12"); null when the office named no place. The kiosk prints and shows it."""
 
 
 class ServicesMessage(_Message):

@@ -164,7 +164,13 @@ class Wire:
             priority_estimated_wait_range_min=priority.range_min,
             opens_at=Hours.clock(hours.opens) if hours else None,
             closes_at=Hours.clock(hours.closes) if hours else None,
+            place=self.place(s.zone),
         )
+
+    def place(self, zone: str) -> dict[str, str] | None:
+        """The zone's name for residents (``[public] zone_names``): where to go for a service."""
+        named = self.engine.config.public.zone_names.get(zone)
+        return named.as_dict() if named is not None else None
 
     def services(self) -> ServicesMessage:
         e = self.engine

@@ -1,0 +1,61 @@
+"""What the paper ticket says, top to bottom: a plain function, no Kivy, no printer.
+
+Why apart from the screen: the ticket is the resident's only record once they walk away
+from the kiosk, so its wording (Polish first, the office's language, then the resident's;
+where to go; people ahead; the QR code of the status page) is tested on escpos' Dummy
+printer in a few milliseconds instead of through a screen, a broker and a server.
+"""
+
+from __future__ import annotations
+
+from hardware.printer import TicketLayout
+from kiosk.texts import PRINT_TEXTS
+from protocol.messages import TicketIssued
+
+
+def status_url(public_url: str, ticket: TicketIssued, lang: str) -> str:
+    """The ticket's status page, in the resident's language (Polish needs no parameter)."""
+    url = public_url + ticket.status_path
+    return url if lang == "pl" else f"{url}?lang={lang}"
+
+
+def ticket_layout(
+    ticket: TicketIssued,
+    lang: str,
+    office: str,
+    qr_url: str,
+    place: dict[str, str] | None = None,
+) -> TicketLayout:
+    """Polish first (the office's language), then the visitor's language if different.
+
+    ``place`` is where to go for the service (per language, from the services list): a
+    resident who waits in the wrong hall misses the call, so it sits right under the name.
+    """
+
+    def both(key: str, **kw: object) -> list[str]:
+        out = [PRINT_TEXTS[key]["pl"].format(**kw)]
+        if lang != "pl":
+            out.append(PRINT_TEXTS[key][lang].format(**kw))
+        return out
+
+    def pair(names: dict[str, str], fallback: str) -> list[str]:
+        out = [names.get("pl") or fallback]
+        other = names.get(lang)
+        if lang != "pl" and other and other not in out:
+            out.append(other)
+        return out
+
+    lines: list[str] = []
+    if ticket.priority:
+        lines += both("priority")
+    lines += pair(ticket.service_name, ticket.service)
+    if place:
+        where = pair(place, next(iter(place.values())))
+        lines += [PRINT_TEXTS["go_to"]["pl"].format(place=where[0])]
+        if len(where) > 1:
+            lines.append(PRINT_TEXTS["go_to"][lang].format(place=where[1]))
+    lines.append(f"{ticket.issued_at:%d.%m.%Y  %H:%M}")
+    lines += both("people_ahead", n=ticket.people_ahead)
+    lines += both("est_wait", m=ticket.estimated_wait_min)
+    lines += both("scan")
+    return TicketLayout(header=office, number=ticket.number, lines=lines, qr_url=qr_url)

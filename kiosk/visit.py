@@ -1,0 +1,398 @@
+"""A resident's visit at the kiosk, without Kivy: the screens, the rules between them, what they say.
+
+The flow: home (choose a service; the priority toggle; a language) → busy (the request is
+out) → ticket (printed, or on screen only when the printer failed) or message (a refusal, or
+"no ticket was issued") → home again after *Gotowe*, *Wróć* or the idle timeout.
+
+Kept apart from the screen (as ``display/board.py`` is for the hall display) so the rules that
+protect residents are plain code with fast tests (``tests/test_kiosk_visit.py``):
+
+* the first tap wins: a second tap while a request is out is ignored, so one tap, one ticket;
+* a screen change the resident caused ignores touches for ``TOUCH_GUARD_S``: the second tap of
+  a double tap on *Gotowe* would otherwise land on the priority toggle in the same place;
+* going home after a finished visit resets the language and the priority toggle, so the next
+  person inherits neither; *Wróć* after a failure keeps the language (the same resident);
+* after a printer fault the ticket screen stays ``fault_timeout_s``: it is the only copy;
+* a request the server answers after we gave up is still shown if the resident is plausibly
+  still reading our "no ticket was issued" message.
+
+The model never does I/O. Each event returns a :class:`Step` that says what the shell must do:
+redraw (and whether that redraw guards against touches), send a :class:`TicketAsk`, print a
+:class:`~hardware.printer.TicketLayout`. The clock is injected (``monotonic``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+
+from hardware.printer import Fault, PrinterStatus, TicketLayout
+from kiosk.config import KioskSection
+from kiosk.texts import service_name, t
+from kiosk.ticket_layout import status_url, ticket_layout
+from protocol.messages import ServiceInfo, ServicesMessage, TicketIssued, TicketResponse
+
+TOUCH_GUARD_S = 0.6
+"""Touches this soon after a screen change are ignored: the second tap of a double tap on
+"Gotowe" would otherwise land on the new home screen (the priority toggle sits where
+"Gotowe" was) and give the next visitor a priority ticket."""
+CONNECT_GRACE_S = 15.0
+"""How long the kiosk says "connecting" at start before it says the system is not working."""
+PRINTER_CHECK_S = 30.0
+"""The idle printer check's period; also how long a ticket's own status round counts as fresh."""
+REFUSALS_EXPLAINED = ("service_closed", "cut_off", "limit_reached")
+
+
+class Screen(StrEnum):
+    HOME = "home"
+    BUSY = "busy"
+    TICKET = "ticket"
+    MESSAGE = "message"
+
+
+@dataclass(frozen=True)
+class TicketAsk:
+    """A ticket request the shell sends through the link."""
+
+    service: str
+    priority: bool
+    lang: str
+
+
+@dataclass(frozen=True)
+class Step:
+    """What the shell does after an event.
+
+    ``redraw``: build the current screen again; ``guard``: the resident caused it, so touches
+    are ignored for a moment; ``refresh``: only update home's service buttons in place (no
+    rebuild under a finger); ``ask``: send this request; ``layout``: print this ticket.
+    """
+
+    redraw: bool = False
+    guard: bool = False
+    refresh: bool = False
+    ask: TicketAsk | None = None
+    layout: TicketLayout | None = None
+
+
+STAY = Step()
+MOVED = Step(redraw=True, guard=True)  # the resident's tap changed the screen
+NEWS = Step(redraw=True)  # the world changed: same layout, touches still count
+
+
+@dataclass(frozen=True)
+class ServiceView:
+    """One service button on home: what it says and whether it can be taken."""
+
+    title: str
+    detail: str
+    enabled: bool
+    style: str  # a key of kiosk.style.STYLES
+
+
+@dataclass(frozen=True)
+class TicketView:
+    """The ticket screen's texts, top to bottom, and the printer outcome strip."""
+
+    head: str
+    head_style: str
+    number: str
+    service: str
+    place: str | None
+    issued: str
+    ahead: str
+    wait: str
+    status: str
+    status_style: str
+    fault: bool  # the printer failed: the number and QR code are the only copy
+
+
+class Visit:
+    """The kiosk's state between taps, and its rules. One per kiosk, lives as long as the app."""
+
+    def __init__(self, settings: KioskSection, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.settings = settings
+        self.monotonic = monotonic
+        self.lang: str = settings.default_language
+        self.priority = False
+        self.screen = Screen.HOME
+        self.busy = False
+        self.services: ServicesMessage | None = None
+        self.broker_up = False
+        self.server_up = False
+        self.server_known = False  # the server's retained availability has been read
+        self.current_request: str | None = None
+        self.ticket: TicketIssued | None = None
+        self.print_outcome: PrinterStatus | None = None
+        self.message = ""
+        self.printer_status = PrinterStatus(Fault.OK, known=False)
+        self.started = monotonic()
+        self.last_touch = self.started
+        self.shown_at = float("-inf")  # the last guarded screen change (touch guard)
+        self.printed_at = -PRINTER_CHECK_S  # when the last ticket's own status round ended
+        self.checking = True  # the start-up check, which the shell begins at once
+
+    # ------------------------------------------------------------------ touches and time
+
+    def showing(self, guard: bool) -> None:
+        """The shell builds the current screen; a guarded change starts the touch guard."""
+        if guard:
+            self.shown_at = self.monotonic()
+
+    def touched(self) -> bool:
+        """A touch anywhere: keeps the screen awake. True: swallow it (just after a screen change)."""
+        self.last_touch = self.monotonic()
+        return self.last_touch - self.shown_at < TOUCH_GUARD_S
+
+    def idle_limit(self) -> float:
+        """How long the current screen stays untouched before going home.
+
+        Longer on the ticket screen after a printer fault: the number and the QR code on
+        screen are the resident's only copy, and noting or photographing them takes time.
+        """
+        s = self.settings
+        fault = self.screen == Screen.TICKET and self.print_outcome is not None and not self.print_outcome.can_print
+        return max(s.idle_timeout_s, s.fault_timeout_s) if fault else s.idle_timeout_s
+
+    def tick(self) -> Step:
+        """About once a second: go home (reset) when the screen was left alone long enough."""
+        idle = self.monotonic() - self.last_touch
+        if idle > self.idle_limit() and not self.busy:
+            if self.screen != Screen.HOME or self.lang != self.settings.default_language or self.priority:
+                return self.go_home(reset=True)
+        return STAY
+
+    # ------------------------------------------------------------------ the resident's taps
+
+    def go_home(self, reset: bool = False) -> Step:
+        """Back home; the priority toggle is always switched off. ``reset`` (the visit is
+        over: "Gotowe" or the idle timeout) also goes back to the default language, so the
+        next visitor inherits neither; "Wróć" after a failure keeps the resident's language."""
+        self.busy = False
+        self.ticket = None
+        self.priority = False
+        if reset:
+            self.lang = self.settings.default_language
+        self.screen = Screen.HOME
+        return MOVED
+
+    def set_lang(self, lang: str) -> Step:
+        if lang == self.lang:
+            return STAY
+        self.lang = lang
+        return MOVED
+
+    def toggle_priority(self) -> Step:
+        if self.screen != Screen.HOME:
+            return STAY
+        self.priority = not self.priority
+        return MOVED
+
+    def take(self, service_id: str) -> Step:
+        """A tap on a service. The first tap wins; the rest are ignored until home again."""
+        if self.busy or self.screen != Screen.HOME:
+            return STAY
+        service = self.service(service_id)
+        if service is None or not service.available:
+            return STAY  # a grey button: it says why in words
+        self.busy = True
+        self.screen = Screen.BUSY
+        if not self.server_up:  # the server said goodbye (or its last will did): nobody would answer
+            return self._fail(t("unreachable", self.lang))
+        return Step(redraw=True, guard=True, ask=TicketAsk(service.id, self.priority, self.lang))
+
+    def sent(self, request_id: str | None) -> Step:
+        """The link took the request (its id), or could not send it (None: the broker is down)."""
+        self.current_request = request_id
+        if request_id is None:
+            return self._fail(t("unreachable", self.lang))
+        return STAY
+
+    # ------------------------------------------------------------------ the server's answers
+
+    def answered(self, response: TicketResponse | None) -> Step:
+        """The answer to our request, or None when none came in ``response_timeout_s``."""
+        if self.screen != Screen.BUSY:
+            return STAY
+        if response is None or (response.error is not None and response.error.code == "expired"):
+            # expired: the server read the request only after its deadline (it was stalled), so
+            # it issued nothing; for the resident that is the same as no answer.
+            return self._fail(t("unreachable", self.lang))
+        if not response.ok or response.ticket is None:
+            code = response.error.code.value if response.error else ""
+            reason = t(code, self.lang) if code in REFUSALS_EXPLAINED else ""
+            return self._fail(t("refused", self.lang) + ("\n" + reason if reason else ""))
+        return self._got_ticket(response.ticket)
+
+    def late_response(self, response: TicketResponse) -> Step:
+        """A ticket the server issued after we had given up: still real, so show it if its
+        requester is plausibly still looking at our "not answering" message."""
+        if self.screen == Screen.MESSAGE and response.ok and response.ticket and response.id == self.current_request:
+            return self._got_ticket(response.ticket)
+        return STAY
+
+    def _fail(self, text: str) -> Step:
+        self.busy = False
+        self.message = text
+        self.screen = Screen.MESSAGE
+        return MOVED
+
+    def _got_ticket(self, ticket: TicketIssued) -> Step:
+        self.busy = False
+        self.ticket = ticket
+        self.print_outcome = None
+        self.last_touch = self.monotonic()
+        self.screen = Screen.TICKET
+        return Step(redraw=True, guard=True, layout=self.layout_for_print(ticket))
+
+    def services_arrived(self, msg: ServicesMessage) -> Step:
+        old = self.services
+        self.services = msg
+        if self.screen != Screen.HOME:
+            return STAY
+        if old is None or [s.id for s in old.services] != [s.id for s in msg.services]:
+            return NEWS
+        return Step(refresh=True)
+
+    def connection(self, broker: bool, server: bool, server_known: bool | None = None, force: bool = False) -> Step:
+        """The broker connection or the server's availability changed (``force``: the grace
+        period ended, say "not working" instead of "connecting")."""
+        changed = (broker, server) != (self.broker_up, self.server_up)
+        self.broker_up, self.server_up = broker, server
+        if server_known is not None:
+            self.server_known = server_known
+        return NEWS if (changed or force) and self.screen == Screen.HOME else STAY
+
+    # ------------------------------------------------------------------ the printer
+
+    def printed(self, number: str, status: PrinterStatus) -> Step:
+        """The ticket's print result (from the shell's printing thread)."""
+        self.printed_at = self.monotonic()
+        step = self.printer_checked(status)
+        if self.screen == Screen.TICKET and self.ticket is not None and self.ticket.number == number:
+            self.print_outcome = status
+            return NEWS
+        return step
+
+    def check_due(self) -> bool:
+        """Whether to start the idle printer check now; True also marks it started.
+
+        Skipped right after a ticket (its own status round is fresher) and while a check is
+        still out; the printer itself lets a ticket go first if one comes mid-check.
+        """
+        fresh = self.monotonic() - self.printed_at < PRINTER_CHECK_S
+        if self.screen == Screen.HOME and not self.busy and not fresh and not self.checking:
+            self.checking = True
+            return True
+        return False
+
+    def printer_checked(self, status: PrinterStatus) -> Step:
+        """Keep the printer's state; rebuild home when whether it can print changed.
+
+        Both answers (a ticket's print and the idle check) come here: a resident may tap
+        "Gotowe" before the print result arrives, and home, built while the printer still
+        looked fine, must then show the warning; the next idle check sees no change.
+        """
+        changed = status.can_print != self.printer_status.can_print
+        self.printer_status = status
+        return NEWS if changed and self.screen == Screen.HOME else STAY
+
+    # ------------------------------------------------------------------ what the screens say
+
+    def service(self, service_id: str) -> ServiceInfo | None:
+        return next((s for s in self.services.services if s.id == service_id), None) if self.services else None
+
+    @property
+    def office(self) -> str:
+        return self.services.office if self.services else ""
+
+    def problem(self) -> str | None:
+        """Home's red banner: connecting (at start, briefly) or the system is not working."""
+        if self.broker_up and self.server_up:
+            return None
+        # Just connected, the server's retained availability not yet here: no false alarm.
+        starting = (self.broker_up and not self.server_known) or (not self.broker_up and not self.services)
+        starting = starting and self.monotonic() - self.started < CONNECT_GRACE_S
+        return t("connecting", self.lang) if starting else t("system_down", self.lang)
+
+    def title(self) -> tuple[str, str]:
+        """Home's heading (shown when there is no banner) and its style."""
+        if self.priority:
+            return t("priority_hint", self.lang), "accent"
+        return t("choose", self.lang), "screen"
+
+    def printer_warning(self) -> str | None:
+        return None if self.printer_status.can_print else t("printer_down_home", self.lang)
+
+    def priority_button(self) -> tuple[str, str]:
+        if self.priority:
+            return t("priority_on", self.lang), "priority_on"
+        return t("priority_off", self.lang), "priority_off"
+
+    def service_view(self, s: ServiceInfo) -> ServiceView:
+        """The button of one service: prefix, name and the queue's figures, or why not."""
+        name = service_name(s.name, self.lang)
+        # With the server or the broker down no ticket can be issued: the buttons must not
+        # look live (the banner above says why and where to go instead).
+        down = not (self.broker_up and self.server_up)
+        if s.available and not down:
+            if self.priority and s.priority_ahead is not None and s.priority_estimated_wait_min is not None:
+                # Only the other priority tickets are ahead of a priority ticket: its own figures.
+                count, minutes = t("ahead_priority", self.lang, n=s.priority_ahead), s.priority_estimated_wait_min
+            else:
+                count, minutes = t("waiting", self.lang, n=s.waiting), s.estimated_wait_min
+            detail = count + "   •   " + t("wait_min", self.lang, m=minutes)
+            return ServiceView(f"{s.prefix}  {name}", detail, True, "service_priority" if self.priority else "service")
+        reason = t("system_down_short", self.lang) if down else self.reason(s)
+        return ServiceView(name, reason, False, "disabled")
+
+    def reason(self, s: ServiceInfo) -> str:
+        code = s.reason.value if s.reason else ""
+        if code == "service_closed":
+            return t("service_closed_opens", self.lang, t=s.opens_at) if s.opens_at else t("service_closed", self.lang)
+        if code in ("cut_off", "limit_reached"):
+            return t(code, self.lang)
+        return t("unavailable", self.lang)
+
+    def ticket_view(self) -> TicketView:
+        tk = self.ticket
+        assert tk is not None, "the ticket screen without a ticket"
+        lang = self.lang
+        outcome = self.print_outcome
+        if outcome is None:
+            status, style = t("please_wait", lang), "pending"
+        elif outcome.can_print:
+            status, style = t("printed", lang), "good"
+        else:
+            key = f"fault_{outcome.fault.value}"
+            why = t(key, lang) if key in FAULT_KEYS else outcome.fault.value
+            status, style = t("printer_fault", lang, why=why), "alarm"
+        return TicketView(
+            head=t("priority_ticket", lang) if tk.priority else t("your_number", lang),
+            head_style="accent" if tk.priority else "screen",
+            number=tk.number,
+            service=service_name(tk.service_name, lang),
+            place=t("go_to", lang, place=service_name(place, lang)) if (place := self.place_of(tk)) else None,
+            issued=t("issued", lang, t=f"{tk.issued_at:%d.%m.%Y %H:%M}"),
+            ahead=t("people_ahead", lang, n=tk.people_ahead),
+            wait=t("est_wait", lang, m=tk.estimated_wait_min),
+            status=status,
+            status_style=style,
+            fault=style == "alarm",
+        )
+
+    def place_of(self, ticket: TicketIssued) -> dict[str, str] | None:
+        """Where the ticket's holder goes (the services list says, per language), if the office said."""
+        s = self.service(ticket.service)
+        return s.place if s is not None else None
+
+    def status_url(self, ticket: TicketIssued) -> str:
+        return status_url(self.settings.public_url, ticket, self.lang)
+
+    def layout_for_print(self, ticket: TicketIssued) -> TicketLayout:
+        return ticket_layout(ticket, self.lang, self.office, self.status_url(ticket), self.place_of(ticket))
+
+
+FAULT_KEYS = {"fault_offline", "fault_paper_out", "fault_cover_open", "fault_error"}

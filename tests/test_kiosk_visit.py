@@ -1,0 +1,344 @@
+"""The kiosk's visit rules without a screen, a broker or a server (kiosk/visit.py).
+
+Each test is a resident's (or the system's) sequence of events and asserts what the kiosk
+would then show or do: the screen, its texts, the request it sends, the ticket it prints.
+The end-to-end path (Kivy under Xvfb, the real broker and server) stays in tests/test_kiosk.py.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from hardware.printer import Fault, PrinterSettings, PrinterStatus, TicketPrinter
+from kiosk.config import KioskSection
+from kiosk.visit import CONNECT_GRACE_S, PRINTER_CHECK_S, TOUCH_GUARD_S, Screen, Visit
+from protocol.messages import ErrorInfo, ServiceInfo, ServicesMessage, TicketIssued, TicketResponse
+
+T0 = datetime(2031, 5, 6, 9, 30, tzinfo=timezone(timedelta(hours=2)))
+OFFICE = "Urząd Testowy w Łodzi"
+
+
+class FakeMonotonic:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def service(sid: str = "rej", prefix: str = "A", **kw) -> ServiceInfo:
+    names = {
+        "rej": {"pl": "Rejestracja pojazdów", "en": "Vehicle registration", "uk": "Реєстрація"},
+        "pasz": {"pl": "Paszporty", "en": "Passports", "uk": "Паспорти"},
+    }
+    fields = dict(
+        id=sid,
+        prefix=prefix,
+        name=names.get(sid, {"pl": sid, "en": sid}),
+        zone="hall",
+        available=True,
+        waiting=2,
+        estimated_wait_min=10,
+        open_counters=1,
+        priority_ahead=0,
+        priority_estimated_wait_min=1,
+    )
+    fields.update(kw)
+    return ServiceInfo(**fields)
+
+
+def services(*items: ServiceInfo) -> ServicesMessage:
+    return ServicesMessage(office=OFFICE, services=list(items or [service()]), server_time=T0)
+
+
+def issued(number: str = "A001", priority: bool = False, sid: str = "rej", ahead: int = 0) -> TicketIssued:
+    return TicketIssued(
+        number=number,
+        service=sid,
+        service_name={"pl": "Rejestracja pojazdów", "en": "Vehicle registration", "uk": "Реєстрація"},
+        priority=priority,
+        issued_at=T0,
+        people_ahead=ahead,
+        estimated_wait_min=7,
+        token="tok",
+        status_path="/t/tok",
+    )
+
+
+def answer(rid: str | None, ticket: TicketIssued | None = None, error: str | None = None) -> TicketResponse:
+    return TicketResponse(
+        id=rid,
+        ok=error is None,
+        ticket=ticket,
+        error=ErrorInfo(code=error, message="x") if error else None,
+        server_time=T0,
+    )
+
+
+def kiosk(**settings) -> Visit:
+    """A kiosk connected to a running server, its services known, on the home screen."""
+    clock = FakeMonotonic()
+    v = Visit(
+        KioskSection(id="k1", public_url="http://numerek.local:8080", idle_timeout_s=20, **settings), monotonic=clock
+    )
+    v.connection(True, True, server_known=True)
+    v.services_arrived(services(service(), service("pasz", "P")))
+    return v
+
+
+def later(v: Visit, seconds: float) -> None:
+    v.monotonic.now += seconds  # type: ignore[attr-defined]
+
+
+def tap_service(v: Visit, sid: str = "rej", rid: str = "k1-r1"):
+    step = v.take(sid)
+    if step.ask is not None:
+        v.sent(rid)
+    return step
+
+
+def test_a_tap_asks_for_a_ticket_then_shows_and_prints_it():
+    v = kiosk()
+    step = tap_service(v)
+    assert v.screen == Screen.BUSY and step.guard
+    assert (step.ask.service, step.ask.priority, step.ask.lang) == ("rej", False, "pl")
+    step = v.answered(answer("k1-r1", issued()))
+    assert v.screen == Screen.TICKET
+    view = v.ticket_view()
+    assert (view.head, view.number, view.service) == ("Twój numer", "A001", "Rejestracja pojazdów")
+    assert view.issued == "Wydano: 06.05.2031 09:30" and view.ahead == "Osób przed Tobą: 0"
+    assert view.status == "Chwileczkę, drukujemy bilet…"
+    assert step.layout is not None and step.layout.number == "A001"
+    assert step.layout.qr_url == "http://numerek.local:8080/t/tok"
+    v.printed("A001", PrinterStatus(Fault.OK))
+    assert v.ticket_view().status == "Weź bilet z drukarki poniżej."
+
+
+def test_a_second_tap_while_the_request_is_out_sends_nothing():
+    v = kiosk()
+    assert tap_service(v).ask is not None
+    assert v.take("rej").ask is None and v.take("pasz").ask is None
+    assert v.screen == Screen.BUSY
+
+
+def test_touches_right_after_a_screen_change_are_ignored_then_count_again():
+    v = kiosk()
+    v.answered(answer("x"))  # not busy: nothing
+    tap_service(v)
+    v.answered(answer("k1-r1", issued()))
+    v.showing(guard=True)
+    later(v, TOUCH_GUARD_S / 2)
+    assert v.touched(), "the double tap's second touch lands on nothing"
+    later(v, TOUCH_GUARD_S)
+    assert not v.touched()
+
+
+def test_done_gives_the_next_visitor_the_default_language_and_no_priority():
+    v = kiosk()
+    v.set_lang("en")
+    v.toggle_priority()
+    step = tap_service(v)
+    assert (step.ask.priority, step.ask.lang) == (True, "en")
+    v.answered(answer("k1-r1", issued(priority=True)))
+    assert v.ticket_view().head == "Priority ticket" and v.ticket_view().head_style == "accent"
+    v.go_home(reset=True)
+    assert (v.screen, v.lang, v.priority) == (Screen.HOME, "pl", False)
+    assert v.title()[0] == "Wybierz sprawę, aby pobrać bilet"
+
+
+def test_back_after_a_failure_keeps_the_language_but_not_the_priority():
+    v = kiosk()
+    v.set_lang("uk")
+    v.toggle_priority()
+    tap_service(v)
+    v.answered(None)
+    assert v.screen == Screen.MESSAGE and "Талон НЕ видано." in v.message
+    v.go_home()
+    assert (v.lang, v.priority) == ("uk", False)
+
+
+def test_no_answer_and_an_expired_refusal_both_say_no_ticket_was_issued():
+    for response in (None, answer("k1-r1", error="expired")):
+        v = kiosk()
+        tap_service(v)
+        v.answered(response)
+        assert v.screen == Screen.MESSAGE and "Bilet NIE został wydany." in v.message
+
+
+def test_a_refusal_says_why_in_the_residents_language():
+    v = kiosk()
+    v.set_lang("en")
+    tap_service(v)
+    v.answered(answer("k1-r1", error="limit_reached"))
+    assert v.message == "A ticket for this service cannot be taken.\nToday's tickets are all taken"
+
+
+def test_a_broker_that_is_down_at_the_tap_gives_the_message_at_once():
+    v = kiosk()
+    v.take("rej")
+    v.sent(None)
+    assert v.screen == Screen.MESSAGE and "Bilet NIE został wydany." in v.message
+
+
+def test_a_server_that_said_goodbye_gets_no_request():
+    v = kiosk()
+    v.connection(True, False)
+    assert v.take("rej").ask is None
+    assert v.screen == Screen.MESSAGE
+
+
+def test_a_late_ticket_is_shown_while_the_resident_reads_the_failure_but_not_after():
+    v = kiosk()
+    tap_service(v, rid="k1-r1")
+    v.answered(None)
+    assert v.late_response(answer("k1-other", issued())).layout is None, "someone else's answer"
+    step = v.late_response(answer("k1-r1", issued()))
+    assert v.screen == Screen.TICKET and step.layout is not None
+    v2 = kiosk()
+    tap_service(v2, rid="k1-r1")
+    v2.answered(None)
+    v2.go_home()
+    assert v2.late_response(answer("k1-r1", issued())).layout is None and v2.screen == Screen.HOME
+
+
+def test_the_idle_timeout_brings_home_and_resets_the_language():
+    v = kiosk()
+    v.set_lang("en")
+    later(v, 19)
+    assert not v.tick().redraw
+    later(v, 2)
+    assert v.tick().redraw and (v.screen, v.lang) == (Screen.HOME, "pl")
+    assert not v.tick().redraw, "home in the default language stays as it is"
+
+
+def test_nothing_goes_home_while_a_request_is_out():
+    v = kiosk()
+    tap_service(v)
+    later(v, 100)
+    assert not v.tick().redraw and v.screen == Screen.BUSY
+
+
+def test_the_printer_fault_screen_stays_longer_than_the_idle_timeout_then_goes_home():
+    v = kiosk(fault_timeout_s=90)
+    tap_service(v)
+    v.answered(answer("k1-r1", issued()))
+    v.printed("A001", PrinterStatus(Fault.PAPER_OUT, "out of paper"))
+    view = v.ticket_view()
+    assert view.fault and view.status.startswith("Drukarka nie działa (brak papieru).")
+    later(v, 60)
+    v.tick()
+    assert v.screen == Screen.TICKET, "the number the resident must note went away"
+    later(v, 31)
+    v.tick()
+    assert v.screen == Screen.HOME
+
+
+def test_done_tapped_before_the_print_result_still_brings_the_printer_warning_home():
+    v = kiosk()
+    tap_service(v)
+    v.answered(answer("k1-r1", issued()))
+    v.go_home(reset=True)
+    assert v.printer_warning() is None, "the fault is not known yet"
+    step = v.printed("A001", PrinterStatus(Fault.PAPER_OUT))
+    assert step.redraw and not step.guard, "home is rebuilt, and a tap on it still counts"
+    assert v.printer_warning() == "Drukarka nie działa – numer i kod QR pokażemy na ekranie."
+
+
+def test_the_idle_printer_check_is_skipped_right_after_a_ticket_and_while_one_is_out():
+    v = kiosk()
+    assert not v.check_due(), "the start-up check is still out"
+    v.printer_checked(PrinterStatus(Fault.OK))
+    v.checking = False
+    tap_service(v)
+    v.answered(answer("k1-r1", issued()))
+    v.printed("A001", PrinterStatus(Fault.OK))
+    v.go_home(reset=True)
+    later(v, PRINTER_CHECK_S - 1)
+    assert not v.check_due(), "the ticket's own status round is fresher"
+    later(v, 2)
+    assert v.check_due() and not v.check_due()
+
+
+def test_connecting_is_said_briefly_then_the_system_is_not_working():
+    clock = FakeMonotonic()
+    v = Visit(KioskSection(id="k1", public_url="http://numerek.local"), monotonic=clock)
+    assert v.problem() == "Łączenie z systemem kolejkowym…"
+    clock.now += CONNECT_GRACE_S + 1
+    assert v.connection(False, False, force=True).redraw
+    assert v.problem().startswith("System kolejkowy chwilowo nie działa.")
+
+
+def test_services_are_greyed_out_and_say_why_when_they_cannot_be_taken():
+    v = kiosk()
+    closed = service("pasz", "P", available=False, reason="service_closed", opens_at="08:00")
+    limit = service(available=False, reason="limit_reached")
+    assert v.service_view(closed) == v.service_view(closed).__class__(
+        "Paszporty", "Nieczynne – otwarcie o 08:00", False, "disabled"
+    )
+    assert v.service_view(limit).detail == "Limit biletów na dziś wyczerpany"
+    assert v.take("pasz").ask is not None, "available in the last services message"
+    v2 = kiosk()
+    v2.services_arrived(services(limit, closed))
+    assert v2.take("rej").ask is None and v2.take("pasz").ask is None and v2.screen == Screen.HOME
+    v2.connection(True, False)
+    assert v2.service_view(service()).detail == "Chwilowo niedostępne"
+
+
+def test_priority_mode_shows_the_priority_queues_own_figures_in_its_own_colour():
+    v = kiosk()
+    s = service(waiting=4, priority_ahead=1, priority_estimated_wait_min=3)
+    assert v.service_view(s).detail == "Czeka: 4   •   ok. 10 min"
+    v.toggle_priority()
+    view = v.service_view(s)
+    assert view.detail == "Przed Tobą: 1   •   ok. 3 min" and view.style == "service_priority"
+    assert v.priority_button() == ("WŁĄCZONA: bilet uprzywilejowany\nDotknij, aby wyłączyć", "priority_on")
+
+
+def test_a_services_update_refreshes_home_in_place_and_a_new_service_rebuilds_it():
+    v = kiosk()
+    step = v.services_arrived(services(service(waiting=5), service("pasz", "P")))
+    assert step.refresh and not step.redraw
+    assert v.services_arrived(services(service())).redraw
+
+
+def test_the_printed_ticket_is_polish_first_then_the_residents_language_on_the_dummy_printer():
+    v = kiosk()
+    v.set_lang("uk")
+    tap_service(v)
+    layout = v.answered(answer("k1-r1", issued(priority=True, ahead=3))).layout
+    assert layout.qr_url == "http://numerek.local:8080/t/tok?lang=uk"
+    printer = TicketPrinter(PrinterSettings(kind="dummy"))
+    assert printer.print_ticket(layout).fault == Fault.OK
+    out = printer.last_job
+    for text in ("BILET UPRZYWILEJOWANY", OFFICE, "Rejestracja pojazdów", "Osób przed Tobą: 3"):
+        assert text.encode("cp852") in out, text
+    for text in ("ПРІОРИТЕТНИЙ ТАЛОН", "Перед вами: 3", "Реєстрація"):
+        assert text.replace("і", "i").replace("І", "I").encode("cp866") in out, text
+    assert out.index("Osób".encode("cp852")) < out.index("Перед".encode("cp866")), "Polish first"
+    assert b"A001" in out and layout.qr_url.encode() in out
+
+
+def test_every_ticket_names_the_place_on_screen_and_on_paper_in_both_languages():
+    upstairs = {"pl": "I piętro, pokój 112", "en": "First floor, room 112", "uk": "1 поверх, кімната 112"}
+    v = kiosk()
+    v.services_arrived(services(service(place=upstairs)))
+    v.set_lang("en")
+    tap_service(v)
+    layout = v.answered(answer("k1-r1", issued())).layout
+    assert v.ticket_view().place == "Please go to: First floor, room 112"
+    names = layout.lines.index("Rejestracja pojazdów")
+    assert layout.lines[names + 2 : names + 4] == [
+        "Zapraszamy: I piętro, pokój 112",
+        "Please go to: First floor, room 112",
+    ]
+    printer = TicketPrinter(PrinterSettings(kind="dummy"))
+    printer.print_ticket(layout)
+    assert "Zapraszamy: I piętro, pokój 112".encode("cp852") in printer.last_job
+
+
+def test_a_service_without_a_named_place_prints_no_place_line():
+    v = kiosk()
+    tap_service(v)
+    layout = v.answered(answer("k1-r1", issued())).layout
+    assert v.ticket_view().place is None
+    assert not any(line.startswith("Zapraszamy") for line in layout.lines)
