@@ -37,6 +37,8 @@ class Http(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=1, le=65535)] = 8090
+    users_database: str = "central-users.db"
+    """The centre's logins (SQLite, ``numerek-users --database``); relative to the config file."""
 
 
 class Branch(BaseModel):
