@@ -22,6 +22,7 @@ Commands::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -296,6 +297,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="numerek-replicate", description=__doc__.split("\n\n")[0])
     p.add_argument("--config", required=True, help="the branch's site config (numerek-server's)")
     p.add_argument("--branch", required=True, help="this branch's id at the centre, e.g. wola")
+    p.add_argument("--database", help="override the site config's [storage] database")
+    p.add_argument("--mqtt-port", type=int, help="override the site config's [mqtt] port")
     p.add_argument("--cursor", help="the cursor file (default: <database>.replica-cursor)")
     p.add_argument("--batch", type=int, default=200, help=f"events per message, at most {MAX_BATCH}")
     p.add_argument("--heartbeat", type=float, default=HEARTBEAT_S, help="seconds between heartbeats when idle")
@@ -335,11 +338,12 @@ def main(argv: list[str] | None = None) -> int:
             end="",
         )
         return 0
-    database = cfg.storage.database
+    database = args.database or cfg.storage.database
+    broker = cfg.mqtt.settings()
+    if args.mqtt_port:
+        broker = dataclasses.replace(broker, port=args.mqtt_port)
     cursor = Path(args.cursor) if args.cursor else Path(database + ".replica-cursor")
-    rep = Replicator(
-        database, args.branch, cfg.mqtt.settings(), topics, cursor, batch=args.batch, heartbeat_s=args.heartbeat
-    )
+    rep = Replicator(database, args.branch, broker, topics, cursor, batch=args.batch, heartbeat_s=args.heartbeat)
     signal.signal(signal.SIGTERM, lambda *_a: rep.stop())
     signal.signal(signal.SIGINT, lambda *_a: rep.stop())
     rep.run()
