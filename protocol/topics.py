@@ -46,6 +46,8 @@ class RouteKind(StrEnum):
     SERVER_ERRORS = "server_errors"
     ZONE_CALL = "zone_call"
     ZONE_BOARD = "zone_board"
+    REPLICA_EVENTS = "replica_events"
+    REPLICA_RESEND = "replica_resend"
     UNKNOWN = "unknown"
 
 
@@ -77,6 +79,11 @@ SHAPES: tuple[Shape, ...] = (
     Shape(RouteKind.KIOSK_REQUEST, ("kiosk", _ID_SLOT, "request"), from_server=False),
     Shape(RouteKind.KIOSK_RESPONSE, ("kiosk", _ID_SLOT, "response"), tree=True),
     Shape(RouteKind.KIOSK_FAULT, ("kiosk", _ID_SLOT, "fault"), from_server=False),
+    # Multi-branch replication (docs/multi-branch.md): a branch's event log towards the centre
+    # and the centre's re-send requests back. Neither is for the branch server's worker, which
+    # sees them through its wildcard and ignores them like its own output (from_server).
+    Shape(RouteKind.REPLICA_EVENTS, ("replica", _ID_SLOT, "events")),
+    Shape(RouteKind.REPLICA_RESEND, ("replica", _ID_SLOT, "resend")),
 )
 SHAPE = {s.kind: s for s in SHAPES}
 
@@ -109,7 +116,7 @@ class Route:
         return self.known and not SHAPE[self.kind].from_server
 
 
-ROLES = ("server", "counter", "kiosk", "display", "monitor")
+ROLES = ("server", "counter", "kiosk", "display", "monitor", "replicator", "central")
 """Who may hold a broker account; :meth:`Topics.acl` says what each may do."""
 
 
@@ -202,6 +209,24 @@ class Topics:
     @property
     def kiosk_fault_wildcard(self) -> str:
         return self.filter(RouteKind.KIOSK_FAULT)
+
+    # --- multi-branch replication (central/, server/replicate.py) ---------------------
+    def replica_events(self, branch: str) -> str:
+        """A branch's event batches, QoS 1, carried to the centre by the Mosquitto bridge."""
+        return self._build(RouteKind.REPLICA_EVENTS, branch)
+
+    def replica_resend(self, branch: str) -> str:
+        """The centre's "send again from event N" to one branch (gap detection)."""
+        return self._build(RouteKind.REPLICA_RESEND, branch)
+
+    def bridge_topics(self, branch: str) -> list[tuple[str, str]]:
+        """(direction, topic below the base) pairs a branch broker's bridge carries: the
+        events out to the centre, the re-send requests in (mosquitto.conf ``topic`` lines)."""
+        prefix = self.base + "/"
+        return [
+            ("out", self.replica_events(branch).removeprefix(prefix)),
+            ("in", self.replica_resend(branch).removeprefix(prefix)),
+        ]
 
     @property
     def everything(self) -> str:
@@ -297,6 +322,13 @@ class Topics:
                 ("write", self.filter(k.KIOSK_RESPONSE)),
                 ("read", self.filter(k.DEVICE_AVAILABILITY)),
             ]
+        if role == "replicator":
+            # A branch's replicator on its own broker, and the same branch's bridge account on
+            # the central broker: its own events out, its own re-send requests in, nothing else.
+            (branch,) = ids
+            return [("write", self.replica_events(branch)), ("read", self.replica_resend(branch))]
+        if role == "central":
+            return [("read", self.filter(k.REPLICA_EVENTS)), ("write", self.filter(k.REPLICA_RESEND))]
         if role == "monitor":
             # Watching the traffic is how problems are diagnosed on site; doing so with the
             # server's account would log the server out (the client id is the account name).

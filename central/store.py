@@ -1,0 +1,269 @@
+"""The centre's PostgreSQL: every branch's events, once each, and what the views read.
+
+Why (branch, seq) as the primary key and ``ON CONFLICT DO NOTHING``: the bridge delivers at
+least once, a replicator re-sends after a crash or a re-send request, an operator replays a
+day. Whatever arrives twice is stored once, so no figure counts it twice.
+
+Why the projections (``tickets``, ``counters``) follow only the unbroken run of events
+(``branches.contiguous``): events may arrive with a hole (a lost message, re-sent later).
+They are stored as they come, but a ticket's state is only moved on by its events in their
+order, so a call that arrives before its ticket's issue is applied after it, when the hole
+is filled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from protocol.replica import EventBatch
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS branches (
+    branch          text PRIMARY KEY,
+    contiguous      bigint NOT NULL DEFAULT 0,   -- every event up to this id is stored and applied
+    head            bigint NOT NULL DEFAULT 0,   -- the branch's newest event id, as last heard
+    last_heard      timestamptz,                 -- the centre's clock
+    last_sent_at    timestamptz,                 -- the branch's clock, when it sent that message
+    last_event_at   timestamptz,                 -- the newest applied event's time (branch clock)
+    resend_after    bigint,
+    resend_asked_at timestamptz
+);
+CREATE TABLE IF NOT EXISTS events (
+    branch      text NOT NULL,
+    seq         bigint NOT NULL,
+    at          timestamptz NOT NULL,
+    day         date NOT NULL,
+    kind        text NOT NULL,
+    ticket_id   bigint,
+    ticket      text,
+    service     text,
+    counter     text,
+    data        jsonb,
+    received_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+    PRIMARY KEY (branch, seq)
+);
+CREATE TABLE IF NOT EXISTS tickets (
+    branch          text NOT NULL,
+    ticket_id       bigint NOT NULL,
+    day             date NOT NULL,
+    number          text,
+    issued_service  text,
+    service         text,
+    status          text NOT NULL,
+    issued_at       timestamptz NOT NULL,
+    first_called_at timestamptz,
+    finished_at     timestamptz,
+    PRIMARY KEY (branch, ticket_id)
+);
+CREATE INDEX IF NOT EXISTS tickets_waiting ON tickets (branch, issued_at) WHERE status = 'waiting';
+CREATE INDEX IF NOT EXISTS tickets_day ON tickets (day, branch, issued_service);
+CREATE TABLE IF NOT EXISTS counters (
+    branch  text NOT NULL,
+    counter text NOT NULL,
+    status  text NOT NULL,
+    since   timestamptz NOT NULL,
+    PRIMARY KEY (branch, counter)
+);
+"""
+
+_INSERT_EVENT = (
+    "INSERT INTO events (branch, seq, at, day, kind, ticket_id, ticket, service, counter, data) "
+    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (branch, seq) DO NOTHING"
+)
+
+# What each event does to the ticket and counter projections, in the branch's order.
+_TICKET_STATUS = {
+    "call": "called",
+    "recall": "called",
+    "start": "serving",
+    "finish": "done",
+    "no_show": "no_show",
+    "cancel": "cancelled",
+}
+_COUNTER_STATUS = {"counter_open": "open", "counter_pause": "paused", "counter_close": "closed"}
+
+
+def utc(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)
+
+
+@dataclass(frozen=True)
+class Ingested:
+    branch: str
+    contiguous: int
+    head: int
+    new_events: int
+
+    @property
+    def gap(self) -> bool:
+        return self.contiguous < self.head
+
+
+class CentralStore:
+    """One connection, used by the ingester's writer thread (or a test, a report)."""
+
+    def __init__(self, dsn: str) -> None:
+        self.dsn = dsn
+        self.conn = psycopg.connect(dsn, autocommit=True)
+
+    def migrate(self) -> None:
+        with self.conn.transaction():
+            self.conn.execute("SELECT pg_advisory_xact_lock(4242)")  # two ingesters starting together
+            self.conn.execute(SCHEMA)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def ingest(self, batches: Sequence[EventBatch], now: datetime | None = None) -> list[Ingested]:
+        """Store the batches' events once each, move the projections on along each branch's
+        unbroken run, and record what was heard; one transaction."""
+        now = now or datetime.now(UTC)
+        out = []
+        with self.conn.transaction():
+            new = 0
+            by_branch: dict[str, list[EventBatch]] = {}
+            for b in batches:
+                by_branch.setdefault(b.branch, []).append(b)
+            for branch, group in by_branch.items():
+                rows = [
+                    (
+                        branch,
+                        e.id,
+                        utc(e.at),
+                        e.day,
+                        e.kind,
+                        e.ticket_id,
+                        e.ticket,
+                        e.service,
+                        e.counter,
+                        Jsonb(e.data) if e.data is not None else None,
+                    )
+                    for b in group
+                    for e in b.events
+                ]
+                with self.conn.cursor() as cur:
+                    if rows:
+                        cur.executemany(_INSERT_EVENT, rows)
+                        new = cur.rowcount if cur.rowcount >= 0 else 0
+                    cur.execute("INSERT INTO branches (branch) VALUES (%s) ON CONFLICT DO NOTHING", (branch,))
+                    cur.execute("SELECT contiguous, head FROM branches WHERE branch = %s FOR UPDATE", (branch,))
+                    row = cur.fetchone()
+                    assert row is not None
+                    contiguous, head = row
+                    head = max(head, *(b.head for b in group))
+                    contiguous, last_at = self._advance(cur, branch, contiguous)
+                    last = max(group, key=lambda b: b.sent_at)
+                    cur.execute(
+                        "UPDATE branches SET contiguous = %s, head = %s, last_heard = %s, "
+                        "last_sent_at = greatest(last_sent_at, %s), "
+                        "last_event_at = coalesce(%s, last_event_at) WHERE branch = %s",
+                        (contiguous, head, now, utc(last.sent_at), last_at, branch),
+                    )
+                out.append(Ingested(branch, contiguous, head, new))
+                new = 0
+        return out
+
+    def _advance(self, cur: psycopg.Cursor[Any], branch: str, contiguous: int) -> tuple[int, datetime | None]:
+        """Apply the stored events right after ``contiguous``, as far as they run unbroken."""
+        last_at = None
+        while True:
+            cur.execute(
+                "SELECT seq, at, day, kind, ticket_id, ticket, service, counter, data FROM events "
+                "WHERE branch = %s AND seq > %s ORDER BY seq LIMIT 2000",
+                (branch, contiguous),
+            )
+            rows = cur.fetchall()
+            run: list[tuple[Any, ...]] = []
+            for r in rows:
+                if r[0] != contiguous + 1 + len(run):
+                    break
+                run.append(r)
+            if not run:
+                return contiguous, last_at
+            with self.conn.pipeline():
+                for _seq, at, day, kind, ticket_id, ticket, service, counter, data in run:
+                    self._apply(cur, branch, at, day, kind, ticket_id, ticket, service, counter, data)
+            contiguous = run[-1][0]
+            last_at = run[-1][1]
+            if len(run) < len(rows) or len(rows) < 2000:
+                return contiguous, last_at
+
+    @staticmethod
+    def _apply(
+        cur: psycopg.Cursor[Any],
+        branch: str,
+        at: datetime,
+        day: Any,
+        kind: str,
+        ticket_id: int | None,
+        ticket: str | None,
+        service: str | None,
+        counter: str | None,
+        data: dict[str, Any] | None,
+    ) -> None:
+        if kind == "issue" and ticket_id is not None:
+            cur.execute(
+                "INSERT INTO tickets (branch, ticket_id, day, number, issued_service, service, status, issued_at) "
+                "VALUES (%s, %s, %s, %s, %s, %s, 'waiting', %s) ON CONFLICT DO NOTHING",
+                (branch, ticket_id, day, ticket, service, service, at),
+            )
+        elif kind == "transfer" and ticket_id is not None:
+            to = (data or {}).get("to_service") or service
+            cur.execute(
+                "UPDATE tickets SET status = 'waiting', service = %s WHERE branch = %s AND ticket_id = %s",
+                (to, branch, ticket_id),
+            )
+        elif kind in _TICKET_STATUS and ticket_id is not None:
+            status = _TICKET_STATUS[kind]
+            cur.execute(
+                "UPDATE tickets SET status = %s, "
+                "first_called_at = CASE WHEN %s THEN coalesce(first_called_at, %s) ELSE first_called_at END, "
+                "finished_at = CASE WHEN %s THEN %s ELSE finished_at END WHERE branch = %s AND ticket_id = %s",
+                (status, kind == "call", at, kind == "finish", at, branch, ticket_id),
+            )
+        elif kind in _COUNTER_STATUS and counter is not None:
+            cur.execute(
+                "INSERT INTO counters (branch, counter, status, since) VALUES (%s, %s, %s, %s) "
+                "ON CONFLICT (branch, counter) DO UPDATE SET status = excluded.status, since = excluded.since",
+                (branch, counter, _COUNTER_STATUS[kind], at),
+            )
+
+    # --- gaps ---------------------------------------------------------------------------
+    def gaps(self, now: datetime, every_s: float) -> list[tuple[str, int]]:
+        """(branch, after) for each branch behind its head whose last re-send request is
+        older than ``every_s`` (or was for an earlier point); marks them asked."""
+        with self.conn.transaction():
+            rows = self.conn.execute(
+                "UPDATE branches SET resend_after = contiguous, resend_asked_at = %s "
+                "WHERE contiguous < head AND (resend_asked_at IS NULL OR resend_after <> contiguous "
+                "OR resend_asked_at < %s - make_interval(secs => %s)) RETURNING branch, contiguous",
+                (now, now, every_s),
+            ).fetchall()
+        return [(b, int(c)) for b, c in rows]
+
+    # --- reads (tests, views) -----------------------------------------------------------
+    def counts(self, branch: str) -> dict[str, int]:
+        with self.conn.transaction():
+            rows = self.conn.execute(
+                "SELECT kind, count(*) FROM events WHERE branch = %s GROUP BY kind", (branch,)
+            ).fetchall()
+        return {k: int(n) for k, n in rows}
+
+    def event_ids(self, branch: str) -> list[int]:
+        with self.conn.transaction():
+            return [r[0] for r in self.conn.execute("SELECT seq FROM events WHERE branch = %s ORDER BY seq", (branch,))]
+
+    def branch_state(self, branch: str) -> dict[str, Any] | None:
+        with self.conn.transaction():
+            cur = self.conn.execute("SELECT * FROM branches WHERE branch = %s", (branch,))
+            row = cur.fetchone()
+            if row is None:
+                return None
+            names = [d.name for d in cur.description or ()]
+            return dict(zip(names, row, strict=True))

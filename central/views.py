@@ -1,0 +1,152 @@
+"""What the centre's pages show, read from PostgreSQL: plain rows, no web code.
+
+The live view: per branch, the tickets waiting, the longest wait, the open counters, the
+newest event and how long ago the branch was last heard from (its replicator sends a
+heartbeat every few seconds, so silence means the link or the branch is down).
+
+The report: per branch and service, and for each branch and all branches together, the
+visits (tickets issued), the visits served and the median and 90th-percentile wait (issue to
+first call), the figures a branch's own report starts with (docs/reports.md), computed the
+same way from the same events.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+import psycopg
+
+LINK_SILENT_S = 20.0
+"""A branch not heard from this long is shown as out of contact (heartbeats come every 5 s)."""
+
+
+@dataclass(frozen=True)
+class BranchLive:
+    branch: str
+    name: str
+    waiting: int
+    longest_wait_s: float | None
+    open_counters: int
+    last_event_at: datetime | None
+    last_heard_s: float | None
+    behind: int
+
+    @property
+    def in_contact(self) -> bool:
+        return self.last_heard_s is not None and self.last_heard_s < LINK_SILENT_S
+
+
+@dataclass(frozen=True)
+class ReportRow:
+    branch: str | None  # None: all branches
+    service: str | None  # None: all services of the branch (or of all branches)
+    visits: int
+    served: int
+    median_wait_s: float | None
+    p90_wait_s: float | None
+
+
+def live(conn: psycopg.Connection[Any], names: dict[str, str], now: datetime | None = None) -> list[BranchLive]:
+    now = now or datetime.now(UTC)
+    rows = conn.execute(
+        """
+        SELECT b.branch, b.last_event_at, b.last_heard, b.head - b.contiguous,
+               (SELECT count(*) FROM tickets t WHERE t.branch = b.branch AND t.status = 'waiting'),
+               (SELECT min(issued_at) FROM tickets t WHERE t.branch = b.branch AND t.status = 'waiting'),
+               (SELECT count(*) FROM counters c WHERE c.branch = b.branch AND c.status = 'open')
+        FROM branches b ORDER BY b.branch
+        """
+    ).fetchall()
+    seen = {r[0] for r in rows}
+    out = [
+        BranchLive(
+            branch=r[0],
+            name=names.get(r[0], r[0]),
+            waiting=int(r[4]),
+            longest_wait_s=(now - r[5]).total_seconds() if r[5] else None,
+            open_counters=int(r[6]),
+            last_event_at=r[1],
+            last_heard_s=(now - r[2]).total_seconds() if r[2] else None,
+            behind=int(r[3]),
+        )
+        for r in rows
+    ]
+    # A branch in the config that has never replicated is shown too: that is news.
+    out += [BranchLive(b, n, 0, None, 0, None, None, 0) for b, n in names.items() if b not in seen]
+    return out
+
+
+def report(conn: psycopg.Connection[Any], first: date, last: date, branch: str | None = None) -> list[ReportRow]:
+    """Rows per (branch, service), then per branch, then all branches (when no branch is picked)."""
+    rows = conn.execute(
+        """
+        SELECT branch, issued_service, count(*), count(finished_at),
+               percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM first_called_at - issued_at))
+                   FILTER (WHERE first_called_at IS NOT NULL),
+               percentile_cont(0.9) WITHIN GROUP (ORDER BY extract(epoch FROM first_called_at - issued_at))
+                   FILTER (WHERE first_called_at IS NOT NULL),
+               GROUPING(branch, issued_service)
+        FROM tickets
+        WHERE day BETWEEN %s AND %s AND (%s::text IS NULL OR branch = %s)
+        GROUP BY GROUPING SETS ((branch, issued_service), (branch), ())
+        ORDER BY GROUPING(branch, issued_service), branch, issued_service
+        """,
+        (first, last, branch, branch),
+    ).fetchall()
+    out = []
+    for b, service, visits, served, median, p90, grouping in rows:
+        if grouping == 3 and branch is not None:
+            continue  # "all branches" of one branch is that branch's total again
+        out.append(
+            ReportRow(
+                branch=b if grouping < 3 else None,
+                service=service if grouping == 0 else None,
+                visits=int(visits),
+                served=int(served),
+                median_wait_s=float(median) if median is not None else None,
+                p90_wait_s=float(p90) if p90 is not None else None,
+            )
+        )
+    return out
+
+
+CSV_HEADER = [
+    "oddział / branch",
+    "usługa / service",
+    "wizyty / visits",
+    "obsłużone / served",
+    "mediana oczekiwania [min] / median wait [min]",
+    "p90 oczekiwania [min] / p90 wait [min]",
+]
+
+
+def _cell(value: str) -> str:
+    """A spreadsheet must not run a cell as a formula (CSV injection, OWASP)."""
+    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+
+
+def _minutes(seconds: float | None) -> str:
+    return "" if seconds is None else f"{seconds / 60:.1f}".replace(".", ",")
+
+
+def report_csv(rows: list[ReportRow]) -> str:
+    """Semicolon-separated with a decimal comma, as a Polish Excel opens it; UTF-8 with BOM."""
+    out = io.StringIO()
+    w = csv.writer(out, delimiter=";", lineterminator="\r\n")
+    w.writerow(CSV_HEADER)
+    for r in rows:
+        w.writerow(
+            [
+                _cell(r.branch or "wszystkie / all"),
+                _cell(r.service or "razem / total"),
+                r.visits,
+                r.served,
+                _minutes(r.median_wait_s),
+                _minutes(r.p90_wait_s),
+            ]
+        )
+    return "\ufeff" + out.getvalue()

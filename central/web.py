@@ -1,0 +1,213 @@
+"""The centre's pages (``numerek-central-web``): every branch live, and the report per branch
+and across branches with a CSV export (docs/multi-branch.md). A thin shell over
+:mod:`central.views`.
+
+Access: a ``manager`` (or ``admin``) login of the centre's own users file, with the branch
+server's login machinery reused as it is (server/web_auth.py: Argon2id behind budgets per
+address and per account, server-side sessions, HttpOnly SameSite cookies), and its guards
+(server/web_security.py: Origin/Fetch-Metadata CSRF check, security headers, no-store on
+signed-in pages, body limits). Accounts: ``numerek-users --database <users file> add NAME
+--role manager``.
+"""
+
+# No "from __future__ import annotations": FastAPI reads the routes' Annotated dependencies, made inside create_app.
+
+import argparse
+import dataclasses
+import sys
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+import psycopg
+from fastapi import Depends, FastAPI, Form, HTTPException, Query, Request, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+from fastapi.templating import Jinja2Templates
+
+from central import views
+from central.config import CentralConfig, load_config
+from protocol.config import ConfigError
+from protocol.topics import _ID
+from server.auth import SESSION_COOKIE, User, Users
+from server.web_auth import LoginRequired, WebAuth
+from server.web_security import BodyLimit, CrossOriginGuard, SecurityHeaders
+
+TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+MAX_REPORT_DAYS = 366
+
+
+def _minutes(seconds: float | None) -> str:
+    return "—" if seconds is None else f"{seconds / 60:.1f}".replace(".", ",")
+
+
+def _clock(at: datetime | None) -> str:
+    return "—" if at is None else at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+TEMPLATES.env.globals.update(minutes=_minutes, clock=_clock)
+
+
+def create_app(cfg: CentralConfig, users_database: str) -> FastAPI:
+    app = FastAPI(title="Numerek centre", docs_url=None, redoc_url=None, openapi_url=None)
+    users = Users(users_database)
+    auth = WebAuth(users)
+    names = cfg.branch_names()
+
+    def db() -> Iterator[psycopg.Connection[Any]]:
+        try:
+            conn = psycopg.connect(cfg.database.dsn, autocommit=True, connect_timeout=5)
+        except psycopg.OperationalError:
+            raise HTTPException(503, "the central database is unavailable / baza centrali niedostępna") from None
+        with conn:
+            yield conn
+
+    def page_user(request: Request) -> User:
+        return auth.page(request, "manager")
+
+    Db = Annotated[psycopg.Connection[Any], Depends(db)]
+    PageUser = Annotated[User, Depends(page_user)]
+
+    @app.exception_handler(LoginRequired)
+    def _login_required(_request: Request, exc: LoginRequired) -> Response:
+        return RedirectResponse("/login?" + urlencode({"next": exc.path}), status_code=303)
+
+    @app.get("/health")
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/login", response_class=HTMLResponse)
+    def login_form(request: Request, next: str = Query("/", max_length=500)) -> Response:  # noqa: A002
+        return TEMPLATES.TemplateResponse(request, "login.html", {"user": None, "next": next, "error": False})
+
+    @app.post("/login")
+    def login(
+        request: Request,
+        name: str = Form("", max_length=64),
+        password: str = Form("", max_length=256),
+        next: str = Form("/", max_length=500),  # noqa: A002
+    ) -> Response:
+        signed_in = auth.login(request, name.strip(), password)  # 429/503 before any hashing
+        if signed_in is None or signed_in[0].role not in ("manager", "admin"):
+            return TEMPLATES.TemplateResponse(
+                request, "login.html", {"user": None, "next": next, "error": True}, status_code=401
+            )
+        # Only back to our own pages (no open redirect).
+        target = next if next.startswith("/") and not next.startswith("//") and "\\" not in next else "/"
+        resp = RedirectResponse(target, status_code=303)
+        auth.set_session(request, resp, signed_in[1])
+        return resp
+
+    @app.post("/logout")
+    def logout(request: Request) -> Response:
+        auth.logout(request)
+        resp = RedirectResponse("/login", status_code=303)
+        resp.delete_cookie(SESSION_COOKIE)
+        return resp
+
+    @app.get("/", response_class=HTMLResponse)
+    def live_page(request: Request, user: PageUser, conn: Db) -> Response:
+        return TEMPLATES.TemplateResponse(request, "live.html", {"user": user, "branches": views.live(conn, names)})
+
+    @app.get("/api/live")
+    def live_api(request: Request, conn: Db) -> JSONResponse:
+        auth.api(request, "manager")
+        return JSONResponse(
+            [
+                {
+                    "branch": b.branch,
+                    "name": b.name,
+                    "waiting": b.waiting,
+                    "longest_wait_s": b.longest_wait_s,
+                    "open_counters": b.open_counters,
+                    "last_event_at": b.last_event_at.isoformat() if b.last_event_at else None,
+                    "last_heard_s": b.last_heard_s,
+                    "behind": b.behind,
+                    "in_contact": b.in_contact,
+                }
+                for b in views.live(conn, names)
+            ]
+        )
+
+    def period(
+        date_from: str | None = Query(None, alias="from", max_length=10),
+        date_to: str | None = Query(None, alias="to", max_length=10),
+        branch: str | None = Query(None, max_length=32),
+    ) -> tuple[date, date, str | None]:
+        today = datetime.now(UTC).date()
+        try:
+            last = date.fromisoformat(date_to) if date_to else today
+            first = date.fromisoformat(date_from) if date_from else last - timedelta(days=6)
+        except ValueError:
+            raise HTTPException(422, "dates are YYYY-MM-DD / daty w formacie RRRR-MM-DD") from None
+        if first > last or (last - first).days >= MAX_REPORT_DAYS:
+            raise HTTPException(422, f"'from' must be before 'to', at most {MAX_REPORT_DAYS} days")
+        if branch and not _ID.match(branch):
+            raise HTTPException(422, "no such branch / nie ma takiego oddziału")
+        return first, last, branch or None
+
+    Period = Annotated[tuple[date, date, str | None], Depends(period)]
+
+    @app.get("/report", response_class=HTMLResponse)
+    def report_page(request: Request, user: PageUser, conn: Db, p: Period) -> Response:
+        first, last, branch = p
+        q = urlencode({"from": first.isoformat(), "to": last.isoformat(), "branch": branch or ""})
+        return TEMPLATES.TemplateResponse(
+            request,
+            "report.html",
+            {
+                "user": user,
+                "rows": views.report(conn, first, last, branch),
+                "first": first,
+                "last": last,
+                "branch": branch,
+                "names": sorted(names.items()),
+                "query": q,
+                "label": lambda b: "wszystkie / all" if b is None else names.get(b, b),
+            },
+        )
+
+    @app.get("/api/report")
+    def report_api(request: Request, conn: Db, p: Period) -> JSONResponse:
+        auth.api(request, "manager")
+        first, last, branch = p
+        return JSONResponse([dataclasses.asdict(r) for r in views.report(conn, first, last, branch)])
+
+    @app.get("/report.csv")
+    def report_csv(request: Request, user: PageUser, conn: Db, p: Period) -> Response:
+        first, last, branch = p
+        body = views.report_csv(views.report(conn, first, last, branch))
+        name = f"numerek-{branch or 'all'}-{first}-{last}.csv"
+        return Response(
+            body,
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        )
+
+    app.add_middleware(BodyLimit)
+    app.add_middleware(CrossOriginGuard, trusted_origins=[])
+    app.add_middleware(SecurityHeaders)
+    return app
+
+
+def main(argv: list[str] | None = None) -> int:
+    import uvicorn
+
+    p = argparse.ArgumentParser(prog="numerek-central-web", description="the centre's live view and reports")
+    p.add_argument("--config", required=True, help="central.toml")
+    args = p.parse_args(argv)
+    try:
+        cfg = load_config(args.config)
+    except ConfigError as exc:
+        print(f"numerek-central-web: {exc}", file=sys.stderr)
+        return 2
+    users_db = cfg.http.users_database
+    if not Path(users_db).is_absolute():
+        users_db = str(Path(args.config).parent / users_db)
+    uvicorn.run(create_app(cfg, users_db), host=cfg.http.host, port=cfg.http.port, log_level="warning")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

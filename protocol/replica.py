@@ -1,0 +1,75 @@
+"""The replication messages between a branch and the centre (docs/multi-branch.md).
+
+A branch's replicator publishes its append-only event log in batches on
+``<base>/replica/<branch>/events``; Mosquitto's bridge carries them to the central broker;
+the centre's ingester writes them into PostgreSQL by (branch, event id) and, when it sees a
+hole, asks on ``<base>/replica/<branch>/resend`` for everything after the last event it
+has in an unbroken run.
+
+Why the batch says ``head``: a lost *last* batch leaves no hole for the centre to notice
+(nothing comes after it). The replicator's heartbeat is an empty batch with the branch's
+newest event id, so the centre learns that it is behind even when nothing new happens.
+
+Why no clerk name: the centre's views and reports need counters, services and times; a
+staff member's login is personal data it does not need.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from protocol.topics import ID_PATTERN
+
+MAX_BATCH = 500
+"""Events in one message at most (a bridge queue counts messages, not bytes)."""
+
+
+class ReplicaEvent(BaseModel):
+    """One row of a branch's ``events`` table (docs/storage.md), without the clerk."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: Annotated[int, Field(ge=1)]
+    at: float
+    """Unix seconds, UTC, from the branch server's clock."""
+    day: date
+    kind: Annotated[str, Field(min_length=1, max_length=32)]
+    ticket_id: int | None = None
+    ticket: str | None = None
+    service: str | None = None
+    counter: str | None = None
+    data: dict[str, Any] | None = None
+
+
+class EventBatch(BaseModel):
+    """Events ``after`` < id, in order, and the branch's newest event id (``head``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    v: Literal[1] = 1
+    branch: Annotated[str, Field(pattern=ID_PATTERN)]
+    head: Annotated[int, Field(ge=0)]
+    sent_at: float
+    """When the replicator sent it (branch clock): the centre's link lag."""
+    events: Annotated[list[ReplicaEvent], Field(max_length=MAX_BATCH)] = []
+
+    @model_validator(mode="after")
+    def _ordered(self) -> EventBatch:
+        ids = [e.id for e in self.events]
+        if ids != sorted(set(ids)):
+            raise ValueError("events must be in increasing id order without repeats")
+        if ids and ids[-1] > self.head:
+            raise ValueError("an event is newer than the batch's head")
+        return self
+
+
+class ResendRequest(BaseModel):
+    """The centre to one branch: publish every event with id > ``after`` again."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    v: Literal[1] = 1
+    after: Annotated[int, Field(ge=0)]

@@ -1,0 +1,354 @@
+"""``numerek-replicate``: a branch's event log, published to the centre (docs/multi-branch.md).
+
+A separate process beside ``numerek-server``, not a thread in it: the office's write path
+(one worker thread, fsynced commits) stays exactly as it is, and a replicator that fails,
+waits on a broker or is not installed at all never slows a kiosk or a counter. It reads the
+events table through its own read-only SQLite connection (WAL lets it read while the worker
+writes) after a cursor kept in a small file, and publishes batches QoS 1 to the branch's
+OWN broker. Mosquitto's bridge (``numerek-replicate bridge-config``) carries them to the
+central broker, store-and-forward: while the link is down the branch broker queues them,
+persistently, and the cursor only moves when the local broker has acknowledged a batch.
+
+The centre asks for a re-send on ``<base>/replica/<branch>/resend`` when it sees a hole
+(a queue that overflowed, a broker that lost its queue): the replicator moves its cursor
+back and publishes from there. Whatever is published twice the centre stores once.
+
+Commands::
+
+    numerek-replicate --config office.toml --branch wola            # run (systemd unit)
+    numerek-replicate --config office.toml --branch wola bridge-config --central-host ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import os
+import signal
+import sqlite3
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from pydantic import ValidationError
+
+from protocol.config import ConfigError
+from protocol.mqtt import BrokerSettings, _no_delay
+from protocol.replica import MAX_BATCH, EventBatch, ReplicaEvent, ResendRequest
+from protocol.topics import _ID, Topics
+
+log = logging.getLogger("numerek.replicate")
+
+HEARTBEAT_S = 5.0
+"""An empty batch with the branch's newest id this often: the centre sees a lost last batch
+and knows the link is alive (its live view shows "last heard")."""
+POLL_S = 0.2
+"""How often the replicator looks for new events when idle (SQLite cannot notify another
+process; ``PRAGMA data_version`` makes a look cost next to nothing)."""
+ACK_TIMEOUT_S = 10.0
+
+_COLUMNS = "id, at, day, kind, ticket_id, ticket, service, counter, data"
+
+
+class Cursor:
+    """The id of the last event the branch broker has acknowledged, in a file beside the
+    database (written atomically: a crash leaves the old or the new value, never half)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def load(self) -> int:
+        try:
+            return int(json.loads(self.path.read_text())["after"])
+        except FileNotFoundError:
+            return 0
+        except (ValueError, KeyError, TypeError):
+            log.warning("%s is unreadable; replicating from the first event (the centre ignores repeats)", self.path)
+            return 0
+
+    def save(self, after: int) -> None:
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        with open(tmp, "w") as f:
+            f.write(json.dumps({"after": after}))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.path)
+
+
+class EventLog:
+    """The branch's events table, read-only."""
+
+    def __init__(self, database: str) -> None:
+        uri = Path(os.path.abspath(database)).as_uri() + "?mode=ro"
+        self.conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
+        self.conn.row_factory = sqlite3.Row
+        self.conn.execute("PRAGMA busy_timeout=5000")
+
+    def head(self) -> int:
+        return int(self.conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0])
+
+    def after(self, after: int, limit: int) -> list[ReplicaEvent]:
+        rows = self.conn.execute(f"SELECT {_COLUMNS} FROM events WHERE id > ? ORDER BY id LIMIT ?", (after, limit))
+        return [
+            ReplicaEvent(
+                id=r["id"],
+                at=r["at"],
+                day=r["day"],
+                kind=r["kind"],
+                ticket_id=r["ticket_id"],
+                ticket=r["ticket"],
+                service=r["service"],
+                counter=r["counter"],
+                data=json.loads(r["data"]) if r["data"] else None,
+            )
+            for r in rows
+        ]
+
+    def version(self) -> int:
+        return int(self.conn.execute("PRAGMA data_version").fetchone()[0])
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+class Replicator:
+    """Publishes batches after the cursor, one at a time, waiting for the broker's PUBACK."""
+
+    def __init__(
+        self,
+        database: str,
+        branch: str,
+        broker: BrokerSettings,
+        topics: Topics,
+        cursor: Path,
+        batch: int = 200,
+        heartbeat_s: float = HEARTBEAT_S,
+    ) -> None:
+        if not _ID.match(branch):
+            raise ValueError(f"branch id {branch!r} must be 1-32 letters, digits, '-' or '_'")
+        self.branch = branch
+        self.topics = topics
+        self.database = database
+        self.cursor = Cursor(cursor)
+        self.after = self.cursor.load()
+        self.batch = max(1, min(batch, MAX_BATCH))
+        self.heartbeat_s = heartbeat_s
+        self.stop_event = threading.Event()
+        self.wake = threading.Event()
+        self._lock = threading.Lock()
+        self._rewind: int | None = None
+        self.connected = threading.Event()
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=f"replicator-{branch}-{uuid.uuid4().hex[:6]}", protocol=mqtt.MQTTv5
+        )
+        if broker.username:
+            self.client.username_pw_set(broker.username, broker.password)
+        if broker.tls_ca:
+            self.client.tls_set(ca_certs=broker.tls_ca)
+        self.client.reconnect_delay_set(1, 5)
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = lambda *_a: self.connected.clear()
+        self.client.on_message = self._on_message
+        self.client.on_socket_open = _no_delay
+        self.broker = broker
+
+    # --- MQTT callbacks (paho's network thread) --------------------------------------
+    def _on_connect(self, client: mqtt.Client, _u: object, _f: object, reason: Any, _p: object) -> None:
+        if reason.is_failure:
+            log.warning("broker refused the replicator: %s", reason)
+            return
+        client.subscribe(self.topics.replica_resend(self.branch), qos=1)
+        self.connected.set()
+        self.wake.set()
+
+    def _on_message(self, _c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
+        try:
+            req = ResendRequest.model_validate_json(msg.payload)
+        except ValidationError as exc:
+            log.warning("ignored a malformed re-send request: %s", exc.errors()[0]["msg"])
+            return
+        with self._lock:
+            self._rewind = req.after if self._rewind is None else min(self._rewind, req.after)
+        self.wake.set()
+
+    # --- the loop ---------------------------------------------------------------------
+    def run(self) -> None:
+        self.client.connect_async(self.broker.host, self.broker.port, keepalive=self.broker.keepalive)
+        self.client.loop_start()
+        self.log = self._open()
+        log.info("replicating branch %s after event %d", self.branch, self.after)
+        last_sent = 0.0
+        seen_version = -1
+        try:
+            while not self.stop_event.is_set():
+                if not self.connected.wait(1.0):
+                    continue
+                with self._lock:
+                    rewind, self._rewind = self._rewind, None
+                if rewind is not None and rewind < self.after:
+                    log.info("the centre asked for events after %d again (sent up to %d)", rewind, self.after)
+                    self.after = rewind
+                    self.cursor.save(self.after)
+                version = self.log.version()
+                events = self.log.after(self.after, self.batch) if version != seen_version or rewind else []
+                if not events:
+                    seen_version = version
+                now = time.time()
+                if events or now - last_sent >= self.heartbeat_s:
+                    if not self._publish(events):
+                        continue  # not acknowledged: the same events again after the reconnect
+                    last_sent = now
+                    if events:
+                        self.after = events[-1].id
+                        self.cursor.save(self.after)
+                        continue  # more may be waiting: no pause while behind
+                self.wake.wait(POLL_S)
+                self.wake.clear()
+        finally:
+            self.client.loop_stop()
+            self.client.disconnect()
+            self.log.close()
+
+    def _open(self) -> EventLog:
+        """The event log, once the server has created the database (the two may start together)."""
+        said = False
+        while True:
+            try:
+                event_log = EventLog(self.database)
+                event_log.head()
+                return event_log
+            except sqlite3.Error as exc:
+                if not said:
+                    log.warning("waiting for %s (%s)", self.database, exc)
+                    said = True
+                if self.stop_event.wait(1.0):
+                    raise SystemExit(0) from None
+
+    def _publish(self, events: list[ReplicaEvent]) -> bool:
+        batch = EventBatch(
+            branch=self.branch, head=max(self.log.head(), self.after), sent_at=time.time(), events=events
+        )
+        info = self.client.publish(self.topics.replica_events(self.branch), batch.model_dump_json(), qos=1)
+        try:
+            info.wait_for_publish(ACK_TIMEOUT_S)
+        except (RuntimeError, ValueError):
+            return False
+        return info.is_published()
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        self.wake.set()
+
+
+# --- the bridge's mosquitto.conf ---------------------------------------------------------
+
+
+def bridge_config(
+    topics: Topics,
+    branch: str,
+    central_host: str,
+    central_port: int,
+    username: str | None = None,
+    password: str | None = None,
+    tls_ca: str | None = None,
+    central_base: str | None = None,
+) -> str:
+    """The lines a branch broker's mosquitto.conf needs to bridge its replica topics to the
+    centre: a persistent session both ways (``cleansession false``), QoS 1, retries, TLS
+    when a CA is given, the branch's own account on the central broker."""
+    if not _ID.match(branch):
+        raise ValueError(f"branch id {branch!r} must be 1-32 letters, digits, '-' or '_'")
+    local = topics.base + "/"
+    remote = (central_base or topics.base) + "/"
+    lines = [
+        f"# Numerek: branch {branch} -> the centre (numerek-replicate bridge-config; docs/multi-branch.md)",
+        f"connection numerek-{branch}",
+        f"address {central_host}:{central_port}",
+        f"remote_clientid numerek-branch-{branch}",
+        "cleansession false",
+        "local_cleansession false",
+        "bridge_attempt_unsubscribe false",
+        "restart_timeout 1 10",
+        "keepalive_interval 20",
+        "notifications false",
+        "try_private true",
+    ]
+    if username:
+        lines.append(f"remote_username {username}")
+    if password:
+        lines.append(f"remote_password {password}")
+    if tls_ca:
+        lines += [f"bridge_cafile {tls_ca}", "bridge_insecure false"]
+    for direction, topic in topics.bridge_topics(branch):
+        lines.append(f"topic {topic} {direction} 1 {local} {remote}")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    from server.config import load_config
+
+    p = argparse.ArgumentParser(prog="numerek-replicate", description=__doc__.split("\n\n")[0])
+    p.add_argument("--config", required=True, help="the branch's site config (numerek-server's)")
+    p.add_argument("--branch", required=True, help="this branch's id at the centre, e.g. wola")
+    p.add_argument("--database", help="override the site config's [storage] database")
+    p.add_argument("--mqtt-port", type=int, help="override the site config's [mqtt] port")
+    p.add_argument("--cursor", help="the cursor file (default: <database>.replica-cursor)")
+    p.add_argument("--batch", type=int, default=200, help=f"events per message, at most {MAX_BATCH}")
+    p.add_argument("--heartbeat", type=float, default=HEARTBEAT_S, help="seconds between heartbeats when idle")
+    p.add_argument("--log-level", default="INFO")
+    sub = p.add_subparsers(dest="command")
+    b = sub.add_parser("bridge-config", help="print the branch broker's bridge section for mosquitto.conf")
+    b.add_argument("--central-host", required=True)
+    b.add_argument("--central-port", type=int, default=8883)
+    b.add_argument("--username", help="this branch's account on the central broker (default branch-<id>)")
+    b.add_argument("--password-file", help="a file holding that account's password")
+    b.add_argument("--tls-ca", help="the CA that signed the central broker's certificate (TLS)")
+    b.add_argument("--central-base", help="the topic base at the centre (default: the branch's)")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    try:
+        cfg = load_config(Path(args.config))
+    except ConfigError as exc:
+        print(f"numerek-replicate: {exc}", file=sys.stderr)
+        return 2
+    topics = Topics(cfg.mqtt.topic_base)
+    if not _ID.match(args.branch):
+        print(f"numerek-replicate: branch id {args.branch!r} must be 1-32 letters, digits, '-' or '_'", file=sys.stderr)
+        return 2
+    if args.command == "bridge-config":
+        password = Path(args.password_file).read_text().strip() if args.password_file else None
+        print(
+            bridge_config(
+                topics,
+                args.branch,
+                args.central_host,
+                args.central_port,
+                args.username or f"branch-{args.branch}",
+                password,
+                args.tls_ca,
+                args.central_base,
+            ),
+            end="",
+        )
+        return 0
+    database = args.database or cfg.storage.database
+    broker = cfg.mqtt.settings()
+    if args.mqtt_port:
+        broker = dataclasses.replace(broker, port=args.mqtt_port)
+    cursor = Path(args.cursor) if args.cursor else Path(database + ".replica-cursor")
+    rep = Replicator(database, args.branch, broker, topics, cursor, batch=args.batch, heartbeat_s=args.heartbeat)
+    signal.signal(signal.SIGTERM, lambda *_a: rep.stop())
+    signal.signal(signal.SIGINT, lambda *_a: rep.stop())
+    rep.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,273 @@
+"""Real parts for the multi-branch tests: PostgreSQL from the Debian package in a temporary
+folder, a central Mosquitto with per-branch accounts and ACL, branches (their own broker
+bridged to the centre, the real server, the real replicator) and the real ingester."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import psycopg
+from paho.mqtt.enums import CallbackAPIVersion
+
+from protocol.topics import Topics
+from server.replicate import bridge_config
+from tests.harness import ROOT, Broker, Peer, ServerProcess, free_port, wait_for, write_config
+
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+T = Topics()
+
+
+class Postgres:
+    """A private PostgreSQL cluster on 127.0.0.1:<free port>; restartable."""
+
+    def __init__(self) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="numerek-pg-"))
+        self.data = self.dir / "data"
+        self.port = free_port()
+        self.as_user: list[str] = []
+        if os.geteuid() == 0:  # initdb refuses root; Debian's package made a postgres user
+            shutil.chown(self.dir, "postgres", "postgres")
+            self.as_user = ["runuser", "-u", "postgres", "--"]
+        self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "numerek", "--no-sync", "-E", "UTF8")
+
+    def _run(self, tool: str, *args: str) -> None:
+        subprocess.run(
+            [*self.as_user, str(PG_BIN / tool), *args],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            cwd=self.dir,
+        )
+
+    def start(self) -> Postgres:
+        opts = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.dir} -c fsync=off"
+        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.dir / "log"), "-o", opts, "-w", "start")
+        return self
+
+    def stop(self) -> None:
+        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
+
+    def dsn(self, db: str = "postgres") -> str:
+        return f"host=127.0.0.1 port={self.port} user=numerek dbname={db} connect_timeout=3"
+
+    def create_db(self, name: str) -> str:
+        with psycopg.connect(self.dsn(), autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return self.dsn(name)
+
+    def destroy(self) -> None:
+        try:
+            self.stop()
+        except subprocess.CalledProcessError:
+            pass
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _passwd(path: Path, users: dict[str, str]) -> None:
+    path.write_text("")
+    for user, password in users.items():
+        subprocess.run(["mosquitto_passwd", "-b", str(path), user, password], check=True)
+
+
+def _acl(path: Path, rules: dict[str, list[tuple[str, str]]]) -> None:
+    lines = []
+    for user, pairs in rules.items():
+        lines.append(f"user {user}")
+        lines += [f"topic {access} {pattern}" for access, pattern in pairs]
+        lines.append("")
+    path.write_text("\n".join(lines))
+
+
+_AS_ME = "user root\n" if os.geteuid() == 0 else ""
+"""Mosquitto started as root drops to its own user, which cannot write pytest's root-only folders."""
+
+
+class CentralBroker(Broker):
+    """The central Mosquitto: persistent, each branch's bridge with its own account and ACL."""
+
+    def __init__(self, workdir: Path, branches: list[str]) -> None:
+        workdir.mkdir(parents=True, exist_ok=True)
+        super().__init__(workdir)
+        self.users = {f"branch-{b}": f"pw-{b}-secret" for b in branches} | {"central": "central-secret"}
+        _passwd(workdir / "passwd", self.users)
+        rules = {f"branch-{b}": T.acl("replicator", [b]) for b in branches} | {"central": T.acl("central")}
+        _acl(workdir / "acl", rules)
+        (workdir / "persist").mkdir(exist_ok=True)
+        self.conf.write_text(
+            f"listener {self.port} 127.0.0.1\nallow_anonymous false\npassword_file {workdir / 'passwd'}\n"
+            f"acl_file {workdir / 'acl'}\npersistence true\npersistence_location {workdir / 'persist'}/\n"
+            "autosave_interval 1\nset_tcp_nodelay true\nmax_queued_messages 100000\n" + _AS_ME
+        )
+
+
+class BranchBroker(Broker):
+    """A branch's own Mosquitto, bridged to the centre as the generated config says."""
+
+    def __init__(self, workdir: Path, branch: str, central: CentralBroker, persistent: bool = True) -> None:
+        workdir.mkdir(parents=True, exist_ok=True)
+        super().__init__(workdir)
+        (workdir / "persist").mkdir(exist_ok=True)
+        bridge = bridge_config(
+            T, branch, "127.0.0.1", central.port, f"branch-{branch}", central.users[f"branch-{branch}"]
+        )
+        self.conf.write_text(
+            f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence {str(persistent).lower()}\n"
+            f"persistence_location {workdir / 'persist'}/\nautosave_interval 1\nset_tcp_nodelay true\n"
+            f"max_queued_messages 100000\n{_AS_ME}{bridge}"
+        )
+
+
+class Branch:
+    """One branch office: its broker (bridged), its numerek-server, its numerek-replicate."""
+
+    def __init__(self, workdir: Path, branch: str, central: CentralBroker, persistent: bool = True) -> None:
+        self.id = branch
+        self.dir = workdir
+        self.broker = BranchBroker(workdir / "broker", branch, central, persistent).start()
+        http_port = free_port()
+        cfg = write_config(workdir / "office.toml", self.broker.port, http_port)
+        self.server = ServerProcess(cfg, http_port=http_port).start()
+        self.replicator: subprocess.Popen | None = None
+        self.start_replicator()
+        self._connect_peer()
+        self.n = 0
+
+    def _connect_peer(self) -> None:
+        self.peer = Peer(self.broker.port)
+        self.peer.subscribe("numerek/kiosk/k1/response/#", "numerek/counter/+/reply")
+
+    def restart_broker(self) -> None:
+        """Stop and start the branch's broker (without persistence: its queue is gone)."""
+        self.peer.close()
+        self.broker.stop()
+        self.broker.start()
+        wait_for(self.server._healthy, 30, "the branch server back on its broker")
+        self._connect_peer()
+
+    def start_replicator(self) -> None:
+        log = open(self.dir / "replicator.log", "ab")  # noqa: SIM115
+        self.replicator = subprocess.Popen(
+            [sys.executable, "-m", "server.replicate", "--config", str(self.server.config), "--branch", self.id]
+            + ["--heartbeat", "0.5"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+        )
+
+    def issue(self, service: str = "rej") -> dict:
+        self.n += 1
+        rid = f"{self.id}-t{self.n}"
+        reply = self.peer.request(
+            "numerek/kiosk/k1/request",
+            {"v": 1, "id": rid, "service": service, "priority": False},
+            response_topic=f"numerek/kiosk/k1/response/{rid}",
+        )
+        assert reply["ok"], reply
+        return reply["ticket"]
+
+    def next(self, counter: str = "1") -> dict:
+        self.n += 1
+        rid = f"{self.id}-c{self.n}"
+        self.peer.publish(f"numerek/counter/{counter}/command", {"v": 1, "id": rid, "action": "next"})
+        return self.peer.expect(f"numerek/counter/{counter}/reply", where=lambda d: d["id"] == rid, timeout=10)
+
+    def own_counts(self) -> dict[str, int]:
+        """Event kinds as the branch's own database has them."""
+        with sqlite3.connect(f"file:{self.server.database}?mode=ro", uri=True) as conn:
+            return dict(Counter(k for (k,) in conn.execute("SELECT kind FROM events")))
+
+    def own_waiting(self) -> int:
+        with sqlite3.connect(f"file:{self.server.database}?mode=ro", uri=True) as conn:
+            return conn.execute("SELECT count(*) FROM tickets WHERE status = 'waiting'").fetchone()[0]
+
+    def own_ids(self) -> list[int]:
+        with sqlite3.connect(f"file:{self.server.database}?mode=ro", uri=True) as conn:
+            return [i for (i,) in conn.execute("SELECT id FROM events ORDER BY id")]
+
+    def close(self) -> None:
+        self.peer.close()
+        if self.replicator and self.replicator.poll() is None:
+            self.replicator.terminate()
+            self.replicator.wait(10)
+        self.server.stop()
+        self.broker.stop()
+
+
+class Publisher:
+    """An MQTT client signed in with one of the central broker's accounts."""
+
+    def __init__(self, broker: CentralBroker, user: str) -> None:
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"op-{user}", protocol=mqtt.MQTTv5)
+        self.client.username_pw_set(user, broker.users[user])
+        self.client.connect("127.0.0.1", broker.port, keepalive=10)
+        self.client.loop_start()
+
+    def publish(self, topic: str, payload: str) -> None:
+        info = self.client.publish(topic, payload, qos=1)
+        info.wait_for_publish(10)
+        assert info.is_published()
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def write_central_config(path: Path, broker: CentralBroker, dsn: str, http_port: int = 0) -> Path:
+    path.write_text(
+        f'[mqtt]\nhost = "127.0.0.1"\nport = {broker.port}\nusername = "central"\npassword = "central-secret"\n\n'
+        f'[database]\ndsn = "{dsn}"\n\n[http]\nport = {http_port or free_port()}\n\n'
+        '[[branches]]\nid = "wola"\nname = "Urząd Dzielnicy Wola"\n\n'
+        '[[branches]]\nid = "mokotow"\nname = "Urząd Dzielnicy Mokotów"\n',
+        encoding="utf-8",
+    )
+    return path
+
+
+class IngesterProcess:
+    def __init__(self, config: Path) -> None:
+        self.config = config
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> IngesterProcess:
+        log = open(self.config.parent / "central.log", "ab")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "central.ingest", "--config", str(self.config)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+        )
+        return self
+
+    def log(self) -> str:
+        return (self.config.parent / "central.log").read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+
+def central_counts(dsn: str, branch: str) -> dict[str, int]:
+    try:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            rows = conn.execute("SELECT kind, count(*) FROM events WHERE branch = %s GROUP BY kind", (branch,))
+            return {k: int(n) for k, n in rows}
+    except psycopg.Error:
+        return {}
+
+
+def wait_caught_up(dsn: str, branch: Branch, timeout: float = 90) -> None:
+    """Until the centre has exactly the branch's events (the failure bound is generous)."""
+    wait_for(
+        lambda: central_counts(dsn, branch.id) == branch.own_counts(),
+        timeout,
+        f"the centre to hold branch {branch.id}'s events",
+    )

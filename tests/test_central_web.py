@@ -1,0 +1,176 @@
+"""The centre's pages over HTTP (numerek-central-web as a process): login, the live view and
+the report with its CSV, on figures replicated from a real branch (docs/multi-branch.md)."""
+
+from __future__ import annotations
+
+import sqlite3
+import statistics
+import subprocess
+import sys
+from collections import Counter
+from datetime import date, timedelta
+
+import httpx
+import pytest
+
+from tests.central_support import (
+    PG_BIN,
+    Branch,
+    CentralBroker,
+    IngesterProcess,
+    Postgres,
+    wait_caught_up,
+    write_central_config,
+)
+from tests.harness import ROOT, free_port, wait_for
+
+pytestmark = pytest.mark.skipif(not (PG_BIN / "initdb").exists(), reason="PostgreSQL 15 is installed by .ci/setup")
+
+MANAGER = ("boss", "a-long-manager-password-1")
+CLERK = ("desk", "a-long-clerk-password-22")
+
+
+@pytest.fixture(scope="module")
+def centre(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("centre")
+    pg = Postgres().start()
+    dsn = pg.create_db("central")
+    central = CentralBroker(tmp / "central", ["wola"]).start()
+    port = free_port()
+    config = write_central_config(tmp / "central" / "central.toml", central, dsn, http_port=port)
+    users = str(tmp / "central" / "central-users.db")
+    for (name, password), role in ((MANAGER, "manager"), (CLERK, "clerk")):
+        subprocess.run(
+            [sys.executable, "-m", "server.auth", "--database", users, "add", name, "--role", role, "--password-stdin"],
+            input=password + "\n",
+            text=True,
+            check=True,
+            cwd=ROOT,
+            capture_output=True,
+        )
+    ingester = IngesterProcess(config).start()
+    branch = Branch(tmp / "wola", "wola", central)
+    web = subprocess.Popen(
+        [sys.executable, "-m", "central.web", "--config", str(config)],
+        cwd=ROOT,
+        stdout=open(tmp / "web.log", "wb"),  # noqa: SIM115
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        try:
+            return httpx.get(url + "/health", timeout=0.5).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    try:
+        for _ in range(6):
+            branch.issue("rej")
+        for _ in range(3):
+            branch.issue("pj")
+        for _ in range(4):
+            assert branch.next("1")["ok"]
+        wait_caught_up(dsn, branch)
+        wait_for(up, 30, "numerek-central-web")
+        yield url, branch
+    finally:
+        web.terminate()
+        web.wait(10)
+        branch.close()
+        ingester.stop()
+        central.stop()
+        pg.destroy()
+
+
+def _signed_in(url: str, who: tuple[str, str] = MANAGER) -> httpx.Client:
+    c = httpx.Client(base_url=url, timeout=10)
+    r = c.post("/login", data={"name": who[0], "password": who[1], "next": "/"})
+    assert r.status_code == 303, r.text
+    return c
+
+
+def test_the_centres_pages_need_a_manager_login(centre):
+    url, _branch = centre
+    r = httpx.get(url + "/report", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"].startswith("/login?next=%2Freport")
+    assert httpx.get(url + "/api/live").status_code == 401
+    assert httpx.get(url + "/report.csv").status_code == 303
+    wrong = httpx.post(url + "/login", data={"name": MANAGER[0], "password": "not-the-password"})
+    assert wrong.status_code == 401 and "Nieprawidłowa" in wrong.text
+    clerk = httpx.post(url + "/login", data={"name": CLERK[0], "password": CLERK[1]})
+    assert clerk.status_code == 401  # the reports hold every branch's figures: managers only
+    # Another site's form cannot sign anybody in or out (CSRF).
+    forged = httpx.post(
+        url + "/login", data={"name": MANAGER[0], "password": MANAGER[1]}, headers={"Origin": "https://evil.example"}
+    )
+    assert forged.status_code == 403
+    # No open redirect after the login.
+    c = httpx.Client(base_url=url)
+    r = c.post("/login", data={"name": MANAGER[0], "password": MANAGER[1], "next": "//evil.example/"})
+    assert r.status_code == 303 and r.headers["location"] == "/"
+    assert r.headers["x-frame-options"] == "DENY" and r.headers["cache-control"] == "no-store"
+
+
+def test_the_live_view_shows_each_branchs_waiting_tickets_as_the_branch_has_them(centre):
+    url, branch = centre
+    c = _signed_in(url)
+    live = {b["branch"]: b for b in c.get("/api/live").json()}
+    assert live["wola"]["waiting"] == branch.own_waiting() == 5
+    assert live["wola"]["in_contact"] and live["wola"]["behind"] == 0
+    assert live["wola"]["longest_wait_s"] > 0
+    assert live["mokotow"]["in_contact"] is False  # configured, never heard from: shown, not hidden
+    page = c.get("/")
+    assert page.status_code == 200 and "Urząd Dzielnicy Wola" in page.text and "brak kontaktu" in page.text
+
+
+def _own_report(branch: Branch) -> dict[str, tuple[int, float, float]]:
+    """visits, median and p90 wait (s) per service, from the branch's own database."""
+    with sqlite3.connect(f"file:{branch.server.database}?mode=ro", uri=True) as conn:
+        rows = conn.execute("SELECT issued_service, issued_at, first_called_at FROM tickets").fetchall()
+    visits = Counter(s for s, _i, _c in rows)
+    out = {}
+    for service in visits:
+        waits = [c - i for s, i, c in rows if s == service and c is not None]
+        if waits:
+            q = statistics.quantiles(waits, n=10, method="inclusive") if len(waits) > 1 else [waits[0]] * 9
+            out[service] = (visits[service], statistics.median(waits), q[8])
+        else:
+            out[service] = (visits[service], None, None)
+    return out
+
+
+def test_the_report_and_its_csv_give_the_branchs_own_figures(centre):
+    url, branch = centre
+    c = _signed_in(url)
+    today = date.today()
+    q = {"from": (today - timedelta(days=1)).isoformat(), "to": (today + timedelta(days=1)).isoformat()}
+    page = c.get("/report", params=q)
+    assert page.status_code == 200 and "Urząd Dzielnicy Wola" in page.text
+    figures = {r["service"]: r for r in c.get("/api/report", params=q).json() if r["branch"] == "wola"}
+    csv = c.get("/report.csv", params={**q, "branch": "wola"})
+    assert csv.status_code == 200 and csv.headers["content-type"].startswith("text/csv")
+    assert "attachment" in csv.headers["content-disposition"]
+    lines = [line.split(";") for line in csv.text.lstrip("\ufeff").strip().split("\r\n")]
+    assert lines[0][0] == "oddział / branch"
+    own = _own_report(branch)
+    got = {row[1]: row for row in lines[1:] if row[0] == "wola" and row[1] != "razem / total"}
+    assert set(got) == set(own) == {"rej", "pj"}
+    for service, (visits, median, p90) in own.items():
+        assert int(got[service][2]) == visits == figures[service]["visits"]
+        if median is not None:
+            assert figures[service]["median_wait_s"] == pytest.approx(median, abs=0.01)
+            assert figures[service]["p90_wait_s"] == pytest.approx(p90, abs=0.01)
+            assert got[service][4] == f"{median / 60:.1f}".replace(".", ",")
+            assert got[service][5] == f"{p90 / 60:.1f}".replace(".", ",")
+    total = next(row for row in lines[1:] if row[1] == "razem / total")
+    assert int(total[2]) == 9
+
+
+def test_a_bad_report_period_is_refused_with_a_clear_error(centre):
+    url, _branch = centre
+    c = _signed_in(url)
+    assert c.get("/report", params={"from": "2026-13-01"}).status_code == 422
+    r = c.get("/report", params={"from": "2026-12-07", "to": "2026-12-01"})
+    assert r.status_code == 422 and "before" in r.text
+    assert c.get("/report", params={"branch": "../etc"}).status_code == 422
