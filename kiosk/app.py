@@ -99,7 +99,7 @@ def _fit(widget: Label, pad_x: float, pad_y: float) -> None:
     needs; Kivy would otherwise cut off the lines that do not fit. On every resize the
     chosen size is tried again first, so a box that grows gets its big type back.
     """
-    widget.fit_font = widget.font_size  # type: ignore[attr-defined]
+    widget.fit_font = widget.font_size
 
     def resize(w: Label, size) -> None:
         w.font_size = w.fit_font

@@ -172,7 +172,7 @@ class KioskLink:
             id=f"{self.kiosk_id}-{uuid.uuid4().hex[:16]}",
             service=service,
             priority=priority,
-            lang=lang,  # type: ignore[arg-type]
+            lang=lang,
             expires_at=expires_at,
         )
         p = Pending(req, uuid.uuid4().bytes, on_done)
@@ -211,6 +211,6 @@ class KioskLink:
         wanted = self._fault_wanted
         if wanted is None or wanted == self._fault_sent or not self.connected:
             return
-        report = FaultReport(device=self.kiosk_id, fault=wanted[0], message=wanted[1])  # type: ignore[arg-type]
+        report = FaultReport(device=self.kiosk_id, fault=wanted[0], message=wanted[1])
         if self.conn.publish(self.topics.kiosk_fault(self.kiosk_id), report.to_json(), retain=True):
             self._fault_sent = wanted

@@ -26,7 +26,7 @@ import unicodedata
 from dataclasses import dataclass
 from enum import StrEnum
 
-import gsm0338  # type: ignore[import-untyped]  # noqa: F401  (registers the "gsm03.38" codec)
+import gsm0338  # noqa: F401  (registers the "gsm03.38" codec)
 from anyascii import anyascii
 
 GSM7_SINGLE, GSM7_MULTI = 160, 153

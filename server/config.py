@@ -366,6 +366,8 @@ class Booking(_Strict):
     @classmethod
     def _no_holidays(cls, value: object) -> object:
         return None if value == "" else value  # TOML has no null: "" means "no public holidays"
+
+
 class SurveySettings(_Strict):
     """The after-visit survey (docs/notifications.md, "After-visit survey"): present = on."""
 

@@ -264,6 +264,9 @@ class NoticeListener:
         places = self.settings.places
         if counter in places:
             return _names(places[counter])
+        own = self.site().counter(counter)  # the place the hall display shows ([[counters]] place)
+        if own is not None and own.place is not None:
+            return _names(own.place)
         if zone in places:
             return _names(places[zone])
         public = self.site().public.zone_names

@@ -86,10 +86,10 @@ class Wire:
             zone=counter.zone,
             recall=ev.kind == EventKind.RECALL,
             at=self.local(ev.at),
-            place=self.place(counter.id),
+            place=self.counter_place(counter.id),
         )
 
-    def place(self, counter_id: str) -> dict[str, str] | None:
+    def counter_place(self, counter_id: str) -> dict[str, str] | None:
         """Where a counter's calls send people: its own ``place``, else its zone's name for
         residents, else nothing (a display then shows the counter's name only)."""
         counter = self.engine.counter_config[counter_id]
@@ -164,10 +164,10 @@ class Wire:
             priority_estimated_wait_range_min=priority.range_min,
             opens_at=Hours.clock(hours.opens) if hours else None,
             closes_at=Hours.clock(hours.closes) if hours else None,
-            place=self.place(s.zone),
+            place=self.zone_place(s.zone),
         )
 
-    def place(self, zone: str) -> dict[str, str] | None:
+    def zone_place(self, zone: str) -> dict[str, str] | None:
         """The zone's name for residents (``[public] zone_names``): where to go for a service."""
         named = self.engine.config.public.zone_names.get(zone)
         return named.as_dict() if named is not None else None

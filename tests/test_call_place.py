@@ -15,11 +15,11 @@ def wire_for(extra_counter: str, public: str = "") -> Wire:
 
 def test_a_call_carries_its_counters_place_in_every_language_given():
     wire = wire_for('place = { pl = "pokój 12, I piętro", en = "room 12, 1st floor" }\n')
-    assert wire.place("3") == {"pl": "pokój 12, I piętro", "en": "room 12, 1st floor"}
+    assert wire.counter_place("3") == {"pl": "pokój 12, I piętro", "en": "room 12, 1st floor"}
 
 
 def test_a_counter_without_a_place_sends_its_zones_name_for_residents_else_nothing():
     public = '\n[public]\nzone_names = { upstairs = { pl = "I piętro", en = "1st floor" } }\n'
     wire = wire_for("", public)
-    assert wire.place("3") == {"pl": "I piętro", "en": "1st floor"}
-    assert wire.place("1") is None, "a hall without a name for residents: the counter's name says it all"
+    assert wire.counter_place("3") == {"pl": "I piętro", "en": "1st floor"}
+    assert wire.counter_place("1") is None, "a hall without a name for residents: the counter's name says it all"

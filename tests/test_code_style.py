@@ -1,4 +1,4 @@
-"""ruff (lint and format) is part of the test command, so style problems fail CI like a broken test.
+"""ruff (lint and format) and mypy are part of the test command, so style and type problems fail CI like a broken test.
 
 The versions are pinned in pyproject.toml's [dev] extra: a new ruff release must not turn
 a green main red, and everyone formats with the same rules.
@@ -26,3 +26,16 @@ def test_ruff_finds_no_problems():
 def test_every_file_is_formatted_as_ruff_format_would():
     result = subprocess.run([_ruff(), "format", "--check", "--no-cache", "."], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_mypy_finds_no_type_errors(tmp_path):
+    """mypy (pinned; strict for protocol/ and the engine, see [tool.mypy]) over every package.
+
+    A fresh cache each time: an old cache once hid an error that a clean checkout showed."""
+    result = subprocess.run(
+        [sys.executable, "-m", "mypy", "--cache-dir", str(tmp_path / "cache")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
