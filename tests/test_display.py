@@ -897,12 +897,14 @@ def last_glyph_height_px(png: Image.Image, box: list[float]) -> int:
 def measured_mm(display, name: str, artifacts: Path, roles: tuple[str, ...]) -> dict[str, list[tuple[str, float]]]:
     layout = display.layout(name, artifacts)
     png = Image.open(artifacts / f"{name}.png")
+    print(f"\n{name} (mm of capital height on a 43-inch panel)")
     mm_per_px = PANEL_SHORT_MM / min(layout["window"])
     out: dict[str, list[tuple[str, float]]] = {}
     for role in roles:
         for t in texts(layout, role):
             line = t["lines"][-1]
             out.setdefault(role, []).append((drawn(t), round(last_glyph_height_px(png, line["box"]) * mm_per_px, 1)))
+        print(f"  {role}: " + ", ".join(f"{text} {mm}" for text, mm in out.get(role, [])))
     return out
 
 
@@ -918,7 +920,6 @@ def test_current_call_recent_calls_and_counter_names_are_readable_from_ten_metre
     display = crowded(size, f"legible-{size[0]}x{size[1]}")
     name = f"display-legibility-{size[0]}x{size[1]}"
     heights = measured_mm(display, name, artifacts, ("ticket", "counter", "recent-ticket", "recent-counter"))
-    print(name, heights)
     assert_at_least(heights, "ticket", 80.0, 1)  # A010: readable from 24 m
     assert_at_least(heights, "counter", TEN_METRES, 1)  # → Stanowisko 1
     rows = 5
@@ -939,7 +940,6 @@ def test_per_counter_columns_show_each_counters_ticket_readable_from_ten_metres(
     heights = measured_mm(
         display, "display-legibility-counters-1920x1080", artifacts, ("column-counter", "column-ticket")
     )
-    print(heights)
     assert [t for t, _h in heights["column-counter"]] == ["1", "2", "3", "4", "5"]
     assert [t for t, _h in heights["column-ticket"]] == ["A010", "A006", "A007", "A008", "A009"], "one line each"
     assert_at_least(heights, "column-counter", TEN_METRES, 5)
