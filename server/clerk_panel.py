@@ -121,6 +121,11 @@ TEXTS: dict[str, dict[str, Any]] = {
             "too_soon": "Ten numer jest właśnie ogłaszany — wezwij ponownie za chwilę.",
             "rate_limited": "Za dużo poleceń naraz — spróbuj za chwilę.",
             "unavailable": "Serwer nie może teraz zapisać zmian (dysk lub baza danych) — nic nie zrobiono. Zgłoś to kierownikowi.",
+            "booking_unknown": "Nie ma rezerwacji z tym kodem.",
+            "booking_too_early": "Za wcześnie na zgłoszenie tej rezerwacji.",
+            "booking_too_late": "Za późno na zgłoszenie tej rezerwacji.",
+            "booking_other_day": "Ta rezerwacja jest na inny dzień.",
+            "booking_cancelled": "Ta rezerwacja została odwołana.",
         },
     },
     "en": {
@@ -196,6 +201,11 @@ TEXTS: dict[str, dict[str, Any]] = {
             "too_soon": "This number is being announced right now — recall it in a moment.",
             "rate_limited": "Too many commands at once — try again in a moment.",
             "unavailable": "The server cannot save changes right now (disk or database) — nothing was done. Tell your manager.",
+            "booking_unknown": "No booking has this code.",
+            "booking_too_early": "Too early to check this booking in.",
+            "booking_too_late": "Too late to check this booking in.",
+            "booking_other_day": "This booking is for another day.",
+            "booking_cancelled": "This booking was cancelled.",
         },
     },
 }

@@ -213,6 +213,8 @@ def test_the_booking_page_gives_ics_cancel_and_move_and_is_never_cached(office):
     code = re.search(r'id="code">([^<]+)<', page.text).group(1)
     assert f"Booking code: {code}" in ics.text and "DTSTART:" in ics.text and "Osoba" not in ics.text
 
+    refused = office.anonymous_post(link + "/move", data={"slot": "not-a-time"})
+    assert refused.status_code == 409 and "Wybierz godzinę" in refused.text
     moved = office.anonymous_post(link + "/move", data={"slot": slots[1]})
     assert moved.status_code == 303 and "note=moved" in moved.headers["location"]
     starts = rows(office, "SELECT starts_at FROM bookings WHERE code = ?", (code.replace("-", ""),))[0][0]

@@ -113,3 +113,43 @@ def test_a_manager_lists_and_exports_the_day_without_names_or_contacts(office):
     assert lines[0] == "time,service,code,status,channel,ticket" and len(lines) == 3
     assert "Osoba" not in export.text + page.text and "+48" not in export.text + page.text
     assert export.headers["cache-control"] == "no-store"
+
+
+def test_the_reception_page_passes_axe_and_works_with_the_keyboard(office, tmp_path, artifacts):
+    import json
+
+    import pytest as _pytest
+
+    from tests.harness import wait_for
+    from tests.test_clerk_panel import CHROMIUM, HeadlessPage
+
+    if CHROMIUM is None:
+        _pytest.skip("Debian's chromium is not installed")
+    from server.auth import SESSION_COOKIE
+    from tests.axe import axe_violations
+
+    page = HeadlessPage(office.url + "/health", tmp_path / "chrome")
+    try:
+        page.call(
+            "Network.setCookie",
+            {"name": SESSION_COOKIE, "value": office.session_cookie, "url": office.url, "httpOnly": True},
+            page.session,
+        )
+        page.call("Page.navigate", {"url": office.url + "/recepcja"}, page.session)
+        wait_for(lambda: page.js("!!document.getElementById('issue')"), 20, "the reception page")
+        assert axe_violations(page) == [], "reception"
+        page.js("document.getElementById('service').value = 'pj'")
+        page.js("document.getElementById('issue').focus()")
+        for kind in ("keyDown", "keyUp"):
+            page.call(
+                "Input.dispatchKeyEvent",
+                {"type": kind, "key": "Enter", "code": "Enter", "windowsVirtualKeyCode": 13, "text": "\r"},
+                page.session,
+            )
+        wait_for(lambda: page.js("!!document.getElementById('number')"), 20, "the issued number")
+        assert page.text("number") == "B001"
+        page.screenshot(artifacts / "reception.png")
+        violations = axe_violations(page)
+        assert violations == [], json.dumps(violations, indent=1)
+    finally:
+        page.close()

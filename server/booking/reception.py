@@ -60,6 +60,7 @@ def build_reception_router(office: Office, desk: BookingDesk, auth: WebAuth) -> 
             "reception.html",
             {
                 "user": user,
+                "lang": "pl",
                 "office": cfg.office.name,
                 "services": [(s.id, s.name.pl) for s in cfg.services],
                 "bookable": desk.services(),
@@ -137,7 +138,7 @@ def build_reception_router(office: Office, desk: BookingDesk, auth: WebAuth) -> 
         return TEMPLATES.TemplateResponse(
             request,
             "reception_day.html",
-            {"user": user, "office": office.config.office.name, "day": day, "rows": day_rows(day)},
+            {"user": user, "lang": "pl", "office": office.config.office.name, "day": day, "rows": day_rows(day)},
             headers={"Cache-Control": "no-store"},
         )
 

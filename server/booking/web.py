@@ -259,6 +259,7 @@ def build_booking_router(desk: BookingDesk, public_host: str = "numerek") -> API
         if b is None:
             return not_found(request, lang)
         form = await request.form()
+        start: datetime | None = None
         try:
             start = datetime.fromisoformat(str(form.get("slot", "")))
             if start.tzinfo is None or not desk.may_change(b):
@@ -267,7 +268,7 @@ def build_booking_router(desk: BookingDesk, public_host: str = "numerek") -> API
         except (ValueError, BookingError) as exc:
             code = exc.code if isinstance(exc, BookingError) else "slot"
             key = f"err_{code}" if f"err_{code}" in TEXTS[lang] else "err_slot"
-            day = start.date() if "start" in locals() and isinstance(start, datetime) else None
+            day = start.date() if start is not None else None
             return render(
                 request,
                 "booking_move.html",
