@@ -47,8 +47,9 @@ class Postgres:
             cwd=self.dir,
         )
 
-    def start(self) -> Postgres:
-        opts = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.dir} -c fsync=off"
+    def start(self, fsync: bool = False) -> Postgres:
+        """``fsync`` off for tests (nothing here survives a power cut anyway); on for benches."""
+        opts = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.dir} -c fsync={'on' if fsync else 'off'}"
         self._run("pg_ctl", "-D", str(self.data), "-l", str(self.dir / "log"), "-o", opts, "-w", "start")
         return self
 
