@@ -93,6 +93,29 @@ def test_every_event_reaches_the_centre_once_through_a_cut_link_and_a_database_r
         central.stop()
 
 
+def test_events_sent_while_the_ingester_was_killed_arrive_once_after_its_restart(tmp_path, pg):
+    """The ingester's MQTT session outlives it (clean start off, a week's expiry) and it
+    acknowledges a batch only after its commit: what came while it was dead is delivered
+    when it is back, once."""
+    dsn = pg.create_db("central")
+    central = CentralBroker(tmp_path / "central", ["wola"]).start()
+    ingester = IngesterProcess(write_central_config(tmp_path / "central" / "central.toml", central, dsn)).start()
+    branch = Branch(tmp_path / "wola", "wola", central)
+    try:
+        _load(branch, tickets=3, calls=1)
+        wait_caught_up(dsn, branch)
+        ingester.proc.kill()  # SIGKILL: no goodbye, whatever it held is unacknowledged
+        ingester.proc.wait(10)
+        _load(branch, tickets=10, calls=4)
+        ingester.start()
+        wait_caught_up(dsn, branch)
+        assert _central_ids(dsn, "wola") == branch.own_ids()
+    finally:
+        branch.close()
+        ingester.stop()
+        central.stop()
+
+
 def test_a_replayed_batch_is_not_counted_twice_and_a_forged_one_is_ignored(tmp_path, pg):
     dsn = pg.create_db("central")
     central = CentralBroker(tmp_path / "central", ["wola"]).start()
