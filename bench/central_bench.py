@@ -27,6 +27,7 @@ import heapq
 import json
 import random
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -182,8 +183,12 @@ def main() -> int:
     ap.add_argument("--brokers", type=int, default=5, help="bridged branch brokers carrying them")
     ap.add_argument("--speed", type=float, default=600, help="times real speed for the live phase")
     ap.add_argument("--backlog", type=int, default=10, help="branches coming back after a day offline")
+    ap.add_argument(
+        "--hours", type=float, default=8, help="replay only the first N office hours (the peak is the morning)"
+    )
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_a: sys.exit(1))  # `timeout` still cleans up below
 
     tmp = Path(tempfile.mkdtemp(prefix="numerek-central-bench-"))
     names = [f"b{i:02d}" for i in range(args.branches)]
@@ -226,8 +231,14 @@ def main() -> int:
 
         wait_for(lambda: stored(dsn) == 0, 60, "the ingester's tables")
         days = {b: office_day(b, args.tickets, args.seed) for b in everyone}
+        days = {b: [e for e in d if e[0] < args.hours * 3600] if b in names else d for b, d in days.items()}
         live_groups = [[b for b in g if b in names] for g in groups]
-        print(f"{args.branches} branches x {args.tickets} tickets, {args.brokers} bridged brokers")
+        peak = sum(1 for b in names for off, _e in days[b] if off < 3600) / 3600
+        print(
+            f"{args.branches} branches x {args.tickets} tickets/day, {args.brokers} bridged brokers, "
+            f"first {args.hours:g} h at {args.speed:g}x: {peak:.1f} events/s in the first office hour, "
+            f"{peak * args.speed:.0f}/s replayed"
+        )
         live = phase(dsn, pubs, days, args.speed, live_groups, 0)
         print("live  ", json.dumps(live))
         late_groups = [[b for b in g if b in backlog] for g in groups]
