@@ -34,6 +34,8 @@ class BranchLive:
     last_event_at: datetime | None
     last_heard_s: float | None
     behind: int
+    conflicts: int = 0
+    """Events that came again with other content (a branch restored from an old backup)."""
 
     @property
     def in_contact(self) -> bool:
@@ -65,7 +67,7 @@ def live(conn: psycopg.Connection[Any], names: dict[str, str], now: datetime | N
     now = now or datetime.now(UTC)
     rows = conn.execute(
         """
-        SELECT b.branch, b.last_event_at, b.last_heard, b.head - b.contiguous, b.last_sent_at,
+        SELECT b.branch, b.last_event_at, b.last_heard, b.head - b.contiguous, b.last_sent_at, b.conflicts,
                (SELECT count(*) FROM tickets t WHERE t.branch = b.branch AND t.status = 'waiting'),
                (SELECT min(issued_at) FROM tickets t WHERE t.branch = b.branch AND t.status = 'waiting'),
                (SELECT count(*) FROM counters c WHERE c.branch = b.branch AND c.status = 'open')
@@ -77,9 +79,10 @@ def live(conn: psycopg.Connection[Any], names: dict[str, str], now: datetime | N
         BranchLive(
             branch=r[0],
             name=names.get(r[0], r[0]),
-            waiting=int(r[5]),
-            longest_wait_s=(_branch_now(now, r[2], r[4]) - r[6]).total_seconds() if r[6] else None,
-            open_counters=int(r[7]),
+            waiting=int(r[6]),
+            longest_wait_s=(_branch_now(now, r[2], r[4]) - r[7]).total_seconds() if r[7] else None,
+            open_counters=int(r[8]),
+            conflicts=int(r[5]),
             last_event_at=r[1],
             last_heard_s=(now - r[2]).total_seconds() if r[2] else None,
             behind=int(r[3]),
