@@ -16,6 +16,7 @@ import glob
 import json
 import os
 import random
+import re
 import secrets
 import shutil
 import signal
@@ -31,7 +32,6 @@ from pathlib import Path
 
 from protocol.topics import Topics
 from server.config import load_config
-from server.demo import demo_clock_start
 from server.replicate import bridge_config
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "server" / "examples" / "county_office.toml"
@@ -180,12 +180,11 @@ class Demo:
         mqtt_port = self.broker(f"{branch}-broker", bridge)
         http_port = free_port()
         db = self.dir / f"{branch}.db"
-        # The example office keeps office hours: like numerek-demo, its clock starts inside them.
-        clock_start = demo_clock_start(load_config(EXAMPLE).office.tz, db)
+        office = self.office_config()
         self.spawn(
             f"{branch}-server",
-            [str(self.bin / "numerek-server"), "--config", str(EXAMPLE), "--database", str(db)]
-            + ["--mqtt-port", str(mqtt_port), "--http-port", str(http_port), "--clock-start", clock_start],
+            [str(self.bin / "numerek-server"), "--config", str(office), "--database", str(db)]
+            + ["--mqtt-port", str(mqtt_port), "--http-port", str(http_port)],
         )
         url = f"http://127.0.0.1:{http_port}"
 
@@ -199,18 +198,27 @@ class Demo:
         _wait(healthy, f"the {branch} server")
         self.spawn(
             f"{branch}-replicate",
-            [str(self.bin / "numerek-replicate"), "--config", str(EXAMPLE), "--branch", branch]
+            [str(self.bin / "numerek-replicate"), "--config", str(office), "--branch", branch]
             + ["--database", str(db), "--mqtt-port", str(mqtt_port)],
         )
         threading.Thread(target=self.traffic, args=(mqtt_port,), daemon=True).start()
         return url
+
+    def office_config(self) -> Path:
+        """The example county office, open around the clock: the branches run on the real
+        clock (as the replicator does), whatever the time of the demo."""
+        path = self.dir / "office.toml"
+        always = ", ".join(f'{d} = "00:00-24:00"' for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun"))
+        text = re.sub(r"^hours = \{.*\}$", "hours = { " + always + " }", EXAMPLE.read_text("utf-8"), flags=re.M)
+        path.write_text(text, encoding="utf-8")
+        return path
 
     def traffic(self, mqtt_port: int) -> None:
         """Residents take tickets and clerks call them, over the branch's MQTT."""
         import paho.mqtt.client as mqtt
         from paho.mqtt.enums import CallbackAPIVersion
 
-        cfg = load_config(EXAMPLE)
+        cfg = load_config(self.office_config())
         topics = Topics(cfg.mqtt.topic_base)
         client = mqtt.Client(
             CallbackAPIVersion.VERSION2, client_id=f"demo-{uuid.uuid4().hex[:6]}", protocol=mqtt.MQTTv5

@@ -32,7 +32,18 @@ CREATE TABLE IF NOT EXISTS branches (
     last_sent_at    timestamptz,                 -- the branch's clock, when it sent that message
     last_event_at   timestamptz,                 -- the newest applied event's time (branch clock)
     resend_after    bigint,
-    resend_asked_at timestamptz
+    resend_asked_at timestamptz,
+    conflicts       bigint NOT NULL DEFAULT 0    -- events that came again with other content
+);
+ALTER TABLE branches ADD COLUMN IF NOT EXISTS conflicts bigint NOT NULL DEFAULT 0;
+CREATE TABLE IF NOT EXISTS event_conflicts (
+    branch      text NOT NULL,
+    seq         bigint NOT NULL,
+    at          timestamptz NOT NULL,
+    kind        text NOT NULL,
+    ticket      text,
+    received_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+    PRIMARY KEY (branch, seq, at, kind)
 );
 CREATE TABLE IF NOT EXISTS events (
     branch      text NOT NULL,
@@ -148,6 +159,7 @@ class CentralStore:
                     for e in b.events
                 ]
                 with self.conn.cursor() as cur:
+                    conflicts = self._conflicts(cur, branch, rows) if rows else 0
                     if rows:
                         cur.executemany(_INSERT_EVENT, rows)
                         new = cur.rowcount if cur.rowcount >= 0 else 0
@@ -162,12 +174,37 @@ class CentralStore:
                     cur.execute(
                         "UPDATE branches SET contiguous = %s, head = %s, last_heard = %s, "
                         "last_sent_at = greatest(last_sent_at, %s), "
-                        "last_event_at = coalesce(%s, last_event_at) WHERE branch = %s",
-                        (contiguous, head, now, utc(last.sent_at), last_at, branch),
+                        "last_event_at = coalesce(%s, last_event_at), conflicts = conflicts + %s WHERE branch = %s",
+                        (contiguous, head, now, utc(last.sent_at), last_at, conflicts, branch),
                     )
                 out.append(Ingested(branch, contiguous, head, new))
                 new = 0
         return out
+
+    @staticmethod
+    def _conflicts(cur: psycopg.Cursor[Any], branch: str, rows: list[tuple[Any, ...]]) -> int:
+        """Events whose id the centre has with another time or kind: a branch restored from
+        an old backup hands out ids again. The first stays (the figures already count it);
+        the other is kept aside in ``event_conflicts`` and counted, for someone to look at."""
+        cur.execute(
+            "SELECT seq, at, kind FROM events WHERE branch = %s AND seq = ANY(%s)",
+            (branch, [r[1] for r in rows]),
+        )
+        have = {seq: (at, kind) for seq, at, kind in cur.fetchall()}
+        other = [
+            r
+            for r in rows
+            if r[1] in have and (have[r[1]][1] != r[4] or abs((have[r[1]][0] - r[2]).total_seconds()) > 0.001)
+        ]
+        found = 0
+        for r in other:
+            cur.execute(
+                "INSERT INTO event_conflicts (branch, seq, at, kind, ticket) VALUES (%s, %s, %s, %s, %s) "
+                "ON CONFLICT DO NOTHING",
+                (branch, r[1], r[2], r[4], r[6]),
+            )
+            found += max(cur.rowcount, 0)
+        return found
 
     def _advance(self, cur: psycopg.Cursor[Any], branch: str, contiguous: int) -> tuple[int, datetime | None]:
         """Apply the stored events right after ``contiguous``, as far as they run unbroken."""

@@ -34,6 +34,8 @@ class BranchLive:
     last_event_at: datetime | None
     last_heard_s: float | None
     behind: int
+    conflicts: int = 0
+    """Events that came again with other content (a branch restored from an old backup)."""
 
     @property
     def in_contact(self) -> bool:
@@ -50,11 +52,22 @@ class ReportRow:
     p90_wait_s: float | None
 
 
+def _branch_now(now: datetime, last_heard: datetime | None, last_sent_at: datetime | None) -> datetime:
+    """The branch's clock now: its last message's send time plus what has passed here since.
+
+    Why not the centre's clock: waits are differences of the branch's own times (its server
+    clock, docs/storage.md); a branch clock a few minutes off would otherwise show every
+    resident of that branch waiting a few minutes more or less."""
+    if last_heard is None or last_sent_at is None:
+        return now
+    return last_sent_at + (now - last_heard)
+
+
 def live(conn: psycopg.Connection[Any], names: dict[str, str], now: datetime | None = None) -> list[BranchLive]:
     now = now or datetime.now(UTC)
     rows = conn.execute(
         """
-        SELECT b.branch, b.last_event_at, b.last_heard, b.head - b.contiguous,
+        SELECT b.branch, b.last_event_at, b.last_heard, b.head - b.contiguous, b.last_sent_at, b.conflicts,
                (SELECT count(*) FROM tickets t WHERE t.branch = b.branch AND t.status = 'waiting'),
                (SELECT min(issued_at) FROM tickets t WHERE t.branch = b.branch AND t.status = 'waiting'),
                (SELECT count(*) FROM counters c WHERE c.branch = b.branch AND c.status = 'open')
@@ -66,9 +79,10 @@ def live(conn: psycopg.Connection[Any], names: dict[str, str], now: datetime | N
         BranchLive(
             branch=r[0],
             name=names.get(r[0], r[0]),
-            waiting=int(r[4]),
-            longest_wait_s=(now - r[5]).total_seconds() if r[5] else None,
-            open_counters=int(r[6]),
+            waiting=int(r[6]),
+            longest_wait_s=(_branch_now(now, r[2], r[4]) - r[7]).total_seconds() if r[7] else None,
+            open_counters=int(r[8]),
+            conflicts=int(r[5]),
             last_event_at=r[1],
             last_heard_s=(now - r[2]).total_seconds() if r[2] else None,
             behind=int(r[3]),

@@ -124,6 +124,7 @@ def create_app(cfg: CentralConfig, users_database: str) -> FastAPI:
                     "last_event_at": b.last_event_at.isoformat() if b.last_event_at else None,
                     "last_heard_s": b.last_heard_s,
                     "behind": b.behind,
+                    "conflicts": b.conflicts,
                     "in_contact": b.in_contact,
                 }
                 for b in views.live(conn, names)

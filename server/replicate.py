@@ -86,6 +86,8 @@ class EventLog:
     """The branch's events table, read-only."""
 
     def __init__(self, database: str) -> None:
+        self.path = database
+        self.inode = os.stat(database).st_ino
         uri = Path(os.path.abspath(database)).as_uri() + "?mode=ro"
         self.conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
         self.conn.row_factory = sqlite3.Row
@@ -110,6 +112,14 @@ class EventLog:
             )
             for r in rows
         ]
+
+    def replaced(self) -> bool:
+        """The file at the path is another one (``numerek-db restore`` put a backup there):
+        this connection still reads the old one."""
+        try:
+            return os.stat(self.path).st_ino != self.inode
+        except FileNotFoundError:
+            return False
 
     def version(self) -> int:
         return int(self.conn.execute("PRAGMA data_version").fetchone()[0])
@@ -196,8 +206,15 @@ class Replicator:
                     log.info("the centre asked for events after %d again (sent up to %d)", rewind, self.after)
                     self.after = rewind
                     self.cursor.save(self.after)
+                if self.log.replaced():
+                    log.warning("%s was replaced (a restore?); reopening it", self.database)
+                    self.log.close()
+                    self.log = self._open()
+                    seen_version = -1
                 version = self.log.version()
                 events = self.log.after(self.after, self.batch) if version != seen_version or rewind else []
+                if not events and version != seen_version:
+                    self._behind_the_cursor()
                 if not events:
                     seen_version = version
                 now = time.time()
@@ -215,6 +232,22 @@ class Replicator:
             self.client.loop_stop()
             self.client.disconnect()
             self.log.close()
+
+    def _behind_the_cursor(self) -> None:
+        """A database older than the cursor (restored from a backup): its new events reuse
+        ids the centre already has. Publish it again from the start: the centre stores what
+        it has once and sets aside, counts and shows the events that differ (where the
+        restored file's history parts from what was replicated is not known here)."""
+        head = self.log.head()
+        if head < self.after:
+            log.warning(
+                "the database ends at event %d but %d were replicated (restored from a backup?); "
+                "replicating it again from the start: the centre will report the reused ids",
+                head,
+                self.after,
+            )
+            self.after = 0
+            self.cursor.save(self.after)
 
     def _open(self) -> EventLog:
         """The event log, once the server has created the database (the two may start together)."""

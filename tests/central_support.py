@@ -4,6 +4,7 @@ bridged to the centre, the real server, the real replicator) and the real ingest
 
 from __future__ import annotations
 
+import glob
 import os
 import shutil
 import sqlite3
@@ -47,8 +48,9 @@ class Postgres:
             cwd=self.dir,
         )
 
-    def start(self) -> Postgres:
-        opts = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.dir} -c fsync=off"
+    def start(self, fsync: bool = False) -> Postgres:
+        """``fsync`` off for tests (nothing here survives a power cut anyway); on for benches."""
+        opts = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.dir} -c fsync={'on' if fsync else 'off'}"
         self._run("pg_ctl", "-D", str(self.data), "-l", str(self.dir / "log"), "-o", opts, "-w", "start")
         return self
 
@@ -128,13 +130,23 @@ class BranchBroker(Broker):
 class Branch:
     """One branch office: its broker (bridged), its numerek-server, its numerek-replicate."""
 
-    def __init__(self, workdir: Path, branch: str, central: CentralBroker, persistent: bool = True) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        branch: str,
+        central: CentralBroker,
+        persistent: bool = True,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        """``env``: the environment of the branch's programs (e.g. libfaketime's: a branch
+        whose machine clock is off)."""
         self.id = branch
+        self.env = env or {}
         self.dir = workdir
         self.broker = BranchBroker(workdir / "broker", branch, central, persistent).start()
         http_port = free_port()
         cfg = write_config(workdir / "office.toml", self.broker.port, http_port)
-        self.server = ServerProcess(cfg, http_port=http_port).start()
+        self.server = ServerProcess(cfg, http_port=http_port, env=self.env).start()
         self.replicator: subprocess.Popen | None = None
         self.start_replicator()
         self._connect_peer()
@@ -160,6 +172,7 @@ class Branch:
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=ROOT,
+            env={**os.environ, **self.env},
         )
 
     def issue(self, service: str = "rej") -> dict:
@@ -218,6 +231,18 @@ class Publisher:
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
+
+
+def libfaketime() -> str | None:
+    found = glob.glob("/usr/lib/*/faketime/libfaketime.so.1")
+    return found[0] if found else None
+
+
+def clock_off(offset: str) -> dict[str, str]:
+    """The environment of a program on a machine whose clock is ``offset`` off (``-3h``)."""
+    lib = libfaketime()
+    assert lib, "Debian's faketime package (.ci/setup) is needed"
+    return {"LD_PRELOAD": lib, "FAKETIME": offset, "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
 
 
 def write_central_config(path: Path, broker: CentralBroker, dsn: str, http_port: int = 0) -> Path:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import psycopg
@@ -22,6 +24,7 @@ from tests.central_support import (
     wait_caught_up,
     write_central_config,
 )
+from tests.harness import ROOT, wait_for
 
 pytestmark = pytest.mark.skipif(
     not (PG_BIN / "initdb").exists() or not shutil.which("mosquitto_passwd"),
@@ -89,6 +92,76 @@ def test_every_event_reaches_the_centre_once_through_a_cut_link_and_a_database_r
     finally:
         for b in branches:
             b.close()
+        ingester.stop()
+        central.stop()
+
+
+def test_events_sent_while_the_ingester_was_killed_arrive_once_after_its_restart(tmp_path, pg):
+    """The ingester's MQTT session outlives it (clean start off, a week's expiry) and it
+    acknowledges a batch only after its commit: what came while it was dead is delivered
+    when it is back, once."""
+    dsn = pg.create_db("central")
+    central = CentralBroker(tmp_path / "central", ["wola"]).start()
+    ingester = IngesterProcess(write_central_config(tmp_path / "central" / "central.toml", central, dsn)).start()
+    branch = Branch(tmp_path / "wola", "wola", central)
+    try:
+        _load(branch, tickets=3, calls=1)
+        wait_caught_up(dsn, branch)
+        ingester.proc.kill()  # SIGKILL: no goodbye, whatever it held is unacknowledged
+        ingester.proc.wait(10)
+        _load(branch, tickets=10, calls=4)
+        ingester.start()
+        wait_caught_up(dsn, branch)
+        assert _central_ids(dsn, "wola") == branch.own_ids()
+    finally:
+        branch.close()
+        ingester.stop()
+        central.stop()
+
+
+def test_a_branch_restored_from_an_old_backup_is_reported_as_diverged_and_nothing_is_overwritten(tmp_path, pg):
+    """After a restore, the branch hands out event ids the centre already has (with other
+    content). The centre keeps what it counted, sets the new ones aside and says so."""
+    dsn = pg.create_db("central")
+    central = CentralBroker(tmp_path / "central", ["wola"]).start()
+    ingester = IngesterProcess(write_central_config(tmp_path / "central" / "central.toml", central, dsn)).start()
+    branch = Branch(tmp_path / "wola", "wola", central)
+    db_tool = [sys.executable, "-m", "server.dbtool", "--config", str(branch.server.config)]
+    try:
+        _load(branch, tickets=3, calls=0)
+        backup = subprocess.run(
+            [*db_tool, "backup", "--to", str(tmp_path / "backups")],
+            check=True,
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+        ).stdout.strip()
+        _load(branch, tickets=4, calls=2)
+        wait_caught_up(dsn, branch)
+        before = _central_ids(dsn, "wola")
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            originals = conn.execute("SELECT seq, kind, at FROM events WHERE branch = 'wola' ORDER BY seq").fetchall()
+
+        branch.server.stop()
+        subprocess.run([*db_tool, "restore", backup], check=True, capture_output=True, cwd=ROOT)
+        branch.server.start()
+        branch._connect_peer()
+        _load(branch, tickets=1, calls=1)  # ids 4 and 5 again, now an issue and a call of other tickets
+
+        def diverged() -> int:
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                return conn.execute("SELECT conflicts FROM branches WHERE branch = 'wola'").fetchone()[0]
+
+        wait_for(diverged, 60, "the centre to notice the reused event ids")
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            assert (
+                conn.execute("SELECT seq, kind, at FROM events WHERE branch = 'wola' ORDER BY seq").fetchall()
+                == originals
+            )
+        assert _central_ids(dsn, "wola") == before
+        assert "restored from a backup?" in (branch.dir / "replicator.log").read_text()
+    finally:
+        branch.close()
         ingester.stop()
         central.stop()
 
