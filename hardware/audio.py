@@ -205,9 +205,10 @@ class EspeakSpeech:
     VOICES = {"pl": "pl", "en": "en", "uk": "uk"}
 
     def __init__(self, words_per_minute: int = 140, voices: Mapping[str, str] | None = None, cache: int = 64):
-        self.exe = shutil.which("espeak-ng")
-        if not self.exe:
+        exe = shutil.which("espeak-ng")
+        if not exe:
             raise AudioError("espeak-ng is not installed (apt-get install espeak-ng)")
+        self.exe: str = exe
         self.wpm = words_per_minute
         self.voices = {**self.VOICES, **(voices or {})}
         self._cache: OrderedDict[tuple[str, str], bytes] = OrderedDict()
@@ -251,9 +252,10 @@ class AlsaOutput:
     """
 
     def __init__(self, device: str | None = None, timeout: float = 60.0) -> None:
-        self.exe = shutil.which("aplay")
-        if not self.exe:
+        exe = shutil.which("aplay")
+        if not exe:
             raise AudioError("aplay is not installed (apt-get install alsa-utils)")
+        self.exe: str = exe
         self.device = device or None
         self.timeout = timeout
 

@@ -49,7 +49,7 @@ from kiosk.config import KioskConfig
 from kiosk.link import KioskLink
 from kiosk.style import BAR_GREY, BLACK, MIN_TEXT_PX, STYLES, YELLOW, contrast
 from kiosk.texts import LANGUAGE_NAMES, LANGUAGES, t
-from kiosk.visit import CONNECT_GRACE_S, PRINTER_CHECK_S, TOUCH_GUARD_S, Screen, Step, Visit
+from kiosk.visit import CONNECT_GRACE_S, KEYPAD, PRINTER_CHECK_S, TOUCH_GUARD_S, Screen, Step, Visit
 from protocol.messages import ServiceInfo, ServicesMessage, TicketResponse
 
 log = logging.getLogger(__name__)
@@ -99,7 +99,7 @@ def _fit(widget: Label, pad_x: float, pad_y: float) -> None:
     needs; Kivy would otherwise cut off the lines that do not fit. On every resize the
     chosen size is tried again first, so a box that grows gets its big type back.
     """
-    widget.fit_font = widget.font_size  # type: ignore[attr-defined]
+    widget.fit_font = widget.font_size
 
     def resize(w: Label, size) -> None:
         w.font_size = w.fit_font
@@ -225,6 +225,7 @@ class KioskApp(App):
         self.qr_widget: Image | None = None
         self.u = 1.0  # the scaling unit of the current window (see unit())
         self.portrait = False  # an upright screen: the top bar and the ticket stack vertically
+        self._built = 0  # how many times a screen was built: a report is about the newest only
         self.compact = False  # too narrow for office, clock and three languages in one row
         # Every callback of the link runs on Kivy's thread, in arrival order (the link's hand-over).
         self.link: KioskLink = KioskLink(
@@ -250,6 +251,9 @@ class KioskApp(App):
         self.title = "Numerek"
         Window.clearcolor = BLACK
         Window.bind(on_touch_down=self._touched)
+        # A 2D scanner acting as a USB keyboard "types" a booking's code and presses Enter.
+        Window.bind(on_textinput=lambda _w, text: self.visit.typed(text))
+        Window.bind(on_key_down=self._key_down)
         Window.bind(size=lambda _w, _s: self.show(guard=False))
         _bg(self.root_box, BLACK)
         self.visit.started = self.visit.monotonic()
@@ -283,17 +287,26 @@ class KioskApp(App):
             return True
         return False
 
+    def _key_down(self, _window, key: int, *_args) -> bool:
+        if key in (13, 271):  # Enter, keypad Enter: the end of a scanned code
+            self._do(self.visit.entered())
+            return True
+        return False
+
     def _do(self, step: Step) -> None:
         """Carry out what the model asked for: redraw, refresh home in place, send, print."""
         if step.redraw:
             self.show(guard=step.guard)
+        elif step.refresh and self.visit.screen == Screen.BOOKING:
+            self.show(guard=False)  # the code line and its note; a tap on the rebuilt keypad counts
         elif step.refresh:
             self._refresh_home()
-            Clock.schedule_once(lambda _dt: self._report(Screen.HOME), REPORT_DELAY_S)
+            built = self._built
+            Clock.schedule_once(lambda _dt: self._report(Screen.HOME, built), REPORT_DELAY_S)
         if step.ask is not None:
             a = step.ask
             rid = self.link.request_ticket(
-                a.service, a.priority, a.lang, self.cfg.kiosk.response_timeout_s, self._answered
+                a.service, a.priority, a.lang, self.cfg.kiosk.response_timeout_s, self._answered, booking=a.booking
             )
             self._do(self.visit.sent(rid))
         if step.layout is not None and self.visit.ticket is not None:
@@ -367,9 +380,12 @@ class KioskApp(App):
             Screen.BUSY: self._busy,
             Screen.TICKET: self._ticket,
             Screen.MESSAGE: self._message,
+            Screen.BOOKING: self._booking,
         }
         self.root_box.add_widget(build[screen]())
-        Clock.schedule_once(lambda _dt: self._report(screen), REPORT_DELAY_S)
+        self._built += 1
+        built = self._built
+        Clock.schedule_once(lambda _dt: self._report(screen, built), REPORT_DELAY_S)
 
     def px(self, v: float) -> float:
         """``v`` design pixels (at 1280x720) in this window's pixels."""
@@ -451,13 +467,64 @@ class KioskApp(App):
             grid.add_widget(_label(t("no_services", self.lang) if v.services else "", fs(34)))
         box.add_widget(grid)
         self._refresh_home()
+        # The bottom row holds the "paths": the priority toggle and, where the office takes
+        # bookings, the check-in (the service grid above stays where residents know it).
+        lines = 3 if v.settings.bookings else 2
         text, style = v.priority_button()
-        prio = _button(text, fs(32), style=style, size_hint=(1, None), height=self.row(112, 2))
+        prio = _button(text, fs(32), style=style, size_hint=(1, None), height=self.row(112, lines))
         prio.bind(on_release=lambda _b: self._do(self.visit.toggle_priority()))
         self.buttons["priority"] = prio
-        wrap = BoxLayout(size_hint_y=None, height=self.row(112, 2), padding=(px(16), 0))
+        wrap = BoxLayout(size_hint_y=None, height=self.row(112, lines), padding=(px(16), 0), spacing=px(14))
         wrap.add_widget(prio)
+        if v.settings.bookings:
+            booking = _button(
+                f"[b]{t('booking_button', self.lang)}[/b]",
+                fs(32),
+                style="booking" if v.bookings_open else "disabled",
+                size_hint=(1, None),
+                height=self.row(112, lines),
+                disabled=not v.bookings_open,
+            )
+            booking.disabled_color = STYLES["disabled"][0]
+            booking.bind(on_release=lambda _b: self._do(self.visit.start_booking()))
+            self.buttons["booking"] = booking
+            wrap.add_widget(booking)
         box.add_widget(wrap)
+        return box
+
+    def _booking(self) -> Widget:
+        """The keypad for a booking's code; a scanner's Enter sends a code from here too."""
+        px, fs = self.px, self.fs
+        v = self.visit
+        box = BoxLayout(orientation="vertical", padding=(px(24), px(12)), spacing=px(10))
+        box.add_widget(
+            _label(t("booking_title", self.lang), fs(32), bold=True, size_hint_y=None, height=self.row(96, 2))
+        )
+        box.add_widget(_label(v.code_text(), fs(64), style="accent", bold=True, size_hint_y=None, height=self.row(84)))
+        note = v.code_note or ""
+        box.add_widget(
+            _label(
+                note, fs(28), style="warning" if note else "screen", bold=True, size_hint_y=None, height=self.row(48)
+            )
+        )
+        keys = GridLayout(cols=7, spacing=px(10))
+        for ch in KEYPAD:
+            k = _button(f"[b]{ch}[/b]", fs(44), style="key")
+            k.bind(on_release=lambda _b, ch=ch: self._do(self.visit.key(ch)))
+            self.buttons[f"key:{ch}"] = k
+            keys.add_widget(k)
+        box.add_widget(keys)
+        row = BoxLayout(size_hint_y=None, height=self.row(100), spacing=px(20))
+        for name, label, style, action in (
+            ("booking_back", t("back", self.lang), "button", lambda: self.visit.go_home()),
+            ("erase", t("erase", self.lang), "key", self.visit.erase),
+            ("confirm", t("booking_send", self.lang), "good", self.visit.submit),
+        ):
+            b = _button(f"[b]{label}[/b]", fs(36), style=style)
+            b.bind(on_release=lambda _b, action=action: self._do(action()))
+            self.buttons[name] = b
+            row.add_widget(b)
+        box.add_widget(row)
         return box
 
     def _refresh_home(self) -> None:
@@ -588,7 +655,7 @@ class KioskApp(App):
 
     # ------------------------------------------------------------------ trace + screenshots (tests, support)
 
-    def _report(self, screen: str) -> None:
+    def _report(self, screen: str, built: int) -> None:
         """Write what is on screen (texts, button centres in X11 pixels) and a screenshot.
 
         Only with ``--trace`` / ``--screenshot-dir``: tests and remote support read it.
@@ -596,11 +663,11 @@ class KioskApp(App):
         what it sees is never ignored.
         """
         v = self.visit
-        if screen != self.screen:
-            return
+        if screen != self.screen or built != self._built:
+            return  # a newer build of the screen reports itself once it is laid out
         left = TOUCH_GUARD_S - (v.monotonic() - v.shown_at)
         if left > 0:  # Kivy's clock counts from the frame's start, which can be long ago
-            Clock.schedule_once(lambda _dt: self._report(screen), left + 0.05)
+            Clock.schedule_once(lambda _dt: self._report(screen, built), left + 0.05)
             return
         if self.trace_path is not None:
             texts = [_MARKUP.sub("", w.text) for w in self.root_box.walk() if isinstance(w, Label) and w.text]

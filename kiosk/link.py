@@ -150,13 +150,15 @@ class KioskLink:
 
     def request_ticket(
         self,
-        service: str,
+        service: str | None,
         priority: bool,
         lang: str,
         timeout_s: float,
         on_done: Callable[[TicketResponse | None], None],
+        booking: str | None = None,
     ) -> str | None:
-        """Ask for a ticket; ``on_done`` gets the response, or None when none came in time.
+        """Ask for a ticket (for ``service``, or a ``booking``'s check-in); ``on_done`` gets the
+        response, or None when none came in time.
 
         Returns the request id, or None (and calls nothing) when the broker is not
         connected: then there is no point in waiting. The request expires (server time)
@@ -172,8 +174,9 @@ class KioskLink:
             id=f"{self.kiosk_id}-{uuid.uuid4().hex[:16]}",
             service=service,
             priority=priority,
-            lang=lang,  # type: ignore[arg-type]
+            lang=lang,
             expires_at=expires_at,
+            booking=booking,
         )
         p = Pending(req, uuid.uuid4().bytes, on_done)
         p.timer = threading.Timer(timeout_s, lambda: self.conn.hand_over(self._expire, p))
@@ -211,6 +214,6 @@ class KioskLink:
         wanted = self._fault_wanted
         if wanted is None or wanted == self._fault_sent or not self.connected:
             return
-        report = FaultReport(device=self.kiosk_id, fault=wanted[0], message=wanted[1])  # type: ignore[arg-type]
+        report = FaultReport(device=self.kiosk_id, fault=wanted[0], message=wanted[1])
         if self.conn.publish(self.topics.kiosk_fault(self.kiosk_id), report.to_json(), retain=True):
             self._fault_sent = wanted

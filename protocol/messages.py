@@ -18,7 +18,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from protocol.topics import ID_PATTERN
 
@@ -27,6 +27,8 @@ MAX_PAYLOAD_BYTES = 4096
 """Requests larger than this are refused unread (a command is well under 300 bytes)."""
 
 DeviceId = Annotated[str, Field(pattern=ID_PATTERN)]
+BookingCode = Annotated[str, Field(pattern=r"^[0-9A-Z]{6}$")]
+"""A booking's code: six capitals and digits, without the dash it is shown with (``YTX-RY5``)."""
 RequestId = Annotated[str, Field(min_length=1, max_length=64)]
 
 PREFIX_PATTERN = r"^[A-Z]{1,2}$"
@@ -129,6 +131,11 @@ class ErrorCode(StrEnum):
     STALE = "stale"  # the command was about a ticket that is no longer current
     EXPIRED = "expired"  # the command's expires_at had passed / a rating came too long after the service
     TOO_SOON = "too_soon"  # a recall while the previous call of the ticket is still being announced
+    BOOKING_UNKNOWN = "booking_unknown"  # no booking with this code
+    BOOKING_TOO_EARLY = "booking_too_early"  # check-in opens a while before the appointment
+    BOOKING_TOO_LATE = "booking_too_late"  # the appointment's check-in window has passed
+    BOOKING_OTHER_DAY = "booking_other_day"  # the booking is for another day
+    BOOKING_CANCELLED = "booking_cancelled"  # the booking was cancelled
     RATE_LIMITED = "rate_limited"  # a device asked faster than a person can (e.g. tickets from one kiosk)
     UNAVAILABLE = "unavailable"  # the server cannot save right now (disk full, damaged file): nothing was done
     INTERNAL = "internal"
@@ -336,10 +343,20 @@ class TicketRequest(_Message):
     """
 
     id: RequestId
-    service: DeviceId
+    service: DeviceId | None = None
     priority: bool = False
     lang: Literal["pl", "en", "uk"] = "pl"
     expires_at: Deadline | None = None
+    booking: BookingCode | None = None
+    """A check-in for an appointment: the booking's code as the resident typed or scanned it
+    (``service`` may then be absent: the booking says which). Refusals: ``booking_unknown``,
+    ``booking_too_early``, ``booking_too_late``, ``booking_other_day``, ``booking_cancelled``."""
+
+    @model_validator(mode="after")
+    def _service_or_booking(self) -> TicketRequest:
+        if self.service is None and self.booking is None:
+            raise ValueError("a ticket request names a service or a booking")
+        return self
 
 
 class TicketIssued(BaseModel):
