@@ -222,6 +222,8 @@ class KioskApp(App):
         self._service_buttons: dict[str, Button] = {}
         self.root_box: BoxLayout = BoxLayout()
         self.clock_label: Label | None = None
+        self.code_label: Label | None = None  # the booking keypad's code line and note
+        self.note_label: Label | None = None
         self.qr_widget: Image | None = None
         self.u = 1.0  # the scaling unit of the current window (see unit())
         self.portrait = False  # an upright screen: the top bar and the ticket stack vertically
@@ -298,7 +300,7 @@ class KioskApp(App):
         if step.redraw:
             self.show(guard=step.guard)
         elif step.refresh and self.visit.screen == Screen.BOOKING:
-            self.show(guard=False)  # the code line and its note; a tap on the rebuilt keypad counts
+            self._refresh_booking()
         elif step.refresh:
             self._refresh_home()
             built = self._built
@@ -374,7 +376,7 @@ class KioskApp(App):
         self.root_box.clear_widgets()
         self._service_buttons = {}
         self.buttons = {}
-        self.clock_label = None
+        self.clock_label = self.code_label = self.note_label = None
         build = {
             Screen.HOME: self._home,
             Screen.BUSY: self._busy,
@@ -492,21 +494,27 @@ class KioskApp(App):
         box.add_widget(wrap)
         return box
 
+    def _refresh_booking(self) -> None:
+        """The code line and its note, updated in place: a keypad rebuilt under a fast typist's
+        finger would lose the next key (it would land on widgets not yet laid out)."""
+        if self.code_label is not None and self.note_label is not None:
+            self.code_label.text = f"[b]{self.visit.code_text()}[/b]"
+            self.note_label.text = f"[b]{self.visit.code_note}[/b]" if self.visit.code_note else ""
+        built = self._built
+        Clock.schedule_once(lambda _dt: self._report(Screen.BOOKING, built), REPORT_DELAY_S)
+
     def _booking(self) -> Widget:
         """The keypad for a booking's code; a scanner's Enter sends a code from here too."""
         px, fs = self.px, self.fs
-        v = self.visit
         box = BoxLayout(orientation="vertical", padding=(px(24), px(12)), spacing=px(10))
         box.add_widget(
             _label(t("booking_title", self.lang), fs(32), bold=True, size_hint_y=None, height=self.row(96, 2))
         )
-        box.add_widget(_label(v.code_text(), fs(64), style="accent", bold=True, size_hint_y=None, height=self.row(84)))
-        note = v.code_note or ""
-        box.add_widget(
-            _label(
-                note, fs(28), style="warning" if note else "screen", bold=True, size_hint_y=None, height=self.row(48)
-            )
-        )
+        self.code_label = _label("", fs(64), style="accent", bold=True, size_hint_y=None, height=self.row(84))
+        self.note_label = _label("", fs(28), style="accent", bold=True, size_hint_y=None, height=self.row(48))
+        box.add_widget(self.code_label)
+        box.add_widget(self.note_label)
+        self._refresh_booking()
         keys = GridLayout(cols=7, spacing=px(10))
         for ch in KEYPAD:
             k = _button(f"[b]{ch}[/b]", fs(44), style="key")
