@@ -161,6 +161,7 @@ class Visit:
         self._typed_at = float("-inf")
         self.printer_status = PrinterStatus(Fault.OK, known=False)
         self.started = monotonic()
+        self.grace_over = False
         self.last_touch = self.started
         self.shown_at = float("-inf")  # the last guarded screen change (touch guard)
         self.printed_at = -PRINTER_CHECK_S  # when the last ticket's own status round ended
@@ -189,7 +190,13 @@ class Visit:
         return max(s.idle_timeout_s, s.fault_timeout_s) if fault else s.idle_timeout_s
 
     def tick(self) -> Step:
-        """About once a second: go home (reset) when the screen was left alone long enough."""
+        """About once a second: go home (reset) when the screen was left alone long enough, and
+        end the start-up grace: if nothing answered, "connecting…" becomes "not working, ask at
+        the information desk" (nobody should wait in front of a kiosk that never connects)."""
+        if not self.grace_over and self.monotonic() - self.started >= CONNECT_GRACE_S:
+            self.grace_over = True
+            if self.screen == Screen.HOME and self.problem() is not None:
+                return NEWS
         idle = self.monotonic() - self.last_touch
         if idle > self.idle_limit() and not self.busy:
             if self.screen != Screen.HOME or self.lang != self.settings.default_language or self.priority:

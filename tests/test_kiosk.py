@@ -605,7 +605,7 @@ def test_every_screen_fits_small_and_large_panels_in_polish_and_english(  # and 
 def test_a_kiosk_that_never_reaches_the_broker_soon_says_the_system_is_not_working(tmp_path, screen, artifacts):
     """Not "connecting…" forever over an empty screen: after the start-up grace period the
     resident is told to ask at the information desk."""
-    from kiosk.app import CONNECT_GRACE_S
+    from kiosk.visit import CONNECT_GRACE_S
     from tests.harness import free_port
 
     kiosk = Kiosk(

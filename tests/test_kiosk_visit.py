@@ -263,9 +263,12 @@ def test_connecting_is_said_briefly_then_the_system_is_not_working():
     clock = FakeMonotonic()
     v = Visit(KioskSection(id="k1", public_url="http://numerek.local"), monotonic=clock)
     assert v.problem() == "Łączenie z systemem kolejkowym…"
-    clock.now += CONNECT_GRACE_S + 1
-    assert v.connection(False, False, force=True).redraw
+    clock.now += CONNECT_GRACE_S - 1
+    assert not v.tick().redraw
+    clock.now += 1
+    assert v.tick().redraw, "home is rebuilt once the grace period is over"
     assert v.problem().startswith("System kolejkowy chwilowo nie działa.")
+    assert not v.tick().redraw
 
 
 def test_services_are_greyed_out_and_say_why_when_they_cannot_be_taken():
