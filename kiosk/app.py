@@ -1,21 +1,17 @@
-"""The kiosk's touch screen (Kivy): choose a service, get a ticket on paper and on screen.
+"""The kiosk's touch screen (Kivy): the thin shell over the visit model.
 
-Screens: ``home`` (one big button per service, language switch, priority toggle),
-``busy`` (waiting for the server and the printer), ``ticket`` (the number, QR code,
-printer outcome) and ``message`` (a refusal or "the system is not answering").
-
-Design rules, for elderly residents and people with poor sight: white on black, large
-type (nothing under ~26 px at 1280x720), targets at least ~100 px high there, plain words,
-a clear colour for "not available" *plus* the reason in words (never colour alone).
+What the resident can do and what each screen says is :mod:`kiosk.visit` (plain Python, fast
+tests); this module builds the screens it describes — ``home`` (one big button per service,
+language switch, priority toggle, the booking check-in), ``booking`` (the code's keypad),
+``busy``, ``ticket`` (the number, where to go, QR code, printer outcome) and ``message`` —
+hands it every tap, message and printer answer, and carries out the :class:`~kiosk.visit.Step`
+it returns (redraw, send, print). The building blocks (labels whose text always fits, the
+scaling unit, the legibility measurements) are :mod:`kiosk.widgets`; the colours and the
+readability rules :mod:`kiosk.style`.
 
 Any screen size: all sizes are design pixels at 1280x720 times the scaling unit ``u`` of
-the real window (see :func:`unit`), and each text shrinks until it fits its box, whole
-words included, so the 7" 800x480 panel and a Full HD screen show the same layout.
-
-Double taps: the first tap switches to ``busy`` at once and later taps are ignored
-until the kiosk is back home; the request id is reused on any redelivery (see link.py).
-Every screen change also ignores touches for ``TOUCH_GUARD_S``, so a tap meant for the
-old screen never lands on whatever the new one has in that spot.
+the real window (see :func:`kiosk.widgets.unit`); no text is smaller than 22 px (3 mm
+capitals on the 7" 800x480 panel).
 
 Import this module only after ``kiosk.cli`` has set Kivy's environment.
 """
@@ -24,19 +20,13 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import threading
 from datetime import datetime
-from io import BytesIO
 from pathlib import Path
 
-import qrcode
 from kivy.app import App
 from kivy.clock import Clock
-from kivy.core.image import Image as CoreImage
-from kivy.core.text import LabelBase
 from kivy.core.window import Window
-from kivy.graphics import Color, Rectangle
 from kivy.uix.boxlayout import BoxLayout
 from kivy.uix.button import Button
 from kivy.uix.gridlayout import GridLayout
@@ -47,161 +37,29 @@ from kivy.uix.widget import Widget
 from hardware.printer import TicketLayout, TicketPrinter
 from kiosk.config import KioskConfig
 from kiosk.link import KioskLink
-from kiosk.style import BAR_GREY, BLACK, MIN_TEXT_PX, STYLES, YELLOW, contrast
+from kiosk.style import BAR_GREY, BLACK, STYLES, YELLOW
 from kiosk.texts import LANGUAGE_NAMES, LANGUAGES, t
-from kiosk.visit import CONNECT_GRACE_S, PRINTER_CHECK_S, TOUCH_GUARD_S, Screen, Step, Visit
+from kiosk.visit import KEYPAD, PRINTER_CHECK_S, TOUCH_GUARD_S, Screen, Step, Visit
+from kiosk.widgets import (
+    MARKUP,
+    MIN_FIT_FONT,
+    MIN_FONT,
+    button,
+    fits,
+    label,
+    legibility,
+    on_screen,
+    paint,
+    qr_texture,
+    smallest_font,
+    unit,
+    widest_word,
+)
 from protocol.messages import ServiceInfo, ServicesMessage, TicketResponse
 
 log = logging.getLogger(__name__)
 
-FONT = "NumerekSans"
 REPORT_DELAY_S = TOUCH_GUARD_S + 0.1  # the trace says a screen is there once it takes touches
-_MARKUP = re.compile(r"\[/?[a-z]+(=[^\]]*)?\]")
-_SIZE_TAG = re.compile(r"\[size=(\d+)\]")
-
-
-def _bg(widget: Widget, color: tuple) -> None:
-    """Paint a solid background behind ``widget`` (Kivy layouts have none)."""
-    with widget.canvas.before:
-        c = Color(*color)
-        r = Rectangle(pos=widget.pos, size=widget.size)
-    widget.bind(pos=lambda w, v: setattr(r, "pos", v), size=lambda w, v: setattr(r, "size", v))
-    widget._bg_color = c
-
-
-BASE_W, BASE_H = 1280, 720
-"""The layout's design size: every size in this module is in pixels at 1280x720 and is
-multiplied by the scaling unit ``u`` (see :func:`unit`) for the real window."""
-MIN_FONT = MIN_TEXT_PX
-"""The smallest type on any screen: 3.0 mm capitals on the 7" 800x480 panel (kiosk/style.py)."""
-MIN_FIT_FONT = MIN_TEXT_PX
-"""Fitting a too-long text into its box shrinks it, but never below the readable minimum:
-the boxes are sized (:meth:`KioskApp.row`) so that the smallest type fits."""
-
-
-def unit(width: float, height: float) -> float:
-    """The scaling unit for a ``width`` x ``height`` window: 1.0 at 1280x720.
-
-    The smaller of the two ratios, so the whole design fits both ways (800x480: 0.625,
-    1024x600: 0.8, 1920x1080: 1.5). An upright screen (the Touch Display 2 mounted
-    portrait, 720x1280) is measured against the upright design size, 1.0 at 720x1280:
-    its layout stacks what sits side by side in landscape (see ``portrait``).
-    """
-    if height > width:
-        return max(0.3, min(width / BASE_H, height / BASE_W))
-    return max(0.3, min(width / BASE_W, height / BASE_H))
-
-
-def _fit(widget: Label, pad_x: float, pad_y: float) -> None:
-    """Wrap ``widget``'s text to its width and shrink its type until the text fits its box.
-
-    The text box is (width, unbounded) so ``texture_size`` is the space the text really
-    needs; Kivy would otherwise cut off the lines that do not fit. On every resize the
-    chosen size is tried again first, so a box that grows gets its big type back.
-    """
-    widget.fit_font = widget.font_size
-
-    def resize(w: Label, size) -> None:
-        w.font_size = w.fit_font
-        w.text_size = (max(1, size[0] - pad_x), None)
-
-    def too_big(w: Label) -> bool:
-        tex = w.texture_size
-        over = tex[1] > w.height - pad_y or tex[0] > w.width - pad_x / 2
-        return over or _widest_word(w) > w.width - pad_x  # Kivy would break the word
-
-    def shrink(w: Label, _tex) -> None:
-        # A loop, rendering each step at once: a smaller size often leaves texture_size
-        # unchanged (the wrapped text still fills the width), and Kivy only reports changes.
-        if getattr(w, "_fitting", False) or w.width <= 1:
-            return
-        w._fitting = True
-        try:
-            while w.font_size > MIN_FIT_FONT and too_big(w):
-                w.font_size = max(MIN_FIT_FONT, w.font_size * 0.92)
-                w.texture_update()
-        finally:
-            w._fitting = False
-
-    widget.bind(size=resize, texture_size=shrink)
-
-
-def _widest_word(w: Label) -> float:
-    """The width of ``w``'s widest word at its type size (bold and ``[size=]`` included).
-
-    Kivy wraps a word that is wider than the line in the middle ("Українськ/а"), which
-    reads as a broken word, not as a long one; so a box must hold its widest word.
-    """
-    core = getattr(w, "_label", None)
-    plain = _MARKUP.sub("", w.text)
-    if core is None or not plain.strip():
-        return 0.0
-    saved = dict(core.options)
-    sizes = [int(v) for v in _SIZE_TAG.findall(w.text)]
-    core.options["bold"] = saved.get("bold", False) or "[b]" in w.text
-    core.options["font_size"] = max(sizes) if sizes else w.font_size
-    try:  # the bold face is a file of its own: pick it as Kivy's markup renderer does
-        core.resolve_font_name()
-        return 1.03 * max(core.get_extents(word)[0] for word in plain.split())
-    except Exception:  # a provider without extents: say nothing rather than crash the screen
-        return 0.0
-    finally:
-        core.options.clear()
-        core.options.update(saved)
-
-
-def _label(text: str, size: float, color=None, bold: bool = False, style: str = "screen", **kw) -> Label:
-    """A text in one of the kiosk's styles (kiosk/style.py); a style with its own background paints it."""
-    fg, bg = STYLES[style]
-    lbl = Label(
-        text=f"[b]{text}[/b]" if bold else text,
-        markup=True,
-        font_name=FONT,
-        font_size=size,
-        color=color or fg,
-        halign=kw.pop("halign", "center"),
-        valign="middle",
-        **kw,
-    )
-    lbl.style = style
-    if bg != BLACK:
-        _bg(lbl, bg)
-    _fit(lbl, 16, 2)
-    return lbl
-
-
-def _button(text: str, size: float, style: str = "button", fit: bool = True, **kw) -> Button:
-    fg, bg = STYLES[style]
-    b = Button(
-        text=text,
-        markup=True,
-        font_name=FONT,
-        font_size=size,
-        color=fg,
-        background_normal="",
-        background_color=bg,
-        background_disabled_normal="",
-        halign="center",
-        valign="middle",
-        **kw,
-    )
-    b.style = style
-    if fit:
-        _fit(b, 24, 8)
-    else:
-        b.bind(size=lambda w, s: setattr(w, "text_size", (max(1, s[0] - 24), None)))
-    return b
-
-
-def qr_texture(url: str):
-    """The QR code for the screen, drawn with the ``qrcode`` package (crisp, no smoothing)."""
-    img = qrcode.make(url, box_size=10, border=2)
-    buf = BytesIO()
-    img.save(buf, format="PNG")
-    buf.seek(0)
-    tex = CoreImage(buf, ext="png").texture
-    tex.mag_filter = "nearest"
-    return tex
 
 
 class KioskApp(App):
@@ -222,9 +80,12 @@ class KioskApp(App):
         self._service_buttons: dict[str, Button] = {}
         self.root_box: BoxLayout = BoxLayout()
         self.clock_label: Label | None = None
+        self.code_label: Label | None = None  # the booking keypad's code line and note
+        self.note_label: Label | None = None
         self.qr_widget: Image | None = None
         self.u = 1.0  # the scaling unit of the current window (see unit())
         self.portrait = False  # an upright screen: the top bar and the ticket stack vertically
+        self._built = 0  # how many times a screen was built: a report is about the newest only
         self.compact = False  # too narrow for office, clock and three languages in one row
         # Every callback of the link runs on Kivy's thread, in arrival order (the link's hand-over).
         self.link: KioskLink = KioskLink(
@@ -250,16 +111,14 @@ class KioskApp(App):
         self.title = "Numerek"
         Window.clearcolor = BLACK
         Window.bind(on_touch_down=self._touched)
+        # A 2D scanner acting as a USB keyboard "types" a booking's code and presses Enter.
+        Window.bind(on_textinput=lambda _w, text: self.visit.typed(text))
+        Window.bind(on_key_down=self._key_down)
         Window.bind(size=lambda _w, _s: self.show(guard=False))
-        _bg(self.root_box, BLACK)
+        paint(self.root_box, BLACK)
         self.visit.started = self.visit.monotonic()
         self.show()
-        Clock.schedule_interval(self._tick, 1.0)
-        # If nothing answers within the grace period, "connecting…" becomes "not working, ask
-        # at the information desk": a resident should not wait in front of a kiosk that never connects.
-        Clock.schedule_once(
-            lambda _dt: self._connection(self.visit.broker_up, self.visit.server_up, force=True), CONNECT_GRACE_S + 0.5
-        )
+        Clock.schedule_interval(self._tick, 1.0)  # also ends the "connecting…" grace period
         self.link.start()
         threading.Thread(target=self._check_printer, daemon=True).start()
         Clock.schedule_interval(lambda _dt: self._maybe_check_printer(), PRINTER_CHECK_S)
@@ -283,17 +142,26 @@ class KioskApp(App):
             return True
         return False
 
+    def _key_down(self, _window, key: int, *_args) -> bool:
+        if key in (13, 271):  # Enter, keypad Enter: the end of a scanned code
+            self._do(self.visit.entered())
+            return True
+        return False
+
     def _do(self, step: Step) -> None:
         """Carry out what the model asked for: redraw, refresh home in place, send, print."""
         if step.redraw:
             self.show(guard=step.guard)
+        elif step.refresh and self.visit.screen == Screen.BOOKING:
+            self._refresh_booking()
         elif step.refresh:
             self._refresh_home()
-            Clock.schedule_once(lambda _dt: self._report(Screen.HOME), REPORT_DELAY_S)
+            built = self._built
+            Clock.schedule_once(lambda _dt: self._report(Screen.HOME, built), REPORT_DELAY_S)
         if step.ask is not None:
             a = step.ask
             rid = self.link.request_ticket(
-                a.service, a.priority, a.lang, self.cfg.kiosk.response_timeout_s, self._answered
+                a.service, a.priority, a.lang, self.cfg.kiosk.response_timeout_s, self._answered, booking=a.booking
             )
             self._do(self.visit.sent(rid))
         if step.layout is not None and self.visit.ticket is not None:
@@ -361,15 +229,18 @@ class KioskApp(App):
         self.root_box.clear_widgets()
         self._service_buttons = {}
         self.buttons = {}
-        self.clock_label = None
+        self.clock_label = self.code_label = self.note_label = None
         build = {
             Screen.HOME: self._home,
             Screen.BUSY: self._busy,
             Screen.TICKET: self._ticket,
             Screen.MESSAGE: self._message,
+            Screen.BOOKING: self._booking,
         }
         self.root_box.add_widget(build[screen]())
-        Clock.schedule_once(lambda _dt: self._report(screen), REPORT_DELAY_S)
+        self._built += 1
+        built = self._built
+        Clock.schedule_once(lambda _dt: self._report(screen, built), REPORT_DELAY_S)
 
     def px(self, v: float) -> float:
         """``v`` design pixels (at 1280x720) in this window's pixels."""
@@ -386,15 +257,15 @@ class KioskApp(App):
     def _top_bar(self) -> BoxLayout:
         px, fs = self.px, self.fs
         bar = BoxLayout(size_hint_y=None, height=px(96), spacing=px(10), padding=(px(16), px(8)))
-        _bg(bar, BAR_GREY)
+        paint(bar, BAR_GREY)
         row = bar
         if self.compact:  # office and clock above, the three languages below: each gets room
             bar.orientation, bar.height, bar.padding = "vertical", px(180), (px(16), px(4), px(16), px(10))
             row = BoxLayout(spacing=px(10))
             bar.add_widget(row)
-        office = _label(self.visit.office or "Numerek", fs(32), bold=True, halign="left", size_hint_x=0.40)
+        office = label(self.visit.office or "Numerek", fs(32), bold=True, halign="left", size_hint_x=0.40)
         row.add_widget(office)
-        clock = _label("", fs(40), YELLOW, bold=True, size_hint_x=0.12)
+        clock = label("", fs(40), YELLOW, bold=True, size_hint_x=0.12)
         self.clock_label = clock
         self._update_clock()
         row.add_widget(clock)
@@ -404,7 +275,7 @@ class KioskApp(App):
             bar.add_widget(row)
         for lang in LANGUAGES:
             chosen = lang == self.lang
-            b = _button(
+            b = button(
                 f"[b]{LANGUAGE_NAMES[lang]}[/b]" if chosen else LANGUAGE_NAMES[lang],
                 fs(26),
                 style="chosen" if chosen else "choice",
@@ -422,15 +293,13 @@ class KioskApp(App):
         box.add_widget(self._top_bar())
         problem = v.problem()
         if problem:  # the banner replaces the title: the buttons keep their room
-            box.add_widget(_label(problem, fs(34), style="alarm", bold=True, size_hint_y=None, height=self.row(120, 3)))
+            box.add_widget(label(problem, fs(34), style="alarm", bold=True, size_hint_y=None, height=self.row(120, 3)))
         else:
             title, style = v.title()
-            box.add_widget(_label(title, fs(36), style=style, bold=True, size_hint_y=None, height=self.row(60)))
+            box.add_widget(label(title, fs(36), style=style, bold=True, size_hint_y=None, height=self.row(60)))
         warning = v.printer_warning()
         if warning:
-            box.add_widget(
-                _label(warning, fs(28), style="warning", bold=True, size_hint_y=None, height=self.row(64, 2))
-            )
+            box.add_widget(label(warning, fs(28), style="warning", bold=True, size_hint_y=None, height=self.row(64, 2)))
         services = v.services.services if v.services else []
         n = len(services)
         if self.portrait:
@@ -441,23 +310,80 @@ class KioskApp(App):
             cols = 1 if n <= 2 else 2 if n <= 6 else 3
         grid = GridLayout(cols=cols, spacing=px(14), padding=(px(16), 0))
         for s in services:
-            b = _button("", fs(34), fit=False)
+            b = button("", fs(34), fit=False)
             b.bind(on_release=lambda _b, sid=s.id: self._do(self.visit.take(sid)), size=self._resize_service)
             b.bind(texture_size=self._shrink_service)
             self._service_buttons[s.id] = b
             self.buttons[f"service:{s.id}"] = b
             grid.add_widget(b)
         if not services and v.broker_up:
-            grid.add_widget(_label(t("no_services", self.lang) if v.services else "", fs(34)))
+            grid.add_widget(label(t("no_services", self.lang) if v.services else "", fs(34)))
         box.add_widget(grid)
         self._refresh_home()
+        # The bottom row holds the "paths": the priority toggle and, where the office takes
+        # bookings, the check-in (the service grid above stays where residents know it).
+        lines = 3 if v.settings.bookings else 2
         text, style = v.priority_button()
-        prio = _button(text, fs(32), style=style, size_hint=(1, None), height=self.row(112, 2))
+        prio = button(text, fs(32), style=style, size_hint=(1, None), height=self.row(112, lines))
         prio.bind(on_release=lambda _b: self._do(self.visit.toggle_priority()))
         self.buttons["priority"] = prio
-        wrap = BoxLayout(size_hint_y=None, height=self.row(112, 2), padding=(px(16), 0))
+        wrap = BoxLayout(size_hint_y=None, height=self.row(112, lines), padding=(px(16), 0), spacing=px(14))
         wrap.add_widget(prio)
+        if v.settings.bookings:
+            booking = button(
+                f"[b]{t('booking_button', self.lang)}[/b]",
+                fs(32),
+                style="booking" if v.bookings_open else "disabled",
+                size_hint=(1, None),
+                height=self.row(112, lines),
+                disabled=not v.bookings_open,
+            )
+            booking.disabled_color = STYLES["disabled"][0]
+            booking.bind(on_release=lambda _b: self._do(self.visit.start_booking()))
+            self.buttons["booking"] = booking
+            wrap.add_widget(booking)
         box.add_widget(wrap)
+        return box
+
+    def _refresh_booking(self) -> None:
+        """The code line and its note, updated in place: a keypad rebuilt under a fast typist's
+        finger would lose the next key (it would land on widgets not yet laid out)."""
+        if self.code_label is not None and self.note_label is not None:
+            self.code_label.text = f"[b]{self.visit.code_text()}[/b]"
+            self.note_label.text = f"[b]{self.visit.code_note}[/b]" if self.visit.code_note else ""
+        built = self._built
+        Clock.schedule_once(lambda _dt: self._report(Screen.BOOKING, built), REPORT_DELAY_S)
+
+    def _booking(self) -> Widget:
+        """The keypad for a booking's code; a scanner's Enter sends a code from here too."""
+        px, fs = self.px, self.fs
+        box = BoxLayout(orientation="vertical", padding=(px(24), px(12)), spacing=px(10))
+        box.add_widget(
+            label(t("booking_title", self.lang), fs(32), bold=True, size_hint_y=None, height=self.row(96, 2))
+        )
+        self.code_label = label("", fs(64), style="accent", bold=True, size_hint_y=None, height=self.row(84))
+        self.note_label = label("", fs(28), style="accent", bold=True, size_hint_y=None, height=self.row(48))
+        box.add_widget(self.code_label)
+        box.add_widget(self.note_label)
+        self._refresh_booking()
+        keys = GridLayout(cols=7, spacing=px(10))
+        for ch in KEYPAD:
+            k = button(f"[b]{ch}[/b]", fs(44), style="key")
+            k.bind(on_release=lambda _b, ch=ch: self._do(self.visit.key(ch)))
+            self.buttons[f"key:{ch}"] = k
+            keys.add_widget(k)
+        box.add_widget(keys)
+        row = BoxLayout(size_hint_y=None, height=self.row(100), spacing=px(20))
+        for name, caption, style, action in (
+            ("booking_back", t("back", self.lang), "button", lambda: self.visit.go_home()),
+            ("erase", t("erase", self.lang), "key", self.visit.erase),
+            ("confirm", t("booking_send", self.lang), "good", self.visit.submit),
+        ):
+            b = button(f"[b]{caption}[/b]", fs(36), style=style)
+            b.bind(on_release=lambda _b, action=action: self._do(action()))
+            self.buttons[name] = b
+            row.add_widget(b)
+        box.add_widget(row)
         return box
 
     def _refresh_home(self) -> None:
@@ -485,7 +411,7 @@ class KioskApp(App):
             while getattr(b, "fit_scale", 1.0) > 0.4:
                 tex = b.texture_size
                 over = tex[1] > b.height - self.px(8) or tex[0] > b.width - self.px(12)
-                if not (over or _widest_word(b) > b.width - self.px(24)):
+                if not (over or widest_word(b) > b.width - self.px(24)):
                     break
                 b.fit_scale = getattr(b, "fit_scale", 1.0) * 0.92
                 self._paint_service(b)
@@ -512,14 +438,14 @@ class KioskApp(App):
 
     def _busy(self) -> Widget:
         box = BoxLayout(orientation="vertical")
-        box.add_widget(_label(t("please_wait", self.lang), self.fs(56), style="accent", bold=True))
+        box.add_widget(label(t("please_wait", self.lang), self.fs(56), style="accent", bold=True))
         return box
 
     def _message(self) -> Widget:
         px, fs = self.px, self.fs
         box = BoxLayout(orientation="vertical", padding=px(40), spacing=px(30))
-        box.add_widget(_label(self.visit.message, fs(40), style="alarm", bold=True))
-        back = _button(
+        box.add_widget(label(self.visit.message, fs(40), style="alarm", bold=True))
+        back = button(
             f"[b]{t('back', self.lang)}[/b]", fs(44), size_hint=(0.5, None), height=px(130), pos_hint={"center_x": 0.5}
         )
         back.bind(on_release=lambda _b: self._do(self.visit.go_home()))
@@ -533,21 +459,19 @@ class KioskApp(App):
         assert tk is not None
         view = self.visit.ticket_view()
         outer = BoxLayout(orientation="vertical", padding=(px(24), px(12)), spacing=px(10))
-        outer.add_widget(_label(self.visit.office, fs(30), bold=True, size_hint_y=None, height=self.row(50)))
+        outer.add_widget(label(self.visit.office, fs(30), bold=True, size_hint_y=None, height=self.row(50)))
         body = BoxLayout(spacing=px(20), orientation="vertical" if self.portrait else "horizontal")
         left = BoxLayout(orientation="vertical", spacing=px(4))
         left.add_widget(
-            _label(view.head, fs(34), style=view.head_style, bold=True, size_hint_y=None, height=self.row(44))
+            label(view.head, fs(34), style=view.head_style, bold=True, size_hint_y=None, height=self.row(44))
         )
-        left.add_widget(_label(view.number, px(140 if view.fault else 190), style="accent", bold=True))
-        left.add_widget(_label(view.service, fs(40), bold=True, size_hint_y=None, height=self.row(56)))
+        left.add_widget(label(view.number, px(140 if view.fault else 190), style="accent", bold=True))
+        left.add_widget(label(view.service, fs(40), bold=True, size_hint_y=None, height=self.row(56)))
         if view.place:
-            left.add_widget(
-                _label(view.place, fs(34), style="accent", bold=True, size_hint_y=None, height=self.row(48))
-            )
-        left.add_widget(_label(view.issued, fs(30), size_hint_y=None, height=self.row(42)))
-        left.add_widget(_label(view.ahead, fs(34), size_hint_y=None, height=self.row(46)))
-        left.add_widget(_label(view.wait, fs(34), size_hint_y=None, height=self.row(46)))
+            left.add_widget(label(view.place, fs(34), style="accent", bold=True, size_hint_y=None, height=self.row(48)))
+        left.add_widget(label(view.issued, fs(30), size_hint_y=None, height=self.row(42)))
+        left.add_widget(label(view.ahead, fs(34), size_hint_y=None, height=self.row(46)))
+        left.add_widget(label(view.wait, fs(34), size_hint_y=None, height=self.row(46)))
         body.add_widget(left)
         side = px(250 if view.fault else 300)
         if self.portrait:  # the QR code and its hint below the number, across the width
@@ -564,12 +488,12 @@ class KioskApp(App):
         qr_row.add_widget(qr)
         qr_row.add_widget(Widget())
         right.add_widget(qr_row)
-        right.add_widget(_label(t("scan", self.lang), fs(26)))
+        right.add_widget(label(t("scan", self.lang), fs(26)))
         self.qr_widget = qr
         body.add_widget(right)
         outer.add_widget(body)
         outer.add_widget(
-            _label(
+            label(
                 view.status,
                 fs(30),
                 style=view.status_style,
@@ -578,7 +502,7 @@ class KioskApp(App):
                 height=self.row(130, 3) if view.fault else self.row(70),
             )
         )
-        done = _button(
+        done = button(
             f"[b]{t('done', self.lang)}[/b]", fs(44), size_hint=(0.4, None), height=px(100), pos_hint={"center_x": 0.5}
         )
         done.bind(on_release=lambda _b: self._do(self.visit.go_home(reset=True)))
@@ -588,7 +512,7 @@ class KioskApp(App):
 
     # ------------------------------------------------------------------ trace + screenshots (tests, support)
 
-    def _report(self, screen: str) -> None:
+    def _report(self, screen: str, built: int) -> None:
         """Write what is on screen (texts, button centres in X11 pixels) and a screenshot.
 
         Only with ``--trace`` / ``--screenshot-dir``: tests and remote support read it.
@@ -596,14 +520,14 @@ class KioskApp(App):
         what it sees is never ignored.
         """
         v = self.visit
-        if screen != self.screen:
-            return
+        if screen != self.screen or built != self._built:
+            return  # a newer build of the screen reports itself once it is laid out
         left = TOUCH_GUARD_S - (v.monotonic() - v.shown_at)
         if left > 0:  # Kivy's clock counts from the frame's start, which can be long ago
-            Clock.schedule_once(lambda _dt: self._report(screen), left + 0.05)
+            Clock.schedule_once(lambda _dt: self._report(screen, built), left + 0.05)
             return
         if self.trace_path is not None:
-            texts = [_MARKUP.sub("", w.text) for w in self.root_box.walk() if isinstance(w, Label) and w.text]
+            texts = [MARKUP.sub("", w.text) for w in self.root_box.walk() if isinstance(w, Label) and w.text]
             buttons, boxes = {}, {}
             for key, w in self.buttons.items():
                 x, y = w.to_window(w.center_x, w.center_y)
@@ -611,9 +535,9 @@ class KioskApp(App):
                 left, bottom = w.to_window(w.x, w.y)
                 boxes[key] = [int(left), int(Window.height - bottom - w.height), int(w.width), int(w.height)]
             clipped = [
-                _MARKUP.sub("", w.text)
+                MARKUP.sub("", w.text)
                 for w in self.root_box.walk()
-                if isinstance(w, Label) and w.text.strip() and not (_fits(w) and _on_screen(w))
+                if isinstance(w, Label) and w.text.strip() and not (fits(w) and on_screen(w))
             ]
             entry = {
                 "screen": screen,
@@ -627,8 +551,8 @@ class KioskApp(App):
                 "window": [Window.left, Window.top, Window.width, Window.height],
                 "boxes": boxes,
                 "clipped": clipped,
-                "smallest_font": _smallest_font(self.root_box),
-                "legibility": _legibility(self.root_box),
+                "smallest_font": smallest_font(self.root_box),
+                "legibility": legibility(self.root_box),
             }
             with self.trace_path.open("a", encoding="utf-8") as f:
                 f.write(json.dumps(entry, ensure_ascii=False) + "\n")
@@ -638,60 +562,3 @@ class KioskApp(App):
             made = Window.screenshot(name=str(target))
             if made:
                 Path(made).replace(target)
-
-
-def _fits(w: Label) -> bool:
-    """Whether all of ``w``'s text is inside its box (one pixel of rounding allowed)."""
-    tw, th = w.texture_size
-    return tw <= w.width + 1 and th <= w.height + 1 and _widest_word(w) <= (w.text_size[0] or w.width) + 1
-
-
-def _on_screen(w: Widget) -> bool:
-    """Whether ``w``'s whole box is inside the window (a layout too tall pushes it out)."""
-    left, bottom = w.to_window(w.x, w.y)
-    return left >= -1 and bottom >= -1 and left + w.width <= Window.width + 1 and bottom + w.height <= Window.height + 1
-
-
-def _font_sizes(w: Label) -> list[int]:
-    tags = [int(v) for v in _SIZE_TAG.findall(w.text)]
-    return tags if tags else [int(w.font_size)]
-
-
-def _background(w: Widget) -> tuple[float, ...]:
-    """The colour behind ``w``'s text: a button's own, else the nearest painted box around it."""
-    if isinstance(w, Button):
-        return tuple(w.background_color)
-    node: Widget | None = w
-    while node is not None:
-        painted = getattr(node, "_bg_color", None)
-        if painted is not None:
-            return tuple(painted.rgba)
-        node = node.parent if node.parent is not node else None
-    return tuple(Window.clearcolor)
-
-
-def _legibility(root: Widget) -> list[list]:
-    """Each text on screen with its contrast to its background (WCAG 2.1) and its smallest type
-    size in px, as drawn: tests hold every screen to kiosk/style.py's rules with this."""
-    out: list[list] = []
-    for w in root.walk():
-        if isinstance(w, Label) and w.text.strip():
-            fg = w.disabled_color if w.disabled else w.color
-            out.append([_MARKUP.sub("", w.text), round(contrast(fg, _background(w)), 2), min(_font_sizes(w))])
-    return out
-
-
-def _smallest_font(root: Widget) -> int:
-    """The smallest type on screen: font sizes and the ``[size=]`` of marked-up runs."""
-    sizes = []
-    for w in root.walk():
-        if isinstance(w, Label) and w.text.strip():
-            tags = [int(v) for v in _SIZE_TAG.findall(w.text)]
-            sizes += tags if tags else [int(w.font_size)]
-    return min(sizes, default=0)
-
-
-def register_fonts(cfg: KioskConfig) -> None:
-    """DejaVu Sans: Kivy's default Roboto lacks glyphs we need (Ukrainian ї, є, ґ...)."""
-    s = cfg.screen
-    LabelBase.register(FONT, fn_regular=s.font, fn_bold=s.font_bold)

@@ -64,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     Config.set("input", "mouse", "mouse,disable_multitouch")
     Config.set("kivy", "exit_on_escape", "0")
 
-    from kiosk.app import KioskApp, register_fonts
+    from kiosk.app import KioskApp
+    from kiosk.widgets import register_fonts
 
     register_fonts(cfg)
     app = KioskApp(cfg, printer, trace=Path(args.trace) if args.trace else None, shots=shots)

@@ -39,6 +39,9 @@ class KioskSection(_Strict):
     code, which takes an elderly person longer than 20 s."""
     response_timeout_s: Annotated[float, Field(ge=1, le=60)] = 6.0
     """How long to wait for the server's answer before saying it is unreachable."""
+    bookings: bool = False
+    """Offer check-in for appointments ("Mam rezerwację"): a keypad for the booking's code and
+    a 2D scanner acting as a keyboard. Only where the office takes bookings."""
 
     @field_validator("public_url")
     @classmethod

@@ -150,13 +150,15 @@ class KioskLink:
 
     def request_ticket(
         self,
-        service: str,
+        service: str | None,
         priority: bool,
         lang: str,
         timeout_s: float,
         on_done: Callable[[TicketResponse | None], None],
+        booking: str | None = None,
     ) -> str | None:
-        """Ask for a ticket; ``on_done`` gets the response, or None when none came in time.
+        """Ask for a ticket (for ``service``, or a ``booking``'s check-in); ``on_done`` gets the
+        response, or None when none came in time.
 
         Returns the request id, or None (and calls nothing) when the broker is not
         connected: then there is no point in waiting. The request expires (server time)
@@ -174,6 +176,7 @@ class KioskLink:
             priority=priority,
             lang=lang,
             expires_at=expires_at,
+            booking=booking,
         )
         p = Pending(req, uuid.uuid4().bytes, on_done)
         p.timer = threading.Timer(timeout_s, lambda: self.conn.hand_over(self._expire, p))

@@ -33,6 +33,9 @@ AMBER_DARK: RGBA = (0.36, 0.26, 0.0, 1)
 """The service buttons while the priority toggle is on: a colour of their own (the resident
 sees the mode changed) that holds white text at 9:1 (the old olive gave 4.6:1)."""
 
+TEAL: RGBA = (0.0, 0.3, 0.36, 1)
+"""The check-in button ("Mam rezerwację"): a path of its own, not one more service."""
+
 STYLES: dict[str, tuple[RGBA, RGBA]] = {
     "screen": (WHITE, BLACK),
     "accent": (YELLOW, BLACK),
@@ -51,6 +54,7 @@ STYLES: dict[str, tuple[RGBA, RGBA]] = {
     "good": (WHITE, GREEN),
     "pending": (WHITE, GREY),
     "key": (WHITE, GREY),
+    "booking": (WHITE, TEAL),
 }
 
 MIN_CONTRAST = 4.5

@@ -114,6 +114,55 @@ TEXTS: dict[str, dict[str, str]] = {
         "en": "The printer is not working – we will show your number and QR code on screen.",
         "uk": "Принтер не працює – номер і QR-код покажемо на екрані.",
     },
+    "booking_button": {"pl": "Mam rezerwację", "en": "I have a booking", "uk": "Маю бронювання"},
+    "booking_title": {
+        "pl": "Wpisz kod rezerwacji (6 znaków)\nlub zeskanuj kod QR z potwierdzenia",
+        "en": "Type your booking code (6 characters)\nor scan the QR code from your confirmation",
+        "uk": "Введіть код бронювання (6 знаків)\nабо відскануйте QR-код із підтвердження",
+    },
+    "booking_send": {"pl": "Potwierdź", "en": "Confirm", "uk": "Підтвердити"},
+    "erase": {"pl": "Usuń", "en": "Delete", "uk": "Стерти"},
+    "booking_short": {
+        "pl": "Kod ma 6 znaków. Wpisz brakujące.",
+        "en": "The code has 6 characters. Type the rest.",
+        "uk": "Код має 6 знаків. Введіть решту.",
+    },
+    "booking_bad_scan": {
+        "pl": "Nie rozpoznano kodu. Wpisz go na klawiaturze.",
+        "en": "The code was not recognised. Type it on the keypad.",
+        "uk": "Код не розпізнано. Введіть його на клавіатурі.",
+    },
+    "booking_unknown": {
+        "pl": "Nie ma rezerwacji z tym kodem.\nSprawdź kod w potwierdzeniu i wpisz go ponownie\nalbo zgłoś się do informacji.",
+        "en": "There is no booking with this code.\nCheck the code in your confirmation and type it again,\nor ask at the information desk.",
+        "uk": "Бронювання з цим кодом немає.\nПеревірте код у підтвердженні та введіть його знову\nабо зверніться до довідки.",
+    },
+    "booking_too_early": {
+        "pl": "Na tę wizytę jest jeszcze za wcześnie.\nZgłoś się bliżej godziny rezerwacji\nalbo pobierz zwykły bilet.",
+        "en": "It is too early to check in for this appointment.\nCome back closer to your booked time\nor take a regular ticket.",
+        "uk": "Для цього запису ще зарано.\nПоверніться ближче до часу бронювання\nабо візьміть звичайний талон.",
+    },
+    "booking_too_late": {
+        "pl": "Czas tej rezerwacji już minął.\nPobierz zwykły bilet\nalbo zgłoś się do informacji.",
+        "en": "The time of this booking has passed.\nTake a regular ticket\nor ask at the information desk.",
+        "uk": "Час цього бронювання минув.\nВізьміть звичайний талон\nабо зверніться до довідки.",
+    },
+    "booking_other_day": {
+        "pl": "Ta rezerwacja jest na inny dzień.\nSprawdź datę w potwierdzeniu\nalbo pobierz zwykły bilet.",
+        "en": "This booking is for another day.\nCheck the date in your confirmation\nor take a regular ticket.",
+        "uk": "Це бронювання на інший день.\nПеревірте дату в підтвердженні\nабо візьміть звичайний талон.",
+    },
+    "booking_cancelled": {
+        "pl": "Ta rezerwacja została odwołana.\nPobierz zwykły bilet\nalbo zarezerwuj nową wizytę.",
+        "en": "This booking was cancelled.\nTake a regular ticket\nor book a new appointment.",
+        "uk": "Це бронювання скасовано.\nВізьміть звичайний талон\nабо забронюйте новий візит.",
+    },
+    "booking_failed": {
+        "pl": "Nie udało się potwierdzić rezerwacji.\nZgłoś się do informacji.",
+        "en": "We could not check in your booking.\nPlease ask at the information desk.",
+        "uk": "Не вдалося підтвердити бронювання.\nЗверніться, будь ласка, до довідки.",
+    },
+    "appointment_ticket": {"pl": "Wizyta umówiona", "en": "Your appointment", "uk": "Ваш запис"},
     "done": {"pl": "Gotowe", "en": "Done", "uk": "Готово"},
     "back": {"pl": "Wróć", "en": "Back", "uk": "Назад"},
     "no_services": {
@@ -130,6 +179,7 @@ PRINT_TEXTS: dict[str, dict[str, str]] = {
     "scan": {"pl": "Sprawdź kolejkę w telefonie:", "en": "Follow the queue on your phone:", "uk": "Стежте за чергою:"},
     "priority": {"pl": "BILET UPRZYWILEJOWANY", "en": "PRIORITY TICKET", "uk": "ПРІОРИТЕТНИЙ ТАЛОН"},
     "go_to": {"pl": "Zapraszamy: {place}", "en": "Please go to: {place}", "uk": "Куди йти: {place}"},
+    "appointment": {"pl": "WIZYTA UMÓWIONA", "en": "APPOINTMENT", "uk": "ЗАПИС НА ПРИЙОМ"},
 }
 
 

@@ -25,6 +25,7 @@ def ticket_layout(
     office: str,
     qr_url: str,
     place: dict[str, str] | None = None,
+    appointment: bool = False,
 ) -> TicketLayout:
     """Polish first (the office's language), then the visitor's language if different.
 
@@ -46,6 +47,8 @@ def ticket_layout(
         return out
 
     lines: list[str] = []
+    if appointment:  # a booked visit: staff and resident see at once that it is not a walk-in
+        lines += both("appointment")
     if ticket.priority:
         lines += both("priority")
     lines += pair(ticket.service_name, ticket.service)

@@ -43,10 +43,36 @@ CONNECT_GRACE_S = 15.0
 PRINTER_CHECK_S = 30.0
 """The idle printer check's period; also how long a ticket's own status round counts as fresh."""
 REFUSALS_EXPLAINED = ("service_closed", "cut_off", "limit_reached")
+BOOKING_REFUSALS = (
+    "booking_unknown",
+    "booking_too_early",
+    "booking_too_late",
+    "booking_other_day",
+    "booking_cancelled",
+)
+KEYPAD = "ACEFHJKMNPRTUVWXY3479"
+"""The booking code's alphabet, as the keypad shows it: no letters or digits that look alike."""
+CODE_LENGTH = 6
+SCAN_GAP_S = 0.5
+"""A 2D scanner acting as a keyboard types a whole code in a few milliseconds; characters further
+apart than this are not one scan (a stray key press, half a scan) and start a new one."""
+
+
+def read_code(text: str) -> str | None:
+    """The booking code in what a scanner typed or a resident keyed: case, spaces and the dash
+    (``YTX-RY5``) do not matter, and a QR code holding a link gives its last path segment."""
+    text = text.strip()
+    if "/" in text:
+        text = text.split("?")[0].rstrip("/").rsplit("/", 1)[-1]
+    code = text.replace("-", "").replace(" ", "").upper()
+    if len(code) != CODE_LENGTH or not code.isascii() or not code.isalnum():
+        return None
+    return code
 
 
 class Screen(StrEnum):
     HOME = "home"
+    BOOKING = "booking"  # the keypad for a booking's code
     BUSY = "busy"
     TICKET = "ticket"
     MESSAGE = "message"
@@ -56,9 +82,10 @@ class Screen(StrEnum):
 class TicketAsk:
     """A ticket request the shell sends through the link."""
 
-    service: str
+    service: str | None
     priority: bool
     lang: str
+    booking: str | None = None
 
 
 @dataclass(frozen=True)
@@ -127,8 +154,14 @@ class Visit:
         self.ticket: TicketIssued | None = None
         self.print_outcome: PrinterStatus | None = None
         self.message = ""
+        self.code = ""  # the booking code typed so far
+        self.code_note: str | None = None  # why the code was not sent (too short, unreadable scan)
+        self.booked = False  # this visit is a booking's check-in
+        self._typed = ""  # what a keyboard-like scanner typed since the last Enter
+        self._typed_at = float("-inf")
         self.printer_status = PrinterStatus(Fault.OK, known=False)
         self.started = monotonic()
+        self.grace_over = False
         self.last_touch = self.started
         self.shown_at = float("-inf")  # the last guarded screen change (touch guard)
         self.printed_at = -PRINTER_CHECK_S  # when the last ticket's own status round ended
@@ -157,7 +190,13 @@ class Visit:
         return max(s.idle_timeout_s, s.fault_timeout_s) if fault else s.idle_timeout_s
 
     def tick(self) -> Step:
-        """About once a second: go home (reset) when the screen was left alone long enough."""
+        """About once a second: go home (reset) when the screen was left alone long enough, and
+        end the start-up grace: if nothing answered, "connecting…" becomes "not working, ask at
+        the information desk" (nobody should wait in front of a kiosk that never connects)."""
+        if not self.grace_over and self.monotonic() - self.started >= CONNECT_GRACE_S:
+            self.grace_over = True
+            if self.screen == Screen.HOME and self.problem() is not None:
+                return NEWS
         idle = self.monotonic() - self.last_touch
         if idle > self.idle_limit() and not self.busy:
             if self.screen != Screen.HOME or self.lang != self.settings.default_language or self.priority:
@@ -173,6 +212,8 @@ class Visit:
         self.busy = False
         self.ticket = None
         self.priority = False
+        self.booked = False
+        self.code, self.code_note = "", None
         if reset:
             self.lang = self.settings.default_language
         self.screen = Screen.HOME
@@ -210,6 +251,78 @@ class Visit:
             return self._fail(t("unreachable", self.lang))
         return STAY
 
+    # ------------------------------------------------------------------ a booking's check-in
+
+    @property
+    def bookings_open(self) -> bool:
+        """Whether "Mam rezerwację" can be used now (the office takes bookings, the system is up)."""
+        return self.settings.bookings and self.broker_up and self.server_up
+
+    def start_booking(self) -> Step:
+        if self.busy or self.screen != Screen.HOME or not self.bookings_open:
+            return STAY
+        self.code, self.code_note = "", None
+        self.screen = Screen.BOOKING
+        return MOVED
+
+    def key(self, char: str) -> Step:
+        """A key of the keypad. Only the code line changes: no rebuild, so fast typing is not
+        swallowed by the touch guard."""
+        if self.screen != Screen.BOOKING or char not in KEYPAD or len(self.code) >= CODE_LENGTH:
+            return STAY
+        self.code += char
+        self.code_note = None
+        return Step(refresh=True)
+
+    def erase(self) -> Step:
+        if self.screen != Screen.BOOKING or not self.code:
+            return STAY
+        self.code = self.code[:-1]
+        self.code_note = None
+        return Step(refresh=True)
+
+    def code_text(self) -> str:
+        """The code as typed so far, in the two groups it is printed in: ``YTX-R__``."""
+        padded = self.code.ljust(CODE_LENGTH, "_")
+        return f"{padded[:3]}-{padded[3:]}"
+
+    def submit(self) -> Step:
+        """Send the typed code (the keypad's "Potwierdź")."""
+        if self.screen != Screen.BOOKING or self.busy:
+            return STAY
+        if len(self.code) != CODE_LENGTH:
+            self.code_note = t("booking_short", self.lang)
+            return Step(refresh=True)
+        return self._check_in(self.code)
+
+    def typed(self, text: str) -> None:
+        """Characters from a keyboard (a 2D scanner "types" the code it reads)."""
+        now = self.monotonic()
+        if now - self._typed_at > SCAN_GAP_S:
+            self._typed = ""
+        self._typed = (self._typed + text)[-200:]
+        self._typed_at = now
+
+    def entered(self) -> Step:
+        """Enter after typed characters: a scanned code, checked in at once from home or the keypad."""
+        text, self._typed = self._typed, ""
+        if self.busy or self.screen not in (Screen.HOME, Screen.BOOKING) or not self.bookings_open or not text:
+            return STAY
+        code = read_code(text)
+        if code is None:
+            first = self.screen == Screen.HOME
+            self.screen = Screen.BOOKING
+            self.code, self.code_note = "", t("booking_bad_scan", self.lang)
+            return MOVED if first else Step(refresh=True)
+        self.code = code
+        return self._check_in(code)
+
+    def _check_in(self, code: str) -> Step:
+        self.busy = True
+        self.booked = True
+        self.screen = Screen.BUSY
+        return Step(redraw=True, guard=True, ask=TicketAsk(None, False, self.lang, booking=code))
+
     # ------------------------------------------------------------------ the server's answers
 
     def answered(self, response: TicketResponse | None) -> Step:
@@ -222,6 +335,10 @@ class Visit:
             return self._fail(t("unreachable", self.lang))
         if not response.ok or response.ticket is None:
             code = response.error.code.value if response.error else ""
+            if code in BOOKING_REFUSALS:
+                return self._fail(t(code, self.lang))
+            if self.booked:  # e.g. a server that does not take check-ins yet
+                return self._fail(t("booking_failed", self.lang))
             reason = t(code, self.lang) if code in REFUSALS_EXPLAINED else ""
             return self._fail(t("refused", self.lang) + ("\n" + reason if reason else ""))
         return self._got_ticket(response.ticket)
@@ -370,8 +487,8 @@ class Visit:
             why = t(key, lang) if key in FAULT_KEYS else outcome.fault.value
             status, style = t("printer_fault", lang, why=why), "alarm"
         return TicketView(
-            head=t("priority_ticket", lang) if tk.priority else t("your_number", lang),
-            head_style="accent" if tk.priority else "screen",
+            head=t("appointment_ticket" if self.booked else "priority_ticket" if tk.priority else "your_number", lang),
+            head_style="accent" if tk.priority or self.booked else "screen",
             number=tk.number,
             service=service_name(tk.service_name, lang),
             place=t("go_to", lang, place=service_name(place, lang)) if (place := self.place_of(tk)) else None,
@@ -392,7 +509,9 @@ class Visit:
         return status_url(self.settings.public_url, ticket, self.lang)
 
     def layout_for_print(self, ticket: TicketIssued) -> TicketLayout:
-        return ticket_layout(ticket, self.lang, self.office, self.status_url(ticket), self.place_of(ticket))
+        return ticket_layout(
+            ticket, self.lang, self.office, self.status_url(ticket), self.place_of(ticket), appointment=self.booked
+        )
 
 
 FAULT_KEYS = {"fault_offline", "fault_paper_out", "fault_cover_open", "fault_error"}

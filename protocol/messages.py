@@ -27,6 +27,8 @@ MAX_PAYLOAD_BYTES = 4096
 """Requests larger than this are refused unread (a command is well under 300 bytes)."""
 
 DeviceId = Annotated[str, Field(pattern=ID_PATTERN)]
+BookingCode = Annotated[str, Field(pattern=r"^[0-9A-Z]{6}$")]
+"""A booking's code: six capitals and digits, without the dash it is shown with (``YTX-RY5``)."""
 RequestId = Annotated[str, Field(min_length=1, max_length=64)]
 
 PREFIX_PATTERN = r"^[A-Z]{1,2}$"

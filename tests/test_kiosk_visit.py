@@ -263,9 +263,12 @@ def test_connecting_is_said_briefly_then_the_system_is_not_working():
     clock = FakeMonotonic()
     v = Visit(KioskSection(id="k1", public_url="http://numerek.local"), monotonic=clock)
     assert v.problem() == "Łączenie z systemem kolejkowym…"
-    clock.now += CONNECT_GRACE_S + 1
-    assert v.connection(False, False, force=True).redraw
+    clock.now += CONNECT_GRACE_S - 1
+    assert not v.tick().redraw
+    clock.now += 1
+    assert v.tick().redraw, "home is rebuilt once the grace period is over"
     assert v.problem().startswith("System kolejkowy chwilowo nie działa.")
+    assert not v.tick().redraw
 
 
 def test_services_are_greyed_out_and_say_why_when_they_cannot_be_taken():
@@ -342,3 +345,125 @@ def test_a_service_without_a_named_place_prints_no_place_line():
     layout = v.answered(answer("k1-r1", issued())).layout
     assert v.ticket_view().place is None
     assert not any(line.startswith("Zapraszamy") for line in layout.lines)
+
+
+# ---------------------------------------------------------------------- a booking's check-in
+
+
+def booking_kiosk() -> Visit:
+    v = kiosk(bookings=True)
+    assert v.start_booking().guard and v.screen == Screen.BOOKING
+    return v
+
+
+def test_the_booking_button_is_offered_only_where_the_office_takes_bookings_and_the_system_is_up():
+    assert kiosk().start_booking().redraw is False and not kiosk().bookings_open
+    v = kiosk(bookings=True)
+    v.connection(True, False)
+    assert not v.bookings_open and v.start_booking().redraw is False
+
+
+def test_a_code_typed_on_the_keypad_checks_in_and_shows_the_appointment_ticket():
+    # Each key refreshes the code line, never a guarded rebuild: fast typing is not swallowed.
+    v2 = booking_kiosk()
+    for ch in "YTXR":
+        step = v2.key(ch)
+        assert step.refresh and not step.guard and not step.redraw
+    assert v2.code_text() == "YTX-R__"
+    v2.key("4")
+    v2.key("9")
+    assert v2.key("7").refresh is False, "six characters at most"
+    step = v2.submit()
+    assert v2.screen == Screen.BUSY and step.ask.booking == "YTXR49" and step.ask.service is None
+    step = v2.answered(answer("k1-r1", issued(ahead=0)))
+    view = v2.ticket_view()
+    assert v2.screen == Screen.TICKET and view.head == "Wizyta umówiona" and view.head_style == "accent"
+    assert step.layout.lines[0] == "WIZYTA UMÓWIONA"
+    v2.go_home(reset=True)
+    assert (v2.code, v2.booked) == ("", False)
+
+
+def test_keys_outside_the_codes_alphabet_are_not_typed_and_erase_takes_back_one():
+    v = booking_kiosk()
+    for ch in "O0I1LB":
+        assert not v.key(ch).refresh
+    v.key("A")
+    v.key("C")
+    v.erase()
+    assert v.code == "A"
+
+
+def test_a_short_code_is_not_sent_and_says_why():
+    v = booking_kiosk()
+    v.key("A")
+    step = v.submit()
+    assert step.ask is None and v.screen == Screen.BOOKING
+    assert v.code_note == "Kod ma 6 znaków. Wpisz brakujące."
+    v.key("C")
+    assert v.code_note is None
+
+
+def test_a_scanner_typing_the_code_and_enter_checks_in_from_the_home_screen():
+    v = kiosk(bookings=True)
+    v.typed("ytx-r")
+    v.typed("y5")
+    step = v.entered()
+    assert v.screen == Screen.BUSY and step.ask.booking == "YTXRY5"
+
+
+def test_a_scanned_link_gives_its_code_and_an_unreadable_scan_opens_the_keypad_with_a_note():
+    v = kiosk(bookings=True)
+    v.typed("https://urzad.example.pl/wizyta/ACE479?lang=pl")
+    assert v.entered().ask.booking == "ACE479"
+    v = kiosk(bookings=True)
+    v.set_lang("en")
+    v.typed("HELLO WORLD")
+    assert v.entered().ask is None
+    assert v.screen == Screen.BOOKING and v.code_note == "The code was not recognised. Type it on the keypad."
+
+
+def test_characters_typed_long_apart_are_not_one_scan():
+    v = kiosk(bookings=True)
+    v.typed("ACE")
+    later(v, 5)
+    v.typed("479")
+    assert v.entered().ask is None and v.screen == Screen.BOOKING
+
+
+def test_scanner_input_is_ignored_where_there_is_no_booking_check_in():
+    v = kiosk()  # this office takes no bookings
+    v.typed("ACE479")
+    assert v.entered().redraw is False and v.screen == Screen.HOME
+    v = kiosk(bookings=True)
+    tap_service(v)
+    v.typed("ACE479")
+    assert v.entered().ask is None and v.screen == Screen.BUSY, "not while a request is out"
+
+
+def test_each_booking_refusal_says_what_happened_and_what_to_do_in_each_language():
+    expected = {
+        "booking_unknown": ("Nie ma rezerwacji z tym kodem.", "information desk", "довідки"),
+        "booking_too_early": ("za wcześnie", "Come back closer", "Поверніться ближче"),
+        "booking_too_late": ("minął", "Take a regular ticket", "звичайний талон"),
+        "booking_other_day": ("inny dzień", "Check the date", "Перевірте дату"),
+        "booking_cancelled": ("odwołana", "book a new appointment", "скасовано"),
+    }
+    for code, phrases in expected.items():
+        for lang, phrase in zip(("pl", "en", "uk"), phrases, strict=True):
+            v = kiosk(bookings=True)
+            v.set_lang(lang)
+            v.typed("ACE479")
+            v.entered()
+            v.sent("k1-r1")
+            v.answered(answer("k1-r1", error=code))
+            assert v.screen == Screen.MESSAGE and phrase in v.message, (code, lang, v.message)
+            assert v.go_home().redraw and v.lang == lang, "Back keeps the resident's language"
+
+
+def test_a_server_that_does_not_take_check_ins_gets_a_clear_message_not_a_service_refusal():
+    v = booking_kiosk()
+    for ch in "ACE479":
+        v.key(ch)
+    v.submit()
+    v.answered(answer("k1-r1", error="unknown_service"))
+    assert v.message == "Nie udało się potwierdzić rezerwacji.\nZgłoś się do informacji."
