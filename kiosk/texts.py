@@ -6,6 +6,8 @@ learning Polish. Each refusal says what happened *and* what to do next.
 
 from __future__ import annotations
 
+from protocol.waits import wait_text
+
 LANGUAGES = ("pl", "en", "uk")
 LANGUAGE_NAMES = {"pl": "Polski", "en": "English", "uk": "Українська"}
 
@@ -84,9 +86,9 @@ TEXTS: dict[str, dict[str, str]] = {
     "priority_ticket": {"pl": "Bilet uprzywilejowany", "en": "Priority ticket", "uk": "Пріоритетний талон"},
     "people_ahead": {"pl": "Osób przed Tobą: {n}", "en": "People ahead of you: {n}", "uk": "Перед вами: {n}"},
     "est_wait": {
-        "pl": "Szacowany czas oczekiwania: ok. {m} min",
-        "en": "Estimated wait: about {m} min",
-        "uk": "Орієнтовне очікування: бл. {m} хв",
+        "pl": "Szacowany czas oczekiwania: {w}",
+        "en": "Estimated wait: {w}",
+        "uk": "Орієнтовне очікування: {w}",
     },
     "issued": {"pl": "Wydano: {t}", "en": "Issued: {t}", "uk": "Видано: {t}"},
     "go_to": {"pl": "Zapraszamy: {place}", "en": "Please go to: {place}", "uk": "Куди йти: {place}"},
@@ -175,7 +177,7 @@ TEXTS: dict[str, dict[str, str]] = {
 # The printed ticket is always Polish (the office's language) plus the visitor's language.
 PRINT_TEXTS: dict[str, dict[str, str]] = {
     "people_ahead": {"pl": "Osób przed Tobą: {n}", "en": "People ahead: {n}", "uk": "Перед вами: {n}"},
-    "est_wait": {"pl": "Czas oczekiwania: ok. {m} min", "en": "Estimated wait: {m} min", "uk": "Очікування: {m} хв"},
+    "est_wait": {"pl": "Czas oczekiwania: {w}", "en": "Estimated wait: {w}", "uk": "Очікування: {w}"},
     "scan": {"pl": "Sprawdź kolejkę w telefonie:", "en": "Follow the queue on your phone:", "uk": "Стежте за чергою:"},
     "priority": {"pl": "BILET UPRZYWILEJOWANY", "en": "PRIORITY TICKET", "uk": "ПРІОРИТЕТНИЙ ТАЛОН"},
     "go_to": {"pl": "Zapraszamy: {place}", "en": "Please go to: {place}", "uk": "Куди йти: {place}"},
@@ -192,3 +194,15 @@ def t(key: str, lang: str, **kw: object) -> str:
 def service_name(names: dict[str, str], lang: str) -> str:
     """The service's name in ``lang``; Polish, then English, when the office gave none."""
     return names.get(lang) or names.get("pl") or names.get("en") or "?"
+
+
+def wait_words(range_min: tuple[int, int] | list[int] | None, minutes: int | None, sent: bool, lang: str) -> str:
+    """The wait as a resident reads it: the server's range in words ("15–30 min", "do 5 min",
+    "we cannot estimate the wait now"), or "ok. 12 min" from a server written before ranges.
+
+    Why a range: one number promises a precision nobody has (protocol/waits.py); ``sent`` tells
+    a server's "cannot estimate" (the range field present and null) from an old server.
+    """
+    if sent:
+        return wait_text(range_min, lang)
+    return t("wait_min", lang, m=minutes if minutes is not None else "?")

@@ -9,7 +9,7 @@ printer in a few milliseconds instead of through a screen, a broker and a server
 from __future__ import annotations
 
 from hardware.printer import TicketLayout
-from kiosk.texts import PRINT_TEXTS
+from kiosk.texts import PRINT_TEXTS, wait_words
 from protocol.messages import TicketIssued
 
 
@@ -59,6 +59,14 @@ def ticket_layout(
             lines.append(PRINT_TEXTS["go_to"][lang].format(place=where[1]))
     lines.append(f"{ticket.issued_at:%d.%m.%Y  %H:%M}")
     lines += both("people_ahead", n=ticket.people_ahead)
-    lines += both("est_wait", m=ticket.estimated_wait_min)
+    lines.append(PRINT_TEXTS["est_wait"]["pl"].format(w=ticket_wait(ticket, "pl")))
+    if lang != "pl":
+        lines.append(PRINT_TEXTS["est_wait"][lang].format(w=ticket_wait(ticket, lang)))
     lines += both("scan")
     return TicketLayout(header=office, number=ticket.number, lines=lines, qr_url=qr_url)
+
+
+def ticket_wait(ticket: TicketIssued, lang: str) -> str:
+    """The ticket's wait in words, the range the server rounded outward (issue 15)."""
+    sent = "estimated_wait_range_min" in ticket.model_fields_set
+    return wait_words(ticket.estimated_wait_range_min, ticket.estimated_wait_min, sent, lang)

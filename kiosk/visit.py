@@ -30,8 +30,8 @@ from enum import StrEnum
 
 from hardware.printer import Fault, PrinterStatus, TicketLayout
 from kiosk.config import KioskSection
-from kiosk.texts import service_name, t
-from kiosk.ticket_layout import status_url, ticket_layout
+from kiosk.texts import service_name, t, wait_words
+from kiosk.ticket_layout import status_url, ticket_layout, ticket_wait
 from protocol.messages import ServiceInfo, ServicesMessage, TicketIssued, TicketResponse
 
 TOUCH_GUARD_S = 0.6
@@ -455,12 +455,22 @@ class Visit:
         # look live (the banner above says why and where to go instead).
         down = not (self.broker_up and self.server_up)
         if s.available and not down:
+            sent = s.model_fields_set
             if self.priority and s.priority_ahead is not None and s.priority_estimated_wait_min is not None:
-                # Only the other priority tickets are ahead of a priority ticket: its own figures.
-                count, minutes = t("ahead_priority", self.lang, n=s.priority_ahead), s.priority_estimated_wait_min
+                # A priority ticket's own figures: the other priority tickets and the overdue ordinary ones.
+                count = t("ahead_priority", self.lang, n=s.priority_ahead)
+                wait = wait_words(
+                    s.priority_estimated_wait_range_min,
+                    s.priority_estimated_wait_min,
+                    "priority_estimated_wait_range_min" in sent,
+                    self.lang,
+                )
             else:
-                count, minutes = t("waiting", self.lang, n=s.waiting), s.estimated_wait_min
-            detail = count + "   •   " + t("wait_min", self.lang, m=minutes)
+                count = t("waiting", self.lang, n=s.waiting)
+                wait = wait_words(
+                    s.estimated_wait_range_min, s.estimated_wait_min, "estimated_wait_range_min" in sent, self.lang
+                )
+            detail = count + "   •   " + wait
             return ServiceView(f"{s.prefix}  {name}", detail, True, "service_priority" if self.priority else "service")
         reason = t("system_down_short", self.lang) if down else self.reason(s)
         return ServiceView(name, reason, False, "disabled")
@@ -494,7 +504,7 @@ class Visit:
             place=t("go_to", lang, place=service_name(place, lang)) if (place := self.place_of(tk)) else None,
             issued=t("issued", lang, t=f"{tk.issued_at:%d.%m.%Y %H:%M}"),
             ahead=t("people_ahead", lang, n=tk.people_ahead),
-            wait=t("est_wait", lang, m=tk.estimated_wait_min),
+            wait=t("est_wait", lang, w=ticket_wait(tk, lang)),
             status=status,
             status_style=style,
             fault=style == "alarm",

@@ -467,3 +467,36 @@ def test_a_server_that_does_not_take_check_ins_gets_a_clear_message_not_a_servic
     v.submit()
     v.answered(answer("k1-r1", error="unknown_service"))
     assert v.message == "Nie udało się potwierdzić rezerwacji.\nZgłoś się do informacji."
+
+
+def test_the_home_screen_shows_the_servers_wait_range_in_words_not_one_number():
+    """Issue 15: one number ("ok. 10 min") promises what nobody knows; the server sends a range."""
+    v = kiosk()
+    s = service(
+        waiting=4,
+        estimated_wait_range_min=(10, 20),
+        priority_ahead=1,
+        priority_estimated_wait_range_min=(0, 5),
+    )
+    assert v.service_view(s).detail == "Czeka: 4   •   10–20 min"
+    v.toggle_priority()
+    assert v.service_view(s).detail == "Przed Tobą: 1   •   do 5 min"
+    v.toggle_priority()
+    v.set_lang("en")
+    unknown = service(waiting=4, estimated_wait_range_min=None)
+    assert v.service_view(unknown).detail == "Waiting: 4   •   we cannot estimate the wait now"
+
+
+def test_the_ticket_shows_and_prints_its_range_polish_first_then_the_residents_language():
+    v = kiosk()
+    v.set_lang("en")
+    tap_service(v)
+    ticket = issued(ahead=12).model_copy(update={"estimated_wait_range_min": (120, 180)})
+    ticket = TicketIssued.model_validate(ticket.model_dump())  # as parsed from the server's JSON
+    layout = v.answered(answer("k1-r1", ticket)).layout
+    assert v.ticket_view().wait == "Estimated wait: 2–3 h"
+    assert "Czas oczekiwania: 2–3 godz." in layout.lines and "Estimated wait: 2–3 h" in layout.lines
+    printer = TicketPrinter(PrinterSettings(kind="dummy"))
+    printer.print_ticket(layout)
+    assert b"Czas oczekiwania: 2-3 godz." in printer.last_job  # the printer's code page has no en dash
+    assert b"7 min" not in printer.last_job, "the single number is for devices written before ranges"
