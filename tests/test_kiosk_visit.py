@@ -467,3 +467,13 @@ def test_a_server_that_does_not_take_check_ins_gets_a_clear_message_not_a_servic
     v.submit()
     v.answered(answer("k1-r1", error="unknown_service"))
     assert v.message == "Nie udało się potwierdzić rezerwacji.\nZgłoś się do informacji."
+
+
+def test_a_server_reported_offline_right_after_connecting_is_said_at_once_not_after_the_grace():
+    clock = FakeMonotonic()
+    v = Visit(KioskSection(id="k1", public_url="http://numerek.local"), monotonic=clock)
+    v.services_arrived(services())
+    v.connection(True, False, server_known=False)
+    assert v.problem() == "Łączenie z systemem kolejkowym…", "no false alarm before the server's state is read"
+    assert v.connection(True, False, server_known=True).redraw, "the retained 'offline' is news"
+    assert v.problem().startswith("System kolejkowy chwilowo nie działa.")
