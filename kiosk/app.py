@@ -174,8 +174,8 @@ class KioskApp(App):
         self._update_clock()  # a live services message may be the first to tell the time
         self._do(self.visit.services_arrived(msg))
 
-    def _connection(self, broker: bool, server: bool, force: bool = False) -> None:
-        self._do(self.visit.connection(broker, server, self.link.server_known, force))
+    def _connection(self, broker: bool, server: bool) -> None:
+        self._do(self.visit.connection(broker, server, self.link.server_known))
 
     def _answered(self, response: TicketResponse | None) -> None:
         self._do(self.visit.answered(response))

@@ -373,14 +373,12 @@ class Visit:
             return NEWS
         return Step(refresh=True)
 
-    def connection(self, broker: bool, server: bool, server_known: bool | None = None, force: bool = False) -> Step:
-        """The broker connection or the server's availability changed (``force``: the grace
-        period ended, say "not working" instead of "connecting")."""
-        changed = (broker, server) != (self.broker_up, self.server_up)
-        self.broker_up, self.server_up = broker, server
-        if server_known is not None:
-            self.server_known = server_known
-        return NEWS if (changed or force) and self.screen == Screen.HOME else STAY
+    def connection(self, broker: bool, server: bool, server_known: bool | None = None) -> Step:
+        """The broker connection or the server's availability changed: home says so at once."""
+        known = self.server_known if server_known is None else server_known
+        changed = (broker, server, known) != (self.broker_up, self.server_up, self.server_known)
+        self.broker_up, self.server_up, self.server_known = broker, server, known
+        return NEWS if changed and self.screen == Screen.HOME else STAY
 
     # ------------------------------------------------------------------ the printer
 

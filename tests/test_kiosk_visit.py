@@ -500,3 +500,13 @@ def test_the_ticket_shows_and_prints_its_range_polish_first_then_the_residents_l
     printer.print_ticket(layout)
     assert b"Czas oczekiwania: 2-3 godz." in printer.last_job  # the printer's code page has no en dash
     assert b"7 min" not in printer.last_job, "the single number is for devices written before ranges"
+
+
+def test_a_server_reported_offline_right_after_connecting_is_said_at_once_not_after_the_grace():
+    clock = FakeMonotonic()
+    v = Visit(KioskSection(id="k1", public_url="http://numerek.local"), monotonic=clock)
+    v.services_arrived(services())
+    v.connection(True, False, server_known=False)
+    assert v.problem() == "Łączenie z systemem kolejkowym…", "no false alarm before the server's state is read"
+    assert v.connection(True, False, server_known=True).redraw, "the retained 'offline' is news"
+    assert v.problem().startswith("System kolejkowy chwilowo nie działa.")
