@@ -366,7 +366,7 @@ class KioskApp(App):
         box.add_widget(self.code_label)
         box.add_widget(self.note_label)
         self._refresh_booking()
-        keys = GridLayout(cols=7, spacing=px(10))
+        keys = GridLayout(cols=8, spacing=px(10))  # 31 characters: 4 rows
         for ch in KEYPAD:
             k = button(f"[b]{ch}[/b]", fs(44), style="key")
             k.bind(on_release=lambda _b, ch=ch: self._do(self.visit.key(ch)))

@@ -32,7 +32,14 @@ from hardware.printer import Fault, PrinterStatus, TicketLayout
 from kiosk.config import KioskSection
 from kiosk.texts import service_name, t, wait_words
 from kiosk.ticket_layout import status_url, ticket_layout, ticket_wait
-from protocol.messages import ServiceInfo, ServicesMessage, TicketIssued, TicketResponse
+from protocol.messages import (
+    BOOKING_ALPHABET,
+    BOOKING_CODE_LENGTH,
+    ServiceInfo,
+    ServicesMessage,
+    TicketIssued,
+    TicketResponse,
+)
 
 TOUCH_GUARD_S = 0.6
 """Touches this soon after a screen change are ignored: the second tap of a double tap on
@@ -50,9 +57,9 @@ BOOKING_REFUSALS = (
     "booking_other_day",
     "booking_cancelled",
 )
-KEYPAD = "ACEFHJKMNPRTUVWXY3479"
-"""The booking code's alphabet, as the keypad shows it: no letters or digits that look alike."""
-CODE_LENGTH = 6
+KEYPAD = BOOKING_ALPHABET
+"""The booking code's alphabet (the server's own, protocol/messages.py): no look-alikes."""
+CODE_LENGTH = BOOKING_CODE_LENGTH
 SCAN_GAP_S = 0.5
 """A 2D scanner acting as a keyboard types a whole code in a few milliseconds; characters further
 apart than this are not one scan (a stray key press, half a scan) and start a new one."""

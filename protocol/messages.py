@@ -27,6 +27,10 @@ MAX_PAYLOAD_BYTES = 4096
 """Requests larger than this are refused unread (a command is well under 300 bytes)."""
 
 DeviceId = Annotated[str, Field(pattern=ID_PATTERN)]
+BOOKING_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
+"""The characters of a booking code (no 0/O, 1/I/L: they look or sound alike). One list for the
+server that makes codes and the kiosk keypad that types them."""
+BOOKING_CODE_LENGTH = 6
 BookingCode = Annotated[str, Field(pattern=r"^[0-9A-Z]{6}$")]
 """A booking's code: six capitals and digits, without the dash it is shown with (``YTX-RY5``)."""
 RequestId = Annotated[str, Field(min_length=1, max_length=64)]

@@ -30,5 +30,7 @@ def test_no_file_keeps_a_merge_conflict_marker():
         if path.suffix not in {".py", ".md", ".toml", ".html", ".kv", ".sh", ".cfg", ".txt", ".po", ".pot"}:
             continue
         text = path.read_text(encoding="utf-8", errors="replace")
-        marked += [name for line in text.splitlines() if line.startswith(("<<<<<<< ", ">>>>>>> "))][:1]
+        marked += [
+            name for line in text.splitlines() if line.startswith(("<<<<<<< ", ">>>>>>> ")) or line == "======="
+        ][:1]
     assert not marked, marked

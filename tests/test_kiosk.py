@@ -632,9 +632,8 @@ def test_a_kiosk_that_never_reaches_the_broker_soon_says_the_system_is_not_worki
 def test_a_booking_code_scanned_or_typed_is_checked_in_with_the_server(
     server, peer, screen, broker, tmp_path, artifacts, request
 ):
-    """The kiosk's half of check-in against the real server. Until the server takes the
-    ``booking`` field (the booking work), it answers ``unknown_service`` and this test is skipped;
-    the kiosk then says it could not check the booking in (tests/test_kiosk_visit.py)."""
+    """The kiosk's half of check-in against the real server: typed and scanned codes reach it
+    as ``booking``, and its refusal is explained (the server's half: tests/test_booking_checkin.py)."""
     peer.subscribe("numerek/kiosk/k1/response/#")
     kiosk = Kiosk(
         tmp_path,
@@ -660,9 +659,6 @@ def test_a_booking_code_scanned_or_typed_is_checked_in_with_the_server(
         answer = peer.expect("numerek/kiosk/k1/response/#", timeout=15)
         said = kiosk.wait("the kiosk's message", lambda e: e["screen"] == "message")
         assert not kiosk.output.exists(), "nothing was printed"
-        if answer["error"] and answer["error"]["code"] in ("unknown_service", "invalid_request"):
-            assert any("Nie udało się potwierdzić rezerwacji." in t for t in said["texts"])
-            pytest.skip("the server does not take check-ins yet (no booking support on this branch)")
         assert answer["error"]["code"] == "booking_unknown", answer
         assert any(t.startswith("Nie ma rezerwacji z tym kodem.") for t in said["texts"])
         kiosk.tap("back")

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import secrets
 
-ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
-LENGTH = 6
+from protocol.messages import BOOKING_ALPHABET as ALPHABET
+from protocol.messages import BOOKING_CODE_LENGTH as LENGTH
 
 
 def new_code() -> str:
