@@ -84,7 +84,7 @@ class ChannelFigures:
         return sum(r.issued for r in self.rows)
 
     def share(self, row: ChannelRow) -> float | None:
-        return row.issued / self.issued if self.issued else None
+        return round(row.issued / self.issued, 4) if self.issued else None
 
     @property
     def walk_ins(self) -> int:
@@ -97,11 +97,11 @@ class ChannelFigures:
     @property
     def no_show_share(self) -> float | None:
         came_or_not = self.checked_in + self.booking_no_show
-        return self.booking_no_show / came_or_not if came_or_not else None
+        return round(self.booking_no_show / came_or_not, 4) if came_or_not else None
 
     @property
     def punctual_share(self) -> float | None:
-        return self.punctual / self.called if self.called else None
+        return round(self.punctual / self.called, 4) if self.called else None
 
     def figures(self) -> list[tuple[str, int | float | None, str]]:
         """(id, value, kind) of the appointments' table, in the page's and the export's order."""
