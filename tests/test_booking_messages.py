@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.harness import ServerProcess, free_port, wait_for, write_config
+from tests.notify_support import GammuDaemon, read_smsbackup
 from tests.test_notify_server import NOTIFY_SECTION, Relay, notify_toml, rows
 
 
@@ -114,3 +115,24 @@ def test_a_booking_is_confirmed_once_reminded_the_day_before_and_a_cancelled_one
     states = dict(rows(later.database, "SELECT notice, state FROM notices WHERE notice LIKE 'booking:%:reminder:%'"))
     assert sorted(states.values()) == ["cancelled", "pending", "pending", "sent"]
     assert not re.search(r"kowalski|nowak|600 ?100 ?200", (tmp_path / "server.log").read_text(encoding="utf-8"))
+
+
+def test_a_booking_with_a_mobile_number_is_confirmed_by_sms_through_gammu_smsd(tmp_path, broker):
+    smsd = GammuDaemon(tmp_path / "gammu").start()
+    http_port = free_port()
+    cfg = write_config(tmp_path / "office.toml", broker.port, http_port)
+    notify_toml(tmp_path, smsd=smsd)
+    cfg.write_text(cfg.read_text(encoding="utf-8") + NOTIFY_SECTION.format(retention=24) + BOOKING, encoding="utf-8")
+    server = ServerProcess(cfg, http_port=http_port, args=["--clock-start", "2030-01-07T09:00:00"]).start()
+    try:
+        link = book(server, "2030-01-08", "10:00", "600 100 200")
+        wait_for(lambda: len(smsd.sent()) == 1, 60, "the confirmation transmitted by gammu-smsd")
+    finally:
+        server.stop()
+        smsd.stop()
+    [sms] = [read_smsbackup(p) for p in smsd.sent()]
+    assert sms.number == "+48600100200"
+    assert sms.text.startswith("Urząd Testowy: rezerwacja Rejestracja pojazdów, wt. 8 sty, 10:00")
+    assert sms.text.endswith(f"{link}?lang=pl") and sms.parts == 3  # UCS-2 with the link: docs/booking.md
+    log = (tmp_path / "server.log").read_text(encoding="utf-8")
+    assert "600100200" not in log and "600 100 200" not in log
