@@ -32,6 +32,9 @@ DEFAULT_LANGUAGE = "pl"
 class Template:
     subject: str
     text: str
+    link: str = ""
+    """Appended when the values have a ``link`` (a booking's page to move or cancel it): the
+    link costs an SMS part or two, so a message without one stays as short as before."""
 
 
 CATALOGUE: dict[NoticeKind, dict[str, Template]] = {
@@ -67,14 +70,32 @@ CATALOGUE: dict[NoticeKind, dict[str, Template]] = {
         ),
     },
     NoticeKind.BOOKING_CONFIRMED: {
-        "en": Template("Appointment booked", "{office}: booked {service}, {at}, {where}. Code {code}."),
-        "pl": Template("Wizyta zarezerwowana", "{office}: rezerwacja {service}, {at}, {where}. Kod {code}."),
-        "uk": Template("Візит заброньовано", "{office}: бронювання {service}, {at}, {where}. Код {code}."),
+        "en": Template(
+            "Appointment booked", "{office}: booked {service}, {at}, {where}. Code {code}.", "Change or cancel: {link}"
+        ),
+        "pl": Template(
+            "Wizyta zarezerwowana",
+            "{office}: rezerwacja {service}, {at}, {where}. Kod {code}.",
+            "Zmiana lub odwołanie: {link}",
+        ),
+        "uk": Template(
+            "Візит заброньовано",
+            "{office}: бронювання {service}, {at}, {where}. Код {code}.",
+            "Змінити чи скасувати: {link}",
+        ),
     },
     NoticeKind.BOOKING_REMINDER: {
-        "en": Template("Appointment reminder", "{office}: reminder – {service}, {at}, {where}. Code {code}."),
-        "pl": Template("Przypomnienie o wizycie", "{office}: przypominamy – {service}, {at}, {where}. Kod {code}."),
-        "uk": Template("Нагадування про візит", "{office}: нагадуємо – {service}, {at}, {where}. Код {code}."),
+        "en": Template(
+            "Appointment reminder", "{office}: reminder – {service}, {at}, {where}. Code {code}.", "Cannot come? {link}"
+        ),
+        "pl": Template(
+            "Przypomnienie o wizycie",
+            "{office}: przypominamy – {service}, {at}, {where}. Kod {code}.",
+            "Nie możesz przyjść? {link}",
+        ),
+        "uk": Template(
+            "Нагадування про візит", "{office}: нагадуємо – {service}, {at}, {where}. Код {code}.", "Не зможете? {link}"
+        ),
     },
     NoticeKind.TEST: {
         "en": Template("Numerek test message", "{office}: Numerek test message."),
@@ -137,7 +158,10 @@ def render(kind: NoticeKind, lang: str, params: Mapping[str, object], zone: Zone
     if "at" in params:
         at = datetime.fromisoformat(str(params["at"])).astimezone(zone)
         values["at"] = format_datetime(at, DATE_FORMAT, locale=lang)
+    text = template.text
+    if template.link and values.get("link"):
+        text = f"{text} {template.link}"
     try:
-        return Rendered(template.subject, template.text.format_map(values))
+        return Rendered(template.subject, text.format_map(values))
     except KeyError as exc:
         raise TemplateError(f"the {kind.value} message needs a value for {exc.args[0]!r}") from None

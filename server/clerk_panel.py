@@ -93,6 +93,7 @@ TEXTS: dict[str, dict[str, Any]] = {
         "nobody_waiting": "Nikt nie czeka.",
         "tag_next": "następny",
         "tag_personal": "przekazany",
+        "tag_appointment": "wizyta {t}",
         "call": "Wezwij",
         "called": "Wezwano {n}",
         "queue_empty": "Kolejka jest pusta.",
@@ -173,6 +174,7 @@ TEXTS: dict[str, dict[str, Any]] = {
         "nobody_waiting": "Nobody is waiting.",
         "tag_next": "next",
         "tag_personal": "transferred",
+        "tag_appointment": "appointment {t}",
         "call": "Call",
         "called": "Called {n}",
         "queue_empty": "The queue is empty.",
@@ -295,5 +297,11 @@ def build_clerk_router(office: Office, auth: WebAuth) -> APIRouter:
         """Tickets the counter may call, in the order NEXT takes them (``next`` marks the first)."""
         known(counter_id)
         return office.counter_queue(counter_id)
+
+    @r.get("/api/counters/{counter_id}/appointments", tags=["counters"], dependencies=[Depends(api_clerk)])
+    def counter_appointments(counter_id: str) -> dict[str, str]:
+        """Ticket number → booked time ("10:30") for the appointment tickets the counter serves or may call."""
+        known(counter_id)
+        return office.appointment_times(counter_id)
 
     return r

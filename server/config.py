@@ -342,6 +342,9 @@ class Booking(_Strict):
     """A booking's name and contact are erased this many days after the visit day."""
     per_contact: Annotated[int, Field(ge=1, le=50)] = 2
     """Upcoming bookings one phone number or e-mail address may hold (all services together)."""
+    remind_hours: Annotated[int, Field(ge=0, le=7 * 24)] = 24
+    """With [notify]: a reminder goes out this many hours before the visit (0: no reminder);
+    the confirmation goes out at once (docs/booking.md, "Confirmation and reminder")."""
     per_address: str = "10/10 minutes;30/day"
     """Booking attempts one client address may make (online form), counted before the attempt."""
     lookups_per_address: str = "20/10 minutes"

@@ -367,6 +367,22 @@ class Office:
                 for i, t in enumerate(tickets)
             ]
 
+    def appointment_times(self, counter_id: str) -> dict[str, str]:
+        """Booked times ("10:30", office time) of the appointment tickets the clerk sees: the
+        counter's current ticket and the ones it may call (the clerk panel marks them)."""
+        e = self._engine
+        with self._lock:
+            tickets = e.callable_by(counter_id)
+            current = e.current_ticket(counter_id)
+            if current is not None:
+                tickets = [*tickets, current]
+            tz = e.config.office.tz
+            return {
+                t.number: t.appointment_at.astimezone(tz).strftime("%H:%M")
+                for t in tickets
+                if t.appointment_at is not None
+            }
+
     def counter_command(self, counter_id: str, data: dict[str, Any]) -> Future[Any]:
         """A counter command from the web: the same inbox, checks and engine path as MQTT.
 

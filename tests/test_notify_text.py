@@ -160,3 +160,12 @@ def test_a_missing_value_is_named_and_an_unknown_language_falls_back_to_polish()
 def test_html_alternative_escapes_what_the_office_typed():
     rendered = render(NoticeKind.TEST, "en", {"office": "<b>Urząd</b>"}, WARSAW)
     assert "&lt;b&gt;Urząd&lt;/b&gt;" in rendered.html()
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+@pytest.mark.parametrize("kind", [NoticeKind.BOOKING_CONFIRMED, NoticeKind.BOOKING_REMINDER])
+def test_a_booking_message_with_its_link_to_move_or_cancel_costs_at_most_three_parts(kind, lang):
+    link = "https://kolejka.example.pl/wizyta/X2FgasYR1XO-bMEZQLnF1VavRLKqhv5r?lang=" + lang
+    text = render(kind, lang, {"office": OFFICE, **VALUES[kind], "link": link}, WARSAW).text
+    assert text.endswith(link)
+    assert analyse(text).parts <= 3

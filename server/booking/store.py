@@ -20,7 +20,7 @@ import sqlite3
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from server.booking.codes import new_code, new_token
 from server.booking.contact import Contact
@@ -114,8 +114,21 @@ class Booking:
         )
 
 
+class BookingHooks(Protocol):
+    """Writes that belong with a booking's change, in its transaction (server/booking/messages.py:
+    the confirmation and the reminder in the notification outbox)."""
+
+    def booked(self, conn: sqlite3.Connection, row: sqlite3.Row, now: datetime) -> None: ...
+    def moved(self, conn: sqlite3.Connection, old: sqlite3.Row, new: sqlite3.Row, now: datetime) -> None: ...
+    def cancelled(self, conn: sqlite3.Connection, old: sqlite3.Row, now: datetime) -> None: ...
+    def committed(self) -> None: ...
+
+
 class BookingStore:
     """Bookings in the server's SQLite file; safe to share between threads (one lock, short SQL)."""
+
+    hooks: BookingHooks | None = None
+    """Set by the server when [notify] is configured; called inside each write's transaction."""
 
     def __init__(self, path: str, *, migrate: bool = True) -> None:
         if migrate:
@@ -168,10 +181,12 @@ class BookingStore:
             try:
                 result = fn(conn)
                 conn.execute("COMMIT")
-                return result
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
+            if self.hooks is not None:
+                self.hooks.committed()
+            return result
 
     @staticmethod
     def _free_seat(conn: sqlite3.Connection, service: str, start: datetime, capacity: int, skip: int = 0) -> int:
@@ -236,7 +251,11 @@ class BookingStore:
                             now.timestamp(),
                         ),
                     )
-                    return int(cur.lastrowid or 0)
+                    booking_id = int(cur.lastrowid or 0)
+                    if self.hooks is not None:
+                        row = conn.execute("SELECT * FROM bookings WHERE id = ?", (booking_id,)).fetchone()
+                        self.hooks.booked(conn, row, now)
+                    return booking_id
                 except sqlite3.IntegrityError as exc:
                     if "code" not in str(exc) and "token" not in str(exc):
                         raise
@@ -250,16 +269,19 @@ class BookingStore:
         """Cancel a booking not yet checked in; its name and contact are erased at once."""
 
         def write(conn: sqlite3.Connection) -> None:
-            row = conn.execute("SELECT status FROM bookings WHERE token = ?", (token,)).fetchone()
+            row = conn.execute("SELECT * FROM bookings WHERE token = ?", (token,)).fetchone()
             if row is None:
                 raise BookingError("unknown", "no such booking")
-            if row[0] != BOOKED:
-                raise BookingError(row[0], f"this booking is {row[0].replace('_', ' ')} and cannot be cancelled")
+            if row["status"] != BOOKED:
+                status = row["status"]
+                raise BookingError(status, f"this booking is {status.replace('_', ' ')} and cannot be cancelled")
             conn.execute(
                 "UPDATE bookings SET status = 'cancelled', changed_at = ?, name = NULL, contact = NULL, "
                 "erased_at = ? WHERE token = ?",
                 (now.timestamp(), now.timestamp(), token),
             )
+            if self.hooks is not None:
+                self.hooks.cancelled(conn, row, now)
 
         self._write(write)
         found = self.by_token(token)
@@ -270,7 +292,7 @@ class BookingStore:
         """Move a booking to another slot of its service (same code), if that slot has room."""
 
         def write(conn: sqlite3.Connection) -> None:
-            row = conn.execute("SELECT id, service, status FROM bookings WHERE token = ?", (token,)).fetchone()
+            row = conn.execute("SELECT * FROM bookings WHERE token = ?", (token,)).fetchone()
             if row is None:
                 raise BookingError("unknown", "no such booking")
             if row["status"] != BOOKED:
@@ -280,6 +302,9 @@ class BookingStore:
                 "UPDATE bookings SET day = ?, starts_at = ?, ends_at = ?, seat = ?, changed_at = ? WHERE id = ?",
                 (day.isoformat(), start.timestamp(), end.timestamp(), seat, now.timestamp(), row["id"]),
             )
+            if self.hooks is not None:
+                new = conn.execute("SELECT * FROM bookings WHERE id = ?", (row["id"],)).fetchone()
+                self.hooks.moved(conn, row, new, now)
 
         self._write(write)
         found = self.by_token(token)

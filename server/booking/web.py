@@ -290,7 +290,13 @@ def build_booking_router(desk: BookingDesk, public_host: str = "numerek") -> API
 def mount(app: FastAPI, server: Any) -> BookingDesk:
     """The booking site on the server's app (one line in server/http.py); starts the hourly erasure."""
     office = server.office
-    desk = BookingDesk(BookingStore(server.path, migrate=False), lambda: office.config, office.now)
+    store = BookingStore(server.path, migrate=False)
+    notices = getattr(server, "notices", None)
+    if notices is not None:  # [notify]: confirmation and reminder in the booking's transaction
+        from server.booking.messages import BookingMessages
+
+        store.hooks = BookingMessages(lambda: office.config, notices.config, notices.sender.wake)
+    desk = BookingDesk(store, lambda: office.config, office.now)
     from urllib.parse import urlsplit
 
     host = urlsplit(office.config.http.public_url).hostname or "numerek"

@@ -27,7 +27,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.background import BackgroundTask
 
 from server.auth import SESSION_COOKIE, User
-from server.reports import exports
+from server.reports import channels, exports
 from server.reports.cache import RenderCache, chart_key
 from server.reports.figures import FilterError, Filters, ReportData
 from server.reports.headline import headlines
@@ -66,6 +66,11 @@ def live_status(office) -> dict[str, Any]:
     per device: connection and printer state (a kiosk out of paper is the manager's to fix).
     The office façade computes it (server/office.py), the same figures as /api/queues."""
     return office.live()
+
+
+CHANNEL_TABLES = ("channels", "appointments")
+EXPORTS = (*exports.TABLES, *CHANNEL_TABLES)
+"""Every exported table: the figures' (server/reports/exports.py) and the channels' (server/reports/channels.py)."""
 
 
 def build_reports_router(server, auth: WebAuth) -> APIRouter:
@@ -124,6 +129,10 @@ def build_reports_router(server, auth: WebAuth) -> APIRouter:
     PageUser = Annotated[User, Depends(page_user)]
     ApiUser = Annotated[User, Depends(api_user)]
     Picked = Annotated[Filters, Depends(filters)]
+
+    def figures_by_channel(f: Filters) -> channels.ChannelFigures:
+        """Tickets by channel and the bookings' figures (server/reports/channels.py)."""
+        return channels.channel_figures(server.path, f, office.now(), office.config.booking.late_min)
 
     def query_string(f: Filters, lang: str, **extra: str) -> str:
         q = {k: v for k, v in f.as_dict().items() if v}
@@ -220,7 +229,9 @@ def build_reports_router(server, auth: WebAuth) -> APIRouter:
                 "counters": office.config.counters,
                 "clerks": data.clerk_ids(),
                 "charts": CHARTS,
-                "tables": exports.TABLES,
+                "tables": EXPORTS,
+                "ch": figures_by_channel(f),
+                "CL": channels.label,
                 "month": f.date_to.strftime("%Y-%m"),
                 "other_lang": "en" if lang == "pl" else "pl",
                 "other_qs": query_string(f, "en" if lang == "pl" else "pl", compare=compare),
@@ -253,6 +264,7 @@ def build_reports_router(server, auth: WebAuth) -> APIRouter:
         """Every dashboard figure for the filters (definitions: docs/reports.md); with
         ``compare=previous|year``, also the comparison period's totals under ``comparison``."""
         out = data.summary(f).as_json()
+        out["by_channel"] = figures_by_channel(f).as_json()
         other, before = comparison(f, compare)
         if other is not None and before is not None:
             out["comparison"] = {
@@ -293,16 +305,23 @@ def build_reports_router(server, auth: WebAuth) -> APIRouter:
         ``lang``, decimal comma. XLSX: typed cells, column names in ``lang``."""
         if fmt not in ("csv", "xlsx"):
             raise HTTPException(404, "exports are .csv or .xlsx")
-        if name not in (*exports.TABLES, "all") or (name == "all" and fmt != "xlsx"):
-            raise HTTPException(404, f"no table {name!r}; tables: {', '.join(exports.TABLES)} (or all.xlsx)")
+        if name not in (*EXPORTS, "all") or (name == "all" and fmt != "xlsx"):
+            raise HTTPException(404, f"no table {name!r}; tables: {', '.join(EXPORTS)} (or all.xlsx)")
         lang = _lang(lang)
         s = data.summary(f)
-        names = exports.TABLES if name == "all" else (name,)
+        names = EXPORTS if name == "all" else (name,)
+        by_channel = figures_by_channel(f) if name in ("all", *CHANNEL_TABLES) else None
+
+        def one(n: str) -> exports.Table:
+            if n == "tickets":
+                return exports.raw_table(data.raw_tickets(f))
+            if n in CHANNEL_TABLES:
+                assert by_channel is not None
+                return channels.tables(by_channel)[CHANNEL_TABLES.index(n)]
+            return exports.table(n, s, lang)
 
         def tables() -> list[exports.Table]:
-            return [
-                exports.raw_table(data.raw_tickets(f)) if n == "tickets" else exports.table(n, s, lang) for n in names
-            ]
+            return [one(n) for n in names]
 
         if fmt == "csv":
             return StreamingResponse(
@@ -310,7 +329,7 @@ def build_reports_router(server, auth: WebAuth) -> APIRouter:
                 media_type="text/csv; charset=utf-8",
                 headers=_filename(f, name + ("-excel" if excel else ""), "csv"),
             )
-        key = ("xlsx", name, lang, s.digest(), f, data.stamp(f))
+        key = ("xlsx", name, lang, s.digest(), f, data.stamp(f), repr(by_channel))
         try:
             body = cache.get(key, lambda: exports.xlsx(tables(), lang))
         except OverflowError as exc:
