@@ -90,6 +90,12 @@ TEXTS: dict[str, dict[str, str]] = {
         "en": "Estimated wait: {w}",
         "uk": "Орієнтовне очікування: {w}",
     },
+    "est_wait_unknown": {
+        "pl": "Czasu oczekiwania nie da się teraz oszacować",
+        "en": "The wait cannot be estimated now",
+        "uk": "Час очікування зараз не оцінити",
+    },
+    "wait_unknown_short": {"pl": "czas nieznany", "en": "wait unknown", "uk": "час невідомий"},
     "issued": {"pl": "Wydano: {t}", "en": "Issued: {t}", "uk": "Видано: {t}"},
     "go_to": {"pl": "Zapraszamy: {place}", "en": "Please go to: {place}", "uk": "Куди йти: {place}"},
     "printed": {
@@ -178,6 +184,11 @@ TEXTS: dict[str, dict[str, str]] = {
 PRINT_TEXTS: dict[str, dict[str, str]] = {
     "people_ahead": {"pl": "Osób przed Tobą: {n}", "en": "People ahead: {n}", "uk": "Перед вами: {n}"},
     "est_wait": {"pl": "Czas oczekiwania: {w}", "en": "Estimated wait: {w}", "uk": "Очікування: {w}"},
+    "est_wait_unknown": {
+        "pl": "Czasu oczekiwania nie da się teraz oszacować",
+        "en": "The wait cannot be estimated now",
+        "uk": "Час очікування зараз не оцінити",
+    },
     "scan": {"pl": "Sprawdź kolejkę w telefonie:", "en": "Follow the queue on your phone:", "uk": "Стежте за чергою:"},
     "priority": {"pl": "BILET UPRZYWILEJOWANY", "en": "PRIORITY TICKET", "uk": "ПРІОРИТЕТНИЙ ТАЛОН"},
     "go_to": {"pl": "Zapraszamy: {place}", "en": "Please go to: {place}", "uk": "Куди йти: {place}"},
@@ -204,5 +215,5 @@ def wait_words(range_min: tuple[int, int] | list[int] | None, minutes: int | Non
     a server's "cannot estimate" (the range field present and null) from an old server.
     """
     if sent:
-        return wait_text(range_min, lang)
+        return wait_text(range_min, lang) if range_min is not None else t("wait_unknown_short", lang)
     return t("wait_min", lang, m=minutes if minutes is not None else "?")

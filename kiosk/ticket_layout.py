@@ -59,9 +59,12 @@ def ticket_layout(
             lines.append(PRINT_TEXTS["go_to"][lang].format(place=where[1]))
     lines.append(f"{ticket.issued_at:%d.%m.%Y  %H:%M}")
     lines += both("people_ahead", n=ticket.people_ahead)
-    lines.append(PRINT_TEXTS["est_wait"]["pl"].format(w=ticket_wait(ticket, "pl")))
-    if lang != "pl":
-        lines.append(PRINT_TEXTS["est_wait"][lang].format(w=ticket_wait(ticket, lang)))
+    if wait_unknown(ticket):
+        lines += both("est_wait_unknown")
+    else:
+        lines.append(PRINT_TEXTS["est_wait"]["pl"].format(w=ticket_wait(ticket, "pl")))
+        if lang != "pl":
+            lines.append(PRINT_TEXTS["est_wait"][lang].format(w=ticket_wait(ticket, lang)))
     lines += both("scan")
     return TicketLayout(header=office, number=ticket.number, lines=lines, qr_url=qr_url)
 
@@ -70,3 +73,8 @@ def ticket_wait(ticket: TicketIssued, lang: str) -> str:
     """The ticket's wait in words, the range the server rounded outward (issue 15)."""
     sent = "estimated_wait_range_min" in ticket.model_fields_set
     return wait_words(ticket.estimated_wait_range_min, ticket.estimated_wait_min, sent, lang)
+
+
+def wait_unknown(ticket: TicketIssued) -> bool:
+    """The server said it cannot estimate this ticket's wait (the range sent, and null)."""
+    return "estimated_wait_range_min" in ticket.model_fields_set and ticket.estimated_wait_range_min is None

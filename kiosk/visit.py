@@ -31,7 +31,7 @@ from enum import StrEnum
 from hardware.printer import Fault, PrinterStatus, TicketLayout
 from kiosk.config import KioskSection
 from kiosk.texts import service_name, t, wait_words
-from kiosk.ticket_layout import status_url, ticket_layout, ticket_wait
+from kiosk.ticket_layout import status_url, ticket_layout, ticket_wait, wait_unknown
 from protocol.messages import (
     BOOKING_ALPHABET,
     BOOKING_CODE_LENGTH,
@@ -509,7 +509,7 @@ class Visit:
             place=t("go_to", lang, place=service_name(place, lang)) if (place := self.place_of(tk)) else None,
             issued=t("issued", lang, t=f"{tk.issued_at:%d.%m.%Y %H:%M}"),
             ahead=t("people_ahead", lang, n=tk.people_ahead),
-            wait=t("est_wait", lang, w=ticket_wait(tk, lang)),
+            wait=t("est_wait_unknown", lang) if wait_unknown(tk) else t("est_wait", lang, w=ticket_wait(tk, lang)),
             status=status,
             status_style=style,
             fault=style == "alarm",
