@@ -500,3 +500,35 @@ def test_the_ticket_shows_and_prints_its_range_polish_first_then_the_residents_l
     printer.print_ticket(layout)
     assert b"Czas oczekiwania: 2-3 godz." in printer.last_job  # the printer's code page has no en dash
     assert b"7 min" not in printer.last_job, "the single number is for devices written before ranges"
+
+
+def test_a_service_cut_off_for_today_says_when_to_come_back():
+    tomorrow_8 = datetime(2031, 5, 7, 8, 0, tzinfo=T0.tzinfo)  # T0 is Tuesday 9:30
+    monday_8 = datetime(2031, 5, 12, 8, 0, tzinfo=T0.tzinfo)
+    v = kiosk()
+    v.services_arrived(
+        services(
+            service(available=False, reason="cut_off", next_opening=tomorrow_8),
+            service("pasz", "P", available=False, reason="cut_off", next_opening=monday_8),
+        )
+    )
+    assert v.service_view(v.service("rej")).detail == "Dziś już nie wydajemy biletów – zapraszamy jutro od 8:00"
+    assert (
+        v.service_view(v.service("pasz")).detail == "Dziś już nie wydajemy biletów – zapraszamy w poniedziałek od 8:00"
+    )
+    v.set_lang("uk")
+    assert v.service_view(v.service("pasz")).detail == "Сьогодні талонів більше немає – приходьте у понеділок з 8:00"
+    without = service(available=False, reason="cut_off")  # a server written before next_opening
+    assert v.service_view(without).detail == "Сьогодні талонів більше немає"
+
+
+def test_a_ticket_refused_at_the_cut_off_says_when_to_come_back():
+    v = kiosk()
+    v.set_lang("en")
+    v.services_arrived(services(service(next_opening=datetime(2031, 5, 7, 8, 0, tzinfo=T0.tzinfo))))
+    tap_service(v)  # still available in the list; the queue filled up meanwhile
+    v.answered(answer("k1-r1", error="cut_off"))
+    assert (
+        v.message
+        == "A ticket for this service cannot be taken.\nNo more tickets today – please come back tomorrow from 8:00"
+    )
