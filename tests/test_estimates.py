@@ -609,3 +609,17 @@ def test_the_automatic_cut_off_lifts_when_a_counter_opens_and_the_queue_fits_aga
         hall.press(c, "open")
     code, _ = hall.engine.availability(hall.engine.services["rej"], hall.engine.now())
     assert code is None
+
+
+def test_the_quick_check_says_full_exactly_when_the_full_advice_does():
+    """The engine asks ``runs_to_closing`` (one estimate), never the whole advice: they must agree."""
+    from server.estimates.cutoff import cutoff_advice, runs_to_closing
+
+    hall = friday_afternoon(FOUR_COUNTERS, 0)
+    seen = set()
+    for _ in range(32):
+        full = cutoff_advice(hall.engine.estimator, hall.engine, "rej").reason == "full"
+        assert (runs_to_closing(hall.engine.estimator, hall.engine, "rej") is not None) == full
+        seen.add(full)
+        hall.engine.issue("rej")
+    assert seen == {False, True}

@@ -123,11 +123,9 @@ def automatic_cutoff(
     if closes_at is None:
         return None
     service = view.services[service_id]
-    name = service.name.en
     closes = closes_at.astimezone(view.tz).strftime("%H:%M")
-    advice = CutoffAdvice(service_id, closes_at, None, "full", next_opening(service, view.now(), view.tz))
     return (
         ErrorCode.CUT_OFF,
-        f"{name}: the people already waiting fill the time until {closes}; no new tickets today",
-        advice.next_opening,
+        f"{service.name.en}: the people already waiting fill the time until {closes}; no new tickets today",
+        next_opening(service, view.now(), view.tz),
     )
