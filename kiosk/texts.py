@@ -6,6 +6,8 @@ learning Polish. Each refusal says what happened *and* what to do next.
 
 from __future__ import annotations
 
+from datetime import date, datetime
+
 from protocol.waits import wait_text
 
 LANGUAGES = ("pl", "en", "uk")
@@ -46,6 +48,13 @@ TEXTS: dict[str, dict[str, str]] = {
         "en": "No more tickets today",
         "uk": "Сьогодні талонів більше немає",
     },
+    "cut_off_back": {
+        "pl": "Dziś już nie wydajemy biletów – zapraszamy {when}",
+        "en": "No more tickets today – please come back {when}",
+        "uk": "Сьогодні талонів більше немає – приходьте {when}",
+    },
+    "come_back_tomorrow": {"pl": "jutro od {t}", "en": "tomorrow from {t}", "uk": "завтра з {t}"},
+    "come_back_on": {"pl": "{day} od {t}", "en": "{day} from {t}", "uk": "{day} з {t}"},
     "limit_reached": {
         "pl": "Limit biletów na dziś wyczerpany",
         "en": "Today's tickets are all taken",
@@ -194,6 +203,28 @@ PRINT_TEXTS: dict[str, dict[str, str]] = {
     "go_to": {"pl": "Zapraszamy: {place}", "en": "Please go to: {place}", "uk": "Куди йти: {place}"},
     "appointment": {"pl": "WIZYTA UMÓWIONA", "en": "APPOINTMENT", "uk": "ЗАПИС НА ПРИЙОМ"},
 }
+
+
+# "on Monday" as a sentence needs it ("zapraszamy w poniedziałek"), Monday first.
+ON_WEEKDAY: dict[str, tuple[str, ...]] = {
+    "pl": ("w poniedziałek", "we wtorek", "w środę", "w czwartek", "w piątek", "w sobotę", "w niedzielę"),
+    "en": ("on Monday", "on Tuesday", "on Wednesday", "on Thursday", "on Friday", "on Saturday", "on Sunday"),
+    "uk": ("у понеділок", "у вівторок", "у середу", "у четвер", "у п'ятницю", "у суботу", "у неділю"),
+}
+
+
+def come_back(when: datetime, today: date, lang: str) -> str:
+    """When to come back, as said to a resident: "jutro od 8:00", "w poniedziałek od 8:00",
+    "14.12 od 8:00" (a date beyond the coming week). ``when`` and ``today`` in office time."""
+    hour = f"{when.hour}:{when.minute:02d}"
+    days = (when.date() - today).days
+    if days == 1:
+        return t("come_back_tomorrow", lang, t=hour)
+    if 1 < days < 7:
+        day = ON_WEEKDAY.get(lang, ON_WEEKDAY["pl"])[when.weekday()]
+    else:
+        day = f"{when.day}.{when.month:02d}"
+    return t("come_back_on", lang, day=day, t=hour)
 
 
 def t(key: str, lang: str, **kw: object) -> str:

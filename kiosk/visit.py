@@ -26,11 +26,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 
 from hardware.printer import Fault, PrinterStatus, TicketLayout
 from kiosk.config import KioskSection
-from kiosk.texts import service_name, t, wait_words
+from kiosk.texts import come_back, service_name, t, wait_words
 from kiosk.ticket_layout import status_url, ticket_layout, ticket_wait, wait_unknown
 from protocol.messages import (
     BOOKING_ALPHABET,
@@ -164,6 +165,7 @@ class Visit:
         self.code = ""  # the booking code typed so far
         self.code_note: str | None = None  # why the code was not sent (too short, unreadable scan)
         self.booked = False  # this visit is a booking's check-in
+        self.asked: str | None = None  # the service of the last ticket asked for (a refusal's details)
         self._typed = ""  # what a keyboard-like scanner typed since the last Enter
         self._typed_at = float("-inf")
         self.printer_status = PrinterStatus(Fault.OK, known=False)
@@ -247,6 +249,7 @@ class Visit:
             return STAY  # a grey button: it says why in words
         self.busy = True
         self.screen = Screen.BUSY
+        self.asked = service.id
         if not self.server_up:  # the server said goodbye (or its last will did): nobody would answer
             return self._fail(t("unreachable", self.lang))
         return Step(redraw=True, guard=True, ask=TicketAsk(service.id, self.priority, self.lang))
@@ -347,6 +350,9 @@ class Visit:
             if self.booked:  # e.g. a server that does not take check-ins yet
                 return self._fail(t("booking_failed", self.lang))
             reason = t(code, self.lang) if code in REFUSALS_EXPLAINED else ""
+            asked = self.service(self.asked) if self.asked else None
+            if code == "cut_off" and asked is not None and asked.next_opening is not None:
+                reason = self.cut_off_text(asked.next_opening)
             return self._fail(t("refused", self.lang) + ("\n" + reason if reason else ""))
         return self._got_ticket(response.ticket)
 
@@ -484,9 +490,17 @@ class Visit:
         code = s.reason.value if s.reason else ""
         if code == "service_closed":
             return t("service_closed_opens", self.lang, t=s.opens_at) if s.opens_at else t("service_closed", self.lang)
+        if code == "cut_off" and s.next_opening is not None and self.services is not None:
+            return self.cut_off_text(s.next_opening)
         if code in ("cut_off", "limit_reached"):
             return t(code, self.lang)
         return t("unavailable", self.lang)
+
+    def cut_off_text(self, next_opening: datetime) -> str:
+        """No more tickets today, and when the service takes them again (the server's next opening)."""
+        assert self.services is not None
+        today = self.services.server_time.astimezone(next_opening.tzinfo).date()
+        return t("cut_off_back", self.lang, when=come_back(next_opening, today, self.lang))
 
     def ticket_view(self) -> TicketView:
         tk = self.ticket

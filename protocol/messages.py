@@ -333,6 +333,10 @@ class ServiceInfo(BaseModel):
     """Where residents go for the service, by language ("pl", "en", optionally "uk"): the
     zone's name for residents from the site config (``[public] zone_names``, e.g. "I piętro,
     pokój 12"); null when the office named no place. The kiosk prints and shows it."""
+    next_opening: datetime | None = None
+    """The service's first opening on a later day, in the office's local time: when a service
+    that stopped taking tickets today (``cut_off``, also one refused at the kiosk's tap) takes
+    them again ("come back on Monday from 8:00"). Optional; null: not within two weeks."""
 
 
 class ServicesMessage(_Message):

@@ -76,6 +76,9 @@ class Service(_Strict):
     target_wait_min: Annotated[int, Field(ge=1, le=600)] = 20
     priority: Annotated[int, Field(ge=0, le=9)] = 0
     """Higher is served first when a counter's preference order ties."""
+    auto_cutoff: bool = False
+    """Also stop taking tickets once the people already waiting fill the time until closing
+    (the wait estimator's advice, server/estimates/cutoff.py), not only ``cutoff_min`` before it."""
 
     @field_validator("hours", mode="before")
     @classmethod

@@ -26,6 +26,7 @@ from protocol.waits import round_outward
 from server.config import Office, Service, SiteConfig
 from server.domain import Command, CounterRuntime, Event, EventKind, Refusal, Ticket, TicketStatus
 from server.estimate import HonestEstimator, WaitEstimate, WaitEstimator
+from server.estimates.cutoff import runs_to_closing
 from server.queues import WaitingQueues
 
 Clock = Callable[[], datetime]
@@ -130,6 +131,8 @@ class QueueEngine:
         self._by_token: dict[str, int] = {}
         # Waiting tickets in the routing rule's order (server/queues.py).
         self.queues = WaitingQueues(self.services, self.counters)
+        # Service.auto_cutoff's answer per service, for one state of the queues and one minute.
+        self._auto_cutoff: dict[str, tuple[tuple[int, int, date | None], datetime | None]] = {}
 
     # ------------------------------------------------------------------ state in/out
 
@@ -275,8 +278,13 @@ class QueueEngine:
 
     # ------------------------------------------------------------------ availability
 
-    def availability(self, service: Service, now: datetime) -> tuple[ErrorCode | None, str]:
-        """Why a ticket for ``service`` cannot be taken now, or (None, "") if it can."""
+    def availability(
+        self, service: Service, now: datetime, walk_in: WaitEstimate | None = None
+    ) -> tuple[ErrorCode | None, str]:
+        """Why a ticket for ``service`` cannot be taken now, or (None, "") if it can.
+
+        ``walk_in``: the estimator's prediction for a walk-in ticket taken now, when the caller
+        has it already (the services message, a walk-in ticket): ``auto_cutoff`` reuses it."""
         local = now.astimezone(self.tz)
         hours = service.hours_on(local.weekday())
         t = local.time()
@@ -289,7 +297,30 @@ class QueueEngine:
             )
         if service.daily_limit is not None and self.issued.get(service.id, 0) >= service.daily_limit:
             return ErrorCode.LIMIT_REACHED, f"{service.name.en}: today's {service.daily_limit} tickets are all taken"
+        if service.auto_cutoff and (closes := self._runs_to_closing(service, now, walk_in)) is not None:
+            return ErrorCode.CUT_OFF, (
+                f"{service.name.en}: the people already waiting fill the time until "
+                f"{closes.astimezone(self.tz):%H:%M}; no new tickets today"
+            )
         return None, ""
+
+    def _runs_to_closing(self, service: Service, now: datetime, walk_in: WaitEstimate | None) -> datetime | None:
+        """``auto_cutoff``: the closing time if the queue already runs to it (server/estimates/cutoff.py).
+
+        Why cached: availability is asked for every services message and every ticket. The
+        answer changes with the queues and counters (each change is an event) and slowly with
+        the time, so it is kept per service for one event count and one minute. Only the
+        default estimator advises; with another one the fixed ``cutoff_min`` alone applies.
+        """
+        if not isinstance(self.estimator, HonestEstimator):
+            return None
+        key = (self.next_event_id, int(now.timestamp()) // 60, self.day)
+        memo = self._auto_cutoff.get(service.id)
+        if memo is not None and memo[0] == key:
+            return memo[1]
+        closes = runs_to_closing(self.estimator, self, service.id, walk_in)
+        self._auto_cutoff[service.id] = (key, closes)
+        return closes
 
     # ------------------------------------------------------------------ queries
 
@@ -459,7 +490,9 @@ class QueueEngine:
         service = self.services.get(service_id)
         if service is None:
             raise Refusal(ErrorCode.UNKNOWN_SERVICE, f"no service {service_id!r}")
-        code, why = self.availability(service, now)
+        # auto_cutoff asks for the walk-in estimate; a walk-in ticket prints that same one
+        walk_in = self.estimator.predict(service.id, False, self) if service.auto_cutoff and not priority else None
+        code, why = self.availability(service, now, walk_in)
         if code is not None:
             raise Refusal(code, why)
         seq = self.last_seq.get(service.prefix, 0) + 1
@@ -468,7 +501,7 @@ class QueueEngine:
                 ErrorCode.LIMIT_REACHED, f"{service.name.en}: every number of prefix {service.prefix} is taken today"
             )
         ahead = self.people_ahead(service.id, priority)
-        estimate = self.estimator.predict(service.id, priority, self)  # estimator hook (issue 15)
+        estimate = walk_in or self.estimator.predict(service.id, priority, self)  # estimator hook (issue 15)
         number = ticket_number(service.prefix, seq)
         ticket = Ticket(
             id=self.next_ticket_id,
@@ -1025,4 +1058,5 @@ class QueueEngine:
             raise ValueError("service ids, prefixes, zones, counter ids and the time zone cannot change while running")
         self.config = new
         self.services = {s.id: s for s in new.services}
+        self._auto_cutoff = {}  # hours and counters' profiles may have changed
         self.counter_config = {c.id: c for c in new.counters}

@@ -27,6 +27,7 @@ from protocol.messages import (
 from server.config import Hours
 from server.domain import Event, EventKind, Ticket
 from server.engine import QueueEngine
+from server.estimates.cutoff import next_opening
 
 
 class Wire:
@@ -144,9 +145,9 @@ class Wire:
     def service_info(self, service_id: str, now: datetime) -> ServiceInfo:
         e = self.engine
         s = e.services[service_id]
-        code, _ = e.availability(s, now)
-        hours = s.hours_on(now.astimezone(e.tz).weekday())
         walk_in = e.estimator.predict(s.id, False, e)  # one prediction per class (the estimator caches per state)
+        code, _ = e.availability(s, now, walk_in)
+        hours = s.hours_on(now.astimezone(e.tz).weekday())
         priority = e.estimator.predict(s.id, True, e)
         return ServiceInfo(
             id=s.id,
@@ -165,6 +166,7 @@ class Wire:
             opens_at=Hours.clock(hours.opens) if hours else None,
             closes_at=Hours.clock(hours.closes) if hours else None,
             place=self.zone_place(s.zone),
+            next_opening=next_opening(s, now, e.tz),
         )
 
     def zone_place(self, zone: str) -> dict[str, str] | None:

@@ -537,3 +537,89 @@ def test_a_wait_longer_than_any_office_day_is_printed_as_cannot_estimate():
         wait_text(WaitEstimate(point_s=40_000, range_min=(600, 10020)).range_min, "en")
         == "we cannot estimate the wait now"
     )
+
+
+# ---------------------------------------------------------------- automatic cut-off (Service.auto_cutoff)
+
+AUTO_CUTOFF = office(
+    service("rej", "A").replace("priority = 0", "priority = 0\nauto_cutoff = true"),
+    "".join(counter(c, "rej") for c in "1234"),
+)
+FRIDAY_2PM = MONDAY_8AM + timedelta(days=4, hours=6)
+
+
+def friday_afternoon(toml: str, queue: int) -> Office:
+    """Four counters at 10 minutes a client since 14:00; at 14:50, ``queue`` people wait."""
+    hall = Office(toml, start=FRIDAY_2PM)
+    for c in "1234":
+        hall.press(c, "open")
+    hall.serve("1", "rej", 10, 5)
+    for _ in range(queue):
+        hall.engine.issue("rej")
+    return hall
+
+
+def test_with_automatic_cut_off_a_queue_that_runs_to_closing_refuses_new_tickets_and_says_when_to_come_back():
+    from server.domain import Refusal
+    from server.wire import Wire
+
+    hall = friday_afternoon(AUTO_CUTOFF, 0)  # 14:50, four counters, 10 minutes a client: room for about 28
+    with pytest.raises(Refusal) as refused:
+        for _ in range(30):
+            hall.engine.issue("rej")
+    assert refused.value.code == "cut_off" and "16:00" in str(refused.value)
+    waiting = len(hall.engine.waiting("rej"))
+    assert 10 <= waiting < 30, waiting
+    with pytest.raises(Refusal):
+        hall.engine.issue("rej")
+    assert len(hall.engine.waiting("rej")) == waiting, "nothing issued"
+    info = Wire(hall.engine).services().services[0]
+    assert not info.available and info.reason == "cut_off"
+    assert info.next_opening is not None and info.next_opening.weekday() == 0 and info.next_opening.hour == 8
+    last = max(hall.engine.waiting("rej"), key=lambda t: t.id)
+    waited = hall.play_until_called(last, 10)
+    closes = FRIDAY_2PM + timedelta(hours=2)
+    assert last.issued_at + timedelta(minutes=waited + 10) <= closes, "the last ticket taken is served in time"
+
+
+def test_with_automatic_cut_off_a_short_queue_still_takes_tickets():
+    hall = friday_afternoon(AUTO_CUTOFF, 3)
+    ticket, ahead = hall.engine.issue("rej")
+    assert ticket.number == "A009" and ahead == 3
+
+
+def test_automatic_cut_off_is_off_unless_the_service_asks_for_it():
+    hall = friday_afternoon(FOUR_COUNTERS, 30)
+    ticket, ahead = hall.engine.issue("rej")
+    assert ahead == 30
+
+
+def test_the_automatic_cut_off_lifts_when_a_counter_opens_and_the_queue_fits_again():
+    """The answer is kept per state of the queues: a change (here a fifth and sixth counter) is seen at once."""
+    toml = AUTO_CUTOFF.replace(counter("4", "rej"), "".join(counter(c, "rej") for c in "4567"))
+    hall = Office(toml, start=FRIDAY_2PM)
+    for c in "1234":
+        hall.press(c, "open")
+    hall.serve("1", "rej", 10, 5)
+    for _ in range(20):
+        hall.engine.issue("rej")
+    code, _ = hall.engine.availability(hall.engine.services["rej"], hall.engine.now())
+    assert code == "cut_off"
+    for c in "567":
+        hall.press(c, "open")
+    code, _ = hall.engine.availability(hall.engine.services["rej"], hall.engine.now())
+    assert code is None
+
+
+def test_the_quick_check_says_full_exactly_when_the_full_advice_does():
+    """The engine asks ``runs_to_closing`` (one estimate), never the whole advice: they must agree."""
+    from server.estimates.cutoff import cutoff_advice, runs_to_closing
+
+    hall = friday_afternoon(FOUR_COUNTERS, 0)
+    seen = set()
+    for _ in range(32):
+        full = cutoff_advice(hall.engine.estimator, hall.engine, "rej").reason == "full"
+        assert (runs_to_closing(hall.engine.estimator, hall.engine, "rej") is not None) == full
+        seen.add(full)
+        hall.engine.issue("rej")
+    assert seen == {False, True}

@@ -665,3 +665,39 @@ def test_a_booking_code_scanned_or_typed_is_checked_in_with_the_server(
         kiosk.wait_home()
     finally:
         kiosk.stop()
+
+
+def test_a_service_cut_off_for_today_says_when_to_come_back_and_fits_the_small_panel(
+    tmp_path, broker, artifacts, request
+):
+    now = datetime.now(ZoneInfo("Europe/Warsaw"))
+    closes = (now + timedelta(minutes=30)).replace(second=0, microsecond=0)
+    opens = max(now - timedelta(hours=2), now.replace(hour=0, minute=0)).replace(minute=0, second=0, microsecond=0)
+    if closes.date() != now.date():
+        pytest.skip("needs 30 minutes of today left")
+    cfg = write_config(tmp_path / "office.toml", broker.port, free_port())
+    text = cfg.read_text(encoding="utf-8")
+    head, _, last = text.rpartition(f"hours = {ALWAYS_OPEN}")  # the last service: pasz
+    days = ", ".join(f'{d} = "{opens:%H:%M}-{closes:%H:%M}"' for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun"))
+    cfg.write_text(f"{head}hours = {{ {days} }}\ncutoff_min = 60{last}", encoding="utf-8")
+    server = ServerProcess(cfg, http_port=int(text.split("[http]")[1].split("port = ")[1].split()[0])).start()
+    screen = VirtualScreen(800, 480)
+    kiosk = Kiosk(
+        tmp_path,
+        screen,
+        broker.port,
+        server.url,
+        'type = "dummy"\ndummy_output = "printed.bin"',
+        artifacts / "kiosk" / request.node.name,
+        width=800,
+        height=480,
+    )
+    try:
+        home = kiosk.wait_home()
+        said = f"Paszporty\nDziś już nie wydajemy biletów – zapraszamy jutro od {opens.hour}:00"
+        assert said in home["texts"] and home["buttons"]["service:pasz"][2] is False
+        assert_fits(home, 800, 480)
+    finally:
+        kiosk.stop()
+        screen.stop()
+        server.stop()

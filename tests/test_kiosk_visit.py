@@ -521,3 +521,35 @@ def test_a_ticket_the_server_cannot_estimate_says_so_in_one_short_line():
     assert v.ticket_view().wait == "Час очікування зараз не оцінити"
     assert "Czasu oczekiwania nie da się teraz oszacować" in layout.lines
     assert not any("7 min" in line for line in layout.lines)
+
+
+def test_a_service_cut_off_for_today_says_when_to_come_back():
+    tomorrow_8 = datetime(2031, 5, 7, 8, 0, tzinfo=T0.tzinfo)  # T0 is Tuesday 9:30
+    monday_8 = datetime(2031, 5, 12, 8, 0, tzinfo=T0.tzinfo)
+    v = kiosk()
+    v.services_arrived(
+        services(
+            service(available=False, reason="cut_off", next_opening=tomorrow_8),
+            service("pasz", "P", available=False, reason="cut_off", next_opening=monday_8),
+        )
+    )
+    assert v.service_view(v.service("rej")).detail == "Dziś już nie wydajemy biletów – zapraszamy jutro od 8:00"
+    assert (
+        v.service_view(v.service("pasz")).detail == "Dziś już nie wydajemy biletów – zapraszamy w poniedziałek od 8:00"
+    )
+    v.set_lang("uk")
+    assert v.service_view(v.service("pasz")).detail == "Сьогодні талонів більше немає – приходьте у понеділок з 8:00"
+    without = service(available=False, reason="cut_off")  # a server written before next_opening
+    assert v.service_view(without).detail == "Сьогодні талонів більше немає"
+
+
+def test_a_ticket_refused_at_the_cut_off_says_when_to_come_back():
+    v = kiosk()
+    v.set_lang("en")
+    v.services_arrived(services(service(next_opening=datetime(2031, 5, 7, 8, 0, tzinfo=T0.tzinfo))))
+    tap_service(v)  # still available in the list; the queue filled up meanwhile
+    v.answered(answer("k1-r1", error="cut_off"))
+    assert (
+        v.message
+        == "A ticket for this service cannot be taken.\nNo more tickets today – please come back tomorrow from 8:00"
+    )

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 
 from protocol.messages import ErrorCode
 from server.config import Service
-from server.estimates.base import EngineView
+from server.estimates.base import EngineView, WaitEstimate
 from server.estimates.honest import HonestEstimator
 
 
@@ -80,6 +80,37 @@ def cutoff_advice(estimator: HonestEstimator, view: EngineView, service_id: str,
     return CutoffAdvice(service_id, closes, last_ok, "fits", come_back)
 
 
+def runs_to_closing(
+    estimator: HonestEstimator, view: EngineView, service_id: str, walk_in: WaitEstimate | None = None
+) -> datetime | None:
+    """The closing time when :func:`cutoff_advice` would say ``full``, else None; one estimate.
+
+    Why a function of its own: the engine asks it for every services message and every ticket
+    (``Service.auto_cutoff``). ``full`` depends only on a ticket taken now (the advice's first
+    step), which is the walk-in estimate the services message and the ticket need anyway, so
+    the estimator's per-state cache answers it, or the caller passes it (``walk_in``: the
+    estimator's ``predict(service_id, False, view)`` now). ``predict`` never raises: a failing
+    estimator says "cannot estimate", which never refuses.
+    """
+    service = view.services[service_id]
+    now = view.now()
+    local = now.astimezone(view.tz)
+    hours = service.hours_on(local.weekday())
+    if hours is None:
+        return None
+    closes = datetime.combine(local.date(), hours.closes, view.tz)
+    if local.time() < hours.opens or now >= closes:
+        return None
+    estimate = walk_in if walk_in is not None else estimator.predict(service_id, False, view)
+    if estimate.range_min is None:
+        return None
+    history = estimator.history
+    serve_s = estimator.occupancy(history, service_id) if history is not None else 300.0
+    if now + timedelta(seconds=estimate.hi_s + serve_s) > closes:
+        return closes
+    return None
+
+
 def automatic_cutoff(
     estimator: HonestEstimator, view: EngineView, service_id: str
 ) -> tuple[ErrorCode, str, datetime | None] | None:
@@ -88,13 +119,13 @@ def automatic_cutoff(
     Only ``full`` refuses: an unknown estimate is not a reason to turn residents away (the
     kiosk says it cannot estimate), and a closed service is refused by the engine already.
     """
-    advice = cutoff_advice(estimator, view, service_id)
-    if advice.reason != "full":
+    closes_at = runs_to_closing(estimator, view, service_id)
+    if closes_at is None:
         return None
-    name = view.services[service_id].name.en
-    closes = advice.closes_at.astimezone(view.tz).strftime("%H:%M") if advice.closes_at else "closing"
+    service = view.services[service_id]
+    closes = closes_at.astimezone(view.tz).strftime("%H:%M")
     return (
         ErrorCode.CUT_OFF,
-        f"{name}: the people already waiting fill the time until {closes}; no new tickets today",
-        advice.next_opening,
+        f"{service.name.en}: the people already waiting fill the time until {closes}; no new tickets today",
+        next_opening(service, view.now(), view.tz),
     )

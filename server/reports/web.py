@@ -34,6 +34,7 @@ from server.reports.headline import headlines
 from server.reports.i18n import LANGS, labels
 from server.reports.models import Summary
 from server.reports.periods import COMPARE, PRESETS, Period, compared, preset
+from server.reports.staffing_web import build_staffing_router
 from server.web_auth import LoginRequired, WebAuth, has_role
 
 CHARTS = ("heatmap", "daily", "wait", "utilisation", "ratings")  # server.reports.charts draws them
@@ -399,3 +400,4 @@ def mount(app, server) -> None:
     app.state.report_cache = router.report_cache  # type: ignore[attr-defined]
     app.state.monthly_report = router.monthly_report  # type: ignore[attr-defined]  # for the e-mail outbox
     app.include_router(router)
+    app.include_router(build_staffing_router(server, app.state.web_auth))  # /reports/staffing
