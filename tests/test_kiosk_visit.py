@@ -518,8 +518,8 @@ def test_a_ticket_the_server_cannot_estimate_says_so_in_one_short_line():
     tap_service(v)
     ticket = TicketIssued.model_validate({**issued().model_dump(), "estimated_wait_range_min": None})
     layout = v.answered(answer("k1-r1", ticket)).layout
-    assert v.ticket_view().wait == "Час очікування зараз не оцінити"
-    assert "Czasu oczekiwania nie da się teraz oszacować" in layout.lines
+    assert v.ticket_view().wait == "Очікування: невідомо"
+    assert "Czas oczekiwania: nieznany" in layout.lines
     assert not any("7 min" in line for line in layout.lines)
 
 
