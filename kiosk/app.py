@@ -257,13 +257,22 @@ class KioskApp(App):
         Clock.schedule_interval(self._tick, 1.0)
         # If nothing answers within the grace period, "connecting…" becomes "not working, ask
         # at the information desk": a resident should not wait in front of a kiosk that never connects.
-        Clock.schedule_once(
-            lambda _dt: self._connection(self.visit.broker_up, self.visit.server_up, force=True), CONNECT_GRACE_S + 0.5
-        )
+        Clock.schedule_once(self._grace_over, CONNECT_GRACE_S + 0.5)
         self.link.start()
         threading.Thread(target=self._check_printer, daemon=True).start()
         Clock.schedule_interval(lambda _dt: self._maybe_check_printer(), PRINTER_CHECK_S)
         return self.root_box
+
+    def _grace_over(self, _dt: float) -> None:
+        """The start-up grace period is over: "connecting…" becomes "not working" if still down.
+
+        Kivy's clock counts from the last frame, which during start-up can be a second or more
+        before build(): on a busy machine the callback came early and "connecting…" stayed."""
+        left = self.visit.started + CONNECT_GRACE_S - self.visit.monotonic()
+        if left > 0:
+            Clock.schedule_once(self._grace_over, left + 0.05)
+            return
+        self._connection(self.visit.broker_up, self.visit.server_up, force=True)
 
     def on_stop(self) -> None:
         self.link.stop()
@@ -284,21 +293,28 @@ class KioskApp(App):
         return False
 
     def _do(self, step: Step) -> None:
-        """Carry out what the model asked for: redraw, refresh home in place, send, print."""
-        if step.redraw:
-            self.show(guard=step.guard)
-        elif step.refresh:
-            self._refresh_home()
-            Clock.schedule_once(lambda _dt: self._report(Screen.HOME), REPORT_DELAY_S)
+        """Carry out what the model asked for: print, send, then redraw or refresh home in place.
+
+        The printer and the server go first: building a screen (the ticket's QR texture, the
+        labels) takes tens of milliseconds of this thread, and the resident waits for the paper,
+        not the picture (issue 14). An answer cannot overtake the busy screen: the link hands
+        it to this thread, which is still here."""
+        if step.layout is not None and self.visit.ticket is not None:
+            number = self.visit.ticket.number
+            log.info("ticket %s: printing", number)
+            threading.Thread(target=self._print, args=(number, step.layout), daemon=True).start()
         if step.ask is not None:
             a = step.ask
             rid = self.link.request_ticket(
                 a.service, a.priority, a.lang, self.cfg.kiosk.response_timeout_s, self._answered
             )
+            log.info("ticket for %s: asked", a.service)
             self._do(self.visit.sent(rid))
-        if step.layout is not None and self.visit.ticket is not None:
-            number = self.visit.ticket.number
-            threading.Thread(target=self._print, args=(number, step.layout), daemon=True).start()
+        if step.redraw:
+            self.show(guard=step.guard)
+        elif step.refresh:
+            self._refresh_home()
+            Clock.schedule_once(lambda _dt: self._report(Screen.HOME), REPORT_DELAY_S)
 
     # ------------------------------------------------------------------ MQTT events (UI thread)
 
@@ -369,6 +385,7 @@ class KioskApp(App):
             Screen.MESSAGE: self._message,
         }
         self.root_box.add_widget(build[screen]())
+        log.info("screen %s built", screen.value)
         Clock.schedule_once(lambda _dt: self._report(screen), REPORT_DELAY_S)
 
     def px(self, v: float) -> float:
