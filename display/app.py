@@ -257,6 +257,7 @@ KV = """
             text: root.info_text
             font_size: root.u * 40
             speed: root.info_speed * root.u * 160
+            fps: root.info_fps
 """
 
 
@@ -375,38 +376,89 @@ class FitText(Text):
         self.text_size = self.size
 
 
+INFO_PAGE_S = 8.0
+"""With ``info_fps = 0``, how long each part of a too-long info line stays on screen."""
+
+
 class InfoLine(StencilView):
-    """The scrolling information line: the text moves right to left and starts again."""
+    """The information line at the bottom, drawn only when it changes.
+
+    Kivy redraws the whole window for any change, so a ticker moving at 30 frames a second cost
+    a Raspberry Pi (and the test machine) a third of a core for ever (issue 14). Now a text that
+    fits is drawn once and stands still; a longer one scrolls at ``fps`` frames a second, or
+    with ``fps = 0`` is shown a part at a time, each for ``INFO_PAGE_S`` seconds.
+    """
 
     text = StringProperty("")
     font_size = NumericProperty(40)
     speed = NumericProperty(160.0)  # pixels per second
+    fps = NumericProperty(15)  # frames a second of the scrolling; 0: parts in turn, no scrolling
+    mode = StringProperty("")  # "", "static", "scroll" or "pages": what the line does now (for the probe)
 
     def __init__(self, **kw) -> None:
         super().__init__(**kw)
         self.label = Label(color=(1, 0.83, 0, 1), size_hint=(None, None), halign="left", valign="middle")
         self.add_widget(self.label)
         self._offset = 0.0
-        self.bind(text=self._restyle, font_size=self._restyle, size=self._restyle, pos=self._place)
-        Clock.schedule_interval(self._step, 1 / 30)
+        self._event = None  # the scrolling or paging clock, only while one runs
+        self._pages: list[str] = []
+        self._page = 0
+        self.bind(text=self._restyle, font_size=self._restyle, size=self._restyle, fps=self._restyle, pos=self._place)
 
     def _restyle(self, *_a) -> None:
-        self.label.text = self.text
+        if self._event is not None:
+            self._event.cancel()
+            self._event = None
+        self._offset = 0.0
+        self._pages, self._page = [], 0
+        self._set(self.text)
+        if not self.text or self.width <= 1:
+            self.mode = ""
+        elif self.label.width <= self.width:
+            self.mode = "static"
+        elif self.fps > 0:
+            self.mode = "scroll"
+            self._event = Clock.schedule_interval(self._step, 1 / self.fps)
+        else:
+            self.mode = "pages"
+            self._pages = self._split(self.text)
+            self._set(self._pages[0])
+            if len(self._pages) > 1:
+                self._event = Clock.schedule_interval(self._next_page, INFO_PAGE_S)
+        self._place()
+
+    def _set(self, text: str) -> None:
+        self.label.text = text
         self.label.font_size = self.font_size
         self.label.texture_update()
         self.label.size = self.label.texture_size
-        self._place()
+
+    def _split(self, text: str) -> list[str]:
+        """The words of ``text`` in runs that each fit the line (a word too long is its own run)."""
+        pages: list[str] = []
+        for word in text.split():
+            if pages and text_width(f"{pages[-1]} {word}", self.font_size) <= self.width:
+                pages[-1] += f" {word}"
+            else:
+                pages.append(word)
+        return pages or [""]
 
     def _place(self, *_a) -> None:
         self.label.y = self.y + (self.height - self.label.height) / 2
-        self.label.x = self.x + self.width - self._offset
+        if self.mode == "scroll":
+            self.label.x = self.x + self.width - self._offset
+        else:  # standing still: centred
+            self.label.x = self.x + (self.width - self.label.width) / 2
 
     def _step(self, dt: float) -> None:
-        if not self.text or self.width <= 0:
-            return
         self._offset += self.speed * dt
         if self._offset > self.width + self.label.width:
             self._offset = 0.0
+        self._place()
+
+    def _next_page(self, _dt: float) -> None:
+        self._page = (self._page + 1) % len(self._pages)
+        self._set(self._pages[self._page])
         self._place()
 
 
@@ -424,6 +476,7 @@ class DisplayRoot(FloatLayout):
     highlight = BooleanProperty(False)
     info_text = StringProperty("")
     info_speed = NumericProperty(1.0)
+    info_fps = NumericProperty(15)
     offline_text = StringProperty("")
     current_place = StringProperty("")
     portrait = BooleanProperty(False)
@@ -734,6 +787,7 @@ class DisplayApp(App):
         root.office = d.office_name
         root.info_text = d.info_text
         root.info_speed = d.info_speed
+        root.info_fps = d.info_fps
         root.offline_text = "\u25cf brak połączenia · offline"
         root.counter_word_en = self.cfg.audio.counter_word_en
         if d.layout == "counters":
@@ -901,6 +955,7 @@ class DisplayApp(App):
             "waiting": [[n, c] for n, c in root.waiting_rows],
             "offline": root.offline_text,
             "info": root.info_text,
+            "info_mode": root.ids.info.mode,
             "known_seq": s.known_seq,
             "window": [Window.width, Window.height],
         }

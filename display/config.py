@@ -63,6 +63,11 @@ class DisplaySection(_Strict):
     """The scrolling line at the bottom; empty hides it."""
     info_speed: Annotated[float, Field(gt=0, le=10)] = 1.0
     """Scrolling speed; 1.0 crosses a 1920-pixel screen in about 12 s."""
+    info_fps: Annotated[int, Field(ge=0, le=60)] = 15
+    """Frames a second of the scrolling, when the info line is too long for the screen (a line
+    that fits stands still). Each frame redraws the whole window: 15 is smooth enough to read
+    and half the cost of 30; 0 shows the line a part at a time, changing every 8 s, for
+    almost no CPU."""
 
 
 class ScreenSection(_Strict):

@@ -149,7 +149,23 @@ class KioskApp(App):
         return False
 
     def _do(self, step: Step) -> None:
-        """Carry out what the model asked for: redraw, refresh home in place, send, print."""
+        """Carry out what the model asked for: print, send, then redraw or refresh in place.
+
+        The printer and the server go first: building a screen (the ticket's QR texture, the
+        labels) takes tens of milliseconds of this thread, and the resident waits for the paper,
+        not the picture (issue 14). An answer cannot overtake the busy screen: the link hands
+        it to this thread, which is still here."""
+        if step.layout is not None and self.visit.ticket is not None:
+            number = self.visit.ticket.number
+            log.info("ticket %s: printing", number)
+            threading.Thread(target=self._print, args=(number, step.layout), daemon=True).start()
+        if step.ask is not None:
+            a = step.ask
+            rid = self.link.request_ticket(
+                a.service, a.priority, a.lang, self.cfg.kiosk.response_timeout_s, self._answered, booking=a.booking
+            )
+            log.info("ticket for %s: asked", a.service)
+            self._do(self.visit.sent(rid))
         if step.redraw:
             self.show(guard=step.guard)
         elif step.refresh and self.visit.screen == Screen.BOOKING:
@@ -158,15 +174,6 @@ class KioskApp(App):
             self._refresh_home()
             built = self._built
             Clock.schedule_once(lambda _dt: self._report(Screen.HOME, built), REPORT_DELAY_S)
-        if step.ask is not None:
-            a = step.ask
-            rid = self.link.request_ticket(
-                a.service, a.priority, a.lang, self.cfg.kiosk.response_timeout_s, self._answered, booking=a.booking
-            )
-            self._do(self.visit.sent(rid))
-        if step.layout is not None and self.visit.ticket is not None:
-            number = self.visit.ticket.number
-            threading.Thread(target=self._print, args=(number, step.layout), daemon=True).start()
 
     # ------------------------------------------------------------------ MQTT events (UI thread)
 
@@ -240,6 +247,7 @@ class KioskApp(App):
         self.root_box.add_widget(build[screen]())
         self._built += 1
         built = self._built
+        log.info("screen %s built", screen.value)
         Clock.schedule_once(lambda _dt: self._report(screen, built), REPORT_DELAY_S)
 
     def px(self, v: float) -> float:

@@ -60,6 +60,8 @@ class DisplayProcess:
         last_calls: int = 6,
         layout: str = "calls",
         other_zones: tuple[str, ...] = (),
+        info_text: str = f"Zażółć gęślą jaźń {ARROW} prosimy przygotować dowód osobisty · Please have your ID ready",
+        info_fps: int = 15,
     ) -> None:
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
@@ -76,7 +78,8 @@ highlight_seconds = {highlight}
 last_calls = {last_calls}
 layout = "{layout}"
 other_zones = {json.dumps(list(other_zones))}
-info_text = "Zażółć gęślą jaźń {ARROW} prosimy przygotować dowód osobisty · Please have your ID ready"
+info_text = "{info_text}"
+info_fps = {info_fps}
 [mqtt]
 port = {broker_port}
 [screen]
@@ -987,3 +990,31 @@ def test_a_hall_display_lists_the_upstairs_call_with_its_place_and_does_not_anno
     [place] = texts(layout, "other-place")
     assert drawn(place) == "Stanowisko 3, pokój 12, I piętro" and not place["shortened"]
     assert_drawn_inside(place)
+
+
+def info_strip(png: Path) -> bytes:
+    """The bottom 10 % of a screenshot, where the info line is."""
+    with Image.open(png) as im:
+        return im.convert("RGB").crop((0, int(im.height * 0.9), im.width, im.height)).tobytes()
+
+
+def test_an_info_line_that_fits_stands_still_and_a_long_one_is_shown_in_parts_without_scrolling(
+    server, display_factory, artifacts
+):
+    """Scrolling redraws the whole window every frame (a third of a core at 30 fps, issue 14):
+    a line that fits the screen is drawn once and does not move."""
+    display = display_factory("short", info_text="Prosimy o przygotowanie dowodu · Please have your ID ready").start()
+    shown = display.wait(lambda s: s["info_mode"], "the info line laid out")
+    assert shown["info_mode"] == "static"
+    first = info_strip(display.screenshot("display-info-still-1", artifacts))
+    second = info_strip(display.screenshot("display-info-still-2", artifacts))
+    assert first == second, "the info line moved"
+    assert len(set(first)) > 2, "the info line is drawn"
+    display.stop()
+
+    long_text = " · ".join(["Prosimy o przygotowanie dowodu osobistego", "Please have your ID card ready"] * 4)
+    paged = display_factory("long", info_text=long_text, info_fps=0).start()
+    assert paged.wait(lambda s: s["info_mode"], "the info line laid out")["info_mode"] == "pages"
+    paged.stop()
+    scrolling = display_factory("scrolling", info_text=long_text, info_fps=15).start()
+    assert scrolling.wait(lambda s: s["info_mode"], "the info line laid out")["info_mode"] == "scroll"

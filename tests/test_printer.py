@@ -11,6 +11,7 @@ import os
 import select
 import socket
 import threading
+import time
 import tty
 
 import pytest
@@ -33,6 +34,8 @@ class LoopbackPrinter:
         self.status = dict(STATUS_FINE if status is None else status)
         self.port = free_port()
         self.connections: list[bytearray] = []
+        self.arrivals: dict[int, list[tuple[float, int]]] = {}
+        """Per connection (``id()`` of its bytes): (time.monotonic(), offset) of each chunk, for bench/."""
         self._sock = socket.create_server(("127.0.0.1", self.port))
         self._sock.settimeout(0.2)
         self._stop = threading.Event()
@@ -64,6 +67,7 @@ class LoopbackPrinter:
                 if not chunk:
                     return
                 start = len(data)
+                self.arrivals.setdefault(id(data), []).append((time.monotonic(), start))
                 data += chunk
                 i = data.find(b"\x10\x04", max(0, start - 2))
                 while i != -1 and i + 2 < len(data):
