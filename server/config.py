@@ -378,6 +378,20 @@ class SurveySettings(_Strict):
     """A finished ticket's page offers the survey this many days after the visit."""
 
 
+class ReportsSettings(_Strict):
+    """The monthly report by e-mail (docs/reports.md, "Monthly report by e-mail").
+
+    The office head's address lives here, in the site config the service reads, and nowhere
+    else: ``numerek-report-mail`` never prints or logs it."""
+
+    monthly_to: Annotated[
+        list[Annotated[str, Field(pattern=r"^[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+$")]], Field(max_length=20)
+    ] = []
+    """Who gets the monthly report (PDF and XLSX) on the first working day of the month."""
+    lang: Literal["pl", "en"] = "pl"
+    """The report's language."""
+
+
 class SiteConfig(_Strict):
     office: Office
     mqtt: BrokerConfig = BrokerConfig()
@@ -388,6 +402,7 @@ class SiteConfig(_Strict):
     notify: Notifications | None = None
     booking: Booking = Booking()
     survey: SurveySettings | None = None
+    reports: ReportsSettings = ReportsSettings()
     services: Annotated[list[Service], Field(min_length=1)]
     counters: Annotated[list[Counter], Field(min_length=1)]
 
