@@ -390,6 +390,10 @@ class ReportsSettings(_Strict):
     """Who gets the monthly report (PDF and XLSX) on the first working day of the month."""
     lang: Literal["pl", "en"] = "pl"
     """The report's language."""
+    notify_config: str | None = None
+    """The notify config file whose e-mail gateway sends the report (relative to this file);
+    default: ``[notify] config``. Lets an office mail reports without turning on residents'
+    notifications (the server offers them whenever ``[notify]`` is present)."""
 
 
 class SiteConfig(_Strict):
@@ -467,6 +471,9 @@ def _finish(cfg: SiteConfig, base_dir: Path | None) -> SiteConfig:
     if base_dir is not None and cfg.notify is not None and not Path(cfg.notify.config).is_absolute():
         notify = cfg.notify.model_copy(update={"config": str(base_dir / cfg.notify.config)})
         cfg = cfg.model_copy(update={"notify": notify})
+    if base_dir is not None and cfg.reports.notify_config and not Path(cfg.reports.notify_config).is_absolute():
+        reports = cfg.reports.model_copy(update={"notify_config": str(base_dir / cfg.reports.notify_config)})
+        cfg = cfg.model_copy(update={"reports": reports})
     return cfg
 
 

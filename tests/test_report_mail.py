@@ -169,6 +169,20 @@ def test_the_office_head_gets_one_email_with_the_months_pdf_and_xlsx(office, rel
     assert issued in numbers and served in numbers
 
 
+def test_an_office_without_residents_notifications_mails_the_report_with_its_own_notify_file(office, relay, tmp_path):
+    """[reports] notify_config (relative to the site config) instead of [notify], which would
+    turn on the ticket page's contact form."""
+    port, box, ca_file = relay
+    reports = f'\n[reports]\nmonthly_to = ["{HEAD}"]\nnotify_config = "notify.toml"\nlang = "en"\n'
+    config = site(office, tmp_path, port, ca_file, reports=reports, notify=False)
+    assert "[notify]\nconfig" not in config.read_text(encoding="utf-8")
+    done = report_mail(config, office / "numerek.db", "--month", "2026-10")
+    assert done.returncode == 0, done.stderr
+    [envelope] = box.envelopes
+    mail = email.message_from_bytes(envelope.content, policy=policy.default)
+    assert mail["Subject"] == "Numerek — Monthly summary: October 2026 — Urząd Testowy w Łodzi"
+
+
 @pytest.mark.parametrize(
     ("case", "error"),
     [

@@ -27,10 +27,15 @@ import sqlite3
 import sys
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
 from server.config import ConfigError, SiteConfig, load_config
+
+if TYPE_CHECKING:
+    from notify.config import SmtpConfig
+    from server.reports.monthly import MonthlyReport
 
 EX_TEMPFAIL = 75
 EMAIL = re.compile(r"^[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+$")
@@ -74,13 +79,15 @@ def _recipients(cfg: SiteConfig, given: list[str] | None) -> list[str]:
     return recipients
 
 
-def _smtp_config(cfg: SiteConfig):  # -> notify.config.SmtpConfig
+def _smtp_config(cfg: SiteConfig) -> SmtpConfig:
+    """The e-mail gateway of ``[reports] notify_config``, else of ``[notify] config``."""
     from notify.config import SmtpConfig
     from notify.config import load as load_notify
 
-    if cfg.notify is None:
-        raise Refused("no mail server: the site config has no [notify] section naming the notify config file")
-    path = Path(cfg.notify.config)
+    name = cfg.reports.notify_config or (cfg.notify.config if cfg.notify else None)
+    if name is None:
+        raise Refused("no mail server: set [reports] notify_config (or [notify] config) to a notify config file")
+    path = Path(name)
     try:
         notify = load_notify(path)
     except OSError as exc:
@@ -115,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
         raise Refused(f"--month {month:%Y-%m} has not ended yet (today is {today:%Y-%m-%d})")
     lang = args.lang or cfg.reports.lang
     recipients = _recipients(cfg, args.to)
-    smtp = None if args.dry_run else _smtp_config(cfg)
+    smtp = _smtp_config(cfg)  # checked in a dry run too: it is how the IT person tests the set-up
     database = Path(args.database)
     if not database.is_file():
         raise Refused(f"{database}: no such database file")
@@ -139,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
     return _send(smtp, report, recipients)
 
 
-def _send(smtp_config, report, recipients: list[str]) -> int:
+def _send(smtp_config: SmtpConfig, report: MonthlyReport, recipients: list[str]) -> int:
     from notify.gateways.smtp import SmtpGateway
     from notify.message import Attachment, Channel, Message, Outcome
 
