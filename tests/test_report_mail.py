@@ -213,6 +213,16 @@ def test_a_bad_address_or_missing_config_is_one_clear_line_exit_2_and_nothing_se
     assert box.envelopes == []
 
 
+def test_a_recipient_the_mail_server_refuses_exits_1_without_the_address_in_the_journal(office, relay, tmp_path):
+    port, box, ca_file = relay
+    box.refuse[HEAD] = f"550 5.1.1 <{HEAD}>: Recipient address rejected: User unknown"
+    done = report_mail(site(office, tmp_path, port, ca_file), office / "numerek.db", "--month", "2026-10")
+    assert done.returncode == 1, done.stdout + done.stderr  # permanent: the unit does not retry it
+    assert "not sent to recipient 1 of 1: the mail server refused the recipient (550 5.1.1 <<recipient>>" in done.stderr
+    assert HEAD not in done.stdout + done.stderr
+    assert box.envelopes == []
+
+
 def test_a_mail_server_that_is_down_exits_75_so_systemd_tries_again(office, tmp_path):
     config = site(office, tmp_path, free_port(), tmp_path / "none.pem")  # nothing listens there
     done = report_mail(config, office / "numerek.db", "--month", "2026-10")

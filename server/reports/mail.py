@@ -157,13 +157,15 @@ def _send(smtp_config: SmtpConfig, report: MonthlyReport, recipients: list[str])
         message = Message(Channel.EMAIL, address, report.text, report.subject, attachments=attachments)
         result = gateway.send(message)
         who = f"recipient {n} of {len(recipients)}"
+        # A relay's reply may quote the address ("550 <x@y.pl>: Recipient address rejected").
+        reason = re.sub(re.escape(address), "<recipient>", result.reason, flags=re.IGNORECASE)
         if result.outcome is Outcome.ACCEPTED:
-            print(f"sent to {who}: {result.reason}")
+            print(f"sent to {who}: {reason}")
         elif result.outcome is Outcome.FAILED:
-            print(f"not sent to {who}: {result.reason}", file=sys.stderr)
+            print(f"not sent to {who}: {reason}", file=sys.stderr)
             status = status or 1
         else:  # retry or unknown: the relay may be down; systemd starts the job again later
-            print(f"not sent to {who} (will be tried again): {result.reason}", file=sys.stderr)
+            print(f"not sent to {who} (will be tried again): {reason}", file=sys.stderr)
             status = EX_TEMPFAIL
     return status
 
