@@ -19,12 +19,29 @@ class Channel(StrEnum):
 
 
 @dataclass(frozen=True)
+class Attachment:
+    """A file sent with an e-mail (the monthly report's PDF and XLSX)."""
+
+    filename: str
+    media_type: str  # "application/pdf"
+    content: bytes
+
+    def __post_init__(self) -> None:
+        if not self.filename or "/" in self.filename or "\\" in self.filename:
+            raise ValueError("an attachment needs a plain file name (no folders)")
+        if self.media_type.count("/") != 1:
+            raise ValueError(f"an attachment's media type is 'type/subtype', not {self.media_type!r}")
+
+
+@dataclass(frozen=True)
 class Message:
     """One message to one recipient.
 
     ``key`` is stable for a (notice, recipient) pair: a gateway that supports idempotency
     keys turns a second send with the same key into the first one's answer. ``urgent``
     marks a call ("you are called"), which jumps a gateway's own queue where it has one.
+    ``attachments`` are for e-mail only: an SMS cannot carry a file, so such a message is
+    refused when it is made, not discovered later by a gateway that would drop the files.
     """
 
     channel: Channel
@@ -34,6 +51,11 @@ class Message:
     html: str | None = None
     key: str | None = None
     urgent: bool = False
+    attachments: tuple[Attachment, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.attachments and self.channel is not Channel.EMAIL:
+            raise ValueError("an SMS cannot carry attachments (files go by e-mail only)")
 
 
 class Outcome(StrEnum):

@@ -381,6 +381,24 @@ class SurveySettings(_Strict):
     """A finished ticket's page offers the survey this many days after the visit."""
 
 
+class ReportsSettings(_Strict):
+    """The monthly report by e-mail (docs/reports.md, "Monthly report by e-mail").
+
+    The office head's address lives here, in the site config the service reads, and nowhere
+    else: ``numerek-report-mail`` never prints or logs it."""
+
+    monthly_to: Annotated[
+        list[Annotated[str, Field(pattern=r"^[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+$")]], Field(max_length=20)
+    ] = []
+    """Who gets the monthly report (PDF and XLSX) on the first working day of the month."""
+    lang: Literal["pl", "en"] = "pl"
+    """The report's language."""
+    notify_config: str | None = None
+    """The notify config file whose e-mail gateway sends the report (relative to this file);
+    default: ``[notify] config``. Lets an office mail reports without turning on residents'
+    notifications (the server offers them whenever ``[notify]`` is present)."""
+
+
 class SiteConfig(_Strict):
     office: Office
     mqtt: BrokerConfig = BrokerConfig()
@@ -391,6 +409,7 @@ class SiteConfig(_Strict):
     notify: Notifications | None = None
     booking: Booking = Booking()
     survey: SurveySettings | None = None
+    reports: ReportsSettings = ReportsSettings()
     services: Annotated[list[Service], Field(min_length=1)]
     counters: Annotated[list[Counter], Field(min_length=1)]
 
@@ -455,6 +474,9 @@ def _finish(cfg: SiteConfig, base_dir: Path | None) -> SiteConfig:
     if base_dir is not None and cfg.notify is not None and not Path(cfg.notify.config).is_absolute():
         notify = cfg.notify.model_copy(update={"config": str(base_dir / cfg.notify.config)})
         cfg = cfg.model_copy(update={"notify": notify})
+    if base_dir is not None and cfg.reports.notify_config and not Path(cfg.reports.notify_config).is_absolute():
+        reports = cfg.reports.model_copy(update={"notify_config": str(base_dir / cfg.reports.notify_config)})
+        cfg = cfg.model_copy(update={"reports": reports})
     return cfg
 
 

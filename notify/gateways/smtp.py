@@ -1,4 +1,4 @@
-"""E-mail through an SMTP relay (smtplib): plain text with an HTML alternative.
+"""E-mail through an SMTP relay (smtplib): plain text with an HTML alternative, and attachments.
 
 Why the session is driven step by step (EHLO, STARTTLS, AUTH, MAIL, RCPT, DATA) rather than
 with ``send_message``: the outbox must know whether a failure happened *before* the message
@@ -55,6 +55,9 @@ class SmtpGateway:
         mail.set_content(message.text)
         if message.html:
             mail.add_alternative(message.html, subtype="html")
+        for part in message.attachments:  # the body becomes multipart/mixed: text (+ HTML), then the files
+            maintype, subtype = part.media_type.split("/", 1)
+            mail.add_attachment(part.content, maintype=maintype, subtype=subtype, filename=part.filename)
         return mail
 
     def connect(self) -> smtplib.SMTP:

@@ -1,7 +1,7 @@
 """The monthly report for the office head: a printable PDF and an XLSX, compared with the month before.
 
-:func:`build_monthly_report` is what the e-mail job will call (through the notification
-outbox, later): it returns the subject, a short plain-text body and the two attachments,
+:func:`build_monthly_report` is what the e-mail job (``numerek-report-mail``,
+server/reports/mail.py) sends: it returns the subject, a short plain-text body and the two attachments,
 all from the same cached figures as the dashboard. Nothing here sends anything.
 
 The PDF (A4 landscape) is laid out for paper: page 1 has the headline figures with their
