@@ -149,23 +149,16 @@ class KioskApp(App):
         return False
 
     def _do(self, step: Step) -> None:
-        """Carry out what the model asked for: print, send, then redraw or refresh in place.
+        """Carry out what the model asked for: print, then redraw or refresh in place, send.
 
-        The printer and the server go first: building a screen (the ticket's QR texture, the
-        labels) takes tens of milliseconds of this thread, and the resident waits for the paper,
-        not the picture (issue 14). An answer cannot overtake the busy screen: the link hands
-        it to this thread, which is still here."""
+        The printer goes first: building the ticket screen (its QR texture, the labels) takes
+        tens of milliseconds of this thread, and the resident waits for the paper, not the
+        picture (issue 14). The request still leaves after the busy screen is up: sent before
+        it, a fast answer's screen change let the next tap land on the old screen's buttons."""
         if step.layout is not None and self.visit.ticket is not None:
             number = self.visit.ticket.number
             log.info("ticket %s: printing", number)
             threading.Thread(target=self._print, args=(number, step.layout), daemon=True).start()
-        if step.ask is not None:
-            a = step.ask
-            rid = self.link.request_ticket(
-                a.service, a.priority, a.lang, self.cfg.kiosk.response_timeout_s, self._answered, booking=a.booking
-            )
-            log.info("ticket for %s: asked", a.service)
-            self._do(self.visit.sent(rid))
         if step.redraw:
             self.show(guard=step.guard)
         elif step.refresh and self.visit.screen == Screen.BOOKING:
@@ -174,6 +167,13 @@ class KioskApp(App):
             self._refresh_home()
             built = self._built
             Clock.schedule_once(lambda _dt: self._report(Screen.HOME, built), REPORT_DELAY_S)
+        if step.ask is not None:
+            a = step.ask
+            rid = self.link.request_ticket(
+                a.service, a.priority, a.lang, self.cfg.kiosk.response_timeout_s, self._answered, booking=a.booking
+            )
+            log.info("ticket for %s: asked", a.service)
+            self._do(self.visit.sent(rid))
 
     # ------------------------------------------------------------------ MQTT events (UI thread)
 

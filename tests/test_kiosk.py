@@ -225,7 +225,7 @@ def test_tapping_a_service_prints_and_shows_a_ticket_the_server_knows(server, st
     assert again["lang"] == "pl"
 
 
-def test_the_request_and_the_printing_start_before_the_screens_are_built(server, start_kiosk):
+def test_the_ticket_goes_to_the_printer_before_the_ticket_screen_is_built(server, start_kiosk):
     """The resident waits for the paper: printing starts before the screen's QR code and
     labels are built (issue 14: tap to printed bytes was p95 237 ms with the screen first)."""
     printer = LoopbackPrinter()
@@ -238,8 +238,6 @@ def test_the_request_and_the_printing_start_before_the_screens_are_built(server,
         log = kiosk.log_text()
         assert "ticket A001: printing" in log and "screen ticket built" in log
         assert log.index("ticket A001: printing") < log.index("screen ticket built")
-        # and the request left before the "please wait" screen was built
-        assert log.index("ticket for rej: asked") < log.index("screen busy built")
     finally:
         printer.close()
 
