@@ -42,6 +42,7 @@ def kiosk_config(data: Path, mqtt_port: int, url: str) -> Path:
     text = _set(text, "public_url", f'"{url}"')
     text = _set(text, "fullscreen", "false")
     text = _set(text, "dummy_output", f'"{data / "printed-tickets.bin"}"')
+    text = _set(text, "bookings", "true")  # the demo books visits for today: "Mam rezerwację" checks them in
     path = data / "kiosk.toml"
     path.write_text(text, encoding="utf-8")
     return path
