@@ -34,8 +34,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import tests.test_display as test_display  # noqa: E402
+from protocol.topics import RouteKind, Topics  # noqa: E402
 from tests.harness import ROOT, Broker, Peer, ServerProcess, VirtualScreen, free_port, write_config  # noqa: E402
 from tests.test_display import BASE, DisplayProcess, command, issue  # noqa: E402
+
+TOPICS = Topics(BASE)
 
 EXAMPLE = "Prosimy o przygotowanie dowodu osobistego · Please have your ID card ready"
 LONG = " · ".join([EXAMPLE] * 4)
@@ -99,7 +102,7 @@ def start(workdir: Path, broker: Broker, screen, peer: Peer, root: Path, size, t
     if fps is None:  # a display from before info_fps existed refuses the key
         d.config.write_text(d.config.read_text(encoding="utf-8").replace("info_fps = 0\n", ""), encoding="utf-8")
     d.env.pop("NUMEREK_DISPLAY_PROBE")  # the probe's file writes are the tests' cost, not the hall's
-    availability = f"{BASE}/device/display-hall-1/availability"
+    availability = TOPICS.device_availability("display-hall-1")
     peer.subscribe(availability)
     d.start(online=False)
     peer.take(lambda m: m.topic == availability and m.payload == b"online", 60, "display online")
@@ -142,7 +145,7 @@ def main() -> None:
         server = ServerProcess(write_config(base / "server.toml", broker.port, http), http).start(login=False)
         screen = VirtualScreen(*size)
         peer = Peer(broker.port)
-        peer.subscribe(f"{BASE}/kiosk/k1/response/#", f"{BASE}/counter/+/reply")
+        peer.subscribe(TOPICS.kiosk_response("k1", "#"), TOPICS.filter(RouteKind.COUNTER_REPLY))
         variants: list[tuple[str, Path, str, int | None]] = []
         if args.before:
             (base / "before-tree").mkdir()
