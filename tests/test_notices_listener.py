@@ -101,3 +101,28 @@ def test_a_batch_that_is_not_written_leaves_the_listener_as_it_was(office):
     office.conn.execute("ROLLBACK")  # the disk refused the batch: the worker never calls committed()
     assert office.notices() == []
     assert office.listener.contacts[mine].near is False
+
+
+def test_a_contact_is_erased_retention_hours_after_its_ticket_ended_and_not_before(tmp_path):
+    from datetime import timedelta
+
+    from notify.config import NotifyConfig
+    from server.notices import NoticeSender
+
+    office = Office(tmp_path)
+    mine = office.ticket(contact=True)  # nobody ahead: "near" is enqueued at once
+    office.press()
+    number = office.engine.tickets[mine].number
+    office.press(CounterAction.FINISH, current=number)
+    ended = office.clock.now
+    config = NotifyConfig.model_validate({"notify": {"office": "Urząd"}, "gateways": {}})
+    now = {"t": ended + timedelta(hours=23)}
+    sender = NoticeSender(str(tmp_path / "n.db"), config, office.listener.settings, lambda: now["t"], gateways={})
+    outbox = ob.Outbox(office.conn, config.notify, {}, clock=lambda: now["t"].timestamp())
+    assert sender.erase(office.conn, outbox) == (0, 0)  # retention_hours = 24: not yet
+    assert office.conn.execute("SELECT COUNT(*) FROM notify_contacts").fetchone() == (1,)
+    now["t"] = ended + timedelta(hours=25)
+    assert sender.erase(office.conn, outbox) == (1, 2)  # the contact, and both finished notices' recipients
+    assert office.conn.execute("SELECT COUNT(*) FROM notify_contacts").fetchone() == (0,)
+    recipients = office.conn.execute("SELECT recipient, payload FROM notices").fetchall()
+    assert all(r.startswith("erased:") and p == "{}" for r, p in recipients)

@@ -218,6 +218,33 @@ def test_a_notice_enqueued_before_a_server_crash_is_sent_once_after_the_restart(
     assert subjects == ["Zbliża się Twoja kolej", "Zapraszamy"]
 
 
+def test_an_email_in_flight_when_the_server_dies_is_left_unknown_and_never_sent_twice(tmp_path, broker, peer, relay):
+    relay.start()
+    relay.mailbox.stall_data = True  # the relay takes the message and does not answer: the sender waits
+    notify_toml(tmp_path, smtp_port=relay.port)
+    server = office(tmp_path, broker).start()
+    ticket = issue(peer, "rej", "r1")
+    assert leave(server, ticket["token"], EMAIL).status_code == 303  # nobody ahead: "near" at once
+    wait_for(lambda: rows(server.database, "SELECT state FROM notices") == [("sending",)], 30, "the hand-over")
+    server.kill9()
+    assert relay.controller is not None
+    relay.controller.loop.call_soon_threadsafe(relay.mailbox.released.set)
+    relay.mailbox.stall_data = False
+    server.start()
+    try:
+        # SMTP has no idempotency key: after the restart the row is "unknown", visible, not resent
+        wait_for(lambda: rows(server.database, "SELECT state FROM notices") == [("unknown",)], 30, "recovery")
+        press(peer, "1", "n1")  # the call still goes out
+        wait_for(lambda: len(relay.mailbox.envelopes) == 1, 30, "the called e-mail")
+    finally:
+        server.stop()
+    assert [m["Subject"] for m in relay.messages()] == ["Zapraszamy"]
+    assert sorted(rows(server.database, "SELECT kind, state FROM notices")) == [
+        ("called", "sent"),
+        ("turn_near", "unknown"),
+    ]
+
+
 def test_a_resident_with_a_phone_gets_both_sms_through_gammu_smsd(tmp_path, broker, peer):
     smsd = GammuDaemon(tmp_path / "gammu").start()
     notify_toml(tmp_path, smsd=smsd)
