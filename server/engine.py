@@ -26,6 +26,7 @@ from protocol.waits import round_outward
 from server.config import Office, Service, SiteConfig
 from server.domain import Command, CounterRuntime, Event, EventKind, Refusal, Ticket, TicketStatus
 from server.estimate import HonestEstimator, WaitEstimate, WaitEstimator
+from server.estimates.appointments import BookedVisit, Reserved, expected_appointments
 from server.estimates.cutoff import runs_to_closing
 from server.queues import WaitingQueues
 
@@ -133,6 +134,10 @@ class QueueEngine:
         self.queues = WaitingQueues(self.services, self.counters)
         # Service.auto_cutoff's answer per service, for one state of the queues and one minute.
         self._auto_cutoff: dict[str, tuple[tuple[int, int, date | None], datetime | None]] = {}
+        # Today's bookings not checked in yet, as plain values (server/estimates/appointments.py),
+        # handed in by the server (server/booking/feed.py) or the simulator; the estimator reads them.
+        self.booked_visits: dict[str, tuple[BookedVisit, ...]] = {}
+        self.booked_version = 0
 
     # ------------------------------------------------------------------ state in/out
 
@@ -469,6 +474,38 @@ class QueueEngine:
             )
         return self.estimator.predict(ticket.service, ticket.priority, self, ticket=ticket)
 
+    def set_booked_visits(self, visits: Iterable[BookedVisit]) -> None:
+        """Today's bookings not checked in yet (all of them: the previous set is replaced).
+
+        Why the engine keeps them: the walk-ins' estimate must leave room for the appointments
+        still to come (rule 1a), and the engine stays pure, so the bookings come in as values
+        from whoever reads the bookings table (docs/estimates.md, "Appointments").
+        """
+        by_service: dict[str, list[BookedVisit]] = {}
+        for v in visits:
+            by_service.setdefault(v.service, []).append(v)
+        self.booked_visits = {s: tuple(sorted(vs, key=lambda v: v.at)) for s, vs in by_service.items()}
+        self.booked_version += 1
+
+    def _forget_booked(self, service: str, code: str) -> None:
+        """A booking just checked in is a ticket now: no longer a visit to come."""
+        visits = self.booked_visits.get(service)
+        if visits and any(v.code == code for v in visits):
+            self.booked_visits[service] = tuple(v for v in visits if v.code != code)
+            self.booked_version += 1
+
+    def expected_appointments(self, service: str) -> list[Reserved]:
+        """The service's appointments still to be called today, checked in or booked (EngineView)."""
+        waiting = [self.tickets[i].appointment_at for i in self.queues.appointment_ids(service)]
+        booked = self.booked_visits.get(service, ())
+        if not waiting and not booked:
+            return []
+        codes = {t.booking for t in self.tickets.values() if t.booking} if booked else set()
+        rules = self.config.booking
+        return expected_appointments(
+            [at for at in waiting if at is not None], booked, codes, self.now(), rules.call_window_min, rules.late_min
+        )
+
     def waiting_queue(self, service: str, priority: bool) -> list[tuple[datetime, int]]:
         """(queue time, ticket id) of the service's waiting tickets of one class, in call order. Do not modify."""
         return self.queues.entries(service, priority)
@@ -603,6 +640,7 @@ class QueueEngine:
         self.last_seq[rules.prefix] = seq
         self.tickets[ticket.id] = ticket
         self.queues.add(ticket)
+        self._forget_booked(service.id, booking)
         self._by_number[ticket.number] = ticket.id
         self._by_token[ticket.token] = ticket.id
         estimate = self.ticket_wait(ticket)

@@ -25,6 +25,7 @@ from protocol import sdnotify
 from protocol.messages import FaultReport, ServicesMessage
 from protocol.topics import OFFLINE, ONLINE, Topics
 from server.booking.checkin import BookingCheckIns
+from server.booking.feed import BookingFeed
 from server.clock import ClockStatus
 from server.config import SiteConfig
 from server.engine import Clock, QueueEngine
@@ -104,6 +105,8 @@ class NumerekServer:
             else None
         )
         self.worker.listeners.append(BookingCheckIns())  # a check-in marks its booking in the same commit
+        if self.store is not None:  # the walk-ins' estimate leaves room for today's bookings (docs/estimates.md)
+            self.worker.before_batch.append(BookingFeed(self.store.conn, self.engine).refresh)
         self.worker.on_ready = self._ready
         self.reader = ReadStore(self.path)
         self.office = Office(

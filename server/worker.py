@@ -159,6 +159,8 @@ class Worker:
         self._state_at = 0.0  # monotonic time of the last state publication
         self.on_ready: Callable[[], None] | None = None
         self.listeners: list[BatchListener] = []
+        self.before_batch: list[Callable[[], None]] = []
+        """Called under the lock before each batch's jobs (server/booking/feed.py: today's bookings)."""
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -226,6 +228,8 @@ class Worker:
         with self.lock:
             now = self.engine.now()
             prune = self.memory.prune_due(now)
+            for before in self.before_batch:
+                before()
             for job in jobs:
                 try:
                     self.HANDLERS[job.kind](self, job, batch)

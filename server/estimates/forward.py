@@ -140,6 +140,7 @@ def replay_many(
     arrivals: Mapping[str, Arrivals],
     horizon: float,
     arriving: Sequence[Target] = (),
+    appointments: Mapping[str, list[tuple[float, float]]] | None = None,
 ) -> dict[Target, tuple[float | None, int]]:
     """When each of ``targets`` (in ``queues``, or issued later if in ``arriving``) is called.
 
@@ -148,7 +149,13 @@ def replay_many(
     happens before it, and a target the replay had not met would not have changed that. One
     replay thus gives the estimate for a new ticket of every service and class of a group
     (the kiosk's service list) for the cost of the longest.
+
+    ``appointments``: per service, (seconds from now when it may be called, expected share
+    of a client), earliest first (server/estimates/appointments.py). Rule 1a: a counter
+    takes a due appointment of its services before any walk-in, for that share of the
+    service's time. The lists are consumed.
     """
+    appts = appointments or {}
     coming = _Coming(arrivals, horizon)
     coming.extra.extend(sorted((q, s, p, tid) for s, p, q, tid in arriving))
     ghosts = {(t[0], t[1], t[2], t[3]): t for t in targets}
@@ -168,6 +175,11 @@ def replay_many(
         slow = c.slowdown(t)
         if slow == INF:
             continue  # gone for the day (an early close)
+        if appts and (due := _due_appointment(c.services, appts, t)) is not None:  # rule 1a
+            weight = appts[due].pop(0)[1]
+            calls += 1
+            heapq.heappush(heap, (t + occupancy[due] * weight * slow, i))
+            continue
         while True:
             best = pick(c.services, queues, t, targets_s, service_priority)
             if best is None:
@@ -179,6 +191,8 @@ def replay_many(
             found[ghosts[(best[0], best[1], qt, tid)]] = (t, calls)
         if best is None:  # nobody for this counter: it waits for the next arrival of one of its services
             later = coming.next_for(c.services)
+            if appts:
+                later = min(later, min((appts[s][0][0] for s in c.services if appts.get(s)), default=INF))
             if later < horizon:
                 heapq.heappush(heap, (later, i))
             continue
@@ -196,6 +210,18 @@ def replay_many(
                 found[g] = (t + (ahead + 1) * pace, calls + ahead)
             break
     return {g: found.get(g, (None, calls)) for g in targets}
+
+
+def _due_appointment(services: Sequence[str], appts: Mapping[str, list[tuple[float, float]]], t: float) -> str | None:
+    """The service whose appointment a counter serving ``services`` calls at ``t``: the earliest
+    due one, then by the counter's preference (rule 1a, mirroring ``QueueEngine.pick_next``)."""
+    best: tuple[float, int] | None = None
+    found = None
+    for pref, s in enumerate(services):
+        q = appts.get(s)
+        if q and q[0][0] <= t and (best is None or (q[0][0], pref) < best):
+            best, found = (q[0][0], pref), s
+    return found
 
 
 class _Coming:

@@ -133,8 +133,12 @@ def group_of(counters: Mapping[str, Counter], service: str) -> tuple[list[str], 
 class HonestEstimator:
     """See the module docstring. ``alpha_lo``/``alpha_hi``: target share of waits below/above the range."""
 
-    def __init__(self, alpha_lo: float = 0.07, alpha_hi: float = 0.08, replays: int = 1) -> None:
+    def __init__(
+        self, alpha_lo: float = 0.07, alpha_hi: float = 0.08, replays: int = 1, appointments: bool = True
+    ) -> None:
         self.replays = replays
+        self.appointments = appointments
+        """Leave room for today's appointments (rule 1a); False only to measure what that changes."""
         self.history: OfficeHistory | None = None
         self.calibration = Calibration(alpha_lo, alpha_hi)
         self._synced = False
@@ -274,7 +278,7 @@ class HonestEstimator:
         # a new ticket now: one replay answers every service and class of the group (ghost targets),
         # so the kiosk's list of services costs about one replay per state of the queues
         fresh = ticket is None and ahead_override is None and not later
-        state = (self._events_seen, int(now.timestamp()), tuple(sorted(services)))
+        state = (self._events_seen, int(now.timestamp()), tuple(sorted(services)), getattr(view, "booked_version", 0))
         if fresh and self._cache_state == state and (service, priority) in self._cache:
             wait, calls, between = self._cache[(service, priority)]
             return self._range(h, service, priority, now, wait, calls, record=True, between=between)
@@ -336,6 +340,7 @@ class HonestEstimator:
             arrivals[s] = Arrivals(_within(rate, m_now, opens, last), h.priority_rate(s))
         targets = {s: view.services[s].target_wait_min * 60.0 for s in services}
         prios = {s: view.services[s].priority for s in services}
+        appts = _appointments(view, services, now) if self.appointments else {}
         runs: list[dict] = []
         for r in range(self.replays):
             if self.replays > 1:  # each replay draws when each counter is next free (stratified, decorrelated)
@@ -343,7 +348,12 @@ class HonestEstimator:
                     c.free_at = c.at_quantile(((r + 0.5) / self.replays + i * 0.618034) % 1.0)
             run_queues = SimQueues({k: list(v) for k, v in queues.queues.items()}, dict(queues.beyond))
             arriving = wanted if later else []
-            runs.append(replay_many(sims, run_queues, wanted, targets, prios, occupancy, arrivals, HORIZON_S, arriving))
+            run_appts = {k: list(v) for k, v in appts.items()}
+            runs.append(
+                replay_many(
+                    sims, run_queues, wanted, targets, prios, occupancy, arrivals, HORIZON_S, arriving, run_appts
+                )
+            )
         results: dict[tuple[str, bool], tuple[float, int, float] | None] = {}
         for w in wanted:
             outcomes = [run[w] for run in runs]
@@ -506,6 +516,23 @@ class HonestEstimator:
         latest = max(m for m in past if m is not None)
         p = max(0.0, 1.0 - (m_now - latest) / 60.0)  # later than ever before: less likely by the minute
         return [(300.0, p)] if p > 0 else []
+
+
+def _appointments(view: EngineView, services: Iterable[str], now: datetime) -> dict[str, list[tuple[float, float]]]:
+    """Counter time kept for today's appointments (rule 1a), per service: (due in s from now, share of a client).
+
+    Read through ``expected_appointments`` when the view has it (the engine does; a view
+    without bookings keeps the estimate as it was). server/estimates/appointments.py says what counts.
+    """
+    expected = getattr(view, "expected_appointments", None)
+    if expected is None:
+        return {}
+    out = {}
+    for s in services:
+        reserved = expected(s)
+        if reserved:
+            out[s] = [((r.due - now).total_seconds(), r.weight) for r in reserved]
+    return out
 
 
 def _alike(view: EngineView, services: Sequence[str], weekday: int) -> list[int]:

@@ -17,6 +17,7 @@ ESTIMATORS: dict[str, Callable[[], WaitEstimator]] = {
     "honest": HonestEstimator,
     "before": RecentMedianEstimator,
     "honest5": lambda: HonestEstimator(replays=5),
+    "no-appointments": lambda: HonestEstimator(appointments=False),
 }
 """What the engine prints with (``--estimator``); the baselines always run beside it."""
 

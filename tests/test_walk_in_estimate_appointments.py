@@ -1,0 +1,119 @@
+"""The walk-ins' estimated wait leaves room for today's appointments (rule 1a, docs/estimates.md)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from protocol.messages import CounterAction
+from server.domain import Command
+from server.engine import QueueEngine
+from server.estimates.appointments import DEFAULT_NO_SHOW, BookedVisit
+from tests.booking_support import booking_config, local
+from tests.engine_support import FakeClock, Tokens
+
+NEXT = Command(CounterAction.NEXT)
+OCCUPANCY_S = 300  # the estimator's time per client with no history (server/estimates/honest.py)
+
+
+def at(text: str):
+    return local(booking_config(), f"2026-11-23 {text}")
+
+
+def busy_office() -> tuple[QueueEngine, FakeClock]:
+    """Monday 9:00: counters 1 and 2 (registration and licences) busy, eight walk-ins waiting for registration."""
+    clock = FakeClock()
+    engine = QueueEngine(booking_config(), clock, token_factory=Tokens())
+    for _ in range(10):
+        engine.issue("rej")
+    engine.command("1", NEXT)
+    engine.command("2", NEXT)
+    return engine, clock
+
+
+def visits(service: str, n: int, first: str = "09:00", step_min: int = 5) -> list[BookedVisit]:
+    return [BookedVisit(service, at(first) + timedelta(minutes=step_min * i), f"CODE{i:02d}") for i in range(n)]
+
+
+def walk_in(engine: QueueEngine):
+    ticket, _ = engine.issue("rej")
+    return ticket
+
+
+def test_a_walk_in_waits_later_by_about_the_time_the_next_hours_appointments_take():
+    plain, _ = busy_office()
+    without = walk_in(plain)
+    booked, _ = busy_office()
+    booked.set_booked_visits(visits("rej", 6, "09:00", 1))  # all callable before the walk-in's turn
+    with_them = walk_in(booked)
+    # six residents, each coming with the default show rate, take this much of two counters' time
+    expected = 6 * (1 - DEFAULT_NO_SHOW) * OCCUPANCY_S / 2
+    moved = with_them.estimated_wait_s - without.estimated_wait_s
+    assert 0.7 * expected <= moved <= 1.3 * expected, (moved, expected)
+    assert with_them.estimated_wait_range_min[0] > without.estimated_wait_range_min[0]
+    assert with_them.estimated_wait_range_min[1] > without.estimated_wait_range_min[1]
+
+
+def test_cancelled_bookings_give_their_time_back_to_walk_ins():
+    plain, _ = busy_office()
+    without = walk_in(plain)
+    engine, _ = busy_office()
+    engine.set_booked_visits(visits("rej", 6, "09:00", 1))
+    assert engine.estimate_wait("rej") > without.estimated_wait_s
+    engine.set_booked_visits([])  # all six cancelled
+    again = walk_in(engine)
+    assert (again.estimated_wait_s, again.estimated_wait_range_min) == (
+        without.estimated_wait_s,
+        without.estimated_wait_range_min,
+    )
+
+
+def test_appointments_for_a_service_the_walk_ins_counters_do_not_serve_change_nothing():
+    plain, _ = busy_office()
+    without = walk_in(plain)
+    engine, _ = busy_office()
+    engine.set_booked_visits(visits("kasa", 6, "09:00", 1))  # the cash desk has a counter of its own
+    after = walk_in(engine)
+    assert (after.estimated_wait_s, after.estimated_wait_range_min) == (
+        without.estimated_wait_s,
+        without.estimated_wait_range_min,
+    )
+
+
+def test_checked_in_appointments_that_are_due_count_as_called_ahead_of_walk_ins():
+    plain, _ = busy_office()
+    without = walk_in(plain)
+    engine, _ = busy_office()
+    for i in range(4):
+        engine.check_in("rej", at("09:00") + timedelta(minutes=i), f"IN{i:04d}")
+    moved = walk_in(engine).estimated_wait_s - without.estimated_wait_s
+    expected = 4 * OCCUPANCY_S / 2  # each one comes: a whole client
+    assert 0.7 * expected <= moved <= 1.3 * expected, (moved, expected)
+
+
+def test_a_booking_checked_in_is_counted_once():
+    booked, _ = busy_office()
+    booked.set_booked_visits(visits("rej", 4, "09:00", 1))
+    for i in range(4):  # the same four arrive; the feed has not reread the table yet
+        booked.check_in("rej", at("09:00") + timedelta(minutes=i), f"CODE{i:02d}")
+    checked, _ = busy_office()
+    for i in range(4):
+        checked.check_in("rej", at("09:00") + timedelta(minutes=i), f"CODE{i:02d}")
+    assert walk_in(booked).estimated_wait_s == walk_in(checked).estimated_wait_s
+
+
+def test_an_absent_booking_frees_its_time_once_its_late_window_has_passed():
+    plain, plain_clock = busy_office()
+    engine, clock = busy_office()
+    engine.set_booked_visits(visits("rej", 6, "09:00", 1))
+    for c in (plain_clock, clock):
+        c.advance(25 * 60)  # 9:25: the last of them (9:05) could check in until 9:20
+    a, b = walk_in(plain), walk_in(engine)
+    assert (a.estimated_wait_s, a.estimated_wait_range_min) == (b.estimated_wait_s, b.estimated_wait_range_min)
+
+
+def test_appointments_later_in_the_day_do_not_delay_a_walk_in_called_before_them():
+    plain, _ = busy_office()
+    without = walk_in(plain)
+    engine, _ = busy_office()
+    engine.set_booked_visits(visits("rej", 6, "14:00"))
+    assert walk_in(engine).estimated_wait_s == without.estimated_wait_s
