@@ -453,9 +453,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--report", action="store_true", help="with --scenario: every scenario's full tables")
     p.add_argument(
         "--estimator",
-        choices=("honest", "honest5", "before"),
+        choices=("honest", "honest5", "before", "no-appointments"),
         default="honest",
-        help="with --scenario: what the engine prints",
+        help="with --scenario: what the engine prints (no-appointments: the default, blind to bookings)",
     )
     p.add_argument("--start", default=None, help="first office day, YYYY-MM-DD (default: 4 weeks ago)")
     p.add_argument("--days", type=int, default=20, help="calendar days to simulate (weekends are closed)")

@@ -43,7 +43,7 @@ def test_a_walk_in_waits_later_by_about_the_time_the_next_hours_appointments_tak
     plain, _ = busy_office()
     without = walk_in(plain)
     booked, _ = busy_office()
-    booked.set_booked_visits(visits("rej", 6, "09:00", 1))  # all callable before the walk-in's turn
+    booked.set_booked_visits(visits("rej", 6, "09:05", 1))  # all callable before the walk-in's turn
     with_them = walk_in(booked)
     # six residents, each coming with the default show rate, take this much of two counters' time
     expected = 6 * (1 - DEFAULT_NO_SHOW) * OCCUPANCY_S / 2
@@ -57,7 +57,7 @@ def test_cancelled_bookings_give_their_time_back_to_walk_ins():
     plain, _ = busy_office()
     without = walk_in(plain)
     engine, _ = busy_office()
-    engine.set_booked_visits(visits("rej", 6, "09:00", 1))
+    engine.set_booked_visits(visits("rej", 6, "09:05", 1))
     assert engine.estimate_wait("rej") > without.estimated_wait_s
     engine.set_booked_visits([])  # all six cancelled
     again = walk_in(engine)
@@ -71,7 +71,7 @@ def test_appointments_for_a_service_the_walk_ins_counters_do_not_serve_change_no
     plain, _ = busy_office()
     without = walk_in(plain)
     engine, _ = busy_office()
-    engine.set_booked_visits(visits("kasa", 6, "09:00", 1))  # the cash desk has a counter of its own
+    engine.set_booked_visits(visits("kasa", 6, "09:05", 1))  # the cash desk has a counter of its own
     after = walk_in(engine)
     assert (after.estimated_wait_s, after.estimated_wait_range_min) == (
         without.estimated_wait_s,
@@ -104,11 +104,22 @@ def test_a_booking_checked_in_is_counted_once():
 def test_an_absent_booking_frees_its_time_once_its_late_window_has_passed():
     plain, plain_clock = busy_office()
     engine, clock = busy_office()
-    engine.set_booked_visits(visits("rej", 6, "09:00", 1))
+    engine.set_booked_visits(visits("rej", 6, "09:05", 1))
     for c in (plain_clock, clock):
-        c.advance(25 * 60)  # 9:25: the last of them (9:05) could check in until 9:20
+        c.advance(25 * 60)  # 9:25: the last of them (9:10) could check in until 9:25
     a, b = walk_in(plain), walk_in(engine)
     assert (a.estimated_wait_s, a.estimated_wait_range_min) == (b.estimated_wait_s, b.estimated_wait_range_min)
+
+
+def test_a_booking_past_its_time_without_a_check_in_holds_less_counter_time():
+    plain, _ = busy_office()
+    base = walk_in(plain).estimated_wait_s
+    coming, _ = busy_office()
+    coming.set_booked_visits(visits("rej", 6, "09:05", 1))  # due from 9:00: expected in full
+    overdue, _ = busy_office()
+    overdue.set_booked_visits(visits("rej", 6, "08:50", 1))  # due since 8:45, check-in closes 9:05-9:10
+    a, b = walk_in(coming).estimated_wait_s - base, walk_in(overdue).estimated_wait_s - base
+    assert 0 < b < a / 2, (a, b)
 
 
 def test_appointments_later_in_the_day_do_not_delay_a_walk_in_called_before_them():
@@ -117,3 +128,37 @@ def test_appointments_later_in_the_day_do_not_delay_a_walk_in_called_before_them
     engine, _ = busy_office()
     engine.set_booked_visits(visits("rej", 6, "14:00"))
     assert walk_in(engine).estimated_wait_s == without.estimated_wait_s
+
+
+def test_a_scenario_with_bookings_checks_residents_in_and_calls_them_in_their_window():
+    from datetime import datetime
+
+    from server.domain import EventKind
+    from server.sim.office import OfficeRun
+    from server.sim.scenario import load_scenario
+    from tests.harness import ROOT
+
+    events = []
+
+    class Keep:
+        def before_issue(self, engine, service, priority):
+            return None
+
+        def issued(self, engine, ticket, ahead, before):
+            pass
+
+        def events(self, engine, evs):
+            events.extend(evs)
+
+    scenario = load_scenario(ROOT / "scenarios" / "county_bookings.toml")
+    OfficeRun(scenario, observers=[Keep()]).run(weeks=1)
+    appointments = {e.ticket_id: e for e in events if e.kind == EventKind.ISSUE and e.data.get("appointment_at")}
+    per_day = len(appointments) / 5
+    # 4 registrations + 3 passports an hour for about 6.5 hours, 80 % booked, 5 % cancelled, 15 % absent
+    assert 25 < per_day < 45
+    window = timedelta(minutes=scenario.site.booking.call_window_min)
+    calls = [e for e in events if e.kind == EventKind.CALL and e.ticket_id in appointments]
+    assert len(calls) >= 0.95 * len(appointments)
+    for call in calls:
+        booked = datetime.fromisoformat(appointments[call.ticket_id].data["appointment_at"])
+        assert call.at >= booked - window

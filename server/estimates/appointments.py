@@ -12,9 +12,12 @@ What counts, per service (:func:`expected_appointments`):
   time less ``call_window_min`` (now, if that has passed);
 * a **booked** visit not checked in yet (a :class:`BookedVisit` the server hands the engine,
   server/booking/feed.py; the simulator does the same): ``show`` of a client (1 − the
-  service's no-show rate of past bookings, or :data:`DEFAULT_NO_SHOW`), from the same moment;
-  once its late window has passed (booked time + ``late_min``) it counts no more: a resident
-  who comes later is a walk-in, and the expected arrivals already cover walk-ins;
+  service's no-show rate of past bookings, or :data:`DEFAULT_NO_SHOW`), from the same moment.
+  Once that moment has passed without a check-in, the share falls linearly to nothing when
+  check-in closes (booked time + ``late_min``), and the resident is expected halfway between
+  now and then (not at once: the counter does not wait for someone not there). After that it
+  counts no more: a resident who comes later is a walk-in, and the expected arrivals already
+  cover walk-ins;
 * a **cancelled** booking is not handed over at all, so its time is free again.
 
 Pure: no clock of its own, no SQL; the engine passes its state and ``now`` in.
@@ -74,8 +77,15 @@ def expected_appointments(
     late = timedelta(minutes=late_min)
     out = [Reserved(max(now, at - window), 1.0) for at in waiting]
     for v in booked:
-        if v.code in checked_in_codes or now > v.at + late or v.show <= 0:
+        closes = v.at + late
+        if v.code in checked_in_codes or now >= closes or v.show <= 0:
             continue
-        out.append(Reserved(max(now, v.at - window), v.show))
+        due = v.at - window
+        if now <= due:
+            out.append(Reserved(due, v.show))
+            continue
+        # due already and not here: less likely to come the nearer check-in closes, and not before now
+        left = (closes - now) / (closes - due)
+        out.append(Reserved(now + (closes - now) / 2, v.show * left))
     out.sort(key=lambda r: r.due)
     return out

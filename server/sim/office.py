@@ -23,9 +23,11 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Protocol
 
 from protocol.messages import CounterAction, CounterStatus
+from server.booking.plan import slots_on
 from server.domain import Command, Event, Refusal, Ticket
 from server.engine import Changes, QueueEngine
 from server.estimate import WaitEstimator
+from server.estimates.appointments import BookedVisit, show_rate
 from server.sim.scenario import Scenario, Shift
 from server.store import Store
 
@@ -109,7 +111,11 @@ class OfficeRun:
             "free": self._on_free,
             "break": self._on_break,
             "break_end": self._on_break_end,
+            "check_in": self._on_check_in,
+            "appointment_due": self._wake,
         }
+        self.booked_came: dict[str, int] = {}  # per service, over the days run: for the show rate
+        self.booked_absent: dict[str, int] = {}
 
     def _token(self) -> str:
         return f"sim{self.rng.getrandbits(64):016x}"
@@ -228,6 +234,7 @@ class OfficeRun:
                     self._at(when, "break", c.id, self._u(b.minutes))
         for when, service, priority in self.arrivals(day):
             self._at(when, "arrive", service, priority)
+        self._book(day)
         while self._heap:
             step = heapq.heappop(self._heap)
             self.now = max(self.now, step.at)
@@ -248,6 +255,40 @@ class OfficeRun:
             self.commit()
             self.store.conn.execute("PRAGMA synchronous=FULL")
             self.store.close()
+
+    def _book(self, day: date) -> None:
+        """The day's booked visits: handed to the engine as the server's booking feed would, and their check-ins."""
+        plan = self.sc.appointments
+        if plan is None:
+            self.engine.set_booked_visits([])
+            return
+        visits = []
+        window = timedelta(minutes=self.cfg.booking.call_window_min)
+        for service in sorted(self.cfg.booking.plans):
+            show = show_rate(self.booked_came.get(service, 0), self.booked_absent.get(service, 0))
+            for slot in slots_on(self.cfg, service, day):
+                for seat in range(slot.capacity):
+                    if self.rng.random() >= plan.fill or self.rng.random() < plan.cancel:
+                        continue  # not booked, or cancelled beforehand: the engine never hears of it
+                    at = slot.start.astimezone(UTC)
+                    code = f"{service}{day:%m%d}{slot.label}{seat}"
+                    visits.append(BookedVisit(service, at, code, show))
+                    self._at(at - window, "appointment_due", service)
+                    if self.rng.random() < plan.no_show:
+                        self.booked_absent[service] = self.booked_absent.get(service, 0) + 1
+                        continue
+                    self.booked_came[service] = self.booked_came.get(service, 0) + 1
+                    self._at(at + timedelta(minutes=self._u(plan.arrive_min)), "check_in", service, at, code)
+        self.engine.set_booked_visits(visits)
+
+    def _on_check_in(self, service: str, at: datetime, code: str) -> None:
+        self.engine.roll_day()
+        try:
+            self.engine.check_in(service, at, code, "sim")
+        except Refusal:
+            self.stats.refused += 1
+        self._drain()
+        self._wake(service)
 
     # ------------------------------------------------------------------ residents
 

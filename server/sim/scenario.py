@@ -196,6 +196,20 @@ class Transfer(_Strict):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
+class Appointments(_Strict):
+    """Residents who booked (the site's ``[booking.plans]`` give the slots; docs/estimates.md, "Appointments").
+
+    Each seat of each slot is booked with probability ``fill``; a booked one is cancelled
+    beforehand with ``cancel`` (its time is free), never comes with ``no_show``, else checks
+    in at the kiosk at its booked time plus a draw from ``arrive_min`` (negative: early).
+    """
+
+    fill: Share = 0.8
+    cancel: Share = 0.05
+    no_show: Share = 0.15
+    arrive_min: tuple[float, float] = (-20.0, 10.0)
+
+
 class Behaviour(_Strict):
     """How residents and clerks act between the button presses the engine sees."""
 
@@ -229,6 +243,8 @@ class Scenario(_Strict):
     """Holidays: nobody comes, nobody works."""
     transfers: list[Transfer] = Field(default_factory=list)
     behaviour: Behaviour = Behaviour()
+    appointments: Appointments | None = None
+    """Booked visits checked in at the kiosk, from the site's booking plans (none: walk-ins only)."""
 
     @model_validator(mode="after")
     def _cross_check(self) -> Scenario:
@@ -246,6 +262,12 @@ class Scenario(_Strict):
         missing = (set(self.arrivals.services) | {t.to_service for t in self.transfers}) - set(self.service_times)
         if missing:
             raise ValueError(f"service_times needs an entry for {sorted(missing)}")
+        if self.appointments is not None:
+            if not self.site.booking.plans:
+                raise ValueError("appointments need [booking.plans] in the site config")
+            missing = set(self.site.booking.plans) - set(self.service_times)
+            if missing:
+                raise ValueError(f"service_times needs an entry for {sorted(missing)} (booked)")
         unknown_counters = {s.counter for s in self.staff} - counters
         if unknown_counters:
             raise ValueError(f"staff names counters the site does not have: {sorted(unknown_counters)}")
