@@ -27,7 +27,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.background import BackgroundTask
 
 from server.auth import SESSION_COOKIE, User
-from server.reports import channels, exports
+from server.reports import channels, exports, slots
 from server.reports.cache import RenderCache, chart_key
 from server.reports.figures import FilterError, Filters, ReportData
 from server.reports.headline import headlines
@@ -70,8 +70,10 @@ def live_status(office) -> dict[str, Any]:
 
 
 CHANNEL_TABLES = ("channels", "appointments")
-EXPORTS = (*exports.TABLES, *CHANNEL_TABLES)
-"""Every exported table: the figures' (server/reports/exports.py) and the channels' (server/reports/channels.py)."""
+SLOT_TABLE = "slots"
+EXPORTS = (*exports.TABLES, *CHANNEL_TABLES, SLOT_TABLE)
+"""Every exported table: the figures' (server/reports/exports.py), the channels' (server/reports/channels.py)
+and the booking slots' utilisation (server/reports/slots.py)."""
 
 
 def build_reports_router(server, auth: WebAuth) -> APIRouter:
@@ -134,6 +136,10 @@ def build_reports_router(server, auth: WebAuth) -> APIRouter:
     def figures_by_channel(f: Filters) -> channels.ChannelFigures:
         """Tickets by channel and the bookings' figures (server/reports/channels.py)."""
         return channels.channel_figures(server.path, f, office.now(), office.config.booking.late_min)
+
+    def figures_by_slot(f: Filters) -> slots.SlotFigures:
+        """Booking slots offered, booked, attended, per service and day (server/reports/slots.py)."""
+        return slots.slot_figures(server.path, office.config, f, office.now())
 
     def query_string(f: Filters, lang: str, **extra: str) -> str:
         q = {k: v for k, v in f.as_dict().items() if v}
@@ -233,6 +239,9 @@ def build_reports_router(server, auth: WebAuth) -> APIRouter:
                 "tables": EXPORTS,
                 "ch": figures_by_channel(f),
                 "CL": channels.label,
+                "sl": figures_by_slot(f),
+                "SL": slots.label,
+                "sl_days": f.span() <= slots.MAX_PAGE_DAYS,
                 "month": f.date_to.strftime("%Y-%m"),
                 "other_lang": "en" if lang == "pl" else "pl",
                 "other_qs": query_string(f, "en" if lang == "pl" else "pl", compare=compare),
@@ -266,6 +275,7 @@ def build_reports_router(server, auth: WebAuth) -> APIRouter:
         ``compare=previous|year``, also the comparison period's totals under ``comparison``."""
         out = data.summary(f).as_json()
         out["by_channel"] = figures_by_channel(f).as_json()
+        out["slots"] = figures_by_slot(f).as_json()
         other, before = comparison(f, compare)
         if other is not None and before is not None:
             out["comparison"] = {
@@ -312,6 +322,7 @@ def build_reports_router(server, auth: WebAuth) -> APIRouter:
         s = data.summary(f)
         names = EXPORTS if name == "all" else (name,)
         by_channel = figures_by_channel(f) if name in ("all", *CHANNEL_TABLES) else None
+        by_slot = figures_by_slot(f) if name in ("all", SLOT_TABLE) else None
 
         def one(n: str) -> exports.Table:
             if n == "tickets":
@@ -319,6 +330,9 @@ def build_reports_router(server, auth: WebAuth) -> APIRouter:
             if n in CHANNEL_TABLES:
                 assert by_channel is not None
                 return channels.tables(by_channel)[CHANNEL_TABLES.index(n)]
+            if n == SLOT_TABLE:
+                assert by_slot is not None
+                return slots.table(by_slot)
             return exports.table(n, s, lang)
 
         def tables() -> list[exports.Table]:
@@ -330,7 +344,7 @@ def build_reports_router(server, auth: WebAuth) -> APIRouter:
                 media_type="text/csv; charset=utf-8",
                 headers=_filename(f, name + ("-excel" if excel else ""), "csv"),
             )
-        key = ("xlsx", name, lang, s.digest(), f, data.stamp(f), repr(by_channel))
+        key = ("xlsx", name, lang, s.digest(), f, data.stamp(f), repr(by_channel), repr(by_slot))
         try:
             body = cache.get(key, lambda: exports.xlsx(tables(), lang))
         except OverflowError as exc:
