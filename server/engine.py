@@ -500,10 +500,11 @@ class QueueEngine:
         booked = self.booked_visits.get(service, ())
         if not waiting and not booked:
             return []
-        codes = {t.booking for t in self.tickets.values() if t.booking} if booked else set()
         rules = self.config.booking
+        # no scan of the tickets for checked-in codes: check_in drops its visit (_forget_booked), and
+        # the feed rereads only committed rows, where that booking is already marked checked in
         return expected_appointments(
-            [at for at in waiting if at is not None], booked, codes, self.now(), rules.call_window_min, rules.late_min
+            [at for at in waiting if at is not None], booked, set(), self.now(), rules.call_window_min, rules.late_min
         )
 
     def waiting_queue(self, service: str, priority: bool) -> list[tuple[datetime, int]]:
