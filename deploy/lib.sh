@@ -102,8 +102,10 @@ copy_sources() {  # $1 = repo, $2 = target: tracked and new files, nothing git-i
 }
 
 in_root() {  # $1 = root, then a command: run in the chroot with a clean environment (no host pip settings)
+  # DEBIAN_FRONTEND is set here: env -i drops the caller's, and debconf then falls back to
+  # asking on the terminal (its Teletype frontend) in the middle of a build.
   local root=$1; shift
-  chroot "$root" /usr/bin/env -i PATH=$ROOT_PATH HOME=/root LANG=C.UTF-8 \
+  chroot "$root" /usr/bin/env -i PATH=$ROOT_PATH HOME=/root LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive \
     PIP_LOG=/var/log/numerek-pip.log PIP_NO_COLOR=1 PIP_CERT=/etc/ssl/numerek-build-ca.pem \
     SSL_CERT_FILE=/etc/ssl/numerek-build-ca.pem ${NUMEREK_ENV:-} "$@"
 }

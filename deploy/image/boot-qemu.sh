@@ -10,7 +10,9 @@
 # A copy of the image gets a numerek-setup.toml for a server on its FAT partition (mtools),
 # and an SSH key made for this run. The guest's network is QEMU's user mode with
 # restrict=on: it reaches nothing outside, only the two forwarded ports on 127.0.0.1 reach it.
-# An i6300esb watchdog stands in for the Pi's bcm2835 one.
+# An i6300esb watchdog stands in for the Pi's bcm2835 one. The network card has no option ROM
+# (romfile=): the kernel is booted directly, and Debian's qemu-system-arm without its
+# recommended ipxe-qemu has no efi-virtio.rom (QEMU refuses to start without it otherwise).
 #
 # Checks: the first boot applies the setup; mosquitto and numerek-server run as systemd units
 # (with their sandboxing); /health answers through the forwarded port; the journal is in RAM;
@@ -54,7 +56,7 @@ qemu-system-aarch64 -M virt -cpu cortex-a72 -smp 2 -m 2048 -display none -monito
   -append "root=LABEL=RASPIROOT rw console=ttyAMA0 net.ifnames=0 systemd.show_status=1" \
   -drive "file=$out/boot.img,format=raw,if=virtio" \
   -netdev "user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:$http_port-:8080,hostfwd=tcp:127.0.0.1:$ssh_port-:22" \
-  -device virtio-net-pci,netdev=n0 -device i6300esb &
+  -device virtio-net-pci,netdev=n0,romfile= -device i6300esb &
 qemu=$!
 trap 'kill $qemu 2>/dev/null || true' EXIT
 

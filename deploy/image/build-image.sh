@@ -62,7 +62,10 @@ mkdir -p "$root/boot/firmware"
 mkdir -p "$root/etc/initramfs-tools"
 echo update_initramfs=no > "$root/etc/initramfs-tools/update-initramfs.conf"
 in_root "$root" apt-get update -qq
+# Our /etc/default/raspi-firmware and update-initramfs.conf are there before the packages that
+# ship them: keep ours (confold) instead of dpkg asking on a terminal nobody reads.
 DEBIAN_FRONTEND=noninteractive in_root "$root" apt-get install -y -qq --no-install-recommends \
+  -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
   linux-image-arm64 raspi-firmware firmware-brcm80211 initramfs-tools kmod \
   systemd-timesyncd systemd-resolved openssh-server avahi-daemon libnss-mdns \
   e2fsprogs dosfstools parted fdisk nano less sudo iputils-ping \

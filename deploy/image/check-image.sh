@@ -3,18 +3,27 @@
 # permissions; then its first boot, run on a copy of the image in an arm64 chroot.
 #
 #   sudo deploy/image/check-image.sh build/image/numerek-bookworm-arm64.img
+#   deploy/image/check-image.sh --contents-only IMAGE    # no root, no chroot: what CI runs
 #
-# The root partition is mounted read-only through a loop device (an offset into the image);
-# the FAT partition is read with mtools (no vfat driver needed). Exit 0 = every check held.
+# The contents are read without mounting anything: the FAT partition with mtools, the ext4
+# root with debugfs (files copied out, owners and modes read from the inodes), so any user
+# can run that part, in a container without loop devices or a vfat driver (tests/
+# test_image_check.py runs it on a small image made in a temporary folder). The first boot
+# needs root: the copy's root partition is mounted through a loop device and the image's own
+# arm64 Python runs in a chroot under qemu-user. Exit 0 = every check held.
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/../.." && pwd)
-img=${1:?usage: check-image.sh IMAGE}
-[ "$(id -u)" = 0 ] || { echo "run as root (mount): sudo $0 $img" >&2; exit 1; }
+contents_only=0
+if [ "${1:-}" = --contents-only ]; then contents_only=1; shift; fi
+img=${1:?usage: check-image.sh [--contents-only] IMAGE}
+[ "$contents_only" = 1 ] || [ "$(id -u)" = 0 ] \
+  || { echo "run as root (the first boot runs in a chroot): sudo $0 $img, or $0 --contents-only $img" >&2; exit 1; }
 # shellcheck source=deploy/lib.sh
 . "$repo/deploy/lib.sh"
-need_host_packages mtools fdisk e2fsprogs
-enable_binfmt
+for t in sfdisk mdir mtype mlabel debugfs dumpe2fs od; do
+  command -v "$t" >/dev/null || { echo "check-image.sh needs $t (Debian: fdisk, mtools, e2fsprogs, coreutils)" >&2; exit 1; }
+done
 
 fails=0
 ok() { printf '  ok    %s\n' "$*"; }
@@ -24,11 +33,11 @@ expect() {  # expect DESCRIPTION COMMAND...: the command must succeed
   if "$@" >/dev/null 2>&1; then ok "$what"; else bad "$what"; fi
 }
 
-work=$(mktemp -d /tmp/numerek-image-check.XXXXXX)
-mnt=$work/root
+work=$(mktemp -d "${TMPDIR:-/tmp}/numerek-image-check.XXXXXX")
+mnt=$work/mnt
 cleanup() {
   unmount_all
-  mountpoint -q "$mnt" && umount "$mnt"
+  if mountpoint -q "$mnt" 2>/dev/null; then umount "$mnt"; fi
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -41,7 +50,7 @@ expect "two partitions: FAT32 (type c) then Linux (83)" grep -q "type=c" "$work/
 expect "partition 2 is Linux" grep -q "type=83" "$work/table"
 fat="$img@@$p1"
 expect "FAT label RASPIFIRM" sh -c "MTOOLS_SKIP_CHECK=1 mlabel -s -i '$fat' :: | grep -q RASPIFIRM"
-e2label_of=$(dd if="$img" bs=1M skip=$((p2 / 1048576)) count=2 status=none | dumpe2fs -h /dev/stdin 2>/dev/null | sed -n 's/^Filesystem volume name: *//p' || true)
+e2label_of=$(dumpe2fs -h "$img?offset=$p2" 2>/dev/null | sed -n 's/^Filesystem volume name: *//p' || true)
 [ "$e2label_of" = RASPIROOT ] && ok "ext4 label RASPIROOT" || bad "ext4 label RASPIROOT (got '$e2label_of')"
 
 echo "== boot partition (raspi-firmware)"
@@ -57,56 +66,82 @@ expect "cmdline: quiet boot, no cursor (the screen roles)" grep -q "vt.global_cu
 expect "config.txt: 64-bit kernel" grep -q "^arm_64bit=1" "$work/config.txt"
 expect "no setup file yet (one image for every card)" sh -c "! grep -qx numerek-setup.toml '$work/fat-files'"
 
-echo "== root file system (mounted read-only)"
-mkdir -p "$mnt"
-mount -o ro,loop,offset="$p2" "$img" "$mnt"
-r=$mnt
+echo "== root file system (read with debugfs, not mounted)"
+part="$img?offset=$p2"
+dbg() { debugfs -R "$1" "$part" 2>/dev/null; }
+inode() { dbg "stat \"$1\""; }                       # debugfs's description of one inode
+link_of() { inode "$1" | sed -n 's/^.*[Ll]ink dest: "\(.*\)"$/\1/p'; }
+owner_mode() {  # "uid:gid mode" as stat -c '%u:%g %a' prints it
+  inode "$1" | awk '/^Inode:/ {m=$0; sub(/.*Mode: */,"",m); sub(/ .*/,"",m); sub(/^0+/,"",m)}
+    /^User:/ {print $2 ":" $4 " " m}'
+}
+executable() {  # a regular file with x bits
+  inode "$1" | grep -q 'Type: regular' && [ $((8#$(inode "$1" | sed -n 's/.*Mode: *\([0-7]*\).*/\1/p') & 8#111)) -ne 0 ]
+}
+r=$work/root
+mkdir -p "$r/var/lib/dpkg" "$r/usr/local" "$r/var/lib"
+dbg "rdump /etc $r" >/dev/null
+dbg "dump /var/lib/dpkg/status $r/var/lib/dpkg/status" >/dev/null
+dbg "rdump /usr/local/sbin $r/usr/local" >/dev/null
+dbg "rdump /var/lib/numerek $r/var/lib" >/dev/null || true
 expect "fstab mounts RASPIFIRM on /boot/firmware and / with noatime" \
   sh -c "grep -q '^LABEL=RASPIFIRM *\/boot\/firmware' $r/etc/fstab && grep -q '^LABEL=RASPIROOT *\/ .*noatime' $r/etc/fstab"
 expect "packages: linux-image-arm64, raspi-firmware, mosquitto, openssh-server" \
   sh -c "for p in linux-image-arm64 raspi-firmware mosquitto openssh-server systemd-timesyncd; do grep -q \"^Package: \$p\$\" $r/var/lib/dpkg/status || exit 1; done"
-expect "programs are arm64" sh -c "file -L $r/usr/bin/python3.11 | grep -q 'ARM aarch64'"
-cur=$(readlink "$r/opt/numerek/current" || true)
-[ -n "$cur" ] && [ -f "$r/opt/numerek/$cur/RELEASE" ] && ok "release $cur is current" || bad "/opt/numerek/current points at a release"
-expect "/opt/numerek/venv goes through current" test "$(readlink "$r/opt/numerek/venv")" = current/venv
+# ELF e_machine (bytes 18-19) 0xb7 = AArch64
+machine=$(dbg "cat /usr/bin/python3.11" | head -c 20 | od -An -tx1 -j18 -N2 | tr -d ' \n')
+[ "$machine" = b700 ] && ok "programs are arm64 (python3.11 is an AArch64 ELF)" || bad "programs are arm64 (python3.11: e_machine '$machine')"
+cur=$(link_of /opt/numerek/current || true)
+[ -n "$cur" ] && inode "/opt/numerek/$cur/RELEASE" | grep -q 'Type: regular' && ok "release $cur is current" \
+  || bad "/opt/numerek/current points at a release"
+expect "/opt/numerek/venv goes through current" test "$(link_of /opt/numerek/venv)" = current/venv
+wants=$r/etc/systemd/system/multi-user.target.wants
 for role in server kiosk display counter; do
-  expect "numerek-$role installed" test -x "$r/opt/numerek/$cur/venv/bin/numerek-$role"
+  expect "numerek-$role installed" executable "/opt/numerek/$cur/venv/bin/numerek-$role"
   expect "numerek-$role.service installed, not enabled (the first boot enables one)" \
-    sh -c "test -f $r/etc/systemd/system/numerek-$role.service && ! test -e $r/etc/systemd/system/multi-user.target.wants/numerek-$role.service"
+    sh -c "test -f $r/etc/systemd/system/numerek-$role.service && ! test -L $wants/numerek-$role.service"
 done
-expect "roles recorded: server kiosk display counter" sh -c "test \"\$(sort $r/opt/numerek/roles | xargs)\" = 'counter display kiosk server'"
-expect "numerek-firstboot.service enabled" test -L "$r/etc/systemd/system/multi-user.target.wants/numerek-firstboot.service"
-expect "mosquitto not enabled (only a server runs it)" sh -c "! ls $r/etc/systemd/system/multi-user.target.wants/mosquitto.service"
+expect "roles recorded: server kiosk display counter" \
+  test "$(dbg "cat /opt/numerek/roles" | sort | xargs)" = "counter display kiosk server"
+expect "numerek-firstboot.service enabled" test -L "$wants/numerek-firstboot.service"
+expect "mosquitto not enabled (only a server runs it)" test ! -L "$wants/mosquitto.service"
 for u in ssh systemd-networkd systemd-timesyncd avahi-daemon; do
-  expect "$u enabled" sh -c "ls $r/etc/systemd/system/*.wants/$u.service"
+  expect "$u enabled" sh -c "ls -d $r/etc/systemd/system/*.wants/$u.service"
 done
 expect "journal in RAM (Storage=volatile)" grep -q "^Storage=volatile" "$r/etc/systemd/journald.conf.d/60-numerek.conf"
 expect "hardware watchdog: RuntimeWatchdogSec=14s" grep -q "^RuntimeWatchdogSec=14s" "$r/etc/systemd/system.conf.d/60-numerek-watchdog.conf"
 expect "/tmp in RAM" grep -q "^tmpfs */tmp" "$r/etc/fstab"
 expect "user numerek: system user, no login shell, home /var/lib/numerek" \
-  sh -c "grep -q '^numerek:x:[0-9]*:[0-9]*:[^:]*:/var/lib/numerek:/usr/sbin/nologin\$' $r/etc/passwd"
+  grep -q '^numerek:x:[0-9]*:[0-9]*:[^:]*:/var/lib/numerek:/usr/sbin/nologin$' "$r/etc/passwd"
 uid=$(awk -F: '$1=="numerek"{print $3}' "$r/etc/passwd")
 [ -n "$uid" ] && [ "$uid" -lt 1000 ] && ok "numerek's uid $uid is a system uid" || bad "numerek has a system uid"
 for g in gpio i2c video render input lp dialout audio; do
   expect "group $g exists" grep -q "^$g:" "$r/etc/group"
 done
 gid=$(awk -F: '$1=="numerek"{print $3}' "$r/etc/group")
-expect "/etc/numerek is root:numerek 0750" test "$(stat -c '%u:%g %a' "$r/etc/numerek")" = "0:$gid 750"
-expect "/etc/numerek/numerek.toml is root:numerek 0640" test "$(stat -c '%u:%g %a' "$r/etc/numerek/numerek.toml")" = "0:$gid 640"
-expect "no broker account baked in (made at first boot)" sh -c "! test -e $r/etc/mosquitto/numerek/devices.json && ! grep -q '^password' $r/etc/numerek/numerek.toml"
+expect "/etc/numerek is root:numerek 0750" test "$(owner_mode /etc/numerek)" = "0:$gid 750"
+expect "/etc/numerek/numerek.toml is root:numerek 0640" test "$(owner_mode /etc/numerek/numerek.toml)" = "0:$gid 640"
+expect "no broker account baked in (made at first boot)" \
+  sh -c "! test -e $r/etc/mosquitto/numerek/devices.json && ! grep -q '^password' $r/etc/numerek/numerek.toml"
 expect "no SSH host keys baked in" sh -c "! ls $r/etc/ssh/ssh_host_* 2>/dev/null | grep -q ."
 expect "empty machine-id (made at first boot)" test ! -s "$r/etc/machine-id"
-expect "root password locked" sh -c "grep -q '^root:[!*]' $r/etc/shadow"
+expect "root password locked" grep -q '^root:[!*]' "$r/etc/shadow"
 expect "SSH: no password logins" grep -q "^PasswordAuthentication no" "$r/etc/ssh/sshd_config.d/60-numerek.conf"
-expect "no SQLite database in the image" sh -c "! find $r/var/lib/numerek -name '*.db' | grep -q ."
-expect "numerek-firstboot is executable" test -x "$r/usr/local/sbin/numerek-firstboot"
+expect "no SQLite database in the image" sh -c "! find $r/var/lib/numerek -name '*.db' 2>/dev/null | grep -q ."
+expect "numerek-firstboot is executable" executable /usr/local/sbin/numerek-firstboot
 if command -v systemd-analyze >/dev/null; then
   expect "numerek-firstboot.service passes systemd-analyze verify" \
     sh -c "systemd-analyze verify --root=$r numerek-firstboot.service 2>&1 | grep -v 'Cannot add dependency\|not found' | grep -q . && exit 1 || exit 0"
 fi
-umount "$mnt"
+
+if [ "$contents_only" = 1 ]; then
+  if [ "$fails" = 0 ]; then echo "PASSED: every check of the contents held ($img; first boot not run)"; exit 0; fi
+  echo "FAILED: $fails check(s)"; exit 1
+fi
 
 echo "== first boot, on a copy of the image (arm64 chroot; the card's boot partition as a folder)"
+enable_binfmt
+mkdir -p "$mnt"
 cp --sparse=always "$img" "$work/copy.img"
 mount -o loop,offset="$p2" "$work/copy.img" "$mnt"
 mkdir -p "$work/boot"
