@@ -103,20 +103,20 @@ def read_po(path: Path) -> tuple[dict[str, str], list[Entry]]:
                 fuzzy = True
             continue
         if line.startswith('"') and line.endswith('"') and len(line) >= 2 and last is not None:
-            name, index = last
+            name, at = last
             if name == "msgstr":
-                strings[index] += _unquote(line[1:-1])
+                strings[at] += _unquote(line[1:-1])
             else:
                 fields[name] += _unquote(line[1:-1])
             continue
         m = _KEYWORD.match(line)
         if m is None:
             raise CatalogueError(f"{path}:{number}: cannot read {line[:60]!r}")
-        keyword, index, value = m.group(1), m.group(2), _unquote(m.group(3))
+        keyword, plural_index, value = m.group(1), m.group(2), _unquote(m.group(3))
         if keyword in ("msgctxt", "msgid") and ("msgid" in fields and strings):
             flush()  # a new entry without a blank line before it
         if keyword.startswith("msgstr"):
-            i = int(index) if index is not None else 0
+            i = int(plural_index) if plural_index is not None else 0
             strings[i] = value
             last = ("msgstr", i)
         else:

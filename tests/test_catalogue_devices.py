@@ -23,6 +23,7 @@ DOMAINS = {
     "kiosk": (ROOT / "kiosk" / "locale", ("pl", "en", "uk")),
     "display": (ROOT / "display" / "locale", ("pl", "en", "uk")),
     "counter": (ROOT / "counter" / "locale", ("pl", "en")),
+    "clerk": (ROOT / "server" / "locale", ("pl", "en")),  # the web clerk panel (a server page)
 }
 ALL_CATALOGUES = sorted(
     p for d in ("server", "kiosk", "display", "counter") for p in (ROOT / d / "locale").rglob("*.po*")
@@ -189,6 +190,34 @@ def test_a_translator_adds_a_kiosk_language_with_one_po_file(tmp_path):
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=checkout)
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines() == ["('pl', 'cs', 'en', 'uk')", "Čeština", "Vyberte službu", "Back"]
+
+
+def test_a_translator_adds_a_clerk_panel_language_with_one_po_file(tmp_path):
+    """The clerk panel's switch offers a language once its PO file exists; an untranslated
+    entry reads in English, and the page's nested texts (``errors.*``) keep their shape."""
+    from server import catalogue as server_catalogue
+
+    locale = tmp_path / "locale"
+    shutil.copytree(server_catalogue.LOCALE_DIR, locale)
+    pot = (locale / "clerk.pot").read_text(encoding="utf-8")
+    po = pot.replace(
+        'msgctxt "language_name"\nmsgid "English"\nmsgstr ""',
+        'msgctxt "language_name"\nmsgid "English"\nmsgstr "Українська"',
+    )
+    po = po.replace('msgctxt "next"\nmsgid "Next"\nmsgstr ""', 'msgctxt "next"\nmsgid "Next"\nmsgstr "Наступний"')
+    assert po.count("Українська") == 1 and po.count("Наступний") == 1
+    (locale / "uk" / "LC_MESSAGES" / "clerk.po").write_text(po, encoding="utf-8")
+    script = (
+        "import server.catalogue as c, sys; from pathlib import Path; c.LOCALE_DIR = Path(sys.argv[1]); "
+        "import server.clerk_panel as p; print(p.LANGUAGES); print(p.page_language('uk'), p.TEXTS['uk']['next'], "
+        "p.TEXTS['uk']['errors']['stale'])"
+    )
+    out = subprocess.run([sys.executable, "-c", script, str(locale)], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == [
+        "{'pl': 'Polski', 'en': 'English', 'uk': 'Українська'}",
+        "uk Наступний Things changed (a double click?) — showing the current state.",
+    ]
 
 
 def test_the_board_captions_and_date_read_the_display_catalogue():
