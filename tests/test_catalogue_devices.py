@@ -258,3 +258,22 @@ def test_an_installed_wheel_carries_every_devices_catalogue(tmp_path):
     names = set(zipfile.ZipFile(wheel).namelist())
     expected = {str(p.relative_to(ROOT)) for p in ALL_CATALOGUES}
     assert expected and expected <= names, sorted(expected - names)
+
+
+def test_the_translators_check_names_what_is_missing_and_a_broken_file(tmp_path, capsys):
+    from protocol.catalogue import main
+
+    assert main([str(ROOT / "kiosk" / "locale"), "kiosk"]) == 0
+    locale = tmp_path / "locale"
+    shutil.copytree(ROOT / "kiosk" / "locale", locale)
+    po = locale / "uk" / "LC_MESSAGES" / "kiosk.po"
+    text = po.read_text(encoding="utf-8")
+    po.write_text(text.replace('msgstr "Назад"', 'msgstr ""'), encoding="utf-8")
+    capsys.readouterr()
+    assert main([str(locale), "kiosk"]) == 1
+    total = len(Catalogue(locale, "kiosk").template())
+    assert f"uk: {total - 1} of {total} translated, missing: back" in capsys.readouterr().out
+    po.write_text(text.replace('msgstr "Назад"', 'msgstr "Назад'), encoding="utf-8")  # an unclosed quote
+    assert main([str(locale), "kiosk"]) == 2
+    out = capsys.readouterr().out
+    assert out.startswith("error: ") and "kiosk.po:" in out
