@@ -11,7 +11,8 @@ rely on are plain code with fast tests (``tests/test_counter_presenter.py``):
   only, and the LED keeps its colour.
 
 Texts are Polish without diacritics on purpose: the display converts, but a clerk reading a
-cheap HD44780 from an angle reads plain letters best.
+cheap HD44780 from an angle reads plain letters best. They come from the ``counter``
+catalogue (counter/texts.py); ``lang`` picks its language (Polish unless configured).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from counter.texts import text
 from protocol.messages import CounterAction, CounterReply, CounterState, CounterStatus, ErrorCode
 
 
@@ -45,33 +47,33 @@ LED_COLOURS: dict[str, tuple[int, int, int]] = {
 }
 OFFLINE_BLINK_S = 0.5
 
-# Why a press was refused, in words that fit the 16-column display. The clerk reads these;
-# the client sees the number line.
+# Why a press was refused, as keys of the ``counter`` catalogue (counter/texts.py): words that fit
+# the 16-column display. The clerk reads these; the client sees the number line.
 REFUSAL_TEXT: dict[str, str] = {
-    "offline": "Nie wyslano!",
-    "timeout": "Brak odpowiedzi",
-    ErrorCode.NO_CURRENT_TICKET: "Brak klienta",
-    ErrorCode.QUEUE_EMPTY: "Kolejka pusta",
-    ErrorCode.COUNTER_CLOSED: "Najpierw otworz",
-    ErrorCode.COUNTER_PAUSED: "Przerwa",
-    ErrorCode.NOT_ALLOWED: "Niedozwolone",
-    ErrorCode.UNKNOWN_TICKET: "Brak biletu",
-    ErrorCode.UNKNOWN_SERVICE: "Zla usluga",
-    ErrorCode.UNKNOWN_COUNTER: "Zle stanowisko",
-    ErrorCode.EXPIRED: "Sprobuj ponownie",  # our clock estimate was off: the reply taught us better
+    "offline": "refused_offline",
+    "timeout": "refused_timeout",
+    ErrorCode.NO_CURRENT_TICKET: "refused_no_current_ticket",
+    ErrorCode.QUEUE_EMPTY: "refused_queue_empty",
+    ErrorCode.COUNTER_CLOSED: "refused_counter_closed",
+    ErrorCode.COUNTER_PAUSED: "refused_counter_paused",
+    ErrorCode.NOT_ALLOWED: "refused_not_allowed",
+    ErrorCode.UNKNOWN_TICKET: "refused_unknown_ticket",
+    ErrorCode.UNKNOWN_SERVICE: "refused_unknown_service",
+    ErrorCode.UNKNOWN_COUNTER: "refused_unknown_counter",
+    ErrorCode.EXPIRED: "refused_expired",  # our clock estimate was off: the reply taught us better
 }
 
 # Refusals that are not the clerk's mistake: shown as a notice, the LED keeps its colour.
 GENTLE_REFUSAL_TEXT: dict[str, str] = {
-    ErrorCode.TOO_SOON: "Juz wywolano",  # the hall is still announcing this number
-    ErrorCode.STALE: "Stan zmieniony",  # a double press, or the panel acted first; we re-read the state
+    ErrorCode.TOO_SOON: "gentle_too_soon",  # the hall is still announcing this number
+    ErrorCode.STALE: "gentle_stale",  # a double press, or the panel acted first; we re-read the state
 }
 
 # The client pressed a rating button: tell them in their terms.
 RATING_REFUSAL_TEXT: dict[str, str] = {
-    ErrorCode.UNKNOWN_TICKET: "Brak do oceny",
-    ErrorCode.NOT_ALLOWED: "Juz oceniono",
-    ErrorCode.EXPIRED: "Brak do oceny",  # too long after the service
+    ErrorCode.UNKNOWN_TICKET: "rating_unknown_ticket",
+    ErrorCode.NOT_ALLOWED: "rating_not_allowed",
+    ErrorCode.EXPIRED: "rating_expired",  # too long after the service
 }
 
 
@@ -99,6 +101,7 @@ class Presenter:
     message_s: float = 4.0
     monotonic: Callable[[], float] = time.monotonic
     state: CounterState | None = None
+    lang: str = "pl"
     notice_: Notice | None = field(default=None, repr=False)
 
     # ------------------------------------------------------------------ events
@@ -113,22 +116,23 @@ class Presenter:
 
     def accepted(self, action: CounterAction, reply: CounterReply, done_text: str | None = None) -> None:
         if action == CounterAction.NEXT and reply.ticket is None:
-            self.notice("Kolejka pusta", error=False)
+            self.notice(text("queue_empty", self.lang), error=False)
         elif action == CounterAction.TRANSFER:
-            self.notice(done_text or "Przekazano", error=False)
+            self.notice(done_text or text("transferred", self.lang), error=False)
         elif action == CounterAction.RATE:
-            self.notice("Dziekujemy!", error=False)
+            self.notice(text("thanks", self.lang), error=False)
 
     def refused(self, code: str, action: CounterAction | None = None) -> Refusal:
         """Say why a press was refused; the answer tells the unit how to log it (and, for a
         ``stale`` refusal, to read the state again)."""
         if action == CounterAction.RATE and code in RATING_REFUSAL_TEXT:
-            self.notice(RATING_REFUSAL_TEXT[code], error=False)
+            self.notice(text(RATING_REFUSAL_TEXT[code], self.lang), error=False)
             return Refusal.RATING
         if code in GENTLE_REFUSAL_TEXT:
-            self.notice(GENTLE_REFUSAL_TEXT[code], error=False)
+            self.notice(text(GENTLE_REFUSAL_TEXT[code], self.lang), error=False)
             return Refusal.GENTLE
-        self.notice(REFUSAL_TEXT.get(code) or f"Blad {code}", error=True)
+        key = REFUSAL_TEXT.get(code)
+        self.notice(text(key, self.lang) if key else text("refused_other", self.lang, code=code), error=True)
         return Refusal.ERROR
 
     # ------------------------------------------------------------------ output
@@ -156,21 +160,21 @@ class Presenter:
         """What the client at the counter reads: the number on top, a note or our name below."""
         ticket = self.shown_ticket()
         if ticket:
-            top = f"Numer {ticket}"
+            top = text("number", self.lang, ticket=ticket)
         elif self.state is None:
-            top = "Numerek"
+            top = text("brand", self.lang)
         elif self.state.status == CounterStatus.PAUSED:
-            top = "Przerwa"
+            top = text("paused", self.lang)
         elif self.state.status == CounterStatus.CLOSED:
-            top = "Nieczynne"
+            top = text("closed", self.lang)
         else:
-            top = "Zapraszamy"
+            top = text("welcome", self.lang)
         if self.notice_ is not None:
             bottom = self.notice_.text
         elif not online:
-            bottom = "Brak polaczenia"
+            bottom = text("offline", self.lang)
         elif self.state is None:
-            bottom = "Laczenie..."
+            bottom = text("connecting", self.lang)
         else:
             bottom = self.name or self.state.name
         return top.center(self.cols).rstrip(), bottom

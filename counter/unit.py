@@ -38,6 +38,7 @@ from gpiozero import RGBLED, Button
 
 from counter.config import CounterConfig, CounterUnitConfig, DisplayConfig, TransferButton
 from counter.presenter import LED_COLOURS, OFFLINE_BLINK_S, Indicator, Presenter, Refusal
+from counter.texts import text
 from hardware.number_display import ConsoleDisplay, HD44780Display, MemoryDisplay, NumberDisplay
 from protocol.device import DeviceConnection, Incoming
 from protocol.messages import CounterAction, CounterCommand, CounterReply, CounterState, CounterStatus, ErrorCode
@@ -68,7 +69,9 @@ def transfer_text(t: TransferButton) -> str:
     """The notice after a transfer: where the ticket went (the button's label, or its target)."""
     if t.label:
         return t.label
-    return f"Do: {t.service}" if t.service else f"Do stanowiska {t.counter}"
+    if t.service:
+        return text("transferred_to_service", service=t.service)
+    return text("transferred_to_counter", counter=t.counter)
 
 
 def make_display(counter_id: str, cfg: DisplayConfig) -> NumberDisplay:

@@ -44,6 +44,7 @@ from kivy.uix.stencilview import StencilView
 
 from display.board import ARROW, BoardState, call_line, counter_labels
 from display.config import DisplayConfig, make_announcer
+from display.texts import caption
 from hardware.audio import (
     Announcement,
     Announcer,
@@ -215,7 +216,7 @@ KV = """
                         role: 'recent-heading'
                         size_hint_x: None
                         width: root.ticket_column
-                        text: 'Numer\\nNumber'
+                        text: root.number_heading
                         shorten: False
                         color: DIM
                         font_size: root.u * HEADING_FONT
@@ -470,7 +471,7 @@ class DisplayRoot(FloatLayout):
     date = StringProperty("")
     header_width = NumericProperty(0.0)
     """Width the clock and date need in full (the date is up to ~34 characters long)."""
-    current_caption = StringProperty("Wywołany numer · Now calling")
+    current_caption = StringProperty(caption("now_calling"))
     current_ticket = StringProperty("")
     current_counter = StringProperty("")
     highlight = BooleanProperty(False)
@@ -481,7 +482,8 @@ class DisplayRoot(FloatLayout):
     current_place = StringProperty("")
     portrait = BooleanProperty(False)
     waiting_lines = NumericProperty(1)
-    counter_heading = StringProperty("Stanowisko\nCounter")
+    counter_heading = StringProperty(caption("counter", "\n"))
+    number_heading = StringProperty(caption("number", "\n"))
     ticket_column = NumericProperty(300.0)
     counter_word_en = StringProperty("counter")
     recent_lines = ListProperty([])
@@ -540,9 +542,7 @@ class DisplayRoot(FloatLayout):
         if not self.other_lines:
             box.height, box.opacity = 0, 0
             return
-        heading = _label(
-            "Inne sale \u00b7 Other rooms", u * HEADING_FONT, role="others-heading", color=(0.72, 0.72, 0.72, 1)
-        )
+        heading = _label(caption("other_rooms"), u * HEADING_FONT, role="others-heading", color=(0.72, 0.72, 0.72, 1))
         heading.size_hint_y = None
         heading.height = u * HEADING_ROW * 0.6
         box.add_widget(heading)
@@ -611,7 +611,7 @@ class DisplayRoot(FloatLayout):
         box.add_widget(line)
         line.add_widget(
             _label(
-                "Oczekuje\nWaiting",
+                caption("waiting", "\n"),
                 self.u * 30,
                 role="waiting-caption",
                 color=(0.72, 0.72, 0.72, 1),
@@ -788,7 +788,7 @@ class DisplayApp(App):
         root.info_text = d.info_text
         root.info_speed = d.info_speed
         root.info_fps = d.info_fps
-        root.offline_text = "\u25cf brak połączenia · offline"
+        root.offline_text = "\u25cf " + caption("offline")
         root.counter_word_en = self.cfg.audio.counter_word_en
         if d.layout == "counters":
             body = root.ids.body
@@ -852,9 +852,9 @@ class DisplayApp(App):
 
     def _show_offline(self) -> None:
         if not self.broker_online:
-            text = "\u25cf brak połączenia · offline"
+            text = "\u25cf " + caption("offline")
         elif not self.server_online:
-            text = "\u25cf serwer niedostępny · server offline"
+            text = "\u25cf " + caption("server_offline")
         else:
             text = ""
         self.root.offline_text = text
@@ -907,7 +907,7 @@ class DisplayApp(App):
         root.current_place = (newest.place.get("pl") or "") if newest and newest.place else ""
         root.other_lines = s.other_rows("pl")[:OTHER_ROWS]
         recall = newest is not None and newest.recall and s.highlighted
-        root.current_caption = "Ponowne wezwanie · Called again" if recall else "Wywołany numer · Now calling"
+        root.current_caption = caption("called_again" if recall else "now_calling")
         root.recent_lines = [(c.ticket, c.counter_name) for c in s.calls[1 : 1 + self.cfg.display.last_calls]]
         if self.cfg.display.layout == "counters":
             root.columns = [
@@ -928,7 +928,7 @@ class DisplayApp(App):
         was = root.highlight
         root.highlight = s.highlighted
         if was and not root.highlight:
-            root.current_caption = "Wywołany numer · Now calling"
+            root.current_caption = caption("now_calling")
         if self.probe is not None:
             self._write_probe()
 

@@ -22,26 +22,12 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from display.texts import board_date, text
 from protocol.clock import ServerClock
 from protocol.messages import BoardMessage, CallMessage, ServiceInfo, ServicesMessage
 
 log = logging.getLogger(__name__)
 
-DAYS_PL = ("poniedziałek", "wtorek", "środa", "czwartek", "piątek", "sobota", "niedziela")
-MONTHS_PL = (
-    "stycznia",
-    "lutego",
-    "marca",
-    "kwietnia",
-    "maja",
-    "czerwca",
-    "lipca",
-    "sierpnia",
-    "września",
-    "października",
-    "listopada",
-    "grudnia",
-)
 ARROW = "\u2192"
 
 
@@ -66,7 +52,7 @@ class CounterLabels:
     """counter_name -> what its cell shows ("4", or the whole name)."""
 
     def heading(self, word_en: str = "counter") -> str:
-        pl = self.word or "Stanowisko"
+        pl = self.word or text("counter", "pl")
         return f"{pl} \u00b7 {word_en[:1].upper()}{word_en[1:]}"
 
 
@@ -92,7 +78,8 @@ def _natural(text: str) -> tuple:
 
 
 def polish_date(d: datetime) -> str:
-    return f"{DAYS_PL[d.weekday()]}, {d.day} {MONTHS_PL[d.month - 1]} {d.year}"
+    """The board's date, in Polish (the ``display`` catalogue's weekday and month names)."""
+    return board_date(d, "pl")
 
 
 @dataclass

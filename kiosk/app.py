@@ -39,7 +39,7 @@ from kiosk.config import KioskConfig
 from kiosk.link import KioskLink
 from kiosk.style import BAR_GREY, BLACK, STYLES, YELLOW
 from kiosk.texts import LANGUAGE_NAMES, LANGUAGES, t
-from kiosk.visit import KEYPAD, PRINTER_CHECK_S, TOUCH_GUARD_S, Screen, Step, Visit
+from kiosk.visit import CODE_LENGTH, KEYPAD, PRINTER_CHECK_S, TOUCH_GUARD_S, Screen, Step, Visit
 from kiosk.widgets import (
     MARKUP,
     MIN_FIT_FONT,
@@ -367,7 +367,13 @@ class KioskApp(App):
         px, fs = self.px, self.fs
         box = BoxLayout(orientation="vertical", padding=(px(24), px(12)), spacing=px(10))
         box.add_widget(
-            label(t("booking_title", self.lang), fs(32), bold=True, size_hint_y=None, height=self.row(96, 2))
+            label(
+                t("booking_title", self.lang, n=CODE_LENGTH),
+                fs(32),
+                bold=True,
+                size_hint_y=None,
+                height=self.row(96, 2),
+            )
         )
         self.code_label = label("", fs(64), style="accent", bold=True, size_hint_y=None, height=self.row(84))
         self.note_label = label("", fs(28), style="accent", bold=True, size_hint_y=None, height=self.row(48))

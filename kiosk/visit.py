@@ -301,7 +301,7 @@ class Visit:
         if self.screen != Screen.BOOKING or self.busy:
             return STAY
         if len(self.code) != CODE_LENGTH:
-            self.code_note = t("booking_short", self.lang)
+            self.code_note = t("booking_short", self.lang, n=CODE_LENGTH)
             return Step(refresh=True)
         return self._check_in(self.code)
 

@@ -11,8 +11,10 @@ translation. An entry missing or empty in a language falls back to the English t
 half-finished catalogue never shows a key to a reader; ``tests/test_catalogue.py`` lists
 what is missing.
 
-The files are read with Babel (already a server dependency for numbers and dates) when a
-domain is first asked for, and kept: no compile step, nothing binary in the repository.
+The files are read by :mod:`protocol.catalogue`, the same loader the kiosk, the hall display
+and the counter unit use (standard library only, the ``.po`` read at first use and kept: no
+compile step, nothing binary in the repository). ``LOCALE_DIR`` is read at each first use, so
+a tool (or a test) can point it at a copy.
 """
 
 from __future__ import annotations
@@ -20,57 +22,42 @@ from __future__ import annotations
 from functools import cache
 from pathlib import Path
 
-from babel.messages.catalog import Catalog
-from babel.messages.pofile import read_po
+from protocol.catalogue import FIRST_LANG, SOURCE_LANG, Catalogue
 
 LOCALE_DIR = Path(__file__).resolve().parent / "locale"
-SOURCE_LANG = "en"
-FIRST_LANG = "pl"
-"""The office's language: listed first and used when a page is asked for one it lacks."""
 
-
-def _read(path: Path) -> Catalog:
-    with path.open("rb") as f:
-        return read_po(f, charset="utf-8")
+__all__ = ["FIRST_LANG", "LOCALE_DIR", "SOURCE_LANG", "catalogue", "languages", "missing", "table", "template", "texts"]
 
 
 @cache
+def catalogue(domain: str) -> Catalogue:
+    """The domain's catalogue under :data:`LOCALE_DIR`."""
+    return Catalogue(LOCALE_DIR, domain)
+
+
 def template(domain: str) -> dict[str, str]:
     """Key -> English source text, from ``<domain>.pot``."""
-    return {str(m.context): str(m.id) for m in _read(LOCALE_DIR / f"{domain}.pot") if m.id and m.context}
+    return {key: entry.id for key, entry in catalogue(domain).template().items()}
 
 
 @cache
 def languages(domain: str) -> tuple[str, ...]:
     """The languages with a catalogue for ``domain``: the office's first, then alphabetical."""
-    found = {p.parent.parent.name for p in LOCALE_DIR.glob(f"*/LC_MESSAGES/{domain}.po")} | {SOURCE_LANG}
-    return tuple(sorted(found, key=lambda lang: (lang != FIRST_LANG, lang)))
+    return catalogue(domain).languages()
 
 
 @cache
 def texts(domain: str, lang: str) -> dict[str, str]:
     """Every key of ``domain`` in ``lang`` (English where the translation is missing)."""
-    source = template(domain)
-    path = LOCALE_DIR / lang / "LC_MESSAGES" / f"{domain}.po"
-    translated: dict[str, str] = {}
-    if path.exists():
-        for m in _read(path):
-            if m.id and m.context and isinstance(m.string, str) and m.string and not m.fuzzy:
-                translated[str(m.context)] = m.string
-    return {key: translated.get(key, english) for key, english in source.items()}
+    c = catalogue(domain)
+    return {key: c.text(key, lang) for key in c.template()}
 
 
 def missing(domain: str, lang: str) -> list[str]:
     """Keys of ``domain`` with no translation in ``lang`` (for the catalogue test and translators)."""
-    path = LOCALE_DIR / lang / "LC_MESSAGES" / f"{domain}.po"
-    if lang == SOURCE_LANG:
-        return []
-    done = {str(m.context) for m in _read(path) if m.context and m.string and not m.fuzzy} if path.exists() else set()
-    return sorted(set(template(domain)) - done)
+    return catalogue(domain).missing(lang)
 
 
 def table(domain: str) -> dict[str, dict[str, str]]:
     """Key -> {language: text}: the shape the pages' label tables have always had."""
-    langs = languages(domain)
-    by_lang = {lang: texts(domain, lang) for lang in langs}
-    return {key: {lang: by_lang[lang][key] for lang in langs} for key in template(domain)}
+    return catalogue(domain).table()

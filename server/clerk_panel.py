@@ -28,6 +28,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
+from server import catalogue
 from server.auth import User
 from server.office import Office, WaitingEntry
 from server.web_auth import WebAuth
@@ -40,177 +41,30 @@ also sends it as the command's deadline (``expires_at``, on the server's clock):
 the page already reported as unanswered is refused as ``expired`` if the server only gets
 to it later, the same rule as for a button press."""
 
-LANGUAGES = {"pl": "Polski", "en": "English"}
-"""The panel's languages, each named in itself (the switch link reads the same in every language)."""
 
-# Every visible string of the clerk pages, one dictionary per language: the templates read ``t.*`` and the
-# page's JavaScript gets the same dictionary as JSON, so a missing translation is a missing key here and
-# nowhere else. ``{n}`` / ``{t}`` / ``{counter}`` are filled in by the page. Polish first, English always.
+def _nested(flat: dict[str, str]) -> dict[str, Any]:
+    """``{"errors.stale": ...}`` -> ``{"errors": {"stale": ...}}``: the shape templates and the page's JavaScript read."""
+    out: dict[str, Any] = {}
+    for key, text in flat.items():
+        *parents, leaf = key.split(".")
+        node = out
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = text
+    return out
+
+
+# Every visible string of the clerk pages comes from the ``clerk`` catalogue (server/locale/clerk.pot, a PO file per
+# language; docs/translating.md): the templates read ``t.*`` and the page's JavaScript gets the same dictionary as
+# JSON (``errors.stale`` in the catalogue is ``t.errors.stale``). ``{n}`` / ``{t}`` / ``{counter}`` are filled in by
+# the page. Polish first, English always; a PO file added by a translator is a new language on the switch.
 TEXTS: dict[str, dict[str, Any]] = {
-    "pl": {
-        "panel": "Panel urzędnika",
-        "panel_title": "panel urzędnika",
-        "choose_counter": "Wybierz stanowisko:",
-        "no_such_counter": "Nie ma stanowiska „{counter}”. Wybierz swoje stanowisko:",
-        "language": "Język",
-        "clerk": "Urzędnik:",
-        "offline_banner": "Brak połączenia z serwerem — polecenia nie są wysyłane. Ponawiam…",
-        "now_serving": "Obsługiwany numer",
-        "next": "Następny",
-        "next_hint": "Zakończ obsługę i wezwij następny numer",
-        "recall": "Wezwij ponownie",
-        "recall_hint": "Wezwij ten sam numer ponownie",
-        "start": "Klient podszedł",
-        "start_hint": "Klient podszedł: obsługa się zaczyna",
-        "finish": "Zakończ obsługę",
-        "no_show": "Nie przyszedł",
-        "no_show_hint": "Wezwany klient nie przyszedł",
-        "pause": "Przerwa",
-        "open": "Otwórz",
-        "close": "Zamknij",
-        "close_hint": "Zamknij stanowisko (koniec pracy)",
-        "transfer_to": "Przekaż do:",
-        "transfer_service": "usługa: {n}",
-        "transfer_counter": "stanowisko: {n}",
-        "transfer": "Przekaż",
-        "queues": "Kolejki",
-        "personal_queue": "Przekazane do tego stanowiska",
-        "waiting_list": "Oczekujące numery",
-        "sign_in_heading": "Logowanie urzędnika",
-        "badge": "Identyfikator / PIN",
-        "sign_in": "Zaloguj",
-        "sign_out": "Wyloguj",
-        "web_user": "Konto:",
-        "log_out": "Wyjdź z panelu",
-        "log_out_hint": "Zakończ sesję w przeglądarce (wylogowanie z konta)",
-        # Below: strings the page's JavaScript draws.
-        "status": {"open": "Otwarte", "paused": "Przerwa", "closed": "Zamknięte", "offline": "Brak połączenia"},
-        "ticket_status": {"called": "wezwany", "serving": "w obsłudze"},
-        "recalls": "wezwań ponownych: {n}",
-        "nobody_served": "Nikt nie jest obsługiwany",
-        "serving_for": "Czas obsługi {t}",
-        "since_call": "Od wezwania {t}",
-        "nobody_waiting": "Nikt nie czeka.",
-        "tag_next": "następny",
-        "tag_personal": "przekazany",
-        "tag_appointment": "wizyta {t}",
-        "call": "Wezwij",
-        "called": "Wezwano {n}",
-        "queue_empty": "Kolejka jest pusta.",
-        "done": "Wykonano.",
-        "refused": "Odmowa.",
-        "not_sent": "Nie wysłano — brak połączenia z serwerem. Spróbuj ponownie.",
-        "too_slow": "Serwer nie odpowiedział na czas — sprawdź stan stanowiska, zanim spróbujesz ponownie.",
-        "errors": {
-            "stale": "Stan się zmienił (np. podwójne kliknięcie) — pokazuję aktualny.",
-            "no_current_ticket": "Nikt nie jest obsługiwany.",
-            "queue_empty": "Kolejka jest pusta.",
-            "counter_closed": "Stanowisko jest zamknięte — najpierw je otwórz.",
-            "counter_paused": "Stanowisko ma przerwę.",
-            "not_allowed": "Tego nie można teraz zrobić.",
-            "unknown_ticket": "Nie ma takiego numeru.",
-            "unknown_service": "Nie ma takiej usługi.",
-            "unknown_counter": "Nie ma takiego stanowiska.",
-            "service_closed": "Ta usługa jest teraz nieczynna.",
-            "cut_off": "Za blisko zamknięcia usługi.",
-            "limit_reached": "Dzienny limit numerów wyczerpany.",
-            "invalid_request": "Niepoprawne polecenie.",
-            "unsupported_version": "Nieobsługiwana wersja polecenia — odśwież stronę.",
-            "unknown_topic": "Niepoprawne polecenie.",
-            "internal": "Błąd serwera — nic nie zmieniono.",
-            "expired": "Polecenie dotarło za późno (serwer nie odpowiadał) — nic nie zrobiono. Spróbuj ponownie.",
-            "too_soon": "Ten numer jest właśnie ogłaszany — wezwij ponownie za chwilę.",
-            "rate_limited": "Za dużo poleceń naraz — spróbuj za chwilę.",
-            "unavailable": "Serwer nie może teraz zapisać zmian (dysk lub baza danych) — nic nie zrobiono. Zgłoś to kierownikowi.",
-            "booking_unknown": "Nie ma rezerwacji z tym kodem.",
-            "booking_too_early": "Za wcześnie na zgłoszenie tej rezerwacji.",
-            "booking_too_late": "Za późno na zgłoszenie tej rezerwacji.",
-            "booking_other_day": "Ta rezerwacja jest na inny dzień.",
-            "booking_cancelled": "Ta rezerwacja została odwołana.",
-        },
-    },
-    "en": {
-        "panel": "Clerk panel",
-        "panel_title": "clerk panel",
-        "choose_counter": "Choose your counter:",
-        "no_such_counter": "There is no counter “{counter}”. Choose your counter:",
-        "language": "Language",
-        "clerk": "Clerk:",
-        "offline_banner": "No connection to the server — commands are not being sent. Retrying…",
-        "now_serving": "Now serving",
-        "next": "Next",
-        "next_hint": "Finish this client and call the next number",
-        "recall": "Recall",
-        "recall_hint": "Call the same number again",
-        "start": "Client arrived",
-        "start_hint": "The client has come to the counter: service starts",
-        "finish": "Finish",
-        "no_show": "No-show",
-        "no_show_hint": "The called client did not come",
-        "pause": "Pause",
-        "open": "Open",
-        "close": "Close",
-        "close_hint": "Close the counter (end of work)",
-        "transfer_to": "Transfer to:",
-        "transfer_service": "service: {n}",
-        "transfer_counter": "counter: {n}",
-        "transfer": "Transfer",
-        "queues": "Queues",
-        "personal_queue": "Transferred to this counter",
-        "waiting_list": "Waiting numbers",
-        "sign_in_heading": "Clerk sign-in",
-        "badge": "Badge / PIN",
-        "sign_in": "Sign in",
-        "sign_out": "Sign out",
-        "web_user": "Account:",
-        "log_out": "Leave the panel",
-        "log_out_hint": "End this browser session (log out of the account)",
-        "status": {"open": "Open", "paused": "Paused", "closed": "Closed", "offline": "Offline"},
-        "ticket_status": {"called": "called", "serving": "being served"},
-        "recalls": "recalls: {n}",
-        "nobody_served": "Nobody is being served",
-        "serving_for": "Serving for {t}",
-        "since_call": "Called {t} ago",
-        "nobody_waiting": "Nobody is waiting.",
-        "tag_next": "next",
-        "tag_personal": "transferred",
-        "tag_appointment": "appointment {t}",
-        "call": "Call",
-        "called": "Called {n}",
-        "queue_empty": "The queue is empty.",
-        "done": "Done.",
-        "refused": "Refused.",
-        "not_sent": "Not sent — no connection to the server. Try again.",
-        "too_slow": "The server did not answer in time — check the counter's state before trying again.",
-        "errors": {
-            "stale": "Things changed (a double click?) — showing the current state.",
-            "no_current_ticket": "There is no client at this counter.",
-            "queue_empty": "The queue is empty.",
-            "counter_closed": "The counter is closed — open it first.",
-            "counter_paused": "The counter is on a break.",
-            "not_allowed": "That cannot be done now.",
-            "unknown_ticket": "There is no such number.",
-            "unknown_service": "There is no such service.",
-            "unknown_counter": "There is no such counter.",
-            "service_closed": "This service is closed now.",
-            "cut_off": "Too close to the service's closing time.",
-            "limit_reached": "The daily ticket limit has been reached.",
-            "invalid_request": "Invalid command.",
-            "unsupported_version": "Unsupported command version — reload the page.",
-            "unknown_topic": "Invalid command.",
-            "internal": "Server error — nothing was changed.",
-            "expired": "The command arrived too late (the server was not answering) — nothing was done. Try again.",
-            "too_soon": "This number is being announced right now — recall it in a moment.",
-            "rate_limited": "Too many commands at once — try again in a moment.",
-            "unavailable": "The server cannot save changes right now (disk or database) — nothing was done. Tell your manager.",
-            "booking_unknown": "No booking has this code.",
-            "booking_too_early": "Too early to check this booking in.",
-            "booking_too_late": "Too late to check this booking in.",
-            "booking_other_day": "This booking is for another day.",
-            "booking_cancelled": "This booking was cancelled.",
-        },
-    },
+    lang: _nested({k: v for k, v in texts.items() if k != "language_name"})
+    for lang, texts in ((lang, catalogue.texts("clerk", lang)) for lang in catalogue.languages("clerk"))
 }
+
+LANGUAGES = {lang: catalogue.texts("clerk", lang)["language_name"] for lang in catalogue.languages("clerk")}
+"""The panel's languages, each named in itself (the switch link reads the same in every language)."""
 
 
 def page_language(lang: str | None) -> str:
