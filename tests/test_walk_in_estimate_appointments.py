@@ -162,3 +162,40 @@ def test_a_scenario_with_bookings_checks_residents_in_and_calls_them_in_their_wi
     for call in calls:
         booked = datetime.fromisoformat(appointments[call.ticket_id].data["appointment_at"])
         assert call.at >= booked - window
+
+
+def test_the_replay_calls_a_due_appointment_where_the_engine_would():
+    """forward._due_appointment mirrors rule 1a of QueueEngine.pick_next: the earliest due one,
+    then the counter's preference; none before its window; walk-ins when none is due."""
+    from server.estimates.forward import _due_appointment
+
+    for case, booked in enumerate(
+        [
+            [("rej", "09:10"), ("pj", "09:02")],
+            [("rej", "09:03"), ("pj", "09:03")],
+            [("pj", "09:20")],
+            [("rej", "09:04"), ("rej", "09:01")],
+        ]
+    ):
+        clock = FakeClock()
+        engine = QueueEngine(booking_config(), clock, token_factory=Tokens())
+        engine.issue("rej")
+        engine.issue("pj")
+        for i, (service, hhmm) in enumerate(booked):
+            engine.check_in(service, at(hhmm), f"C{case}{i:04d}")
+        now = engine.now()
+        appts = {
+            s: [((r.due - now).total_seconds(), r.weight) for r in engine.expected_appointments(s)]
+            for s in engine.services
+        }
+        for cid, cfg in engine.counter_config.items():
+            expected = engine.pick_next(cid)
+            got = _due_appointment(cfg.services, appts, 0.0)
+            if expected is not None and expected.is_appointment:
+                # same booked time in two services: the engine takes the one checked in first, the
+                # replay (which has no tickets for booked visits) the counter's preferred; both go
+                # before every walk-in, so a walk-in's estimate is the same either way
+                tied = {s for s in cfg.services if appts[s] and appts[s][0][0] == appts[expected.service][0][0]}
+                assert got in tied, (case, cid)
+            else:
+                assert got is None, (case, cid)

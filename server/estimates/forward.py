@@ -214,7 +214,10 @@ def replay_many(
 
 def _due_appointment(services: Sequence[str], appts: Mapping[str, list[tuple[float, float]]], t: float) -> str | None:
     """The service whose appointment a counter serving ``services`` calls at ``t``: the earliest
-    due one, then by the counter's preference (rule 1a, mirroring ``QueueEngine.pick_next``)."""
+    due one (rule 1a, mirroring ``QueueEngine.pick_next``; checked by
+    tests/test_walk_in_estimate_appointments.py). At the same booked time the engine takes the
+    one checked in first; booked visits have no ticket yet, so the replay takes the counter's
+    preferred: both go before every walk-in, which is what a walk-in's estimate depends on."""
     best: tuple[float, int] | None = None
     found = None
     for pref, s in enumerate(services):
