@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from hardware.printer import PrinterSettings
+from kiosk.texts import LANGUAGES
 from protocol import config
 from protocol.config import ConfigError
 from protocol.mqtt import BrokerConfig
@@ -30,7 +31,8 @@ class KioskSection(_Strict):
     id: Annotated[str, Field(pattern=ID_PATTERN)]
     public_url: Annotated[str, Field(pattern=r"^https?://[^\s/]+(/[^\s]*)?$")]
     """The server's address as a phone sees it; the ticket's QR code is this + ``/t/<token>``."""
-    default_language: Literal["pl", "en", "uk"] = "pl"
+    default_language: str = "pl"
+    """A language of the kiosk's catalogue (kiosk/locale): pl, en, uk, or one a translator added."""
     idle_timeout_s: Annotated[float, Field(ge=3, le=600)] = 20.0
     """Any screen but home returns home after this long without a touch."""
     fault_timeout_s: Annotated[float, Field(ge=10, le=900)] = 90.0
@@ -47,6 +49,13 @@ class KioskSection(_Strict):
     @classmethod
     def _no_trailing_slash(cls, v: str) -> str:
         return v.rstrip("/")
+
+    @field_validator("default_language")
+    @classmethod
+    def _a_catalogue_language(cls, v: str) -> str:
+        if v not in LANGUAGES:
+            raise ValueError(f"must be one of {', '.join(LANGUAGES)} (the languages in kiosk/locale)")
+        return v
 
 
 class PrinterSection(_Strict):

@@ -184,12 +184,13 @@ def test_a_translator_adds_a_kiosk_language_with_one_po_file(tmp_path):
     (target / "kiosk.po").write_text(po, encoding="utf-8")
     script = (
         "import kiosk.texts as k; print(k.LANGUAGES); print(k.LANGUAGE_NAMES['cs']); "
-        "print(k.t('choose', 'cs')); print(k.t('back', 'cs'))"
+        "print(k.t('choose', 'cs')); print(k.t('back', 'cs')); from kiosk.config import KioskSection; "
+        "print(KioskSection(id='k1', public_url='http://q.local', default_language='cs').default_language)"
     )
     env = {"PYTHONPATH": f"{checkout}:{ROOT}", "PATH": "/usr/bin:/bin"}
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=checkout)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.splitlines() == ["('pl', 'cs', 'en', 'uk')", "Čeština", "Vyberte službu", "Back"]
+    assert out.stdout.splitlines() == ["('pl', 'cs', 'en', 'uk')", "Čeština", "Vyberte službu", "Back", "cs"]
 
 
 def test_a_translator_adds_a_clerk_panel_language_with_one_po_file(tmp_path):
@@ -277,3 +278,14 @@ def test_the_translators_check_names_what_is_missing_and_a_broken_file(tmp_path,
     assert main([str(locale), "kiosk"]) == 2
     out = capsys.readouterr().out
     assert out.startswith("error: ") and "kiosk.po:" in out
+
+
+def test_a_kiosk_default_language_without_a_catalogue_is_refused_with_the_choices():
+    import pydantic
+
+    from kiosk.config import KioskSection
+
+    assert KioskSection(id="k1", public_url="http://q.local", default_language="uk").default_language == "uk"
+    with pytest.raises(pydantic.ValidationError) as e:
+        KioskSection(id="k1", public_url="http://q.local", default_language="de")
+    assert "default_language" in str(e.value) and "must be one of pl, en, uk" in str(e.value)
