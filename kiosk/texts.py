@@ -180,6 +180,60 @@ TEXTS: dict[str, dict[str, str]] = {
         "uk": "Не вдалося підтвердити бронювання.\nЗверніться, будь ласка, до довідки.",
     },
     "appointment_ticket": {"pl": "Wizyta umówiona", "en": "Your appointment", "uk": "Ваш запис"},
+    "sms_title": {
+        "pl": "Chcesz SMS, gdy zbliży się Twoja kolej?\nWpisz numer komórki albo pobierz bilet bez SMS.",
+        "en": "Want a text message when your turn is near?\nType your mobile number or take the ticket without it.",
+        "uk": "Хочете SMS, коли наближатиметься ваша черга?\nВведіть номер мобільного або візьміть талон без SMS.",
+    },
+    "sms_consent": {
+        "pl": "Wysyłając numer, zgadzasz się na 2 SMS-y o tym bilecie. Usuniemy numer po wizycie.",
+        "en": "By sending the number you agree to 2 text messages about this ticket. We erase it after the visit.",
+        "uk": "Надсилаючи номер, ви погоджуєтеся на 2 SMS щодо цього талона. Ми видалимо номер після візиту.",
+    },
+    "sms_skip": {"pl": "Bilet bez SMS", "en": "Ticket without SMS", "uk": "Талон без SMS"},
+    "sms_send": {"pl": "Bilet i SMS", "en": "Ticket and SMS", "uk": "Талон і SMS"},
+    "sms_bad_number": {
+        "pl": "To nie jest numer komórkowy. Popraw go albo wybierz „Bilet bez SMS”.",
+        "en": "This is not a mobile number. Correct it or choose “Ticket without SMS”.",
+        "uk": "Це не мобільний номер. Виправте його або оберіть «Талон без SMS».",
+    },
+    "sms_subscribed": {
+        "pl": "Wyślemy SMS, gdy zbliży się Twoja kolej.",
+        "en": "We will text you when your turn is near.",
+        "uk": "Ми надішлемо SMS, коли наближатиметься ваша черга.",
+    },
+    "sms_not_sent": {
+        "pl": "SMS-a nie będzie: numer nie jest numerem komórkowym. Obserwuj ekran w poczekalni.",
+        "en": "No text message: the number is not a mobile number. Watch the screen in the hall.",
+        "uk": "SMS не буде: номер не є мобільним. Стежте за екраном у залі.",
+    },
+    "sms_unavailable": {
+        "pl": "Nie możemy teraz wysłać SMS-a. Obserwuj ekran w poczekalni.",
+        "en": "We cannot send a text message now. Watch the screen in the hall.",
+        "uk": "Зараз ми не можемо надіслати SMS. Стежте за екраном у залі.",
+    },
+    "pickup_button": {"pl": "Odbiór dokumentu", "en": "Document pick-up", "uk": "Отримання документа"},
+    "pickup_title": {
+        "pl": "Wpisz sygnaturę sprawy z wiadomości\nlub zeskanuj jej kod",
+        "en": "Type the case reference from the message\nor scan its code",
+        "uk": "Введіть номер справи з повідомлення\nабо відскануйте його код",
+    },
+    "pickup_short": {
+        "pl": "Wpisz sygnaturę, np. KM.1/2026.",
+        "en": "Type the reference, e.g. KM.1/2026.",
+        "uk": "Введіть номер, напр. KM.1/2026.",
+    },
+    "pickup_unknown": {
+        "pl": "Nie ma dokumentu do odbioru z tą sygnaturą.\nSprawdź sygnaturę w wiadomości i wpisz ją ponownie\nalbo zgłoś się do informacji.",
+        "en": "No document is ready under this reference.\nCheck the reference in the message and type it again,\nor ask at the information desk.",
+        "uk": "Документа з цим номером немає.\nПеревірте номер у повідомленні та введіть його знову\nабо зверніться до довідки.",
+    },
+    "pickup_collected": {
+        "pl": "Bilet do odbioru tego dokumentu został już wydany.\nZgłoś się do informacji.",
+        "en": "A ticket to collect this document was issued already.\nPlease ask at the information desk.",
+        "uk": "Талон на отримання цього документа вже видано.\nЗверніться, будь ласка, до довідки.",
+    },
+    "pickup_ticket": {"pl": "Odbiór dokumentu", "en": "Document pick-up", "uk": "Отримання документа"},
     "done": {"pl": "Gotowe", "en": "Done", "uk": "Готово"},
     "back": {"pl": "Wróć", "en": "Back", "uk": "Назад"},
     "no_services": {
@@ -202,6 +256,9 @@ PRINT_TEXTS: dict[str, dict[str, str]] = {
     "priority": {"pl": "BILET UPRZYWILEJOWANY", "en": "PRIORITY TICKET", "uk": "ПРІОРИТЕТНИЙ ТАЛОН"},
     "go_to": {"pl": "Zapraszamy: {place}", "en": "Please go to: {place}", "uk": "Куди йти: {place}"},
     "appointment": {"pl": "WIZYTA UMÓWIONA", "en": "APPOINTMENT", "uk": "ЗАПИС НА ПРИЙОМ"},
+    "pickup": {"pl": "ODBIÓR DOKUMENTU", "en": "DOCUMENT PICK-UP", "uk": "ОТРИМАННЯ ДОКУМЕНТА"},
+    "case": {"pl": "Sygn. {ref}", "en": "Case {ref}", "uk": "Справа {ref}"},
+    "sms": {"pl": "SMS na numer ...{tail}", "en": "SMS to ...{tail}", "uk": "SMS на ...{tail}"},
 }
 
 
