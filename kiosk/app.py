@@ -387,7 +387,11 @@ class KioskApp(App):
         }.get(v.screen, ("", None))
         if self.code_label is not None and self.note_label is not None:
             self.code_label.text = f"[b]{line}[/b]"
-            self.note_label.text = f"[b]{note}[/b]" if note else ""
+            if v.screen == Screen.PHONE:  # the note takes the title's place: no row of its own on a 7" panel
+                self.note_label.text = f"[b]{note or t('sms_title', self.lang)}[/b]"
+                self.note_label.color = STYLES["accent" if note else "screen"][0]
+            else:
+                self.note_label.text = f"[b]{note}[/b]" if note else ""
         built, screen = self._built, v.screen
         Clock.schedule_once(lambda _dt: self._report(screen, built), REPORT_DELAY_S)
 
@@ -395,11 +399,11 @@ class KioskApp(App):
         """The mobile number's keypad; "Bilet bez SMS", the default, is the biggest button."""
         px, fs = self.px, self.fs
         box = BoxLayout(orientation="vertical", padding=(px(24), px(8)), spacing=px(8))
-        box.add_widget(label(t("sms_title", self.lang), fs(30), bold=True, size_hint_y=None, height=self.row(84, 2)))
-        self.code_label = label("", fs(52), style="accent", bold=True, size_hint_y=None, height=self.row(64))
-        self.note_label = label("", fs(26), style="accent", bold=True, size_hint_y=None, height=self.row(40))
-        box.add_widget(self.code_label)
+        # the title says what to do, or (in yellow) what is wrong with the number typed
+        self.note_label = label("", fs(30), bold=True, size_hint_y=None, height=self.row(84, 2))
+        self.code_label = label("", fs(52), style="accent", bold=True, size_hint_y=None, height=self.row(70))
         box.add_widget(self.note_label)
+        box.add_widget(self.code_label)
         self._refresh_booking()
         body = BoxLayout(spacing=px(24))
         keys = GridLayout(cols=3, spacing=px(10), size_hint_x=0.5)

@@ -237,6 +237,8 @@ def test_the_phone_and_pickup_keypads_fit_the_small_and_the_large_panel(
         kiosk.tap("sms_send")
         note = kiosk.wait("the note", lambda e: any(t.startswith("To nie jest numer komórkowy") for t in e["texts"]))
         assert_fits(note, width, height)
+        kiosk.tap("phone_back")
+        kiosk.wait("home", lambda e: e["screen"] == "home")
         kiosk.tap("lang:en")
         english = kiosk.wait("English", lambda e: e["screen"] == "home" and e["lang"] == "en")
         kiosk.tap("pickup")
