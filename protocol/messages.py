@@ -419,6 +419,13 @@ class TicketResponse(_Message):
     ``not_mobile`` (no SMS: the number cannot get one), ``rate_limited`` (too many numbers from this
     kiosk or for this number just now), ``unavailable`` (the office sends no SMS). Never the number."""
 
+    def to_json(self) -> bytes:
+        """``phone`` only when the request had one: a kiosk from before the field (devices refuse
+        unknown fields) still reads every other answer."""
+        if self.phone is not None:
+            return super().to_json()
+        return self.model_dump_json(exclude={"phone"}).encode()
+
 
 class FaultReport(_Message):
     """A kiosk reports its printer state on ``<base>/kiosk/<id>/fault`` (retained)."""
