@@ -128,13 +128,24 @@ class KioskCases:
 
         def write(conn: sqlite3.Connection) -> None:
             now = ticket.issued_at
-            conn.execute(
+            conn.execute(  # a left-over row of the same id (never expected) is replaced, not a failed batch
                 """INSERT INTO notify_contacts (ticket_id, day, token, channel, recipient, lang, consent_at, consent)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                   ON CONFLICT (ticket_id) DO UPDATE SET day = excluded.day, token = excluded.token,
+                     channel = excluded.channel, recipient = excluded.recipient, lang = excluded.lang,
+                     consent_at = excluded.consent_at, consent = excluded.consent, near_at = NULL, ended_at = NULL""",
                 (ticket.id, ticket.day.isoformat(), ticket.token, "sms", number, lang, now.timestamp(), KIOSK_CONSENT),
             )
             engine = notices.engine
-            listener.maybe_near(conn, contact, ticket, engine, engine.now())  # near already: sent at once
+            conn.execute("SAVEPOINT kiosk_near")  # as for a listener: a bug here loses the notice, not the ticket
+            try:
+                listener.maybe_near(conn, contact, ticket, engine, engine.now())  # near already: enqueued at once
+            except sqlite3.Error:
+                raise
+            except Exception:
+                log.exception("could not check 'your turn is near' for ticket %s", ticket.number)
+                conn.execute("ROLLBACK TO kiosk_near")
+            conn.execute("RELEASE kiosk_near")
 
         staging.writes.append(write)
         staging.after.append(lambda: listener._add(contact))
@@ -162,7 +173,8 @@ class KioskCases:
             (key,),
         ).fetchone()
         if row is None:
-            raise Refusal(ErrorCode.PICKUP_UNKNOWN, f"no document is ready for case {key[:40]}")
+            # not echoed: whatever was typed (a resident may type a phone number here) stays out of replies
+            raise Refusal(ErrorCode.PICKUP_UNKNOWN, "no document is ready under this case reference")
         reference, service, document, ready_at = row
         done = conn.execute("SELECT ticket FROM pickup_arrivals WHERE reference = ?", (reference,)).fetchone()
         if done is not None or reference in staging.cases:
