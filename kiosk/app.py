@@ -39,7 +39,17 @@ from kiosk.config import KioskConfig
 from kiosk.link import KioskLink
 from kiosk.style import BAR_GREY, BLACK, STYLES, YELLOW
 from kiosk.texts import LANGUAGE_NAMES, LANGUAGES, t
-from kiosk.visit import CODE_LENGTH, KEYPAD, PRINTER_CHECK_S, TOUCH_GUARD_S, Screen, Step, Visit
+from kiosk.visit import (
+    CODE_LENGTH,
+    KEYPAD,
+    PHONE_KEYS,
+    PICKUP_KEYS,
+    PRINTER_CHECK_S,
+    TOUCH_GUARD_S,
+    Screen,
+    Step,
+    Visit,
+)
 from kiosk.widgets import (
     MARKUP,
     MIN_FIT_FONT,
@@ -161,7 +171,7 @@ class KioskApp(App):
             threading.Thread(target=self._print, args=(number, step.layout), daemon=True).start()
         if step.redraw:
             self.show(guard=step.guard)
-        elif step.refresh and self.visit.screen == Screen.BOOKING:
+        elif step.refresh and self.visit.screen in (Screen.BOOKING, Screen.PHONE, Screen.PICKUP):
             self._refresh_booking()
         elif step.refresh:
             self._refresh_home()
@@ -170,9 +180,17 @@ class KioskApp(App):
         if step.ask is not None:
             a = step.ask
             rid = self.link.request_ticket(
-                a.service, a.priority, a.lang, self.cfg.kiosk.response_timeout_s, self._answered, booking=a.booking
+                a.service,
+                a.priority,
+                a.lang,
+                self.cfg.kiosk.response_timeout_s,
+                self._answered,
+                booking=a.booking,
+                pickup=a.pickup,
+                phone=a.phone,
             )
-            log.info("ticket for %s: asked", a.service)
+            # never the number; whether one was given is enough for support
+            log.info("ticket for %s: asked%s", a.service or "a pick-up", " (with SMS)" if a.phone else "")
             self._do(self.visit.sent(rid))
 
     # ------------------------------------------------------------------ MQTT events (UI thread)
@@ -243,6 +261,8 @@ class KioskApp(App):
             Screen.TICKET: self._ticket,
             Screen.MESSAGE: self._message,
             Screen.BOOKING: self._booking,
+            Screen.PHONE: self._phone,
+            Screen.PICKUP: self._pickup,
         }
         self.root_box.add_widget(build[screen]())
         self._built += 1
@@ -330,7 +350,7 @@ class KioskApp(App):
         self._refresh_home()
         # The bottom row holds the "paths": the priority toggle and, where the office takes
         # bookings, the check-in (the service grid above stays where residents know it).
-        lines = 3 if v.settings.bookings else 2
+        lines = 3 if v.settings.bookings or v.settings.pickups else 2
         text, style = v.priority_button()
         prio = button(text, fs(32), style=style, size_hint=(1, None), height=self.row(112, lines))
         prio.bind(on_release=lambda _b: self._do(self.visit.toggle_priority()))
@@ -350,17 +370,107 @@ class KioskApp(App):
             booking.bind(on_release=lambda _b: self._do(self.visit.start_booking()))
             self.buttons["booking"] = booking
             wrap.add_widget(booking)
+        if v.settings.pickups:
+            pickup = button(
+                f"[b]{t('pickup_button', self.lang)}[/b]",
+                fs(32),
+                style="booking" if v.pickups_open else "disabled",
+                size_hint=(1, None),
+                height=self.row(112, lines),
+                disabled=not v.pickups_open,
+            )
+            pickup.disabled_color = STYLES["disabled"][0]
+            pickup.bind(on_release=lambda _b: self._do(self.visit.start_pickup()))
+            self.buttons["pickup"] = pickup
+            wrap.add_widget(pickup)
         box.add_widget(wrap)
         return box
 
     def _refresh_booking(self) -> None:
-        """The code line and its note, updated in place: a keypad rebuilt under a fast typist's
-        finger would lose the next key (it would land on widgets not yet laid out)."""
+        """The code line and its note (of any keypad), updated in place: a keypad rebuilt under a
+        fast typist's finger would lose the next key (it would land on widgets not yet laid out)."""
+        v = self.visit
+        line, note = {
+            Screen.BOOKING: (v.code_text(), v.code_note),
+            Screen.PHONE: (v.phone_text(), v.phone_note),
+            Screen.PICKUP: (v.reference or "_", v.reference_note),
+        }.get(v.screen, ("", None))
         if self.code_label is not None and self.note_label is not None:
-            self.code_label.text = f"[b]{self.visit.code_text()}[/b]"
-            self.note_label.text = f"[b]{self.visit.code_note}[/b]" if self.visit.code_note else ""
-        built = self._built
-        Clock.schedule_once(lambda _dt: self._report(Screen.BOOKING, built), REPORT_DELAY_S)
+            self.code_label.text = f"[b]{line}[/b]"
+            if v.screen == Screen.PHONE:  # the note takes the title's place: no row of its own on a 7" panel
+                self.note_label.text = f"[b]{note or t('sms_title', self.lang)}[/b]"
+                self.note_label.color = STYLES["accent" if note else "screen"][0]
+            else:
+                self.note_label.text = f"[b]{note}[/b]" if note else ""
+        built, screen = self._built, v.screen
+        Clock.schedule_once(lambda _dt: self._report(screen, built), REPORT_DELAY_S)
+
+    def _phone(self) -> Widget:
+        """The mobile number's keypad; "Bilet bez SMS", the default, is the biggest button."""
+        px, fs = self.px, self.fs
+        box = BoxLayout(orientation="vertical", padding=(px(24), px(8)), spacing=px(8))
+        # the title says what to do, or (in yellow) what is wrong with the number typed
+        self.note_label = label("", fs(30), bold=True, size_hint_y=None, height=self.row(84, 2))
+        self.code_label = label("", fs(52), style="accent", bold=True, size_hint_y=None, height=self.row(70))
+        box.add_widget(self.note_label)
+        box.add_widget(self.code_label)
+        self._refresh_booking()
+        body = BoxLayout(spacing=px(24))
+        keys = GridLayout(cols=3, spacing=px(10), size_hint_x=0.5)
+        for ch in PHONE_KEYS:
+            k = button(f"[b]{ch}[/b]", fs(44), style="key")
+            k.bind(on_release=lambda _b, ch=ch: self._do(self.visit.phone_key(ch)))
+            self.buttons[f"key:{ch}"] = k
+            keys.add_widget(k)
+        erase = button(f"[b]{t('erase', self.lang)}[/b]", fs(30), style="key")
+        erase.bind(on_release=lambda _b: self._do(self.visit.phone_erase()))
+        self.buttons["erase"] = erase
+        keys.add_widget(erase)
+        body.add_widget(keys)
+        side = BoxLayout(orientation="vertical", spacing=px(14), size_hint_x=0.5)
+        for name, caption, style, action, weight in (
+            ("sms_skip", t("sms_skip", self.lang), "good", self.visit.phone_skip, 1.6),
+            ("sms_send", t("sms_send", self.lang), "booking", self.visit.phone_submit, 1.0),
+            ("phone_back", t("back", self.lang), "button", lambda: self.visit.go_home(), 0.8),
+        ):
+            b = button(f"[b]{caption}[/b]", fs(40 if name == "sms_skip" else 32), style=style, size_hint_y=weight)
+            b.bind(on_release=lambda _b, action=action: self._do(action()))
+            self.buttons[name] = b
+            side.add_widget(b)
+        body.add_widget(side)
+        box.add_widget(body)
+        box.add_widget(label(t("sms_consent", self.lang), fs(24), size_hint_y=None, height=self.row(60, 2)))
+        return box
+
+    def _pickup(self) -> Widget:
+        """The case reference's keypad; a scanner's Enter sends a reference from here too."""
+        px, fs = self.px, self.fs
+        box = BoxLayout(orientation="vertical", padding=(px(24), px(12)), spacing=px(10))
+        box.add_widget(label(t("pickup_title", self.lang), fs(32), bold=True, size_hint_y=None, height=self.row(96, 2)))
+        self.code_label = label("", fs(56), style="accent", bold=True, size_hint_y=None, height=self.row(76))
+        self.note_label = label("", fs(28), style="accent", bold=True, size_hint_y=None, height=self.row(44))
+        box.add_widget(self.code_label)
+        box.add_widget(self.note_label)
+        self._refresh_booking()
+        keys = GridLayout(cols=13, spacing=px(8))  # 39 characters: 3 rows
+        for ch in PICKUP_KEYS:
+            k = button(f"[b]{ch}[/b]", fs(40), style="key")
+            k.bind(on_release=lambda _b, ch=ch: self._do(self.visit.pickup_key(ch)))
+            self.buttons[f"key:{ch}"] = k
+            keys.add_widget(k)
+        box.add_widget(keys)
+        row = BoxLayout(size_hint_y=None, height=self.row(100), spacing=px(20))
+        for name, caption, style, action in (
+            ("pickup_back", t("back", self.lang), "button", lambda: self.visit.go_home()),
+            ("erase", t("erase", self.lang), "key", self.visit.pickup_erase),
+            ("confirm", t("booking_send", self.lang), "good", self.visit.pickup_submit),
+        ):
+            b = button(f"[b]{caption}[/b]", fs(36), style=style)
+            b.bind(on_release=lambda _b, action=action: self._do(action()))
+            self.buttons[name] = b
+            row.add_widget(b)
+        box.add_widget(row)
+        return box
 
     def _booking(self) -> Widget:
         """The keypad for a booking's code; a scanner's Enter sends a code from here too."""
@@ -486,6 +596,10 @@ class KioskApp(App):
         left.add_widget(label(view.issued, fs(30), size_hint_y=None, height=self.row(42)))
         left.add_widget(label(view.ahead, fs(34), size_hint_y=None, height=self.row(46)))
         left.add_widget(label(view.wait, fs(34), size_hint_y=None, height=self.row(46)))
+        if view.sms:
+            left.add_widget(
+                label(view.sms, fs(28), style="accent", bold=True, size_hint_y=None, height=self.row(64, 2))
+            )
         body.add_widget(left)
         side = px(250 if view.fault else 300)
         if self.portrait:  # the QR code and its hint below the number, across the width

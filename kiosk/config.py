@@ -44,6 +44,12 @@ class KioskSection(_Strict):
     bookings: bool = False
     """Offer check-in for appointments ("Mam rezerwację"): a keypad for the booking's code and
     a 2D scanner acting as a keyboard. Only where the office takes bookings."""
+    sms: bool = False
+    """After a service is chosen, offer a keypad for a mobile number ("your turn is near" by SMS;
+    skipping is the big default button). Only where the server has ``[notify]`` with an SMS gateway."""
+    pickups: bool = False
+    """Offer "Odbiór dokumentu": a keypad (or a scanner) for a ready document's case reference.
+    Only where clerks announce documents ready (docs/notifications.md)."""
 
     @field_validator("public_url")
     @classmethod

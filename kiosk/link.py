@@ -156,6 +156,8 @@ class KioskLink:
         timeout_s: float,
         on_done: Callable[[TicketResponse | None], None],
         booking: str | None = None,
+        pickup: str | None = None,
+        phone: str | None = None,
     ) -> str | None:
         """Ask for a ticket (for ``service``, or a ``booking``'s check-in); ``on_done`` gets the
         response, or None when none came in time.
@@ -177,6 +179,8 @@ class KioskLink:
             lang=lang,
             expires_at=expires_at,
             booking=booking,
+            pickup=pickup,
+            phone=phone,
         )
         p = Pending(req, uuid.uuid4().bytes, on_done)
         p.timer = threading.Timer(timeout_s, lambda: self.conn.hand_over(self._expire, p))

@@ -26,11 +26,16 @@ def ticket_layout(
     qr_url: str,
     place: dict[str, str] | None = None,
     appointment: bool = False,
+    pickup: str | None = None,
+    sms_tail: str | None = None,
 ) -> TicketLayout:
     """Polish first (the office's language), then the visitor's language if different.
 
     ``place`` is where to go for the service (per language, from the services list): a
     resident who waits in the wrong hall misses the call, so it sits right under the name.
+    ``pickup``: the case reference of a document pick-up (the clerk finds the document by it);
+    ``sms_tail``: the last three digits of the number SMS notices go to (never the whole number:
+    a ticket left on a bench must not give it away).
     """
 
     def both(key: str, **kw: object) -> list[str]:
@@ -49,6 +54,9 @@ def ticket_layout(
     lines: list[str] = []
     if appointment:  # a booked visit: staff and resident see at once that it is not a walk-in
         lines += both("appointment")
+    if pickup is not None:  # the clerk sees at once what the resident came for
+        lines += both("pickup")
+        lines.append(PRINT_TEXTS["case"]["pl"].format(ref=pickup))
     if ticket.priority:
         lines += both("priority")
     lines += pair(ticket.service_name, ticket.service)
@@ -65,6 +73,8 @@ def ticket_layout(
         lines.append(PRINT_TEXTS["est_wait"]["pl"].format(w=ticket_wait(ticket, "pl")))
         if lang != "pl":
             lines.append(PRINT_TEXTS["est_wait"][lang].format(w=ticket_wait(ticket, lang)))
+    if sms_tail is not None:
+        lines += both("sms", tail=sms_tail[-3:])
     lines += both("scan")
     return TicketLayout(header=office, number=ticket.number, lines=lines, qr_url=qr_url)
 

@@ -33,6 +33,7 @@ from hardware.printer import Fault, PrinterStatus, TicketLayout
 from kiosk.config import KioskSection
 from kiosk.texts import come_back, service_name, t, wait_words
 from kiosk.ticket_layout import status_url, ticket_layout, ticket_wait, wait_unknown
+from notify.phone import InvalidPhoneNumber, normalise
 from protocol.messages import (
     BOOKING_ALPHABET,
     BOOKING_CODE_LENGTH,
@@ -61,6 +62,14 @@ BOOKING_REFUSALS = (
 KEYPAD = BOOKING_ALPHABET
 """The booking code's alphabet (the server's own, protocol/messages.py): no look-alikes."""
 CODE_LENGTH = BOOKING_CODE_LENGTH
+PHONE_KEYS = "123456789+0"
+"""The phone keypad: digits, and + for a foreign number (+380 …)."""
+PHONE_MAX = 16
+PICKUP_KEYS = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ./-"
+"""A case reference's characters (server/pickups.py allows these and Polish letters; references
+from a domain system use capitals, digits and . / -)."""
+PICKUP_MAX = 40
+PICKUP_REFUSALS = ("pickup_unknown", "pickup_collected")
 SCAN_GAP_S = 0.5
 """A 2D scanner acting as a keyboard types a whole code in a few milliseconds; characters further
 apart than this are not one scan (a stray key press, half a scan) and start a new one."""
@@ -81,6 +90,8 @@ def read_code(text: str) -> str | None:
 class Screen(StrEnum):
     HOME = "home"
     BOOKING = "booking"  # the keypad for a booking's code
+    PHONE = "phone"  # the keypad for a mobile number (SMS notices), after a service was chosen
+    PICKUP = "pickup"  # the keypad for a ready document's case reference
     BUSY = "busy"
     TICKET = "ticket"
     MESSAGE = "message"
@@ -94,6 +105,8 @@ class TicketAsk:
     priority: bool
     lang: str
     booking: str | None = None
+    pickup: str | None = None
+    phone: str | None = None  # personal data: the shell hands it to the link and logs nothing of it
 
 
 @dataclass(frozen=True)
@@ -142,6 +155,7 @@ class TicketView:
     status: str
     status_style: str
     fault: bool  # the printer failed: the number and QR code are the only copy
+    sms: str | None = None  # what became of the SMS notices (never the number)
 
 
 class Visit:
@@ -165,6 +179,14 @@ class Visit:
         self.code = ""  # the booking code typed so far
         self.code_note: str | None = None  # why the code was not sent (too short, unreadable scan)
         self.booked = False  # this visit is a booking's check-in
+        self.chosen: str | None = None  # the service chosen before the phone keypad
+        self.phone = ""  # the mobile number typed so far (personal data: cleared once sent)
+        self.phone_note: str | None = None
+        self.sms_tail: str | None = None  # the number's last three digits, for the paper ticket
+        self.sms_outcome: str | None = None  # the server's answer about the number
+        self.reference = ""  # the case reference typed so far
+        self.reference_note: str | None = None
+        self.pickup: str | None = None  # this visit is a document pick-up for this case
         self.asked: str | None = None  # the service of the last ticket asked for (a refusal's details)
         self._typed = ""  # what a keyboard-like scanner typed since the last Enter
         self._typed_at = float("-inf")
@@ -223,6 +245,9 @@ class Visit:
         self.priority = False
         self.booked = False
         self.code, self.code_note = "", None
+        self._forget_phone()
+        self.sms_outcome = self.pickup = self.chosen = None
+        self.reference, self.reference_note = "", None
         if reset:
             self.lang = self.settings.default_language
         self.screen = Screen.HOME
@@ -247,12 +272,111 @@ class Visit:
         service = self.service(service_id)
         if service is None or not service.available:
             return STAY  # a grey button: it says why in words
+        self.asked = service.id
+        if self.settings.sms and self.server_up and self.broker_up:  # first: SMS or not (skip is the default)
+            self.chosen = service.id
+            self._forget_phone()
+            self.screen = Screen.PHONE
+            return MOVED
+        return self._ask_service(service.id, None)
+
+    def _ask_service(self, service_id: str, phone: str | None) -> Step:
         self.busy = True
         self.screen = Screen.BUSY
-        self.asked = service.id
         if not self.server_up:  # the server said goodbye (or its last will did): nobody would answer
             return self._fail(t("unreachable", self.lang))
-        return Step(redraw=True, guard=True, ask=TicketAsk(service.id, self.priority, self.lang))
+        return Step(redraw=True, guard=True, ask=TicketAsk(service_id, self.priority, self.lang, phone=phone))
+
+    # ------------------------------------------------------------------ a phone number for SMS
+
+    def _forget_phone(self) -> None:
+        self.phone, self.phone_note, self.sms_tail = "", None, None
+
+    def phone_key(self, char: str) -> Step:
+        """A key of the phone keypad; + only first. Only the number line changes (no rebuild)."""
+        if self.screen != Screen.PHONE or char not in PHONE_KEYS or len(self.phone) >= PHONE_MAX:
+            return STAY
+        if char == "+" and self.phone:
+            return STAY
+        self.phone += char
+        self.phone_note = None
+        return Step(refresh=True)
+
+    def phone_erase(self) -> Step:
+        if self.screen != Screen.PHONE or not self.phone:
+            return STAY
+        self.phone = self.phone[:-1]
+        self.phone_note = None
+        return Step(refresh=True)
+
+    def phone_text(self) -> str:
+        """The number as typed, in groups of three (``600 100 20``): easy to check against a phone."""
+        head, digits = ("+", self.phone[1:]) if self.phone.startswith("+") else ("", self.phone)
+        return head + " ".join(digits[i : i + 3] for i in range(0, len(digits), 3)) if self.phone else "_"
+
+    def phone_skip(self) -> Step:
+        """ "Bilet bez SMS": the ticket at once, no number (the big default button)."""
+        if self.screen != Screen.PHONE or self.busy or self.chosen is None:
+            return STAY
+        self._forget_phone()
+        return self._ask_service(self.chosen, None)
+
+    def phone_submit(self) -> Step:
+        """ "Bilet i SMS": a number that cannot get an SMS is pointed out here, on the keypad, so
+        the resident can correct it (the same rules as the server's, notify/phone.py); the server
+        checks again and issues the ticket whatever it thinks of the number."""
+        if self.screen != Screen.PHONE or self.busy or self.chosen is None:
+            return STAY
+        try:
+            normalise(self.phone)
+        except InvalidPhoneNumber:
+            self.phone_note = t("sms_bad_number", self.lang)
+            return Step(refresh=True)
+        number = self.phone
+        self.phone, self.phone_note = "", None
+        self.sms_tail = number[-3:]
+        return self._ask_service(self.chosen, number)
+
+    # ------------------------------------------------------------------ a document pick-up
+
+    @property
+    def pickups_open(self) -> bool:
+        return self.settings.pickups and self.broker_up and self.server_up
+
+    def start_pickup(self) -> Step:
+        if self.busy or self.screen != Screen.HOME or not self.pickups_open:
+            return STAY
+        self.reference, self.reference_note = "", None
+        self.screen = Screen.PICKUP
+        return MOVED
+
+    def pickup_key(self, char: str) -> Step:
+        if self.screen != Screen.PICKUP or char not in PICKUP_KEYS or len(self.reference) >= PICKUP_MAX:
+            return STAY
+        self.reference += char
+        self.reference_note = None
+        return Step(refresh=True)
+
+    def pickup_erase(self) -> Step:
+        if self.screen != Screen.PICKUP or not self.reference:
+            return STAY
+        self.reference = self.reference[:-1]
+        self.reference_note = None
+        return Step(refresh=True)
+
+    def pickup_submit(self) -> Step:
+        if self.screen != Screen.PICKUP or self.busy:
+            return STAY
+        if len(self.reference.strip()) < 3:
+            self.reference_note = t("pickup_short", self.lang)
+            return Step(refresh=True)
+        return self._ask_pickup(self.reference)
+
+    def _ask_pickup(self, reference: str) -> Step:
+        self.busy = True
+        self.pickup = reference.strip()[:PICKUP_MAX]
+        self.screen = Screen.BUSY
+        return Step(redraw=True, guard=True, ask=TicketAsk(None, False, self.lang, pickup=self.pickup))
 
     def sent(self, request_id: str | None) -> Step:
         """The link took the request (its id), or could not send it (None: the broker is down)."""
@@ -316,7 +440,13 @@ class Visit:
     def entered(self) -> Step:
         """Enter after typed characters: a scanned code, checked in at once from home or the keypad."""
         text, self._typed = self._typed, ""
-        if self.busy or self.screen not in (Screen.HOME, Screen.BOOKING) or not self.bookings_open or not text:
+        if self.busy or not text.strip():
+            return STAY
+        if self.screen == Screen.PICKUP or (
+            self.screen == Screen.HOME and self.pickups_open and not (self.bookings_open and read_code(text))
+        ):  # a case reference: a scanned booking code still checks in from home
+            return self._ask_pickup(text) if self.pickups_open else STAY
+        if self.screen not in (Screen.HOME, Screen.BOOKING) or not self.bookings_open:
             return STAY
         code = read_code(text)
         if code is None:
@@ -345,7 +475,7 @@ class Visit:
             return self._fail(t("unreachable", self.lang))
         if not response.ok or response.ticket is None:
             code = response.error.code.value if response.error else ""
-            if code in BOOKING_REFUSALS:
+            if code in BOOKING_REFUSALS or code in PICKUP_REFUSALS:
                 return self._fail(t(code, self.lang))
             if self.booked:  # e.g. a server that does not take check-ins yet
                 return self._fail(t("booking_failed", self.lang))
@@ -354,13 +484,13 @@ class Visit:
             if code == "cut_off" and asked is not None and asked.next_opening is not None:
                 reason = self.cut_off_text(asked.next_opening)
             return self._fail(t("refused", self.lang) + ("\n" + reason if reason else ""))
-        return self._got_ticket(response.ticket)
+        return self._got_ticket(response.ticket, response.phone)
 
     def late_response(self, response: TicketResponse) -> Step:
         """A ticket the server issued after we had given up: still real, so show it if its
         requester is plausibly still looking at our "not answering" message."""
         if self.screen == Screen.MESSAGE and response.ok and response.ticket and response.id == self.current_request:
-            return self._got_ticket(response.ticket)
+            return self._got_ticket(response.ticket, response.phone)
         return STAY
 
     def _fail(self, text: str) -> Step:
@@ -369,8 +499,11 @@ class Visit:
         self.screen = Screen.MESSAGE
         return MOVED
 
-    def _got_ticket(self, ticket: TicketIssued) -> Step:
+    def _got_ticket(self, ticket: TicketIssued, phone: str | None = None) -> Step:
         self.busy = False
+        self.sms_outcome = phone
+        if phone != "subscribed":
+            self.sms_tail = None
         self.ticket = ticket
         self.print_outcome = None
         self.last_touch = self.monotonic()
@@ -516,8 +649,17 @@ class Visit:
             why = t(key, lang) if key in FAULT_KEYS else outcome.fault.value
             status, style = t("printer_fault", lang, why=why), "alarm"
         return TicketView(
-            head=t("appointment_ticket" if self.booked else "priority_ticket" if tk.priority else "your_number", lang),
-            head_style="accent" if tk.priority or self.booked else "screen",
+            head=t(
+                "appointment_ticket"
+                if self.booked
+                else "pickup_ticket"
+                if self.pickup
+                else "priority_ticket"
+                if tk.priority
+                else "your_number",
+                lang,
+            ),
+            head_style="accent" if tk.priority or self.booked or self.pickup else "screen",
             number=tk.number,
             service=service_name(tk.service_name, lang),
             place=t("go_to", lang, place=service_name(place, lang)) if (place := self.place_of(tk)) else None,
@@ -527,7 +669,17 @@ class Visit:
             status=status,
             status_style=style,
             fault=style == "alarm",
+            sms=self.sms_words(),
         )
+
+    def sms_words(self) -> str | None:
+        """What the ticket screen says about SMS notices: never the number."""
+        outcome = self.sms_outcome
+        if outcome is None:
+            return None
+        if outcome == "subscribed":
+            return t("sms_subscribed", self.lang)
+        return t("sms_not_sent" if outcome in ("invalid", "not_mobile") else "sms_unavailable", self.lang)
 
     def place_of(self, ticket: TicketIssued) -> dict[str, str] | None:
         """Where the ticket's holder goes (the services list says, per language), if the office said."""
@@ -539,7 +691,14 @@ class Visit:
 
     def layout_for_print(self, ticket: TicketIssued) -> TicketLayout:
         return ticket_layout(
-            ticket, self.lang, self.office, self.status_url(ticket), self.place_of(ticket), appointment=self.booked
+            ticket,
+            self.lang,
+            self.office,
+            self.status_url(ticket),
+            self.place_of(ticket),
+            appointment=self.booked,
+            pickup=self.pickup,
+            sms_tail=self.sms_tail if self.sms_outcome == "subscribed" else None,
         )
 
 

@@ -142,6 +142,8 @@ class ErrorCode(StrEnum):
     BOOKING_TOO_LATE = "booking_too_late"  # check-in closed [booking] late_min after it (and late = "refuse")
     BOOKING_OTHER_DAY = "booking_other_day"  # the booking is for another day
     BOOKING_CANCELLED = "booking_cancelled"  # the booking was cancelled
+    PICKUP_UNKNOWN = "pickup_unknown"  # no document is ready for pick-up under this case reference
+    PICKUP_COLLECTED = "pickup_collected"  # a pick-up ticket for this case was issued already
     INTERNAL = "internal"
 
 
@@ -364,10 +366,23 @@ class TicketRequest(_Message):
     """A booking code as typed or scanned (``K7M-4PX``, any case, dashes and spaces ignored):
     check in for that booking instead of taking a walk-in ticket (docs/protocol.md, "Check-in")."""
 
+    pickup: Annotated[str, Field(min_length=1, max_length=40)] | None = None
+    """A case reference as typed or scanned (``KM.1/2026``, any case, spaces ignored): a ticket for
+    collecting that case's ready document, in the case's service (docs/protocol.md, "Document pick-up")."""
+    phone: Annotated[str, Field(min_length=1, max_length=32)] | None = None
+    """A mobile number the resident typed at the kiosk, under the kiosk's consent sentence, for "your
+    turn is near" and "you are called" by SMS; only with ``service``. The server validates it as the
+    ticket page's form does and subscribes the ticket in the same transaction; ``TicketResponse.phone``
+    says what became of it. Personal data: never logged, never echoed back."""
+
     @model_validator(mode="after")
     def _service_or_booking(self) -> TicketRequest:
-        if self.service is None and self.booking is None:
-            raise ValueError("a ticket request needs 'service' or 'booking'")
+        if self.service is None and self.booking is None and self.pickup is None:
+            raise ValueError("a ticket request needs 'service', 'booking' or 'pickup'")
+        if self.pickup is not None and (self.service is not None or self.booking is not None):
+            raise ValueError("'pickup' names the case: send it without 'service' and 'booking'")
+        if self.phone is not None and self.service is None:
+            raise ValueError("'phone' goes only with 'service'")
         return self
 
 
@@ -389,12 +404,27 @@ class TicketIssued(BaseModel):
     """A checked-in booking's time (office time): print "Wizyta o 10:30"; null for a walk-in ticket."""
 
 
+PhoneOutcome = Literal["subscribed", "invalid", "not_mobile", "rate_limited", "unavailable"]
+"""What became of a request's ``phone`` (docs/protocol.md): the ticket is issued either way."""
+
+
 class TicketResponse(_Message):
     id: str | None
     ok: bool
     ticket: TicketIssued | None = None
     error: ErrorInfo | None = None
     server_time: datetime
+    phone: PhoneOutcome | None = None
+    """Only when the request had ``phone``: ``subscribed`` (SMS notices will come), ``invalid`` or
+    ``not_mobile`` (no SMS: the number cannot get one), ``rate_limited`` (too many numbers from this
+    kiosk or for this number just now), ``unavailable`` (the office sends no SMS). Never the number."""
+
+    def to_json(self) -> bytes:
+        """``phone`` only when the request had one: a kiosk from before the field (devices refuse
+        unknown fields) still reads every other answer."""
+        if self.phone is not None:
+            return super().to_json()
+        return self.model_dump_json(exclude={"phone"}).encode()
 
 
 class FaultReport(_Message):

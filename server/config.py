@@ -296,7 +296,11 @@ class Notifications(_Strict):
     """Phone numbers and e-mail addresses are erased this long after their ticket ended or
     their notice was sent (0: at once); the sender checks every few minutes."""
     subscribe_rate: str = "10/10 minutes"
-    """Contact forms one client address may send on ticket pages (counted before checking)."""
+    """Contact forms one client address may send on ticket pages (counted before checking); also
+    how many times one phone number may be left at the kiosks."""
+    kiosk_subscribe_rate: str = "30/10 minutes"
+    """Phone numbers one kiosk may take for SMS notices (docs/kiosk.md): a kiosk serves many
+    residents, so more than one phone's form, yet a script or a stuck key is stopped."""
     documents: dict[Id, Names] = DEFAULT_DOCUMENTS
     """Document kinds a clerk may say are ready (the pick-up form, the managers' list)."""
     pickup: dict[Id, PickupPlace] = {}
@@ -304,7 +308,7 @@ class Notifications(_Strict):
     sms_part_price: Annotated[float, Field(ge=0, le=10)] = 0.0
     """What one SMS part costs the office (zł), shown before a list is sent; 0: only parts are shown."""
 
-    @field_validator("subscribe_rate")
+    @field_validator("subscribe_rate", "kiosk_subscribe_rate")
     @classmethod
     def _rate(cls, value: str) -> str:
         return _rate_limit(value)

@@ -32,6 +32,7 @@ from server.engine import Clock, QueueEngine
 from server.estimate import WaitEstimator
 from server.gateway import MqttGateway
 from server.jobs import Job
+from server.kiosk_cases import KioskCases
 from server.notices import Notices
 from server.office import Office
 from server.requests import REPLY_MEMORY, RequestMemory
@@ -107,6 +108,8 @@ class NumerekServer:
         self.worker.listeners.append(BookingCheckIns())  # a check-in marks its booking in the same commit
         if self.store is not None:  # the walk-ins' estimate leaves room for today's bookings (docs/estimates.md)
             self.worker.before_batch.append(BookingFeed(self.store.conn, self.engine).refresh)
+        # a phone number or a case reference in a kiosk's request, written with its ticket (server/kiosk_cases.py)
+        self.worker.cases = KioskCases(self.notices, self.store.conn if self.store is not None else None)
         self.worker.on_ready = self._ready
         self.reader = ReadStore(self.path)
         self.office = Office(

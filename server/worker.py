@@ -28,7 +28,7 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -44,6 +44,7 @@ from protocol.messages import (
     ErrorInfo,
     ErrorMessage,
     FaultReport,
+    PhoneOutcome,
     ServicesMessage,
     TicketRequest,
     TicketResponse,
@@ -53,6 +54,7 @@ from server.booking.checkin import check_in
 from server.domain import Command, ConfigChange, Refusal
 from server.engine import Changes, QueueEngine
 from server.jobs import Job, Out
+from server.kiosk_cases import KioskCases, KioskStaging
 from server.ratelimit import SlidingWindow
 from server.requests import RequestMemory, Row
 from server.store import Store, describe_write_error
@@ -89,6 +91,7 @@ class Batch:
     config_before: Any = None  # the config to go back to if the write fails
     results: list[tuple[Job, Any]] = field(default_factory=list)  # HTTP config jobs: their result
     republish: bool = False
+    kiosk: KioskStaging = field(default_factory=KioskStaging)  # contacts and pick-ups of kiosk requests
 
 
 class BatchListener(Protocol):
@@ -161,6 +164,7 @@ class Worker:
         self.listeners: list[BatchListener] = []
         self.before_batch: list[Callable[[], None]] = []
         """Called under the lock before each batch's jobs (server/booking/feed.py: today's bookings)."""
+        self.cases: KioskCases | None = None  # phone numbers and pick-ups in kiosk requests (server/kiosk_cases.py)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -248,7 +252,8 @@ class Worker:
                     if refused is not None or self.store is None:
                         raise sqlite3.DatabaseError(refused or "no database")
                     touched = [self.engine.counters[c] for c in sorted(changes.counters)]
-                    extra = self._listeners_write(changes) if self.listeners and changes else None
+                    staged = batch.kiosk.writes
+                    extra = self._listeners_write(changes, staged) if (self.listeners or staged) and changes else None
                     self.store.commit(changes, touched, batch.replies, batch.config, prune, extra)
                 except (sqlite3.Error, OSError) as exc:
                     self._write_failed(exc, batch)
@@ -257,6 +262,8 @@ class Worker:
                     log.warning("the database accepts writes again")
                     self.health.store_error = None
                 self.memory.remember(batch.replies)
+                for step in batch.kiosk.after if changes else ():
+                    step()
                 for listener in self.listeners if changes else ():
                     try:
                         listener.committed(changes)
@@ -282,7 +289,13 @@ class Worker:
         if self.on_batch is not None:
             self.on_batch(services)
 
-    def _listeners_write(self, changes: Changes) -> Callable[[sqlite3.Connection], None]:
+    def _listeners_write(
+        self, changes: Changes, staged: Sequence[Callable[[sqlite3.Connection], None]] = ()
+    ) -> Callable[[sqlite3.Connection], None]:
+        """The batch's extra writes: each listener's, then what kiosk requests staged (a contact, a
+        pick-up's arrival; after the listeners, so a contact's "near" is not reset by its listener).
+        A staged write's SQLite error fails the batch: the ticket it belongs to is not issued either."""
+
         def write(conn: sqlite3.Connection) -> None:
             for listener in self.listeners:
                 conn.execute("SAVEPOINT listener")  # a listener's bug undoes its own writes, not the batch
@@ -294,6 +307,8 @@ class Worker:
                     log.exception("%s failed to record a batch; the queue goes on without it", type(listener).__name__)
                     conn.execute("ROLLBACK TO listener")
                 conn.execute("RELEASE listener")
+            for step in staged:
+                step(conn)
 
         return write
 
@@ -441,16 +456,31 @@ class Worker:
             return
         try:
             self._check_rate(job.device)
+            conn = self.store.conn if self.store is not None else None
+            phone: PhoneOutcome | None = None
             if req.booking is not None:  # check-in with a booking code (server/booking/checkin.py)
-                conn = self.store.conn if self.store is not None else None
                 ticket, ahead = check_in(self.engine, conn, req.booking, job.device, req.expires_at)
+            elif req.pickup is not None:  # a ready document's case reference (server/kiosk_cases.py)
+                if self.cases is None:
+                    raise Refusal(ErrorCode.PICKUP_UNKNOWN, "this server has no document pick-ups")
+                ticket, ahead = self.cases.pickup(
+                    batch.kiosk, self.engine, conn, req.pickup, job.device, req.expires_at
+                )
             else:
-                assert req.service is not None  # TicketRequest's validator: one of the two
+                assert req.service is not None  # TicketRequest's validator: one of the three
                 ticket, ahead = self.engine.issue(
                     req.service, req.priority, origin=job.device, expires_at=req.expires_at
                 )
+                if req.phone is not None:  # SMS notices: the contact is written with the ticket
+                    phone = "unavailable"
+                    if self.cases is not None:
+                        phone = self.cases.subscribe(batch.kiosk, ticket, req.phone, req.lang, job.device)
             reply = TicketResponse(
-                id=req.id, ok=True, ticket=self.wire.ticket_issued(ticket, ahead), server_time=self.wire.now()
+                id=req.id,
+                ok=True,
+                ticket=self.wire.ticket_issued(ticket, ahead),
+                server_time=self.wire.now(),
+                phone=phone,
             )
         except Refusal as r:
             reply = TicketResponse(

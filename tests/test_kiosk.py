@@ -44,6 +44,7 @@ class Kiosk:
         idle_timeout_s: float = 5,
         fault_timeout_s: float = 90,
         bookings: bool = False,
+        extra: str = "",
     ) -> None:
         self.workdir = workdir
         self.env = {**screen.env(), "KIVY_HOME": str(workdir / "kivy")}
@@ -59,7 +60,7 @@ idle_timeout_s = {idle_timeout_s}
 fault_timeout_s = {fault_timeout_s}
 response_timeout_s = 3
 bookings = {str(bookings).lower()}
-
+{extra}
 [mqtt]
 port = {broker_port}
 
