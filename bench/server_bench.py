@@ -2,6 +2,8 @@
 
     .venv/bin/python bench/server_bench.py --runs 3                  # the full table
     .venv/bin/python bench/server_bench.py --runs 3 --pi             # the server on one slowed core
+    git archive <commit> | tar -x -C /tmp/before                      # an older server beside this one:
+    .venv/bin/python bench/server_bench.py --runs 3 --before /tmp/before   # cell by cell, interleaved
 
 Everything real: Debian's mosquitto on a free port (``set_tcp_nodelay true``), ``numerek-server``
 as a subprocess with a fresh SQLite file per cell (WAL, synchronous=FULL), paho clients. Figures:
@@ -19,6 +21,11 @@ as a subprocess with a fresh SQLite file per cell (WAL, synchronous=FULL), paho 
 ``--pi`` runs the server pinned to one core with a CPU quota (cgroup v1 ``cpu`` controller,
 default 25 % of a core: a Raspberry Pi 4 core runs this Python code about 4× slower than a
 modern x86 core), the load clients unrestricted on the other core.
+
+``--before DIR`` (a ``git archive`` of an older commit) runs that server too, each cell right
+after this one's, so both see the same load on a shared machine; the table gets a ratio
+column. ``--after DIR`` takes this side's server from a directory too (a frozen snapshot while
+the working tree changes). Only the server's code differs: the clients are this checkout's.
 """
 
 from __future__ import annotations
@@ -151,7 +158,7 @@ def load(port: int, inflight: int, seconds: float, folder: Path, count: int = 0)
 class Office:
     """A broker and a fresh server (optionally on one slowed core) for one cell."""
 
-    def __init__(self, folder: Path, pi: bool, quota: int) -> None:
+    def __init__(self, folder: Path, pi: bool, quota: int, code: Path | None = None) -> None:
         self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
         self.broker = Broker(folder).start()
@@ -159,7 +166,7 @@ class Office:
             folder / "office.toml", self.broker.port, free_port(), limit=9999, kiosk_rate="100000/second"
         )
         port = int(cfg.read_text().split("[http]")[1].split("port = ")[1].split()[0])
-        self.server = ServerProcess(cfg, port, args=["--log-level", "WARNING"]).start()
+        self.server = ServerProcess(cfg, port, args=["--log-level", "WARNING"], cwd=code).start()
         if pi:
             os.sched_setaffinity(self.server.proc.pid, {0})
             CGROUP.mkdir(exist_ok=True)
@@ -185,68 +192,89 @@ def main() -> None:
     ap.add_argument("--calls", type=int, default=2000)
     ap.add_argument("--pi", action="store_true", help="server on one core with a CPU quota (see --quota)")
     ap.add_argument("--quota", type=int, default=25, help="percent of one core for --pi (default 25)")
+    ap.add_argument("--before", type=Path, help="an older server's code (git archive of a commit), run interleaved")
+    ap.add_argument("--after", type=Path, help="this side's server code from a directory (default: this checkout)")
     args = ap.parse_args()
+    codes: list[tuple[str, Path | None]] = [("after" if args.before else "", args.after)]
+    if args.before:
+        codes.append(("before", args.before))
     if args.pi:
         os.sched_setaffinity(0, {1})  # the load clients on the other core
     inflights = [int(x) for x in args.inflight.split(",")]
     waitings = [int(x) for x in args.waiting.split(",")]
-    cells: dict[tuple[int, int], list[dict]] = {}
+    cells: dict[tuple[str, int, int], list[dict]] = {}
     rtt_all: list[float] = []
-    calls_all: list[float] = []
+    calls_all: dict[str, list[float]] = {}
     fsync_all: list[float] = []
-    server_cpu: dict[tuple[int, int], list[float]] = {}
+    server_cpu: dict[tuple[str, int, int], list[float]] = {}
     for run in range(args.runs):
         with tempfile.TemporaryDirectory(dir=HERE) as tmp:
             folder = Path(tmp)
             fsync_all += fsync_floor(folder)
             for waiting in waitings:
                 for inflight in inflights:
-                    office = Office(folder / f"c{waiting}-{inflight}", args.pi, args.quota)
-                    try:
-                        if not rtt_all or waiting == waitings[0] and inflight == inflights[0]:
-                            rtt_all += broker_round_trip(office.port, 1000)
-                        if waiting:
-                            load(office.port, 64, 0, office.folder, count=waiting)
-                        cpu0 = cpu_seconds(office.server.proc.pid)
-                        result = load(office.port, inflight, args.seconds, office.folder)
-                        cpu1 = cpu_seconds(office.server.proc.pid)
-                    finally:
-                        office.close()
-                    cells.setdefault((waiting, inflight), []).append(result)
-                    server_cpu.setdefault((waiting, inflight), []).append((cpu1 - cpu0) / args.seconds)
-                    print(
-                        f"run {run + 1} waiting {waiting:>5} in flight {inflight:>2}: {result['rate']:7,.0f} tickets/s"
-                        f"  p50 {statistics.median(result['lat']):6.2f} ms  p99 {pct(result['lat'], 99):6.2f} ms",
-                        flush=True,
-                    )
-            office = Office(folder / "calls", args.pi, args.quota)
-            try:
-                load(office.port, 64, 0, office.folder, count=10000 + args.calls)
-                calls_all += call_latency(office.port, args.calls)
-            finally:
-                office.close()
-            print(f"run {run + 1} call latency p50 {statistics.median(calls_all):.2f} ms", flush=True)
+                    for label, code in codes:
+                        office = Office(folder / f"c{label}{waiting}-{inflight}", args.pi, args.quota, code)
+                        try:
+                            if not rtt_all or waiting == waitings[0] and inflight == inflights[0] and not label:
+                                rtt_all += broker_round_trip(office.port, 1000)
+                            if waiting:
+                                load(office.port, 64, 0, office.folder, count=waiting)
+                            cpu0 = cpu_seconds(office.server.proc.pid)
+                            result = load(office.port, inflight, args.seconds, office.folder)
+                            cpu1 = cpu_seconds(office.server.proc.pid)
+                        finally:
+                            office.close()
+                        cells.setdefault((label, waiting, inflight), []).append(result)
+                        server_cpu.setdefault((label, waiting, inflight), []).append((cpu1 - cpu0) / args.seconds)
+                        print(
+                            f"run {run + 1} {label:6} waiting {waiting:>5} in flight {inflight:>2}: "
+                            f"{result['rate']:7,.0f} tickets/s  p50 {statistics.median(result['lat']):6.2f} ms"
+                            f"  p99 {pct(result['lat'], 99):6.2f} ms",
+                            flush=True,
+                        )
+            for label, code in codes:
+                office = Office(folder / f"calls{label}", args.pi, args.quota, code)
+                try:
+                    load(office.port, 64, 0, office.folder, count=10000 + args.calls)
+                    calls_all.setdefault(label, []).extend(call_latency(office.port, args.calls))
+                finally:
+                    office.close()
+                print(
+                    f"run {run + 1} {label:6} call latency p50 {statistics.median(calls_all[label]):.2f} ms", flush=True
+                )
     print()
-    print(
-        f"broker round trip: p50 {statistics.median(rtt_all):.3f} ms, p99 {pct(rtt_all, 99):.3f} ms (n={len(rtt_all)})"
-    )
+    rtt50 = statistics.median(rtt_all)
+    print(f"broker round trip: p50 {rtt50:.3f} ms, p99 {pct(rtt_all, 99):.3f} ms (n={len(rtt_all)})")
     print(f"fsync (one commit): p50 {statistics.median(fsync_all):.3f} ms, p99 {pct(fsync_all, 99):.3f} ms")
-    print(
-        f"call latency, NEXT → display, 10,000 waiting: p50 {statistics.median(calls_all):.2f} ms, "
-        f"p99 {pct(calls_all, 99):.2f} ms (n={len(calls_all)}); "
-        f"{statistics.median(calls_all) / statistics.median(rtt_all):.1f}× the broker round trip at p50"
-    )
-    print()
-    print("| waiting | in flight | tickets/s (median of runs) | p50 ms | p99 ms | server CPU | load clients CPU |")
-    print("|---:|---:|---:|---:|---:|---:|---:|")
-    for (waiting, inflight), results in sorted(cells.items()):
-        lat = [x for r in results for x in r["lat"]]
+    for label, calls in calls_all.items():
         print(
-            f"| {waiting:,} | {inflight} | {statistics.median(r['rate'] for r in results):,.0f} | "
-            f"{statistics.median(lat):.2f} | {pct(lat, 99):.2f} | "
-            f"{statistics.median(server_cpu[(waiting, inflight)]):.0%} | "
-            f"{statistics.median(r['client_cpu'] for r in results):.0%} |"
+            f"call latency{' ' + label if label else ''}, NEXT → display, 10,000 waiting: "
+            f"p50 {statistics.median(calls):.2f} ms, p99 {pct(calls, 99):.2f} ms (n={len(calls)}); "
+            f"{statistics.median(calls) / rtt50:.1f}× the broker round trip at p50"
         )
+    print()
+    head = "| waiting | in flight | tickets/s (median of runs) | p50 ms | p99 ms | server CPU | load clients CPU |"
+    print(head + (" before tickets/s | before p50 ms | before p99 ms | ratio tickets/s |" if args.before else ""))
+    print("|---:|---:|---:|---:|---:|---:|---:|" + ("---:|---:|---:|---:|" if args.before else ""))
+
+    def row(label: str, waiting: int, inflight: int) -> tuple[float, str]:
+        results = cells[(label, waiting, inflight)]
+        lat = [x for r in results for x in r["lat"]]
+        rate = statistics.median(r["rate"] for r in results)
+        return rate, f"{rate:,.0f} | {statistics.median(lat):.2f} | {pct(lat, 99):.2f}"
+
+    for label, waiting, inflight in sorted(k for k in cells if k[0] == codes[0][0]):
+        rate, figures = row(label, waiting, inflight)
+        line = (
+            f"| {waiting:,} | {inflight} | {figures} | "
+            f"{statistics.median(server_cpu[(label, waiting, inflight)]):.0%} | "
+            f"{statistics.median(r['client_cpu'] for r in cells[(label, waiting, inflight)]):.0%} |"
+        )
+        if args.before:
+            before, before_figures = row("before", waiting, inflight)
+            line += f" {before_figures} | {rate / before:.2f} |"
+        print(line)
 
 
 if __name__ == "__main__":

@@ -189,6 +189,8 @@ class ServerProcess:
     args: list[str] = field(default_factory=list)
     proc: subprocess.Popen | None = None
     env: dict[str, str] | None = None
+    cwd: Path | None = None
+    """Where the server's code is imported from (``python -m`` puts it first): a benchmark's older commit."""
 
     @property
     def url(self) -> str:
@@ -211,7 +213,7 @@ class ServerProcess:
             [sys.executable, "-m", "server.cli", "--config", str(self.config), "--log-level", "WARNING", *self.args],
             stdout=log,
             stderr=subprocess.STDOUT,
-            cwd=ROOT,
+            cwd=self.cwd or ROOT,
             env={**os.environ, **(self.env or {})},
         )
         wait_for(self._healthy, 60, "numerek-server health")

@@ -41,6 +41,7 @@ from server.domain import Event, EventKind, Ticket, TicketStatus
 from server.estimates.base import EngineView, WaitEstimate
 from server.estimates.forward import INF, MAX_CALLS, Arrivals, SimCounter, SimQueues, replay_many
 from server.estimates.history import OfficeHistory, Profile, minute_of_day
+from server.estimates.memo import ConfigMemo
 
 log = logging.getLogger(__name__)
 
@@ -134,11 +135,17 @@ class HonestEstimator:
     """See the module docstring. ``alpha_lo``/``alpha_hi``: target share of waits below/above the range."""
 
     def __init__(
-        self, alpha_lo: float = 0.07, alpha_hi: float = 0.08, replays: int = 1, appointments: bool = True
+        self,
+        alpha_lo: float = 0.07,
+        alpha_hi: float = 0.08,
+        replays: int = 1,
+        appointments: bool = True,
+        memo: bool = True,
     ) -> None:
         self.replays = replays
         self.appointments = appointments
         """Leave room for today's appointments (rule 1a); False only to measure what that changes."""
+        self.memo = ConfigMemo(enabled=memo)  # what depends on the config only, once per config
         self.history: OfficeHistory | None = None
         self.calibration = Calibration(alpha_lo, alpha_hi)
         self._synced = False
@@ -273,7 +280,7 @@ class HonestEstimator:
         if svc is None or hours is None:
             return self._unknown(0, occ_s)
         m_now = minute_of_day(now, view.tz)
-        group, services = group_of(view.counter_config, service)
+        group, services = self._group(view, service)
 
         # a new ticket now: one replay answers every service and class of the group (ghost targets),
         # so the kiosk's list of services costs about one replay per state of the queues
@@ -288,6 +295,11 @@ class HonestEstimator:
         sims = [
             c for cid in group if (c := self._sim_counter(h, view, cid, now, m_now, weekday, occupancy)) is not None
         ]
+        ahead_now = len(view.waiting_queue(service, True)) + (
+            0 if priority else len(view.waiting_queue(service, False))
+        )
+        if not any(c.free_at < INF and service in c.services for c in sims):
+            return self._unknown(ahead_now, occ_s)  # before the queues are copied: nobody calls them
         queues = SimQueues()
         for s in services:
             for prio in (True, False):
@@ -301,11 +313,6 @@ class HonestEstimator:
                 q = queues.queues[(service, prio)]
                 queues.queues[(service, prio)] = q[:keep]
                 keep = max(0, keep - len(q))
-        ahead_now = len(view.waiting_queue(service, True)) + (
-            0 if priority else len(view.waiting_queue(service, False))
-        )
-        if not any(c.free_at < INF and service in c.services for c in sims):
-            return self._unknown(ahead_now, occ_s)
         if ticket is None:
             target = (service, priority, later, NEW_TICKET_ID)
             wanted = [target]
@@ -336,7 +343,7 @@ class HonestEstimator:
                 continue
             opens = sh.opens.hour * 60 + sh.opens.minute
             last = sh.closes.hour * 60 + sh.closes.minute - view.services[s].cutoff_min
-            rate = h.arrival_rate(s, _alike(view, [s], weekday), m_now, now)
+            rate = h.arrival_rate(s, self._alike(view, [s], weekday), m_now, now)
             arrivals[s] = Arrivals(_within(rate, m_now, opens, last), h.priority_rate(s))
         targets = {s: view.services[s].target_wait_min * 60.0 for s in services}
         prios = {s: view.services[s].priority for s in services}
@@ -430,6 +437,21 @@ class HonestEstimator:
         """No estimate; for devices that only show a number, the wait as if one counter opened now."""
         return WaitEstimate(point_s=round((ahead + 1) * occ), range_min=None, ahead=round(ahead))
 
+    def _group(self, view: EngineView, service: str) -> tuple[list[str], set[str]]:
+        """:func:`group_of`, once per config (server/estimates/memo.py)."""
+        return self.memo.get(
+            view.services, view.counter_config, ("group", service), lambda: group_of(view.counter_config, service)
+        )
+
+    def _alike(self, view: EngineView, services: Sequence[str], weekday: int) -> list[int]:
+        """:func:`_alike`, once per config (server/estimates/memo.py)."""
+        return self.memo.get(
+            view.services,
+            view.counter_config,
+            ("alike", tuple(services), weekday),
+            lambda: _alike(view, services, weekday),
+        )
+
     def _sim_counter(
         self,
         h: OfficeHistory,
@@ -444,7 +466,7 @@ class HonestEstimator:
         services = view.counter_config[cid].services
         runtime = view.counters[cid]
         today = h.counters.get(cid)
-        alike = _alike(view, services, weekday)
+        alike = self._alike(view, services, weekday)
         profile = h.profile(cid, alike)
         closes = [
             hh.closes.hour * 60 + hh.closes.minute for s in services if (hh := view.services[s].hours_on(weekday))
@@ -498,7 +520,7 @@ class HonestEstimator:
         self, h: OfficeHistory, view: EngineView, cid: str, weekday: int, m_now: float
     ) -> list[tuple[float, float]]:
         """When a closed counter that has not opened today is expected to: (s from now, probability)."""
-        past = h.opening_history(cid, _alike(view, view.counter_config[cid].services, weekday))
+        past = h.opening_history(cid, self._alike(view, view.counter_config[cid].services, weekday))
         if past is None:  # no history: the plan is the counter's services' opening hours
             opens = [
                 hh.opens.hour * 60 + hh.opens.minute
