@@ -43,6 +43,8 @@ RESEND_S = 3.0
 SESSION_EXPIRY_S = 7 * 24 * 3600
 """The broker keeps the ingester's subscription and unacknowledged batches this long."""
 MAX_GROUP = 64
+ROLL_UP_S = 60.0
+"""How often the closed office days are summed into the daily roll-up (central/rollup.py)."""
 
 
 class Ingester:
@@ -81,12 +83,16 @@ class Ingester:
         b = self.cfg.mqtt
         self.client.connect_async(b.host, b.port, keepalive=b.keepalive, clean_start=False, properties=props)
         self.client.loop_start()
+        next_roll_up = time.monotonic() + 1.0
         try:
             while not self.stop_event.is_set():
                 group = self._take()
                 if group:
                     self._ingest(group)
                 self._ask_for_gaps()
+                if time.monotonic() >= next_roll_up:
+                    self._roll_up()
+                    next_roll_up = time.monotonic() + ROLL_UP_S
         finally:
             self.client.loop_stop()
             self.client.disconnect()
@@ -175,6 +181,18 @@ class Ingester:
         for branch, after in gaps:
             log.info("branch %s: events after %d are missing; asking for them again", branch, after)
             self.client.publish(self.topics.replica_resend(branch), ResendRequest(after=after).model_dump_json(), qos=1)
+
+    def _roll_up(self) -> None:
+        """Sum the closed days into ``ticket_days``; a failure leaves them marked for the next time."""
+        if self.store is None:
+            return
+        try:
+            n = self.store.roll_up()
+        except psycopg.OperationalError:
+            self.store = None
+            return
+        if n:
+            log.info("rolled up %d branch-days", n)
 
     def stop(self) -> None:
         self.stop_event.set()

@@ -26,7 +26,7 @@ from fastapi import Depends, FastAPI, Form, HTTPException, Query, Request, Respo
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
-from central import views
+from central import summary, views
 from central.config import CentralConfig, load_config
 from protocol.config import ConfigError
 from protocol.topics import _ID
@@ -184,6 +184,47 @@ def create_app(cfg: CentralConfig, users_database: str) -> FastAPI:
             body,
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        )
+
+    XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+    def lang_of(lang: str) -> str:
+        return "en" if lang == "en" else "pl"
+
+    @app.get("/report.xlsx")
+    def report_xlsx(
+        request: Request, user: PageUser, conn: Db, p: Period, lang: str = Query("pl", max_length=2)
+    ) -> Response:
+        """The branch report's workbook for the period: the branches compared, totals, services, days, hours."""
+        first, last, branch = p
+        body = summary.xlsx(summary.figures(conn, first, last, branch, names), lang_of(lang))
+        name = f"numerek-{branch or 'all'}-{first}-{last}.xlsx"
+        return Response(body, media_type=XLSX, headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+    @app.get("/report.pdf")
+    def report_pdf(
+        request: Request,
+        user: PageUser,
+        conn: Db,
+        month: str = Query(..., pattern=r"^\d{4}-\d{2}$"),
+        branch: str | None = Query(None, max_length=32),
+        lang: str = Query("pl", max_length=2),
+    ) -> Response:
+        """The branch's printable monthly report for a month (one branch or all), compared with the month before."""
+        try:
+            first = date.fromisoformat(month + "-01")
+        except ValueError:
+            raise HTTPException(422, "month is YYYY-MM / miesiąc w formacie RRRR-MM") from None
+        if branch and not _ID.match(branch):
+            raise HTTPException(422, "no such branch / nie ma takiego oddziału")
+        last = (first + timedelta(days=32)).replace(day=1) - timedelta(days=1)
+        before_last = first - timedelta(days=1)
+        now = summary.figures(conn, first, last, branch or None, names)
+        before = summary.figures(conn, before_last.replace(day=1), before_last, branch or None, names)
+        body = summary.pdf(now, before, lang_of(lang))
+        name = f"numerek-{branch or 'all'}-{month}.pdf"
+        return Response(
+            body, media_type="application/pdf", headers={"Content-Disposition": f'attachment; filename="{name}"'}
         )
 
     app.add_middleware(BodyLimit)
