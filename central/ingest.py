@@ -33,7 +33,7 @@ from central.config import CentralConfig, load_config
 from central.store import CentralStore
 from protocol.config import ConfigError
 from protocol.mqtt import _no_delay
-from protocol.replica import EventBatch, ResendRequest
+from protocol.replica import ConfigResult, EventBatch, ResendRequest
 from protocol.topics import RouteKind, Topics
 
 log = logging.getLogger("numerek.central")
@@ -72,7 +72,12 @@ class Ingester:
         if getattr(reason, "is_failure", False):
             log.warning("central broker refused the ingester: %s", reason)
             return
-        client.subscribe(self.topics.filter(RouteKind.REPLICA_EVENTS), qos=1)
+        client.subscribe(
+            [
+                (self.topics.filter(RouteKind.REPLICA_EVENTS), 1),
+                (self.topics.filter(RouteKind.REPLICA_CONFIG_RESULT), 1),
+            ]
+        )
         log.info("connected to the central broker")
 
     # --- the writer thread ----------------------------------------------------------------
@@ -130,7 +135,13 @@ class Ingester:
 
     def _ingest(self, group: list[mqtt.MQTTMessage]) -> None:
         batches = []
+        results = []
         for msg in group:
+            if self.topics.parse(msg.topic).kind is RouteKind.REPLICA_CONFIG_RESULT:
+                result = self._parse_result(msg)
+                if result is not None:
+                    results.append(result)
+                continue
             batch = self._parse(msg)
             if batch is not None:
                 batches.append(batch)
@@ -140,6 +151,11 @@ class Ingester:
                 continue
             try:
                 done = self.store.ingest(batches)
+                for r in results:
+                    if not self.store.config_answered(r.branch, r.id, r.applied, r.reasons, r.changed, r.at):
+                        log.warning("branch %s answered a configuration %s the centre did not push", r.branch, r.id)
+                    else:
+                        log.info("branch %s %s configuration %s", r.branch, "applied" if r.applied else "refused", r.id)
                 break
             except psycopg.OperationalError as exc:
                 log.warning("PostgreSQL write failed, retrying: %s", str(exc).strip())
@@ -169,6 +185,18 @@ class Ingester:
             log.warning("ignored a batch for branch %s on %s", batch.branch, msg.topic)
             return None
         return batch
+
+    def _parse_result(self, msg: mqtt.MQTTMessage) -> ConfigResult | None:
+        route = self.topics.parse(msg.topic)
+        try:
+            result = ConfigResult.model_validate_json(msg.payload)
+        except ValidationError as exc:
+            log.warning("ignored a malformed configuration answer on %s: %s", msg.topic, exc.errors()[0]["msg"])
+            return None
+        if result.branch != route.id:  # the ACL lets a branch answer on its own topic only
+            log.warning("ignored an answer for branch %s on %s", result.branch, msg.topic)
+            return None
+        return result
 
     def _ask_for_gaps(self) -> None:
         if self.store is None:

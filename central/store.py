@@ -95,6 +95,18 @@ CREATE TABLE IF NOT EXISTS ticket_days_dirty (
     day    date NOT NULL,
     PRIMARY KEY (branch, day)
 );
+-- Configurations pushed to branches, and their answers (central/configpush.py): the centre's audit.
+CREATE TABLE IF NOT EXISTS config_pushes (
+    id          text PRIMARY KEY,
+    branch      text NOT NULL,
+    pushed_by   text NOT NULL,
+    pushed_at   timestamptz NOT NULL,
+    changes     jsonb NOT NULL,
+    status      text NOT NULL DEFAULT 'sent',   -- sent, applied, refused
+    reasons     jsonb,
+    changed     integer,
+    answered_at timestamptz                     -- the branch's clock
+);
 CREATE TABLE IF NOT EXISTS counters (
     branch  text NOT NULL,
     counter text NOT NULL,
@@ -338,6 +350,19 @@ class CentralStore:
                 "ON CONFLICT (branch, counter) DO UPDATE SET status = excluded.status, since = excluded.since",
                 (branch, counter, _COUNTER_STATUS[kind], at),
             )
+
+    # --- pushed configurations ------------------------------------------------------------
+    def config_answered(
+        self, branch: str, push_id: str, applied: bool, reasons: list[str], changed: int, at: float
+    ) -> bool:
+        """Record a branch's answer to a push (only that branch's own push); False if unknown."""
+        with self.conn.transaction():
+            cur = self.conn.execute(
+                "UPDATE config_pushes SET status = %s, reasons = %s, changed = %s, answered_at = %s "
+                "WHERE id = %s AND branch = %s",
+                ("applied" if applied else "refused", Jsonb(reasons), changed, utc(at), push_id, branch),
+            )
+            return cur.rowcount == 1
 
     # --- gaps ---------------------------------------------------------------------------
     def gaps(self, now: datetime, every_s: float) -> list[tuple[str, int]]:
