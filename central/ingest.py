@@ -33,7 +33,7 @@ from central.config import CentralConfig, load_config
 from central.store import CentralStore
 from protocol.config import ConfigError
 from protocol.mqtt import _no_delay
-from protocol.replica import EventBatch, ResendRequest
+from protocol.replica import ConfigResult, EventBatch, ResendRequest
 from protocol.topics import RouteKind, Topics
 
 log = logging.getLogger("numerek.central")
@@ -43,6 +43,8 @@ RESEND_S = 3.0
 SESSION_EXPIRY_S = 7 * 24 * 3600
 """The broker keeps the ingester's subscription and unacknowledged batches this long."""
 MAX_GROUP = 64
+ROLL_UP_S = 60.0
+"""How often the closed office days are summed into the daily roll-up (central/rollup.py)."""
 
 
 class Ingester:
@@ -70,7 +72,12 @@ class Ingester:
         if getattr(reason, "is_failure", False):
             log.warning("central broker refused the ingester: %s", reason)
             return
-        client.subscribe(self.topics.filter(RouteKind.REPLICA_EVENTS), qos=1)
+        client.subscribe(
+            [
+                (self.topics.filter(RouteKind.REPLICA_EVENTS), 1),
+                (self.topics.filter(RouteKind.REPLICA_CONFIG_RESULT), 1),
+            ]
+        )
         log.info("connected to the central broker")
 
     # --- the writer thread ----------------------------------------------------------------
@@ -81,12 +88,16 @@ class Ingester:
         b = self.cfg.mqtt
         self.client.connect_async(b.host, b.port, keepalive=b.keepalive, clean_start=False, properties=props)
         self.client.loop_start()
+        next_roll_up = time.monotonic() + 1.0
         try:
             while not self.stop_event.is_set():
                 group = self._take()
                 if group:
                     self._ingest(group)
                 self._ask_for_gaps()
+                if time.monotonic() >= next_roll_up:
+                    self._roll_up()
+                    next_roll_up = time.monotonic() + ROLL_UP_S
         finally:
             self.client.loop_stop()
             self.client.disconnect()
@@ -124,7 +135,13 @@ class Ingester:
 
     def _ingest(self, group: list[mqtt.MQTTMessage]) -> None:
         batches = []
+        results = []
         for msg in group:
+            if self.topics.parse(msg.topic).kind is RouteKind.REPLICA_CONFIG_RESULT:
+                result = self._parse_result(msg)
+                if result is not None:
+                    results.append(result)
+                continue
             batch = self._parse(msg)
             if batch is not None:
                 batches.append(batch)
@@ -134,6 +151,11 @@ class Ingester:
                 continue
             try:
                 done = self.store.ingest(batches)
+                for r in results:
+                    if not self.store.config_answered(r.branch, r.id, r.applied, r.reasons, r.changed, r.at):
+                        log.warning("branch %s answered a configuration %s the centre did not push", r.branch, r.id)
+                    else:
+                        log.info("branch %s %s configuration %s", r.branch, "applied" if r.applied else "refused", r.id)
                 break
             except psycopg.OperationalError as exc:
                 log.warning("PostgreSQL write failed, retrying: %s", str(exc).strip())
@@ -164,6 +186,18 @@ class Ingester:
             return None
         return batch
 
+    def _parse_result(self, msg: mqtt.MQTTMessage) -> ConfigResult | None:
+        route = self.topics.parse(msg.topic)
+        try:
+            result = ConfigResult.model_validate_json(msg.payload)
+        except ValidationError as exc:
+            log.warning("ignored a malformed configuration answer on %s: %s", msg.topic, exc.errors()[0]["msg"])
+            return None
+        if result.branch != route.id:  # the ACL lets a branch answer on its own topic only
+            log.warning("ignored an answer for branch %s on %s", result.branch, msg.topic)
+            return None
+        return result
+
     def _ask_for_gaps(self) -> None:
         if self.store is None:
             return
@@ -175,6 +209,18 @@ class Ingester:
         for branch, after in gaps:
             log.info("branch %s: events after %d are missing; asking for them again", branch, after)
             self.client.publish(self.topics.replica_resend(branch), ResendRequest(after=after).model_dump_json(), qos=1)
+
+    def _roll_up(self) -> None:
+        """Sum the closed days into ``ticket_days``; a failure leaves them marked for the next time."""
+        if self.store is None:
+            return
+        try:
+            n = self.store.roll_up()
+        except psycopg.OperationalError:
+            self.store = None
+            return
+        if n:
+            log.info("rolled up %d branch-days", n)
 
     def stop(self) -> None:
         self.stop_event.set()

@@ -74,6 +74,39 @@ CREATE TABLE IF NOT EXISTS tickets (
 );
 CREATE INDEX IF NOT EXISTS tickets_waiting ON tickets (branch, issued_at) WHERE status = 'waiting';
 CREATE INDEX IF NOT EXISTS tickets_day ON tickets (day, branch, issued_service);
+CREATE INDEX IF NOT EXISTS tickets_branch_day ON tickets (branch, day);
+ALTER TABLE tickets ADD COLUMN IF NOT EXISTS started_at timestamptz;
+ALTER TABLE branches ADD COLUMN IF NOT EXISTS last_day date;
+-- The daily roll-up (central/rollup.py): one row per branch, office day and service, for
+-- the closed days; a day stays in ticket_days_dirty (and is read from tickets) until then.
+CREATE TABLE IF NOT EXISTS ticket_days (
+    branch      text NOT NULL,
+    day         date NOT NULL,
+    service     text NOT NULL,
+    issued      integer NOT NULL,
+    served      integer NOT NULL,
+    called      integer NOT NULL,
+    wait_bins   bytea NOT NULL,      -- (bin, count) pairs, big-endian int2 each
+    PRIMARY KEY (day, branch, service)
+);
+CREATE INDEX IF NOT EXISTS ticket_days_branch ON ticket_days (branch, day);
+CREATE TABLE IF NOT EXISTS ticket_days_dirty (
+    branch text NOT NULL,
+    day    date NOT NULL,
+    PRIMARY KEY (branch, day)
+);
+-- Configurations pushed to branches, and their answers (central/configpush.py): the centre's audit.
+CREATE TABLE IF NOT EXISTS config_pushes (
+    id          text PRIMARY KEY,
+    branch      text NOT NULL,
+    pushed_by   text NOT NULL,
+    pushed_at   timestamptz NOT NULL,
+    changes     jsonb NOT NULL,
+    status      text NOT NULL DEFAULT 'sent',   -- sent, applied, refused
+    reasons     jsonb,
+    changed     integer,
+    answered_at timestamptz                     -- the branch's clock
+);
 CREATE TABLE IF NOT EXISTS counters (
     branch  text NOT NULL,
     counter text NOT NULL,
@@ -169,7 +202,10 @@ class CentralStore:
                     assert row is not None
                     contiguous, head = row
                     head = max(head, *(b.head for b in group))
+                    before = contiguous
                     contiguous, last_at = self._advance(cur, branch, contiguous)
+                    if contiguous > before:
+                        self._mark_dirty(cur, branch, before, contiguous)
                     last = max(group, key=lambda b: b.sent_at)
                     cur.execute(
                         "UPDATE branches SET contiguous = %s, head = %s, last_heard = %s, "
@@ -180,6 +216,49 @@ class CentralStore:
                 out.append(Ingested(branch, contiguous, head, new))
                 new = 0
         return out
+
+    @staticmethod
+    def _mark_dirty(cur: psycopg.Cursor[Any], branch: str, after: int, upto: int) -> None:
+        """The office days the events (after, upto] touched must be rolled up again: each
+        event's own day and its ticket's day (a ticket cancelled after midnight is its
+        day's). Same transaction as the events, so a crash never loses a mark."""
+        cur.execute(
+            "INSERT INTO ticket_days_dirty (branch, day) "
+            "SELECT %s, day FROM events WHERE branch = %s AND seq > %s AND seq <= %s "
+            "UNION SELECT %s, t.day FROM tickets t WHERE t.branch = %s AND t.ticket_id IN "
+            "(SELECT ticket_id FROM events WHERE branch = %s AND seq > %s AND seq <= %s AND ticket_id IS NOT NULL) "
+            "ON CONFLICT DO NOTHING",
+            (branch, branch, after, upto, branch, branch, branch, after, upto),
+        )
+        cur.execute(
+            "UPDATE branches SET last_day = greatest(last_day, "
+            "(SELECT max(day) FROM events WHERE branch = %s AND seq > %s AND seq <= %s)) WHERE branch = %s",
+            (branch, after, upto, branch),
+        )
+
+    def roll_up(self, limit: int | None = None) -> int:
+        """Bring the daily roll-up up to date: every marked day before its branch's newest day
+        (a closed office day) is computed again from ``tickets`` and unmarked, in one
+        transaction per branch. Idempotent: a day computed twice gives the same rows.
+        Returns the branch-days rolled up."""
+        from central.rollup import ROLL_UP
+
+        done = 0
+        with self.conn.transaction():
+            todo = self.conn.execute(
+                "SELECT d.branch, array_agg(d.day ORDER BY d.day) FROM ticket_days_dirty d "
+                "JOIN branches b USING (branch) WHERE d.day < b.last_day GROUP BY d.branch"
+            ).fetchall()
+        for branch, days in todo:
+            days = days[:limit] if limit else days
+            with self.conn.transaction():
+                # The ingester takes this row's lock too: no day is marked again meanwhile.
+                self.conn.execute("SELECT 1 FROM branches WHERE branch = %s FOR UPDATE", (branch,))
+                self.conn.execute("DELETE FROM ticket_days WHERE branch = %s AND day = ANY(%s)", (branch, days))
+                self.conn.execute(ROLL_UP, {"branch": branch, "days": days})
+                self.conn.execute("DELETE FROM ticket_days_dirty WHERE branch = %s AND day = ANY(%s)", (branch, days))
+            done += len(days)
+        return done
 
     @staticmethod
     def _conflicts(cur: psycopg.Cursor[Any], branch: str, rows: list[tuple[Any, ...]]) -> int:
@@ -261,8 +340,9 @@ class CentralStore:
             cur.execute(
                 "UPDATE tickets SET status = %s, "
                 "first_called_at = CASE WHEN %s THEN coalesce(first_called_at, %s) ELSE first_called_at END, "
+                "started_at = CASE WHEN %s THEN %s ELSE started_at END, "
                 "finished_at = CASE WHEN %s THEN %s ELSE finished_at END WHERE branch = %s AND ticket_id = %s",
-                (status, kind == "call", at, kind == "finish", at, branch, ticket_id),
+                (status, kind == "call", at, kind == "start", at, kind == "finish", at, branch, ticket_id),
             )
         elif kind in _COUNTER_STATUS and counter is not None:
             cur.execute(
@@ -270,6 +350,19 @@ class CentralStore:
                 "ON CONFLICT (branch, counter) DO UPDATE SET status = excluded.status, since = excluded.since",
                 (branch, counter, _COUNTER_STATUS[kind], at),
             )
+
+    # --- pushed configurations ------------------------------------------------------------
+    def config_answered(
+        self, branch: str, push_id: str, applied: bool, reasons: list[str], changed: int, at: float
+    ) -> bool:
+        """Record a branch's answer to a push (only that branch's own push); False if unknown."""
+        with self.conn.transaction():
+            cur = self.conn.execute(
+                "UPDATE config_pushes SET status = %s, reasons = %s, changed = %s, answered_at = %s "
+                "WHERE id = %s AND branch = %s",
+                ("applied" if applied else "refused", Jsonb(reasons), changed, utc(at), push_id, branch),
+            )
+            return cur.rowcount == 1
 
     # --- gaps ---------------------------------------------------------------------------
     def gaps(self, now: datetime, every_s: float) -> list[tuple[str, int]]:

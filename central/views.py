@@ -20,6 +20,8 @@ from typing import Any
 
 import psycopg
 
+from central import rollup
+
 LINK_SILENT_S = 20.0
 """A branch not heard from this long is shown as out of contact (heartbeats come every 5 s)."""
 
@@ -50,6 +52,8 @@ class ReportRow:
     served: int
     median_wait_s: float | None
     p90_wait_s: float | None
+    binned: bool = False
+    """Median and p90 read from the daily roll-up's 30-second bins (a long period, central/rollup.py)."""
 
 
 def _branch_now(now: datetime, last_heard: datetime | None, last_sent_at: datetime | None) -> datetime:
@@ -95,21 +99,31 @@ def live(conn: psycopg.Connection[Any], names: dict[str, str], now: datetime | N
 
 
 def report(conn: psycopg.Connection[Any], first: date, last: date, branch: str | None = None) -> list[ReportRow]:
-    """Rows per (branch, service), then per branch, then all branches (when no branch is picked)."""
+    """Rows per (branch, service), then per branch, then all branches (when no branch is picked).
+
+    Exact from the tickets up to ``rollup.EXACT_UP_TO`` tickets; a longer period from the
+    daily roll-up (same visits and served, median and p90 within a bin's width)."""
+    if rollup.period_size(conn, first, last, branch) > rollup.EXACT_UP_TO:
+        return _report_binned(conn, first, last, branch)
+    return report_exact(conn, first, last, branch)
+
+
+def report_exact(conn: psycopg.Connection[Any], first: date, last: date, branch: str | None = None) -> list[ReportRow]:
+    """The report from every ticket of the period: exact, and as slow as the period is long."""
     rows = conn.execute(
         """
         SELECT branch, issued_service, count(*), count(finished_at),
-               percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM first_called_at - issued_at))
+               percentile_cont(0.5) WITHIN GROUP (ORDER BY date_part('epoch', first_called_at - issued_at))
                    FILTER (WHERE first_called_at IS NOT NULL),
-               percentile_cont(0.9) WITHIN GROUP (ORDER BY extract(epoch FROM first_called_at - issued_at))
+               percentile_cont(0.9) WITHIN GROUP (ORDER BY date_part('epoch', first_called_at - issued_at))
                    FILTER (WHERE first_called_at IS NOT NULL),
                GROUPING(branch, issued_service)
         FROM tickets
-        WHERE day BETWEEN %s AND %s AND (%s::text IS NULL OR branch = %s)
+        WHERE day BETWEEN %(first)s AND %(last)s {branch}
         GROUP BY GROUPING SETS ((branch, issued_service), (branch), ())
         ORDER BY GROUPING(branch, issued_service), branch, issued_service
-        """,
-        (first, last, branch, branch),
+        """.format(branch="" if branch is None else "AND branch = %(branch)s"),
+        {"first": first, "last": last, "branch": branch},
     ).fetchall()
     out = []
     for b, service, visits, served, median, p90, grouping in rows:
@@ -125,6 +139,23 @@ def report(conn: psycopg.Connection[Any], first: date, last: date, branch: str |
                 p90_wait_s=float(p90) if p90 is not None else None,
             )
         )
+    return out
+
+
+def _binned_row(b: str | None, service: str | None, g: rollup.Group) -> ReportRow:
+    return ReportRow(
+        b, service, g.visits, g.served, rollup.percentile(g.bins, 0.5), rollup.percentile(g.bins, 0.9), binned=True
+    )
+
+
+def _report_binned(conn: psycopg.Connection[Any], first: date, last: date, branch: str | None) -> list[ReportRow]:
+    groups = rollup.groups(conn, first, last, branch)
+    keys = sorted(groups)
+    out = [_binned_row(b, s, groups[(b, s)]) for b, s in keys]
+    branches = sorted({b for b, _s in keys})
+    out += [_binned_row(b, None, rollup.total(groups[k] for k in keys if k[0] == b)) for b in branches]
+    if branch is None:
+        out.append(_binned_row(None, None, rollup.total(groups.values())))
     return out
 
 

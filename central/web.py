@@ -25,13 +25,15 @@ import psycopg
 from fastapi import Depends, FastAPI, Form, HTTPException, Query, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
+from pydantic import TypeAdapter, ValidationError
 
-from central import views
+from central import configpush, summary, views
 from central.config import CentralConfig, load_config
 from protocol.config import ConfigError
-from protocol.topics import _ID
+from protocol.replica import ConfigEdit
+from protocol.topics import _ID, Topics
 from server.auth import SESSION_COOKIE, User, Users
-from server.web_auth import LoginRequired, WebAuth
+from server.web_auth import LoginRequired, WebAuth, has_role
 from server.web_security import BodyLimit, CrossOriginGuard, SecurityHeaders
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
@@ -184,6 +186,113 @@ def create_app(cfg: CentralConfig, users_database: str) -> FastAPI:
             body,
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        )
+
+    # --- configuration pushed to branches (central/configpush.py) -------------------------
+    topics = Topics(cfg.mqtt.topic_base)
+
+    def config_page(
+        request: Request, user: User, conn: psycopg.Connection[Any], status: int = 200, **extra: Any
+    ) -> Response:
+        return TEMPLATES.TemplateResponse(
+            request,
+            "config.html",
+            {
+                "user": user,
+                "pushes": configpush.history(conn),
+                "names": sorted(names.items()),
+                "label": lambda b: names.get(b, b),
+                "can_push": has_role(user, "admin"),
+                "error": None,
+                "sent": None,
+                **extra,
+            },
+            status_code=status,
+        )
+
+    @app.get("/config", response_class=HTMLResponse)
+    def config_view(request: Request, user: PageUser, conn: Db) -> Response:
+        return config_page(request, user, conn)
+
+    @app.post("/config", response_class=HTMLResponse)
+    def config_push(
+        request: Request,
+        conn: Db,
+        branch: str = Form("", max_length=32),
+        changes: str = Form(..., max_length=20_000),
+    ) -> Response:
+        """An admin pushes a configuration to a branch or every configured branch."""
+        user = auth.page(request, "admin")
+        if branch and branch not in names:
+            return config_page(request, user, conn, 422, error="no such branch / nie ma takiego oddziału")
+        targets = [branch] if branch else sorted(names)
+        try:
+            edits = TypeAdapter(list[ConfigEdit]).validate_json(changes)
+            if not edits:
+                raise ValueError("no changes / brak zmian")
+        except (ValidationError, ValueError) as exc:
+            why = exc.errors()[0] if isinstance(exc, ValidationError) else None
+            text = f"{'.'.join(map(str, why['loc']))}: {why['msg']}" if why else str(exc)
+            return config_page(request, user, conn, 422, error=f"changes: {text}")
+        try:
+            ids = configpush.push(conn, cfg.mqtt, topics, targets, edits, user.name)
+        except configpush.PushError as exc:
+            return config_page(request, user, conn, 503, error=str(exc))
+        return config_page(request, user, conn, sent=", ".join(f"{b} ({i})" for b, i in zip(targets, ids, strict=True)))
+
+    @app.get("/api/config-pushes")
+    def config_pushes_api(request: Request, conn: Db) -> JSONResponse:
+        auth.api(request, "manager")
+        return JSONResponse(
+            [
+                {
+                    **dataclasses.asdict(p),
+                    "pushed_at": p.pushed_at.isoformat(),
+                    "answered_at": p.answered_at.isoformat() if p.answered_at else None,
+                }
+                for p in configpush.history(conn)
+            ]
+        )
+
+    XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+    def lang_of(lang: str) -> str:
+        return "en" if lang == "en" else "pl"
+
+    @app.get("/report.xlsx")
+    def report_xlsx(
+        request: Request, user: PageUser, conn: Db, p: Period, lang: str = Query("pl", max_length=2)
+    ) -> Response:
+        """The branch report's workbook for the period: the branches compared, totals, services, days, hours."""
+        first, last, branch = p
+        body = summary.xlsx(summary.figures(conn, first, last, branch, names), lang_of(lang))
+        name = f"numerek-{branch or 'all'}-{first}-{last}.xlsx"
+        return Response(body, media_type=XLSX, headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+    @app.get("/report.pdf")
+    def report_pdf(
+        request: Request,
+        user: PageUser,
+        conn: Db,
+        month: str = Query(..., pattern=r"^\d{4}-\d{2}$"),
+        branch: str | None = Query(None, max_length=32),
+        lang: str = Query("pl", max_length=2),
+    ) -> Response:
+        """The branch's printable monthly report for a month (one branch or all), compared with the month before."""
+        try:
+            first = date.fromisoformat(month + "-01")
+        except ValueError:
+            raise HTTPException(422, "month is YYYY-MM / miesiąc w formacie RRRR-MM") from None
+        if branch and not _ID.match(branch):
+            raise HTTPException(422, "no such branch / nie ma takiego oddziału")
+        last = (first + timedelta(days=32)).replace(day=1) - timedelta(days=1)
+        before_last = first - timedelta(days=1)
+        now = summary.figures(conn, first, last, branch or None, names)
+        before = summary.figures(conn, before_last.replace(day=1), before_last, branch or None, names)
+        body = summary.pdf(now, before, lang_of(lang))
+        name = f"numerek-{branch or 'all'}-{month}.pdf"
+        return Response(
+            body, media_type="application/pdf", headers={"Content-Disposition": f'attachment; filename="{name}"'}
         )
 
     app.add_middleware(BodyLimit)

@@ -73,3 +73,44 @@ class ResendRequest(BaseModel):
 
     v: Literal[1] = 1
     after: Annotated[int, Field(ge=0)]
+
+
+PUSH_ID = r"^[A-Za-z0-9_-]{1,64}$"
+
+
+class ConfigEdit(BaseModel):
+    """One change of a pushed configuration: what the branch's admin page could change,
+    named the way it names it (server/admin.py): ``service:<id>`` with ``hours``,
+    ``daily_limit``, ``cutoff_min``, ``target_wait_min``, ``priority``; ``counter:<id>`` with
+    ``services``, ``name``."""
+
+    model_config = ConfigDict(extra="forbid")
+    target: Annotated[str, Field(pattern=r"^(service|counter):[A-Za-z0-9_-]{1,32}$")]
+    values: Annotated[dict[str, Any], Field(min_length=1, max_length=10)]
+
+
+class ConfigPush(BaseModel):
+    """The centre to one branch (``replica/<branch>/config``, retained, QoS 1): apply all of
+    ``changes`` or none. ``id`` is new for each push; a branch that has answered it once
+    answers the same again (a retained push comes back at every reconnect)."""
+
+    model_config = ConfigDict(extra="forbid")
+    v: Literal[1] = 1
+    id: Annotated[str, Field(pattern=PUSH_ID)]
+    by: Annotated[str, Field(min_length=1, max_length=64)]
+    at: float
+    changes: Annotated[list[ConfigEdit], Field(min_length=1, max_length=200)]
+
+
+class ConfigResult(BaseModel):
+    """A branch's answer (``replica/<branch>/config-result``, QoS 1)."""
+
+    model_config = ConfigDict(extra="forbid")
+    v: Literal[1] = 1
+    id: Annotated[str, Field(pattern=PUSH_ID)]
+    branch: Annotated[str, Field(pattern=ID_PATTERN)]
+    applied: bool
+    reasons: list[str] = []
+    changed: int = 0
+    """Fields that differed and were changed (0: applied, but nothing was different)."""
+    at: float

@@ -48,6 +48,8 @@ class RouteKind(StrEnum):
     ZONE_BOARD = "zone_board"
     REPLICA_EVENTS = "replica_events"
     REPLICA_RESEND = "replica_resend"
+    REPLICA_CONFIG = "replica_config"
+    REPLICA_CONFIG_RESULT = "replica_config_result"
     UNKNOWN = "unknown"
 
 
@@ -84,6 +86,10 @@ SHAPES: tuple[Shape, ...] = (
     # sees them through its wildcard and ignores them like its own output (from_server).
     Shape(RouteKind.REPLICA_EVENTS, ("replica", _ID_SLOT, "events")),
     Shape(RouteKind.REPLICA_RESEND, ("replica", _ID_SLOT, "resend")),
+    # A configuration the centre pushes to a branch (retained, QoS 1): for the branch
+    # server's worker, which validates it as its own; and its answer back to the centre.
+    Shape(RouteKind.REPLICA_CONFIG, ("replica", _ID_SLOT, "config"), from_server=False),
+    Shape(RouteKind.REPLICA_CONFIG_RESULT, ("replica", _ID_SLOT, "config-result")),
 )
 SHAPE = {s.kind: s for s in SHAPES}
 
@@ -219,13 +225,25 @@ class Topics:
         """The centre's "send again from event N" to one branch (gap detection)."""
         return self._build(RouteKind.REPLICA_RESEND, branch)
 
+    def replica_config(self, branch: str) -> str:
+        """A configuration the centre pushes to one branch (retained, QoS 1: a branch offline
+        gets it when its bridge is back)."""
+        return self._build(RouteKind.REPLICA_CONFIG, branch)
+
+    def replica_config_result(self, branch: str) -> str:
+        """The branch server's answer to a pushed configuration: applied, or refused and why."""
+        return self._build(RouteKind.REPLICA_CONFIG_RESULT, branch)
+
     def bridge_topics(self, branch: str) -> list[tuple[str, str]]:
         """(direction, topic below the base) pairs a branch broker's bridge carries: the
-        events out to the centre, the re-send requests in (mosquitto.conf ``topic`` lines)."""
+        events and configuration answers out to the centre, the re-send requests and pushed
+        configurations in (mosquitto.conf ``topic`` lines)."""
         prefix = self.base + "/"
         return [
             ("out", self.replica_events(branch).removeprefix(prefix)),
             ("in", self.replica_resend(branch).removeprefix(prefix)),
+            ("in", self.replica_config(branch).removeprefix(prefix)),
+            ("out", self.replica_config_result(branch).removeprefix(prefix)),
         ]
 
     @property
@@ -321,14 +339,27 @@ class Topics:
                 ("read", self._siblings(k.KIOSK_REQUEST)),
                 ("write", self.filter(k.KIOSK_RESPONSE)),
                 ("read", self.filter(k.DEVICE_AVAILABILITY)),
+                # The centre's pushed configuration (the bridge brings only its own branch's) and its answer.
+                ("read", self.filter(k.REPLICA_CONFIG)),
+                ("write", self.filter(k.REPLICA_CONFIG_RESULT)),
             ]
         if role == "replicator":
             # A branch's replicator on its own broker, and the same branch's bridge account on
             # the central broker: its own events out, its own re-send requests in, nothing else.
             (branch,) = ids
-            return [("write", self.replica_events(branch)), ("read", self.replica_resend(branch))]
+            return [
+                ("write", self.replica_events(branch)),
+                ("read", self.replica_resend(branch)),
+                ("read", self.replica_config(branch)),
+                ("write", self.replica_config_result(branch)),
+            ]
         if role == "central":
-            return [("read", self.filter(k.REPLICA_EVENTS)), ("write", self.filter(k.REPLICA_RESEND))]
+            return [
+                ("read", self.filter(k.REPLICA_EVENTS)),
+                ("write", self.filter(k.REPLICA_RESEND)),
+                ("write", self.filter(k.REPLICA_CONFIG)),
+                ("read", self.filter(k.REPLICA_CONFIG_RESULT)),
+            ]
         if role == "monitor":
             # Watching the traffic is how problems are diagnosed on site; doing so with the
             # server's account would log the server out (the client id is the account name).

@@ -27,6 +27,7 @@ _JOBS = {
     RouteKind.KIOSK_REQUEST: "kiosk",
     RouteKind.KIOSK_FAULT: "fault",
     RouteKind.DEVICE_AVAILABILITY: "availability",
+    RouteKind.REPLICA_CONFIG: "config_push",
 }
 """What a device's message is to the worker (server/worker.py, ``Worker.HANDLERS``)."""
 
@@ -87,11 +88,13 @@ class MqttGateway:
         if route.from_server:
             return  # our own output (retained, after a reconnect), seen through the wildcard
         kind = _JOBS.get(route.kind, "unknown")  # a device's typo gets an unknown_topic error
-        if msg.retain and kind not in ("fault", "availability"):
+        if msg.retain and kind not in ("fault", "availability", "config_push"):
             # Stored on the broker, delivered because we (re)subscribed: not a live request.
             # A ticket request or counter command published with the retain flag (a third-party
             # device's mistake) would otherwise be carried out again at every restart once its
-            # id is forgotten; a kiosk's fault report and availability are retained on purpose.
+            # id is forgotten; a kiosk's fault report and availability are retained on purpose, and
+            # so is the centre's pushed configuration (a branch that was offline gets it; its id
+            # makes a second delivery harmless).
             return
         props = getattr(msg, "properties", None)
         self.submit(

@@ -34,7 +34,7 @@ import os
 import shutil
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -503,6 +503,26 @@ class Store:
         )
         for r in rows:
             yield self._event_from_row(r)
+
+    @staticmethod
+    def write_audit(conn: sqlite3.Connection, rows: Sequence[ConfigChange]) -> None:
+        """Change-log rows without an override (a configuration pushed by the centre: its outcome)."""
+        conn.executemany(
+            "INSERT INTO admin_changes (at, user, target, field, old, new) VALUES (?, ?, ?, ?, ?, ?)",
+            [(c.at, c.user, c.target, c.field, c.old, c.new) for c in rows],
+        )
+
+    def pushed_config(self, marker: str) -> tuple[bool, list[str], int] | None:
+        """How a pushed configuration was answered, if it was: (applied, reasons, fields changed)."""
+        row = self.conn.execute(
+            "SELECT field, new FROM admin_changes WHERE target = ? AND field IN ('applied', 'refused') "
+            "ORDER BY id DESC LIMIT 1",
+            (marker,),
+        ).fetchone()
+        if row is None:
+            return None
+        value = json.loads(row[1])
+        return (True, [], int(value)) if row[0] == "applied" else (False, list(value), 0)
 
     def config_overrides(self) -> list[tuple[str, str, object]]:
         """Admin edits to lay over the file config: (target, field, value)."""

@@ -49,6 +49,7 @@ from protocol.messages import (
     TicketRequest,
     TicketResponse,
 )
+from protocol.replica import ConfigPush, ConfigResult
 from protocol.topics import Topics, device_name, parse_availability
 from server.booking.checkin import check_in
 from server.domain import Command, ConfigChange, Refusal
@@ -92,6 +93,8 @@ class Batch:
     results: list[tuple[Job, Any]] = field(default_factory=list)  # HTTP config jobs: their result
     republish: bool = False
     kiosk: KioskStaging = field(default_factory=KioskStaging)  # contacts and pick-ups of kiosk requests
+    audit: list[ConfigChange] = field(default_factory=list)  # change-log rows only (a pushed config's outcome)
+    outs: list[Out] = field(default_factory=list)  # published once the batch is on disk
 
 
 class BatchListener(Protocol):
@@ -246,7 +249,7 @@ class Worker:
                 self.engine.roll_day()
                 self._next_tick = time.monotonic() + TICK_SECONDS
             changes = self.engine.take_changes()
-            if changes or batch.replies or batch.config or prune is not None:
+            if changes or batch.replies or batch.config or batch.audit or prune is not None:
                 refused = self.writable()
                 try:
                     if refused is not None or self.store is None:
@@ -254,6 +257,8 @@ class Worker:
                     touched = [self.engine.counters[c] for c in sorted(changes.counters)]
                     staged = batch.kiosk.writes
                     extra = self._listeners_write(changes, staged) if (self.listeners or staged) and changes else None
+                    if batch.audit:
+                        extra = _with_audit(extra, batch.audit)
                     self.store.commit(changes, touched, batch.replies, batch.config, prune, extra)
                 except (sqlite3.Error, OSError) as exc:
                     self._write_failed(exc, batch)
@@ -274,6 +279,8 @@ class Worker:
         for out in self._call_messages(changes):
             self.publish(out)
         self._answer(batch)
+        for out in batch.outs:
+            self.publish(out)
         self._dirty.add(self.engine, changes, everything=batch.republish)
         if self._dirty and (batch.republish or time.monotonic() >= self._state_at + STATE_INTERVAL_S):
             self._publish_state()
@@ -527,6 +534,61 @@ class Worker:
             batch.republish = True
         batch.results.append((job, changes))
 
+    def _on_config_push(self, job: Job, batch: Batch) -> None:
+        """A configuration the centre pushed (docs/multi-branch.md): validated change by change
+        as the admin page's edits are, with this branch's own config loader; applied whole
+        or not at all, written with its change-log rows, answered on ``config-result``."""
+        from server.admin import AdminError, plan_change
+
+        branch = job.route.id if job.route is not None and job.route.id else ""
+        try:
+            push = ConfigPush.model_validate_json(job.payload)
+        except ValidationError as exc:
+            log.warning("ignored a malformed configuration on %s: %s", job.topic, exc.errors()[0]["msg"])
+            return
+        marker = f"push:{push.id}"
+        user = f"centrala:{push.by}"
+        at = self.engine.now().timestamp()
+
+        def answer(applied: bool, reasons: list[str], changed: int) -> None:
+            result = ConfigResult(id=push.id, branch=branch, applied=applied, reasons=reasons, changed=changed, at=at)
+            batch.outs.append(Out(self.topics.replica_config_result(branch), result.model_dump_json().encode()))
+
+        seen = self.store.pushed_config(marker) if self.store is not None else None
+        if seen is not None:  # delivered again (retained, a reconnect): the same answer again
+            answer(*seen)
+            return
+        old = cfg = self.engine.config
+        changes: list[ConfigChange] = []
+        problems: list[str] = []
+        for edit in push.changes:
+            try:
+                cfg, done = plan_change(cfg, edit.target, edit.values, user, at)
+                changes += done
+            except AdminError as exc:
+                problems += exc.problems
+            except ValueError as exc:
+                problems.append(f"{edit.target}: {exc}")
+        if not problems and changes:
+            try:
+                self.engine.apply_config(cfg)
+            except ValueError as exc:
+                problems.append(str(exc))
+        asked = json.dumps([e.model_dump() for e in push.changes], ensure_ascii=False)
+        if problems:
+            log.warning("refused the configuration %s from the centre: %s", push.id, "; ".join(problems))
+            batch.audit.append(
+                ConfigChange(marker, "refused", asked, json.dumps(problems, ensure_ascii=False), user, at)
+            )
+            answer(False, problems, 0)
+            return
+        if changes:
+            batch.config_before = batch.config_before or old
+            batch.config.extend(changes)
+            batch.republish = True
+        batch.audit.append(ConfigChange(marker, "applied", asked, json.dumps(len(changes)), user, at))
+        answer(True, [], len(changes))
+
     HANDLERS: dict[str, Callable[[Worker, Job, Batch], None]] = {
         "counter": _on_counter,
         "kiosk": _on_kiosk,
@@ -534,6 +596,7 @@ class Worker:
         "availability": _on_availability,
         "unknown": _on_unknown,
         "config": _on_config,
+        "config_push": _on_config_push,
         "tick": _on_tick,
         "republish": _on_tick,
         "flush": _on_flush,
@@ -661,6 +724,19 @@ class _Dirty:
 
     def __bool__(self) -> bool:
         return bool(self.counters or self.zones or self.services)
+
+
+def _with_audit(
+    extra: Callable[[sqlite3.Connection], None] | None, rows: list[ConfigChange]
+) -> Callable[[sqlite3.Connection], None]:
+    """The batch's extra writes, then change-log rows that are not overrides (a push's outcome)."""
+
+    def write(conn: sqlite3.Connection) -> None:
+        if extra is not None:
+            extra(conn)
+        Store.write_audit(conn, rows)
+
+    return write
 
 
 def _details(exc: ValidationError) -> str:

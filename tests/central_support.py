@@ -6,18 +6,22 @@ from __future__ import annotations
 
 import glob
 import os
+import random
 import shutil
 import sqlite3
 import subprocess
 import sys
 import tempfile
 from collections import Counter
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import paho.mqtt.client as mqtt
 import psycopg
 from paho.mqtt.enums import CallbackAPIVersion
 
+from protocol.replica import EventBatch, ReplicaEvent
 from protocol.topics import Topics
 from server.replicate import bridge_config
 from tests.harness import ROOT, Broker, Peer, ServerProcess, free_port, wait_for, write_config
@@ -296,3 +300,48 @@ def wait_caught_up(dsn: str, branch: Branch, timeout: float = 90) -> None:
         timeout,
         f"the centre to hold branch {branch.id}'s events",
     )
+
+
+class Feed:
+    """One branch's event log, as its replicator would send it, straight into a real CentralStore
+    (the store's tests; the whole path through brokers is tested with :class:`Branch`)."""
+
+    def __init__(self, store: Any, branch: str) -> None:
+        self.store, self.branch, self.seq, self.ticket = store, branch, 0, 0
+        self.events: list[ReplicaEvent] = []
+
+    def event(self, day: date, at: datetime, kind: str, ticket_id: int, service: str) -> None:
+        self.seq += 1
+        self.events.append(
+            ReplicaEvent(
+                id=self.seq,
+                at=at.timestamp(),
+                day=day,
+                kind=kind,
+                ticket_id=ticket_id,
+                ticket=f"A{ticket_id}",
+                service=service,
+                counter="1" if kind != "issue" else None,
+            )
+        )
+
+    def day(self, day: date, tickets: int, rng: random.Random) -> list[int]:
+        ids = []
+        for _ in range(tickets):
+            self.ticket += 1
+            t0 = datetime(day.year, day.month, day.day, 8, tzinfo=UTC) + timedelta(seconds=rng.uniform(0, 7 * 3600))
+            service = rng.choice(["rej", "pj", "kasa"])
+            wait = rng.expovariate(1 / 500)
+            self.event(day, t0, "issue", self.ticket, service)
+            self.event(day, t0 + timedelta(seconds=wait), "call", self.ticket, service)
+            if rng.random() < 0.9:
+                self.event(day, t0 + timedelta(seconds=wait + 30), "start", self.ticket, service)
+                self.event(day, t0 + timedelta(seconds=wait + 300), "finish", self.ticket, service)
+            ids.append(self.ticket)
+        return ids
+
+    def send(self) -> None:
+        for i in range(0, len(self.events), 500):
+            part = self.events[i : i + 500]
+            self.store.ingest([EventBatch(branch=self.branch, head=self.seq, sent_at=part[-1].at, events=part)])
+        self.events = []

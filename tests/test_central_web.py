@@ -3,6 +3,7 @@ the report with its CSV, on figures replicated from a real branch (docs/multi-br
 
 from __future__ import annotations
 
+import io
 import sqlite3
 import statistics
 import subprocess
@@ -12,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+from openpyxl import load_workbook
 
 from tests.central_support import (
     PG_BIN,
@@ -180,3 +182,23 @@ def test_a_bad_report_period_is_refused_with_a_clear_error(centre):
     r = c.get("/report", params={"from": "2026-12-07", "to": "2026-12-01"})
     assert r.status_code == 422 and "before" in r.text
     assert c.get("/report", params={"branch": "../etc"}).status_code == 422
+
+
+def test_the_report_downloads_as_the_branch_reports_xlsx_and_pdf_with_the_branchs_figures(centre, tmp_path):
+    url, branch = centre
+    assert httpx.get(url + "/report.xlsx").status_code == 303  # managers only
+    c = _signed_in(url)
+    today = (datetime.now(UTC) - timedelta(hours=3)).date()
+    q = {"from": (today - timedelta(days=1)).isoformat(), "to": (today + timedelta(days=1)).isoformat()}
+    r = c.get("/report.xlsx", params=q)
+    assert r.status_code == 200 and "attachment" in r.headers["content-disposition"]
+    wb = load_workbook(io.BytesIO(r.content), read_only=True)
+    rows = list(wb["branches"].iter_rows(values_only=True))
+    wola = next(row for row in rows[1:] if row[0] == "wola")
+    assert wola[1] == "Urząd Dzielnicy Wola" and wola[2] == sum(v for v, _m, _p in _own_report(branch).values())
+    pdf = c.get("/report.pdf", params={"month": today.strftime("%Y-%m"), "branch": "wola"})
+    assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"
+    (tmp_path / "r.pdf").write_bytes(pdf.content)
+    text = subprocess.run(["pdftotext", "-layout", str(tmp_path / "r.pdf"), "-"], capture_output=True, text=True).stdout
+    assert "Urząd Dzielnicy Wola" in text
+    assert c.get("/report.pdf", params={"month": "2026-13"}).status_code == 422

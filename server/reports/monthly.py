@@ -234,12 +234,16 @@ def _headline_block(pages: _Pages, heads: list[Headline], L: Labels, with_previo
         pages.y += 0.3
 
 
-def monthly_pdf(s: Summary, before: Summary | None, lang: str) -> bytes:
+ExtraTable = tuple[str, Sequence[str], Sequence[Sequence[str]]]
+"""(title, header, rows of text): a table a caller adds after the report's own (the centre's branches)."""
+
+
+def monthly_pdf(s: Summary, before: Summary | None, lang: str, extra: Sequence[ExtraTable] = ()) -> bytes:
     """The printable monthly report (A4 landscape, vector charts)."""
-    return charts.locked(lambda: _monthly_pdf(s, before, lang))
+    return charts.locked(lambda: _monthly_pdf(s, before, lang, extra))
 
 
-def _monthly_pdf(s: Summary, before: Summary | None, lang: str) -> bytes:
+def _monthly_pdf(s: Summary, before: Summary | None, lang: str, extra: Sequence[ExtraTable] = ()) -> bytes:
     L = labels(lang)
     title = f"{L['month_summary']}: {month_name(s.date_from, lang)}"
     buf = io.BytesIO()
@@ -321,5 +325,7 @@ def _monthly_pdf(s: Summary, before: Summary | None, lang: str) -> bytes:
                     for r in rows
                 ],
             )
+        for title_, header, rows_ in extra:
+            pages.table(title_, header, rows_)
         pages.finish()
     return buf.getvalue()

@@ -1,0 +1,185 @@
+"""Configuration pushed from the centre (central/configpush.py, the branch worker's
+``config_push``): on real parts — PostgreSQL, a central Mosquitto with per-branch accounts
+and the ACL from ``Topics.acl``, two branch Mosquittos bridged with the generated config, the
+real ``numerek-server`` at each branch, ``numerek-central`` and ``numerek-central-web``."""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import subprocess
+import sys
+
+import httpx
+import pytest
+
+from server.auth import Users
+from tests.central_support import PG_BIN, Branch, CentralBroker, IngesterProcess, Postgres, write_central_config
+from tests.harness import ROOT, free_port, wait_for
+
+pytestmark = pytest.mark.skipif(not (PG_BIN / "initdb").exists(), reason="PostgreSQL 15 is installed by .ci/setup")
+
+ADMIN = ("centrala-admin", "a-long-admin-password-1")
+MANAGER = ("boss", "a-long-manager-password-1")
+BRANCH_ADMIN = ("wola-admin", "a-long-branch-admin-pw-1")
+
+
+@pytest.fixture(scope="module")
+def centre(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("centre")
+    pg = Postgres().start()
+    dsn = pg.create_db("central")
+    central = CentralBroker(tmp / "central", ["wola", "ursus"]).start()
+    port = free_port()
+    config = write_central_config(tmp / "central" / "central.toml", central, dsn, http_port=port)
+    config.write_text(config.read_text() + '\n[[branches]]\nid = "ursus"\nname = "Urząd Dzielnicy Ursus"\n')
+    users = Users(str(tmp / "central" / "central-users.db"))
+    users.add(ADMIN[0], "admin", ADMIN[1])
+    users.add(MANAGER[0], "manager", MANAGER[1])
+    ingester = IngesterProcess(config).start()
+    branches = {b: Branch(tmp / b, b, central) for b in ("wola", "ursus")}
+    Users(str(branches["wola"].server.database)).add(BRANCH_ADMIN[0], "admin", BRANCH_ADMIN[1])
+    web = subprocess.Popen(
+        [sys.executable, "-m", "central.web", "--config", str(config)],
+        cwd=ROOT,
+        stdout=open(tmp / "web.log", "wb"),  # noqa: SIM115
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        try:
+            return httpx.get(url + "/health", timeout=0.5).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    try:
+        wait_for(up, 30, "numerek-central-web")
+        yield url, branches
+    finally:
+        web.terminate()
+        web.wait(10)
+        for b in branches.values():
+            b.close()
+        ingester.stop()
+        central.stop()
+        pg.destroy()
+
+
+def _signed_in(url: str, who: tuple[str, str]) -> httpx.Client:
+    c = httpx.Client(base_url=url, timeout=20)
+    r = c.post("/login", data={"name": who[0], "password": who[1], "next": "/"})
+    assert r.status_code == 303, r.text
+    return c
+
+
+def _push(c: httpx.Client, changes: list[dict], branch: str = "") -> list[str]:
+    r = c.post("/config", data={"branch": branch, "changes": json.dumps(changes)})
+    assert r.status_code == 200, r.text
+    sent = re.search(r'<p id="sent">[^<]*</p>', r.text)
+    assert sent is not None, r.text
+    return re.findall(r"\(([0-9a-f]{16})\)", sent.group(0))
+
+
+def _status(c: httpx.Client, push_id: str) -> dict:
+    return next(p for p in c.get("/api/config-pushes").json() if p["id"] == push_id)
+
+
+def _answered(c: httpx.Client, push_id: str) -> dict:
+    wait_for(lambda: _status(c, push_id)["status"] != "sent", 60, f"the branch's answer to {push_id}")
+    return _status(c, push_id)
+
+
+def _overrides(branch: Branch) -> dict[tuple[str, str], object]:
+    with sqlite3.connect(f"file:{branch.server.database}?mode=ro", uri=True) as conn:
+        return {(t, f): json.loads(v) for t, f, v in conn.execute("SELECT target, field, value FROM config_overrides")}
+
+
+def _log(branch: Branch, push_id: str) -> list[tuple[str, str, str]]:
+    with sqlite3.connect(f"file:{branch.server.database}?mode=ro", uri=True) as conn:
+        return conn.execute(
+            "SELECT user, field, new FROM admin_changes WHERE target = ?", (f"push:{push_id}",)
+        ).fetchall()
+
+
+def test_a_configuration_pushed_to_every_branch_is_applied_by_each_and_both_sides_keep_the_record(centre):
+    url, branches = centre
+    c = _signed_in(url, ADMIN)
+    ids = _push(c, [{"target": "service:rej", "values": {"daily_limit": 120, "target_wait_min": 12}}])
+    by_branch = {_status(c, i)["branch"]: i for i in ids}
+    assert set(by_branch) == {"wola", "ursus", "mokotow"}  # every configured branch
+    for name in ("wola", "ursus"):
+        push_id = by_branch[name]
+        answer = _answered(c, push_id)
+        assert answer["status"] == "applied" and answer["changed"] == 2, answer
+        branch = branches[answer["branch"]]
+        assert _overrides(branch)[("service:rej", "daily_limit")] == 120
+        assert _log(branch, push_id) == [(f"centrala:{ADMIN[0]}", "applied", "2")]
+    # Mokotów is configured but has never connected: its copy waits for it (retained at the centre).
+    assert _status(c, by_branch["mokotow"])["status"] == "sent"
+    page = c.get("/config")
+    assert "zastosowano / applied" in page.text and ADMIN[0] in page.text
+    # The branch's own change log page shows who at the centre changed what.
+    wola = httpx.Client(base_url=branches["wola"].server.url, timeout=10)
+    assert wola.post("/login", data={"name": BRANCH_ADMIN[0], "password": BRANCH_ADMIN[1]}).status_code == 303
+    log = wola.get("/admin/log")
+    assert log.status_code == 200 and f"centrala:{ADMIN[0]}" in log.text and "daily_limit" in log.text
+
+
+def test_an_invalid_configuration_is_refused_with_reasons_and_nothing_of_it_is_applied(centre):
+    url, branches = centre
+    c = _signed_in(url, ADMIN)
+    before = _overrides(branches["wola"])
+    (push_id,) = _push(
+        c,
+        [
+            {"target": "service:pj", "values": {"daily_limit": 77}},  # valid alone
+            {"target": "service:rej", "values": {"daily_limit": -5}},
+            {"target": "service:nosuch", "values": {"priority": True}},
+        ],
+        branch="wola",
+    )
+    answer = _answered(c, push_id)
+    assert answer["status"] == "refused", answer
+    assert any("service:rej" in r and "daily_limit" in r for r in answer["reasons"]), answer["reasons"]
+    assert any("service:nosuch" in r for r in answer["reasons"]), answer["reasons"]
+    assert _overrides(branches["wola"]) == before  # never half-applied: pj's 77 is not there
+    ((user, field, reasons),) = _log(branches["wola"], push_id)
+    assert (user, field) == (f"centrala:{ADMIN[0]}", "refused") and "service:rej" in reasons
+    assert "odmowa / refused" in c.get("/config").text
+
+
+def test_a_branch_offline_gets_the_pushed_configuration_when_its_link_is_back(centre):
+    url, branches = centre
+    c = _signed_in(url, ADMIN)
+    ursus = branches["ursus"]
+    ursus.peer.close()
+    ursus.broker.stop()  # the branch's broker, and with it the bridge: the branch is cut off
+    try:
+        (push_id,) = _push(c, [{"target": "counter:2", "values": {"name": "Okienko 2 (kasa)"}}], branch="ursus")
+        assert _status(c, push_id)["status"] == "sent"
+    finally:
+        ursus.broker.start()
+        wait_for(ursus.server._healthy, 30, "the branch server back on its broker")
+        ursus._connect_peer()
+    answer = _answered(c, push_id)
+    assert answer["status"] == "applied", answer
+    assert _overrides(ursus)[("counter:2", "name")] == "Okienko 2 (kasa)"
+    assert len(_log(ursus, push_id)) == 1  # the retained copy seen again after reconnecting is not applied twice
+
+
+def test_only_an_admin_pushes_and_a_malformed_push_is_refused_at_the_centre(centre):
+    url, _branches = centre
+    manager = _signed_in(url, MANAGER)
+    assert manager.get("/config").status_code == 200  # a manager sees the record
+    r = manager.post(
+        "/config", data={"branch": "", "changes": '[{"target": "service:rej", "values": {"priority": true}}]'}
+    )
+    assert r.status_code == 403
+    admin = _signed_in(url, ADMIN)
+    n = len(admin.get("/api/config-pushes").json())
+    bad = admin.post("/config", data={"branch": "wola", "changes": '[{"target": "rej; DROP", "values": {}}]'})
+    assert bad.status_code == 422 and "target" in bad.text
+    assert admin.post("/config", data={"branch": "nosuch", "changes": "[]"}).status_code == 422
+    assert len(admin.get("/api/config-pushes").json()) == n  # nothing recorded, nothing sent
