@@ -88,6 +88,14 @@ class HttpSmsConfig(Strict):
     status_map: dict[str, Delivery] = DEFAULT_STATUS_MAP
     callback_id_field: str = "MsgId"
     callback_status_field: str = "status"
+    inbound_secret: SecretStr | None = None
+    """Replies (an opt-out "STOP") come to the server's ``POST /notify/sms/<gateway name>`` only
+    with this secret: header ``X-Numerek-Secret``, or the password of HTTP basic auth
+    (``https://numerek:SECRET@host/notify/sms/provider`` as the provider's callback URL).
+    None: the webhook answers 404."""
+    inbound_sender_field: str = "sms_from"
+    inbound_text_field: str = "sms_text"
+    """The provider's names for a received SMS's sender and text (SMSAPI's by default)."""
     timeout_s: float = Field(default=10.0, gt=0)
     connect_timeout_s: float = Field(default=5.0, gt=0)
 

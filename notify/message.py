@@ -113,4 +113,6 @@ class NoticeKind(StrEnum):
     DOCUMENT_READY = "document_ready"
     BOOKING_CONFIRMED = "booking_confirmed"
     BOOKING_REMINDER = "booking_reminder"
+    OPTOUT_CONFIRMED = "optout_confirmed"
+    """The one answer to a resident's "STOP" (notify/optout.py): the only SMS an opted-out number gets."""
     TEST = "test"

@@ -30,6 +30,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
+from notify import optout
 from notify.config import NotifySettings
 from notify.gateways import Gateway
 from notify.message import Channel, Delivery, Message, NoticeKind, SendResult
@@ -37,7 +38,7 @@ from notify.policy import MAY_HAVE_GONE_OUT, Action, Policy, Row, State, Transit
 from notify.sms_text import TextTooLong, prepare
 from notify.templates import LANGUAGES, TemplateError, render
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 3
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 EMAIL = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
 
@@ -78,7 +79,21 @@ def _migration_1(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX notices_gateway_id ON notices (gateway_id)")
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migration_1]
+def _migration_3(conn: sqlite3.Connection) -> None:
+    """Who asked to be notified, without the contact: the managers' "share of tickets that
+    subscribed" (server/reports/notices.py) must outlive the contacts' erasure."""
+    conn.execute(
+        """CREATE TABLE notify_subscriptions (
+               ticket_id INTEGER PRIMARY KEY,
+               day       TEXT NOT NULL,      -- the ticket's office day
+               channel   TEXT NOT NULL CHECK (channel IN ('sms', 'email')),
+               via       TEXT NOT NULL       -- 'page' (the ticket page's form) or 'kiosk'
+           )"""
+    )
+    conn.execute("CREATE INDEX notify_subscriptions_day ON notify_subscriptions (day)")
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migration_1, optout.migration, _migration_3]
 """Index i brings the notify tables from version i to i + 1; versions live in notify_schema,
 not in PRAGMA user_version, which belongs to the server's store."""
 
@@ -217,7 +232,10 @@ class Outbox:
         settings: NotifySettings,
         routes: Mapping[Channel, Route],
         clock: Callable[[], float] = time.time,
+        optout_key: bytes | None = None,
     ) -> None:
+        """``optout_key``: the server's key for the opt-out list (notify/optout.py); with it, an
+        SMS to a number that said STOP is cancelled at hand-over instead of sent."""
         if conn.isolation_level is not None:
             raise ValueError("the outbox needs a connection in autocommit mode (isolation_level=None)")
         self.conn = conn
@@ -225,6 +243,7 @@ class Outbox:
         self.policy = Policy(settings)
         self.routes = dict(routes)
         self.clock = clock
+        self.optout_key = optout_key
 
     # -- start ----------------------------------------------------------------------------
     def recover(self) -> int:
@@ -306,6 +325,14 @@ class Outbox:
         current = self.conn.execute("SELECT state FROM notices WHERE id = ?", (row.id,)).fetchone()
         if current is None or current[0] != State.PENDING:
             return None  # cancelled (or taken) since it was read
+        if (
+            self.optout_key is not None
+            and row.channel is Channel.SMS
+            and row.kind is not NoticeKind.OPTOUT_CONFIRMED
+            and optout.is_opted_out(self.conn, self.optout_key, row.recipient)
+        ):
+            self._apply(row, Transition(State.CANCELLED, reason=optout.OPTED_OUT), now)
+            return None
         decision = self.policy.decide(row, now, self._recent(row.recipient, now))
         if decision.action is Action.EXPIRE:
             self._apply(row, Transition(State.EXPIRED, reason=decision.reason), now)

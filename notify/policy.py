@@ -117,6 +117,8 @@ class Policy:
             return Decision(Action.EXPIRE, reason="its moment passed before it could be sent")
         if now < row.not_before:
             return Decision(Action.DEFER, row.not_before, "not yet")
+        if row.kind is NoticeKind.OPTOUT_CONFIRMED:  # the answer to the resident's own "STOP", once: at once
+            return Decision(Action.SEND)
         later: list[tuple[float, str]] = []
         if row.kind is not NoticeKind.CALLED:  # a call is the one message worth waking someone for
             quiet_end = self.quiet_until(now)

@@ -97,6 +97,19 @@ CATALOGUE: dict[NoticeKind, dict[str, Template]] = {
             "Нагадування про візит", "{office}: нагадуємо – {service}, {at}, {where}. Код {code}.", "Не зможете? {link}"
         ),
     },
+    NoticeKind.OPTOUT_CONFIRMED: {
+        "en": Template(
+            "No more messages", "{office}: you will receive no more messages from us. To undo, reply START."
+        ),
+        "pl": Template(
+            "Rezygnacja z wiadomości",
+            "{office}: Nie będziesz już otrzymywać wiadomości od nas. Aby to cofnąć, odpisz START.",
+        ),
+        "uk": Template(
+            "Більше без повідомлень",
+            "{office}: ви більше не отримуватимете від нас повідомлень. Щоб скасувати, надішліть START.",
+        ),
+    },
     NoticeKind.TEST: {
         "en": Template("Numerek test message", "{office}: Numerek test message."),
         "pl": Template("Wiadomość testowa Numerka", "{office}: wiadomość testowa Numerka – zażółć gęślą jaźń."),

@@ -307,8 +307,20 @@ class Notifications(_Strict):
     """Services whose documents are picked up, and where; only these appear in the pick-up forms."""
     sms_part_price: Annotated[float, Field(ge=0, le=10)] = 0.0
     """What one SMS part costs the office (zł), shown before a list is sent; 0: only parts are shown."""
+    optout_words: Annotated[list[Annotated[str, Field(min_length=1, max_length=40)]], Field(min_length=1)] = [
+        "STOP",
+        "NIE",
+        "STOP SMS",
+    ]
+    """A reply that is one of these (any case, with or without diacritics) stops every SMS to
+    that number (docs/notifications.md, "Opting out by SMS"); "START" undoes it."""
+    optout_key_file: str | None = None
+    """The opt-out list's key (32 random bytes, created at first start); default: the database
+    file's name + ``.optout-key``. Back it up apart from the database."""
+    inbound_rate: str = "60/minute"
+    """Incoming-SMS webhook calls one client address may make (the provider's servers)."""
 
-    @field_validator("subscribe_rate", "kiosk_subscribe_rate")
+    @field_validator("subscribe_rate", "kiosk_subscribe_rate", "inbound_rate")
     @classmethod
     def _rate(cls, value: str) -> str:
         return _rate_limit(value)

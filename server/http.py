@@ -39,6 +39,7 @@ from server.office import Office, QueueStatus, TicketStatusOut
 from server.pickup_web import build_pickup_router
 from server.public import mount as mount_public
 from server.reports import mount as mount_reports
+from server.reports.notices_web import build_notices_report_router
 from server.service import NumerekServer
 from server.survey_web import build_survey_router, survey_context
 from server.web_auth import WebAuth
@@ -194,6 +195,9 @@ def build_app(server: NumerekServer, manage_lifecycle: bool = True) -> FastAPI:
     if server.notices is not None:
         app.include_router(build_notify_router(server.notices, office))  # /t/<token>/notify (server/notify_web.py)
         app.include_router(build_pickup_router(server.notices, office, auth))  # document ready (server/pickup_web.py)
+        app.include_router(
+            build_notices_report_router(server, auth)
+        )  # /reports/notices (server/reports/notices_web.py)
     mount_booking(app, server)  # /rezerwacja: residents book a visit (server/booking/web.py, docs/booking.md)
     if server.survey is not None:
         app.include_router(

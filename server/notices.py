@@ -40,11 +40,14 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+from notify import optout
 from notify import outbox as ob
 from notify.config import NotifyConfig
 from notify.gateways import Gateway, open_gateway
+from notify.gateways.gammu import GammuGateway
 from notify.message import Channel, NoticeKind
 from notify.phone import InvalidPhoneNumber, normalise
 from protocol import config as config_loader
@@ -320,11 +323,14 @@ class NoticeSender:
         settings: Notifications,
         clock: Callable[[], datetime],
         gateways: Mapping[str, Gateway] | None = None,
+        optout_key: bytes | None = None,
     ) -> None:
         self.path = path
         self.config = config
         self.settings = settings
         self.clock = clock
+        self.optout_key = optout_key
+        self.words = optout.Words(tuple(settings.optout_words))
         self._gateways = dict(gateways) if gateways is not None else None
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -368,10 +374,13 @@ class NoticeSender:
             while not self._stop.is_set():
                 try:
                     if outbox is None:
-                        outbox = ob.Outbox(conn, self.config.notify, self._routes(), clock=self._now)
+                        outbox = ob.Outbox(
+                            conn, self.config.notify, self._routes(), clock=self._now, optout_key=self.optout_key
+                        )
                         recovered = outbox.recover()
                         if recovered:
                             log.warning("notify: %d message(s) were being sent when the server stopped", recovered)
+                    self.read_replies(conn, outbox)
                     while outbox.run_once() and not self._stop.is_set():
                         pass
                     mono = time.monotonic()
@@ -395,6 +404,29 @@ class NoticeSender:
                 except Exception:  # noqa: BLE001
                     log.debug("closing a gateway failed", exc_info=True)
             conn.close()
+
+    def read_replies(self, conn: sqlite3.Connection, outbox: ob.Outbox) -> int:
+        """Replies gammu-smsd received (its inbox folder): an opt-out word acts, the file goes."""
+        route = outbox.routes.get(Channel.SMS)
+        if route is None or self.optout_key is None or not isinstance(route.gateway, GammuGateway):
+            return 0
+        handled = 0
+        for incoming in route.gateway.take_inbox():
+            with ob.transaction(conn):
+                reply = optout.record(
+                    conn,
+                    self.optout_key,
+                    self.words,
+                    incoming.sender,
+                    incoming.text,
+                    route.name,
+                    self._now(),
+                    self.config.notify.default_region,
+                )
+            incoming.forget()
+            handled += 1
+            log.info("notify: an SMS reply through %s: %s", route.name, reply.value)  # never the number
+        return handled
 
     def erase(self, conn: sqlite3.Connection, outbox: ob.Outbox) -> tuple[int, int]:
         """Erase contact data ``retention_hours`` after use: contacts of ended tickets (and of
@@ -445,7 +477,10 @@ class Notices:
         ob.migrate(conn)
         self.conn = conn
         self._conn_lock = threading.Lock()
-        self.sender = NoticeSender(path, config, settings, clock, gateways)
+        key_file = Path(settings.optout_key_file) if settings.optout_key_file else Path(f"{path}.optout-key")
+        self.optout_key = optout.load_key(key_file)
+        self.words = optout.Words(tuple(settings.optout_words))
+        self.sender = NoticeSender(path, config, settings, clock, gateways, self.optout_key)
         self.listener = NoticeListener(settings, lambda: engine.config, self.sender.wake)
         self.listener.load(conn)
 
@@ -478,13 +513,40 @@ class Notices:
             waiting = t is not None and t.status == TicketStatus.WAITING
         return PageState(None, self.channels, waiting)
 
-    def subscribe(self, token: str, raw: str, lang: str, consent: bool) -> Contact:
+    def opted_out(self, channel: Channel, recipient: str) -> bool:
+        """Did this number reply STOP (notify/optout.py)? E-mail addresses never are."""
+        if channel is not Channel.SMS:
+            return False
+        with self._conn_lock:
+            return optout.is_opted_out(self.conn, self.optout_key, recipient)
+
+    def refuse_opted_out(self, channel: Channel, recipient: str) -> None:
+        """The subscription path's check, for every form that takes a number (the ticket page,
+        the kiosk's keypad): :class:`ContactError` "opted_out" if the number said STOP, so the
+        resident reads why instead of waiting for messages that will never come."""
+        if self.opted_out(channel, recipient):
+            raise ContactError("opted_out")
+
+    def incoming(self, sender: str, text: str, via: str) -> optout.Reply:
+        """A reply a provider's webhook delivered (server/notify_web.py): acted on at once."""
+        now = self.clock().timestamp()
+        with self._conn_lock, ob.transaction(self.conn):
+            reply = optout.record(
+                self.conn, self.optout_key, self.words, sender, text, via, now, self.config.notify.default_region
+            )
+        if reply is optout.Reply.OPTED_OUT:
+            self.sender.wake()
+        return reply
+
+    def subscribe(self, token: str, raw: str, lang: str, consent: bool, via: str = "page") -> Contact:
         """Leave a phone number or an address on a waiting ticket. Nothing is stored on a
         :class:`ContactError` ("consent", "empty", "email", "phone", "no_sms", "no_email",
-        "not_waiting"). Replaces the ticket's earlier contact (a typo fixed)."""
+        "opted_out", "not_waiting"). Replaces the ticket's earlier contact (a typo fixed).
+        ``via``: "page" or "kiosk", kept (without the contact) for the managers' reports."""
         if not consent:
             raise ContactError("consent")
         channel, recipient = parse_contact(raw, self.config)
+        self.refuse_opted_out(channel, recipient)
         with self.lock:  # not interleaved with a batch: the listener's memory and the table agree
             ticket = self.engine.ticket_by_token(token)
             if ticket is None or ticket.status != TicketStatus.WAITING:
@@ -509,6 +571,11 @@ class Notices:
                         now.timestamp(),
                         CONSENT_VERSION,
                     ),
+                )
+                self.conn.execute(
+                    """INSERT INTO notify_subscriptions (ticket_id, day, channel, via) VALUES (?, ?, ?, ?)
+                       ON CONFLICT (ticket_id) DO UPDATE SET channel = excluded.channel""",
+                    (ticket.id, ticket.day.isoformat(), channel.value, via),
                 )
                 if old is not None and old.recipient != recipient:
                     ob.cancel(self.conn, f"ticket:{ticket.id}:near", now.timestamp(), "contact replaced")

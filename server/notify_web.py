@@ -7,7 +7,11 @@ Routes (no login: the ticket's unguessable token is the key, as for /t/<token>):
 * ``POST /t/<token>/notify`` — validate (server/notices.py, notify/phone.py); a mistake
   answers 422 with the form, the sentence saying what is wrong and the typed text, and
   nothing is stored; success answers 303 back to the ticket page;
-* ``POST /t/<token>/notify/stop`` — withdraw: the contact is erased at once.
+* ``POST /t/<token>/notify/stop`` — withdraw: the contact is erased at once;
+* ``POST /notify/sms/<gateway>`` — an HTTP SMS provider's webhook for replies ("STOP",
+  notify/optout.py): the gateway's ``inbound_secret`` in ``X-Numerek-Secret`` or as the basic
+  auth password (never in the URL: access logs keep URLs), rate limited per client address
+  (``[notify] inbound_rate``); a bad call answers 4xx and changes nothing.
 
 Protection: the CSRF/Origin guard and the body limit are the site's middleware
 (server/web_security.py); each client address may send ``[notify] subscribe_rate`` forms
@@ -17,13 +21,19 @@ logged: the access log has the path only, and errors name the kind of mistake.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hmac
+import json
 from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
+from notify.config import HttpSmsConfig
+from notify.optout import Reply
 from server.notices import PHONE_REASONS, ContactError, Notices
 from server.office import Office
 from server.ratelimit import SlidingWindow
@@ -51,6 +61,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "no_sms": "Ten urząd nie wysyła SMS-ów. Podaj adres e-mail.",
         "no_email": "Ten urząd nie wysyła e-maili. Podaj numer telefonu komórkowego.",
         "not_waiting": "Ten bilet już nie czeka w kolejce.",
+        "opted_out": "Na ten numer nie wysyłamy wiadomości: odpisano z niego STOP. Podaj adres e-mail albo, "
+        "aby znów dostawać SMS-y, odpisz START na dowolną naszą wiadomość.",
         "rate": "Zbyt wiele prób. Spróbuj ponownie za kilka minut.",
         "unknown": "Nie znaleziono biletu.",
     },
@@ -72,6 +84,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "no_sms": "This office sends no text messages. Please give an e-mail address.",
         "no_email": "This office sends no e-mail. Please give a mobile phone number.",
         "not_waiting": "This ticket is no longer waiting.",
+        "opted_out": "We send no messages to this number: it replied STOP. Give an e-mail address, or reply "
+        "START to any of our messages to get text messages again.",
         "rate": "Too many attempts. Please try again in a few minutes.",
         "unknown": "Ticket not found.",
     },
@@ -93,6 +107,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "no_sms": "Ця установа не надсилає SMS. Вкажіть адресу e-mail.",
         "no_email": "Ця установа не надсилає e-mail. Вкажіть номер мобільного телефону.",
         "not_waiting": "Цей талон уже не очікує в черзі.",
+        "opted_out": "На цей номер ми не надсилаємо повідомлень: з нього відповіли STOP. Вкажіть e-mail або "
+        "надішліть START у відповідь на будь-яке наше повідомлення, щоб знову отримувати SMS.",
         "rate": "Забагато спроб. Спробуйте ще раз за кілька хвилин.",
         "unknown": "Талон не знайдено.",
     },
@@ -172,6 +188,49 @@ def build_notify_router(notices: Notices, office: Office) -> APIRouter:
         except ContactError as exc:
             return form(request, token, lang, 422, error_text(exc, lang), typed)
         return RedirectResponse(f"/t/{token}?lang={lang}", status_code=303)
+
+    inbound_budget = SlidingWindow(notices.settings.inbound_rate)
+
+    def _secret(request: Request) -> str:
+        given = request.headers.get("x-numerek-secret")
+        if given is not None:
+            return given
+        scheme, _, value = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() == "basic":
+            try:
+                return base64.b64decode(value, validate=True).decode("utf-8").partition(":")[2]
+            except (binascii.Error, UnicodeDecodeError):
+                return ""
+        return ""
+
+    @r.post("/notify/sms/{gateway}")
+    async def sms_inbound(request: Request, gateway: str) -> Response:
+        if not inbound_budget.hit(client_key(request)):
+            return PlainTextResponse("too many requests", status_code=429)
+        config = notices.config.gateways.get(gateway)
+        if not isinstance(config, HttpSmsConfig) or config.inbound_secret is None or notices.config.sms != gateway:
+            return PlainTextResponse("no such webhook", status_code=404)
+        expected = config.inbound_secret.get_secret_value().encode()
+        if not hmac.compare_digest(_secret(request).encode(), expected):
+            return PlainTextResponse("wrong or missing secret", status_code=401)
+        try:
+            if request.headers.get("content-type", "").startswith("application/json"):
+                data = json.loads(await request.body())
+                fields = {str(k): v for k, v in data.items()} if isinstance(data, dict) else {}
+            else:
+                fields = dict((await request.form()).items())
+        except (ValueError, UnicodeDecodeError):
+            return PlainTextResponse("the body is neither a form nor a JSON object", status_code=400)
+        sender, text = fields.get(config.inbound_sender_field), fields.get(config.inbound_text_field)
+        if not isinstance(sender, str) or not isinstance(text, str) or not sender.strip():
+            missing = f"{config.inbound_sender_field} and {config.inbound_text_field}"
+            return PlainTextResponse(f"{missing} are required (text)", status_code=400)
+        if len(sender) > 40 or len(text) > 1600:
+            return PlainTextResponse("sender or text too long", status_code=400)
+        reply = notices.incoming(sender, text, gateway)
+        if reply is Reply.BAD_SENDER:
+            return PlainTextResponse(f"{config.inbound_sender_field} is not a phone number", status_code=400)
+        return PlainTextResponse(f"OK {reply.value}")
 
     @r.post("/t/{token}/notify/stop")
     async def notify_stop(request: Request, token: str) -> Response:

@@ -12,6 +12,7 @@ import json
 import shutil
 import subprocess
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -26,7 +27,7 @@ GAMMU_SMSD = shutil.which("gammu-smsd") or "/usr/bin/gammu-smsd"
 class GammuDaemon:
     """gammu-smsd with Gammu's dummy phone driver and the files backend, in ``root``."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, receive_every_s: int = 3600) -> None:
         self.root = root
         for sub in ("phone", "inbox", "outbox", "sent", "error", "staging"):
             (root / sub).mkdir(parents=True, exist_ok=True)
@@ -36,7 +37,7 @@ class GammuDaemon:
             f"[gammu]\ndevice = {root}/phone/\nmodel = dummy\nconnection = none\n\n"
             f"[smsd]\nservice = files\ninboxpath = {root}/inbox/\noutboxpath = {root}/outbox/\n"
             f"sentsmspath = {root}/sent/\nerrorsmspath = {root}/error/\nlogfile = {self.log}\n"
-            "debuglevel = 1\ncommtimeout = 1\nsendtimeout = 5\nloopsleep = 1\nreceivefrequency = 3600\n"
+            f"debuglevel = 1\ncommtimeout = 1\nsendtimeout = 5\nloopsleep = 1\nreceivefrequency = {receive_every_s}\n"
             "checksecurity = 0\n",
             encoding="utf-8",
         )
@@ -58,6 +59,34 @@ class GammuDaemon:
                 self.proc.kill()
                 self.proc.wait(15)
         self.proc = None
+
+    def receive(self, number: str, text: str) -> Path:
+        """A text arrives at the modem: Gammu's dummy phone keeps received SMS as SMS backup files
+        in ``<device>/sms/1/<location>`` (its inbox folder, libgammu/phone/dummy/dummy.c); the
+        daemon reads them every ``receivefrequency`` seconds, saves them to its inbox folder as
+        ``IN<date>_<time>_<serial>_<number>_<part>.txt`` and deletes them from the phone."""
+        folder = self.root / "phone" / "sms" / "1"
+        folder.mkdir(parents=True, exist_ok=True)
+        location = 1
+        while (folder / str(location)).exists():
+            location += 1
+        stamp = time.strftime("%Y%m%dT%H%M%S")
+        hexed = text.encode("utf-16-be").hex().upper()
+        tmp = folder / f".incoming-{location}"
+        tmp.write_text(
+            f'[SMSBackup000]\nSMSC = "+48601000310"\nState = UnRead\nNumber = "{number}"\nCoding = Default\n'
+            f"Folder = 1\nSent = {stamp}\nPDU = Deliver\nDateTime = {stamp}\nText00 = {hexed}\n",
+            encoding="utf-8",
+        )
+        tmp.rename(folder / str(location))  # the dummy phone reads numbered files only: never half a file
+        return folder / str(location)
+
+    def phone_inbox(self) -> list[Path]:
+        folder = self.root / "phone" / "sms" / "1"
+        return sorted(p for p in folder.iterdir() if not p.name.startswith(".")) if folder.exists() else []
+
+    def inbox(self) -> list[Path]:
+        return sorted((self.root / "inbox").iterdir())
 
     def log_text(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""

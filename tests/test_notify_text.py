@@ -107,6 +107,7 @@ VALUES = {
         "where": "ul. Piotrkowska 1",
         "code": "K7Q2",
     },
+    NoticeKind.OPTOUT_CONFIRMED: {},
     NoticeKind.TEST: {},
 }
 VALUES[NoticeKind.BOOKING_REMINDER] = VALUES[NoticeKind.BOOKING_CONFIRMED]

@@ -42,11 +42,30 @@ class GammuSetupError(RuntimeError):
     pass
 
 
+INBOX_NAME = re.compile(r"^IN(?P<stamp>\d{8}_\d{6}_\d{2})_(?P<number>[^_/]{1,40})_(?P<part>\d{2})\.txt$")
+"""gammu-smsd's files backend names a received text ``IN<date>_<time>_<serial>_<number>_<part>.txt``."""
+
+
 @dataclass(frozen=True)
 class SpoolPaths:
     outbox: Path
     sent: Path
     error: Path
+    inbox: Path | None = None
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """One received text (its parts joined), as the daemon saved it in its inbox folder."""
+
+    sender: str
+    text: str
+    files: tuple[Path, ...] = ()
+
+    def forget(self) -> None:
+        """Delete the daemon's files of this text: call it once its effect is committed."""
+        for path in self.files:
+            path.unlink(missing_ok=True)
 
 
 def read_spool_paths(smsdrc: Path) -> SpoolPaths:
@@ -75,7 +94,15 @@ def read_spool_paths(smsdrc: Path) -> SpoolPaths:
         paths[key] = path
     if len({paths["outboxpath"], paths["sentsmspath"], paths["errorsmspath"]}) != 3:
         raise GammuSetupError(f"{smsdrc}: outbox, sent and error folders must differ (else sent messages are deleted)")
-    return SpoolPaths(paths["outboxpath"], paths["sentsmspath"], paths["errorsmspath"])
+    inbox = smsd.get("inboxpath", "").strip()
+    return SpoolPaths(paths["outboxpath"], paths["sentsmspath"], paths["errorsmspath"], Path(inbox) if inbox else None)
+
+
+def _decode(data: bytes) -> str:
+    """The inbox file's text: ``inboxformat = unicode`` writes UTF-16 with a BOM, ``standard`` UTF-8."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return data.decode("utf-16", "replace")
+    return data.decode("utf-8", "replace")
 
 
 def file_key(key: str | None) -> str:
@@ -182,6 +209,32 @@ class GammuGateway:
                             self._handed.pop(m["key"], None)
                         removed += 1
         return removed
+
+    def take_inbox(self) -> list[Incoming]:
+        """Received texts from the daemon's inbox folder; :meth:`Incoming.forget` deletes each
+        once the caller has committed what it did with it (a crash in between reads it again:
+        an opt-out is harmless to record twice).
+
+        Why deleted: the file's name and text hold the sender's number; what the office keeps
+        of a reply is its effect (an opt-out's keyed hash, notify/optout.py), not the number.
+        Replies that are not an opt-out word are dropped too (the office reads no SMS here;
+        say so in the messages if it should). Parts of one long text are joined."""
+        if self.paths.inbox is None or not self.paths.inbox.is_dir():
+            return []
+        groups: dict[tuple[str, str], list[tuple[str, Path]]] = {}
+        for entry in os.scandir(self.paths.inbox):
+            m = INBOX_NAME.match(entry.name)
+            if m:
+                groups.setdefault((m["stamp"], m["number"]), []).append((m["part"], Path(entry.path)))
+        found: list[Incoming] = []
+        for (_stamp, number), parts in sorted(groups.items()):
+            parts.sort()
+            try:
+                text = "".join(_decode(path.read_bytes()) for _, path in parts)
+            except OSError:
+                continue  # the daemon is still writing it, or it went: next round
+            found.append(Incoming(number, text, tuple(path for _, path in parts)))
+        return found
 
     def close(self) -> None:
         pass
