@@ -679,6 +679,8 @@ class Visit:
             return None
         if outcome == "subscribed":
             return t("sms_subscribed", self.lang)
+        if outcome == "opted_out":
+            return t("sms_opted_out", self.lang)
         return t("sms_not_sent" if outcome in ("invalid", "not_mobile") else "sms_unavailable", self.lang)
 
     def place_of(self, ticket: TicketIssued) -> dict[str, str] | None:

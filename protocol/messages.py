@@ -404,7 +404,7 @@ class TicketIssued(BaseModel):
     """A checked-in booking's time (office time): print "Wizyta o 10:30"; null for a walk-in ticket."""
 
 
-PhoneOutcome = Literal["subscribed", "invalid", "not_mobile", "rate_limited", "unavailable"]
+PhoneOutcome = Literal["subscribed", "invalid", "not_mobile", "opted_out", "rate_limited", "unavailable"]
 """What became of a request's ``phone`` (docs/protocol.md): the ticket is issued either way."""
 
 
@@ -416,7 +416,8 @@ class TicketResponse(_Message):
     server_time: datetime
     phone: PhoneOutcome | None = None
     """Only when the request had ``phone``: ``subscribed`` (SMS notices will come), ``invalid`` or
-    ``not_mobile`` (no SMS: the number cannot get one), ``rate_limited`` (too many numbers from this
+    ``not_mobile`` (no SMS: the number cannot get one), ``opted_out`` (the number replied STOP to
+    an earlier SMS), ``rate_limited`` (too many numbers from this
     kiosk or for this number just now), ``unavailable`` (the office sends no SMS). Never the number."""
 
     def to_json(self) -> bytes:

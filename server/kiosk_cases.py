@@ -117,6 +117,8 @@ class KioskCases:
             return "unavailable" if exc.code == "no_sms" else "invalid"
         if channel is not Channel.SMS or ticket.status != TicketStatus.WAITING:
             return "unavailable"
+        if notices.opted_out(channel, number):  # it replied STOP: say so rather than promise an SMS
+            return "opted_out"
         # Both budgets are spent on every valid number, as the web form counts before checking.
         kiosk_ok = self.per_kiosk.hit(kiosk)
         number_ok = self.per_number.hit(hashlib.sha256(number.encode()).hexdigest())

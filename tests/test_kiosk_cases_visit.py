@@ -90,6 +90,10 @@ def test_the_plus_sign_is_only_taken_first_and_a_ukrainian_mobile_is_accepted():
     ("outcome", "says"),
     [
         ("not_mobile", "SMS-a nie będzie: numer nie jest numerem komórkowym. Obserwuj ekran w poczekalni."),
+        (
+            "opted_out",
+            "SMS-a nie będzie: z tego numeru odpisano STOP na nasze wiadomości. Obserwuj ekran w poczekalni.",
+        ),
         ("rate_limited", "Nie możemy teraz wysłać SMS-a. Obserwuj ekran w poczekalni."),
         ("unavailable", "Nie możemy teraz wysłać SMS-a. Obserwuj ekran w poczekalni."),
     ],

@@ -194,6 +194,29 @@ def test_stop_by_sms_through_the_modem_cancels_pending_notices_confirms_once_and
     assert "600100200" not in log and "600 100 200" not in log and "600-100-200" not in log
 
 
+def test_a_number_that_said_stop_is_told_so_at_the_kiosk_and_its_ticket_is_still_issued(tmp_path, broker, peer):
+    """Without the check the kiosk promised "we will send an SMS" and the outbox then cancelled
+    every message to the number: the resident waited for a text that could never come."""
+    smsd = GammuDaemon(tmp_path / "gammu", receive_every_s=1).start()
+    notify_toml(tmp_path, smsd=smsd)
+    server = office(tmp_path, broker).start()
+    try:
+        smsd.receive(NUMBER, "STOP")
+        wait_for(lambda: len(smsd.sent()) == 1, 60, "the opt-out confirmation")
+        reply = peer.request(
+            f"{BASE}/kiosk/k1/request",
+            {"v": 1, "id": "k1", "service": "rej", "phone": "600 100 200", "lang": "pl"},
+            response_topic=f"{BASE}/kiosk/k1/response/k1",
+        )
+        assert reply["ok"] and reply["ticket"]["number"] == "A001"
+        assert reply["phone"] == "opted_out"
+        assert rows(server.database, "SELECT COUNT(*) FROM notify_contacts") == [(0,)]
+    finally:
+        server.stop()
+        smsd.stop()
+    assert "600100200" not in server.log()
+
+
 # ------------------------------------------------------------------------ a provider's webhook
 
 
