@@ -54,6 +54,8 @@ def ticket_layout(
     lines: list[str] = []
     if appointment:  # a booked visit: staff and resident see at once that it is not a walk-in
         lines += both("appointment")
+        if ticket.appointment_at is not None:
+            lines += both("appointment_at", t=f"{ticket.appointment_at:%H:%M}")
     if pickup is not None:  # the clerk sees at once what the resident came for
         lines += both("pickup")
         lines.append(PRINT_TEXTS["case"]["pl"].format(ref=pickup))

@@ -87,6 +87,15 @@ def read_code(text: str) -> str | None:
     return code
 
 
+SMS_WORDS: dict[str, str] = {
+    "subscribed": "sms_subscribed",
+    "opted_out": "sms_opted_out",
+    "invalid": "sms_not_sent",
+    "not_mobile": "sms_not_sent",
+}
+"""What the ticket screen says for each answer about the number (docs/protocol.md); any other: no SMS now."""
+
+
 class Screen(StrEnum):
     HOME = "home"
     BOOKING = "booking"  # the keypad for a booking's code
@@ -648,8 +657,10 @@ class Visit:
             key = f"fault_{outcome.fault.value}"
             why = t(key, lang) if key in FAULT_KEYS else outcome.fault.value
             status, style = t("printer_fault", lang, why=why), "alarm"
-        return TicketView(
-            head=t(
+        if self.booked and tk.appointment_at is not None:  # the booked time: the resident checks it at once
+            head = t("appointment_ticket_at", lang, t=f"{tk.appointment_at:%H:%M}")
+        else:
+            head = t(
                 "appointment_ticket"
                 if self.booked
                 else "pickup_ticket"
@@ -658,7 +669,9 @@ class Visit:
                 if tk.priority
                 else "your_number",
                 lang,
-            ),
+            )
+        return TicketView(
+            head=head,
             head_style="accent" if tk.priority or self.booked or self.pickup else "screen",
             number=tk.number,
             service=service_name(tk.service_name, lang),
@@ -677,11 +690,7 @@ class Visit:
         outcome = self.sms_outcome
         if outcome is None:
             return None
-        if outcome == "subscribed":
-            return t("sms_subscribed", self.lang)
-        if outcome == "opted_out":
-            return t("sms_opted_out", self.lang)
-        return t("sms_not_sent" if outcome in ("invalid", "not_mobile") else "sms_unavailable", self.lang)
+        return t(SMS_WORDS.get(outcome, "sms_unavailable"), self.lang)
 
     def place_of(self, ticket: TicketIssued) -> dict[str, str] | None:
         """Where the ticket's holder goes (the services list says, per language), if the office said."""

@@ -89,7 +89,9 @@ def test_every_key_the_kiosk_uses_is_in_its_template():
 
     template = set(catalogue("kiosk").template())
     used = _keys_called(sorted((ROOT / "kiosk").glob("*.py")), {"t"})
-    used |= set(visit.REFUSALS_EXPLAINED) | set(visit.BOOKING_REFUSALS) | visit.FAULT_KEYS
+    used |= (
+        set(visit.REFUSALS_EXPLAINED) | set(visit.BOOKING_REFUSALS) | visit.FAULT_KEYS | set(visit.SMS_WORDS.values())
+    )
     printed = _keys_called([ROOT / "kiosk" / "ticket_layout.py"], {"both"}) | {"go_to", "est_wait"}
     assert used and printed
     assert used - template == set()

@@ -51,7 +51,9 @@ def services(*items: ServiceInfo) -> ServicesMessage:
     return ServicesMessage(office=OFFICE, services=list(items or [service()]), server_time=T0)
 
 
-def issued(number: str = "A001", priority: bool = False, sid: str = "rej", ahead: int = 0) -> TicketIssued:
+def issued(
+    number: str = "A001", priority: bool = False, sid: str = "rej", ahead: int = 0, at: datetime | None = None
+) -> TicketIssued:
     return TicketIssued(
         number=number,
         service=sid,
@@ -62,6 +64,7 @@ def issued(number: str = "A001", priority: bool = False, sid: str = "rej", ahead
         estimated_wait_min=7,
         token="tok",
         status_path="/t/tok",
+        appointment_at=at,
     )
 
 
@@ -375,10 +378,11 @@ def test_a_code_typed_on_the_keypad_checks_in_and_shows_the_appointment_ticket()
     assert v2.key("7").refresh is False, "six characters at most"
     step = v2.submit()
     assert v2.screen == Screen.BUSY and step.ask.booking == "YTXR49" and step.ask.service is None
-    step = v2.answered(answer("k1-r1", issued(ahead=0)))
+    booked_at = T0.replace(hour=10, minute=45)
+    step = v2.answered(answer("k1-r1", issued("R001", ahead=0, at=booked_at)))
     view = v2.ticket_view()
-    assert v2.screen == Screen.TICKET and view.head == "Wizyta umówiona" and view.head_style == "accent"
-    assert step.layout.lines[0] == "WIZYTA UMÓWIONA"
+    assert v2.screen == Screen.TICKET and view.head == "Wizyta umówiona na 10:45" and view.head_style == "accent"
+    assert step.layout.lines[:2] == ["WIZYTA UMÓWIONA", "Godzina wizyty: 10:45"]
     v2.go_home(reset=True)
     assert (v2.code, v2.booked) == ("", False)
 
