@@ -26,7 +26,7 @@ from matplotlib.backends.backend_pdf import PdfPages
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from server.reports import charts, exports
+from server.reports import charts, exports, survey_month
 from server.reports.cache import RenderCache
 from server.reports.figures import Filters, ReportData
 from server.reports.headline import Headline, headlines
@@ -98,25 +98,76 @@ def build_monthly_report(
     for h in heads:
         change = f"  ({L['previously']} {h.previous}; {h.delta})" if h.delta else ""
         lines.append(f"{h.label}: {h.value}{change}")
+    survey = survey_month.month_rows(data.database, f.date_from, f.date_to)
+    lines += _survey_lines(survey, s, L)
     cache = cache or RenderCache()
+    keyed = repr(survey)
     return MonthlyReport(
         month=f.date_from,
         lang=lang,
         subject=f"Numerek — {title} — {s.office}",
         text="\n".join(lines) + "\n",
-        pdf=cache.get(monthly_key("pdf", lang, s, p), lambda: monthly_pdf(s, p, lang)),
-        xlsx=cache.get(monthly_key("xlsx", lang, s, p), lambda: monthly_xlsx(s, p, lang)),
+        pdf=cache.get((*monthly_key("pdf", lang, s, p), keyed), lambda: monthly_pdf(s, p, lang, survey=survey)),
+        xlsx=cache.get((*monthly_key("xlsx", lang, s, p), keyed), lambda: monthly_xlsx(s, p, lang, survey)),
     )
+
+
+def _service_name(s: Summary, service: str, lang: str) -> str:
+    for r in s.by_service:
+        if r.service == service:
+            return r.name.get(lang, service)
+    return service
+
+
+def _survey_cells(survey: Sequence[survey_month.SurveyRow], s: Summary, L: Labels) -> list[list[str]]:
+    return [
+        [
+            _service_name(s, r.service, L.lang),
+            L.number(r.answers, 0),
+            L.number(r.overall, 2),
+            L.number(r.wait, 2),
+            L.number(r.courtesy, 2),
+            L.percent(r.settled_share, 0),
+        ]
+        for r in survey
+    ]
+
+
+def _survey_lines(survey: Sequence[survey_month.SurveyRow], s: Summary, L: Labels) -> list[str]:
+    """The survey's figures for the e-mail's body; nothing when nobody answered."""
+    if not survey:
+        return []
+    t = survey_month.texts(L.lang)
+    keys = ("service", "answers", "overall", "wait", "courtesy", "settled")
+    return ["", f"{t['title']}:"] + [
+        t["line"].format(**dict(zip(keys, cells, strict=True))) for cells in _survey_cells(survey, s, L)
+    ]
+
+
+def _survey_table(survey: Sequence[survey_month.SurveyRow], lang: str) -> exports.Table:
+    t = survey_month.texts(lang)
+    columns = [
+        exports.Column("service", t["service"], t["service"], "text"),
+        exports.Column("answers", t["answers"], t["answers"]),
+        exports.Column("overall", t["overall"], t["overall"], "number"),
+        exports.Column("wait", t["wait"], t["wait"], "number"),
+        exports.Column("courtesy", t["courtesy"], t["courtesy"], "number"),
+        exports.Column("settled_share", t["settled"], t["settled"], "share"),
+    ]
+    rows = [[r.service, r.answers, r.overall, r.wait, r.courtesy, r.settled_share] for r in survey]
+    return exports.Table("survey", columns, rows)
 
 
 def monthly_key(kind: str, lang: str, s: Summary, before: Summary) -> tuple[str, ...]:
     return ("monthly", kind, lang, s.digest(), before.digest())
 
 
-def monthly_xlsx(s: Summary, before: Summary | None, lang: str) -> bytes:
-    """The month's tables as sheets, the first one comparing the headline figures."""
+def monthly_xlsx(s: Summary, before: Summary | None, lang: str, survey: Sequence[survey_month.SurveyRow] = ()) -> bytes:
+    """The month's tables as sheets, the first one comparing the headline figures; the survey's last."""
     tables = [exports.comparison_table(s, before)]
     tables += [exports.table(name, s, lang) for name in exports.TABLES if name != "tickets"]
+    if survey:
+        tables.append(_survey_table(survey, lang))
     return exports.xlsx(tables, lang)
 
 
@@ -238,12 +289,24 @@ ExtraTable = tuple[str, Sequence[str], Sequence[Sequence[str]]]
 """(title, header, rows of text): a table a caller adds after the report's own (the centre's branches)."""
 
 
-def monthly_pdf(s: Summary, before: Summary | None, lang: str, extra: Sequence[ExtraTable] = ()) -> bytes:
+def monthly_pdf(
+    s: Summary,
+    before: Summary | None,
+    lang: str,
+    extra: Sequence[ExtraTable] = (),
+    survey: Sequence[survey_month.SurveyRow] = (),
+) -> bytes:
     """The printable monthly report (A4 landscape, vector charts)."""
-    return charts.locked(lambda: _monthly_pdf(s, before, lang, extra))
+    return charts.locked(lambda: _monthly_pdf(s, before, lang, extra, survey))
 
 
-def _monthly_pdf(s: Summary, before: Summary | None, lang: str, extra: Sequence[ExtraTable] = ()) -> bytes:
+def _monthly_pdf(
+    s: Summary,
+    before: Summary | None,
+    lang: str,
+    extra: Sequence[ExtraTable] = (),
+    survey: Sequence[survey_month.SurveyRow] = (),
+) -> bytes:
     L = labels(lang)
     title = f"{L['month_summary']}: {month_name(s.date_from, lang)}"
     buf = io.BytesIO()
@@ -325,7 +388,11 @@ def _monthly_pdf(s: Summary, before: Summary | None, lang: str, extra: Sequence[
                     for r in rows
                 ],
             )
-        for title_, header, rows_ in extra:
-            pages.table(title_, header, rows_)
+        if survey:
+            t = survey_month.texts(lang)
+            header = [t[k] for k in ("service", "answers", "overall", "wait", "courtesy", "settled")]
+            pages.table(t["title"], header, _survey_cells(survey, s, L))
+        for title_, header_, rows_ in extra:
+            pages.table(title_, header_, rows_)
         pages.finish()
     return buf.getvalue()
