@@ -380,7 +380,10 @@ class NoticeSender:
                         recovered = outbox.recover()
                         if recovered:
                             log.warning("notify: %d message(s) were being sent when the server stopped", recovered)
-                    self.read_replies(conn, outbox)
+                    try:
+                        self.read_replies(conn, outbox)
+                    except sqlite3.Error:  # a reply waits for the next loop; the sending below goes on
+                        log.warning("notify: could not record an SMS reply; trying again", exc_info=True)
                     while outbox.run_once() and not self._stop.is_set():
                         pass
                     mono = time.monotonic()

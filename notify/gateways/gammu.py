@@ -222,7 +222,11 @@ class GammuGateway:
         if self.paths.inbox is None or not self.paths.inbox.is_dir():
             return []
         groups: dict[tuple[str, str], list[tuple[str, Path]]] = {}
-        for entry in os.scandir(self.paths.inbox):
+        try:
+            entries = list(os.scandir(self.paths.inbox))
+        except OSError:  # not readable by the server's user: replies wait there, sending goes on
+            return []
+        for entry in entries:
             m = INBOX_NAME.match(entry.name)
             if m:
                 groups.setdefault((m["stamp"], m["number"]), []).append((m["part"], Path(entry.path)))
