@@ -192,7 +192,9 @@ def build_app(server: NumerekServer, manage_lifecycle: bool = True) -> FastAPI:
     app.include_router(build_clerk_router(office, auth))
     app.include_router(build_admin_router(office, auth))
     mount_reports(app, server)
+    app.state.report_pages = []  # the managers' pages this office has, linked from the reports' header
     if server.notices is not None:
+        app.state.report_pages += [("/reports/notices", "nav_notices"), ("/reports/pickups", "nav_pickups")]
         app.include_router(build_notify_router(server.notices, office))  # /t/<token>/notify (server/notify_web.py)
         app.include_router(build_pickup_router(server.notices, office, auth))  # document ready (server/pickup_web.py)
         app.include_router(
@@ -200,6 +202,7 @@ def build_app(server: NumerekServer, manage_lifecycle: bool = True) -> FastAPI:
         )  # /reports/notices (server/reports/notices_web.py)
     mount_booking(app, server)  # /rezerwacja: residents book a visit (server/booking/web.py, docs/booking.md)
     if server.survey is not None:
+        app.state.report_pages.append(("/reports/survey", "nav_survey"))
         app.include_router(
             build_survey_router(server.survey, office, auth)
         )  # /t/<token>/ankieta (server/survey_web.py)

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from itertools import groupby
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.harness import Broker, Peer, ServerProcess, VirtualScreen, free_port, wait_for
@@ -160,6 +161,24 @@ def test_a_ready_case_gives_one_pickup_ticket_and_records_the_arrival(tmp_path, 
         assert number in again["error"]["message"]
         assert waiting(server, "pj") == 1
         assert ask(peer, "p1", pickup=CASE) == answer, "a redelivered request gets its first answer"
+
+        # The manager's notices report counts the pick-up and the time from "ready" to arrival.
+        from server.auth import Users
+
+        users = Users(server._database())
+        users.add("kierownik", "manager", "kierownik-haslo-2026")
+        users.close()
+        manager = httpx.Client(base_url=server.url, timeout=10)
+        login = {"name": "kierownik", "password": "kierownik-haslo-2026"}
+        assert manager.post("/login", data=login, follow_redirects=False).status_code == 303
+        (week,) = manager.get("/reports/api/notices").json()["pickups"]
+        assert (week["announced"], week["picked_up"]) == (1, 1)
+        assert week["median_h"] == round((arrived - ready) / 3600, 1)
+        page = manager.get("/reports/notices").text
+        assert 'id="no-pickup-times"' not in page
+        assert (
+            '<a href="/reports/notices?lang=pl">Powiadomienia</a>' in manager.get("/reports").text
+        )  # found from the menu
     finally:
         server.stop()
 

@@ -226,20 +226,20 @@ def _load(conn: sqlite3.Connection, since: date, until: date, tz: ZoneInfo, part
 
 
 def pickup_waits(conn: sqlite3.Connection, start: float, end: float, tz: ZoneInfo) -> dict[date, list[float]]:
-    """Hours from "ready" to the resident's pick-up, per week of the "ready", for the cases that ended.
+    """Hours from "ready" to the resident's arrival for it, per week of the "ready".
 
-    Nothing in the server records a pick-up yet (a clerk hands the document over outside
-    Numerek; the kiosk's pick-up ticket is being added): this reads a ``notify_pickups.picked_at``
-    column when one exists and is empty otherwise, so the page shows "—" until then."""
-    columns = {r[1] for r in conn.execute("PRAGMA table_info(notify_pickups)")}
-    if "picked_at" not in columns:
+    An arrival is the pick-up ticket the kiosk issued from the case reference
+    (``pickup_arrivals``, written with the ticket: server/kiosk_cases.py). A document handed
+    over without that ticket is not seen here; the page counts only the cases that came
+    through the kiosk, and says so."""
+    if not _has(conn, "pickup_arrivals"):
         return {}
     out: dict[date, list[float]] = defaultdict(list)
-    for at, picked in conn.execute(
-        "SELECT at, picked_at FROM notify_pickups WHERE at >= ? AND at < ? AND picked_at IS NOT NULL", (start, end)
+    for ready, arrived in conn.execute(
+        "SELECT ready_at, arrived_at FROM pickup_arrivals WHERE ready_at >= ? AND ready_at < ?", (start, end)
     ):
-        day = datetime.fromtimestamp(at, tz).date()
-        out[day - timedelta(days=day.weekday())].append((picked - at) / 3600.0)
+        day = datetime.fromtimestamp(ready, tz).date()
+        out[day - timedelta(days=day.weekday())].append(max(0.0, arrived - ready) / 3600.0)
     return out
 
 

@@ -42,7 +42,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "by_day": "Według dnia",
         "subscriptions": "Kto chciał powiadomień (zapisy na stronie biletu / w kiosku, udział w wydanych biletach)",
         "pickups": "Powiadomienia o odbiorze dokumentów, tygodniowo",
-        "no_pickup_times": "Czas od „gotowe” do odbioru: brak danych — Numerek nie zapisuje jeszcze odbioru dokumentu.",
+        "no_pickup_times": "Czas od „gotowe” do odbioru: brak danych w tym okresie. Liczą się odbiory, po które "
+        "mieszkaniec pobrał bilet w biletomacie (sygnatura sprawy).",
         "empty": "Brak danych w tym okresie.",
         "exports": "Eksport",
         "privacy": "Bez numerów telefonów i adresów e-mail: raport liczy wiadomości, nie osoby.",
@@ -59,7 +60,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "by_day": "By day",
         "subscriptions": "Who asked to be notified (ticket page / kiosk; share of the tickets issued)",
         "pickups": "Pick-up notices per week",
-        "no_pickup_times": "Time from “ready” to pick-up: no data — Numerek does not record the pick-up yet.",
+        "no_pickup_times": "Time from “ready” to pick-up: no data in this period. It counts the pick-ups for which "
+        "the resident took a ticket at the kiosk (case reference).",
         "empty": "No data in this period.",
         "exports": "Export",
         "privacy": "No phone numbers or e-mail addresses: the report counts messages, not people.",
