@@ -100,7 +100,9 @@ GOOD_CSV = (
 )
 
 
-def test_a_list_with_a_bad_row_imports_nothing_and_names_each_bad_line(tmp_path, broker, relay, smsd):
+def test_a_list_with_bad_rows_names_each_and_sends_only_the_good_ones_when_the_manager_says_so(
+    tmp_path, broker, relay, smsd
+):
     server = pickup_office(tmp_path, broker, relay, smsd)
     try:
         client = manager(server)
@@ -114,6 +116,16 @@ def test_a_list_with_a_bad_row_imports_nothing_and_names_each_bad_line(tmp_path,
             assert problem in line5
         assert "<td>2</td>" not in answer.text and "<td>3</td>" not in answer.text
         assert rows(server.database, "SELECT COUNT(*) FROM notices") == [(0,)]
+
+        # The manager chooses to send the two good rows now; the bad ones stay out.
+        assert "Wyślij tylko poprawne wiersze (2)" in answer.text
+        key = answer.text.split('name="key" value="')[1].split('"')[0]
+        done = client.post("/reports/pickups/send", data={"key": key})
+        assert done.status_code == 200 and "nowe powiadomienia: 2, wierszy: 2" in done.text
+        assert sorted(r for (r,) in rows(server.database, "SELECT reference FROM notify_pickups")) == [
+            "KM.1/2026",
+            "KM.2/2026",
+        ]
     finally:
         server.stop()
 
