@@ -193,8 +193,10 @@ def build_app(server: NumerekServer, manage_lifecycle: bool = True) -> FastAPI:
     app.include_router(build_admin_router(office, auth))
     mount_reports(app, server)
     app.state.report_pages = []  # the managers' pages this office has, linked from the reports' header
+    app.state.clerk_pages = [("/recepcja", "nav_reception")]  # and the clerks', from the clerk panel
     if server.notices is not None:
         app.state.report_pages += [("/reports/notices", "nav_notices"), ("/reports/pickups", "nav_pickups")]
+        app.state.clerk_pages.append(("/clerk/pickup", "nav_pickup"))
         app.include_router(build_notify_router(server.notices, office))  # /t/<token>/notify (server/notify_web.py)
         app.include_router(build_pickup_router(server.notices, office, auth))  # document ready (server/pickup_web.py)
         app.include_router(

@@ -43,6 +43,9 @@ def test_panel_page_offers_every_clerk_action_and_the_counters_services(server):
     assert 'value="service:pasz"' in page and 'value="counter:2"' in page  # transfer targets
     assert 'value="counter:1"' not in page  # not to itself
     assert "http://" not in page and "https://" not in page  # nothing from outside: works offline
+    # A phone caller's booking or a ticket for someone at the desk is one click away.
+    assert '<a href="/recepcja?lang=pl">Recepcja: bilety i rezerwacje telefoniczne</a>' in page
+    assert server.get("/recepcja").status_code == 200
     index = server.get("/clerk")
     assert index.status_code == 200 and 'href="/clerk/3"' in index.text
 

@@ -146,6 +146,7 @@ def test_a_ready_case_gives_one_pickup_ticket_and_records_the_arrival(tmp_path, 
     try:
         form = {"reference": CASE, "contact": "jan.kowalski@example.pl", "document": "prawo_jazdy", "service": "pj"}
         assert server.post("/clerk/pickup", data={**form, "lang": "pl"}).status_code == 200
+        assert '<a href="/clerk/pickup?lang=pl">Dokument gotowy do odbioru</a>' in server.get("/clerk/1").text
         unknown = ask(peer, "p0", pickup="KM.9/2026")
         assert not unknown["ok"] and unknown["error"]["code"] == "pickup_unknown"
         assert waiting(server, "pj") == 0, "a refusal issues nothing"
