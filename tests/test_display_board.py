@@ -193,3 +193,17 @@ def test_a_zone_not_configured_is_neither_listed_nor_announced():
     s = state()
     assert not s.apply_call(upstairs_call(6, "P001"))
     assert s.other_rows() == [] and s.calls == []
+
+
+def test_a_checked_in_appointment_is_shown_and_announced_like_any_call():
+    """Appointment tickets have their own prefix (``[booking] prefix``, "R"): the hall shows
+    and says them as it does walk-ins' — the resident listens for the number on their ticket."""
+    from hardware.audio import Announcement, announcement_text
+
+    s = state()
+    assert s.apply_call(make_call(1, "A001"))
+    assert s.apply_call(make_call(2, "R001", counter="2"))
+    assert call_line(s.newest) == "R001 \u2192 Stanowisko 2"
+    assert [c.ticket for c in s.calls] == ["R001", "A001"]
+    said = Announcement(seq=2, ticket="R001", counter="2", counter_name="Stanowisko 2")
+    assert announcement_text(said, "pl") == "Numer R 1, stanowisko 2"
