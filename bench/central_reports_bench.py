@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import psycopg  # noqa: E402
 
-from central import views  # noqa: E402
+from central import summary, views  # noqa: E402
 from central.store import CentralStore  # noqa: E402
 from tests.central_support import Postgres  # noqa: E402
 from tests.harness import free_port  # noqa: E402
@@ -119,13 +119,39 @@ def timed(fn, runs: int, warm: bool = True) -> tuple[float, float]:  # type: ign
     return statistics.median(samples), max(samples)
 
 
+def exports_table(conn: psycopg.Connection, last: date, one: str) -> None:  # type: ignore[type-arg]
+    """The XLSX and the monthly PDF of the last whole month, one branch and all (one run each)."""
+    month_last = last.replace(day=1) - timedelta(days=1)
+    month = (month_last.replace(day=1), month_last)
+    before_last = month[0] - timedelta(days=1)
+    print("\n| export | figures ms | XLSX ms | PDF ms (+ the month before's figures) |\n| --- | ---: | ---: | ---: |")
+    for label, b in ((f"one branch ({one})", one), ("all branches", None)):
+        t0 = time.perf_counter()
+        f = summary.figures(conn, *month, b, {})
+        t1 = time.perf_counter()
+        summary.xlsx(f)
+        t2 = time.perf_counter()
+        before = summary.figures(conn, before_last.replace(day=1), before_last, b, {})
+        t3 = time.perf_counter()
+        summary.pdf(f, before)
+        t4 = time.perf_counter()
+        print(
+            f"| {label}, {month[0]:%Y-%m} ({f.summary.totals.issued:,} tickets) | {(t1 - t0) * 1000:,.0f} "
+            f"| {(t2 - t1) * 1000:,.0f} | {(t4 - t3) * 1000:,.0f} + {(t3 - t2) * 1000:,.0f} |",
+            flush=True,
+        )
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--branches", type=int, default=50)
     p.add_argument("--days", type=int, default=250, help="working days (250: a year)")
     p.add_argument("--tickets", type=int, default=2000, help="tickets a day of an average branch")
     p.add_argument("--runs", type=int, default=5)
-    p.add_argument("--before-runs", type=int, default=1, help="runs of the exact queries (slow on a year)")
+    p.add_argument(
+        "--before-runs", type=int, default=1, help="runs of the exact queries (slow on a year; 0: skip them)"
+    )
+    p.add_argument("--exports", action="store_true", help="also time the XLSX and PDF of the last whole month")
     p.add_argument("--keep", help="make the cluster in this folder and keep it")
     p.add_argument("--reuse", help="a folder --keep made: time again without filling")
     args = p.parse_args()
@@ -191,8 +217,12 @@ def main() -> int:
             print("| query | median ms | slowest ms |\n| --- | ---: | ---: |")
             for label, fn in cases:
                 before = label.startswith("before")
+                if before and not args.before_runs:
+                    continue
                 med, worst = timed(fn, args.before_runs if before else args.runs, warm=not before)
                 print(f"| {label} | {med:,.0f} | {worst:,.0f} |", flush=True)
+            if args.exports:
+                exports_table(conn, last, one)
         store.close()
     finally:
         if folder:

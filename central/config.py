@@ -45,6 +45,9 @@ class Branch(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     id: Annotated[str, Field(pattern=ID_PATTERN)]
     name: str
+    public_url: Annotated[str, Field(pattern=r"^https?://[^\s\"'<>]+$")] | None = None
+    """The branch's own public address (its ``/kolejka`` and ``/rezerwacja``): the centre's
+    public list links there."""
 
 
 class CentralConfig(BaseModel):
@@ -56,6 +59,9 @@ class CentralConfig(BaseModel):
 
     def branch_names(self) -> dict[str, str]:
         return {b.id: b.name for b in self.branches}
+
+    def public_urls(self) -> dict[str, str]:
+        return {b.id: b.public_url.rstrip("/") for b in self.branches if b.public_url}
 
 
 def load_config(path: str | Path) -> CentralConfig:

@@ -86,10 +86,14 @@ SELECT branch, service, sum(n)::int, sum(served)::int,
                 FILTER (WHERE bin IS NOT NULL), ''::bytea)
 FROM b GROUP BY 1, 2
 """
+# Summed per (branch, service) by PostgreSQL: the bins of all the days joined into one value,
+# counted by numpy in one pass (a city's year is 62,500 rows, 250 groups).
 _ROLLED = """
-SELECT r.branch, r.service, r.issued, r.served, r.wait_bins FROM ticket_days r
+SELECT r.branch, r.service, sum(r.issued)::int, sum(r.served)::int, string_agg(r.wait_bins, ''::bytea)
+FROM ticket_days r
 WHERE r.day BETWEEN %(first)s AND %(last)s {branch}
   AND NOT EXISTS (SELECT 1 FROM ticket_days_dirty d WHERE d.branch = r.branch AND d.day = r.day)
+GROUP BY r.branch, r.service
 """
 _BIN_PAIR = np.dtype([("bin", ">i2"), ("n", ">i4")])
 
@@ -166,7 +170,7 @@ def groups(conn: psycopg.Connection[Any], first: date, last: date, branch: str |
                 g.served += served
                 if bins:
                     pairs = np.frombuffer(bins, dtype=_BIN_PAIR)
-                    g.bins[pairs["bin"]] += pairs["n"]
+                    g.bins += np.bincount(pairs["bin"], weights=pairs["n"], minlength=N_BINS).astype(np.int64)
     return out
 
 

@@ -108,6 +108,38 @@ def create_app(cfg: CentralConfig, users_database: str) -> FastAPI:
         resp.delete_cookie(SESSION_COOKIE)
         return resp
 
+    # --- the public list of branches (no login; nothing personal) ---------------------------
+    urls = cfg.public_urls()
+
+    def public_rows(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:
+        """Only the configured branches, with what a resident needs: how many wait, whether
+        the figure is live, and where the branch's own status page and booking are."""
+        live = {b.branch: b for b in views.live(conn, names)}
+        rows = []
+        for branch, name in sorted(names.items(), key=lambda kv: kv[1]):
+            b = live.get(branch)
+            url = urls.get(branch)
+            rows.append(
+                {
+                    "branch": branch,
+                    "name": name,
+                    "waiting": b.waiting if b is not None and b.in_contact else None,
+                    "status_url": f"{url}/kolejka" if url else None,
+                    "booking_url": f"{url}/rezerwacja" if url else None,
+                }
+            )
+        return rows
+
+    @app.get("/kolejka", response_class=HTMLResponse)
+    def public_page(request: Request, conn: Db) -> Response:
+        resp = TEMPLATES.TemplateResponse(request, "public.html", {"user": None, "rows": public_rows(conn)})
+        resp.headers["Cache-Control"] = "public, max-age=10"
+        return resp
+
+    @app.get("/api/public/branches")
+    def public_api(conn: Db) -> JSONResponse:
+        return JSONResponse(public_rows(conn), headers={"Cache-Control": "public, max-age=10"})
+
     @app.get("/", response_class=HTMLResponse)
     def live_page(request: Request, user: PageUser, conn: Db) -> Response:
         return TEMPLATES.TemplateResponse(request, "live.html", {"user": user, "branches": views.live(conn, names)})

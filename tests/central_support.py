@@ -253,7 +253,7 @@ def write_central_config(path: Path, broker: CentralBroker, dsn: str, http_port:
     path.write_text(
         f'[mqtt]\nhost = "127.0.0.1"\nport = {broker.port}\nusername = "central"\npassword = "central-secret"\n\n'
         f'[database]\ndsn = "{dsn}"\n\n[http]\nport = {http_port or free_port()}\n\n'
-        '[[branches]]\nid = "wola"\nname = "Urząd Dzielnicy Wola"\n\n'
+        '[[branches]]\nid = "wola"\nname = "Urząd Dzielnicy Wola"\npublic_url = "https://wola.example.pl/"\n\n'
         '[[branches]]\nid = "mokotow"\nname = "Urząd Dzielnicy Mokotów"\n',
         encoding="utf-8",
     )

@@ -244,6 +244,8 @@ def test_the_bridge_config_carries_only_the_branchs_own_replica_topics():
     assert [line for line in lines if line.startswith("topic")] == [
         "topic replica/wola/events out 1 numerek/ numerek/",
         "topic replica/wola/resend in 1 numerek/ numerek/",
+        "topic replica/wola/config in 1 numerek/ numerek/",
+        "topic replica/wola/config-result out 1 numerek/ numerek/",
     ]
     with pytest.raises(ValueError, match="branch id"):
         bridge_config(Topics(), "wola/#", "centre.example", 8883)

@@ -190,15 +190,28 @@ def test_the_report_downloads_as_the_branch_reports_xlsx_and_pdf_with_the_branch
     c = _signed_in(url)
     today = (datetime.now(UTC) - timedelta(hours=3)).date()
     q = {"from": (today - timedelta(days=1)).isoformat(), "to": (today + timedelta(days=1)).isoformat()}
-    r = c.get("/report.xlsx", params=q)
+    r = c.get("/report.xlsx", params=q, timeout=120)
     assert r.status_code == 200 and "attachment" in r.headers["content-disposition"]
     wb = load_workbook(io.BytesIO(r.content), read_only=True)
     rows = list(wb["branches"].iter_rows(values_only=True))
     wola = next(row for row in rows[1:] if row[0] == "wola")
     assert wola[1] == "Urząd Dzielnicy Wola" and wola[2] == sum(v for v, _m, _p in _own_report(branch).values())
-    pdf = c.get("/report.pdf", params={"month": today.strftime("%Y-%m"), "branch": "wola"})
+    # Drawing a PDF takes seconds on a busy machine: a generous bound, not a timing test.
+    pdf = c.get("/report.pdf", params={"month": today.strftime("%Y-%m"), "branch": "wola"}, timeout=120)
     assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"
     (tmp_path / "r.pdf").write_bytes(pdf.content)
     text = subprocess.run(["pdftotext", "-layout", str(tmp_path / "r.pdf"), "-"], capture_output=True, text=True).stdout
     assert "Urząd Dzielnicy Wola" in text
     assert c.get("/report.pdf", params={"month": "2026-13"}).status_code == 422
+
+
+def test_the_public_list_shows_every_branchs_waiting_and_links_to_its_own_status_and_booking(centre):
+    url, branch = centre
+    page = httpx.get(url + "/kolejka")  # no login: residents' phones
+    assert page.status_code == 200
+    rows = {r["branch"]: r for r in httpx.get(url + "/api/public/branches").json()}
+    assert rows["wola"]["waiting"] == branch.own_waiting()
+    assert rows["wola"]["status_url"] == "https://wola.example.pl/kolejka"
+    assert rows["wola"]["booking_url"] == "https://wola.example.pl/rezerwacja"
+    assert rows["mokotow"]["waiting"] is None and rows["mokotow"]["status_url"] is None  # never heard, no address
+    assert 'href="https://wola.example.pl/rezerwacja"' in page.text and "Urząd Dzielnicy Mokotów" in page.text

@@ -30,6 +30,8 @@ DOCUMENTED = [
     ("numerek/server/errors", K.SERVER_ERRORS, None, None),
     ("numerek/replica/wola/events", K.REPLICA_EVENTS, "wola", None),
     ("numerek/replica/wola/resend", K.REPLICA_RESEND, "wola", None),
+    ("numerek/replica/wola/config", K.REPLICA_CONFIG, "wola", None),
+    ("numerek/replica/wola/config-result", K.REPLICA_CONFIG_RESULT, "wola", None),
 ]
 REPLICA = (K.REPLICA_EVENTS, K.REPLICA_RESEND)  # the branch's replicator and the centre, not the server
 
@@ -100,7 +102,8 @@ def test_what_is_built_is_parsed_back():
 
 
 def test_directions_tell_the_server_what_to_serve_and_what_is_its_own_output():
-    devices = {K.COUNTER_COMMAND, K.KIOSK_REQUEST, K.KIOSK_FAULT, K.DEVICE_AVAILABILITY}
+    # The centre's pushed configuration is for the server too (it validates and applies it).
+    devices = {K.COUNTER_COMMAND, K.KIOSK_REQUEST, K.KIOSK_FAULT, K.DEVICE_AVAILABILITY, K.REPLICA_CONFIG}
     for topic, kind, _i, _s in DOCUMENTED:
         route = T.parse(topic)
         assert route.from_device == (kind in devices), topic
