@@ -160,13 +160,3 @@ def test_the_image_is_assembled_from_folders_with_labelled_partitions_owners_and
     assert re.search(r"Mode:\s+0640", inode) and re.search(r"User:\s+0\s+Group:\s+4242", inode), inode
     assert re.search(r"Mode:\s+0750", debugfs("stat /etc/numerek"))
     assert 'Fast link dest: "/usr/share/zoneinfo/Europe/Warsaw"' in debugfs("stat /etc/localtime")
-
-
-def test_the_image_initramfs_can_check_the_root_file_system_after_a_power_cut():
-    """initramfs-tools' fsck hook reads the root's type from /etc/fstab when the kernel is
-    installed: written later, the initramfs has no fsck.ext4 and the SD card's root is never
-    checked (the early boot under QEMU printed "fsck not present, so skipping root file system")."""
-    build = (ROOT / "deploy" / "image" / "build-image.sh").read_text()
-    fstab_written = build.index('> "$root/etc/fstab"')
-    kernel_installed = build.index("linux-image-arm64 raspi-firmware")
-    assert fstab_written < kernel_installed

@@ -56,17 +56,6 @@ CMA=128M
 KERNEL_ARCH="arm64"
 EOF
 install -m 0644 "$repo/deploy/image/files/etc/default/raspi-extra-cmdline" "$root/etc/default/raspi-extra-cmdline"
-# The fstab goes in before the kernel: initramfs-tools' fsck hook reads the root's type from it,
-# and with debootstrap's empty fstab the initramfs had no fsck: the root file system (mounted
-# rw by cmdline.txt) would never be checked after a power cut ("fsck not present, so skipping
-# root file system" at every boot).
-cat > "$root/etc/fstab" <<'EOF'
-# Numerek image. noatime and a 10-minute commit interval keep writes off the SD card;
-# /tmp is in RAM. The journal is in RAM too (journald.conf.d/60-numerek.conf).
-LABEL=RASPIROOT  /               ext4   rw,noatime,commit=600,errors=remount-ro  0 1
-LABEL=RASPIFIRM  /boot/firmware  vfat   rw,noatime,umask=0077                    0 2
-tmpfs            /tmp            tmpfs  nosuid,nodev,size=128M                   0 0
-EOF
 mkdir -p "$root/boot/firmware"
 # The initramfs is made once, when the kernel is installed (that takes long under emulation);
 # later packages' triggers would remake it for nothing (nothing they bring is in it).
@@ -103,6 +92,13 @@ cat > "$root/usr/local/sbin/numerek-firstboot" <<'EOF'
 exec /opt/numerek/venv/bin/python /opt/numerek/current/share/deploy/image/numerek_firstboot.py "$@"
 EOF
 chmod 0755 "$root/usr/local/sbin/numerek-firstboot"
+cat > "$root/etc/fstab" <<'EOF'
+# Numerek image. noatime and a 10-minute commit interval keep writes off the SD card;
+# /tmp is in RAM. The journal is in RAM too (journald.conf.d/60-numerek.conf).
+LABEL=RASPIROOT  /               ext4   rw,noatime,commit=600,errors=remount-ro  0 1
+LABEL=RASPIFIRM  /boot/firmware  vfat   rw,noatime,umask=0077                    0 2
+tmpfs            /tmp            tmpfs  nosuid,nodev,size=128M                   0 0
+EOF
 echo numerek > "$root/etc/hostname"
 printf '127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\tnumerek\n' > "$root/etc/hosts"
 ln -sf /usr/share/zoneinfo/Europe/Warsaw "$root/etc/localtime"
