@@ -10,6 +10,7 @@ each mistake an image could ship with is reported by name and fails the check.
 
 from __future__ import annotations
 
+import gzip
 import os
 import re
 import shutil
@@ -42,6 +43,16 @@ def _fstab() -> str:
 def _elf_header(machine: int) -> bytes:
     """The first bytes of a 64-bit little-endian ELF executable for one machine (0xb7 = AArch64)."""
     return b"\x7fELF\x02\x01\x01" + bytes(9) + (2).to_bytes(2, "little") + machine.to_bytes(2, "little") + bytes(44)
+
+
+def _initramfs(names: list[str]) -> bytes:
+    """A gzip'd newc cpio archive (what mkinitramfs writes) with empty members of these names."""
+    out = b""
+    for ino, name in enumerate([*names, "TRAILER!!!"], start=1):
+        fields = [ino, 0o100755, 0, 0, 1, 0, 0, 0, 0, 0, 0, len(name) + 1, 0]
+        header = b"070701" + b"".join(b"%08X" % f for f in fields) + name.encode() + b"\0"
+        out += header + bytes(-len(header) % 4)
+    return gzip.compress(out)
 
 
 def _card(tmp_path: Path) -> tuple[Path, Path]:
@@ -105,9 +116,9 @@ def _card(tmp_path: Path) -> tuple[Path, Path]:
         "fixup4.dat": "",
         "bcm2711-rpi-4-b.dtb": "",
         "vmlinuz-6.1.0-28-arm64": "",
-        "initrd.img-6.1.0-28-arm64": "",
     }.items():
         (fw / f).write_text(content)
+    (fw / "initrd.img-6.1.0-28-arm64").write_bytes(_initramfs(["usr/sbin/fsck", "usr/sbin/fsck.ext4", "init"]))
     (etc / "numerek").chmod(0o750)
     (etc / "numerek" / "numerek.toml").chmod(0o640)
     return root, fw
@@ -154,6 +165,7 @@ def test_a_card_as_the_build_makes_it_passes_every_content_check(tmp_path):
         "ok    FAT label RASPIFIRM",
         "ok    ext4 label RASPIROOT",
         "ok    programs are arm64 (python3.11 is an AArch64 ELF)",
+        "ok    the initramfs can check the root file system (fsck and fsck.ext4)",
     ):
         assert line in done.stdout, done.stdout
 
@@ -188,6 +200,11 @@ def _no_watchdog(root: Path, fw: Path) -> None:
     (root / "etc/systemd/system.conf.d/60-numerek-watchdog.conf").unlink()
 
 
+def _initramfs_without_fsck(root: Path, fw: Path) -> None:
+    # What the chroot build made before FSTYPE=ext4: raspi-firmware's hook adds fsck.ext4, not fsck.
+    (fw / "initrd.img-6.1.0-28-arm64").write_bytes(_initramfs(["init", "usr/sbin/fsck.ext4", "usr/sbin/fsck.vfat"]))
+
+
 def _database_in_image(root: Path, fw: Path) -> None:
     (root / "var/lib/numerek/numerek.db").write_bytes(b"SQLite format 3\x00")
 
@@ -201,6 +218,7 @@ MISTAKES: dict[str, tuple[Callable[[Path, Path], None], str]] = {
     "x86-programs": (_x86_programs, "programs are arm64"),
     "no-watchdog": (_no_watchdog, "hardware watchdog: RuntimeWatchdogSec=14s"),
     "database-in-image": (_database_in_image, "no SQLite database in the image"),
+    "initramfs-without-fsck": (_initramfs_without_fsck, "the initramfs can check the root file system"),
 }
 
 

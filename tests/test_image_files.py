@@ -160,3 +160,12 @@ def test_the_image_is_assembled_from_folders_with_labelled_partitions_owners_and
     assert re.search(r"Mode:\s+0640", inode) and re.search(r"User:\s+0\s+Group:\s+4242", inode), inode
     assert re.search(r"Mode:\s+0750", debugfs("stat /etc/numerek"))
     assert 'Fast link dest: "/usr/share/zoneinfo/Europe/Warsaw"' in debugfs("stat /etc/localtime")
+
+
+def test_the_image_initramfs_can_check_the_root_file_system_after_a_power_cut():
+    """A chroot build cannot probe the root's type, so initramfs-tools left fsck out and the
+    root (mounted rw by cmdline.txt) was never checked; the build names the type before the
+    kernel (and with it the initramfs) is installed."""
+    build = (ROOT / "deploy" / "image" / "build-image.sh").read_text()
+    conf = build.index('echo FSTYPE=ext4 > "$root/etc/initramfs-tools/conf.d/60-numerek-fsck.conf"')
+    assert conf < build.index("linux-image-arm64 raspi-firmware")

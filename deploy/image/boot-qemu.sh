@@ -83,7 +83,7 @@ guest 'set -x; hostname; systemctl is-active numerek-server mosquitto numerek-fi
   systemctl is-enabled numerek-server numerek-kiosk numerek-display numerek-counter 2>&1;
   systemctl show -p RuntimeWatchdogUSec -p RebootWatchdogUSec; ls -l /dev/watchdog*;
   journalctl --header | grep -E "File path|Disk usage" | head -2; journalctl -b -k | grep -i watchdog | head -3;
-  findmnt -no SOURCE,FSTYPE,OPTIONS / /boot/firmware /tmp; ls /boot/firmware | grep numerek;
+  for m in / /boot/firmware /tmp; do findmnt -no SOURCE,FSTYPE,OPTIONS $m; done; ls /boot/firmware | grep numerek;
   stat -c "%U:%G %a %n" /etc/numerek /etc/numerek/numerek.toml /var/lib/numerek /var/lib/numerek/numerek.db;
   ls /etc/ssh/ssh_host_*_key.pub; cat /etc/machine-id;
   systemd-analyze security numerek-server.service | tail -1;

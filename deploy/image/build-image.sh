@@ -61,6 +61,13 @@ mkdir -p "$root/boot/firmware"
 # later packages' triggers would remake it for nothing (nothing they bring is in it).
 mkdir -p "$root/etc/initramfs-tools"
 echo update_initramfs=no > "$root/etc/initramfs-tools/update-initramfs.conf"
+# fsck in the initramfs: cmdline.txt mounts the root rw, so only the initramfs can check it after
+# a power cut. initramfs-tools' fsck hook finds the root's type by probing the device behind
+# LABEL=RASPIROOT, which a chroot build does not have ("Couldn't identify type of root file
+# system"): it then left fsck out and the Pi printed "fsck not present, so skipping root file
+# system" at every boot (seen under QEMU). FSTYPE names the type instead of probing.
+mkdir -p "$root/etc/initramfs-tools/conf.d"
+echo FSTYPE=ext4 > "$root/etc/initramfs-tools/conf.d/60-numerek-fsck.conf"
 in_root "$root" apt-get update -qq
 # Our /etc/default/raspi-firmware and update-initramfs.conf are there before the packages that
 # ship them: keep ours (confold) instead of dpkg asking on a terminal nobody reads.

@@ -59,6 +59,16 @@ for f in config.txt cmdline.txt start4.elf fixup4.dat bcm2711-rpi-4-b.dtb numere
   expect "/boot/firmware/$f" grep -qx "$f" "$work/fat-files"
 done
 expect "a kernel and its initramfs" sh -c "grep -q '^vmlinuz-' '$work/fat-files' && grep -q '^initrd.img-' '$work/fat-files'"
+# The initramfs checks the root before mounting it (cmdline.txt mounts it rw): it must hold
+# fsck and fsck.ext4 (build-image.sh's FSTYPE=ext4: a chroot build cannot probe the root). The
+# member names of its newc cpio are plain text, each after an 8-digit hex header field.
+initrd=$(grep '^initrd.img-' "$work/fat-files" | sort -V | tail -1 || true)
+if [ -n "$initrd" ]; then
+  MTOOLS_SKIP_CHECK=1 mcopy -n -i "$fat" "::$initrd" "$work/initrd"
+  { zcat -f "$work/initrd" 2>/dev/null || zstdcat "$work/initrd" 2>/dev/null || true; } | tr '\0' '\n' > "$work/initrd-names"
+  expect "the initramfs can check the root file system (fsck and fsck.ext4)" sh -c \
+    "grep -q '[0-9A-Fa-f]\{8\}\(usr/\)\{0,1\}sbin/fsck\$' '$work/initrd-names' && grep -q '[0-9A-Fa-f]\{8\}\(usr/\)\{0,1\}sbin/fsck\.ext4\$' '$work/initrd-names'"
+fi
 MTOOLS_SKIP_CHECK=1 mtype -i "$fat" ::cmdline.txt > "$work/cmdline.txt"
 MTOOLS_SKIP_CHECK=1 mtype -i "$fat" ::config.txt > "$work/config.txt"
 expect "cmdline: root=LABEL=RASPIROOT" grep -q "root=LABEL=RASPIROOT" "$work/cmdline.txt"
