@@ -11,7 +11,15 @@ import pytest
 
 from central import rollup, views
 from central.store import CentralStore
-from tests.central_support import PG_BIN, Feed, Postgres
+from tests.central_support import (
+    PG_BIN,
+    CentralBroker,
+    Feed,
+    IngesterProcess,
+    Postgres,
+    write_central_config,
+)
+from tests.harness import wait_for
 
 pytestmark = pytest.mark.skipif(not (PG_BIN / "initdb").exists(), reason="PostgreSQL 15 is installed by .ci/setup")
 
@@ -108,3 +116,31 @@ def test_a_report_over_more_tickets_than_the_exact_limit_comes_from_the_roll_up(
         for i, c in store.conn.execute("SELECT issued_at, first_called_at FROM tickets WHERE branch = 'wola'")
     ]
     assert abs(rows[-1].median_wait_s - statistics.median(waits)) <= rollup.FINE_S  # type: ignore[operator]
+
+
+def test_the_ingester_rolls_up_the_closed_days_by_itself(pg, tmp_path):
+    dsn = pg.create_db("ingester_rolls_up")
+    s = CentralStore(dsn)
+    s.migrate()
+    feed = Feed(s, "wola")
+    feed.day(DAYS[0], 20, random.Random(1))
+    feed.day(DAYS[1], 20, random.Random(2))
+    feed.send()  # as if the ingester had stored them: both days marked, the first one closed
+    broker = CentralBroker(tmp_path / "central", ["wola"]).start()
+    ingester = IngesterProcess(write_central_config(tmp_path / "central" / "central.toml", broker, dsn)).start()
+    try:
+        wait_for(
+            lambda: (
+                s.conn.execute("SELECT count(*) FROM ticket_days_dirty WHERE day = %s", (DAYS[0],)).fetchone()[0] == 0
+            ),
+            60,
+            "the ingester's roll-up of the closed day",
+        )
+        rolled = s.conn.execute("SELECT sum(issued) FROM ticket_days WHERE branch = 'wola' AND day = %s", (DAYS[0],))
+        assert rolled.fetchone()[0] == 20
+        still_open = s.conn.execute("SELECT count(*) FROM ticket_days_dirty WHERE day = %s", (DAYS[1],))
+        assert still_open.fetchone()[0] == 1  # the branch's newest day is not closed yet
+    finally:
+        ingester.stop()
+        broker.stop()
+        s.close()
