@@ -94,7 +94,8 @@ def _card(tmp_path: Path) -> tuple[Path, Path]:
     (root / "var/lib/dpkg/status").write_text(status)
     (root / "var/lib/numerek").mkdir(parents=True)
     (root / "usr/bin").mkdir(parents=True)
-    (root / "usr/bin/python3.11").write_bytes(_elf_header(0xB7))
+    # As large as a real one (6 MB): the checker reads its first bytes and closes the pipe.
+    (root / "usr/bin/python3.11").write_bytes(_elf_header(0xB7) + bytes(6 << 20))
     sbin = root / "usr/local/sbin"
     sbin.mkdir(parents=True)
     (sbin / "numerek-firstboot").write_text("#!/bin/sh\n")

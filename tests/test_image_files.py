@@ -169,3 +169,10 @@ def test_the_image_initramfs_can_check_the_root_file_system_after_a_power_cut():
     build = (ROOT / "deploy" / "image" / "build-image.sh").read_text()
     conf = build.index('echo FSTYPE=ext4 > "$root/etc/initramfs-tools/conf.d/60-numerek-fsck.conf"')
     assert conf < build.index("linux-image-arm64 raspi-firmware")
+
+
+def test_the_first_boot_units_documentation_is_shipped_with_the_release():
+    """Documentation=file:///opt/numerek/current/share/... is the repo's deploy/ copied into the
+    release (deploy/numerek-release), so `systemctl help numerek-firstboot` finds the file."""
+    docs = re.findall(r"^Documentation=file:///opt/numerek/current/share/(\S+)$", FIRSTBOOT.read_text(), re.M)
+    assert docs and all((ROOT / path).is_file() for path in docs), docs

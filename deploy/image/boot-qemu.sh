@@ -16,7 +16,8 @@
 #
 # Checks: the first boot applies the setup; mosquitto and numerek-server run as systemd units
 # (with their sandboxing); /health answers through the forwarded port; the journal is in RAM;
-# systemd arms the hardware watchdog; the FAT partition is mounted and the device file is gone.
+# systemd arms the hardware watchdog; the FAT partition is mounted and the device file is gone;
+# the initramfs checked the root (fsck); a crashed kernel is reset by the watchdog.
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/../.." && pwd)
@@ -88,7 +89,19 @@ guest 'set -x; hostname; systemctl is-active numerek-server mosquitto numerek-fi
   ls /etc/ssh/ssh_host_*_key.pub; cat /etc/machine-id;
   systemd-analyze security numerek-server.service | tail -1;
   numerek-provision list; journalctl -u numerek-server -b --no-pager | tail -5' 2>&1 | tee "$out/guest.txt"
-guest poweroff || true
+# Last: the watchdog must reset a hung board. The kernel is crashed with panic=0 (it never
+# reboots itself): only the watchdog (i6300esb: two 14 s stages) can start it again.
+boots=$(grep -ac "Booting Linux on physical CPU" "$out/console.log" || true)
+guest 'sysctl -q kernel.panic=0; echo 1 > /proc/sys/kernel/sysrq; (sleep 1; echo c > /proc/sysrq-trigger) >/dev/null 2>&1 &' || true
+crashed=$(date +%s)
+until [ "$(grep -ac "Booting Linux on physical CPU" "$out/console.log")" -gt "$boots" ]; do
+  [ $(($(date +%s) - crashed)) -lt 300 ] || break  # the check below then fails
+  sleep 2
+done
+if [ "$(grep -ac "Booting Linux on physical CPU" "$out/console.log")" -gt "$boots" ]; then
+  echo "watchdog reset $(($(date +%s) - crashed)) s after the crash" | tee -a "$out/guest.txt"
+fi
+kill $qemu 2>/dev/null || true
 wait $qemu 2>/dev/null || true
 trap - EXIT
 
@@ -108,5 +121,9 @@ expect "/boot/firmware is the FAT partition" "^/dev/vda1 +vfat"
 expect "the setup file was applied and renamed" "^numerek-setup.done.toml$"
 expect "the database is the server's, in /var/lib/numerek" "^numerek:numerek [0-9]+ /var/lib/numerek/numerek.db$"
 expect "the server's own broker account, made at first boot" "^server "
+expect "the watchdog reset the crashed kernel" "^watchdog reset [0-9]+ s after the crash$"
+grep -aq "RASPIROOT: clean\|RASPIROOT: [0-9]* files\|fsck.ext4 .* /dev/vda2" "$out/console.log" \
+  && echo "  ok    the initramfs checked the root file system (fsck)" \
+  || { echo "  FAIL  the initramfs checked the root file system (fsck)"; fails=$((fails + 1)); }
 [ "$fails" = 0 ] || { echo "FAILED: $fails check(s); see $out/guest.txt and $out/console.log"; exit 1; }
 echo "PASSED: the image booted under qemu-system-aarch64 and became a server in $(elapsed) (results: $out)"

@@ -69,8 +69,8 @@ if [ -n "$initrd" ]; then
   expect "the initramfs can check the root file system (fsck and fsck.ext4)" sh -c \
     "grep -q '[0-9A-Fa-f]\{8\}\(usr/\)\{0,1\}sbin/fsck\$' '$work/initrd-names' && grep -q '[0-9A-Fa-f]\{8\}\(usr/\)\{0,1\}sbin/fsck\.ext4\$' '$work/initrd-names'"
 fi
-MTOOLS_SKIP_CHECK=1 mtype -i "$fat" ::cmdline.txt > "$work/cmdline.txt"
-MTOOLS_SKIP_CHECK=1 mtype -i "$fat" ::config.txt > "$work/config.txt"
+MTOOLS_SKIP_CHECK=1 mtype -i "$fat" ::cmdline.txt > "$work/cmdline.txt" 2>/dev/null || true  # missing: its checks fail
+MTOOLS_SKIP_CHECK=1 mtype -i "$fat" ::config.txt > "$work/config.txt" 2>/dev/null || true  # missing: its checks fail
 expect "cmdline: root=LABEL=RASPIROOT" grep -q "root=LABEL=RASPIROOT" "$work/cmdline.txt"
 expect "cmdline: quiet boot, no cursor (the screen roles)" grep -q "vt.global_cursor_default=0" "$work/cmdline.txt"
 expect "config.txt: 64-bit kernel" grep -q "^arm_64bit=1" "$work/config.txt"
@@ -99,7 +99,8 @@ expect "fstab mounts RASPIFIRM on /boot/firmware and / with noatime" \
 expect "packages: linux-image-arm64, raspi-firmware, mosquitto, openssh-server" \
   sh -c "for p in linux-image-arm64 raspi-firmware mosquitto openssh-server systemd-timesyncd; do grep -q \"^Package: \$p\$\" $r/var/lib/dpkg/status || exit 1; done"
 # ELF e_machine (bytes 18-19) 0xb7 = AArch64
-machine=$(dbg "cat /usr/bin/python3.11" | head -c 20 | od -An -tx1 -j18 -N2 | tr -d ' \n')
+# (head closes the pipe after 20 bytes: debugfs then dies of SIGPIPE, which pipefail reports.)
+machine=$(dbg "cat /usr/bin/python3.11" | head -c 20 | od -An -tx1 -j18 -N2 | tr -d ' \n' || true)
 [ "$machine" = b700 ] && ok "programs are arm64 (python3.11 is an AArch64 ELF)" || bad "programs are arm64 (python3.11: e_machine '$machine')"
 cur=$(link_of /opt/numerek/current || true)
 [ -n "$cur" ] && inode "/opt/numerek/$cur/RELEASE" | grep -q 'Type: regular' && ok "release $cur is current" \
