@@ -19,6 +19,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from fastapi.templating import Jinja2Templates
 
+from server.catalogue import table
 from server.reports import exports
 from server.reports import notices as figures
 from server.reports.i18n import labels
@@ -30,43 +31,12 @@ MAX_DAYS = 400
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 TEXTS: dict[str, dict[str, str]] = {
-    "pl": {
-        "title": "Powiadomienia SMS i e-mail",
-        "since": "Od",
-        "until": "Do",
-        "show": "Pokaż",
-        "summary": "Powiadomienia razem: {total}; doręczone {delivered}, wysłane bez raportu {sent}, nieudane "
-        "{failed}, przeterminowane {expired}, rezygnacja (STOP) {opted_out}. Części SMS: {parts}{cost}.",
-        "cost": ", koszt ok. {cost} zł",
-        "by_kind": "Według rodzaju i kanału",
-        "by_day": "Według dnia",
-        "subscriptions": "Kto chciał powiadomień (zapisy na stronie biletu / w kiosku, udział w wydanych biletach)",
-        "pickups": "Powiadomienia o odbiorze dokumentów, tygodniowo",
-        "no_pickup_times": "Czas od „gotowe” do odbioru: brak danych w tym okresie. Liczą się odbiory, po które "
-        "mieszkaniec pobrał bilet w biletomacie (sygnatura sprawy).",
-        "empty": "Brak danych w tym okresie.",
-        "exports": "Eksport",
-        "privacy": "Bez numerów telefonów i adresów e-mail: raport liczy wiadomości, nie osoby.",
-    },
-    "en": {
-        "title": "SMS and e-mail notifications",
-        "since": "From",
-        "until": "To",
-        "show": "Show",
-        "summary": "Notices in all: {total}; delivered {delivered}, sent without a report {sent}, failed {failed}, "
-        "expired {expired}, opted out (STOP) {opted_out}. SMS parts: {parts}{cost}.",
-        "cost": ", about PLN {cost}",
-        "by_kind": "By kind and channel",
-        "by_day": "By day",
-        "subscriptions": "Who asked to be notified (ticket page / kiosk; share of the tickets issued)",
-        "pickups": "Pick-up notices per week",
-        "no_pickup_times": "Time from “ready” to pick-up: no data in this period. It counts the pick-ups for which "
-        "the resident took a ticket at the kiosk (case reference).",
-        "empty": "No data in this period.",
-        "exports": "Export",
-        "privacy": "No phone numbers or e-mail addresses: the report counts messages, not people.",
-    },
+    lang: {
+        key.removeprefix("notices."): row[lang] for key, row in table("reports").items() if key.startswith("notices.")
+    }
+    for lang in ("pl", "en")
 }
+"""The page's texts from the reports catalogue (server/locale/reports.pot, ``notices.*``)."""
 
 
 def build_notices_report_router(server: Any, auth: WebAuth) -> APIRouter:

@@ -16,30 +16,13 @@ import sqlite3
 from dataclasses import dataclass
 from datetime import date
 
+from server.catalogue import table
+
 TEXTS: dict[str, dict[str, str]] = {
-    "pl": {
-        "title": "Ankieta po wizycie",
-        "service": "Usługa",
-        "answers": "Odpowiedzi",
-        "overall": "Ocena wizyty",
-        "wait": "Czas oczekiwania",
-        "courtesy": "Uprzejmość i pomoc",
-        "settled": "Sprawa załatwiona",
-        "line": "{service}: {answers} odp., wizyta {overall}, oczekiwanie {wait}, urzędnik {courtesy} (1–5), "
-        "załatwione {settled}",
-    },
-    "en": {
-        "title": "After-visit survey",
-        "service": "Service",
-        "answers": "Answer sets",
-        "overall": "Visit",
-        "wait": "Waiting time",
-        "courtesy": "Courtesy and help",
-        "settled": "Matter settled",
-        "line": "{service}: {answers} answer sets, visit {overall}, waiting {wait}, clerk {courtesy} (1–5), "
-        "settled {settled}",
-    },
+    lang: {key.removeprefix("survey."): row[lang] for key, row in table("reports").items() if key.startswith("survey.")}
+    for lang in ("pl", "en")
 }
+"""The page's texts from the reports catalogue (server/locale/reports.pot, ``survey.*``)."""
 
 
 @dataclass(frozen=True)
