@@ -241,6 +241,9 @@ class Demo:
     # --- run ----------------------------------------------------------------------------
     def run(self) -> int:
         signal.signal(signal.SIGTERM, lambda *_: self.stop.set())
+        # Ctrl-C stops the demo even when it was started from a script's background job, where
+        # the shell hands it SIGINT ignored and Python then keeps ignoring it.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         try:
             print("Numerek multi-branch demo — starting the centre (PostgreSQL, broker, ingester, web)", flush=True)
             url, login, config = self.start_centre()

@@ -361,6 +361,9 @@ class Demo:
     def run(self) -> int:
         print("Numerek demo — starting:")
         signal.signal(signal.SIGTERM, lambda *_: self.stop.set())
+        # Ctrl-C stops the demo even when it was started from a script's background job, where
+        # the shell hands it SIGINT ignored and Python then keeps ignoring it.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         try:
             port = self.start_broker()
             fresh = not (self.data / "numerek.db").exists()

@@ -13,6 +13,7 @@ import pytest
 
 from tests.central_support import PG_BIN
 from tests.harness import ROOT, wait_for
+from tests.test_demo import ignore_sigint
 
 pytestmark = pytest.mark.skipif(not (PG_BIN / "initdb").exists(), reason="PostgreSQL 15 is installed by .ci/setup")
 
@@ -24,6 +25,7 @@ def test_the_demo_shows_two_working_branches_in_the_centres_live_view(tmp_path):
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        preexec_fn=ignore_sigint,  # as a script's background job starts it: Ctrl-C must still stop it
     )
     lines: list[str] = []
     threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True).start()  # type: ignore[arg-type]

@@ -25,6 +25,7 @@ class DemoRun:
             [sys.executable, "-m", "server.demo", "--no-gui", "--no-history", "--pace", "0",
              "--data-dir", str(data), "--mqtt-port", str(mqtt_port), "--http-port", str(http_port), *extra],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
+            preexec_fn=ignore_sigint,
         )  # fmt: skip
         threading.Thread(target=self._read, daemon=True).start()
 
@@ -49,6 +50,12 @@ class DemoRun:
     def ctrl_c(self) -> int:
         self.proc.send_signal(signal.SIGINT)
         return self.proc.wait(60)
+
+
+def ignore_sigint() -> None:
+    """Start a demo as a script's background job does (``demo &`` without job control: the
+    shell hands it SIGINT ignored): Ctrl-C / SIGINT must stop it all the same."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _alive(pid: int) -> bool:
