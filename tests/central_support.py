@@ -5,6 +5,7 @@ bridged to the centre, the real server, the real replicator) and the real ingest
 from __future__ import annotations
 
 import glob
+import json
 import os
 import random
 import shutil
@@ -204,6 +205,11 @@ class Branch:
     def own_waiting(self) -> int:
         with sqlite3.connect(f"file:{self.server.database}?mode=ro", uri=True) as conn:
             return conn.execute("SELECT count(*) FROM tickets WHERE status = 'waiting'").fetchone()[0]
+
+    def handed_over(self) -> int:
+        """The last event the branch's broker acknowledged to the replicator (its cursor file)."""
+        cursor = Path(f"{self.server.database}.replica-cursor")
+        return int(json.loads(cursor.read_text())["after"]) if cursor.exists() else 0
 
     def own_ids(self) -> list[int]:
         with sqlite3.connect(f"file:{self.server.database}?mode=ro", uri=True) as conn:
