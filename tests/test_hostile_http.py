@@ -295,16 +295,20 @@ def open_sockets(pid: int) -> int:
     return count
 
 
-def answered(sockets: list[socket.socket]) -> list[bytes]:
-    """What each socket has received so far (b"" for the end of the connection); silent ones are left out."""
+def answered(sockets: list[socket.socket], seen: dict[socket.socket, bytes]) -> list[bytes]:
+    """What each socket has received (b"" for the end of the connection); silent ones are left
+    out. ``seen`` keeps each socket's first answer across polls: read again, a refused socket
+    gives only the end of its connection, and the 503 it got in an earlier poll would be lost."""
     out = []
     for s in sockets:
-        try:
-            out.append(s.recv(4096))
-        except BlockingIOError:
-            pass
-        except OSError:
-            out.append(b"")
+        if s not in seen:
+            try:
+                seen[s] = s.recv(4096)
+            except BlockingIOError:
+                continue
+            except OSError:
+                seen[s] = b""
+        out.append(seen[s])
     return out
 
 
@@ -371,11 +375,12 @@ def test_a_connection_that_does_not_send_its_whole_request_in_time_is_closed(ser
 def test_one_address_cannot_hold_more_than_its_share_of_connections(served):
     server = served(http="max_connections_per_client = 10\nrequest_timeout_s = 120\n")
     held = open_half(server.http_port, 30, per_address=30, first=40)
+    seen: dict[socket.socket, bytes] = {}
     try:
-        got = wait_for(lambda: (a := answered(held)) and len(a) >= 20 and a, 60, "20 refusals")
+        got = wait_for(lambda: (a := answered(held, seen)) and len(a) >= 20 and a, 60, "20 refusals")
         assert len(got) == 20 and all(g.startswith(b"HTTP/1.1 503") for g in got), got[:3]
         assert httpx.get(server.url + "/health", timeout=30).status_code == 200  # everyone else is served
-        assert len(answered(held)) == 20  # the 10 allowed are still open
+        assert len(answered(held, seen)) == 20  # the 10 allowed are still open
     finally:
         for s in held:
             s.close()
