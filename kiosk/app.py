@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -444,70 +445,63 @@ class KioskApp(App):
 
     def _pickup(self) -> Widget:
         """The case reference's keypad; a scanner's Enter sends a reference from here too."""
-        px, fs = self.px, self.fs
-        box = BoxLayout(orientation="vertical", padding=(px(24), px(12)), spacing=px(10))
-        box.add_widget(label(t("pickup_title", self.lang), fs(32), bold=True, size_hint_y=None, height=self.row(96, 2)))
-        self.code_label = label("", fs(56), style="accent", bold=True, size_hint_y=None, height=self.row(76))
-        self.note_label = label("", fs(28), style="accent", bold=True, size_hint_y=None, height=self.row(44))
-        box.add_widget(self.code_label)
-        box.add_widget(self.note_label)
-        self._refresh_booking()
-        keys = GridLayout(cols=13, spacing=px(8))  # 39 characters: 3 rows
-        for ch in PICKUP_KEYS:
-            k = button(f"[b]{ch}[/b]", fs(40), style="key")
-            k.bind(on_release=lambda _b, ch=ch: self._do(self.visit.pickup_key(ch)))
-            self.buttons[f"key:{ch}"] = k
-            keys.add_widget(k)
-        box.add_widget(keys)
-        row = BoxLayout(size_hint_y=None, height=self.row(100), spacing=px(20))
-        for name, caption, style, action in (
-            ("pickup_back", t("back", self.lang), "button", lambda: self.visit.go_home()),
-            ("erase", t("erase", self.lang), "key", self.visit.pickup_erase),
-            ("confirm", t("booking_send", self.lang), "good", self.visit.pickup_submit),
-        ):
-            b = button(f"[b]{caption}[/b]", fs(36), style=style)
-            b.bind(on_release=lambda _b, action=action: self._do(action()))
-            self.buttons[name] = b
-            row.add_widget(b)
-        box.add_widget(row)
-        return box
+        v = self.visit
+        return self._keypad(
+            t("pickup_title", self.lang), PICKUP_KEYS, v.pickup_key, ("pickup_back", v.pickup_erase, v.pickup_submit),
+            cols=13, code=(56, 76, 44), key_font=40, gap=8,
+        )  # fmt: skip  # 39 characters: 3 rows
 
     def _booking(self) -> Widget:
         """The keypad for a booking's code; a scanner's Enter sends a code from here too."""
+        v = self.visit
+        return self._keypad(
+            t("booking_title", self.lang, n=CODE_LENGTH), KEYPAD, v.key, ("booking_back", v.erase, v.submit),
+            cols=8, code=(64, 84, 48), key_font=44, gap=10,
+        )  # fmt: skip  # 31 characters: 4 rows
+
+    def _keypad(
+        self,
+        title: str,
+        keys: str | Sequence[str],
+        key: Callable[[str], Step],
+        row: tuple[str, Callable[[], Step], Callable[[], Step]],
+        cols: int,
+        code: tuple[int, int, int],
+        key_font: int,
+        gap: int,
+    ) -> Widget:
+        """A typing screen: title, the typed text and a note under it, the keys, back/erase/confirm.
+        ``code``: the typed text's font size, its row height and the note's row height."""
         px, fs = self.px, self.fs
+        code_font, code_height, note_height = code
         box = BoxLayout(orientation="vertical", padding=(px(24), px(12)), spacing=px(10))
-        box.add_widget(
-            label(
-                t("booking_title", self.lang, n=CODE_LENGTH),
-                fs(32),
-                bold=True,
-                size_hint_y=None,
-                height=self.row(96, 2),
-            )
+        box.add_widget(label(title, fs(32), bold=True, size_hint_y=None, height=self.row(96, 2)))
+        self.code_label = label(
+            "", fs(code_font), style="accent", bold=True, size_hint_y=None, height=self.row(code_height)
         )
-        self.code_label = label("", fs(64), style="accent", bold=True, size_hint_y=None, height=self.row(84))
-        self.note_label = label("", fs(28), style="accent", bold=True, size_hint_y=None, height=self.row(48))
+        self.note_label = label("", fs(28), style="accent", bold=True, size_hint_y=None, height=self.row(note_height))
         box.add_widget(self.code_label)
         box.add_widget(self.note_label)
         self._refresh_booking()
-        keys = GridLayout(cols=8, spacing=px(10))  # 31 characters: 4 rows
-        for ch in KEYPAD:
-            k = button(f"[b]{ch}[/b]", fs(44), style="key")
-            k.bind(on_release=lambda _b, ch=ch: self._do(self.visit.key(ch)))
+        grid = GridLayout(cols=cols, spacing=px(gap))
+        for ch in keys:
+            k = button(f"[b]{ch}[/b]", fs(key_font), style="key")
+            k.bind(on_release=lambda _b, ch=ch: self._do(key(ch)))
             self.buttons[f"key:{ch}"] = k
-            keys.add_widget(k)
-        box.add_widget(keys)
-        row = BoxLayout(size_hint_y=None, height=self.row(100), spacing=px(20))
+            grid.add_widget(k)
+        box.add_widget(grid)
+        back, erase, submit = row
+        bar = BoxLayout(size_hint_y=None, height=self.row(100), spacing=px(20))
         for name, caption, style, action in (
-            ("booking_back", t("back", self.lang), "button", lambda: self.visit.go_home()),
-            ("erase", t("erase", self.lang), "key", self.visit.erase),
-            ("confirm", t("booking_send", self.lang), "good", self.visit.submit),
+            (back, t("back", self.lang), "button", lambda: self.visit.go_home()),
+            ("erase", t("erase", self.lang), "key", erase),
+            ("confirm", t("booking_send", self.lang), "good", submit),
         ):
             b = button(f"[b]{caption}[/b]", fs(36), style=style)
             b.bind(on_release=lambda _b, action=action: self._do(action()))
             self.buttons[name] = b
-            row.add_widget(b)
-        box.add_widget(row)
+            bar.add_widget(b)
+        box.add_widget(bar)
         return box
 
     def _refresh_home(self) -> None:
