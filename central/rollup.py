@@ -51,25 +51,66 @@ _BIN_SQL = (
     f"ELSE {N_BINS - 1} END"
 )
 
-ROLL_UP = f"""
-WITH b AS (
-    SELECT day, service, CASE WHEN w IS NOT NULL THEN ({_BIN_SQL})::int END AS bin,
-           count(*) AS n, count(*) FILTER (WHERE served) AS served
-    FROM (
-        SELECT day, issued_service AS service, finished_at IS NOT NULL AS served,
-               date_part('epoch', first_called_at - issued_at) AS w
-        FROM tickets WHERE branch = %(branch)s AND day = ANY(%(days)s)
-    ) x GROUP BY 1, 2, 3
-)
-INSERT INTO ticket_days (branch, day, service, issued, served, called, wait_bins)
-SELECT %(branch)s, day, service, sum(n), sum(served), coalesce(sum(n) FILTER (WHERE bin IS NOT NULL), 0),
-       coalesce(string_agg(int2send(bin::int2) || int4send(n::int4), ''::bytea ORDER BY bin)
-                FILTER (WHERE bin IS NOT NULL), ''::bytea)
-FROM b GROUP BY day, service
-"""
+TIME_ZONE = "Europe/Warsaw"
+"""The arrivals' hours (the exports' heatmap) are local to the office (central/summary.py)."""
 
-# The days not rolled up (``ticket_days_dirty``: a few, found first), in the same shape, from the
-# tickets through their (branch, day) index.
+# One row per (branch, day, service) of the tickets ``{source}`` yields as ``t``: what the
+# roll-up stores, and what a day not rolled up is read as. Besides the visits, served and the
+# waits' bins (the on-screen report): the exports' counts (no-shows, transferred, never
+# called), every wait and service time in microseconds (exact integers, big-endian int8:
+# their mean, max, median and p90 are then those of the tickets themselves, not of bins),
+# and the arrivals per local (weekday, hour) as (slot, count) pairs.
+_DAY_ROWS = f"""
+WITH x AS (
+    SELECT t.branch, t.day, t.issued_service AS service, t.finished_at IS NOT NULL AS served,
+           t.status = 'no_show' AS no_show, t.service IS DISTINCT FROM t.issued_service AS transferred,
+           date_part('epoch', t.first_called_at - t.issued_at) AS w,
+           (extract(epoch FROM t.first_called_at - t.issued_at) * 1000000)::int8 AS w_us,
+           (extract(epoch FROM t.finished_at - coalesce(t.started_at, t.first_called_at)) * 1000000)::int8 AS st_us,
+           ((extract(isodow FROM t.issued_at AT TIME ZONE '{TIME_ZONE}')::int - 1) * 24
+            + extract(hour FROM t.issued_at AT TIME ZONE '{TIME_ZONE}')::int) AS slot
+    FROM {{source}}
+), b AS (
+    SELECT branch, day, service, CASE WHEN w IS NOT NULL THEN ({_BIN_SQL})::int END AS bin, count(*) AS n
+    FROM x GROUP BY 1, 2, 3, 4
+), h AS (
+    SELECT branch, day, service, slot, count(*) AS n FROM x GROUP BY 1, 2, 3, 4
+), e AS (
+    SELECT branch, day, service, count(*) AS issued, count(*) FILTER (WHERE served) AS served,
+           count(w) AS called, count(*) FILTER (WHERE no_show) AS no_show,
+           count(*) FILTER (WHERE transferred) AS transferred, count(*) FILTER (WHERE w IS NULL) AS not_called,
+           coalesce(string_agg(int8send(w_us), ''::bytea) FILTER (WHERE w_us IS NOT NULL), ''::bytea) AS waits,
+           coalesce(string_agg(int8send(st_us), ''::bytea) FILTER (WHERE st_us IS NOT NULL), ''::bytea) AS service_times
+    FROM x GROUP BY 1, 2, 3
+), bb AS (
+    SELECT branch, day, service,
+           coalesce(string_agg(int2send(bin::int2) || int4send(n::int4), ''::bytea ORDER BY bin)
+                    FILTER (WHERE bin IS NOT NULL), ''::bytea) AS wait_bins
+    FROM b GROUP BY 1, 2, 3
+), hh AS (
+    SELECT branch, day, service, string_agg(int2send(slot::int2) || int4send(n::int4), ''::bytea ORDER BY slot) AS arrivals
+    FROM h GROUP BY 1, 2, 3
+)
+SELECT branch, day, service, e.issued, e.served, e.called, bb.wait_bins, e.no_show, e.transferred, e.not_called,
+       e.waits, e.service_times, hh.arrivals
+FROM e JOIN bb USING (branch, day, service) JOIN hh USING (branch, day, service)
+"""
+DAY_COLUMNS = (
+    "branch, day, service, issued, served, called, wait_bins, no_show, transferred, not_called, waits, "
+    "service_times, arrivals"
+)
+
+ROLL_UP = f"INSERT INTO ticket_days ({DAY_COLUMNS})" + _DAY_ROWS.format(
+    source="tickets t WHERE t.branch = %(branch)s AND t.day = ANY(%(days)s)"
+)
+
+# The days not rolled up, in the same shape (``ticket_days_dirty``: a few, found first), from
+# the tickets through their (branch, day) index.
+DAYS_LIVE = _DAY_ROWS.format(
+    source="unnest(%(branches)s::text[], %(days)s::date[]) AS d(branch, day) "
+    "CROSS JOIN LATERAL (SELECT * FROM tickets t WHERE t.branch = d.branch AND t.day = d.day OFFSET 0) t"
+)
+# The on-screen report's read of the days not rolled up: only the visits, served and bins.
 _LIVE = f"""
 WITH d AS (SELECT * FROM unnest(%(branches)s::text[], %(days)s::date[]) AS d(branch, day)),
 b AS (
@@ -95,7 +136,7 @@ WHERE r.day BETWEEN %(first)s AND %(last)s {branch}
   AND NOT EXISTS (SELECT 1 FROM ticket_days_dirty d WHERE d.branch = r.branch AND d.day = r.day)
 GROUP BY r.branch, r.service
 """
-_BIN_PAIR = np.dtype([("bin", ">i2"), ("n", ">i4")])
+BIN_PAIR = np.dtype([("bin", ">i2"), ("n", ">i4")])
 
 
 class Group:
@@ -169,9 +210,29 @@ def groups(conn: psycopg.Connection[Any], first: date, last: date, branch: str |
                 g.visits += issued
                 g.served += served
                 if bins:
-                    pairs = np.frombuffer(bins, dtype=_BIN_PAIR)
+                    pairs = np.frombuffer(bins, dtype=BIN_PAIR)
                     g.bins += np.bincount(pairs["bin"], weights=pairs["n"], minlength=N_BINS).astype(np.int64)
     return out
+
+
+def day_rows(conn: psycopg.Connection[Any], first: date, last: date, branch: str | None) -> list[tuple[Any, ...]]:
+    """Every (branch, day, service) row of the period in ``DAY_COLUMNS``' order: the rolled-up
+    days from ``ticket_days``, the days not rolled up computed from the tickets in the same
+    shape (the exports, central/summary.py)."""
+    q: dict[str, Any] = {"first": first, "last": last, "branch": branch}
+    q["branches"], q["days"] = _dirty(conn, first, last, branch)
+    with conn.cursor(binary=True) as cur:
+        cur.execute(
+            f"SELECT {DAY_COLUMNS} FROM ticket_days r WHERE r.day BETWEEN %(first)s AND %(last)s "
+            + _branch("r", branch)
+            + " AND NOT EXISTS (SELECT 1 FROM ticket_days_dirty d WHERE d.branch = r.branch AND d.day = r.day)",
+            q,
+        )
+        rows = cur.fetchall()
+        if q["branches"]:
+            cur.execute(DAYS_LIVE, q)
+            rows += cur.fetchall()
+    return rows
 
 
 def percentile(bins: np.ndarray, q: float) -> float | None:

@@ -90,12 +90,23 @@ CREATE TABLE IF NOT EXISTS ticket_days (
     PRIMARY KEY (day, branch, service)
 );
 CREATE INDEX IF NOT EXISTS ticket_days_branch ON ticket_days (branch, day);
+-- What the exports need besides (central/summary.py): counts, every wait and service time
+-- (big-endian int8 microseconds), arrivals per local (weekday, hour) as (slot, count) pairs.
+-- Rows rolled up before these columns existed are marked to be rolled up again.
+ALTER TABLE ticket_days ADD COLUMN IF NOT EXISTS no_show integer;
+ALTER TABLE ticket_days ADD COLUMN IF NOT EXISTS transferred integer;
+ALTER TABLE ticket_days ADD COLUMN IF NOT EXISTS not_called integer;
+ALTER TABLE ticket_days ADD COLUMN IF NOT EXISTS waits bytea;
+ALTER TABLE ticket_days ADD COLUMN IF NOT EXISTS service_times bytea;
+ALTER TABLE ticket_days ADD COLUMN IF NOT EXISTS arrivals bytea;
 CREATE TABLE IF NOT EXISTS ticket_days_dirty (
     branch text NOT NULL,
     day    date NOT NULL,
     PRIMARY KEY (branch, day)
 );
 -- Configurations pushed to branches, and their answers (central/configpush.py): the centre's audit.
+INSERT INTO ticket_days_dirty (branch, day)
+    SELECT DISTINCT branch, day FROM ticket_days WHERE waits IS NULL ON CONFLICT DO NOTHING;
 CREATE TABLE IF NOT EXISTS config_pushes (
     id          text PRIMARY KEY,
     branch      text NOT NULL,

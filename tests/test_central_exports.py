@@ -8,7 +8,7 @@ import io
 import random
 import shutil
 import subprocess
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from openpyxl import load_workbook
@@ -28,8 +28,14 @@ NAMES = {"wola": "Urząd Dzielnicy Wola", "ursus": "Urząd Dzielnicy Ursus"}
 
 
 @pytest.fixture(scope="module")
-def store():
-    pg = Postgres().start()
+def pg():
+    p = Postgres().start()
+    yield p
+    p.destroy()
+
+
+@pytest.fixture(scope="module")
+def store(pg):
     s = CentralStore(pg.create_db("central"))
     s.migrate()
     rng = random.Random(5)
@@ -40,7 +46,6 @@ def store():
         feed.send()
     yield s
     s.close()
-    pg.destroy()
 
 
 def _own(store: CentralStore, branch: str | None, first: date, last: date) -> tuple[int, int]:
@@ -96,3 +101,103 @@ def test_the_centres_pdf_is_the_branch_monthly_report_with_the_branches_compared
     assert wola.split()[3] == "150"  # "Urząd Dzielnicy Wola 150 …": its tickets issued in November
     ursus = next(line for line in text.splitlines() if line.strip().startswith("Urząd Dzielnicy Ursus"))
     assert ursus.split()[3] == "60"
+
+
+def _visits_with_transfers_and_no_shows(feed: Feed, day: date, n: int, rng: random.Random) -> None:
+    """Tickets the plain feed lacks: transferred then served, called and not come, never called."""
+    for _ in range(n):
+        feed.ticket += 1
+        t = feed.ticket
+        t0 = datetime(day.year, day.month, day.day, 9, tzinfo=UTC) + timedelta(seconds=rng.uniform(0, 6 * 3600))
+        feed.event(day, t0, "issue", t, "rej")
+        kind = rng.choice(["transfer", "no_show", "waiting"])
+        if kind == "waiting":
+            continue
+        called = t0 + timedelta(seconds=rng.expovariate(1 / 400))
+        feed.event(day, called, "call", t, "rej")
+        if kind == "no_show":
+            feed.event(day, called + timedelta(seconds=60), "no_show", t, "rej")
+        else:
+            feed.event(day, called + timedelta(seconds=120), "transfer", t, "kasa")
+            feed.event(day, called + timedelta(seconds=500), "call", t, "kasa")
+            feed.event(day, called + timedelta(seconds=520), "start", t, "kasa")
+            feed.event(day, called + timedelta(seconds=800), "finish", t, "kasa")
+
+
+def _same_block(a, b, where: str) -> None:
+    """Counts equal; times equal to PostgreSQL's float8 arithmetic (a microsecond's millionth)."""
+    da, db = a.model_dump(), b.model_dump()
+    for part in ("wait", "service_time"):
+        for key, va in da.pop(part).items():
+            vb = db[part].pop(key)
+            assert (va is None) == (vb is None), (where, part, key)
+            if va is not None:
+                assert va == pytest.approx(vb, rel=1e-12, abs=1e-9), (where, part, key, va, vb)
+        db.pop(part)
+    assert da == db, where
+
+
+def test_the_exports_figures_from_the_roll_up_equal_the_ones_from_every_ticket(pg):
+    """Every figure of the XLSX and the PDF (counts, mean, median, p90 and max of waits and
+    service times, by day, the arrivals' heatmap) read from the daily roll-up is the one the
+    tickets give, for three branches over rolled-up days and a day still arriving."""
+    store = CentralStore(pg.create_db("from_the_roll_up"))
+    store.migrate()
+    try:
+        rng = random.Random(17)
+        days = [date(2026, 11, 2) + timedelta(days=i) for i in range(4)]
+        feeds = {b: Feed(store, b) for b in ("wola", "ursus", "bemowo")}
+        for day in days[:3]:
+            for f in feeds.values():
+                f.day(day, rng.randint(20, 60), rng)
+                _visits_with_transfers_and_no_shows(f, day, 15, rng)
+                f.send()
+        # The fourth day is today: still arriving, half of it at the centre; one branch has
+        # not sent it at all (its last day stays open, so its third day is not rolled up).
+        for b in ("wola", "ursus"):
+            feeds[b].day(days[3], 30, rng)
+            _visits_with_transfers_and_no_shows(feeds[b], days[3], 10, rng)
+            feeds[b].send()
+        assert store.roll_up() == 3 + 3 + 2  # every closed day; bemowo's third is its newest
+        dirty = store.conn.execute("SELECT branch, day FROM ticket_days_dirty ORDER BY 1, 2").fetchall()
+        assert dirty == [("bemowo", days[2]), ("ursus", days[3]), ("wola", days[3])]
+        rolled = store.conn.execute("SELECT count(DISTINCT (branch, day)) FROM ticket_days").fetchone()[0]
+        assert rolled == 8
+
+        for branch in (None, "wola", "bemowo"):
+            got = summary.figures(store.conn, days[0], days[-1], branch, NAMES)
+            want = summary.figures_exact(store.conn, days[0], days[-1], branch, NAMES)
+            assert want.summary.totals.issued > 0 and want.summary.totals.transferred > 0
+            assert want.summary.totals.no_show > 0 and want.summary.totals.not_called > 0
+            _same_block(got.summary.totals, want.summary.totals, f"{branch} totals")
+            assert [s.service for s in got.summary.by_service] == [s.service for s in want.summary.by_service]
+            for g, w in zip(got.summary.by_service, want.summary.by_service, strict=True):
+                _same_block(g, w, f"{branch} {w.service}")
+            assert [b[:2] for b in got.branches] == [b[:2] for b in want.branches]
+            for g, w in zip(got.branches, want.branches, strict=True):
+                _same_block(g[2], w[2], f"{branch} branch {w[0]}")
+            assert len(got.summary.by_day) == len(want.summary.by_day)
+            for g, w in zip(got.summary.by_day, want.summary.by_day, strict=True):
+                assert (g.day, g.issued, g.served, g.no_show) == (w.day, w.issued, w.served, w.no_show)
+                assert g.wait_mean_s == pytest.approx(w.wait_mean_s, rel=1e-12)
+            assert got.summary.arrivals_heatmap == want.summary.arrivals_heatmap
+            assert summary.xlsx(got) and summary.pdf(got, None)
+
+        # The rolled-up days come from the roll-up: without their tickets, the same figures.
+        whole = summary.figures(store.conn, days[0], days[-1], None, NAMES)
+        with store.conn.transaction(force_rollback=True):
+            store.conn.execute("DELETE FROM tickets WHERE (branch, day) IN (SELECT branch, day FROM ticket_days)")
+            assert summary.figures(store.conn, days[0], days[-1], None, NAMES) == whole
+
+        # A late event for a rolled-up day: the export says what the tickets say at once.
+        late = store.conn.execute(
+            "SELECT ticket_id FROM tickets WHERE branch = 'wola' AND day = %s AND status = 'waiting' LIMIT 1",
+            (days[0],),
+        ).fetchone()[0]
+        feeds["wola"].event(days[3], datetime(2026, 11, 5, 14, tzinfo=UTC), "call", late, "rej")
+        feeds["wola"].send()
+        got = summary.figures(store.conn, days[0], days[-1], "wola", NAMES)
+        want = summary.figures_exact(store.conn, days[0], days[-1], "wola", NAMES)
+        _same_block(got.summary.totals, want.summary.totals, "after the late call")
+    finally:
+        store.close()
