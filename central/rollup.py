@@ -14,6 +14,10 @@ seconds; the report shows minutes with one decimal). Periods of fewer than
 ``EXACT_UP_TO`` tickets (a branch's month, a week of the city) are computed exactly from the
 tickets, as before; only longer ones use the bins, and the page says so.
 
+The exports (central/summary.py) need every figure exact, so each row also keeps the day's
+no-shows, transfers, tickets never called, every wait and service time (microseconds) and
+the arrivals per hour: their sums, means, maxima and percentiles are the tickets' own.
+
 Days not yet rolled up (today, a day whose events are still arriving, a day a late event
 touched) are listed in ``ticket_days_dirty``; the report reads those from ``tickets`` into
 the same bins, so a report is always complete.
