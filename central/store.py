@@ -77,6 +77,9 @@ CREATE INDEX IF NOT EXISTS tickets_day ON tickets (day, branch, issued_service);
 CREATE INDEX IF NOT EXISTS tickets_branch_day ON tickets (branch, day);
 ALTER TABLE tickets ADD COLUMN IF NOT EXISTS started_at timestamptz;
 ALTER TABLE branches ADD COLUMN IF NOT EXISTS last_day date;
+-- The branch's devices offline as its replicator last reported them (protocol/replica.py), and when.
+ALTER TABLE branches ADD COLUMN IF NOT EXISTS devices_offline text[];
+ALTER TABLE branches ADD COLUMN IF NOT EXISTS devices_at timestamptz;
 -- The daily roll-up (central/rollup.py): one row per branch, office day and service, for
 -- the closed days; a day stays in ticket_days_dirty (and is read from tickets) until then.
 CREATE TABLE IF NOT EXISTS ticket_days (
@@ -224,6 +227,15 @@ class CentralStore:
                         "last_event_at = coalesce(%s, last_event_at), conflicts = conflicts + %s WHERE branch = %s",
                         (contiguous, head, now, utc(last.sent_at), last_at, conflicts, branch),
                     )
+                    reported = [b for b in group if b.devices_offline is not None]
+                    if reported:
+                        newest = max(reported, key=lambda b: b.sent_at)
+                        # Only a newer report replaces it: a batch sent again later says an old state.
+                        cur.execute(
+                            "UPDATE branches SET devices_offline = %s::text[], devices_at = %s "
+                            "WHERE branch = %s AND (devices_at IS NULL OR devices_at <= %s)",
+                            (newest.devices_offline, utc(newest.sent_at), branch, utc(newest.sent_at)),
+                        )
                 out.append(Ingested(branch, contiguous, head, new))
                 new = 0
         return out

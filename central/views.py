@@ -1,7 +1,7 @@
 """What the centre's pages show, read from PostgreSQL: plain rows, no web code.
 
 The live view: per branch, the tickets waiting, the longest wait, the open counters, the
-newest event and how long ago the branch was last heard from (its replicator sends a
+devices offline (as the branch's broker holds their availability), the newest event and how long ago the branch was last heard from (its replicator sends a
 heartbeat every few seconds, so silence means the link or the branch is down).
 
 The report: per branch and service, and for each branch and all branches together, the
@@ -38,6 +38,9 @@ class BranchLive:
     behind: int
     conflicts: int = 0
     """Events that came again with other content (a branch restored from an old backup)."""
+    devices_offline: tuple[str, ...] | None = None
+    """The branch's devices offline (kiosks, counters, displays: their last will), as its
+    server's broker holds them, from the replicator's last message; None: not reported."""
 
     @property
     def in_contact(self) -> bool:
@@ -72,6 +75,7 @@ def live(conn: psycopg.Connection[Any], names: dict[str, str], now: datetime | N
     rows = conn.execute(
         """
         SELECT b.branch, b.last_event_at, b.last_heard, b.head - b.contiguous, b.last_sent_at, b.conflicts,
+               b.devices_offline,
                (SELECT count(*) FROM tickets t WHERE t.branch = b.branch AND t.status = 'waiting'),
                (SELECT min(issued_at) FROM tickets t WHERE t.branch = b.branch AND t.status = 'waiting'),
                (SELECT count(*) FROM counters c WHERE c.branch = b.branch AND c.status = 'open')
@@ -83,9 +87,10 @@ def live(conn: psycopg.Connection[Any], names: dict[str, str], now: datetime | N
         BranchLive(
             branch=r[0],
             name=names.get(r[0], r[0]),
-            waiting=int(r[6]),
-            longest_wait_s=(_branch_now(now, r[2], r[4]) - r[7]).total_seconds() if r[7] else None,
-            open_counters=int(r[8]),
+            waiting=int(r[7]),
+            longest_wait_s=(_branch_now(now, r[2], r[4]) - r[8]).total_seconds() if r[8] else None,
+            open_counters=int(r[9]),
+            devices_offline=None if r[6] is None else tuple(r[6]),
             conflicts=int(r[5]),
             last_event_at=r[1],
             last_heard_s=(now - r[2]).total_seconds() if r[2] else None,

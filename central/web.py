@@ -159,6 +159,7 @@ def create_app(cfg: CentralConfig, users_database: str) -> FastAPI:
                     "last_heard_s": b.last_heard_s,
                     "behind": b.behind,
                     "conflicts": b.conflicts,
+                    "devices_offline": None if b.devices_offline is None else list(b.devices_offline),
                     "in_contact": b.in_contact,
                 }
                 for b in views.live(conn, names)

@@ -10,6 +10,10 @@ Why the batch says ``head``: a lost *last* batch leaves no hole for the centre t
 (nothing comes after it). The replicator's heartbeat is an empty batch with the branch's
 newest event id, so the centre learns that it is behind even when nothing new happens.
 
+Why the devices offline ride in the batches and not on topics of their own: the bridge then
+carries nothing new (its ACL stays the four replica topics of the branch) and the centre
+learns the devices' state with every heartbeat, in the same order as the events.
+
 Why no clerk name: the centre's views and reports need counters, services and times; a
 staff member's login is personal data it does not need.
 """
@@ -55,6 +59,10 @@ class EventBatch(BaseModel):
     sent_at: float
     """When the replicator sent it (branch clock): the centre's link lag."""
     events: Annotated[list[ReplicaEvent], Field(max_length=MAX_BATCH)] = []
+    devices_offline: Annotated[list[Annotated[str, Field(pattern=ID_PATTERN)]], Field(max_length=500)] | None = None
+    """The branch's devices (kiosks, counters, displays) whose retained availability on the
+    branch broker is ``offline`` (their last will, or a clean stop) when the batch was sent;
+    ``None``: not known (a replicator that does not watch them, or not yet)."""
 
     @model_validator(mode="after")
     def _ordered(self) -> EventBatch:
@@ -82,10 +90,11 @@ class ConfigEdit(BaseModel):
     """One change of a pushed configuration: what the branch's admin page could change,
     named the way it names it (server/admin.py): ``service:<id>`` with ``hours``,
     ``daily_limit``, ``cutoff_min``, ``target_wait_min``, ``priority``; ``counter:<id>`` with
-    ``services``, ``name``."""
+    ``services``, ``name``; ``booking:<service id>`` with ``plan`` (the booking plan's fields,
+    laid over the current plan, or ``null``: no bookings)."""
 
     model_config = ConfigDict(extra="forbid")
-    target: Annotated[str, Field(pattern=r"^(service|counter):[A-Za-z0-9_-]{1,32}$")]
+    target: Annotated[str, Field(pattern=r"^(service|counter|booking):[A-Za-z0-9_-]{1,32}$")]
     values: Annotated[dict[str, Any], Field(min_length=1, max_length=10)]
 
 

@@ -42,7 +42,7 @@ from pydantic import ValidationError
 from protocol.config import ConfigError
 from protocol.mqtt import BrokerSettings, _no_delay
 from protocol.replica import MAX_BATCH, EventBatch, ReplicaEvent, ResendRequest
-from protocol.topics import _ID, Topics
+from protocol.topics import _ID, RouteKind, Topics, parse_availability
 
 log = logging.getLogger("numerek.replicate")
 
@@ -154,6 +154,9 @@ class Replicator:
         self.wake = threading.Event()
         self._lock = threading.Lock()
         self._rewind: int | None = None
+        self._devices: dict[str, str] = {}  # device id -> online/offline, from the branch broker's retained topics
+        self._devices_known = False
+        self._devices_sent: list[str] | None = None
         self.connected = threading.Event()
         self.client = mqtt.Client(
             CallbackAPIVersion.VERSION2, client_id=f"replicator-{branch}-{uuid.uuid4().hex[:6]}", protocol=mqtt.MQTTv5
@@ -166,6 +169,7 @@ class Replicator:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = lambda *_a: self.connected.clear()
         self.client.on_message = self._on_message
+        self.client.on_subscribe = self._on_subscribe
         self.client.on_socket_open = _no_delay
         self.broker = broker
 
@@ -174,11 +178,17 @@ class Replicator:
         if reason.is_failure:
             log.warning("broker refused the replicator: %s", reason)
             return
-        client.subscribe(self.topics.replica_resend(self.branch), qos=1)
+        client.subscribe(
+            [(self.topics.replica_resend(self.branch), 1), (self.topics.filter(RouteKind.DEVICE_AVAILABILITY), 1)]
+        )
         self.connected.set()
         self.wake.set()
 
     def _on_message(self, _c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
+        route = self.topics.parse(msg.topic)
+        if route.kind is RouteKind.DEVICE_AVAILABILITY and route.id is not None:
+            self._on_availability(route.id, bytes(msg.payload))
+            return
         try:
             req = ResendRequest.model_validate_json(msg.payload)
         except ValidationError as exc:
@@ -187,6 +197,35 @@ class Replicator:
         with self._lock:
             self._rewind = req.after if self._rewind is None else min(self._rewind, req.after)
         self.wake.set()
+
+    def _on_subscribe(self, _c: mqtt.Client, _u: object, _mid: int, _codes: object, _p: object) -> None:
+        """Subscribed: the devices' retained availabilities follow; none at all is news too
+        (an office without devices, all revoked), so from now on the list is known."""
+        with self._lock:
+            self._devices_known = True
+        self.wake.set()
+
+    def _on_availability(self, device: str, payload: bytes) -> None:
+        """A device's retained availability (its ``online``, its last will's ``offline``), read
+        the way the branch server reads it (server/worker.py): the centre's live view shows
+        the devices offline as the branch knows them. A change is sent at once."""
+        try:
+            value = parse_availability(payload)
+        except ValueError:
+            return  # the server answers the broken client; nothing to tell the centre
+        with self._lock:
+            if value is None:  # cleared: the device was revoked
+                self._devices.pop(device, None)
+            else:
+                self._devices[device] = value.value
+            self._devices_known = True
+        self.wake.set()
+
+    def devices_offline(self) -> list[str] | None:
+        with self._lock:
+            if not self._devices_known:
+                return None
+            return sorted(d for d, v in self._devices.items() if v == "offline")
 
     # --- the loop ---------------------------------------------------------------------
     def run(self) -> None:
@@ -218,7 +257,8 @@ class Replicator:
                 if not events:
                     seen_version = version
                 now = time.time()
-                if events or now - last_sent >= self.heartbeat_s:
+                devices_changed = self.devices_offline() != self._devices_sent
+                if events or devices_changed or now - last_sent >= self.heartbeat_s:
                     if not self._publish(events):
                         continue  # not acknowledged: the same events again after the reconnect
                     last_sent = now
@@ -265,15 +305,23 @@ class Replicator:
                     raise SystemExit(0) from None
 
     def _publish(self, events: list[ReplicaEvent]) -> bool:
+        offline = self.devices_offline()
         batch = EventBatch(
-            branch=self.branch, head=max(self.log.head(), self.after), sent_at=time.time(), events=events
+            branch=self.branch,
+            head=max(self.log.head(), self.after),
+            sent_at=time.time(),
+            events=events,
+            devices_offline=offline,
         )
         info = self.client.publish(self.topics.replica_events(self.branch), batch.model_dump_json(), qos=1)
         try:
             info.wait_for_publish(ACK_TIMEOUT_S)
         except (RuntimeError, ValueError):
             return False
-        return info.is_published()
+        if info.is_published():
+            self._devices_sent = offline
+            return True
+        return False
 
     def stop(self) -> None:
         self.stop_event.set()

@@ -4,6 +4,7 @@ the report with its CSV, on figures replicated from a real branch (docs/multi-br
 from __future__ import annotations
 
 import io
+import signal
 import sqlite3
 import statistics
 import subprocess
@@ -215,3 +216,59 @@ def test_the_public_list_shows_every_branchs_waiting_and_links_to_its_own_status
     assert rows["wola"]["booking_url"] == "https://wola.example.pl/rezerwacja"
     assert rows["mokotow"]["waiting"] is None and rows["mokotow"]["status_url"] is None  # never heard, no address
     assert 'href="https://wola.example.pl/rezerwacja"' in page.text and "Urząd Dzielnicy Mokotów" in page.text
+
+
+_DEVICE = """
+import sys, time
+from protocol.device import DeviceConnection
+from protocol.mqtt import BrokerConfig
+conn = DeviceConnection(BrokerConfig(port=int(sys.argv[1])), sys.argv[2]).start()
+while not conn.connected:
+    time.sleep(0.05)
+print("connected", flush=True)
+time.sleep(600)
+"""
+
+
+def _device(branch: Branch, device: str) -> subprocess.Popen:
+    """A device of the branch (the real connection code, its retained last will), as its own process."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _DEVICE, str(branch.broker.port), device], cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "connected"
+    return proc
+
+
+def test_the_live_view_shows_a_branchs_device_offline_when_its_connection_dies_and_clears_it_when_it_is_back(centre):
+    url, branch = centre
+    c = _signed_in(url)
+
+    def offline() -> list[str] | None:
+        return {b["branch"]: b for b in c.get("/api/live").json()}["wola"]["devices_offline"]
+
+    def branch_says(device: str) -> str | None:
+        return branch.server.get("/api/devices").json().get(device, {}).get("availability")
+
+    kiosk = _device(branch, "kiosk-k7")
+    display = _device(branch, "display-hall")
+    try:
+        wait_for(lambda: offline() == [], 30, "the centre to know the branch's devices, all online")
+        kiosk.send_signal(signal.SIGKILL)  # the kiosk's connection dies: the broker publishes its last will
+        kiosk.wait(10)
+        wait_for(lambda: offline() == ["kiosk-k7"], 30, "the centre to show the kiosk offline")
+        wait_for(
+            lambda: (branch_says("kiosk-k7"), branch_says("display-hall")) == ("offline", "online"),
+            30,
+            "the branch server to say the same",
+        )
+        page = c.get("/")
+        row = page.text.split('data-branch="wola"')[1].split("</tr>")[0]
+        assert "kiosk-k7" in row and "display-hall" not in row
+        kiosk = _device(branch, "kiosk-k7")  # back: its "online" replaces the will
+        wait_for(lambda: offline() == [], 30, "the centre to clear the kiosk")
+        assert "wszystkie online / all online" in c.get("/").text.split('data-branch="wola"')[1].split("</tr>")[0]
+    finally:
+        for proc in (kiosk, display):
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
