@@ -8,7 +8,8 @@ Why it works this way:
   every start, so it survives a restart and the file stays readable.
 * Only what can change without reshaping the running queues is editable: a service's
   opening hours, daily limit, cut-off, target wait and priority; a counter's work profile
-  (``services``, in order of preference) and its name. Ids, prefixes and zones are not.
+  (``services``, in order of preference) and its name; a service's booking plan
+  (``booking:<service>``, through the JSON API and the centre's push). Ids, prefixes and zones are not.
 * The whole resulting :class:`~server.config.SiteConfig` is validated by pydantic *before*
   anything is written, so a bad value gets an error naming the field (HTTP 422) and leaves
   no override and no audit row.
@@ -39,7 +40,7 @@ from pydantic import ValidationError
 
 from server.auth import User
 from server.catalogue import languages, table
-from server.config import WEEKDAYS, SiteConfig
+from server.config import WEEKDAYS, BookingPlan, SiteConfig
 from server.domain import ConfigChange
 from server.office import Office
 from server.web_auth import WebAuth
@@ -49,6 +50,10 @@ log = logging.getLogger(__name__)
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 SERVICE_FIELDS = ("hours", "daily_limit", "cutoff_min", "target_wait_min", "priority")
 COUNTER_FIELDS = ("services", "name")
+BOOKING_FIELDS = ("plan",)
+"""``booking:<service>``: its booking plan as one value (docs/booking.md): an object of
+``BookingPlan``'s fields, laid over the current plan (or the defaults), or ``null`` for no
+bookings. One field, not five, so that stored overrides mean the same in any order."""
 LANGS = languages("admin")
 CLOSED_WORDS = ("", "-", "closed", "zamknięte", "nieczynne")
 
@@ -79,6 +84,9 @@ def field_value(cfg: SiteConfig, target: str, field: str) -> Any:
         return getattr(s, field)
     if kind == "counter" and field in COUNTER_FIELDS and (c := cfg.counter(ident)) is not None:
         return list(c.services) if field == "services" else c.name
+    if kind == "booking" and field in BOOKING_FIELDS and cfg.service(ident) is not None:
+        plan = cfg.booking.plans.get(ident)
+        return None if plan is None else plan.model_dump()
     raise AdminError([f"{target} {field}: not something the admin page can change"])
 
 
@@ -86,9 +94,41 @@ def _message(err: Mapping[str, Any]) -> str:
     return str(err["msg"]).removeprefix("Value error, ")
 
 
+def _with_plan(cfg: SiteConfig, target: str, ident: str, values: dict[str, Any]) -> SiteConfig:
+    """The config with ``booking:<ident>``'s plan changed (``values["plan"]``), validated."""
+    if cfg.service(ident) is None:
+        raise AdminError([f"{target}: no such service"])
+    unknown = [f for f in values if f not in BOOKING_FIELDS]
+    if unknown:
+        raise AdminError([f"{target} {f}: cannot be changed here (only {', '.join(BOOKING_FIELDS)})" for f in unknown])
+    value = values.get("plan")
+    booking = cfg.booking.model_dump()
+    if value is None:
+        booking["plans"].pop(ident, None)
+    elif isinstance(value, dict):
+        current = cfg.booking.plans.get(ident) or BookingPlan()
+        booking["plans"][ident] = {**current.model_dump(), **value}
+    else:
+        raise AdminError([f"{target} plan: must be an object of the plan's fields, or null for no bookings"])
+    try:
+        sections = {name: getattr(cfg, name) for name in SiteConfig.model_fields}
+        return SiteConfig.model_validate({**sections, "booking": booking})
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = [str(x) for x in err["loc"]]
+            if loc[:3] == ["booking", "plans", ident]:
+                problems.append(f"{target} {'.'.join(['plan', *loc[3:]])}: {_message(err)}")
+            else:
+                problems.append(f"{target} plan: {_message(err)}")
+        raise AdminError(problems) from None
+
+
 def with_changes(cfg: SiteConfig, target: str, values: dict[str, Any]) -> SiteConfig:
     """The config with ``values`` set on ``target``, fully validated (raises AdminError)."""
     kind, _, ident = target.partition(":")
+    if kind == "booking":
+        return _with_plan(cfg, target, ident, values)
     allowed = SERVICE_FIELDS if kind == "service" else COUNTER_FIELDS if kind == "counter" else ()
     items = cfg.services if kind == "service" else cfg.counters
     if not allowed or not any(x.id == ident for x in items):
@@ -310,11 +350,15 @@ def build_admin_router(office: Office, auth: WebAuth) -> APIRouter:
 
     @r.post("/admin/api/{kind}/{ident}")
     async def api_change(kind: str, ident: str, values: dict[str, Any], user: ApiAdmin) -> JSONResponse:
-        """Change fields of ``services/<id>`` or ``counters/<id>`` (JSON body: field -> value)."""
-        if kind not in ("services", "counters"):
-            raise HTTPException(404, "use /admin/api/services/<id> or /admin/api/counters/<id>")
+        """Change fields of ``services/<id>`` or ``counters/<id>``, or ``booking/<service id>``'s
+        ``plan`` (JSON body: field -> value; ``{"plan": null}``: the service takes no bookings)."""
+        if kind not in ("services", "counters", "booking"):
+            raise HTTPException(
+                404, "use /admin/api/services/<id>, /admin/api/counters/<id> or /admin/api/booking/<id>"
+            )
+        target = f"booking:{ident}" if kind == "booking" else f"{kind[:-1]}:{ident}"
         try:
-            rows = await change(office, user.name, f"{kind[:-1]}:{ident}", values)
+            rows = await change(office, user.name, target, values)
         except AdminError as exc:
             return JSONResponse({"detail": exc.problems}, status_code=422)
         return JSONResponse({"changes": rows})

@@ -10,6 +10,8 @@ import re
 import sqlite3
 import subprocess
 import sys
+from datetime import datetime
+from itertools import pairwise
 
 import httpx
 import pytest
@@ -183,3 +185,54 @@ def test_only_an_admin_pushes_and_a_malformed_push_is_refused_at_the_centre(cent
     assert bad.status_code == 422 and "target" in bad.text
     assert admin.post("/config", data={"branch": "nosuch", "changes": "[]"}).status_code == 422
     assert len(admin.get("/api/config-pushes").json()) == n  # nothing recorded, nothing sent
+
+
+def _slot_times(branch: Branch, service: str) -> list[datetime]:
+    """The times the branch's own booking site offers on its first open day for ``service``."""
+    site = httpx.Client(base_url=branch.server.url, timeout=10)
+    days = site.get(f"/rezerwacja/{service}")
+    assert days.status_code == 200, days.status_code
+    first = re.search(rf'href="/rezerwacja/{service}/(\d{{4}}-\d\d-\d\d)\?', days.text)
+    assert first is not None, days.text
+    page = site.get(f"/rezerwacja/{service}/{first.group(1)}")
+    return [datetime.fromisoformat(v) for v in re.findall(r'name="slot" value="([^"]+)"', page.text)]
+
+
+def test_a_booking_plan_pushed_from_the_centre_is_what_the_branchs_booking_site_offers(centre):
+    url, branches = centre
+    c = _signed_in(url, ADMIN)
+    wola = branches["wola"]
+    site = httpx.Client(base_url=wola.server.url, timeout=10)
+    assert site.get("/rezerwacja/pasz").status_code == 404  # no plan: passports take no bookings
+    (push_id,) = _push(
+        c, [{"target": "booking:pasz", "values": {"plan": {"slot_min": 20, "per_hour": 3, "notice_min": 0}}}], "wola"
+    )
+    answer = _answered(c, push_id)
+    assert answer["status"] == "applied" and answer["changed"] == 1, answer
+    times = _slot_times(wola, "pasz")
+    assert len(times) > 3 and {(b - a).total_seconds() for a, b in pairwise(times)} == {1200.0}
+    stored = _overrides(wola)[("booking:pasz", "plan")]
+    assert stored["slot_min"] == 20 and stored["per_hour"] == 3 and stored["days_ahead"] == 30  # the rest: defaults
+    assert _log(wola, push_id) == [(f"centrala:{ADMIN[0]}", "applied", "1")]
+
+    # Refused, with the reasons, and nothing of it kept: an impossible slot length beside a
+    # plan for a service the branch does not have.
+    (bad,) = _push(
+        c,
+        [
+            {"target": "booking:pasz", "values": {"plan": {"slot_min": 1}}},
+            {"target": "booking:nosuch", "values": {"plan": {}}},
+        ],
+        "wola",
+    )
+    answer = _answered(c, bad)
+    assert answer["status"] == "refused", answer
+    assert any("booking:pasz plan.slot_min" in r for r in answer["reasons"]), answer["reasons"]
+    assert any("booking:nosuch" in r for r in answer["reasons"]), answer["reasons"]
+    assert _overrides(wola)[("booking:pasz", "plan")] == stored
+    assert _slot_times(wola, "pasz") == times
+
+    # Taken away again: the service takes no bookings at the branch.
+    (off,) = _push(c, [{"target": "booking:pasz", "values": {"plan": None}}], "wola")
+    assert _answered(c, off)["status"] == "applied"
+    assert site.get("/rezerwacja/pasz").status_code == 404
