@@ -195,6 +195,7 @@ def main() -> None:
     ap.add_argument("--before", type=Path, help="an older server's code (git archive of a commit), run interleaved")
     ap.add_argument("--after", type=Path, help="this side's server code from a directory (default: this checkout)")
     args = ap.parse_args()
+    print(f"load average (1 min) at the start: {os.getloadavg()[0]:.1f}", flush=True)
     codes: list[tuple[str, Path | None]] = [("after" if args.before else "", args.after)]
     if args.before:
         codes.append(("before", args.before))
@@ -221,8 +222,10 @@ def main() -> None:
                             if waiting:
                                 load(office.port, 64, 0, office.folder, count=waiting)
                             cpu0 = cpu_seconds(office.server.proc.pid)
+                            broker0 = cpu_seconds(office.broker.proc.pid)
                             result = load(office.port, inflight, args.seconds, office.folder)
                             cpu1 = cpu_seconds(office.server.proc.pid)
+                            result["broker_cpu"] = (cpu_seconds(office.broker.proc.pid) - broker0) / args.seconds
                         finally:
                             office.close()
                         cells.setdefault((label, waiting, inflight), []).append(result)
@@ -253,10 +256,12 @@ def main() -> None:
             f"p50 {statistics.median(calls):.2f} ms, p99 {pct(calls, 99):.2f} ms (n={len(calls)}); "
             f"{statistics.median(calls) / rtt50:.1f}× the broker round trip at p50"
         )
+    print(f"load average (1 min) at the end: {os.getloadavg()[0]:.1f}")
     print()
     head = "| waiting | in flight | tickets/s (median of runs) | p50 ms | p99 ms | server CPU | load clients CPU |"
+    head += " broker CPU | CPU ms per ticket: server + clients + broker |"
     print(head + (" before tickets/s | before p50 ms | before p99 ms | ratio tickets/s |" if args.before else ""))
-    print("|---:|---:|---:|---:|---:|---:|---:|" + ("---:|---:|---:|---:|" if args.before else ""))
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---|" + ("---:|---:|---:|---:|" if args.before else ""))
 
     def row(label: str, waiting: int, inflight: int) -> tuple[float, str]:
         results = cells[(label, waiting, inflight)]
@@ -266,10 +271,16 @@ def main() -> None:
 
     for label, waiting, inflight in sorted(k for k in cells if k[0] == codes[0][0]):
         rate, figures = row(label, waiting, inflight)
+        got = cells[(label, waiting, inflight)]
+        server = statistics.median(server_cpu[(label, waiting, inflight)])
+        clients = statistics.median(r["client_cpu"] for r in got)
+        broker = statistics.median(r["broker_cpu"] for r in got)
+        per = [
+            1000 * x / rate for x in (server, clients, broker)
+        ]  # CPU ms per ticket: where a 2-core machine's time goes
         line = (
-            f"| {waiting:,} | {inflight} | {figures} | "
-            f"{statistics.median(server_cpu[(label, waiting, inflight)]):.0%} | "
-            f"{statistics.median(r['client_cpu'] for r in cells[(label, waiting, inflight)]):.0%} |"
+            f"| {waiting:,} | {inflight} | {figures} | {server:.0%} | {clients:.0%} | {broker:.0%} | "
+            f"{per[0]:.2f} + {per[1]:.2f} + {per[2]:.2f} = {sum(per):.2f} |"
         )
         if args.before:
             before, before_figures = row("before", waiting, inflight)

@@ -24,6 +24,7 @@ from typing import Any
 from protocol import sdnotify
 from protocol.messages import FaultReport, ServicesMessage
 from protocol.topics import OFFLINE, ONLINE, Topics
+from server import gcpolicy
 from server.booking.checkin import BookingCheckIns
 from server.booking.feed import BookingFeed
 from server.clock import ClockStatus
@@ -181,6 +182,9 @@ class NumerekServer:
         self.office.refresh(services)
 
     def _ready(self) -> None:
+        # After start-up and then at each tick (every TICK_SECONDS, on the worker, outside the
+        # lock): what lives on, the queue included, leaves the collector's walks (server/gcpolicy.py)
+        gcpolicy.settle()
         if self._ready_sent:
             return
         # Ready without waiting for the broker: HTTP works and MQTT reconnects by itself;
