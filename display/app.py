@@ -44,7 +44,7 @@ from kivy.uix.stencilview import StencilView
 
 from display.board import ARROW, BoardState, call_line, counter_labels
 from display.config import DisplayConfig, make_announcer
-from display.texts import caption
+from display.texts import BOARD_LANGUAGES, caption
 from hardware.audio import (
     Announcement,
     Announcer,
@@ -486,6 +486,8 @@ class DisplayRoot(FloatLayout):
     number_heading = StringProperty(caption("number", "\n"))
     ticket_column = NumericProperty(300.0)
     counter_word_en = StringProperty("counter")
+    languages = ListProperty(list(BOARD_LANGUAGES))
+    """The board's languages (``[display] languages``), in the order every caption shows them."""
     recent_lines = ListProperty([])
     recent_shown = ListProperty([])
     """(ticket, counter name) of the rows on screen: the newest of ``recent_lines`` that fit."""
@@ -494,6 +496,10 @@ class DisplayRoot(FloatLayout):
     columns = ListProperty([])
     """The per-counter layout: (counter name, ticket or "", has the newest call) per column."""
     waiting_rows = ListProperty([])
+
+    def caption(self, key: str, sep: str = " \u00b7 ") -> str:
+        """``key`` in the board's languages: "Wywołany numer · Now calling" (``sep="\\n"``: one per line)."""
+        return caption(key, sep, self.languages)
 
     def __init__(self, **kw) -> None:
         super().__init__(**kw)
@@ -542,7 +548,9 @@ class DisplayRoot(FloatLayout):
         if not self.other_lines:
             box.height, box.opacity = 0, 0
             return
-        heading = _label(caption("other_rooms"), u * HEADING_FONT, role="others-heading", color=(0.72, 0.72, 0.72, 1))
+        heading = _label(
+            self.caption("other_rooms"), u * HEADING_FONT, role="others-heading", color=(0.72, 0.72, 0.72, 1)
+        )
         heading.size_hint_y = None
         heading.height = u * HEADING_ROW * 0.6
         box.add_widget(heading)
@@ -583,7 +591,7 @@ class DisplayRoot(FloatLayout):
         if box is None:
             return
         labels = counter_labels([name for _t, name in self.recent_lines])
-        self.counter_heading = labels.heading(self.counter_word_en).replace(" \u00b7 ", "\n")
+        self.counter_heading = labels.heading(self.counter_word_en, self.languages).replace(" \u00b7 ", "\n")
         row = self.u * RECENT_ROW
         gap = box.spacing
         room = max(0, int((box.height + gap) // (row + gap))) if box.height > 1 else len(self.recent_lines)
@@ -611,7 +619,7 @@ class DisplayRoot(FloatLayout):
         box.add_widget(line)
         line.add_widget(
             _label(
-                caption("waiting", "\n"),
+                self.caption("waiting", "\n"),
                 self.u * 30,
                 role="waiting-caption",
                 color=(0.72, 0.72, 0.72, 1),
@@ -725,7 +733,7 @@ class CountersView(BoxLayout):
         self.spacing = u * 12
         self.row.spacing = u * 16
         labels = counter_labels([name for name, _t, _lit in self.root.columns])
-        self.heading.text = labels.heading(self.root.counter_word_en)
+        self.heading.text = labels.heading(self.root.counter_word_en, self.root.languages)
         self.row.clear_widgets()
         for name, ticket, newest in self.root.columns:
             lit = newest and self.root.highlight
@@ -788,7 +796,11 @@ class DisplayApp(App):
         root.info_text = d.info_text
         root.info_speed = d.info_speed
         root.info_fps = d.info_fps
-        root.offline_text = "\u25cf " + caption("offline")
+        root.languages = list(d.languages)
+        root.current_caption = root.caption("now_calling")
+        root.number_heading = root.caption("number", "\n")
+        root.counter_heading = root.caption("counter", "\n")
+        root.offline_text = "\u25cf " + root.caption("offline")
         root.counter_word_en = self.cfg.audio.counter_word_en
         if d.layout == "counters":
             body = root.ids.body
@@ -852,9 +864,9 @@ class DisplayApp(App):
 
     def _show_offline(self) -> None:
         if not self.broker_online:
-            text = "\u25cf " + caption("offline")
+            text = "\u25cf " + self.root.caption("offline")
         elif not self.server_online:
-            text = "\u25cf " + caption("server_offline")
+            text = "\u25cf " + self.root.caption("server_offline")
         else:
             text = ""
         self.root.offline_text = text
@@ -907,7 +919,7 @@ class DisplayApp(App):
         root.current_place = (newest.place.get("pl") or "") if newest and newest.place else ""
         root.other_lines = s.other_rows("pl")[:OTHER_ROWS]
         recall = newest is not None and newest.recall and s.highlighted
-        root.current_caption = caption("called_again" if recall else "now_calling")
+        root.current_caption = root.caption("called_again" if recall else "now_calling")
         root.recent_lines = [(c.ticket, c.counter_name) for c in s.calls[1 : 1 + self.cfg.display.last_calls]]
         if self.cfg.display.layout == "counters":
             root.columns = [
@@ -928,7 +940,7 @@ class DisplayApp(App):
         was = root.highlight
         root.highlight = s.highlighted
         if was and not root.highlight:
-            root.current_caption = caption("now_calling")
+            root.current_caption = root.caption("now_calling")
         if self.probe is not None:
             self._write_probe()
 

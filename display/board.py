@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from display.texts import board_date, text
+from display.texts import BOARD_LANGUAGES, board_date, text
 from protocol.clock import ServerClock
 from protocol.messages import BoardMessage, CallMessage, ServiceInfo, ServicesMessage
 
@@ -51,9 +52,18 @@ class CounterLabels:
     labels: dict[str, str]
     """counter_name -> what its cell shows ("4", or the whole name)."""
 
-    def heading(self, word_en: str = "counter") -> str:
-        pl = self.word or text("counter", "pl")
-        return f"{pl} \u00b7 {word_en[:1].upper()}{word_en[1:]}"
+    def heading(self, word_en: str = "counter", langs: Sequence[str] = BOARD_LANGUAGES) -> str:
+        """ "Stanowisko · Counter": the shared word (the names are Polish) or the catalogue's
+        "counter" in each board language; English says the office's own word (``counter_word_en``)."""
+        words = []
+        for lang in langs:
+            if lang == "pl":
+                words.append(self.word or text("counter", "pl"))
+            elif lang == "en":
+                words.append(f"{word_en[:1].upper()}{word_en[1:]}")
+            else:
+                words.append(text("counter", lang))
+        return " \u00b7 ".join(words)
 
 
 def counter_labels(names: list[str]) -> CounterLabels:

@@ -48,7 +48,8 @@ def _test_audio(cfg: DisplayConfig, ticket: str, counter_name: str) -> int:
     here must mean the sound really went out, not that it was queued.
     """
     from display.config import make_announcer
-    from hardware.audio import Announcement, AudioError, announcement_text, readable
+    from display.speech import Phrases
+    from hardware.audio import Announcement, AudioError, readable
 
     a = cfg.audio
     call = Announcement(seq=1, ticket=ticket, counter="1", counter_name=counter_name)
@@ -57,8 +58,8 @@ def _test_audio(cfg: DisplayConfig, ticket: str, counter_name: str) -> int:
     except AudioError as exc:
         print(f"numerek-display: audio: {exc}", file=sys.stderr)
         return 1
-    for lang in a.languages:
-        print(f"{lang}: {readable(announcement_text(call, lang, a.counter_word_en))}")
+    for lang, text in Phrases(tuple(a.languages), a.counter_word_en)(call):
+        print(f"{lang}: {readable(text)}")
     try:
         announcer.play_now(call)
     except AudioError as exc:

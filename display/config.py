@@ -12,8 +12,9 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from display.texts import BOARD_LANGUAGES, CATALOGUE
 from protocol import config
 from protocol.config import ConfigError as ConfigError  # re-exported: the one error of every role
 from protocol.mqtt import BrokerConfig
@@ -38,6 +39,13 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _board_languages(values: list[str]) -> list[str]:
+    out = config.languages(values, CATALOGUE.languages(), "display/locale", most=2)
+    if out[0] != "pl":
+        raise ValueError(f'the board shows Polish first, the office\'s language: start with "pl", not {out[0]!r}')
+    return out
+
+
 class DisplaySection(_Strict):
     id: Id = "hall-1"
     """Device id; availability is published on ``<base>/device/display-<id>/availability``."""
@@ -58,6 +66,12 @@ class DisplaySection(_Strict):
     other_zones: Annotated[list[Id], Field(max_length=8)] = Field(default_factory=list)
     """Zones whose calls are listed at the side with where to go ("P004 → pokój 12, I piętro"),
     never announced here: a resident in the wrong hall still learns where to go."""
+    languages: Annotated[list[str], AfterValidator(_board_languages)] = Field(
+        default_factory=lambda: list(BOARD_LANGUAGES), min_length=1
+    )
+    """The board's captions, in this order ("Wywołany numer · Now calling"): Polish first,
+    then at most one more language of ``display/locale`` (``["pl", "uk"]`` where the hall's
+    visitors read Ukrainian rather than English). Two lines is what the headings have room for."""
     highlight_seconds: Annotated[float, Field(ge=0, le=60)] = 8.0
     info_text: Annotated[str, Field(max_length=1000)] = ""
     """The scrolling line at the bottom; empty hides it."""
@@ -83,15 +97,22 @@ class ScreenSection(_Strict):
     layout follows the window's shape (taller than wide: portrait)."""
 
 
-def _polish_only() -> list[Literal["pl", "en"]]:
+def _polish_only() -> list[str]:
     return ["pl"]
+
+
+def _spoken_languages(values: list[str]) -> list[str]:
+    return config.languages(values, CATALOGUE.languages(), "display/locale", most=3)
 
 
 class AudioSection(_Strict):
     enabled: bool = True
     volume: Annotated[float, Field(ge=0.0, le=1.0)] = 0.8
-    languages: list[Literal["pl", "en"]] = Field(default_factory=_polish_only, min_length=1, max_length=2)
-    """Spoken in this order after the chime; Polish first is the law of the land."""
+    languages: Annotated[list[str], AfterValidator(_spoken_languages)] = Field(
+        default_factory=_polish_only, min_length=1
+    )
+    """Spoken in this order after the chime; Polish first is the law of the land. Any language
+    of ``display/locale`` (pl, en, uk; a translator's PO file adds one: ``say_call``...)."""
     chime: str = str(DEFAULT_CHIME)
     recall_chime: str = str(DEFAULT_RECALL_CHIME)
     """Opens a recall ("Ponownie numer ..."), so it is not heard as a new call; any WAV."""
@@ -109,8 +130,6 @@ class AudioSection(_Strict):
     def _files_need_a_dir(self) -> AudioSection:
         if self.output == "files" and not self.record_dir:
             raise ValueError("output = 'files' needs record_dir")
-        if len(set(self.languages)) != len(self.languages):
-            raise ValueError("languages must not repeat")
         return self
 
 
@@ -189,6 +208,7 @@ def make_announcer(a: AudioSection) -> Announcer:
     not a WAV, no sox to convert it) is logged and replaced by the built-in one: a wrong
     chime file must never silence the speech that calls people to the counters.
     """
+    from display.speech import Phrases
     from hardware.audio import AlsaOutput, Announcer, AudioError, EspeakSpeech, FileOutput, load_chime
 
     speech = EspeakSpeech(a.words_per_minute)
@@ -206,9 +226,8 @@ def make_announcer(a: AudioSection) -> Announcer:
     return Announcer(
         output,
         speech,
-        languages=a.languages,
+        Phrases(tuple(a.languages), a.counter_word_en),
         volume=a.volume,
         chime=chime,
-        counter_word_en=a.counter_word_en,
         recall_chime=recall_chime,
     )

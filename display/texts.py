@@ -3,13 +3,14 @@
 The board speaks to a hall: every caption is shown in the board's languages at once, Polish
 first ("Wywołany numer · Now calling"), because nobody can switch a TV's language. The
 ``display`` catalogue has Polish, English and Ukrainian; :data:`BOARD_LANGUAGES` are the two
-the board shows. A new text is a ``display.pot`` entry plus an entry in each PO file
+the board shows unless its config says others (``[display] languages``). A new text is a ``display.pot`` entry plus an entry in each PO file
 (docs/translating.md); the keys are read by :mod:`protocol.catalogue`, the loader every role
 shares, and never change the board's layout code.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from protocol.catalogue import Catalogue
 CATALOGUE = Catalogue(Path(__file__).resolve().parent / "locale", "display")
 
 BOARD_LANGUAGES: tuple[str, ...] = ("pl", "en")
-"""The board's languages, in the order shown: the office's language, then English."""
+"""The board's languages by default, in the order shown: the office's language, then English."""
 
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
@@ -28,7 +29,7 @@ def text(key: str, lang: str = "pl") -> str:
     return CATALOGUE.text(key, lang)
 
 
-def caption(key: str, sep: str = " \u00b7 ", langs: tuple[str, ...] = BOARD_LANGUAGES) -> str:
+def caption(key: str, sep: str = " \u00b7 ", langs: Sequence[str] = BOARD_LANGUAGES) -> str:
     """``key`` in every board language: "Wywołany numer · Now calling" (``sep="\\n"``: one per line)."""
     return sep.join(CATALOGUE.text(key, lang) for lang in langs)
 

@@ -7,8 +7,10 @@ and logs when it "played"). The :class:`Announcer` on top owns the queue: calls 
 call order (``seq``), one after another, none dropped and none overlapping, on a thread of
 its own so the screen never waits for the speaker.
 
-Everything is offline: speech comes from espeak-ng (``-v pl`` Polish, ``-v en`` English),
-the chime is synthesised here (and shipped as ``display/sounds/chime.wav``).
+Everything is offline: speech comes from espeak-ng (``-v pl`` Polish, ``-v en`` English, any
+voice espeak-ng has), the chime is synthesised here (and shipped as ``display/sounds/chime.wav``).
+The words are not here: the Announcer is handed a :class:`Phrases` (the hall display's comes
+from its gettext catalogue, ``display/speech.py``), so no language is written in this layer.
 """
 
 from __future__ import annotations
@@ -168,7 +170,6 @@ class Announcement:
 
 
 _TICKET = re.compile(r"^([A-Z]{1,2})0*([0-9]+)$")
-_TRAILING_NUMBER = re.compile(r"([0-9]+)\s*$")
 
 
 LETTER_NAMES_EN = dict(
@@ -196,7 +197,8 @@ def readable(text: str) -> str:
 
 
 def spoken_ticket(ticket: str, lang: str = "pl") -> str:
-    """ "A023" -> "A 23": the prefix letter(s) spelled, the number without leading zeros.
+    """ "A023" -> "A 23": the prefix letter(s) spelled, the number without leading zeros: the
+    ticket as espeak-ng must be given it to read it as a resident does, in any voice.
 
     In English each letter is written as espeak-ng phonemes of its name ("[['eI]] 23"), see
     :data:`LETTER_NAMES_EN`; Polish espeak-ng already says a lone letter by its name ("a", "pe")."""
@@ -209,19 +211,13 @@ def spoken_ticket(ticket: str, lang: str = "pl") -> str:
     return f"{' '.join(letters)} {int(number)}"
 
 
-def announcement_text(a: Announcement, lang: str, counter_word_en: str = "counter") -> str:
-    """What is said for a call: Polish "Numer A 23, stanowisko 4", English "Number A 23, counter 4"
-    (the letter as its name, see :func:`spoken_ticket`). A recall starts with "Ponownie" /
-    "Again" (and has its own chime): a resident who half-heard the first call knows this is
-    the same number called once more, not a new one."""
-    ticket = spoken_ticket(a.ticket, lang)
-    if lang == "pl":
-        name = a.counter_name[:1].lower() + a.counter_name[1:]
-        return f"Ponownie numer {ticket}, {name}" if a.recall else f"Numer {ticket}, {name}"
-    # The counter's name is Polish ("Stanowisko 4"); in English say its number.
-    m = _TRAILING_NUMBER.search(a.counter_name)
-    label = m.group(1) if m else (a.counter if a.counter.isdigit() else a.counter_name)
-    return f"{'Again, number' if a.recall else 'Number'} {ticket}, {counter_word_en} {label}"
+class Phrases(Protocol):
+    """What to say for a call: ``(language, text)`` pairs, spoken in that order after the chime.
+
+    The words are the caller's (the hall display's catalogue, ``display/speech.py``): this
+    layer knows no language, only how to make espeak-ng read a ticket (:func:`spoken_ticket`)."""
+
+    def __call__(self, a: Announcement, /) -> Sequence[tuple[str, str]]: ...
 
 
 class Speech(Protocol):
@@ -403,22 +399,20 @@ class Announcer:
         self,
         output: AudioOutput,
         speech: Speech,
-        languages: Sequence[str] = ("pl",),
+        phrases: Phrases,
         volume: float = 1.0,
         chime: bytes | None = None,
-        counter_word_en: str = "counter",
         recall_chime: bytes | None = None,
     ) -> None:
         if not 0.0 <= volume <= 1.0:
             raise AudioError("volume must be between 0.0 and 1.0")
         self.output = output
         self.speech = speech
-        self.languages = list(languages)
+        self.phrases = phrases
         self.volume = volume
         self.chime = chime if chime is not None else wav_frames(synthesise_chime())
         self.recall_chime = recall_chime if recall_chime is not None else self.chime
         """Opens a recall instead of the chime: three quick high notes (display/sounds/recall.wav)."""
-        self.counter_word_en = counter_word_en
         self._queue = AnnouncementQueue()
         self._cond = threading.Condition()
         self._busy = False
@@ -448,8 +442,7 @@ class Announcer:
     def render(self, a: Announcement) -> bytes:
         """The whole announcement as one WAV: chime, then each language in turn."""
         parts = [self.recall_chime if a.recall else self.chime]
-        for lang in self.languages:
-            text = announcement_text(a, lang, self.counter_word_en)
+        for lang, text in self.phrases(a):
             parts += [silence(GAP_SECONDS), self.speech.speak(text, lang)]
         parts.append(silence(0.2))
         return wav_bytes(scale(b"".join(parts), self.volume))

@@ -18,7 +18,7 @@ Standard library and pydantic only: imported by every role.
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -97,6 +97,25 @@ def load(
     return validate(model, data, p)
 
 
+def languages(values: Sequence[str], available: Sequence[str], catalogue: str, most: int | None = None) -> list[str]:
+    """``values`` checked against the languages a role's catalogue has (``available``), for a
+    pydantic validator: each one known, none twice, at most ``most``. The message names what
+    there is and where a new language comes from, e.g. ``unknown language 'de' (display/locale
+    has pl, en, uk; a new language is a PO file there, docs/translating.md)``."""
+    out = list(values)
+    for lang in out:
+        if lang not in available:
+            raise ValueError(
+                f"unknown language {lang!r} ({catalogue} has {', '.join(available)}; "
+                "a new language is a PO file there, docs/translating.md)"
+            )
+    if len(set(out)) != len(out):
+        raise ValueError("a language must not repeat")
+    if most is not None and len(out) > most:
+        raise ValueError(f"at most {most} languages")
+    return out
+
+
 def relative_to(config: Path, value: str) -> str:
     """A path written in a config file, relative to that file's folder ("" stays "")."""
     if not value:
@@ -105,4 +124,4 @@ def relative_to(config: Path, value: str) -> str:
     return str(p if p.is_absolute() else config.resolve().parent / p)
 
 
-__all__ = ["ConfigError", "load", "parse_toml", "problem", "read_toml", "relative_to", "validate"]
+__all__ = ["ConfigError", "languages", "load", "parse_toml", "problem", "read_toml", "relative_to", "validate"]

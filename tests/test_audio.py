@@ -5,6 +5,8 @@ Real espeak-ng, sox and aplay; the FileOutput sink records what was "played" and
 
 from __future__ import annotations
 
+import ast
+import re
 import shutil
 import subprocess
 import time
@@ -12,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from display.speech import Phrases, announcement_text
 from hardware.audio import (
     RATE,
     AlsaOutput,
@@ -21,7 +24,6 @@ from hardware.audio import (
     AudioError,
     EspeakSpeech,
     FileOutput,
-    announcement_text,
     load_chime,
     readable,
     synthesise_chime,
@@ -42,7 +44,8 @@ def rms(path: Path) -> float:
     return float(line.split(":")[1])
 
 
-RECALL_WAV = Path(__file__).resolve().parent.parent / "display" / "sounds" / "recall.wav"
+ROOT = Path(__file__).resolve().parent.parent
+RECALL_WAV = ROOT / "display" / "sounds" / "recall.wav"
 
 
 def call(seq: int, ticket: str = "A023", counter_name: str = "Stanowisko 4", recall: bool = False) -> Announcement:
@@ -89,10 +92,54 @@ def test_a_recall_says_again_in_both_languages():
     assert announcement_text(call(2, recall=True), "en") == "Again, number [['eI]] 23, counter 4"
 
 
+def test_ukrainian_announcement_says_number_and_window_from_the_catalogue():
+    assert announcement_text(call(1), "uk") == "Номер A 23, вікно 4"
+    assert announcement_text(call(2, "AB0007", "Kasa 2", recall=True), "uk") == "Повторно номер A B 7, вікно 2"
+
+
+def test_the_ukrainian_voice_reads_the_tickets_latin_letter_by_its_name():
+    """espeak-ng's Ukrainian voice says a Latin "A" as the letter's (English) name, as a
+    resident reads the ticket, and the number in Ukrainian ("двадцять три")."""
+    said = espeak_phonemes(announcement_text(call(1), "uk"), "uk")
+    assert said.startswith("n'omir (en)'eI(uk) dv'Adtsjat;tR;'i"), said
+
+
+def test_the_announcer_says_in_order_the_phrases_it_is_handed(tmp_path):
+    """The hardware layer has no words of its own: what the display's catalogue gives is said."""
+    spoken = []
+
+    class Said(EspeakSpeech):
+        def speak(self, text: str, lang: str) -> bytes:
+            spoken.append((lang, text))
+            return super().speak(text, lang)
+
+    with Announcer(FileOutput(tmp_path, speed=50), Said(), Phrases(("pl", "uk", "en"))) as a:
+        a.render(call(1, recall=True))
+    assert spoken == [
+        ("pl", "Ponownie numer A 23, stanowisko 4"),
+        ("uk", "Повторно номер A 23, вікно 4"),
+        ("en", "Again, number [['eI]] 23, counter 4"),
+    ]
+
+
+def test_no_spoken_word_is_written_in_the_hardware_layer():
+    """The phrases are the display's catalogue's (display/locale), not strings in hardware/."""
+    words = {"numer", "number", "ponownie", "again", "stanowisko", "номер", "вікно"}
+    tree = ast.parse((ROOT / "hardware" / "audio.py").read_text(encoding="utf-8"))
+    docs = {id(n.value) for n in ast.walk(tree) if isinstance(n, ast.Expr)}  # docstrings, not words said
+    said = [
+        c.value
+        for c in ast.walk(tree)
+        if isinstance(c, ast.Constant) and isinstance(c.value, str) and id(c) not in docs
+        if words & set(re.findall(r"\w+", c.value.lower()))
+    ]
+    assert said == []
+
+
 def test_announcement_is_the_chime_then_speech_of_plausible_length(tmp_path):
     out = FileOutput(tmp_path, speed=50)
     chime = wav_frames(synthesise_chime())
-    with Announcer(out, EspeakSpeech(), languages=["pl"], volume=1.0, chime=chime) as announcer:
+    with Announcer(out, EspeakSpeech(), Phrases(("pl",)), volume=1.0, chime=chime) as announcer:
         announcer.announce(call(7))
         assert announcer.wait_idle(30)
     [entry] = FileOutput.read_log(tmp_path)
@@ -109,7 +156,7 @@ def test_english_after_polish_makes_the_announcement_longer(tmp_path):
     durations = {}
     for langs in (["pl"], ["pl", "en"]):
         d = tmp_path / "-".join(langs)
-        with Announcer(FileOutput(d, speed=50), EspeakSpeech(), languages=langs) as announcer:
+        with Announcer(FileOutput(d, speed=50), EspeakSpeech(), Phrases(langs)) as announcer:
             announcer.announce(call(1))
             assert announcer.wait_idle(30)
         durations["-".join(langs)] = soxi_duration(d / FileOutput.read_log(d)[0]["file"])
@@ -120,7 +167,7 @@ def test_volume_setting_makes_the_announcement_quieter(tmp_path):
     levels = {}
     for volume in (1.0, 0.25):
         d = tmp_path / str(volume)
-        with Announcer(FileOutput(d, speed=50), EspeakSpeech(), volume=volume) as announcer:
+        with Announcer(FileOutput(d, speed=50), EspeakSpeech(), Phrases(), volume=volume) as announcer:
             announcer.announce(call(1))
             assert announcer.wait_idle(30)
         levels[volume] = rms(d / FileOutput.read_log(d)[0]["file"])
@@ -129,7 +176,7 @@ def test_volume_setting_makes_the_announcement_quieter(tmp_path):
 
 def test_queue_speaks_in_seq_order_one_at_a_time_even_when_calls_arrive_out_of_order(tmp_path):
     out = FileOutput(tmp_path, speed=20)
-    with Announcer(out, EspeakSpeech()) as announcer:
+    with Announcer(out, EspeakSpeech(), Phrases()) as announcer:
         announcer.announce(call(1, "A001"))
         time.sleep(0.05)  # the first is playing; the rest queue behind it
         for seq in (5, 3, 4, 2):
@@ -145,7 +192,9 @@ def test_a_recall_opens_with_its_own_chime_then_says_ponownie(tmp_path):
     chime = wav_frames(synthesise_chime())
     recall_chime = load_chime(RECALL_WAV)
     assert recall_chime != chime
-    with Announcer(FileOutput(tmp_path, speed=50), EspeakSpeech(), chime=chime, recall_chime=recall_chime) as a:
+    with Announcer(
+        FileOutput(tmp_path, speed=50), EspeakSpeech(), Phrases(), chime=chime, recall_chime=recall_chime
+    ) as a:
         first, again = a.render(call(1, "A001")), a.render(call(2, "A001", recall=True))
     assert wav_frames(first)[: len(chime)] == chime
     assert wav_frames(again)[: len(recall_chime)] == recall_chime, "a recall must not sound like a call"
@@ -163,7 +212,7 @@ def test_a_bilingual_call_and_recall_take_about_nine_seconds(tmp_path):
     """The measured length of what the hall hears (docs/display.md, "When the hall is busy")."""
     lengths = {}
     with Announcer(
-        FileOutput(tmp_path, speed=50), EspeakSpeech(), languages=["pl", "en"], recall_chime=load_chime(RECALL_WAV)
+        FileOutput(tmp_path, speed=50), EspeakSpeech(), Phrases(("pl", "en")), recall_chime=load_chime(RECALL_WAV)
     ) as a:
         for recall in (False, True):
             lengths[recall] = wav_duration(a.render(call(1, "A023", "Stanowisko 4", recall=recall)))
@@ -197,7 +246,7 @@ def test_missing_or_broken_chime_is_a_clear_error(tmp_path):
 
 def test_volume_outside_zero_to_one_is_refused(tmp_path):
     with pytest.raises(AudioError, match="volume"):
-        Announcer(FileOutput(tmp_path), EspeakSpeech(), volume=1.5)
+        Announcer(FileOutput(tmp_path), EspeakSpeech(), Phrases(), volume=1.5)
 
 
 @pytest.mark.skipif(shutil.which("aplay") is None, reason="aplay (alsa-utils) is not installed")
@@ -250,7 +299,7 @@ def test_a_recall_of_the_ticket_being_said_now_is_said_again_after_it():
 def test_a_recall_arriving_during_the_call_is_spoken_after_it_with_its_chime(tmp_path):
     """The real announcer: the recall comes while the first call is playing."""
     out = FileOutput(tmp_path, speed=4)
-    with Announcer(out, EspeakSpeech(), recall_chime=load_chime(RECALL_WAV)) as announcer:
+    with Announcer(out, EspeakSpeech(), Phrases(), recall_chime=load_chime(RECALL_WAV)) as announcer:
         announcer.announce(call(1, "A001"))
         # FileOutput writes the file as it starts "playing" it.
         wait_for((tmp_path / "0001-A001.wav").exists, 30, "the first call being said")

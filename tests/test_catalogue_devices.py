@@ -195,6 +195,51 @@ def test_a_translator_adds_a_kiosk_language_with_one_po_file(tmp_path):
     assert out.stdout.splitlines() == ["('pl', 'cs', 'en', 'uk')", "Čeština", "Vyberte službu", "Back", "cs"]
 
 
+def test_a_translator_adds_a_spoken_display_language_with_one_po_file(tmp_path):
+    """Copy the template to cs/LC_MESSAGES/display.po and translate the call and the counter:
+    ``[audio] languages = ["pl", "cs"]`` is accepted and the hall hears Czech after Polish; the
+    recall, not translated yet, reads in English. No code is touched."""
+    checkout = tmp_path / "checkout"
+    shutil.copytree(ROOT / "display", checkout / "display", ignore=shutil.ignore_patterns("__pycache__"))
+    pot = (checkout / "display" / "locale" / "display.pot").read_text(encoding="utf-8")
+    po = pot.replace(
+        'msgctxt "say_call"\nmsgid "Number {ticket}, {counter}"\nmsgstr ""',
+        'msgctxt "say_call"\nmsgid "Number {ticket}, {counter}"\nmsgstr "Číslo {ticket}, {counter}"',
+    ).replace(
+        'msgctxt "say_counter"\nmsgid "{word} {number}"\nmsgstr ""',
+        'msgctxt "say_counter"\nmsgid "{word} {number}"\nmsgstr "přepážka {number}"',
+    )
+    assert po.count("Číslo") == 1 and po.count('msgstr "přepážka {number}"') == 1
+    target = checkout / "display" / "locale" / "cs" / "LC_MESSAGES"
+    target.mkdir(parents=True)
+    (target / "display.po").write_text(po, encoding="utf-8")
+    script = (
+        "from display.config import parse_config; from display.speech import Phrases; "
+        "from hardware.audio import Announcement; "
+        'a = parse_config(\'[audio]\\nlanguages = ["pl", "cs"]\\n\').audio; say = Phrases(tuple(a.languages)); '
+        "print(say(Announcement(1, 'A023', '4', 'Stanowisko 4'))); "
+        "print(say(Announcement(2, 'B007', '12', 'Kasa 12', recall=True)))"
+    )
+    env = {"PYTHONPATH": f"{checkout}:{ROOT}", "PATH": "/usr/bin:/bin"}
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=checkout)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == [
+        "[('pl', 'Numer A 23, stanowisko 4'), ('cs', 'Číslo A 23, přepážka 4')]",
+        "[('pl', 'Ponownie numer B 7, kasa 12'), ('cs', 'Again, number B 7, přepážka 12')]",
+    ]
+
+
+def test_a_spoken_language_without_a_catalogue_is_refused_by_name():
+    from display.config import ConfigError, parse_config
+
+    with pytest.raises(ConfigError) as e:
+        parse_config('[audio]\nlanguages = ["pl", "de"]\n')
+    assert str(e.value) == (
+        "display config: audio.languages: unknown language 'de' (display/locale has pl, en, uk; "
+        "a new language is a PO file there, docs/translating.md)"
+    )
+
+
 def test_a_translator_adds_a_clerk_panel_language_with_one_po_file(tmp_path):
     """The clerk panel's switch offers a language once its PO file exists; an untranslated
     entry reads in English, and the page's nested texts (``errors.*``) keep their shape."""

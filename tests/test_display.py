@@ -62,6 +62,7 @@ class DisplayProcess:
         other_zones: tuple[str, ...] = (),
         info_text: str = f"Zażółć gęślą jaźń {ARROW} prosimy przygotować dowód osobisty · Please have your ID ready",
         info_fps: int = 15,
+        board_languages: tuple[str, ...] | None = None,
     ) -> None:
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
@@ -80,6 +81,7 @@ layout = "{layout}"
 other_zones = {json.dumps(list(other_zones))}
 info_text = "{info_text}"
 info_fps = {info_fps}
+{f"languages = {json.dumps(list(board_languages))}" if board_languages else ""}
 [mqtt]
 port = {broker_port}
 [screen]
@@ -647,6 +649,25 @@ def test_the_longest_polish_date_is_shown_with_its_year(crowded, artifacts, size
     assert drawn(clock) == "10:15"
     [office] = texts(layout, "office")
     assert drawn(office) == "Starostwo Powiatowe w Nowym Mieście", "the office name still fits beside the date"
+
+
+@pytest.mark.parametrize("size", [(1920, 1080), (1280, 720)], ids=lambda s: f"{s[0]}x{s[1]}")
+def test_a_board_in_polish_and_ukrainian_shows_every_caption_in_both_languages_whole(crowded, artifacts, size):
+    """``[display] languages = ["pl", "uk"]``: Ukrainian where English was, nothing cut or overlapping."""
+    display = crowded(size, "uk", board_languages=("pl", "uk"))
+    layout = display.layout(f"display-pl-uk-{size[0]}x{size[1]}", artifacts)
+    shown = {role: [drawn(t) for t in texts(layout, role)] for role in ("caption", "recent-heading", "waiting-caption")}
+    assert shown == {
+        "caption": ["Wywołany numer \u00b7 Викликано номер"],
+        "recent-heading": ["Numer Номер", "Stanowisko Вікно"],
+        "waiting-caption": ["Oczekuje Очікують"],
+    }
+    captions = [t for role in shown for t in texts(layout, role)]
+    for t in captions:
+        assert not t["shortened"], drawn(t)
+        assert_drawn_inside(t)
+    for i, a in enumerate(captions):
+        assert not any(overlap(a["box"], b["box"]) for b in captions[i + 1 :]), drawn(a)
 
 
 @pytest.mark.parametrize("size", [(1920, 1080), (1280, 720)], ids=lambda s: f"{s[0]}x{s[1]}")

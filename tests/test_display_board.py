@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+import pytest
+
 from display.board import BoardState, call_line, counter_labels
 from protocol.clock import ServerClock
 from protocol.messages import BoardMessage, CallMessage, ServiceInfo, ServicesMessage
@@ -198,7 +200,8 @@ def test_a_zone_not_configured_is_neither_listed_nor_announced():
 def test_a_checked_in_appointment_is_shown_and_announced_like_any_call():
     """Appointment tickets have their own prefix (``[booking] prefix``, "R"): the hall shows
     and says them as it does walk-ins' — the resident listens for the number on their ticket."""
-    from hardware.audio import Announcement, announcement_text
+    from display.speech import announcement_text
+    from hardware.audio import Announcement
 
     s = state()
     assert s.apply_call(make_call(1, "A001"))
@@ -207,3 +210,45 @@ def test_a_checked_in_appointment_is_shown_and_announced_like_any_call():
     assert [c.ticket for c in s.calls] == ["R001", "A001"]
     said = Announcement(seq=2, ticket="R001", counter="2", counter_name="Stanowisko 2")
     assert announcement_text(said, "pl") == "Numer R 1, stanowisko 2"
+
+
+# ---------------------------------------------------------------------------- the board's languages
+
+
+def test_a_board_in_polish_and_ukrainian_heads_its_columns_in_both():
+    from display.texts import caption
+
+    assert counter_labels(["Stanowisko 1", "Stanowisko 2"]).heading("counter", ("pl", "uk")) == "Stanowisko · Вікно"
+    assert counter_labels(["Kasa", "Pokój 12"]).heading("desk", ("pl", "uk")) == "Stanowisko · Вікно"
+    assert counter_labels(["Kasa", "Pokój 12"]).heading("desk", ("pl", "en")) == "Stanowisko · Desk"
+    assert counter_labels(["Stanowisko 1"]).heading("counter", ("pl",)) == "Stanowisko"
+    assert caption("now_calling", langs=("pl", "uk")) == "Wywołany numer · Викликано номер"
+
+
+def test_the_board_shows_polish_and_english_unless_its_config_says_otherwise():
+    from display.config import parse_config
+
+    assert parse_config("").display.languages == ["pl", "en"]
+    assert parse_config('[display]\nlanguages = ["pl", "uk"]\n').display.languages == ["pl", "uk"]
+    assert parse_config('[display]\nlanguages = ["pl"]\n').display.languages == ["pl"]
+
+
+@pytest.mark.parametrize(
+    ("languages", "problem"),
+    [
+        (
+            '["pl", "de"]',
+            "unknown language 'de' (display/locale has pl, en, uk; a new language is a PO file there, docs/translating.md)",
+        ),
+        ('["uk", "pl"]', "the board shows Polish first, the office's language: start with \"pl\", not 'uk'"),
+        ('["pl", "en", "uk"]', "at most 2 languages"),
+        ('["pl", "pl"]', "a language must not repeat"),
+        ("[]", "List should have at least 1 item after validation, not 0"),
+    ],
+)
+def test_a_board_language_the_display_cannot_show_is_refused_with_the_field_named(languages, problem):
+    from display.config import ConfigError, parse_config
+
+    with pytest.raises(ConfigError) as e:
+        parse_config(f"[display]\nlanguages = {languages}\n", source="display.toml")
+    assert str(e.value) == f"display.toml: display.languages: {problem}"
