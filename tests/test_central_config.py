@@ -275,3 +275,28 @@ def test_the_centres_booking_entry_shows_a_branchs_next_free_times_and_leads_to_
     (off,) = _push(c, [{"target": "booking:pj", "values": {"plan": None}}], "wola")
     assert _answered(c, off)["status"] == "applied"
     wait_for(lambda: offer() == [], 60, "the centre to drop the service")
+
+
+def test_a_branchs_admin_changes_a_booking_plan_on_its_own_admin_page(centre):
+    _url, branches = centre
+    wola = branches["wola"]
+    admin = httpx.Client(base_url=wola.server.url, timeout=10)
+    assert admin.post("/login", data={"name": BRANCH_ADMIN[0], "password": BRANCH_ADMIN[1]}).status_code == 303
+    page = admin.get("/admin")
+    assert page.status_code == 200 and 'action="/admin/booking/pasz"' in page.text and "Plany rezerwacji" in page.text
+    r = admin.post(
+        "/admin/booking/pasz", data={"takes_bookings": "yes", "slot_min": "25", "per_hour": "3", "notice_min": "0"}
+    )
+    assert r.status_code == 303 and r.headers["location"].endswith("#booking-pasz")
+    times = _slot_times(wola, "pasz")
+    assert len(times) > 3 and {(b - a).total_seconds() for a, b in pairwise(times)} == {1500.0}
+    plan = _overrides(wola)[("booking:pasz", "plan")]
+    # Refused with the field named, nothing changed.
+    bad = admin.post("/admin/booking/pasz", data={"takes_bookings": "yes", "slot_min": "1"})
+    assert bad.status_code == 422 and "booking:pasz plan.slot_min" in bad.text
+    assert _overrides(wola)[("booking:pasz", "plan")] == plan
+    log = admin.get("/admin/log")
+    assert BRANCH_ADMIN[0] in log.text and "booking:pasz" in log.text
+    # Unticked: the service takes no bookings.
+    assert admin.post("/admin/booking/pasz", data={"slot_min": "25"}).status_code == 303
+    assert httpx.get(wola.server.url + "/rezerwacja/pasz", timeout=10).status_code == 404
