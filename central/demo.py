@@ -76,6 +76,7 @@ class Demo:
         self.as_root = os.geteuid() == 0
         self.pg_bin = self._pg_bin()
         self.pg_port = free_port()
+        self.branch_http: dict[str, int] = {}  # each branch's web port, chosen with the centre's config
         # As root, PostgreSQL runs as the package's postgres user, which may not enter a
         # root-only folder: its data then lives in a folder of its own under /tmp.
         self.pgdir = Path(tempfile.mkdtemp(prefix="numerek-demo-pg-")) if self.as_root else self.dir / "postgres"
@@ -146,7 +147,12 @@ class Demo:
         central_port = self.broker("central-broker")
         http_port = self.args.http_port or free_port()
         config = self.dir / "central.toml"
-        branches = "".join(f'\n[[branches]]\nid = "{b}"\nname = "{n}"\n' for b, n in BRANCHES.items())
+        # The branches' addresses are chosen now: the centre's public pages link to them.
+        self.branch_http = {b: free_port() for b in BRANCHES}
+        branches = "".join(
+            f'\n[[branches]]\nid = "{b}"\nname = "{n}"\npublic_url = "http://127.0.0.1:{self.branch_http[b]}/"\n'
+            for b, n in BRANCHES.items()
+        )
         config.write_text(
             f'[mqtt]\nhost = "127.0.0.1"\nport = {central_port}\n\n[database]\ndsn = "{dsn}"\n\n'
             f'[http]\nport = {http_port}\nusers_database = "central-users.db"\n{branches}',
@@ -178,7 +184,7 @@ class Demo:
         topics = Topics()
         bridge = bridge_config(topics, branch, "127.0.0.1", self.central_port)
         mqtt_port = self.broker(f"{branch}-broker", bridge)
-        http_port = free_port()
+        http_port = self.branch_http[branch]
         db = self.dir / f"{branch}.db"
         office = self.office_config()
         self.spawn(

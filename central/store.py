@@ -80,6 +80,9 @@ ALTER TABLE branches ADD COLUMN IF NOT EXISTS last_day date;
 -- The branch's devices offline as its replicator last reported them (protocol/replica.py), and when.
 ALTER TABLE branches ADD COLUMN IF NOT EXISTS devices_offline text[];
 ALTER TABLE branches ADD COLUMN IF NOT EXISTS devices_at timestamptz;
+-- Its booking offer (each service's next free times, protocol/replica.py BookingOffer), and when.
+ALTER TABLE branches ADD COLUMN IF NOT EXISTS booking jsonb;
+ALTER TABLE branches ADD COLUMN IF NOT EXISTS booking_at timestamptz;
 -- The daily roll-up (central/rollup.py): one row per branch, office day and service, for
 -- the closed days; a day stays in ticket_days_dirty (and is read from tickets) until then.
 CREATE TABLE IF NOT EXISTS ticket_days (
@@ -235,6 +238,19 @@ class CentralStore:
                             "UPDATE branches SET devices_offline = %s::text[], devices_at = %s "
                             "WHERE branch = %s AND (devices_at IS NULL OR devices_at <= %s)",
                             (newest.devices_offline, utc(newest.sent_at), branch, utc(newest.sent_at)),
+                        )
+                    offered = [b for b in group if b.booking is not None]
+                    if offered:
+                        newest = max(offered, key=lambda b: b.sent_at)
+                        cur.execute(
+                            "UPDATE branches SET booking = %s, booking_at = %s "
+                            "WHERE branch = %s AND (booking_at IS NULL OR booking_at <= %s)",
+                            (
+                                Jsonb([o.model_dump() for o in newest.booking or []]),
+                                utc(newest.sent_at),
+                                branch,
+                                utc(newest.sent_at),
+                            ),
                         )
                 out.append(Ingested(branch, contiguous, head, new))
                 new = 0

@@ -200,3 +200,53 @@ def report_csv(rows: list[ReportRow]) -> str:
             ]
         )
     return "\ufeff" + out.getvalue()
+
+
+BOOKING_FRESH_S = 600.0
+"""A branch's booking offer older than this (its link down for ten minutes) shows no times."""
+
+
+@dataclass(frozen=True)
+class BookingRow:
+    """One service of one branch at the centre's booking entry."""
+
+    branch: str
+    branch_name: str
+    service: str
+    name: dict[str, str]
+    next_free: list[datetime]  # aware, UTC; only future ones, and none when the offer is stale
+    fresh: bool
+
+
+def booking(conn: psycopg.Connection[Any], names: dict[str, str], now: datetime | None = None) -> list[BookingRow]:
+    """Every configured branch's services that take bookings, with their next free times as
+    the branch's replicator last reported them (server/replicate.py ``_booking_offer``)."""
+    now = now or datetime.now(UTC)
+    out = []
+    rows = conn.execute(
+        "SELECT branch, booking, booking_at, last_heard, last_sent_at FROM branches WHERE booking IS NOT NULL"
+    )
+    for branch, offer, at, last_heard, last_sent_at in rows:
+        if branch not in names:
+            continue
+        # On the branch's clock (as its times are): the offer's age, and "now" there.
+        branch_now = _branch_now(now, last_heard, last_sent_at)
+        fresh = (
+            last_heard is not None
+            and (now - last_heard).total_seconds() < BOOKING_FRESH_S
+            and (branch_now - at).total_seconds() < BOOKING_FRESH_S
+        )
+        for o in offer:
+            times = [datetime.fromtimestamp(t, UTC) for t in o.get("next_free", [])]
+            out.append(
+                BookingRow(
+                    branch=branch,
+                    branch_name=names[branch],
+                    service=o["service"],
+                    name=o.get("name") or {},
+                    next_free=[t for t in times if t > branch_now] if fresh else [],
+                    fresh=fresh,
+                )
+            )
+    out.sort(key=lambda r: (r.branch_name, r.service))
+    return out

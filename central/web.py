@@ -20,6 +20,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
 
 import psycopg
 from fastapi import Depends, FastAPI, Form, HTTPException, Query, Request, Response
@@ -37,6 +38,8 @@ from server.web_auth import LoginRequired, WebAuth, has_role
 from server.web_security import BodyLimit, CrossOriginGuard, SecurityHeaders
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+BOOKING_TZ = ZoneInfo(summary.TIME_ZONE)
+"""The offices' time zone: the booking entry shows the branches' times as their residents read them."""
 MAX_REPORT_DAYS = 366
 
 
@@ -135,6 +138,60 @@ def create_app(cfg: CentralConfig, users_database: str) -> FastAPI:
         resp = TEMPLATES.TemplateResponse(request, "public.html", {"user": None, "rows": public_rows(conn)})
         resp.headers["Cache-Control"] = "public, max-age=10"
         return resp
+
+    # --- one booking entry for every branch (no login): pick a branch and a service, see
+    # its next free times, continue to that branch's own booking (its rules, its form) -------
+    def booking_rows(conn: psycopg.Connection[Any], branch: str, service: str) -> list[dict[str, Any]]:
+        rows = []
+        for r in views.booking(conn, names):
+            url = urls.get(r.branch)
+            if url is None or (branch and r.branch != branch) or (service and r.service != service):
+                continue
+            first = r.next_free[0].astimezone(BOOKING_TZ).date() if r.next_free else None
+            rows.append(
+                {
+                    "branch": r.branch,
+                    "branch_name": r.branch_name,
+                    "service": r.service,
+                    "name": r.name,
+                    "next_free": [t.astimezone(BOOKING_TZ).isoformat() for t in r.next_free],
+                    "booking_url": f"{url}/rezerwacja/{r.service}" + (f"/{first.isoformat()}" if first else ""),
+                }
+            )
+        return rows
+
+    @app.get("/rezerwacja", response_class=HTMLResponse)
+    def booking_page(
+        request: Request,
+        conn: Db,
+        branch: str = Query("", max_length=32),
+        service: str = Query("", max_length=32),
+    ) -> Response:
+        every = booking_rows(conn, "", "")
+        rows = [r for r in every if (not branch or r["branch"] == branch) and (not service or r["service"] == service)]
+        services = sorted({(r["service"], r["name"].get("pl", r["service"])) for r in every})
+        branches = sorted({(r["branch"], r["branch_name"]) for r in every}, key=lambda b: b[1])
+        resp = TEMPLATES.TemplateResponse(
+            request,
+            "booking.html",
+            {
+                "user": None,
+                "rows": rows,
+                "branches": branches,
+                "services": services,
+                "branch": branch,
+                "service": service,
+                "local": lambda iso: datetime.fromisoformat(iso).strftime("%d.%m %H:%M"),
+            },
+        )
+        resp.headers["Cache-Control"] = "public, max-age=30"
+        return resp
+
+    @app.get("/api/public/booking")
+    def booking_api(
+        conn: Db, branch: str = Query("", max_length=32), service: str = Query("", max_length=32)
+    ) -> JSONResponse:
+        return JSONResponse(booking_rows(conn, branch, service), headers={"Cache-Control": "public, max-age=30"})
 
     @app.get("/api/public/branches")
     def public_api(conn: Db) -> JSONResponse:

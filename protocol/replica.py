@@ -48,6 +48,18 @@ class ReplicaEvent(BaseModel):
     data: dict[str, Any] | None = None
 
 
+class BookingOffer(BaseModel):
+    """One service a branch takes bookings for, and its next free appointment times: what
+    the centre's booking entry shows before sending a resident to the branch's own booking."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    service: Annotated[str, Field(pattern=ID_PATTERN)]
+    name: dict[Annotated[str, Field(pattern=r"^[a-z]{2}$")], Annotated[str, Field(max_length=60)]] = {}
+    next_free: Annotated[list[float], Field(max_length=5)] = []
+    """Unix seconds of the next slots with a free seat, earliest first (empty: fully booked)."""
+
+
 class EventBatch(BaseModel):
     """Events ``after`` < id, in order, and the branch's newest event id (``head``)."""
 
@@ -63,6 +75,9 @@ class EventBatch(BaseModel):
     """The branch's devices (kiosks, counters, displays) whose retained availability on the
     branch broker is ``offline`` (their last will, or a clean stop) when the batch was sent;
     ``None``: not known (a replicator that does not watch them, or not yet)."""
+    booking: Annotated[list[BookingOffer], Field(max_length=50)] | None = None
+    """The branch's booking offer, when the replicator has looked again (once a minute);
+    ``None`` in the batches between."""
 
     @model_validator(mode="after")
     def _ordered(self) -> EventBatch:

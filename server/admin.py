@@ -269,6 +269,16 @@ def _counter_form(form: dict[str, str]) -> dict[str, Any]:
     }
 
 
+PLAN_FIELDS = ("slot_min", "per_hour", "days_ahead", "notice_min", "stop_before_close_min")
+
+
+def _booking_form(form: dict[str, str]) -> dict[str, Any]:
+    """Form fields -> ``plan``: unticked is no bookings; an empty field keeps the current value."""
+    if form.get("takes_bookings") != "yes":
+        return {"plan": None}
+    return {"plan": {f: form[f].strip() for f in PLAN_FIELDS if form.get(f, "").strip()}}
+
+
 def build_admin_router(office: Office, auth: WebAuth) -> APIRouter:
     r = APIRouter(tags=["admin"])
 
@@ -328,6 +338,10 @@ def build_admin_router(office: Office, auth: WebAuth) -> APIRouter:
     @r.post("/admin/counters/{counter_id}", include_in_schema=False)
     async def post_counter(request: Request, counter_id: str, user: PageAdmin) -> Response:
         return await _post(request, user, f"counter:{counter_id}", _counter_form)
+
+    @r.post("/admin/booking/{service_id}", include_in_schema=False)
+    async def post_booking(request: Request, service_id: str, user: PageAdmin) -> Response:
+        return await _post(request, user, f"booking:{service_id}", _booking_form)
 
     @r.get("/admin/log", response_class=HTMLResponse, include_in_schema=False)
     def log_page(request: Request, user: PageAdmin, lang: str = "pl") -> HTMLResponse:

@@ -32,8 +32,9 @@ import sys
 import threading
 import time
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -41,8 +42,12 @@ from pydantic import ValidationError
 
 from protocol.config import ConfigError
 from protocol.mqtt import BrokerSettings, _no_delay
-from protocol.replica import MAX_BATCH, EventBatch, ReplicaEvent, ResendRequest
+from protocol.replica import MAX_BATCH, BookingOffer, EventBatch, ReplicaEvent, ResendRequest
 from protocol.topics import _ID, RouteKind, Topics, parse_availability
+from server.booking.store import BookingStore
+
+if TYPE_CHECKING:
+    from server.config import SiteConfig
 
 log = logging.getLogger("numerek.replicate")
 
@@ -53,6 +58,8 @@ POLL_S = 0.2
 """How often the replicator looks for new events when idle (SQLite cannot notify another
 process; ``PRAGMA data_version`` makes a look cost next to nothing)."""
 ACK_TIMEOUT_S = 10.0
+BOOKING_EVERY_S = 60.0
+"""How often the booking offer (each service's next free times) is looked at and sent."""
 
 _COLUMNS = "id, at, day, kind, ticket_id, ticket, service, counter, data"
 
@@ -128,6 +135,15 @@ class EventLog:
         self.conn.close()
 
 
+class _ReadOnlyBookings(BookingStore):
+    """The booking store over the replicator's read-only connection: it only counts seats."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:  # noqa: D107 - no migration, no writer
+        self.path = ""
+        self.conn = conn
+        self._lock = threading.Lock()
+
+
 class Replicator:
     """Publishes batches after the cursor, one at a time, waiting for the broker's PUBACK."""
 
@@ -140,7 +156,10 @@ class Replicator:
         cursor: Path,
         batch: int = 200,
         heartbeat_s: float = HEARTBEAT_S,
+        config: SiteConfig | None = None,
+        booking_every_s: float = BOOKING_EVERY_S,
     ) -> None:
+        """``config``: the branch's site config (its file); with it, the booking offer is sent too."""
         if not _ID.match(branch):
             raise ValueError(f"branch id {branch!r} must be 1-32 letters, digits, '-' or '_'")
         self.branch = branch
@@ -157,6 +176,10 @@ class Replicator:
         self._devices: dict[str, str] = {}  # device id -> online/offline, from the branch broker's retained topics
         self._devices_known = False
         self._devices_sent: list[str] | None = None
+        self.config = config
+        self._booking: list[BookingOffer] | None = None  # looked at, not sent yet
+        self._booking_at = float("-inf")
+        self.booking_every_s = booking_every_s
         self.connected = threading.Event()
         self.client = mqtt.Client(
             CallbackAPIVersion.VERSION2, client_id=f"replicator-{branch}-{uuid.uuid4().hex[:6]}", protocol=mqtt.MQTTv5
@@ -258,7 +281,10 @@ class Replicator:
                     seen_version = version
                 now = time.time()
                 devices_changed = self.devices_offline() != self._devices_sent
-                if events or devices_changed or now - last_sent >= self.heartbeat_s:
+                if self.config is not None and now - self._booking_at >= self.booking_every_s:
+                    self._booking_at = now
+                    self._booking = self._booking_offer()
+                if events or devices_changed or self._booking is not None or now - last_sent >= self.heartbeat_s:
                     if not self._publish(events):
                         continue  # not acknowledged: the same events again after the reconnect
                     last_sent = now
@@ -312,6 +338,7 @@ class Replicator:
             sent_at=time.time(),
             events=events,
             devices_offline=offline,
+            booking=self._booking,
         )
         info = self.client.publish(self.topics.replica_events(self.branch), batch.model_dump_json(), qos=1)
         try:
@@ -320,8 +347,36 @@ class Replicator:
             return False
         if info.is_published():
             self._devices_sent = offline
+            self._booking = None
             return True
         return False
+
+    def _booking_offer(self) -> list[BookingOffer] | None:
+        """Each service that takes bookings and its next free times, by the branch's own
+        booking desk (server/booking/desk.py: the same rules as its booking site) over the
+        read-only connection, with the admin's and the centre's changes laid over the file."""
+        from server.admin import apply_overrides
+        from server.booking.desk import BookingDesk
+
+        assert self.config is not None
+        try:
+            rows = self.log.conn.execute("SELECT target, field, value FROM config_overrides").fetchall()
+            cfg = apply_overrides(self.config, [(t, f, json.loads(v)) for t, f, v in rows])
+            desk = BookingDesk(_ReadOnlyBookings(self.log.conn), lambda: cfg, lambda: datetime.now(UTC))
+            offers = []
+            for service in desk.services():
+                times: list[float] = []
+                for day in desk.days(service):
+                    times += [s.start.timestamp() for s in desk.slots(service, day) if s.free]
+                    if len(times) >= 3:
+                        break
+                svc = cfg.service(service)
+                names = svc.name.as_dict() if svc is not None else {}
+                offers.append(BookingOffer(service=service, name=names, next_free=times[:3]))
+            return offers
+        except (sqlite3.Error, ValueError) as exc:  # an old database without bookings, a config that does not fit
+            log.warning("the booking offer could not be read: %s", exc)
+            return None
 
     def stop(self) -> None:
         self.stop_event.set()
@@ -383,6 +438,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cursor", help="the cursor file (default: <database>.replica-cursor)")
     p.add_argument("--batch", type=int, default=200, help=f"events per message, at most {MAX_BATCH}")
     p.add_argument("--heartbeat", type=float, default=HEARTBEAT_S, help="seconds between heartbeats when idle")
+    p.add_argument(
+        "--booking-every", type=float, default=BOOKING_EVERY_S, help="seconds between looks at the booking offer"
+    )
     p.add_argument("--log-level", default="INFO")
     sub = p.add_subparsers(dest="command")
     b = sub.add_parser("bridge-config", help="print the branch broker's bridge section for mosquitto.conf")
@@ -424,7 +482,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.mqtt_port:
         broker = dataclasses.replace(broker, port=args.mqtt_port)
     cursor = Path(args.cursor) if args.cursor else Path(database + ".replica-cursor")
-    rep = Replicator(database, args.branch, broker, topics, cursor, batch=args.batch, heartbeat_s=args.heartbeat)
+    rep = Replicator(
+        database,
+        args.branch,
+        broker,
+        topics,
+        cursor,
+        batch=args.batch,
+        heartbeat_s=args.heartbeat,
+        config=cfg,
+        booking_every_s=args.booking_every,
+    )
     signal.signal(signal.SIGTERM, lambda *_a: rep.stop())
     signal.signal(signal.SIGINT, lambda *_a: rep.stop())
     rep.run()

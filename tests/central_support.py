@@ -173,7 +173,7 @@ class Branch:
         log = open(self.dir / "replicator.log", "ab")  # noqa: SIM115
         self.replicator = subprocess.Popen(
             [sys.executable, "-m", "server.replicate", "--config", str(self.server.config), "--branch", self.id]
-            + ["--heartbeat", "0.5"],
+            + ["--heartbeat", "0.5", "--booking-every", "2"],
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=ROOT,

@@ -236,3 +236,67 @@ def test_a_booking_plan_pushed_from_the_centre_is_what_the_branchs_booking_site_
     (off,) = _push(c, [{"target": "booking:pasz", "values": {"plan": None}}], "wola")
     assert _answered(c, off)["status"] == "applied"
     assert site.get("/rezerwacja/pasz").status_code == 404
+
+
+def test_the_centres_booking_entry_shows_a_branchs_next_free_times_and_leads_to_that_branchs_booking(centre):
+    url, branches = centre
+    c = _signed_in(url, ADMIN)
+    wola = branches["wola"]
+    (push_id,) = _push(
+        c, [{"target": "booking:pj", "values": {"plan": {"slot_min": 30, "per_hour": 2, "notice_min": 0}}}], "wola"
+    )
+    assert _answered(c, push_id)["status"] == "applied"
+    resident = httpx.Client(base_url=url, timeout=10)  # no login: a resident's phone
+
+    def offer() -> list[dict]:
+        return resident.get("/api/public/booking", params={"branch": "wola", "service": "pj"}).json()
+
+    def same_as_the_branch() -> bool:
+        rows = offer()
+        if len(rows) != 1 or not rows[0]["next_free"]:
+            return False
+        own = _slot_times(wola, "pj")
+        return [datetime.fromisoformat(t) for t in rows[0]["next_free"]] == own[: len(rows[0]["next_free"])]
+
+    wait_for(same_as_the_branch, 60, "the centre to show the branch's own next free times")
+    (row,) = offer()
+    assert row["branch_name"] == "Urząd Dzielnicy Wola" and row["name"]["pl"] == "Prawo jazdy"
+    assert len(row["next_free"]) == 3
+    first_day = datetime.fromisoformat(row["next_free"][0]).date().isoformat()
+    assert row["booking_url"] == f"https://wola.example.pl/rezerwacja/pj/{first_day}"
+    # That address's path on the branch's own server is its booking form with those times.
+    form = httpx.get(wola.server.url + f"/rezerwacja/pj/{first_day}", timeout=10)
+    assert form.status_code == 200 and f'value="{row["next_free"][0]}"' in form.text
+    page = resident.get("/rezerwacja", params={"branch": "wola", "service": "pj"})
+    assert page.status_code == 200
+    assert 'data-branch="wola" data-service="pj"' in page.text and row["booking_url"] in page.text
+    assert 'data-service="rej"' not in page.text  # only the service picked
+    # A service without a plan is not offered; taking the plan away takes it off the centre.
+    (off,) = _push(c, [{"target": "booking:pj", "values": {"plan": None}}], "wola")
+    assert _answered(c, off)["status"] == "applied"
+    wait_for(lambda: offer() == [], 60, "the centre to drop the service")
+
+
+def test_a_branchs_admin_changes_a_booking_plan_on_its_own_admin_page(centre):
+    _url, branches = centre
+    wola = branches["wola"]
+    admin = httpx.Client(base_url=wola.server.url, timeout=10)
+    assert admin.post("/login", data={"name": BRANCH_ADMIN[0], "password": BRANCH_ADMIN[1]}).status_code == 303
+    page = admin.get("/admin")
+    assert page.status_code == 200 and 'action="/admin/booking/pasz"' in page.text and "Plany rezerwacji" in page.text
+    r = admin.post(
+        "/admin/booking/pasz", data={"takes_bookings": "yes", "slot_min": "25", "per_hour": "3", "notice_min": "0"}
+    )
+    assert r.status_code == 303 and r.headers["location"].endswith("#booking-pasz")
+    times = _slot_times(wola, "pasz")
+    assert len(times) > 3 and {(b - a).total_seconds() for a, b in pairwise(times)} == {1500.0}
+    plan = _overrides(wola)[("booking:pasz", "plan")]
+    # Refused with the field named, nothing changed.
+    bad = admin.post("/admin/booking/pasz", data={"takes_bookings": "yes", "slot_min": "1"})
+    assert bad.status_code == 422 and "booking:pasz plan.slot_min" in bad.text
+    assert _overrides(wola)[("booking:pasz", "plan")] == plan
+    log = admin.get("/admin/log")
+    assert BRANCH_ADMIN[0] in log.text and "booking:pasz" in log.text
+    # Unticked: the service takes no bookings.
+    assert admin.post("/admin/booking/pasz", data={"slot_min": "25"}).status_code == 303
+    assert httpx.get(wola.server.url + "/rezerwacja/pasz", timeout=10).status_code == 404

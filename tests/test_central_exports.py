@@ -201,3 +201,30 @@ def test_the_exports_figures_from_the_roll_up_equal_the_ones_from_every_ticket(p
         _same_block(got.summary.totals, want.summary.totals, "after the late call")
     finally:
         store.close()
+
+
+def test_days_rolled_up_before_the_exports_figures_existed_are_rolled_up_again_on_upgrade(pg):
+    """A centre upgraded from a roll-up without waits: its old rows are marked and redone, so
+    the exports never read a day without its waits."""
+    store = CentralStore(pg.create_db("upgrade"))
+    store.migrate()
+    try:
+        feed = Feed(store, "wola")
+        rng = random.Random(3)
+        for day in NOV[:3]:
+            feed.day(day, 20, rng)
+        feed.send()
+        assert store.roll_up() == 2
+        # As the previous version left them: no exports' columns.
+        store.conn.execute("UPDATE ticket_days SET no_show = NULL, waits = NULL, service_times = NULL, arrivals = NULL")
+        store.migrate()
+        dirty = store.conn.execute("SELECT day FROM ticket_days_dirty WHERE branch = 'wola' ORDER BY day").fetchall()
+        assert [d for (d,) in dirty] == NOV[:3]  # the two old rows, and the open day
+        got = summary.figures(store.conn, NOV[0], NOV[2], None, NAMES)
+        _same_block(
+            got.summary.totals, summary.figures_exact(store.conn, NOV[0], NOV[2], None, NAMES).summary.totals, ""
+        )
+        assert store.roll_up() == 2
+        assert store.conn.execute("SELECT count(*) FROM ticket_days WHERE waits IS NULL").fetchone()[0] == 0
+    finally:
+        store.close()
