@@ -59,6 +59,8 @@ def main() -> None:
     client.on_socket_open = lambda _c, _u, sock: sock.setsockopt(6, 1, 1)  # TCP_NODELAY
     counter = [0]
     deadline = [0.0]
+    run = uuid.uuid4().hex[:8]  # request ids unique per process: a repeated id is answered from memory, no ticket
+    numbers: list[str] = []
 
     def send() -> None:
         counter[0] += 1
@@ -67,7 +69,7 @@ def main() -> None:
         props.ResponseTopic = response_topic
         props.CorrelationData = corr
         service = services[counter[0] % len(services)]
-        payload = json.dumps({"v": 1, "id": f"{args.kiosk}-{counter[0]}", "service": service})
+        payload = json.dumps({"v": 1, "id": f"{args.kiosk}-{run}-{counter[0]}", "service": service})
         sent[corr] = time.perf_counter()
         client.publish(topics.kiosk_request(args.kiosk), payload, qos=1, properties=props)
 
@@ -80,6 +82,8 @@ def main() -> None:
                 return
             if b'"ok":true' in msg.payload:
                 ok[0] += 1
+                at = msg.payload.find(b'"number":"') + 10
+                numbers.append(msg.payload[at : msg.payload.index(b'"', at)].decode())
             else:
                 errors.append(msg.payload.decode()[:200])
             latencies.append(now - start)
@@ -119,6 +123,7 @@ def main() -> None:
                 "refused": len(errors),
                 "errors": errors[:20],
                 "cpu_s": cpu,
+                "numbers": numbers,
             },
             f,
         )

@@ -146,12 +146,16 @@ def load(port: int, inflight: int, seconds: float, folder: Path, count: int = 0)
     errors = [e for r in results for e in r["errors"]]
     if errors:
         raise RuntimeError(f"refused or lost requests: {errors[:3]}")
+    numbers = [n for r in results for n in r["numbers"]]
+    if len(set(numbers)) != len(numbers):  # every answer a new ticket, not a remembered reply
+        raise RuntimeError(f"{len(numbers) - len(set(numbers))} answers repeated a ticket already issued")
     latencies = [x * 1000 for r in results for x in r["latencies"]]
     elapsed = max(r["elapsed"] for r in results)
     return {
         "rate": len(latencies) / elapsed,
         "lat": latencies,
         "client_cpu": sum(r["cpu_s"] for r in results) / elapsed,
+        "numbers": numbers,
     }
 
 
@@ -219,13 +223,14 @@ def main() -> None:
                         try:
                             if not rtt_all or waiting == waitings[0] and inflight == inflights[0] and not label:
                                 rtt_all += broker_round_trip(office.port, 1000)
-                            if waiting:
-                                load(office.port, 64, 0, office.folder, count=waiting)
+                            filled = load(office.port, 64, 0, office.folder, count=waiting) if waiting else None
                             cpu0 = cpu_seconds(office.server.proc.pid)
                             broker0 = cpu_seconds(office.broker.proc.pid)
                             result = load(office.port, inflight, args.seconds, office.folder)
                             cpu1 = cpu_seconds(office.server.proc.pid)
                             result["broker_cpu"] = (cpu_seconds(office.broker.proc.pid) - broker0) / args.seconds
+                            if filled is not None and set(filled["numbers"]) & set(result["numbers"]):
+                                raise RuntimeError("the load was answered with tickets of the fill: not new tickets")
                         finally:
                             office.close()
                         cells.setdefault((label, waiting, inflight), []).append(result)
