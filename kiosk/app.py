@@ -23,6 +23,7 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 
 from kivy.app import App
@@ -47,6 +48,7 @@ from kiosk.visit import (
     PICKUP_KEYS,
     PRINTER_CHECK_S,
     TOUCH_GUARD_S,
+    PrintPlan,
     Screen,
     Step,
     Visit,
@@ -97,6 +99,7 @@ class KioskApp(App):
         self.u = 1.0  # the scaling unit of the current window (see unit())
         self.portrait = False  # an upright screen: the top bar and the ticket stack vertically
         self._built = 0  # how many times a screen was built: a report is about the newest only
+        self._printing: str | None = None  # the ticket whose print the answer started (network thread)
         self.compact = False  # too narrow for office, clock and three languages in one row
         # Every callback of the link runs on Kivy's thread, in arrival order (the link's hand-over).
         self.link: KioskLink = KioskLink(
@@ -153,6 +156,24 @@ class KioskApp(App):
             return True
         return False
 
+    def _on_tap(self, b: Button, action: Callable[[], Step]) -> None:
+        """``b``'s release asks the model for ``action()``, unless ``b``'s screen is leaving.
+
+        A screen is leaving once another was built: Kivy still hands a release to the button
+        the press landed on (it grabbed the touch), even when the screen it belonged to was
+        replaced between the press and the release (a fast answer, the server's news). Such
+        a tap belongs to a screen the resident no longer sees: it is dropped, never applied to
+        the new one (a "Gotowe" release must not become the new home's priority toggle)."""
+        built = self._built
+
+        def release(_b: Button) -> None:
+            if built != self._built:
+                log.info("tap on a screen that has left (%s now): ignored", self.screen)
+                return
+            self._do(action())
+
+        b.bind(on_release=release)
+
     def _key_down(self, _window, key: int, *_args) -> bool:
         if key in (13, 271):  # Enter, keypad Enter: the end of a scanned code
             self._do(self.visit.entered())
@@ -160,26 +181,21 @@ class KioskApp(App):
         return False
 
     def _do(self, step: Step) -> None:
-        """Carry out what the model asked for: print, then redraw or refresh in place, send.
+        """Carry out what the model asked for: print, send, then redraw or refresh in place.
 
-        The printer goes first: building the ticket screen (its QR texture, the labels) takes
-        tens of milliseconds of this thread, and the resident waits for the paper, not the
-        picture (issue 14). The request still leaves after the busy screen is up: sent before
-        it, a fast answer's screen change let the next tap land on the old screen's buttons."""
+        Issue 14: the resident waits for the paper, not for pictures. The request leaves the
+        moment the tap is seen, before the busy screen is built and drawn, and the answer
+        starts the printer on the network thread (:meth:`_print_at_once`) without waiting for
+        this thread's next frame; a ticket whose print already started is not printed again
+        here. A fast answer may now change the screen between a tap's press and its release:
+        :meth:`_on_tap` drops a release on a screen that has left."""
         if step.layout is not None and self.visit.ticket is not None:
             number = self.visit.ticket.number
-            log.info("ticket %s: printing", number)
-            threading.Thread(target=self._print, args=(number, step.layout), daemon=True).start()
-        if step.redraw:
-            self.show(guard=step.guard)
-        elif step.refresh and self.visit.screen in (Screen.BOOKING, Screen.PHONE, Screen.PICKUP):
-            self._refresh_booking()
-        elif step.refresh:
-            self._refresh_home()
-            built = self._built
-            Clock.schedule_once(lambda _dt: self._report(Screen.HOME, built), REPORT_DELAY_S)
+            if number != self._printing:
+                self._start_print(number, step.layout)
         if step.ask is not None:
             a = step.ask
+            log.info("ticket for %s: tap", a.service or "a pick-up")
             rid = self.link.request_ticket(
                 a.service,
                 a.priority,
@@ -189,10 +205,32 @@ class KioskApp(App):
                 booking=a.booking,
                 pickup=a.pickup,
                 phone=a.phone,
+                on_ticket=partial(self._print_at_once, self.visit.print_plan()),
             )
             # never the number; whether one was given is enough for support
             log.info("ticket for %s: asked%s", a.service or "a pick-up", " (with SMS)" if a.phone else "")
-            self._do(self.visit.sent(rid))
+            after = self.visit.sent(rid)
+            if after.redraw:  # could not send: the message screen instead of the busy one
+                step = after
+        if step.redraw:
+            self.show(guard=step.guard)
+        elif step.refresh and self.visit.screen in (Screen.BOOKING, Screen.PHONE, Screen.PICKUP):
+            self._refresh_booking()
+        elif step.refresh:
+            self._refresh_home()
+            built = self._built
+            Clock.schedule_once(lambda _dt: self._report(Screen.HOME, built), REPORT_DELAY_S)
+
+    def _print_at_once(self, plan: PrintPlan, response: TicketResponse) -> None:
+        """On the network thread, the moment the ticket arrives: print it (the link calls this
+        before the UI thread hears of the answer; the ticket screen follows on its own)."""
+        assert response.ticket is not None
+        self._printing = response.ticket.number
+        self._start_print(response.ticket.number, plan.layout(response.ticket, response.phone))
+
+    def _start_print(self, number: str, layout: TicketLayout) -> None:
+        log.info("ticket %s: printing", number)
+        threading.Thread(target=self._print, args=(number, layout), daemon=True).start()
 
     # ------------------------------------------------------------------ MQTT events (UI thread)
 
@@ -227,7 +265,9 @@ class KioskApp(App):
     def _print(self, number: str, layout: TicketLayout) -> None:
         status = self.printer.print_ticket(layout)
         self.link.report_fault(status.fault.value, status.message)
-        Clock.schedule_once(lambda _dt: self._do(self.visit.printed(number, status)))
+        # Through the link's queue: after the answer that started this print (the screen
+        # must know the ticket before it can show how its printing went).
+        self.link.hand_over(lambda: self._do(self.visit.printed(number, status)))
 
     def _maybe_check_printer(self) -> None:
         """The idle check (every PRINTER_CHECK_S), when the model says one is due."""
@@ -256,6 +296,7 @@ class KioskApp(App):
         self._service_buttons = {}
         self.buttons = {}
         self.clock_label = self.code_label = self.note_label = None
+        self._built += 1  # before building: the new buttons belong to this build (_on_tap)
         build = {
             Screen.HOME: self._home,
             Screen.BUSY: self._busy,
@@ -266,7 +307,6 @@ class KioskApp(App):
             Screen.PICKUP: self._pickup,
         }
         self.root_box.add_widget(build[screen]())
-        self._built += 1
         built = self._built
         log.info("screen %s built", screen.value)
         Clock.schedule_once(lambda _dt: self._report(screen, built), REPORT_DELAY_S)
@@ -310,7 +350,7 @@ class KioskApp(App):
                 style="chosen" if chosen else "choice",
                 size_hint_x=0.16,
             )
-            b.bind(on_release=lambda _b, lang=lang: self._do(self.visit.set_lang(lang)))
+            self._on_tap(b, partial(self.visit.set_lang, lang))
             self.buttons[f"lang:{lang}"] = b
             row.add_widget(b)
         return bar
@@ -340,7 +380,8 @@ class KioskApp(App):
         grid = GridLayout(cols=cols, spacing=px(14), padding=(px(16), 0))
         for s in services:
             b = button("", fs(34), fit=False)
-            b.bind(on_release=lambda _b, sid=s.id: self._do(self.visit.take(sid)), size=self._resize_service)
+            self._on_tap(b, partial(self.visit.take, s.id))
+            b.bind(size=self._resize_service)
             b.bind(texture_size=self._shrink_service)
             self._service_buttons[s.id] = b
             self.buttons[f"service:{s.id}"] = b
@@ -354,7 +395,7 @@ class KioskApp(App):
         lines = 3 if v.settings.bookings or v.settings.pickups else 2
         text, style = v.priority_button()
         prio = button(text, fs(32), style=style, size_hint=(1, None), height=self.row(112, lines))
-        prio.bind(on_release=lambda _b: self._do(self.visit.toggle_priority()))
+        self._on_tap(prio, lambda: self.visit.toggle_priority())
         self.buttons["priority"] = prio
         wrap = BoxLayout(size_hint_y=None, height=self.row(112, lines), padding=(px(16), 0), spacing=px(14))
         wrap.add_widget(prio)
@@ -368,7 +409,7 @@ class KioskApp(App):
                 disabled=not v.bookings_open,
             )
             booking.disabled_color = STYLES["disabled"][0]
-            booking.bind(on_release=lambda _b: self._do(self.visit.start_booking()))
+            self._on_tap(booking, lambda: self.visit.start_booking())
             self.buttons["booking"] = booking
             wrap.add_widget(booking)
         if v.settings.pickups:
@@ -381,7 +422,7 @@ class KioskApp(App):
                 disabled=not v.pickups_open,
             )
             pickup.disabled_color = STYLES["disabled"][0]
-            pickup.bind(on_release=lambda _b: self._do(self.visit.start_pickup()))
+            self._on_tap(pickup, lambda: self.visit.start_pickup())
             self.buttons["pickup"] = pickup
             wrap.add_widget(pickup)
         box.add_widget(wrap)
@@ -420,11 +461,11 @@ class KioskApp(App):
         keys = GridLayout(cols=3, spacing=px(10), size_hint_x=0.5)
         for ch in PHONE_KEYS:
             k = button(f"[b]{ch}[/b]", fs(44), style="key")
-            k.bind(on_release=lambda _b, ch=ch: self._do(self.visit.phone_key(ch)))
+            self._on_tap(k, partial(self.visit.phone_key, ch))
             self.buttons[f"key:{ch}"] = k
             keys.add_widget(k)
         erase = button(f"[b]{t('erase', self.lang)}[/b]", fs(30), style="key")
-        erase.bind(on_release=lambda _b: self._do(self.visit.phone_erase()))
+        self._on_tap(erase, lambda: self.visit.phone_erase())
         self.buttons["erase"] = erase
         keys.add_widget(erase)
         body.add_widget(keys)
@@ -435,7 +476,7 @@ class KioskApp(App):
             ("phone_back", t("back", self.lang), "button", lambda: self.visit.go_home(), 0.8),
         ):
             b = button(f"[b]{caption}[/b]", fs(40 if name == "sms_skip" else 32), style=style, size_hint_y=weight)
-            b.bind(on_release=lambda _b, action=action: self._do(action()))
+            self._on_tap(b, action)
             self.buttons[name] = b
             side.add_widget(b)
         body.add_widget(side)
@@ -486,7 +527,7 @@ class KioskApp(App):
         grid = GridLayout(cols=cols, spacing=px(gap))
         for ch in keys:
             k = button(f"[b]{ch}[/b]", fs(key_font), style="key")
-            k.bind(on_release=lambda _b, ch=ch: self._do(key(ch)))
+            self._on_tap(k, partial(key, ch))
             self.buttons[f"key:{ch}"] = k
             grid.add_widget(k)
         box.add_widget(grid)
@@ -498,7 +539,7 @@ class KioskApp(App):
             ("confirm", t("booking_send", self.lang), "good", submit),
         ):
             b = button(f"[b]{caption}[/b]", fs(36), style=style)
-            b.bind(on_release=lambda _b, action=action: self._do(action()))
+            self._on_tap(b, action)
             self.buttons[name] = b
             bar.add_widget(b)
         box.add_widget(bar)
@@ -566,7 +607,7 @@ class KioskApp(App):
         back = button(
             f"[b]{t('back', self.lang)}[/b]", fs(44), size_hint=(0.5, None), height=px(130), pos_hint={"center_x": 0.5}
         )
-        back.bind(on_release=lambda _b: self._do(self.visit.go_home()))
+        self._on_tap(back, lambda: self.visit.go_home())
         self.buttons["back"] = back
         box.add_widget(back)
         return box
@@ -627,7 +668,7 @@ class KioskApp(App):
         done = button(
             f"[b]{t('done', self.lang)}[/b]", fs(44), size_hint=(0.4, None), height=px(100), pos_hint={"center_x": 0.5}
         )
-        done.bind(on_release=lambda _b: self._do(self.visit.go_home(reset=True)))
+        self._on_tap(done, lambda: self.visit.go_home(reset=True))
         self.buttons["done"] = done
         outer.add_widget(done)
         return outer

@@ -43,6 +43,9 @@ class Pending:
     on_done: Callable[[TicketResponse | None], None]
     timer: threading.Timer | None = None
     done: bool = False
+    on_ticket: Callable[[TicketResponse], None] | None = None
+    arrived: bool = False
+    """The ticket came (``on_ticket`` ran on the network thread): the timeout no longer applies."""
 
 
 class KioskLink:
@@ -81,7 +84,7 @@ class KioskLink:
         self._fault_sent: tuple[str, str] | None = None
         c = self.conn
         c.on(RouteKind.SERVICES, self._services)
-        c.on(RouteKind.KIOSK_RESPONSE, self._response)
+        c.on(RouteKind.KIOSK_RESPONSE, self._response, at_once=self._ticket_at_once)
         c.on_connection = self._broker
         c.on_server = self._server
         c.subscribe(self.topics.services)
@@ -130,6 +133,21 @@ class KioskLink:
     def _services(self, m: Incoming) -> None:
         self.on_services(m.message)
 
+    def _ticket_at_once(self, m: Incoming) -> None:
+        """On the network thread: an issued ticket for a request still waiting goes to its
+        ``on_ticket`` now (the printer), before the UI thread's next frame hears of it."""
+        response: TicketResponse = m.message
+        if m.route.topic != self.response_topic or m.correlation is None or not response.ok or not response.ticket:
+            return
+        with self._lock:
+            p = self._pending.get(m.correlation)
+            if p is None or p.done or p.arrived or p.on_ticket is None or p.request.id != response.id:
+                return
+            p.arrived = True
+        if p.timer:
+            p.timer.cancel()
+        p.on_ticket(response)
+
     def _response(self, m: Incoming) -> None:
         if m.route.topic != self.response_topic:
             return  # another session's (a restarted kiosk's) answer
@@ -158,9 +176,14 @@ class KioskLink:
         booking: str | None = None,
         pickup: str | None = None,
         phone: str | None = None,
+        on_ticket: Callable[[TicketResponse], None] | None = None,
     ) -> str | None:
         """Ask for a ticket (for ``service``, or a ``booking``'s check-in); ``on_done`` gets the
         response, or None when none came in time.
+
+        ``on_ticket`` gets an issued ticket on the network thread the moment it arrives, before
+        ``on_done`` (on the UI thread): the kiosk starts printing there, so the paper does not
+        wait for the UI's frame (issue 14). Once it ran the request cannot time out.
 
         Returns the request id, or None (and calls nothing) when the broker is not
         connected: then there is no point in waiting. The request expires (server time)
@@ -182,7 +205,7 @@ class KioskLink:
             pickup=pickup,
             phone=phone,
         )
-        p = Pending(req, uuid.uuid4().bytes, on_done)
+        p = Pending(req, uuid.uuid4().bytes, on_done, on_ticket=on_ticket)
         p.timer = threading.Timer(timeout_s, lambda: self.conn.hand_over(self._expire, p))
         p.timer.daemon = True
         with self._lock:
@@ -200,7 +223,7 @@ class KioskLink:
 
     def _expire(self, p: Pending) -> None:
         with self._lock:
-            if p.done:
+            if p.done or p.arrived:
                 return
             p.done = True
             self._pending.pop(p.correlation, None)
@@ -208,6 +231,11 @@ class KioskLink:
             while len(self._abandoned) > 20:
                 self._abandoned.pop(next(iter(self._abandoned)))
         p.on_done(None)
+
+    def hand_over(self, fn: Callable[..., None], *args: object) -> None:
+        """Run ``fn(*args)`` where the callbacks run, after everything handed over before it
+        (a print's outcome after the answer that started the print)."""
+        self.conn.hand_over(fn, *args)
 
     def report_fault(self, fault: str, message: str = "") -> None:
         """Publish the printer state (retained) when it changes; sent again after a reconnect."""

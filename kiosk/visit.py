@@ -184,6 +184,8 @@ class Visit:
         self.current_request: str | None = None
         self.ticket: TicketIssued | None = None
         self.print_outcome: PrinterStatus | None = None
+        self._outcome_ahead: tuple[str, PrinterStatus] | None = None
+        """A print's outcome that came before the answer that started it (see :meth:`printed`)."""
         self.message = ""
         self.code = ""  # the booking code typed so far
         self.code_note: str | None = None  # why the code was not sent (too short, unreadable scan)
@@ -514,7 +516,8 @@ class Visit:
         if phone != "subscribed":
             self.sms_tail = None
         self.ticket = ticket
-        self.print_outcome = None
+        ahead, self._outcome_ahead = self._outcome_ahead, None
+        self.print_outcome = ahead[1] if ahead is not None and ahead[0] == ticket.number else None
         self.last_touch = self.monotonic()
         self.screen = Screen.TICKET
         return Step(redraw=True, guard=True, layout=self.layout_for_print(ticket))
@@ -538,12 +541,19 @@ class Visit:
     # ------------------------------------------------------------------ the printer
 
     def printed(self, number: str, status: PrinterStatus) -> Step:
-        """The ticket's print result (from the shell's printing thread)."""
+        """The ticket's print result (from the shell's printing thread).
+
+        It may come before the answer that started the print: the link starts the printer on
+        the network thread as the ticket arrives, and a fast printer is done before this
+        thread has taken the answer. While the request is out the outcome is kept, and the
+        ticket screen shows it as soon as the ticket comes (:meth:`_got_ticket`)."""
         self.printed_at = self.monotonic()
         step = self.printer_checked(status)
         if self.screen == Screen.TICKET and self.ticket is not None and self.ticket.number == number:
             self.print_outcome = status
             return NEWS
+        if self.screen == Screen.BUSY:
+            self._outcome_ahead = (number, status)
         return step
 
     def check_due(self) -> bool:
@@ -701,15 +711,48 @@ class Visit:
         return status_url(self.settings.public_url, ticket, self.lang)
 
     def layout_for_print(self, ticket: TicketIssued) -> TicketLayout:
+        return self.print_plan().layout(ticket, self.sms_outcome)
+
+    def print_plan(self) -> PrintPlan:
+        """What the paper needs besides the ticket, as it stands now (when the request leaves).
+
+        The shell hands it to the link, which starts printing on the network thread the moment
+        the ticket arrives (issue 14); the ticket screen later prints nothing again. Frozen
+        values, so reading them there is safe: nothing here changes while the kiosk waits."""
+        return PrintPlan(
+            self.lang,
+            self.office,
+            self.settings.public_url,
+            {s.id: s.place for s in self.services.services if s.place} if self.services else {},
+            self.booked,
+            self.pickup,
+            self.sms_tail,
+        )
+
+
+@dataclass(frozen=True)
+class PrintPlan:
+    """The ticket's print layout given the ticket: :meth:`Visit.print_plan` captured the rest."""
+
+    lang: str
+    office: str
+    public_url: str
+    places: dict[str, dict[str, str]]
+    appointment: bool
+    pickup: str | None
+    sms_tail: str | None
+
+    def layout(self, ticket: TicketIssued, sms_outcome: str | None) -> TicketLayout:
+        """``sms_outcome`` is the answer's ``phone`` ("subscribed": the number's tail is printed)."""
         return ticket_layout(
             ticket,
             self.lang,
             self.office,
-            self.status_url(ticket),
-            self.place_of(ticket),
-            appointment=self.booked,
+            status_url(self.public_url, ticket, self.lang),
+            self.places.get(ticket.service),
+            appointment=self.appointment,
             pickup=self.pickup,
-            sms_tail=self.sms_tail if self.sms_outcome == "subscribed" else None,
+            sms_tail=self.sms_tail if sms_outcome == "subscribed" else None,
         )
 
 

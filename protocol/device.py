@@ -136,6 +136,7 @@ class DeviceConnection:
         """What ended the network thread, if not a stop request."""
         self._wake = wake
         self._handlers: dict[RouteKind, Handler] = {}
+        self._at_once: dict[RouteKind, Handler] = {}
         self._subscriptions: dict[str, int] = {self.topics.server_availability: 1}
         self._inbox: deque[tuple[Callable[..., None], tuple[Any, ...]]] = deque()
         self._draining = threading.Lock()
@@ -146,11 +147,17 @@ class DeviceConnection:
 
     # ------------------------------------------------------------------ the device's side
 
-    def on(self, kind: RouteKind, handler: Handler) -> None:
-        """Hand messages of ``kind`` (validated with ``MODELS[kind]``) to ``handler``."""
+    def on(self, kind: RouteKind, handler: Handler, *, at_once: Handler | None = None) -> None:
+        """Hand messages of ``kind`` (validated with ``MODELS[kind]``) to ``handler``.
+
+        ``at_once`` (optional) sees each such message first, on paho's network thread, before
+        the hand-over: for the one thing that must not wait for the UI's next frame (the
+        kiosk's printer, issue 14). It must be short and touch no widget nor UI state."""
         if kind not in MODELS:
             raise ValueError(f"devices do not receive {kind.value} messages")
         self._handlers[kind] = handler
+        if at_once is not None:
+            self._at_once[kind] = at_once
 
     def subscribe(self, topic: str) -> None:
         """Subscribe now (when connected) and again after every reconnect; subscribing to a
@@ -320,7 +327,14 @@ class DeviceConnection:
             self.clock.learn(stamp, retained=bool(msg.retain))  # a retained copy may be hours old
         props = getattr(msg, "properties", None)
         correlation = getattr(props, "CorrelationData", None) if props is not None else None
-        self.hand_over(handler, Incoming(route, message, bool(msg.retain), correlation))
+        incoming = Incoming(route, message, bool(msg.retain), correlation)
+        first = self._at_once.get(route.kind)
+        if first is not None:
+            try:
+                first(incoming)
+            except Exception:  # the UI's handler still gets the message
+                log.exception("the at-once handler of %s failed", msg.topic)
+        self.hand_over(handler, incoming)
 
     def _server_availability(self, payload: bytes) -> None:
         try:

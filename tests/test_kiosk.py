@@ -243,6 +243,17 @@ def test_the_ticket_goes_to_the_printer_before_the_ticket_screen_is_built(server
         printer.close()
 
 
+def test_the_request_leaves_before_the_busy_screen_is_built(server, start_kiosk):
+    """Issue 14: the tap's request goes out first; the "please wait" screen is built after it."""
+    kiosk = start_kiosk(server)
+    kiosk.wait_home()
+    kiosk.tap("service:rej")
+    kiosk.wait("ticket screen", lambda e: e["screen"] == "ticket" and e["printer"])
+    log = kiosk.log_text()
+    assert "ticket for rej: asked" in log and "screen busy built" in log
+    assert log.index("ticket for rej: asked") < log.index("screen busy built")
+
+
 def test_double_tap_gives_one_ticket(server, start_kiosk):
     kiosk = start_kiosk(server)
     kiosk.wait_home()

@@ -207,3 +207,46 @@ def test_kiosk_role_stays_light():
             if isinstance(node, ast.ImportFrom) and node.module:
                 names = [node.module]
             assert not {n.split(".")[0] for n in names} & heavy, f"{path.name} imports {names}"
+
+
+def test_an_issued_ticket_reaches_the_printer_on_the_network_thread_while_the_ui_is_busy(server, broker):
+    """Issue 14: the answer must not wait for the UI thread's next frame to start the printer.
+    Here the UI thread never drains (a frame that takes forever): ``on_ticket`` still gets the
+    ticket, on paho's thread; ``on_done`` comes only when the UI drains, with the same ticket."""
+    rec = Recorder()
+    woken = threading.Event()
+    lk = KioskLink(
+        "k8",
+        BrokerConfig(port=broker.port),
+        on_services=rec.services.append,
+        on_connection=lambda b, s: setattr(rec, "connection", (b, s)),
+        wake=woken.set,  # the UI is told, but does not drain until the test says so
+    )
+    lk.start()
+    try:
+
+        def drained_connection() -> bool:
+            lk.drain()
+            return rec.connection == (True, True)
+
+        wait_for(drained_connection, 10, "connected")
+        printed: list[tuple[str, str]] = []
+        arrived = threading.Event()
+
+        def on_ticket(response: TicketResponse) -> None:
+            assert response.ticket is not None
+            printed.append((response.ticket.number, threading.current_thread().name))
+            arrived.set()
+
+        lk.request_ticket("rej", False, "pl", 10, rec.done, on_ticket=on_ticket)
+        assert arrived.wait(10), "the ticket did not reach the printer while the UI was busy"
+        [(number, thread)] = printed
+        assert number == "A001" and thread != threading.main_thread().name
+        assert rec.responses == [], "the UI heard of the answer without draining"
+        lk.drain()  # the UI, when it drains, gets the ticket
+        assert rec.answered.is_set() and len(rec.responses) == 1
+        assert rec.responses[0] is not None and rec.responses[0].ticket.number == "A001"
+        lk.drain()
+        assert len(rec.responses) == 1 and len(printed) == 1
+    finally:
+        lk.stop()

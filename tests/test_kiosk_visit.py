@@ -117,6 +117,24 @@ def test_a_tap_asks_for_a_ticket_then_shows_and_prints_it():
     assert v.ticket_view().status == "Weź bilet z drukarki poniżej."
 
 
+def test_a_print_that_ends_before_the_answer_is_taken_is_shown_with_the_ticket():
+    """The link starts the printer as the ticket arrives (network thread); a fast printer can
+    report before the UI thread takes the answer. The ticket screen still says how it went."""
+    v = kiosk()
+    tap_service(v)
+    plan = v.print_plan()
+    response = answer("k1-r1", issued())
+    assert plan.layout(response.ticket, response.phone) == v.layout_for_print(response.ticket)
+    v.printed("A001", PrinterStatus(Fault.PAPER_OUT))
+    assert v.screen == Screen.BUSY
+    v.answered(response)
+    assert v.screen == Screen.TICKET and v.print_outcome is not None and v.print_outcome.fault == Fault.PAPER_OUT
+    v.go_home(reset=True)
+    tap_service(v, rid="k1-r2")
+    v.answered(answer("k1-r2", issued(number="A002")))
+    assert v.print_outcome is None, "an earlier ticket's outcome is not this one's"
+
+
 def test_a_second_tap_while_the_request_is_out_sends_nothing():
     v = kiosk()
     assert tap_service(v).ask is not None
