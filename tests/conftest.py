@@ -20,6 +20,12 @@ PACKAGES = ("protocol", "server", "notify", "kiosk", "counter", "display", "hard
 sys.dont_write_bytecode = False
 
 
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """Twice the cores this process may use: most tests wait for the processes they start (a server
+    coming up, a Kivy screen drawn, a broker restarted), so two workers per core keep the cores busy."""
+    return 2 * len(os.sched_getaffinity(0))
+
+
 def pytest_configure(config: pytest.Config) -> None:
     if os.environ.get("PYTEST_XDIST_WORKER"):
         return  # the controller (or a plain run) compiles, before any worker starts
