@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -22,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import certifi
 import httpx
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -32,8 +35,51 @@ ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "tests" / "artifacts"
 
 
+def _listen_ports() -> range:
+    """The ports this pytest process hands out to the servers it starts.
+
+    Below the kernel's ephemeral range (outgoing connections take their local ports there, so a
+    port picked by ``bind(0)`` could be taken by any client before the server binds it), and a
+    slice of its own for each pytest-xdist worker, so two workers never pick the same port.
+    """
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    first = 10000
+    if low - first < 2000:  # an unusual kernel setting: no room below it
+        return range(0)
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
+    index = int(worker) if worker.isdigit() else 0
+    size = (low - first) // max(count, 1)
+    return range(first + index * size, first + (index + 1) * size)
+
+
+_PORTS = _listen_ports()
+_next_port = random.randrange(len(_PORTS)) if _PORTS else 0  # two suites run at once start apart
+_port_lock = threading.Lock()
+
+
+TLS = ssl.create_default_context(cafile=certifi.where())
+"""httpx's default trust, built once: ``httpx.get(url)`` builds it per call (30 ms of CPU, more than the
+request), and the harness polls and asks the servers thousands of times. Pass ``verify=TLS``."""
+
+
 def free_port() -> int:
-    with socket.socket() as s:
+    """A loopback port nobody listens on, not handed out before by this process (see _listen_ports)."""
+    global _next_port
+    with _port_lock:
+        for _ in range(len(_PORTS)):
+            port = _PORTS[_next_port % len(_PORTS)]
+            _next_port += 1
+            with socket.socket() as s:
+                try:
+                    s.bind(("127.0.0.1", port))
+                except OSError:
+                    continue  # in use (another suite, a socket in TIME_WAIT): the next one
+                return port
+    with socket.socket() as s:  # no range of our own: the kernel's pick
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
@@ -216,8 +262,8 @@ class ServerProcess:
             cwd=self.cwd or ROOT,
             env={**os.environ, **(self.env or {})},
         )
+        self._session = httpx.Client(base_url=self.url, timeout=10, verify=TLS)
         wait_for(self._healthy, 60, "numerek-server health")
-        self._session = httpx.Client(base_url=self.url, timeout=10)
         if not login:
             return self
         r = self._session.post("/login", data={"name": self.CLERK[0], "password": self.CLERK[1], "next": "/clerk"})
@@ -255,8 +301,12 @@ class ServerProcess:
     def _healthy(self) -> bool:
         if self.proc and self.proc.poll() is not None:
             raise AssertionError(f"server exited with {self.proc.returncode}: {self.log()[-2000:]}")
+        try:  # a plain connect first: the poll costs next to nothing while Python imports
+            socket.create_connection(("127.0.0.1", self.http_port), timeout=0.5).close()
+        except OSError:
+            return False
         try:
-            return httpx.get(self.url + "/health", timeout=0.5).json()["broker_connected"]
+            return httpx.get(self.url + "/health", timeout=0.5, verify=TLS).json()["broker_connected"]
         except (httpx.HTTPError, ValueError, KeyError):
             return False
 
@@ -294,10 +344,10 @@ class ServerProcess:
         return "auth" in kw or "cookies" in kw or "authorization" in headers or "cookie" in headers
 
     def anonymous_get(self, path: str, **kw) -> httpx.Response:
-        return httpx.get(self.url + path, timeout=5, **kw)
+        return httpx.get(self.url + path, timeout=5, **{"verify": TLS, **kw})
 
     def anonymous_post(self, path: str, **kw) -> httpx.Response:
-        return httpx.post(self.url + path, timeout=10, **kw)
+        return httpx.post(self.url + path, timeout=10, **{"verify": TLS, **kw})
 
 
 class Peer:
