@@ -302,21 +302,25 @@ class _Coming:
         while self.extra and self.extra[0][0] <= t:
             at, s, prio, tid = self.extra.pop(0)
             bisect.insort(qs.setdefault((s, prio), []), (at, tid))
+        last = 1e12 + MAX_ARRIVALS
         for s, at in self.next.items():
             if at > t:
                 continue
-            share = self.arrivals[s].priority_share
+            share, rate_at = self.arrivals[s].priority_share, self.arrivals[s].rate_at
+            owed, vid = self.owed[s], self.vid
             while at <= t:
-                if self.vid >= 1e12 + MAX_ARRIVALS:
+                if vid >= last:
                     at = INF
                     break
-                self.owed[s] += share
-                prio = self.owed[s] >= 1.0
+                owed += share
+                prio = owed >= 1.0
                 if prio:
-                    self.owed[s] -= 1.0
-                self.vid += 1
-                bisect.insort(qs.setdefault((s, prio), []), (at, self.vid))
-                at = self._after(s, at)
+                    owed -= 1.0
+                vid += 1
+                bisect.insort(qs.setdefault((s, prio), []), (at, vid))
+                rate = rate_at(at) if at < self.horizon else 0.0  # _after's first step, without the call
+                at = at + 1.0 / rate if rate > 0 else self._after(s, at)
+            self.owed[s], self.vid = owed, vid
             self.next[s] = at
         self.soonest = self._soonest()
 
