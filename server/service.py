@@ -123,6 +123,7 @@ class NumerekServer:
             health=self.health,
         )
         self._ready_sent = False
+        self.collector = gcpolicy.Collector()
         self._stop_watchdog: Callable[[], None] = lambda: None
 
     # ------------------------------------------------------------------ start-up
@@ -184,7 +185,7 @@ class NumerekServer:
     def _ready(self) -> None:
         # After start-up and then at each tick (every TICK_SECONDS, on the worker, outside the
         # lock): what lives on, the queue included, leaves the collector's walks (server/gcpolicy.py)
-        gcpolicy.settle()
+        self.collector.settle()
         if self._ready_sent:
             return
         # Ready without waiting for the broker: HTTP works and MQTT reconnects by itself;

@@ -156,12 +156,13 @@ def replay_many(
     service's time. The lists are consumed.
     """
     appts = appointments or {}
-    coming = _Coming(arrivals, horizon)
-    coming.extra.extend(sorted((q, s, p, tid) for s, p, q, tid in arriving))
+    coming = _Coming(arrivals, horizon, sorted((q, s, p, tid) for s, p, q, tid in arriving))
     ghosts = {(t[0], t[1], t[2], t[3]): t for t in targets}
     ghost_keys = {(t[0], t[1], t[3]) for t in targets}
+    ghost_ids = {t[3] for t in targets}
     found: dict[Target, tuple[float | None, int]] = {}
     served: dict[str, int] = {}  # calls per service, for the pace beyond MAX_CALLS
+    choices = [_choices(c.services, queues, targets_s, service_priority) for c in counters]
 
     heap = [(c.free_at, i) for i, c in enumerate(counters) if c.free_at < INF]
     heapq.heapify(heap)
@@ -170,7 +171,8 @@ def replay_many(
         t, i = heapq.heappop(heap)
         if t > horizon:
             break
-        coming.release(t, queues)
+        if t >= coming.soonest:
+            coming.release(t, queues)
         c = counters[i]
         slow = c.slowdown(t)
         if slow == INF:
@@ -181,14 +183,28 @@ def replay_many(
             heapq.heappush(heap, (t + occupancy[due] * weight * slow, i))
             continue
         while True:
-            best = pick(c.services, queues, t, targets_s, service_priority)
+            # pick(c.services, queues, t, ...) with the counter's queues looked up once (_choices)
+            best = None
+            best_key: tuple = ()
+            for choice in choices[i]:
+                q = choice[3]
+                if not q:
+                    continue
+                qt, tid = q[0]
+                over = (t - qt) - choice[4]
+                if over > 0:
+                    key = (0, -over, choice[5], choice[0], choice[6], qt, tid)
+                else:
+                    key = (1, 0.0, choice[5], choice[0], choice[6], qt, tid)
+                if best is None or key < best_key:
+                    best, best_key = choice, key
             if best is None:
                 break
-            qt, tid = queues.queues[best][0]
-            if (best[0], best[1], tid) not in ghost_keys:
+            qt, tid = best[3][0]
+            if tid not in ghost_ids or (best[1], best[2], tid) not in ghost_keys:
                 break
-            queues.queues[best].pop(0)  # a ghost: note when, and call the next one at once
-            found[ghosts[(best[0], best[1], qt, tid)]] = (t, calls)
+            best[3].pop(0)  # a ghost: note when, and call the next one at once
+            found[ghosts[(best[1], best[2], qt, tid)]] = (t, calls)
         if best is None:  # nobody for this counter: it waits for the next arrival of one of its services
             later = coming.next_for(c.services)
             if appts:
@@ -196,10 +212,10 @@ def replay_many(
             if later < horizon:
                 heapq.heappush(heap, (later, i))
             continue
-        queues.queues[best].pop(0)
+        best[3].pop(0)
         calls += 1
-        served[best[0]] = served.get(best[0], 0) + 1
-        heapq.heappush(heap, (t + occupancy[best[0]] * slow, i))
+        served[best[1]] = served.get(best[1], 0) + 1
+        heapq.heappush(heap, (t + occupancy[best[1]] * slow, i))
         if calls >= MAX_CALLS:  # the rest at the pace so far
             for g in ghosts.values():
                 if g in found:
@@ -210,6 +226,28 @@ def replay_many(
                 found[g] = (t + (ahead + 1) * pace, calls + ahead)
             break
     return {g: found.get(g, (None, calls)) for g in targets}
+
+
+_Choice = tuple[int, str, bool, list[tuple[float, float]], float, int, int]
+"""One queue a counter may call from: (preference, service, priority class, the queue's list,
+the service's target in s, 0 for the priority class else 1, minus the service's priority)."""
+
+
+def _choices(
+    services: Sequence[str], queues: SimQueues, targets_s: Mapping[str, float], service_priority: Mapping[str, int]
+) -> list[_Choice]:
+    """A counter's queues in :func:`pick`'s order, with what its key needs that does not change.
+
+    Why: the replay asks "whom does this counter call" about a hundred times per estimate, and
+    ``pick`` looks up each queue, target and priority by key every time. The lists are created
+    here if missing (an arrival would create them later; an empty list is no queue to ``pick``),
+    so later arrivals land in the very lists held here."""
+    out: list[_Choice] = []
+    for pref, s in enumerate(services):
+        for prio in (True, False):
+            q = queues.queues.setdefault((s, prio), [])
+            out.append((pref, s, prio, q, targets_s[s], 0 if prio else 1, -service_priority.get(s, 0)))
+    return out
 
 
 def _due_appointment(services: Sequence[str], appts: Mapping[str, list[tuple[float, float]]], t: float) -> str | None:
@@ -228,17 +266,27 @@ def _due_appointment(services: Sequence[str], appts: Mapping[str, list[tuple[flo
 
 
 class _Coming:
-    """Expected arrivals, service by service, at 1/rate intervals; priority by the running share."""
+    """Expected arrivals, service by service, at 1/rate intervals; priority by the running share.
 
-    def __init__(self, arrivals: Mapping[str, Arrivals], horizon: float) -> None:
+    ``soonest`` is the earliest moment anything is due (an arrival or a one-off ticket):
+    the replay calls :meth:`release` only from then on, as nothing would be released before."""
+
+    def __init__(
+        self, arrivals: Mapping[str, Arrivals], horizon: float, extra: Sequence[tuple[float, str, bool, float]] = ()
+    ) -> None:
         self.arrivals = arrivals
         self.horizon = horizon
         self.next: dict[str, float] = {}
         self.owed: dict[str, float] = dict.fromkeys(arrivals, 0.0)
         self.vid = 1e12
-        self.extra: list[tuple[float, str, bool, float]] = []  # one-off tickets at a given time
+        self.extra: list[tuple[float, str, bool, float]] = list(extra)  # one-off tickets at a given time, sorted
         for s in arrivals:
             self.next[s] = self._after(s, 0.0)
+        self.soonest = self._soonest()
+
+    def _soonest(self) -> float:
+        first = self.extra[0][0] if self.extra else INF
+        return min(first, min(self.next.values(), default=INF))
 
     def _after(self, service: str, t: float) -> float:
         rate_at = self.arrivals[service].rate_at
@@ -250,22 +298,31 @@ class _Coming:
         return INF
 
     def release(self, t: float, queues: SimQueues) -> None:
+        qs = queues.queues
         while self.extra and self.extra[0][0] <= t:
             at, s, prio, tid = self.extra.pop(0)
-            queues.add(s, prio, at, tid)
+            bisect.insort(qs.setdefault((s, prio), []), (at, tid))
+        last = 1e12 + MAX_ARRIVALS
         for s, at in self.next.items():
+            if at > t:
+                continue
+            share, rate_at = self.arrivals[s].priority_share, self.arrivals[s].rate_at
+            owed, vid = self.owed[s], self.vid
             while at <= t:
-                if self.vid >= 1e12 + MAX_ARRIVALS:
+                if vid >= last:
                     at = INF
                     break
-                self.owed[s] += self.arrivals[s].priority_share
-                prio = self.owed[s] >= 1.0
+                owed += share
+                prio = owed >= 1.0
                 if prio:
-                    self.owed[s] -= 1.0
-                self.vid += 1
-                queues.add(s, prio, at, self.vid)
-                at = self._after(s, at)
+                    owed -= 1.0
+                vid += 1
+                bisect.insort(qs.setdefault((s, prio), []), (at, vid))
+                rate = rate_at(at) if at < self.horizon else 0.0  # _after's first step, without the call
+                at = at + 1.0 / rate if rate > 0 else self._after(s, at)
+            self.owed[s], self.vid = owed, vid
             self.next[s] = at
+        self.soonest = self._soonest()
 
     def next_for(self, services: Sequence[str]) -> float:
         extra = min((e[0] for e in self.extra if e[1] in services), default=INF)
