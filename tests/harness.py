@@ -226,6 +226,137 @@ def write_config(
     return path
 
 
+class ForkedProcess:
+    """A server forked by tests/server_zygote.py, with the part of ``subprocess.Popen`` tests use
+    (pid, poll, wait, signals). Its parent is the zygote, which reports its exit code."""
+
+    def __init__(self, zygote: Zygote, pid: int, args: list[str]) -> None:
+        self.zygote = zygote
+        self.pid = pid
+        self.args = args
+
+    @property
+    def returncode(self) -> int | None:
+        return self.zygote.returncode(self.pid)
+
+    def poll(self) -> int | None:
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        code = self.zygote.wait(self.pid, timeout)
+        if code is None:
+            raise subprocess.TimeoutExpired(self.args, timeout or 0)
+        return code
+
+    def send_signal(self, sig: int) -> None:
+        if self.returncode is None:
+            os.kill(self.pid, sig)
+
+    def terminate(self) -> None:
+        self.send_signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+
+class Zygote:
+    """One tests/server_zygote.py per pytest process, started on the first server that can use it."""
+
+    def __init__(self) -> None:
+        self._proc: subprocess.Popen | None = None
+        self._env: dict[str, str] = {}
+        self._lock = threading.Lock()  # one start request at a time
+        self._cond = threading.Condition()
+        self._started: list[int] = []
+        self._exits: dict[int, int] = {}
+        self._alive = False
+
+    def usable(self) -> bool:
+        """Only for a test process whose environment is the zygote's (its servers inherit it), and
+        unless NUMEREK_TEST_EXEC=1 asks for the old way (to compare, or to rule the zygote out)."""
+        if os.environ.get("NUMEREK_TEST_EXEC") == "1":
+            return False
+        return self._proc is None or (self._alive and dict(os.environ) == self._env)
+
+    def _spawn(self) -> None:
+        self._env = dict(os.environ)
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.server_zygote"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            cwd=ROOT,
+        )
+        assert self._proc.stdout is not None
+        if self._proc.stdout.readline() != b"ready\n":
+            raise AssertionError("tests/server_zygote.py did not start")
+        self._alive = True
+        threading.Thread(target=self._read, name="server-zygote", daemon=True).start()
+
+    def _read(self) -> None:
+        assert self._proc is not None and self._proc.stdout is not None
+        for line in self._proc.stdout:
+            word, *rest = line.decode().split()
+            with self._cond:
+                if word == "started":
+                    self._started.append(int(rest[0]))
+                elif word == "exit":
+                    self._exits[int(rest[0])] = int(rest[1])
+                self._cond.notify_all()
+        with self._cond:
+            self._alive = False
+            self._cond.notify_all()
+
+    def start(self, argv: list[str], log: Path, cwd: Path) -> ForkedProcess:
+        with self._lock:
+            if self._proc is None:
+                self._spawn()
+            assert self._proc is not None and self._proc.stdin is not None
+            request = {"argv": argv, "cwd": str(cwd), "log": str(log)}
+            self._proc.stdin.write(json.dumps(request).encode() + b"\n")
+            self._proc.stdin.flush()
+            with self._cond:
+                if not self._cond.wait_for(lambda: self._started or not self._alive, 30):
+                    raise AssertionError("the server zygote did not fork within 30 s")
+                if not self._started:
+                    raise AssertionError("the server zygote exited")
+                pid = self._started.pop(0)
+        return ForkedProcess(self, pid, [sys.executable, "-m", "server.cli", *argv])
+
+    def returncode(self, pid: int) -> int | None:
+        with self._cond:
+            code = self._exits.get(pid)
+            if code is None and not self._alive and not _exists(pid):
+                return -signal.SIGKILL  # the zygote was killed, and its children with it
+            return code
+
+    def wait(self, pid: int, timeout: float | None) -> int | None:
+        with self._cond:
+            self._cond.wait_for(lambda: pid in self._exits or not self._alive, timeout)
+        if pid in self._exits or timeout is None:
+            return self.returncode(pid)
+        deadline = time.monotonic() + timeout  # the zygote is gone: watch the pid itself
+        while time.monotonic() < deadline and self.returncode(pid) is None:
+            time.sleep(0.05)
+        return self.returncode(pid)
+
+
+def _exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    stat = Path(f"/proc/{pid}/stat")
+    try:
+        return stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+FORKS = Zygote()
+
+
 @dataclass
 class ServerProcess:
     """``numerek-server`` as a subprocess, as systemd would run it."""
@@ -233,7 +364,7 @@ class ServerProcess:
     config: Path
     http_port: int
     args: list[str] = field(default_factory=list)
-    proc: subprocess.Popen | None = None
+    proc: subprocess.Popen | ForkedProcess | None = None
     env: dict[str, str] | None = None
     cwd: Path | None = None
     """Where the server's code is imported from (``python -m`` puts it first): a benchmark's older commit."""
@@ -254,14 +385,19 @@ class ServerProcess:
         unusable on purpose (no clerk can be added to it, nobody can sign in)."""
         if login:
             self._add_clerk()
-        log = open(self.config.parent / "server.log", "ab")  # noqa: SIM115
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "server.cli", "--config", str(self.config), "--log-level", "WARNING", *self.args],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=self.cwd or ROOT,
-            env={**os.environ, **(self.env or {})},
-        )
+        argv = ["--config", str(self.config), "--log-level", "WARNING", *self.args]
+        log = self.config.parent / "server.log"
+        if not self.env and self.cwd is None and FORKS.usable():
+            self.proc = FORKS.start(argv, log, cwd=ROOT)
+        else:  # its own environment or code: a fresh interpreter
+            with open(log, "ab") as out:
+                self.proc = subprocess.Popen(
+                    [sys.executable, "-m", "server.cli", *argv],
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    cwd=self.cwd or ROOT,
+                    env={**os.environ, **(self.env or {})},
+                )
         self._session = httpx.Client(base_url=self.url, timeout=10, verify=TLS)
         wait_for(self._healthy, 60, "numerek-server health")
         if not login:
