@@ -205,7 +205,7 @@ def main() -> int:
         with open(tmp / "central" / "acl", "a") as acl:
             for i, g in enumerate(groups):
                 acl.write(
-                    f"\nuser bench-{i}\n" + "".join(f"topic {a} {p}\n" for b in g for a, p in T.acl("replicator", [b]))
+                    f"\nuser bench-{i}\n" + "".join(f"topic {a} {p}\n" for b in g for a, p in T.acl("bridge", [b]))
                 )
                 subprocess.run(
                     ["mosquitto_passwd", "-b", str(tmp / "central" / "passwd"), f"bench-{i}", "bench"], check=True

@@ -122,7 +122,7 @@ class Route:
         return self.known and not SHAPE[self.kind].from_server
 
 
-ROLES = ("server", "counter", "kiosk", "display", "monitor", "replicator", "central")
+ROLES = ("server", "counter", "kiosk", "display", "monitor", "replicator", "bridge", "central")
 """Who may hold a broker account; :meth:`Topics.acl` says what each may do."""
 
 
@@ -344,8 +344,19 @@ class Topics:
                 ("write", self.filter(k.REPLICA_CONFIG_RESULT)),
             ]
         if role == "replicator":
-            # A branch's replicator on its own broker, and the same branch's bridge account on
-            # the central broker: its own events out, its own re-send requests in, nothing else.
+            # numerek-replicate on its branch's own broker (server/replicate.py): its batches
+            # (events, heartbeats, devices offline and the booking offer all ride in them),
+            # the centre's re-send requests, and the devices' availability it reports. Not
+            # the pushed configuration: the server applies and answers that.
+            (branch,) = ids
+            return [
+                ("write", self.replica_events(branch)),
+                ("read", self.replica_resend(branch)),
+                ("read", self.filter(k.DEVICE_AVAILABILITY)),
+            ]
+        if role == "bridge":
+            # A branch's account on the central broker, which its broker's bridge signs in
+            # with: exactly the topics numerek-replicate bridge-config carries, its own only.
             (branch,) = ids
             return [
                 ("write", self.replica_events(branch)),

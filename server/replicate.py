@@ -9,6 +9,11 @@ OWN broker. Mosquitto's bridge (``numerek-replicate bridge-config``) carries the
 central broker, store-and-forward: while the link is down the branch broker queues them,
 persistently, and the cursor only moves when the local broker has acknowledged a batch.
 
+On a broker closed by ``numerek-provision`` the replicator signs in with its own account
+(``numerek-provision add replicator wola``, ``--account``): the ``replicator`` role of
+``Topics.acl`` lets it publish its branch's batches, read the re-send requests and the
+devices' availability, and nothing else. The server's account may not do that.
+
 The centre asks for a re-send on ``<base>/replica/<branch>/resend`` when it sees a hole
 (a queue that overflowed, a broker that lost its queue): the replicator moves its cursor
 back and publishes from there. Whatever is published twice the centre stores once.
@@ -16,6 +21,7 @@ back and publishes from there. Whatever is published twice the centre stores onc
 Commands::
 
     numerek-replicate --config office.toml --branch wola            # run (systemd unit)
+    numerek-replicate --config office.toml --branch wola --account replicator.toml   # own account
     numerek-replicate --config office.toml --branch wola bridge-config --central-host ...
 """
 
@@ -38,12 +44,13 @@ from typing import TYPE_CHECKING, Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
+from protocol import config as config_file
 from protocol.config import ConfigError
-from protocol.mqtt import BrokerSettings, _no_delay
+from protocol.mqtt import BrokerConfig, BrokerSettings, _no_delay
 from protocol.replica import MAX_BATCH, BookingOffer, EventBatch, ReplicaEvent, ResendRequest
-from protocol.topics import _ID, RouteKind, Topics, parse_availability
+from protocol.topics import _ID, RouteKind, Topics, device_name, parse_availability
 from server.booking.store import BookingStore
 
 if TYPE_CHECKING:
@@ -62,6 +69,31 @@ BOOKING_EVERY_S = 60.0
 """How often the booking offer (each service's next free times) is looked at and sent."""
 
 _COLUMNS = "id, at, day, kind, ticket_id, ticket, service, counter, data"
+REFUSED_RETRY_S = 5.0
+"""How long to wait before publishing again when the broker refused a batch (its ACL)."""
+
+
+class ReplicatorAccount(BaseModel):
+    """The replicator's own account file, as ``numerek-provision add replicator <branch>``
+    writes it: the ``[mqtt]`` section every role's config file has."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mqtt: BrokerConfig
+
+
+def load_account(path: Path, branch: str, topic_base: str) -> BrokerSettings:
+    """The broker settings of ``--account``; an account of another branch, or a topic base
+    other than the site config's, is refused here rather than by the broker later."""
+    account = config_file.load(path, ReplicatorAccount).mqtt
+    want = device_name("replicator", branch)
+    if account.username != want:
+        raise config_file.problem(path, "mqtt.username", f"is {account.username!r}; branch {branch}'s is {want!r}")
+    if account.topic_base != topic_base:
+        raise config_file.problem(
+            path, "mqtt.topic_base", f"is {account.topic_base!r} but the site config's is {topic_base!r}"
+        )
+    return account.settings()
 
 
 class Cursor:
@@ -193,6 +225,9 @@ class Replicator:
         self.client.on_disconnect = lambda *_a: self.connected.clear()
         self.client.on_message = self._on_message
         self.client.on_subscribe = self._on_subscribe
+        self.client.on_publish = self._on_publish
+        self._refused: dict[int, str] = {}  # mid -> the broker's reason, for a PUBACK that refused
+        self._said_refused = False
         self.client.on_socket_open = _no_delay
         self.broker = broker
 
@@ -220,6 +255,11 @@ class Replicator:
         with self._lock:
             self._rewind = req.after if self._rewind is None else min(self._rewind, req.after)
         self.wake.set()
+
+    def _on_publish(self, _c: mqtt.Client, _u: object, mid: int, reason: Any, _p: object) -> None:
+        if reason.is_failure:
+            with self._lock:
+                self._refused[mid] = str(reason)
 
     def _on_subscribe(self, _c: mqtt.Client, _u: object, _mid: int, _codes: object, _p: object) -> None:
         """Subscribed: the devices' retained availabilities follow; none at all is news too
@@ -345,7 +385,24 @@ class Replicator:
             info.wait_for_publish(ACK_TIMEOUT_S)
         except (RuntimeError, ValueError):
             return False
+        with self._lock:
+            refused = self._refused.pop(info.mid, None)
+        if refused is not None:
+            # The ACL of a closed broker (numerek-provision): the batch is not taken, so the
+            # cursor stays and the same events go again once the account may publish them.
+            if not self._said_refused:
+                log.warning(
+                    "the broker refused the batch on %s (%s): is numerek-replicate signed in with the branch's "
+                    "replicator account (numerek-provision add replicator %s, --account)?",
+                    self.topics.replica_events(self.branch),
+                    refused,
+                    self.branch,
+                )
+                self._said_refused = True
+            self.stop_event.wait(REFUSED_RETRY_S)
+            return False
         if info.is_published():
+            self._said_refused = False
             self._devices_sent = offline
             self._booking = None
             return True
@@ -436,6 +493,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--database", help="override the site config's [storage] database")
     p.add_argument("--mqtt-port", type=int, help="override the site config's [mqtt] port")
     p.add_argument("--cursor", help="the cursor file (default: <database>.replica-cursor)")
+    p.add_argument(
+        "--account",
+        help="its own broker account (numerek-provision add replicator <branch>, installed as "
+        "/etc/numerek/replicator.toml); default: the site config's [mqtt] account",
+    )
     p.add_argument("--batch", type=int, default=200, help=f"events per message, at most {MAX_BATCH}")
     p.add_argument("--heartbeat", type=float, default=HEARTBEAT_S, help="seconds between heartbeats when idle")
     p.add_argument(
@@ -479,6 +541,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     database = args.database or cfg.storage.database
     broker = cfg.mqtt.settings()
+    if args.account:
+        try:
+            broker = load_account(Path(args.account), args.branch, cfg.mqtt.topic_base)
+        except ConfigError as exc:
+            print(f"numerek-replicate: {exc}", file=sys.stderr)
+            return 2
     if args.mqtt_port:
         broker = dataclasses.replace(broker, port=args.mqtt_port)
     cursor = Path(args.cursor) if args.cursor else Path(database + ".replica-cursor")

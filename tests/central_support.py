@@ -105,7 +105,7 @@ class CentralBroker(Broker):
         super().__init__(workdir)
         self.users = {f"branch-{b}": f"pw-{b}-secret" for b in branches} | {"central": "central-secret"}
         _passwd(workdir / "passwd", self.users)
-        rules = {f"branch-{b}": T.acl("replicator", [b]) for b in branches} | {"central": T.acl("central")}
+        rules = {f"branch-{b}": T.acl("bridge", [b]) for b in branches} | {"central": T.acl("central")}
         _acl(workdir / "acl", rules)
         (workdir / "persist").mkdir(exist_ok=True)
         self.conf.write_text(

@@ -431,6 +431,39 @@ def test_monitor_account_watches_everything_but_cannot_publish(closed_broker):
     assert [json.loads(p)["id"] for p in monitor.received(f"{BASE}/counter/1/command")] == ["c1"]
 
 
+def test_the_replicator_account_sends_its_branchs_batches_but_cannot_issue_tickets_or_call_numbers(closed_broker):
+    """numerek-replicate's own account: its branch's batches out, the re-send requests and the
+    devices' availability in; a kiosk's request, a counter's command, another branch's batch,
+    the server's answers and the pushed configuration's answer are refused."""
+    assert closed_broker.provision("add", "replicator", "wola") == 0
+    replicator = closed_broker.login("replicator-wola")
+    replicator.subscribe(f"{BASE}/replica/wola/resend", f"{BASE}/device/+/availability")
+    server = closed_broker.login("server")
+    server.subscribe(f"{BASE}/kiosk/+/request", f"{BASE}/counter/+/command")
+    batch = {"v": 1, "branch": "wola", "head": 0, "sent_at": 0, "events": []}
+    assert not replicator.publish(f"{BASE}/replica/wola/events", batch).is_failure
+    for topic, payload in (
+        (f"{BASE}/kiosk/k1/request", {"v": 1, "id": "forged", "service": "rej"}),
+        (f"{BASE}/counter/1/command", command("forged")),
+        (f"{BASE}/replica/mokotow/events", {**batch, "branch": "mokotow"}),
+        (f"{BASE}/replica/wola/config-result", {"v": 1}),
+        (f"{BASE}/replica/wola/resend", {"v": 1, "after": 0}),
+        (f"{BASE}/zone/hall/call", {"v": 1}),
+        (f"{BASE}/services", {"v": 1}),
+        (f"{BASE}/device/kiosk-k1/availability", "offline"),
+    ):
+        assert replicator.publish(topic, payload).getName() == "Not authorized", topic
+    # The server got none of the forged requests: the kiosk's own, sent after them, is the first.
+    kiosk = closed_broker.login("kiosk-k1")
+    assert not kiosk.publish(f"{BASE}/kiosk/k1/request", {"v": 1, "id": "real", "service": "rej"}).is_failure
+    wait_for(lambda: server.received(f"{BASE}/kiosk/k1/request"), 5, "the kiosk's request at the server")
+    assert [json.loads(p)["id"] for p in server.received(f"{BASE}/kiosk/k1/request")] == ["real"]
+    assert server.received(f"{BASE}/counter/1/command") == []
+    # What it reads: a device's availability (the centre's "devices offline") and its re-send requests.
+    assert not kiosk.publish(f"{BASE}/device/kiosk-k1/availability", "online", retain=True).is_failure
+    wait_for(lambda: replicator.received(f"{BASE}/device/kiosk-k1/availability"), 5, "kiosk-k1's availability")
+
+
 def test_real_counter_unit_calls_the_next_ticket_with_its_provisioned_config(closed_broker):
     """numerek-counter itself (mock pins, console display) on the closed broker, with the file provisioning wrote."""
     config = closed_broker.config_dir / "counter-1.toml"

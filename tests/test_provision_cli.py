@@ -71,6 +71,35 @@ def test_each_role_gets_a_config_its_own_program_accepts(dirs, capsys):
     assert "kiosk-wejscie" in out and kiosk.mqtt.password not in out  # never on the terminal (or its scrollback)
 
 
+def test_the_replicator_gets_an_account_file_numerek_replicate_accepts_for_its_branch_only(dirs, tmp_path, capsys):
+    from server.replicate import load_account
+
+    assert run(dirs, "init", "--host", "127.0.0.1", "--port", "1883") == 0
+    assert run(dirs, "add", "replicator", "wola") == 0
+    account = dirs[1] / "replicator-wola.toml"
+    assert stat.S_IMODE(account.stat().st_mode) == 0o600  # as every device's file: it holds the password
+    out = capsys.readouterr().out
+    assert "--account /etc/numerek/replicator.toml" in out
+    settings = load_account(account, "wola", "numerek")
+    assert settings.username == "replicator-wola" and settings.password not in out
+    passwd = dict(line.split(":", 1) for line in (dirs[0] / "passwd").read_text().splitlines())
+    assert check_password(settings.password or "", passwd["replicator-wola"])
+    assert "user replicator-wola\ntopic write numerek/replica/wola/events\n" in (dirs[0] / "acl").read_text()
+
+    # Another branch's file is refused before the broker would refuse its batches.
+    site = write_config(tmp_path / "office.toml", 1883, free_port())
+    done = subprocess.run(
+        [sys.executable, "-m", "server.replicate", "--config", str(site), "--branch", "mokotow"]
+        + ["--account", str(account)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "mqtt.username: is 'replicator-wola'; branch mokotow's is 'replicator-mokotow'" in done.stderr
+
+
 def test_the_example_comments_survive_in_the_device_config(dirs):
     run(dirs, "add", "counter", "7")
     text = (dirs[1] / "counter-7.toml").read_text()

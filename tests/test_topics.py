@@ -179,6 +179,28 @@ def test_the_servers_acl_reads_every_request_and_writes_every_answer():
     assert not any(_matches(p, T.counter_command("4")) for p in writes)
 
 
+def test_the_replicators_acl_is_its_branchs_batches_re_sends_and_the_devices_availability():
+    """What server/replicate.py publishes and subscribes to, for its own branch only; the
+    pushed configuration is the server's (it applies it and answers)."""
+    assert sorted(T.acl("replicator", ["wola"])) == sorted(
+        [
+            ("write", T.replica_events("wola")),
+            ("read", T.replica_resend("wola")),
+            ("read", T.filter(K.DEVICE_AVAILABILITY)),
+        ]
+    )
+    server = T.acl("server")
+    assert not any(_matches(p, T.replica_events("wola")) for a, p in server if a == "write")
+    assert ("read", T.filter(K.REPLICA_CONFIG)) in server
+    assert ("write", T.filter(K.REPLICA_CONFIG_RESULT)) in server
+
+
+def test_a_branchs_account_at_the_centre_carries_exactly_what_its_bridge_carries():
+    rules = T.acl("bridge", ["wola"])
+    carried = [("write" if d == "out" else "read", f"numerek/{t}") for d, t in T.bridge_topics("wola")]
+    assert sorted(rules) == sorted(carried)
+
+
 def test_an_unknown_role_has_no_acl():
     with pytest.raises(ValueError, match="unknown role"):
         T.acl("printer")

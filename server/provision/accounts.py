@@ -19,8 +19,9 @@ from typing import Any
 
 from protocol.topics import ID_PATTERN
 
-ROLES = ("counter", "kiosk", "display", "monitor")
-"""Device roles, plus ``monitor``: a read-only account for a technician's ``mosquitto_sub``."""
+ROLES = ("counter", "kiosk", "display", "monitor", "replicator")
+"""Device roles, plus ``monitor``: a read-only account for a technician's ``mosquitto_sub``,
+and ``replicator``: numerek-replicate's own account on a branch's broker (docs/multi-branch.md)."""
 SERVER_USER = "server"
 PROVISION_USER = "provision"
 """numerek-provision's own account, used only to clear a revoked device's retained messages."""
@@ -74,7 +75,7 @@ class Account:
     """One broker account: a device, or the server itself."""
 
     username: str
-    role: str  # "server", "counter", "kiosk", "display", "monitor" or "provision"
+    role: str  # "server", "counter", "kiosk", "display", "monitor", "replicator" or "provision"
     ids: list[str] = field(default_factory=list)  # ids inside topics: ["4"] for counter-4, ["1", "2"] for counter-1-2
     zones: list[str] = field(default_factory=list)  # displays: the zone shown
     password_hash: str = ""

@@ -17,7 +17,8 @@ Files (defaults, all changeable with options):
 - ``/etc/numerek/devices/<device>.toml`` the config file to copy onto the device
 
 Roles: ``server`` (its account goes into the site config's ``[mqtt]``), ``counter``,
-``kiosk``, ``display``, and ``monitor`` (read-only, for a technician's ``mosquitto_sub``).
+``kiosk``, ``display``, ``monitor`` (read-only, for a technician's ``mosquitto_sub``) and
+``replicator`` (a branch's ``numerek-replicate``: ``add replicator wola`` for branch wola).
 
 A device's config file is finished by the office (printer, pins, screen), so the tool never
 throws that work away: ``add --replace`` and ``reissue`` (the move to TLS) start from the
@@ -65,6 +66,7 @@ DEFAULT_BROKER_DIR = Path("/etc/mosquitto/numerek")
 DEFAULT_CONFIG_DIR = Path("/etc/numerek/devices")
 DEFAULT_SITE_CONFIG = Path("/etc/numerek/numerek.toml")
 DEFAULT_RELOAD = "systemctl reload-or-restart mosquitto.service"
+_EXAMPLE_ID = {"counter": "4", "replicator": "wola"}
 
 
 def cmd_init(registry: Registry, args: argparse.Namespace) -> str:
@@ -120,9 +122,7 @@ def cmd_add(registry: Registry, args: argparse.Namespace) -> str:
         account = Account(SERVER_USER, "server", created=now)
     else:
         if not args.ids:
-            raise ProvisionError(
-                f"'add {role}' needs the device id, e.g. 'add {role} {'4' if role == 'counter' else 'k1'}'"
-            )
+            raise ProvisionError(f"'add {role}' needs the device id, e.g. 'add {role} {_EXAMPLE_ID.get(role, 'k1')}'")
         if role != "counter" and len(args.ids) > 1:
             raise ProvisionError(f"one {role} per account: 'add {role} {args.ids[0]}'")
         if len(args.ids) > MAX_COUNTERS:
@@ -156,6 +156,11 @@ def cmd_add(registry: Registry, args: argparse.Namespace) -> str:
     save(registry)
     if role == "monitor":
         return f"{account.username}: read-only account written; its password is in {out}"
+    if role == "replicator":
+        return (
+            f"{account.username}: account and ACL written; install {out} as /etc/numerek/replicator.toml "
+            "(root:numerek 0640) and run numerek-replicate with --account /etc/numerek/replicator.toml"
+        )
     return f"{account.username}: account and ACL written{kept}; copy {out} to the device as /etc/numerek/{role}.toml"
 
 

@@ -29,6 +29,7 @@ MINIMAL = {
     "kiosk": '[kiosk]\nid = "k1"\n\n[mqtt]\n',
     "display": '[display]\nid = "hall-1"\n\n[mqtt]\n',
     "monitor": "# For mosquitto_sub -h HOST -p PORT -u USERNAME -P PASSWORD -t 'numerek/#' -v\n[mqtt]\n",
+    "replicator": "# numerek-replicate --account: its own broker account on this branch's broker.\n[mqtt]\n",
 }
 """Used when the role's example is not installed: enough to carry identity and credentials."""
 
@@ -244,7 +245,7 @@ def render_device_config(account: Account, broker: Broker, password: str, existi
             raise ProvisionError(f"the existing config of {account.username} is not valid TOML: {exc}") from exc
         text = _strip_heading(existing)
     else:
-        text = _role_example(role) if role != "monitor" else MINIMAL[role]
+        text = _role_example(role) if role not in ("monitor", "replicator") else MINIMAL[role]
     missing: list[str] = []
     if role == "counter":
         text = set_keys(_mqtt_section_named_mqtt(text), "mqtt", credentials)
@@ -275,6 +276,12 @@ def render_device_config(account: Account, broker: Broker, password: str, existi
     head = [f"# Numerek {role} {', '.join(ids)} ({account.username}), from numerek-provision, {now}."]
     if role == "monitor":
         head.append("# A read-only account for watching all Numerek traffic. Keep this file private.")
+    elif role == "replicator":
+        head += [
+            "# Install on the branch server as /etc/numerek/replicator.toml, owner root:numerek, mode 0640;",
+            "# numerek-replicate signs in with it when given --account /etc/numerek/replicator.toml",
+            "# (docs/multi-branch.md). It holds the replicator's broker password: keep it private.",
+        ]
     else:
         head += [
             f"# Install on the device as /etc/numerek/{role}.toml, owner root:numerek, mode 0640, then check it:",
