@@ -7,10 +7,12 @@ runs use that copy. The script is run inside Debian's Chromium on the real page.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import shutil
 import subprocess
 import tarfile
+from pathlib import Path
 
 from tests.harness import ROOT
 
@@ -21,28 +23,34 @@ CACHE = ROOT / "tests" / ".cache"
 def axe_script() -> str:
     """The text of axe.min.js of :data:`AXE_VERSION` (fetched with ``npm pack`` on first use)."""
     target = CACHE / f"axe-core-{AXE_VERSION}.min.js"
-    if not target.exists():
-        npm = shutil.which("npm")
-        if npm is None:
-            raise AssertionError(
-                "npm is needed once to fetch axe-core for the accessibility tests (apt-get install npm)"
-            )
-        CACHE.mkdir(parents=True, exist_ok=True)
-        done = subprocess.run(
-            [npm, "pack", f"axe-core@{AXE_VERSION}", "--pack-destination", str(CACHE), "--silent"],
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        if done.returncode != 0:
-            raise AssertionError(f"npm pack axe-core@{AXE_VERSION} failed: {done.stderr[-1000:]}")
-        with tarfile.open(CACHE / f"axe-core-{AXE_VERSION}.tgz") as tgz:
-            member = tgz.extractfile("package/axe.min.js")
-            assert member is not None
-            partial = target.with_suffix(".part")
-            partial.write_bytes(member.read())
-            partial.rename(target)
+    if target.exists():
+        return target.read_text(encoding="utf-8")
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with open(CACHE / ".lock", "w") as lock:  # parallel workers: one fetches, the others wait for it
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not target.exists():
+            _fetch(target)
     return target.read_text(encoding="utf-8")
+
+
+def _fetch(target: Path) -> None:
+    npm = shutil.which("npm")
+    if npm is None:
+        raise AssertionError("npm is needed once to fetch axe-core for the accessibility tests (apt-get install npm)")
+    done = subprocess.run(
+        [npm, "pack", f"axe-core@{AXE_VERSION}", "--pack-destination", str(CACHE), "--silent"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if done.returncode != 0:
+        raise AssertionError(f"npm pack axe-core@{AXE_VERSION} failed: {done.stderr[-1000:]}")
+    with tarfile.open(CACHE / f"axe-core-{AXE_VERSION}.tgz") as tgz:
+        member = tgz.extractfile("package/axe.min.js")
+        assert member is not None
+        partial = target.with_suffix(".part")
+        partial.write_bytes(member.read())
+        partial.rename(target)
 
 
 WCAG_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]

@@ -70,3 +70,49 @@ def screen() -> Iterator:
     s = VirtualScreen()
     yield s
     s.stop()
+
+
+# Test files whose tests take 15 s or more each on two busy cores (measured with --durations, see
+# docs/testing.md): the kiosk at five panel sizes, the Kivy apps, Hypothesis state machines, kill -9
+# recovery, the booking journey through a kiosk and Chromium. They go first on every worker (below).
+SLOW_FILES = frozenset(
+    {
+        "test_kiosk.py",
+        "test_kiosk_cases.py",
+        "test_display.py",
+        "test_booking_journey.py",
+        "test_engine_properties.py",
+        "test_booking_properties.py",
+        "test_crash_recovery.py",
+        "test_demo.py",
+        "test_central_demo.py",
+    }
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Deal the slow tests out to the workers first, so none is left to start at the end.
+
+    ``--dist worksteal`` gives each worker a contiguous slice of this list and later moves tests
+    from the back of a long queue to an idle worker. So the list is cut into the workers' slices
+    (the sizes worksteal uses), each slice starting with its share of the slow tests, round robin,
+    followed by its share of the others in file order (a file's module fixtures mostly stay on one
+    worker). Every worker computes the same order, as xdist requires.
+    """
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0") or 0)
+    if workers < 2:
+        return
+    slow = [item for item in items if item.path.name in SLOW_FILES]
+    rest = [item for item in items if item.path.name not in SLOW_FILES]
+    ordered: list[pytest.Item] = []
+    remaining = len(items)
+    for i in range(workers):
+        size = remaining // (workers - i)
+        remaining -= size
+        mine = slow[i::workers]
+        take = max(0, size - len(mine))
+        ordered += mine + rest[:take]
+        rest = rest[take:]
+    ordered += rest
+    assert len(ordered) == len(items)
+    items[:] = ordered

@@ -66,6 +66,11 @@ TLS = ssl.create_default_context(cafile=certifi.where())
 request), and the harness polls and asks the servers thousands of times. Pass ``verify=TLS``."""
 
 
+ANSWER_TIMEOUT_S = 60.0
+"""How long a test's HTTP request may wait for the server: a bound for a hung server, not a speed
+check (5 s failed on a machine at load 18, where the first chart imports matplotlib for 20 s)."""
+
+
 def free_port() -> int:
     """A loopback port nobody listens on, not handed out before by this process (see _listen_ports)."""
     global _next_port
@@ -398,7 +403,7 @@ class ServerProcess:
                     cwd=self.cwd or ROOT,
                     env={**os.environ, **(self.env or {})},
                 )
-        self._session = httpx.Client(base_url=self.url, timeout=10, verify=TLS)
+        self._session = httpx.Client(base_url=self.url, timeout=ANSWER_TIMEOUT_S, verify=TLS)
         wait_for(self._healthy, 60, "numerek-server health")
         if not login:
             return self
@@ -467,12 +472,12 @@ class ServerProcess:
         (``auth=``, an Authorization header, cookies); ``anonymous_get`` is a resident's phone."""
         if self._own_credentials(kw):
             return self.anonymous_get(path, **kw)
-        return self._session.get(path, timeout=5, **kw)
+        return self._session.get(path, timeout=ANSWER_TIMEOUT_S, **kw)
 
     def post(self, path: str, **kw) -> httpx.Response:
         if self._own_credentials(kw):
             return self.anonymous_post(path, **kw)
-        return self._session.post(path, timeout=10, **kw)
+        return self._session.post(path, timeout=ANSWER_TIMEOUT_S, **kw)
 
     @staticmethod
     def _own_credentials(kw: dict) -> bool:
@@ -480,10 +485,10 @@ class ServerProcess:
         return "auth" in kw or "cookies" in kw or "authorization" in headers or "cookie" in headers
 
     def anonymous_get(self, path: str, **kw) -> httpx.Response:
-        return httpx.get(self.url + path, timeout=5, **{"verify": TLS, **kw})
+        return httpx.get(self.url + path, timeout=ANSWER_TIMEOUT_S, **{"verify": TLS, **kw})
 
     def anonymous_post(self, path: str, **kw) -> httpx.Response:
-        return httpx.post(self.url + path, timeout=10, **{"verify": TLS, **kw})
+        return httpx.post(self.url + path, timeout=ANSWER_TIMEOUT_S, **{"verify": TLS, **kw})
 
 
 class Peer:

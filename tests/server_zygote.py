@@ -22,11 +22,14 @@ import sys
 
 
 def preload() -> None:
-    """What ``server.cli.main`` imports, at module level or inside it."""
+    """What ``server.cli.main`` imports, at module level or inside it, and the report charts'
+    matplotlib, which a server imports on its first chart (~1 s of CPU, 20 s at load 18)."""
     import server.cli  # noqa: F401
     import server.dbtool  # noqa: F401
     import server.http  # noqa: F401
     import server.httpserver  # noqa: F401
+    import server.reports.charts  # noqa: F401
+    import server.reports.monthly  # noqa: F401
     import server.service  # noqa: F401
     import server.store  # noqa: F401
 

@@ -19,7 +19,7 @@ import pytest
 
 from server.config import SiteConfig, load_config
 from server.engine import QueueEngine
-from tests.harness import ARTIFACTS, ROOT, Peer, ServerProcess, write_config
+from tests.harness import ANSWER_TIMEOUT_S, ARTIFACTS, ROOT, Peer, ServerProcess, write_config
 
 BASE = "numerek"
 ADMIN = ("ala.admin", "admin-haslo-123")
@@ -51,7 +51,7 @@ def add_user(server: ServerProcess, name: str, password: str, role: str) -> None
 
 
 def signed_in(server: ServerProcess, name: str, password: str) -> httpx.Client:
-    client = httpx.Client(base_url=server.url, timeout=10)
+    client = httpx.Client(base_url=server.url, timeout=ANSWER_TIMEOUT_S)
     resp = client.post("/login", data={"name": name, "password": password}, follow_redirects=False)
     assert resp.status_code == 303, resp.text
     return client

@@ -32,7 +32,7 @@ import pytest
 from server.auth import SESSION_COOKIE
 from server.config import Http
 from server.httpserver import BACKLOG, RESERVED_FDS, TIMED_OUT, connection_budget
-from tests.harness import ROOT, Broker, Peer, ServerProcess, free_port, wait_for, write_config
+from tests.harness import ANSWER_TIMEOUT_S, ROOT, Broker, Peer, ServerProcess, free_port, wait_for, write_config
 from tests.test_admin import ADMIN, add_user, service_form, signed_in
 from tests.test_clerk_panel import CHROMIUM, HeadlessPage
 
@@ -682,7 +682,7 @@ def test_every_kind_of_answer_carries_the_security_headers(served, broker):
     finally:
         peer.close()
     token = ticket["ticket"]["token"]
-    public = httpx.Client(base_url=server.url, timeout=30)
+    public = httpx.Client(base_url=server.url, timeout=ANSWER_TIMEOUT_S)
     answers = {
         "health (public JSON)": (public.get("/health"), False, "same-origin"),
         "queues (public JSON)": (public.get("/api/queues"), False, "same-origin"),
