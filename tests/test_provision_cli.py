@@ -100,6 +100,20 @@ def test_the_replicator_gets_an_account_file_numerek_replicate_accepts_for_its_b
     assert "mqtt.username: is 'replicator-wola'; branch mokotow's is 'replicator-mokotow'" in done.stderr
 
 
+def test_reissue_moves_the_replicator_to_tls_with_the_devices_keeping_its_password(dirs):
+    from server.replicate import load_account
+
+    assert run(dirs, "init", "--host", "numerek-serwer.local", "--port", "1883") == 0
+    assert run(dirs, "add", "replicator", "wola") == 0
+    account = dirs[1] / "replicator-wola.toml"
+    before = load_account(account, "wola", "numerek")
+    assert run(dirs, "init", "--port", "8883", "--tls-ca", "/etc/numerek/ca.crt") == 0
+    assert run(dirs, "reissue", "--all") == 0
+    after = load_account(account, "wola", "numerek")
+    assert (after.port, after.tls_ca, after.password) == (8883, "/etc/numerek/ca.crt", before.password)
+    assert stat.S_IMODE(account.stat().st_mode) == 0o600
+
+
 def test_the_example_comments_survive_in_the_device_config(dirs):
     run(dirs, "add", "counter", "7")
     text = (dirs[1] / "counter-7.toml").read_text()

@@ -265,9 +265,9 @@ def cmd_clear(registry: Registry, args: argparse.Namespace) -> Done:
 def cmd_list(registry: Registry, _args: argparse.Namespace) -> str:
     if not registry.accounts:
         return "no accounts yet; start with: numerek-provision add server"
-    rows = [f"{'account':<24} {'role':<8} {'zones':<20} created"]
+    rows = [f"{'account':<24} {'role':<10} {'zones':<20} created"]
     for name, a in sorted(registry.accounts.items()):
-        rows.append(f"{name:<24} {a.role:<8} {','.join(a.zones) or '-':<20} {a.created}")
+        rows.append(f"{name:<24} {a.role:<10} {','.join(a.zones) or '-':<20} {a.created}")
     return "\n".join(rows)
 
 
