@@ -50,6 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import paho.mqtt.client as mqtt  # noqa: E402
 
 import tests.test_kiosk as test_kiosk  # noqa: E402
+from protocol.topics import RouteKind, Topics  # noqa: E402
 from tests.harness import ROOT, Broker, ServerProcess, VirtualScreen, free_port, wait_for, write_config  # noqa: E402
 from tests.test_kiosk import Kiosk  # noqa: E402
 from tests.test_printer import LoopbackPrinter  # noqa: E402
@@ -105,7 +106,7 @@ class AnswerWatch:
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
         self.client.on_message = self._message
         self.client.connect("127.0.0.1", port)
-        self.client.subscribe("numerek/kiosk/+/response/#")
+        self.client.subscribe(Topics().filter(RouteKind.KIOSK_RESPONSE))
         self.client.loop_start()
 
     def _message(self, _c, _u, msg) -> None:
