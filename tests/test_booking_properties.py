@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from datetime import timedelta
 
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import invariant, rule
@@ -19,6 +20,9 @@ from server.domain import EventKind, Refusal
 from server.engine import QueueEngine
 from tests.booking_support import booking_config
 from tests.test_engine_properties import SERVICES, Office
+
+# 200 examples of 50 steps each: minutes on a busy machine (the 300-s default bounds a hung test).
+pytestmark = pytest.mark.timeout(900)
 
 WINDOW = timedelta(minutes=booking_config().booking.call_window_min)
 

@@ -23,6 +23,10 @@ from server.engine import QueueEngine
 from server.store import Store
 from tests.engine_support import FakeClock, Tokens, office_config
 
+# 300 examples of 50 steps each: 1-5 minutes, more on a busy machine (the 300-s default is a bound
+# for a hung test, and this one is not hung at 314 s on a machine at load 15).
+pytestmark = pytest.mark.timeout(900)
+
 SERVICES = ["rej", "pj", "kasa"]
 COUNTERS = ["1", "2", "3"]
 

@@ -604,7 +604,7 @@ def test_a_real_page_on_another_origin_cannot_change_a_limit_nor_sign_the_browse
             "const f = document.querySelector('form[action=\"/admin/services/rej\"]');"
             "f.querySelector('input[name=daily_limit]').value = '150'; f.requestSubmit()"
         )
-        wait_for(lambda: "saved=service" in str(page.js("location.search")), 30, "the saved admin page")
+        wait_for(lambda: "saved=service" in str(page.js("location.search")), 90, "the saved admin page")
         assert daily_limits(audit) == [150]  # the office's own form works
 
         # CSRF: a page on the other origin posts the admin form with the admin's cookie.

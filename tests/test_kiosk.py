@@ -113,7 +113,7 @@ height = {height}
         entries = self.entries()
         return entries[-1] if entries else {"screen": None, "texts": [], "buttons": {}}
 
-    def wait(self, what: str, predicate, timeout: float = 20) -> dict:
+    def wait(self, what: str, predicate, timeout: float = 60) -> dict:
         def check():
             e = self.now()
             return e if predicate(e) else None
@@ -124,7 +124,7 @@ height = {height}
             recent = [(e["screen"], e["texts"][-3:]) for e in self.entries()[-5:]]
             raise AssertionError(f"{exc}; last screens: {recent}\nkiosk log:\n{self.log_text()[-1500:]}") from None
 
-    def wait_home(self, timeout: float = 20) -> dict:
+    def wait_home(self, timeout: float = 60) -> dict:
         return self.wait(
             "home screen with services",
             lambda e: (

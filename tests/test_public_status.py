@@ -316,6 +316,40 @@ def test_the_live_page_shows_a_call_without_a_reload_and_passes_axe(office, arti
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install chromium)")
+def test_pausing_while_an_update_is_on_its_way_keeps_saying_updates_are_paused(office, tmp_path):
+    """The page's update that was already asked for when the resident pressed pause used to clear
+    "Updates paused." when it arrived (seen on a busy machine, where an answer takes a while)."""
+    server, _ = office
+    page = HeadlessPage(f"{server.url}/kolejka?lang=en", tmp_path / "chrome")
+    try:
+        loaded(page, "/kolejka")
+        # The next update is held on its way: the page's fetch answers only when the test says so,
+        # and ``__answered`` turns true once the page has read that answer (a timer runs only after
+        # the page's own continuation: it is queued behind it).
+        page.js(
+            """window.__realFetch = window.fetch; window.__release = null; window.__answered = false;
+            window.fetch = (...a) => new Promise((ok) => {
+              window.__release = async () => {
+                const r = await window.__realFetch(...a);
+                const text = r.text.bind(r);
+                r.text = async () => { const v = await text(); setTimeout(() => { window.__answered = true; }); return v; };
+                ok(r);
+                if (r.status !== 200) setTimeout(() => { window.__answered = true; });
+              };
+            });"""
+        )
+        wait_for(lambda: page.js("window.__release !== null"), 30, "the page asking for an update")
+        page.js("document.getElementById('pause').click()")
+        assert page.text("connection") == "Updates paused."
+        page.js("window.__release()")
+        wait_for(lambda: page.js("window.__answered"), 30, "the held update answered")
+        assert page.text("connection") == "Updates paused."
+        assert page.js("document.getElementById('pause').getAttribute('aria-pressed')") == "true"
+    finally:
+        page.close()
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install chromium)")
 @pytest.mark.parametrize(
     "path", ["/kolejka?lang=uk", "/kolejka?lang=pl", "/widget/kolejka?lang=pl", "/kolejka/statystyki"]
 )

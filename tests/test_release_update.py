@@ -19,6 +19,10 @@ import pytest
 
 from tests.harness import ROOT
 
+# Builds two releases' environments with pip: 3-5 minutes on a busy machine (the 300-s default bounds a
+# hung test; this one took 300 s at load 15 while working).
+pytestmark = pytest.mark.timeout(900)
+
 TOOL = ROOT / "deploy" / "numerek-release"
 
 

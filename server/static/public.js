@@ -46,10 +46,10 @@
       if (r.status === 200) update(new DOMParser().parseFromString(await r.text(), "text/html"));
       else if (r.status !== 304) throw new Error(String(r.status));
       failures = 0;
-      say("");
+      if (!paused) say(""); // paused while this answer was on its way: keep saying so
     } catch (e) {
       failures += 1;
-      say(status ? status.dataset.offline : "");
+      if (!paused) say(status ? status.dataset.offline : "");
     }
     schedule();
   }
