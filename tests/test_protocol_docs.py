@@ -71,13 +71,19 @@ def test_broker_security_section_shows_the_acl_numerek_provision_generates():
     from server.provision import Account, acl_rules
 
     section = _doc_section("Broker security")
-    (acl_text,) = re.findall(r"```text\n(.*?)```", section, flags=re.S)
-    blocks = {block.splitlines()[0]: block.splitlines()[1:] for block in acl_text.strip().split("\n\n")}
+    # every ACL excerpt of the section: the devices' and server's, then a branch's replicator
+    acl_texts = re.findall(r"```text\n(.*?)```", section, flags=re.S)
+    blocks = {
+        block.splitlines()[0]: block.splitlines()[1:]
+        for acl_text in acl_texts
+        for block in acl_text.strip().split("\n\n")
+    }
     accounts = {
         "user counter-4": Account("counter-4", "counter", ["4"]),
         "user kiosk-k1": Account("kiosk-k1", "kiosk", ["k1"]),
         "user display-hall-1": Account("display-hall-1", "display", ["hall-1"], ["hall"]),
         "user server": Account("server", "server"),
+        "user replicator-wola": Account("replicator-wola", "replicator", ["wola"]),
     }
     assert set(blocks) == set(accounts)
     for header, account in accounts.items():
