@@ -102,7 +102,10 @@ height = {height}
         if not self.trace.exists():
             return []
         out = []
-        for line in self.trace.read_text(encoding="utf-8").splitlines():
+        # Only whole lines: the kiosk may be writing one right now, cut anywhere (even inside
+        # a Polish letter's two bytes, so decode what ends in a newline only).
+        data = self.trace.read_bytes()
+        for line in data[: data.rfind(b"\n") + 1].decode("utf-8").splitlines():
             try:
                 out.append(json.loads(line))
             except ValueError:  # the line being written right now
