@@ -10,39 +10,23 @@ The cost is checked by counting work, never by timing.
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import server.estimates.honest as honest
-from server.estimate import HonestEstimator
 from server.estimates import forward
 from server.estimates.forward import INF, Arrivals, SimCounter, SimQueues
-from server.sim.office import OfficeRun
-from server.sim.scenario import load_scenario
 from tests import replay_reference
-from tests.test_estimate_memo import Printed
-
-SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
-
-
-def printed(scenario: str) -> list:
-    seen = Printed()
-    run = OfficeRun(load_scenario(SCENARIOS / scenario), estimator=HonestEstimator(), observers=[seen])
-    try:
-        run.run(1)
-    finally:
-        run.close()
-    return seen.tickets
+from tests.test_estimate_memo import printed
 
 
 @pytest.mark.parametrize("scenario", ["county_week.toml", "bus_and_breaks.toml", "quiet_and_unstaffed.toml"])
 def test_every_estimate_printed_over_a_simulated_week_is_the_one_the_previous_replay_printed(scenario, monkeypatch):
-    now = printed(scenario)
+    now = printed(scenario, memo=True)
     monkeypatch.setattr(honest, "replay_many", replay_reference.replay_many)
-    before = printed(scenario)
+    before = printed(scenario, memo=True)
     assert len(now) > 500
     assert sum(t[3] is not None for t in now) > 100  # real ranges, not only "cannot estimate"
     assert now == before
