@@ -167,15 +167,6 @@ class EventLog:
         self.conn.close()
 
 
-class _ReadOnlyBookings(BookingStore):
-    """The booking store over the replicator's read-only connection: it only counts seats."""
-
-    def __init__(self, conn: sqlite3.Connection) -> None:  # noqa: D107 - no migration, no writer
-        self.path = ""
-        self.conn = conn
-        self._lock = threading.Lock()
-
-
 class Replicator:
     """Publishes batches after the cursor, one at a time, waiting for the broker's PUBACK."""
 
@@ -419,7 +410,7 @@ class Replicator:
         try:
             rows = self.log.conn.execute("SELECT target, field, value FROM config_overrides").fetchall()
             cfg = apply_overrides(self.config, [(t, f, json.loads(v)) for t, f, v in rows])
-            desk = BookingDesk(_ReadOnlyBookings(self.log.conn), lambda: cfg, lambda: datetime.now(UTC))
+            desk = BookingDesk(BookingStore(self.log.path, conn=self.log.conn), lambda: cfg, lambda: datetime.now(UTC))
             offers = []
             for service in desk.services():
                 times: list[float] = []

@@ -130,15 +130,19 @@ class BookingStore:
     hooks: BookingHooks | None = None
     """Set by the server when [notify] is configured; called inside each write's transaction."""
 
-    def __init__(self, path: str, *, migrate: bool = True) -> None:
-        if migrate:
-            from server.store import Store
+    def __init__(self, path: str, *, migrate: bool = True, conn: sqlite3.Connection | None = None) -> None:
+        """``conn``: read through a connection its owner opened instead (the replicator's
+        read-only one, rows as ``sqlite3.Row``): nothing is migrated or opened here."""
+        if conn is None:
+            if migrate:
+                from server.store import Store
 
-            Store(path).close()  # bring the schema up to date
+                Store(path).close()  # bring the schema up to date
+            conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA busy_timeout=10000")
         self.path = path
-        self.conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self.conn.row_factory = sqlite3.Row
-        self.conn.execute("PRAGMA busy_timeout=10000")
+        self.conn = conn
         self._lock = threading.Lock()
 
     def close(self) -> None:
