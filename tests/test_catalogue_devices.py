@@ -228,6 +228,17 @@ def test_a_translator_adds_a_spoken_display_language_with_one_po_file(tmp_path):
     ]
 
 
+def test_a_spoken_language_without_a_catalogue_is_refused_by_name():
+    from display.config import ConfigError, parse_config
+
+    with pytest.raises(ConfigError) as e:
+        parse_config('[audio]\nlanguages = ["pl", "de"]\n')
+    assert str(e.value) == (
+        "display config: audio.languages: unknown language 'de' (display/locale has pl, en, uk; "
+        "a new language is a PO file there, docs/translating.md)"
+    )
+
+
 def test_a_translator_adds_a_clerk_panel_language_with_one_po_file(tmp_path):
     """The clerk panel's switch offers a language once its PO file exists; an untranslated
     entry reads in English, and the page's nested texts (``errors.*``) keep their shape."""
