@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import calendar
 import csv
+import hashlib
 import io
 import secrets
 import time as _time
@@ -349,7 +350,7 @@ class Words:
 class Rendered:
     """One snapshot's answers, built once and served to everyone until the next snapshot."""
 
-    key: tuple[int, float]
+    key: tuple[int, tuple[tuple[str, float], ...]]
     etag: str
     feed: StatusFeed
     status_json: bytes
@@ -363,6 +364,11 @@ class PublicFeeds:
     Why a cache keyed on the snapshot's version: rendering costs a millisecond or so; a
     crowd asks hundreds of times a second for the same thing. Requests during a rebuild get
     the previous answer (never wait), and one rebuild runs at a time.
+
+    Why the key holds the typical service times themselves, not the moment they were re-read:
+    they are re-read every minute, and usually come back the same. A key (and so an ETag) that
+    changed with every re-read would make every phone and the office's proxy fetch the whole
+    answer again each minute although nothing they show changed.
     """
 
     def __init__(self, office: Office) -> None:
@@ -382,7 +388,7 @@ class PublicFeeds:
         snapshot = self.office.public_snapshot()
         current = self._current
         due = _time.monotonic() - self._typical_at >= TYPICAL_REFRESH_S
-        if current is not None and current.key == (snapshot.version, self._typical_at) and not due:
+        if current is not None and current.key[0] == snapshot.version and not due:
             return current
         return None
 
@@ -405,12 +411,17 @@ class PublicFeeds:
             except Exception:  # noqa: BLE001  # a damaged file: show the queues without this figure
                 self._typical = {}
             self._typical_at, self._typical_day = _time.monotonic(), today
+        typical = tuple(sorted(self._typical.items()))
+        key = (snapshot.version, typical)
+        current = self._current
+        if current is not None and current.key == key:
+            return current  # re-read, nothing changed: the same bytes under the same ETag
         config = self.config
         feed = build_status(snapshot, config, self._typical)
-        key = (snapshot.version, self._typical_at)
+        digest = hashlib.blake2b(repr(typical).encode(), digest_size=4).hexdigest()
         rendered = Rendered(
             key=key,
-            etag=f'"{self.boot}-{snapshot.version}-{int(self._typical_at)}"',
+            etag=f'"{self.boot}-{snapshot.version}-{digest}"',
             feed=feed,
             status_json=feed.model_dump_json().encode(),
             warszawa_json=build_warszawa(feed, config).model_dump_json().encode(),

@@ -172,19 +172,23 @@ def test_the_warsaw_feed_has_exactly_the_documented_field_names_and_json_types(o
     assert rej["liczbaKlwKolejce"] == v1["waiting"] and rej["liczbaCzynnychStan"] == v1["open_counters"]
 
 
-def test_an_unchanged_feed_is_a_304_and_a_new_ticket_changes_its_etag(office):
-    server, peer = office
+def settled_feed(server: ServerProcess) -> tuple[httpx.Response, httpx.Response]:
+    """A feed and its conditional request again, with no change landing between them (an
+    earlier test's state may still be arriving: then the ETag itself moved, try again)."""
 
     def settled() -> tuple[httpx.Response, httpx.Response] | None:
-        """A feed and its conditional request again, with no change landing between them (an
-        earlier test's state may still be arriving: then the ETag itself moved, try again)."""
         first = feed(server)
         again = feed(server, headers={"If-None-Match": first.headers["etag"]})
         if again.status_code == 200 and again.headers["etag"] != first.headers["etag"]:
             return None
         return first, again
 
-    first, again = wait_for(settled, 10, "two requests with no change between them")
+    return wait_for(settled, 10, "two requests with no change between them")
+
+
+def test_an_unchanged_feed_is_a_304_and_a_new_ticket_changes_its_etag(office):
+    server, peer = office
+    first, again = settled_feed(server)
     etag = first.headers["etag"]
     assert first.headers["cache-control"].startswith("public, max-age=")
     assert again.status_code == 304 and again.content == b""
@@ -198,9 +202,41 @@ def test_the_servers_routine_republish_does_not_change_the_etag(office):
     server, peer = office
     peer.subscribe(f"{BASE}/services")
     before = peer.expect(f"{BASE}/services", timeout=10)  # the retained copy
-    etag = feed(server).headers["etag"]
+    etag = settled_feed(server)[0].headers["etag"]
     peer.expect(f"{BASE}/services", timeout=60, where=lambda m: m["server_time"] != before["server_time"])
     assert feed(server, headers={"If-None-Match": etag}).status_code == 304
+
+
+def test_rereading_the_typical_service_times_keeps_the_etag_while_they_are_the_same(
+    tmp_path, broker, peer, monkeypatch
+):
+    """The typical service times are re-read every minute and usually come back the same: phones
+    must keep their cached answer (304) across a re-read, and get a new one when the queues move.
+    The real server in this process, over the real broker and SQLite file; only the feed's
+    monotonic clock is moved past the re-read interval."""
+    from types import SimpleNamespace
+
+    from server import public
+    from server.config import load_config
+    from server.service import NumerekServer
+
+    numerek = NumerekServer(load_config(write_config(tmp_path / "office.toml", broker.port, free_port())))
+    numerek.start()
+    try:
+        wait_for(lambda: numerek.online, 10, "server connected")
+        moment = [1_000.0]
+        monkeypatch.setattr(public, "_time", SimpleNamespace(monotonic=lambda: moment[0]))
+        feeds = public.PublicFeeds(numerek.office)
+        first = feeds.rebuild()
+        moment[0] += public.TYPICAL_REFRESH_S + 1  # the next request re-reads the typical times
+        again = feeds.rebuild()
+        assert again.etag == first.etag and again.status_json == first.status_json
+        peer.subscribe(f"{BASE}/kiosk/k1/response/#")
+        issue(peer, "rej")
+        wait_for(lambda: numerek.office.public_snapshot().version != first.key[0], 10, "the ticket published")
+        assert feeds.rebuild().etag != first.etag
+    finally:
+        numerek.stop()
 
 
 def test_public_routes_change_nothing_and_carry_no_personal_data(office):
