@@ -459,6 +459,32 @@ class ServerProcess:
             os.kill(self.proc.pid, signal.SIGKILL)
             self.proc.wait(5)
 
+    def freeze(self) -> None:
+        """SIGSTOP the server and return once every one of its threads has stopped.
+
+        Why wait: a stop is delivered to each thread when the kernel next runs it, and on a busy
+        machine (a virtual one above all) a thread can run on for a moment after ``kill``
+        returns. A test that presses a button "while the server is frozen" must not press into
+        that moment, or the server answers in time and the test sees a different story."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP)
+        tasks = Path(f"/proc/{self.proc.pid}/task")
+
+        def state(task: Path) -> str:
+            try:  # "pid (comm) S ...": the state follows the last ')' (comm may hold one)
+                return task.joinpath("stat").read_text().rsplit(")", 1)[1].split()[0]
+            except (OSError, IndexError):
+                return "gone"
+
+        wait_for(
+            lambda: all(state(t) in {"T", "t", "gone"} for t in tasks.iterdir()), 10, "the server's threads stopped"
+        )
+
+    def thaw(self) -> None:
+        """SIGCONT: the frozen server carries on where it stopped."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGCONT)
+
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()

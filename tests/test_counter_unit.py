@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import signal
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -329,13 +328,13 @@ def test_press_to_a_frozen_server_is_not_carried_out_when_it_wakes(server, unit,
     shows(unit, "Nieczynne".center(16).rstrip(), "Stanowisko 1")
     wait_for(lambda: unit.server_clock.now() is not None, 10, "the unit to learn the server's clock")
     assert server.proc is not None
-    server.proc.send_signal(signal.SIGSTOP)
+    server.freeze()
     try:
         press(station, "next")
         shows(unit, "Nieczynne".center(16).rstrip(), "Brak odpowiedzi")
         led_is(unit, RED)
     finally:
-        server.proc.send_signal(signal.SIGCONT)
+        server.thaw()
     # The press had reached the server before it froze; on waking it refuses it.
     expired = wait_for(
         lambda: [r for r in replies(server) if r.get("action") == "next" and not r["ok"]], 15, "the late press refused"

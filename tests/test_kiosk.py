@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import signal
 import subprocess
 import sys
 from datetime import datetime, timedelta
@@ -375,7 +374,7 @@ def test_server_unreachable_shows_a_clear_message_greys_out_the_services_and_giv
         return e["screen"] == "message" and any("Bilet NIE został wydany." in t for t in e["texts"])
 
     # 1. The server hangs (stopped, connection still open): nobody answers the request.
-    server.proc.send_signal(signal.SIGSTOP)
+    server.freeze()
     try:
         kiosk.tap("service:rej")
         kiosk.wait("'no ticket' message after the response timeout", no_ticket_issued, timeout=15)
@@ -414,7 +413,7 @@ def test_a_request_the_stalled_server_reads_after_the_kiosk_gave_up_issues_no_ti
     kiosk.tap("done")
     kiosk.wait_home()
 
-    server.proc.send_signal(signal.SIGSTOP)  # frozen: the request waits, unread, in its socket
+    server.freeze()  # frozen: the request waits, unread, in its socket
     try:
         kiosk.tap("service:rej")
         kiosk.wait(
@@ -423,7 +422,7 @@ def test_a_request_the_stalled_server_reads_after_the_kiosk_gave_up_issues_no_ti
             timeout=15,
         )
     finally:
-        server.proc.send_signal(signal.SIGCONT)
+        server.thaw()
     # The server wakes up, reads the request and must refuse it: the kiosk gave up on it.
     late = peer.expect("numerek/kiosk/k1/response/#", timeout=15, where=lambda d: d["id"] != first["id"])
     assert not late["ok"] and late["error"]["code"] == "expired", late
@@ -610,7 +609,7 @@ def test_every_screen_fits_small_and_large_panels_in_polish_and_english(  # and 
         kiosk.wait("Polish home", lambda e: e["screen"] == "home" and e["lang"] == "pl")
         kiosk.tap("lang:en")
         kiosk.wait("English home", lambda e: e["screen"] == "home" and e["lang"] == "en")
-        server.proc.send_signal(signal.SIGSTOP)  # the server hangs: the request goes unanswered
+        server.freeze()  # the server hangs: the request goes unanswered
         kiosk.tap("service:rej")
         check(kiosk.wait("English 'no ticket'", lambda e: any(NOT_ISSUED["en"] in t for t in e["texts"])))
         kiosk.tap("back")
