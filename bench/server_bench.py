@@ -20,7 +20,12 @@ as a subprocess with a fresh SQLite file per cell (WAL, synchronous=FULL), paho 
 
 ``--pi`` runs the server pinned to one core with a CPU quota (cgroup v1 ``cpu`` controller,
 default 25 % of a core: a Raspberry Pi 4 core runs this Python code about 4× slower than a
-modern x86 core), the load clients unrestricted on the other core.
+modern x86 core), the load clients unrestricted on the other core. The quota is granted per
+``--period``; by default the shortest the kernel allows (its smallest quota is 1 ms, so 4 ms
+for 25 %). A slower core is slow evenly, while a 25 % quota per 100 ms (the kernel's default
+period, used until 2026-12-07) lets the server run 25 ms at full speed and then stops it for
+75 ms, a stall no Pi has; that stall was the whole p99 of the earlier Pi figures. The short
+period still allows stalls of up to 3 ms.
 
 ``--before DIR`` (a ``git archive`` of an older commit) runs that server too, each cell right
 after this one's, so both see the same load on a shared machine; the table gets a ratio
@@ -162,7 +167,7 @@ def load(port: int, inflight: int, seconds: float, folder: Path, count: int = 0)
 class Office:
     """A broker and a fresh server (optionally on one slowed core) for one cell."""
 
-    def __init__(self, folder: Path, pi: bool, quota: int, code: Path | None = None) -> None:
+    def __init__(self, folder: Path, pi: bool, quota: int, code: Path | None = None, period_us: int = 0) -> None:
         self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
         self.broker = Broker(folder).start()
@@ -174,8 +179,10 @@ class Office:
         if pi:
             os.sched_setaffinity(self.server.proc.pid, {0})
             CGROUP.mkdir(exist_ok=True)
-            (CGROUP / "cpu.cfs_period_us").write_text("100000")
-            (CGROUP / "cpu.cfs_quota_us").write_text(str(quota * 1000))
+            (CGROUP / "cpu.cfs_quota_us").write_text("-1")  # a period below the quota is refused
+            period_us = period_us or 1000 * 100 // quota  # the kernel's smallest quota is 1 ms
+            (CGROUP / "cpu.cfs_period_us").write_text(str(period_us))
+            (CGROUP / "cpu.cfs_quota_us").write_text(str(period_us * quota // 100))
             (CGROUP / "cgroup.procs").write_text(str(self.server.proc.pid))
 
     @property
@@ -196,6 +203,7 @@ def main() -> None:
     ap.add_argument("--calls", type=int, default=2000)
     ap.add_argument("--pi", action="store_true", help="server on one core with a CPU quota (see --quota)")
     ap.add_argument("--quota", type=int, default=25, help="percent of one core for --pi (default 25)")
+    ap.add_argument("--period", type=int, default=0, help="µs per quota period for --pi (default: shortest allowed)")
     ap.add_argument("--before", type=Path, help="an older server's code (git archive of a commit), run interleaved")
     ap.add_argument("--after", type=Path, help="this side's server code from a directory (default: this checkout)")
     args = ap.parse_args()
@@ -219,7 +227,9 @@ def main() -> None:
             for waiting in waitings:
                 for inflight in inflights:
                     for label, code in codes:
-                        office = Office(folder / f"c{label}{waiting}-{inflight}", args.pi, args.quota, code)
+                        office = Office(
+                            folder / f"c{label}{waiting}-{inflight}", args.pi, args.quota, code, args.period
+                        )
                         try:
                             if not rtt_all or waiting == waitings[0] and inflight == inflights[0] and not label:
                                 rtt_all += broker_round_trip(office.port, 1000)
@@ -242,7 +252,7 @@ def main() -> None:
                             flush=True,
                         )
             for label, code in codes:
-                office = Office(folder / f"calls{label}", args.pi, args.quota, code)
+                office = Office(folder / f"calls{label}", args.pi, args.quota, code, args.period)
                 try:
                     load(office.port, 64, 0, office.folder, count=10000 + args.calls)
                     calls_all.setdefault(label, []).extend(call_latency(office.port, args.calls))
