@@ -187,15 +187,22 @@ def test_only_an_admin_pushes_and_a_malformed_push_is_refused_at_the_centre(cent
     assert len(admin.get("/api/config-pushes").json()) == n  # nothing recorded, nothing sent
 
 
-def _slot_times(branch: Branch, service: str) -> list[datetime]:
-    """The times the branch's own booking site offers on its first open day for ``service``."""
+def _slot_times(branch: Branch, service: str, days: int = 1) -> list[datetime]:
+    """The times the branch's own booking site offers for ``service``: on its second open day by
+    default, or on its first ``days`` open days in a row.
+
+    Why the second day: the test offices are open round the clock, so the second day is always a
+    whole day; the first is today, which in the evening has only its last few times left."""
     site = httpx.Client(base_url=branch.server.url, timeout=10)
-    days = site.get(f"/rezerwacja/{service}")
-    assert days.status_code == 200, days.status_code
-    first = re.search(rf'href="/rezerwacja/{service}/(\d{{4}}-\d\d-\d\d)\?', days.text)
-    assert first is not None, days.text
-    page = site.get(f"/rezerwacja/{service}/{first.group(1)}")
-    return [datetime.fromisoformat(v) for v in re.findall(r'name="slot" value="([^"]+)"', page.text)]
+    listing = site.get(f"/rezerwacja/{service}")
+    assert listing.status_code == 200, listing.status_code
+    offered = list(dict.fromkeys(re.findall(rf'href="/rezerwacja/{service}/(\d{{4}}-\d\d-\d\d)\?', listing.text)))
+    assert len(offered) >= 2, listing.text
+    times: list[datetime] = []
+    for day in offered[:days] if days > 1 else offered[1:2]:
+        page = site.get(f"/rezerwacja/{service}/{day}")
+        times += [datetime.fromisoformat(v) for v in re.findall(r'name="slot" value="([^"]+)"', page.text)]
+    return times
 
 
 def test_a_booking_plan_pushed_from_the_centre_is_what_the_branchs_booking_site_offers(centre):
@@ -255,7 +262,7 @@ def test_the_centres_booking_entry_shows_a_branchs_next_free_times_and_leads_to_
         rows = offer()
         if len(rows) != 1 or not rows[0]["next_free"]:
             return False
-        own = _slot_times(wola, "pj")
+        own = _slot_times(wola, "pj", days=2)  # today's last times, then the next day's
         return [datetime.fromisoformat(t) for t in rows[0]["next_free"]] == own[: len(rows[0]["next_free"])]
 
     wait_for(same_as_the_branch, 60, "the centre to show the branch's own next free times")
