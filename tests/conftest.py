@@ -27,6 +27,12 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    if os.environ.get("NUMEREK_TEST_CPU"):  # where the CPU goes, test by test (tests/cpu_report.py)
+        from pathlib import Path
+
+        from tests.cpu_report import CpuReport
+
+        config.pluginmanager.register(CpuReport(Path(os.environ["NUMEREK_TEST_CPU"])), "numerek-cpu-report")
     if os.environ.get("PYTEST_XDIST_WORKER"):
         return  # the controller (or a plain run) compiles, before any worker starts
     for package in PACKAGES:

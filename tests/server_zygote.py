@@ -9,7 +9,8 @@ its own: those servers are started with exec, as before).
 
 Protocol (``python -m tests.server_zygote``, from tests/harness.py): stdin takes one JSON line per
 server, ``{"argv": [...], "cwd": "...", "log": "..."}``; stdout answers ``started <pid>`` and, when
-a server ends, ``exit <pid> <returncode>`` (negative: the signal, as subprocess reports it).
+a server ends, ``exit <pid> <returncode> <cpu>`` (negative: the signal, as subprocess reports it; cpu:
+the server's user + system CPU seconds, for tests/cpu_report.py).
 """
 
 from __future__ import annotations
@@ -68,12 +69,13 @@ def serve() -> None:
             os.read(wake_r, 4096)
         while True:  # every child that ended
             try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
+                pid, status, usage = os.wait4(-1, os.WNOHANG)
             except ChildProcessError:
                 break
             if pid == 0:
                 break
-            out.write(f"exit {pid} {os.waitstatus_to_exitcode(status)}\n")
+            cpu = usage.ru_utime + usage.ru_stime
+            out.write(f"exit {pid} {os.waitstatus_to_exitcode(status)} {cpu:.3f}\n")
             out.flush()
         if stdin.fileno() not in readable:
             continue
