@@ -24,7 +24,16 @@ import sys
 
 def preload() -> None:
     """What ``server.cli.main`` imports, at module level or inside it, and the report charts'
-    matplotlib, which a server imports on its first chart (~1 s of CPU, 20 s at load 18)."""
+    matplotlib, which a server imports on its first chart (~1 s of CPU, 20 s at load 18); and what
+    uvicorn, FastAPI (pydantic.v1, asked whether a route's model is one) and anyio import lazily while a
+    server starts (0.1 s of each server's CPU: the new entries of ``sys.modules`` after a start)."""
+    import anyio._backends._asyncio  # noqa: F401
+    import pydantic.v1  # noqa: F401
+    import uvicorn.lifespan.on  # noqa: F401
+    import uvicorn.loops.asyncio  # noqa: F401
+    import uvicorn.protocols.websockets.auto  # noqa: F401
+
+    import server.booking.reception  # noqa: F401
     import server.cli  # noqa: F401
     import server.dbtool  # noqa: F401
     import server.http  # noqa: F401
