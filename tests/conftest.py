@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.browser import chromium  # noqa: F401  (the worker's headless Chromium, a session fixture)
 from tests.harness import ARTIFACTS, ROOT, Broker, Peer, ServerProcess, free_port, write_config
 
 PACKAGES = ("protocol", "server", "notify", "kiosk", "counter", "display", "hardware", "central")
