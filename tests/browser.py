@@ -217,21 +217,21 @@ def shared() -> Chromium:
 
 
 @pytest.fixture(scope="session")
-def chromium() -> Iterator[Chromium]:
+def chromium() -> Iterator[SharedChromium]:
     """The worker's headless Chromium (skips the test where Debian's chromium is not installed).
 
     A session fixture hands out the same object all session, so it is a thin face: the browser
     itself is :func:`shared`, restarted on the next :meth:`Chromium.open` if a test killed it."""
     if CHROMIUM is None:
         pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
-    yield _SharedChromium()
+    yield SharedChromium()
     global _shared
     if _shared is not None:
         _shared.close()
         _shared = None
 
 
-class _SharedChromium:
+class SharedChromium:
     """What the ``chromium`` fixture gives: :func:`shared`'s browser, whichever process that is now."""
 
     def open(self, url: str, login: tuple[str, str] | None = None) -> Page:

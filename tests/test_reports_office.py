@@ -31,7 +31,7 @@ import httpx
 import pytest
 from openpyxl import load_workbook
 
-from tests.browser import CHROMIUM, Chromium, Page
+from tests.browser import CHROMIUM, Page, SharedChromium
 from tests.harness import ARTIFACTS, ROOT, Broker, ServerProcess, free_port, wait_for, write_config
 
 HOURS = '{ mon = "08:00-16:00", tue = "08:00-16:00", wed = "08:00-17:00", thu = "08:00-16:00", fri = "08:00-15:00" }'
@@ -296,7 +296,7 @@ def test_monthly_report_compares_with_the_month_before_and_is_ready_to_attach(of
 # ---------------------------------------------------------------------- the dashboard
 
 
-def signed_in_page(chromium: Chromium, server: ServerProcess, path: str) -> Page:
+def signed_in_page(chromium: SharedChromium, server: ServerProcess, path: str) -> Page:
     """Chromium at 1280 × 800, signed in through the login form as the manager."""
     page = chromium.open(f"{server.url}/login?next={httpx.QueryParams({'x': path})['x']}")
     wait_for(lambda: page.js("!!document.querySelector('input[name=password]')"), 20, "the login form")
