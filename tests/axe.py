@@ -57,7 +57,7 @@ WCAG_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 
 
 def axe_violations(page) -> list[dict]:
-    """Run axe's WCAG 2.1 A and AA rules on the page open in ``page`` (a HeadlessPage)."""
+    """Run axe's WCAG 2.1 A and AA rules on the page open in ``page`` (a tests/browser.py Page)."""
     page.js(axe_script())
     result = page.call(
         "Runtime.evaluate",

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.browser import chromium  # noqa: F401  (the worker's headless Chromium, a session fixture)
 from tests.harness import ARTIFACTS, ROOT, Broker, Peer, ServerProcess, free_port, write_config
 
 PACKAGES = ("protocol", "server", "notify", "kiosk", "counter", "display", "hardware", "central")
@@ -27,6 +28,12 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    if os.environ.get("NUMEREK_TEST_CPU"):  # where the CPU goes, test by test (tests/cpu_report.py)
+        from pathlib import Path
+
+        from tests.cpu_report import CpuReport
+
+        config.pluginmanager.register(CpuReport(Path(os.environ["NUMEREK_TEST_CPU"])), "numerek-cpu-report")
     if os.environ.get("PYTEST_XDIST_WORKER"):
         return  # the controller (or a plain run) compiles, before any worker starts
     for package in PACKAGES:
@@ -99,22 +106,36 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     from the back of a long queue to an idle worker. So the list is cut into the workers' slices
     (the sizes worksteal uses), each slice starting with its share of the slow tests, round robin,
     followed by its share of the others in file order (a file's module fixtures mostly stay on one
-    worker). Every worker computes the same order, as xdist requires.
+    worker). The slow tests of a file with a module-scoped fixture are dealt as one: dealt one by one,
+    the release tool's three tests each built its module fixture's release (20 s of CPU) on a worker of
+    their own. Every worker computes the same order, as xdist requires.
     """
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0") or 0)
     if workers < 2:
         return
     slow = sorted((item for item in items if item.path.name in SLOW_FILES), key=lambda i: SLOW_FILES.index(i.path.name))
+    units: dict[str, list[pytest.Item]] = {}
+    for item in slow:
+        units.setdefault(str(item.path) if _shares_a_fixture(item) else item.nodeid, []).append(item)
+    dealt = list(units.values())
     rest = [item for item in items if item.path.name not in SLOW_FILES]
     ordered: list[pytest.Item] = []
     remaining = len(items)
     for i in range(workers):
         size = remaining // (workers - i)
         remaining -= size
-        mine = slow[i::workers]
+        mine = [item for unit in dealt[i::workers] for item in unit]
         take = max(0, size - len(mine))
         ordered += mine + rest[:take]
         rest = rest[take:]
     ordered += rest
     assert len(ordered) == len(items)
     items[:] = ordered
+
+
+def _shares_a_fixture(item: pytest.Item) -> bool:
+    """Whether the test uses a fixture that lives for its module (or class): set up once per worker."""
+    info = getattr(item, "_fixtureinfo", None)
+    if info is None:
+        return False
+    return any(d.scope in ("module", "class", "package") for defs in info.name2fixturedefs.values() for d in defs)

@@ -9,7 +9,8 @@ its own: those servers are started with exec, as before).
 
 Protocol (``python -m tests.server_zygote``, from tests/harness.py): stdin takes one JSON line per
 server, ``{"argv": [...], "cwd": "...", "log": "..."}``; stdout answers ``started <pid>`` and, when
-a server ends, ``exit <pid> <returncode>`` (negative: the signal, as subprocess reports it).
+a server ends, ``exit <pid> <returncode> <cpu>`` (negative: the signal, as subprocess reports it; cpu:
+the server's user + system CPU seconds, for tests/cpu_report.py).
 """
 
 from __future__ import annotations
@@ -23,7 +24,16 @@ import sys
 
 def preload() -> None:
     """What ``server.cli.main`` imports, at module level or inside it, and the report charts'
-    matplotlib, which a server imports on its first chart (~1 s of CPU, 20 s at load 18)."""
+    matplotlib, which a server imports on its first chart (~1 s of CPU, 20 s at load 18); and what
+    uvicorn, FastAPI (pydantic.v1, asked whether a route's model is one) and anyio import lazily while a
+    server starts (0.1 s of each server's CPU: the new entries of ``sys.modules`` after a start)."""
+    import anyio._backends._asyncio  # noqa: F401
+    import pydantic.v1  # noqa: F401
+    import uvicorn.lifespan.on  # noqa: F401
+    import uvicorn.loops.asyncio  # noqa: F401
+    import uvicorn.protocols.websockets.auto  # noqa: F401
+
+    import server.booking.reception  # noqa: F401
     import server.cli  # noqa: F401
     import server.dbtool  # noqa: F401
     import server.http  # noqa: F401
@@ -68,12 +78,13 @@ def serve() -> None:
             os.read(wake_r, 4096)
         while True:  # every child that ended
             try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
+                pid, status, usage = os.wait4(-1, os.WNOHANG)
             except ChildProcessError:
                 break
             if pid == 0:
                 break
-            out.write(f"exit {pid} {os.waitstatus_to_exitcode(status)}\n")
+            cpu = usage.ru_utime + usage.ru_stime
+            out.write(f"exit {pid} {os.waitstatus_to_exitcode(status)} {cpu:.3f}\n")
             out.flush()
         if stdin.fileno() not in readable:
             continue

@@ -13,8 +13,8 @@ import json
 import httpx
 import pytest
 
+from tests.browser import CHROMIUM, Page
 from tests.harness import Broker, Peer, ServerProcess, free_port, wait_for, write_config
-from tests.test_clerk_panel import CHROMIUM, HeadlessPage
 
 pytestmark = pytest.mark.skipif(
     CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install chromium)"
@@ -50,13 +50,13 @@ def office(tmp_path_factory):
     broker.stop()
 
 
-def _violations(page: HeadlessPage) -> list[dict]:
+def _violations(page: Page) -> list[dict]:
     from tests.axe import axe_violations
 
     return axe_violations(page)
 
 
-def _loaded(page: HeadlessPage, path: str) -> None:
+def _loaded(page: Page, path: str) -> None:
     wait_for(
         lambda: page.js(f"location.pathname === {json.dumps(path)} && document.readyState === 'complete'"),
         20,
@@ -64,11 +64,11 @@ def _loaded(page: HeadlessPage, path: str) -> None:
     )
 
 
-def test_the_login_page_and_a_residents_ticket_page_pass_axe(office):
-    server, token, tmp = office
+def test_the_login_page_and_a_residents_ticket_page_pass_axe(office, chromium):
+    server, token, _tmp = office
     found = {}
     for path in ("/login", f"/t/{token}", f"/t/{token}?lang=en", f"/t/{token}?lang=uk"):
-        page = HeadlessPage(server.url + path, tmp / f"chrome-{len(found)}")
+        page = chromium.open(server.url + path)
         try:
             _loaded(page, path.split("?")[0])
             found[path] = _violations(page)
@@ -81,12 +81,10 @@ def test_the_login_page_and_a_residents_ticket_page_pass_axe(office):
     "path",
     ["/clerk/1", "/clerk/1?lang=en", "/reports", "/reports/live", "/admin", "/admin/log"],
 )
-def test_every_signed_in_page_passes_axe(office, path):
-    server, _token, tmp = office
+def test_every_signed_in_page_passes_axe(office, path, chromium):
+    server, _token, _tmp = office
     target = path.split("?")[0]
-    page = HeadlessPage(
-        f"{server.url}/login?next={httpx.QueryParams({'x': path})['x']}", tmp / f"chrome{target.replace('/', '-')}"
-    )
+    page = chromium.open(f"{server.url}/login?next={httpx.QueryParams({'x': path})['x']}")
     try:
         wait_for(lambda: page.js("!!document.querySelector('input[name=password]')"), 20, "the login form")
         page.js(
@@ -100,10 +98,10 @@ def test_every_signed_in_page_passes_axe(office, path):
         page.close()
 
 
-def test_the_ticket_page_shows_the_call_without_reloading_itself(office):
+def test_the_ticket_page_shows_the_call_without_reloading_itself(office, chromium):
     """A reload moves a screen reader's place and a magnifier's view: the page changes in place."""
-    server, token, tmp = office
-    page = HeadlessPage(f"{server.url}/t/{token}", tmp / "chrome-live")
+    server, token, _tmp = office
+    page = chromium.open(f"{server.url}/t/{token}")
     try:
         _loaded(page, f"/t/{token}")
         page.js("window.stayed = true")

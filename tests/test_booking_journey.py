@@ -11,10 +11,10 @@ import re
 
 import pytest
 
+from tests.browser import CHROMIUM
 from tests.harness import Peer, ServerProcess, free_port, wait_for, write_config
 from tests.test_booking_checkin import BOOKING, next_at
 from tests.test_booking_site import loaded
-from tests.test_clerk_panel import CHROMIUM, HeadlessPage
 from tests.test_counter_support import BASE
 from tests.test_kiosk import Kiosk
 from tests.test_kiosk_cases import type_keys
@@ -26,7 +26,7 @@ START = "2030-01-07T09:10:30"
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install chromium)")
 def test_a_resident_books_on_a_phone_checks_in_at_the_kiosk_and_is_called_before_earlier_walk_ins(
-    tmp_path, broker, screen, artifacts, request
+    tmp_path, broker, screen, artifacts, request, chromium
 ):
     http_port = free_port()
     cfg = write_config(tmp_path / "office.toml", broker.port, http_port)
@@ -34,7 +34,7 @@ def test_a_resident_books_on_a_phone_checks_in_at_the_kiosk_and_is_called_before
     server = ServerProcess(cfg, http_port=http_port, args=["--clock-start", START]).start()
     peer = Peer(broker.port)
     peer.subscribe(f"{BASE}/kiosk/+/response/#", f"{BASE}/counter/+/reply/#", f"{BASE}/zone/hall/call")
-    page = HeadlessPage(f"{server.url}/rezerwacja/rej/2030-01-07?lang=pl", tmp_path / "chrome")
+    page = chromium.open(f"{server.url}/rezerwacja/rej/2030-01-07?lang=pl")
     kiosk = None
     try:
         # On the phone: the 09:15 slot, name, number, consent, send.

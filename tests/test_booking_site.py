@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.browser import CHROMIUM, Page
 from tests.harness import Broker, ServerProcess, free_port, wait_for, write_config
-from tests.test_clerk_panel import CHROMIUM, HeadlessPage
 
 BOOKING = """
 [booking]
@@ -85,7 +85,7 @@ def rows(server: ServerProcess, sql: str, args: tuple = ()) -> list[tuple]:
 # --------------------------------------------------------------------------- a resident on a phone
 
 
-def loaded(page: HeadlessPage, path_start: str) -> None:
+def loaded(page: Page, path_start: str) -> None:
     wait_for(
         lambda: page.js(
             f"location.pathname.startsWith({json.dumps(path_start)}) && document.readyState === 'complete'"
@@ -95,7 +95,7 @@ def loaded(page: HeadlessPage, path_start: str) -> None:
     )
 
 
-def press(page: HeadlessPage, key: str, code: int, text: str = "") -> None:
+def press(page: Page, key: str, code: int, text: str = "") -> None:
     for kind in ("keyDown", "keyUp"):
         page.call(
             "Input.dispatchKeyEvent",
@@ -105,10 +105,10 @@ def press(page: HeadlessPage, key: str, code: int, text: str = "") -> None:
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install chromium)")
-def test_a_resident_books_a_visit_on_a_phone_and_every_step_passes_axe(office, tmp_path, artifacts):
+def test_a_resident_books_a_visit_on_a_phone_and_every_step_passes_axe(office, artifacts, chromium):
     from tests.axe import axe_violations
 
-    page = HeadlessPage(f"{office.url}/rezerwacja?lang=pl", tmp_path / "chrome")
+    page = chromium.open(f"{office.url}/rezerwacja?lang=pl")
     try:
         page.call(
             "Emulation.setDeviceMetricsOverride",

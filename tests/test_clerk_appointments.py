@@ -6,14 +6,15 @@ from __future__ import annotations
 
 import pytest
 
+from tests.browser import CHROMIUM
 from tests.harness import ServerProcess, free_port, wait_for, write_config
 from tests.test_booking_checkin import BOOKING, book, kiosk
-from tests.test_clerk_panel import CHROMIUM, HeadlessPage, panel_command
+from tests.test_clerk_panel import panel_command
 from tests.test_counter_support import BASE
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install chromium)")
-def test_the_clerk_panel_marks_an_appointment_ticket_with_its_booked_time(tmp_path, broker, peer, artifacts):
+def test_the_clerk_panel_marks_an_appointment_ticket_with_its_booked_time(tmp_path, broker, peer, artifacts, chromium):
     http_port = free_port()
     cfg = write_config(tmp_path / "office.toml", broker.port, http_port)
     cfg.write_text(cfg.read_text(encoding="utf-8") + BOOKING, encoding="utf-8")
@@ -27,7 +28,7 @@ def test_the_clerk_panel_marks_an_appointment_ticket_with_its_booked_time(tmp_pa
         assert server.get("/api/counters/1/appointments").json() == {"R001": "09:15"}
         assert server.anonymous_get("/api/counters/1/appointments").status_code == 401
 
-        page = HeadlessPage(f"{server.url}/clerk/1", tmp_path / "chrome", login=server.CLERK)
+        page = chromium.open(f"{server.url}/clerk/1", login=server.CLERK)
         rows = "[...document.querySelectorAll('#waiting-list tr')].map(r => r.cells[0].textContent)"
         wait_for(lambda: any("R001" in r for r in page.js(rows) or []), 15, "the waiting list drawn")
         listed = {r[:4]: r for r in page.js(rows)}

@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import base64
 import html
-import json
 import os
 import re
-import shutil
-import subprocess
 import time
 import uuid
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
+from tests.browser import CHROMIUM
 from tests.harness import TEST_RECALL_GUARD_S, ServerProcess, wait_for
 from tests.test_counter_support import BASE, events, issue, press, start_unit
 
@@ -329,18 +325,15 @@ def test_panel_actions_give_the_same_events_as_the_buttons(server, broker, peer)
     ]
 
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-
-
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install chromium)")
-def test_panel_screenshot_shows_the_called_ticket_and_queue_lengths(server, peer, artifacts, tmp_path):
+def test_panel_screenshot_shows_the_called_ticket_and_queue_lengths(server, peer, artifacts, chromium):
     peer.subscribe(f"{BASE}/kiosk/k1/response/#")
     for _ in range(3):
         issue(peer, "rej")
     issue(peer, "pj")
     assert panel_command(server, "1", "sign_in", clerk="4711")[0] == 200
     assert panel_command(server, "1", "next", current="")[0] == 200
-    page = HeadlessPage(f"{server.url}/clerk/1", tmp_path / "chrome", login=server.CLERK)
+    page = chromium.open(f"{server.url}/clerk/1", login=server.CLERK)
     try:
         wait_for(lambda: page.text("ticket") == "A001", 15, "the script fetched the state and drew the number")
         counts = page.js("[...document.querySelectorAll('#waiting-counts tr')].map(r => r.textContent.trim())")
@@ -350,118 +343,12 @@ def test_panel_screenshot_shows_the_called_ticket_and_queue_lengths(server, peer
         page.close()
 
 
-class HeadlessPage:
-    """Debian's Chromium, headless, driven over the DevTools protocol on a pipe (no extra library).
-
-    ``--remote-debugging-pipe`` reads NUL-separated JSON commands on fd 3 and answers on fd 4.
-    """
-
-    def __init__(
-        self, url: str, profile: Path, login: tuple[str, str] | None = None, flags: tuple[str, ...] = ()
-    ) -> None:
-        to_chrome_r, self._to_chrome = os.pipe()
-        self._from_chrome, from_chrome_w = os.pipe()
-
-        def give_fds() -> None:  # fd 3: commands in, fd 4: answers out (dup first: the pipes may be 3 or 4)
-            a, b = os.dup(to_chrome_r), os.dup(from_chrome_w)
-            os.dup2(a, 3)
-            os.dup2(b, 4)
-
-        self.proc = subprocess.Popen(
-            [
-                CHROMIUM,
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--remote-debugging-pipe",
-                f"--user-data-dir={profile}",
-                "--window-size=1280,800",
-                "--hide-scrollbars",
-                *flags,
-                "about:blank",
-            ],
-            preexec_fn=give_fds,
-            close_fds=False,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        os.close(to_chrome_r)
-        os.close(from_chrome_w)
-        self._buf = b""
-        self._next_id = 0
-        target = self.call("Target.createTarget", {"url": url})["targetId"]
-        self.session = self.call("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
-        if login:  # the panel sends a browser without a session to the login form, as a clerk would see
-            wait_for(
-                lambda: self.js("!!document.querySelector('form[action=\"/login\"] input[name=password]')"),
-                15,
-                "the login form",
-            )
-            self.js(
-                f"document.querySelector('input[name=name]').value = {json.dumps(login[0])};"
-                f"document.querySelector('input[name=password]').value = {json.dumps(login[1])};"
-                "document.querySelector('form[action=\"/login\"]').requestSubmit()"
-            )
-            wait_for(lambda: self.js("location.pathname").startswith("/clerk"), 15, "back on the panel after login")
-
-    def call(self, method: str, params: dict | None = None, session: str | None = None) -> dict:
-        self._next_id += 1
-        msg = {"id": self._next_id, "method": method, "params": params or {}}
-        if session:
-            msg["sessionId"] = session
-        os.write(self._to_chrome, json.dumps(msg).encode() + b"\0")
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            while b"\0" in self._buf:
-                raw, self._buf = self._buf.split(b"\0", 1)
-                answer = json.loads(raw)
-                if answer.get("id") == self._next_id:
-                    if "error" in answer:
-                        raise AssertionError(f"{method}: {answer['error']}")
-                    return answer["result"]
-            chunk = os.read(self._from_chrome, 1 << 20)
-            if not chunk:
-                raise AssertionError("chromium closed the DevTools pipe")
-            self._buf += chunk
-        raise AssertionError(f"no answer to {method}")
-
-    def js(self, expression: str):
-        result = self.call("Runtime.evaluate", {"expression": expression, "returnByValue": True}, self.session)
-        return result["result"].get("value")
-
-    def text(self, element_id: str) -> str | None:
-        return self.js(f"(document.getElementById({json.dumps(element_id)}) || {{}}).textContent")
-
-    def click(self, action: str) -> None:
-        """Click like a person: once the button is enabled (the page disables all while one is sent)."""
-        button = f"document.querySelector('button[data-action={action}]')"
-        wait_for(lambda: self.js(f"{button}.disabled") is False, 10, f"the {action} button enabled")
-        self.js(f"{button}.click()")
-
-    def screenshot(self, path: Path) -> None:
-        data = self.call("Page.captureScreenshot", {"format": "png"}, self.session)["data"]
-        path.write_bytes(base64.b64decode(data))
-
-    def close(self) -> None:
-        try:
-            self.call("Browser.close")
-        except (AssertionError, OSError):
-            pass
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        os.close(self._to_chrome)
-        os.close(self._from_chrome)
-
-
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install chromium)")
-def test_clicks_in_the_real_page_call_sign_in_transfer_and_show_offline(server, peer, artifacts, tmp_path):
+def test_clicks_in_the_real_page_call_sign_in_transfer_and_show_offline(server, peer, artifacts, chromium):
     peer.subscribe(f"{BASE}/kiosk/k1/response/#")
     for _ in range(3):
         issue(peer, "rej")
-    page = HeadlessPage(f"{server.url}/clerk/1", tmp_path / "chrome", login=server.CLERK)
+    page = chromium.open(f"{server.url}/clerk/1", login=server.CLERK)
     try:
         wait_for(lambda: page.text("status") == "Zamknięte", 15, "the page to load the counter's state")
         page.js(
@@ -515,11 +402,11 @@ def test_clicks_in_the_real_page_call_sign_in_transfer_and_show_offline(server, 
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install chromium)")
-def test_english_page_draws_states_messages_and_errors_in_english(server, peer, artifacts, tmp_path):
+def test_english_page_draws_states_messages_and_errors_in_english(server, peer, artifacts, chromium):
     peer.subscribe(f"{BASE}/kiosk/k1/response/#")
     for _ in range(2):
         issue(peer, "rej")
-    page = HeadlessPage(f"{server.url}/clerk/1?lang=en", tmp_path / "chrome", login=server.CLERK)
+    page = chromium.open(f"{server.url}/clerk/1?lang=en", login=server.CLERK)
     try:
         wait_for(lambda: page.text("status") == "Closed", 15, "the page to load the counter's state")
         assert page.text("ticket-info") == "Nobody is being served"
@@ -556,7 +443,7 @@ def test_every_polish_text_and_every_refusal_code_has_an_english_text():
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install chromium)")
-def test_a_click_the_frozen_server_only_reads_after_its_deadline_calls_nobody(server, peer, artifacts, tmp_path):
+def test_a_click_the_frozen_server_only_reads_after_its_deadline_calls_nobody(server, peer, artifacts, chromium):
     """The page sends each click with ``expires_at`` (server clock + 10 s): a server that froze
     (a stuck disk, SIGSTOP here) and wakes up later refuses it instead of calling a client
     whom nobody at the counter expects any more."""
@@ -566,7 +453,7 @@ def test_a_click_the_frozen_server_only_reads_after_its_deadline_calls_nobody(se
 
     peer.subscribe(f"{BASE}/kiosk/k1/response/#")
     issue(peer, "rej")
-    page = HeadlessPage(f"{server.url}/clerk/1", tmp_path / "chrome", login=server.CLERK)
+    page = chromium.open(f"{server.url}/clerk/1", login=server.CLERK)
     try:
         wait_for(lambda: page.text("status") == "Zamknięte", 15, "the page to load the counter's state")
         os.kill(server.proc.pid, signal.SIGSTOP)

@@ -32,9 +32,9 @@ import pytest
 from server.auth import SESSION_COOKIE
 from server.config import Http
 from server.httpserver import BACKLOG, RESERVED_FDS, TIMED_OUT, connection_budget
+from tests.browser import CHROMIUM, Chromium
 from tests.harness import ANSWER_TIMEOUT_S, ROOT, Broker, Peer, ServerProcess, free_port, wait_for, write_config
 from tests.test_admin import ADMIN, add_user, service_form, signed_in
-from tests.test_clerk_panel import CHROMIUM, HeadlessPage
 
 UNIT = ROOT / "systemd" / "numerek-server.service"
 ALL_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -565,7 +565,7 @@ class AttackerSite:
     ids=["same-host-other-port", "sibling-host-plain-http"],
 )
 def test_a_real_page_on_another_origin_cannot_change_a_limit_nor_sign_the_browser_in(
-    served, tmp_path, office, attacker, flags
+    served, office, attacker, flags, chromium
 ):
     server = served(limit=180)
     add_user(server, *ADMIN, "admin")
@@ -575,7 +575,8 @@ def test_a_real_page_on_another_origin_cannot_change_a_limit_nor_sign_the_browse
     attacker = attacker.format(port=site.port)
     site.forge("/login", f"{office}/login", {"name": "mallory", "password": "haslo-mallory-1", "next": "/clerk"})
     site.forge("/limit", f"{office}/admin/services/rej", {**service_form(OPEN, "1"), "lang": "pl"})
-    page = HeadlessPage(f"{attacker}/login", tmp_path / "chrome", flags=flags)
+    own = Chromium(flags) if flags else None  # its host names need flags of its own: a browser of its own
+    page = (own or chromium).open(f"{attacker}/login")
     audit = signed_in(server, *ADMIN)
     try:
 
@@ -623,6 +624,8 @@ def test_a_real_page_on_another_origin_cannot_change_a_limit_nor_sign_the_browse
         assert value == "150"
     finally:
         page.close()
+        if own:
+            own.close()
         site.close()
 
 

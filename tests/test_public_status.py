@@ -17,8 +17,8 @@ import httpx
 import jsonschema
 import pytest
 
+from tests.browser import CHROMIUM, Page
 from tests.harness import ROOT, Broker, Peer, ServerProcess, free_port, wait_for, write_config
-from tests.test_clerk_panel import CHROMIUM, HeadlessPage
 from tests.test_counter_support import BASE, issue
 
 OFFICE_SITE = "https://www.urzad.example.pl"
@@ -306,7 +306,7 @@ def test_only_the_widget_may_be_framed_and_only_by_the_offices_site(office):
 # --------------------------------------------------------------------------- the page in Chromium
 
 
-def loaded(page: HeadlessPage, path: str) -> None:
+def loaded(page: Page, path: str) -> None:
     """The page at ``path`` has loaded (not the blank page Chromium starts with)."""
     wait_for(
         lambda: page.js(f"location.pathname === {json.dumps(path)} && document.readyState === 'complete'"),
@@ -316,13 +316,13 @@ def loaded(page: HeadlessPage, path: str) -> None:
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install chromium)")
-def test_the_live_page_shows_a_call_without_a_reload_and_passes_axe(office, artifacts, tmp_path):
+def test_the_live_page_shows_a_call_without_a_reload_and_passes_axe(office, artifacts, chromium):
     from tests.axe import axe_violations
 
     server, peer = office
     for _ in range(2):
         issue(peer, "pj")
-    page = HeadlessPage(f"{server.url}/kolejka?lang=en", tmp_path / "chrome")
+    page = chromium.open(f"{server.url}/kolejka?lang=en")
     try:
         page.call(
             "Emulation.setDeviceMetricsOverride",
@@ -361,11 +361,11 @@ def test_the_live_page_shows_a_call_without_a_reload_and_passes_axe(office, arti
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install chromium)")
-def test_pausing_while_an_update_is_on_its_way_keeps_saying_updates_are_paused(office, tmp_path):
+def test_pausing_while_an_update_is_on_its_way_keeps_saying_updates_are_paused(office, chromium):
     """The page's update that was already asked for when the resident pressed pause used to clear
     "Updates paused." when it arrived (seen on a busy machine, where an answer takes a while)."""
     server, _ = office
-    page = HeadlessPage(f"{server.url}/kolejka?lang=en", tmp_path / "chrome")
+    page = chromium.open(f"{server.url}/kolejka?lang=en")
     try:
         loaded(page, "/kolejka")
         # The next update is held on its way: the page's fetch answers only when the test says so,
@@ -398,11 +398,11 @@ def test_pausing_while_an_update_is_on_its_way_keeps_saying_updates_are_paused(o
 @pytest.mark.parametrize(
     "path", ["/kolejka?lang=uk", "/kolejka?lang=pl", "/widget/kolejka?lang=pl", "/kolejka/statystyki"]
 )
-def test_public_pages_pass_axe_wcag21_aa(office, path, tmp_path, artifacts):
+def test_public_pages_pass_axe_wcag21_aa(office, path, artifacts, chromium):
     from tests.axe import axe_violations
 
     server, _ = office
-    page = HeadlessPage(server.url + path, tmp_path / "chrome")
+    page = chromium.open(server.url + path)
     try:
         loaded(page, path.split("?")[0])
         violations = axe_violations(page)

@@ -115,20 +115,14 @@ def test_a_manager_lists_and_exports_the_day_without_names_or_contacts(office):
     assert export.headers["cache-control"] == "no-store"
 
 
-def test_the_reception_page_passes_axe_and_works_with_the_keyboard(office, tmp_path, artifacts):
+def test_the_reception_page_passes_axe_and_works_with_the_keyboard(office, artifacts, chromium):
     import json
 
-    import pytest as _pytest
-
-    from tests.harness import wait_for
-    from tests.test_clerk_panel import CHROMIUM, HeadlessPage
-
-    if CHROMIUM is None:
-        _pytest.skip("Debian's chromium is not installed")
     from server.auth import SESSION_COOKIE
     from tests.axe import axe_violations
+    from tests.harness import wait_for
 
-    page = HeadlessPage(office.url + "/health", tmp_path / "chrome")
+    page = chromium.open(office.url + "/health")
     try:
         page.call(
             "Network.setCookie",

@@ -31,8 +31,8 @@ import httpx
 import pytest
 from openpyxl import load_workbook
 
+from tests.browser import CHROMIUM, Page, SharedChromium
 from tests.harness import ARTIFACTS, ROOT, Broker, ServerProcess, free_port, wait_for, write_config
-from tests.test_clerk_panel import CHROMIUM, HeadlessPage
 
 HOURS = '{ mon = "08:00-16:00", tue = "08:00-16:00", wed = "08:00-17:00", thu = "08:00-16:00", fri = "08:00-15:00" }'
 MANAGER = ("kierownik", "dobre-haslo-42")
@@ -296,9 +296,9 @@ def test_monthly_report_compares_with_the_month_before_and_is_ready_to_attach(of
 # ---------------------------------------------------------------------- the dashboard
 
 
-def signed_in_page(server: ServerProcess, path: str, profile) -> HeadlessPage:
+def signed_in_page(chromium: SharedChromium, server: ServerProcess, path: str) -> Page:
     """Chromium at 1280 × 800, signed in through the login form as the manager."""
-    page = HeadlessPage(f"{server.url}/login?next={httpx.QueryParams({'x': path})['x']}", profile)
+    page = chromium.open(f"{server.url}/login?next={httpx.QueryParams({'x': path})['x']}")
     wait_for(lambda: page.js("!!document.querySelector('input[name=password]')"), 20, "the login form")
     page.js(
         f"document.querySelector('input[name=name]').value = {json.dumps(MANAGER[0])};"
@@ -309,15 +309,10 @@ def signed_in_page(server: ServerProcess, path: str, profile) -> HeadlessPage:
     return page
 
 
-def full_screenshot(page: HeadlessPage, path) -> None:
-    data = page.call("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True}, page.session)["data"]
-    path.write_bytes(base64.b64decode(data))
-
-
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install chromium)")
-def test_dashboard_fits_a_1280_px_window_and_its_charts_load_after_the_page(office, tmp_path):
+def test_dashboard_fits_a_1280_px_window_and_its_charts_load_after_the_page(office, chromium):
     server, _ = office
-    page = signed_in_page(server, "/reports?period=last_week", tmp_path / "chrome")
+    page = signed_in_page(chromium, server, "/reports?period=last_week")
     try:
         wait_for(lambda: page.js("document.readyState") == "complete", 60, "the page loaded")
         images = "[...document.querySelectorAll('img[data-chart]')]"
@@ -336,7 +331,7 @@ def test_dashboard_fits_a_1280_px_window_and_its_charts_load_after_the_page(offi
         timing = page.js("JSON.stringify(performance.getEntriesByType('navigation')[0].toJSON())")
         (ARTIFACTS / "reports-dashboard-timing.json").write_text(timing)
         page.screenshot(ARTIFACTS / "reports-dashboard-1280.png")
-        full_screenshot(page, ARTIFACTS / "reports-dashboard-1280-full.png")
+        page.screenshot(ARTIFACTS / "reports-dashboard-1280-full.png", full=True)
     finally:
         page.close()
 
@@ -381,9 +376,9 @@ def test_the_heat_map_says_it_shows_totals_of_the_period(office):
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install chromium)")
-def test_live_view_shows_a_local_time_not_an_iso_stamp(office, tmp_path):
+def test_live_view_shows_a_local_time_not_an_iso_stamp(office, chromium):
     server, _ = office
-    page = signed_in_page(server, "/reports/live", tmp_path / "chrome")
+    page = signed_in_page(chromium, server, "/reports/live")
     polish_time = r"^\d{1,2} (sty|lut|mar|kwi|maj|cze|lip|sie|wrz|paź|lis|gru) 2026, \d{2}:\d{2}:\d{2}$"
     try:
         first = page.js("document.getElementById('time').textContent")

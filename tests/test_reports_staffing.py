@@ -156,16 +156,12 @@ def test_a_weekday_without_records_says_so(office):
     assert get(server, "/reports/api/staffing?service=rej&weekday=6", headers=auth()).json()["hours"] == []
 
 
-def test_the_staffing_page_passes_axe(office):
-    from tests.test_clerk_panel import CHROMIUM, HeadlessPage
-
-    if CHROMIUM is None:
-        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+def test_the_staffing_page_passes_axe(office, chromium):
     from tests.axe import axe_violations
 
     server, _monday, tmp = office
     target = "/reports/staffing?service=rej&weekday=2&add_hour=9&add=1"
-    page = HeadlessPage(f"{server.url}/login?{httpx.QueryParams({'next': target})}", tmp / "chrome-staffing")
+    page = chromium.open(f"{server.url}/login?{httpx.QueryParams({'next': target})}")
     try:
         wait_for(lambda: page.js("!!document.querySelector('input[name=password]')"), 20, "the login form")
         page.js(
