@@ -59,6 +59,7 @@ def run(code: Path | None, folder: Path, calls: int, waiting: int) -> list[dict]
         broker.stop()
     lines = [json.loads(x) for f in folder.glob("calls.*") for x in f.read_text().splitlines()]
     gcs = [x for x in lines if "gc" in x]
+    others = [x for x in lines if "other" in x]
     batches = sorted((x for x in lines if "arrived" in x), key=lambda b: b["start"])
     out = []
     for (t0, t1), b in zip(sent, batches[-len(sent) :], strict=True):
@@ -66,6 +67,7 @@ def run(code: Path | None, folder: Path, calls: int, waiting: int) -> list[dict]
         marks = [t0, b["arrived"][0], b["start"], c0, c1, b["call_queued"], b.get("call_flushed", b["call_queued"]), t1]
         stages = {s: (marks[i + 1] - marks[i]) * 1000 for i, s in enumerate(STAGES)}
         inside = [g for g in gcs if t0 <= g["at"] <= t1]
+        busy = [o for o in others if o["start"] < b["start"] and o["end"] > t0]
         out.append(
             {
                 "total": (t1 - t0) * 1000,
@@ -73,6 +75,7 @@ def run(code: Path | None, folder: Path, calls: int, waiting: int) -> list[dict]
                 "batch": len(b["jobs"]),
                 "kinds": sorted(set(b["jobs"])),
                 "gc": [(g["gc"], round(g["ms"], 2)) for g in inside],
+                "behind": [(o["other"], round((o["end"] - o["start"]) * 1000, 2)) for o in busy],
             }
         )
     return out
@@ -113,7 +116,7 @@ def main() -> None:
         print(f"\nthe {args.slowest} slowest ({label}):")
         for c in sorted(calls, key=lambda c: c["total"])[-args.slowest :]:
             st = " ".join(f"{k}={v:.2f}" for k, v in c["stages"].items())
-            print(f"  {c['total']:7.2f} ms: {st}; batch of {c['batch']} {c['kinds']}; gc {c['gc']}")
+            print(f"  {c['total']:7.2f} ms: {st}; batch of {c['batch']} {c['kinds']}; gc {c['gc']}; behind {c['behind']}")
         print()
 
 

@@ -76,6 +76,7 @@ class MqttGateway:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._attempts = 0  # failed connection attempts in a row (the backoff)
+        self._queued = 0  # messages published since the last flush (the worker's)
         self.wakes = 0
         """How often another thread had to wake the network thread to write (the tests count it)."""
 
@@ -114,6 +115,7 @@ class MqttGateway:
         self.client.publish(
             out.topic, out.payload, qos=out.qos, retain=out.retain, properties=reply_properties(out.correlation)
         )
+        self._queued += 1
 
     def flush(self) -> None:
         """Write what is queued now, on this thread, in as few TCP segments as fit.
@@ -123,11 +125,12 @@ class MqttGateway:
         """
         if self._thread is not None and threading.current_thread() is self._thread:
             return  # the network thread writes at the end of its turn anyway
+        several, self._queued = self._queued > 1, 0
         if not self._io.acquire(blocking=False):
             self._wake()
             return
         try:
-            self._write()
+            self._write(cork=several)
             left = self.client.want_write()  # the socket's buffer is full: the network thread waits for room
         finally:
             self._io.release()
@@ -141,16 +144,18 @@ class MqttGateway:
         except (BlockingIOError, OSError):
             pass  # already full of wake-ups (it will wake), or closed at stop
 
-    def _write(self) -> None:
-        """paho's ``loop_write`` corked: the packets of a batch leave as one TCP segment, not one each.
+    def _write(self, cork: bool = False) -> None:
+        """paho's ``loop_write``; with ``cork`` the packets of a batch leave as one TCP segment, not one each.
 
         Why: with Nagle off (``protocol/mqtt.py``, ``_no_delay``) every ``send`` on loopback
         runs the whole TCP path to the broker and wakes it; corked, the sends only copy into
-        the socket's buffer and uncorking pushes them out together. Held: ``_io``."""
+        the socket's buffer and uncorking pushes them out together. Not for one packet: the
+        uncorking ``setsockopt`` does that send's work while holding the GIL (``send`` lets
+        it go), and costs two more system calls. Held: ``_io``."""
         sock = self.client.socket()
         if sock is None:
             return
-        corked = _cork(sock, True)
+        corked = cork and _cork(sock, True)
         try:
             self.client.loop_write()
         finally:

@@ -77,9 +77,11 @@ if "server.cli" in sys.orig_argv and os.environ.get("NUMEREK_CALL_LOG"):
             finally:
                 if outer:
                     _batch["end"] = now()
-                    if "arrived" in _batch:
-                        with _lock:
+                    with _lock:
+                        if "arrived" in _batch:
                             _out.write(json.dumps(_batch) + "\n")
+                        else:  # another batch (state, tick): when, how long, what
+                            _out.write(json.dumps({"other": _batch["jobs"][:4], "start": _batch["start"], "end": _batch["end"]}) + "\n")
                     _batch.clear()
 
         m.Worker.HANDLERS["counter"] = _on_counter
