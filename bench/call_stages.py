@@ -36,7 +36,10 @@ def run(code: Path | None, folder: Path, calls: int, waiting: int) -> list[dict]
     broker = Broker(folder).start()
     cfg = write_config(folder / "office.toml", broker.port, free_port(), limit=9999, kiosk_rate="100000/second")
     port = int(cfg.read_text().split("[http]")[1].split("port = ")[1].split()[0])
-    env = {"NUMEREK_CALL_LOG": str(log), "PYTHONPATH": os.pathsep.join([str(HERE / "call_probe"), str(code or HERE.parent)])}
+    env = {
+        "NUMEREK_CALL_LOG": str(log),
+        "PYTHONPATH": os.pathsep.join([str(HERE / "call_probe"), str(code or HERE.parent)]),
+    }
     server = ServerProcess(cfg, port, args=["--log-level", "WARNING"], cwd=code, env=env).start()
     try:
         load(broker.port, 64, 0, folder, count=waiting + calls)
@@ -98,13 +101,17 @@ def main() -> None:
         for r in range(args.runs):
             for label, code in codes:
                 got.setdefault(label, []).extend(run(code, Path(tmp) / f"{label}{r}", args.calls, args.waiting))
-                print(f"run {r + 1} {label}: p50 {statistics.median(c['total'] for c in got[label]):.2f} ms", flush=True)
+                print(
+                    f"run {r + 1} {label}: p50 {statistics.median(c['total'] for c in got[label]):.2f} ms", flush=True
+                )
     print(f"load average (1 min) at the end: {os.getloadavg()[0]:.1f}\n")
     if args.dump:
         args.dump.write_text(json.dumps(got))
     for label, calls in got.items():
         totals = [c["total"] for c in calls]
-        print(f"{label}: call NEXT → display p50 {statistics.median(totals):.2f} / p99 {pct(totals, 99):.2f} ms (n={len(calls)})")
+        print(
+            f"{label}: call NEXT → display p50 {statistics.median(totals):.2f} / p99 {pct(totals, 99):.2f} ms (n={len(calls)})"
+        )
         print("| stage | p50 ms | p90 ms | p99 ms | max ms | share of the slowest 1 % |")
         print("|---|---:|---:|---:|---:|---:|")
         slow = sorted(calls, key=lambda c: c["total"])[-max(1, len(calls) // 100) :]
@@ -112,11 +119,15 @@ def main() -> None:
         for s in STAGES:
             v = [c["stages"][s] for c in calls]
             share = sum(c["stages"][s] for c in slow) / slow_total
-            print(f"| {s} | {statistics.median(v):.3f} | {pct(v, 90):.3f} | {pct(v, 99):.3f} | {max(v):.3f} | {share:.0%} |")
+            print(
+                f"| {s} | {statistics.median(v):.3f} | {pct(v, 90):.3f} | {pct(v, 99):.3f} | {max(v):.3f} | {share:.0%} |"
+            )
         print(f"\nthe {args.slowest} slowest ({label}):")
         for c in sorted(calls, key=lambda c: c["total"])[-args.slowest :]:
             st = " ".join(f"{k}={v:.2f}" for k, v in c["stages"].items())
-            print(f"  {c['total']:7.2f} ms: {st}; batch of {c['batch']} {c['kinds']}; gc {c['gc']}; behind {c['behind']}")
+            print(
+                f"  {c['total']:7.2f} ms: {st}; batch of {c['batch']} {c['kinds']}; gc {c['gc']}; behind {c['behind']}"
+            )
         print()
 
 

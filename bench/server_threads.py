@@ -61,7 +61,18 @@ def one(code: Path | None, folder: Path, inflight: int, seconds: float, waiting:
         spy = None
         if pyspy:
             exe = Path(sys.executable).parent / "py-spy"
-            cmd = [str(exe), "record", "-r", "250", "--threads", *(["--gil"] if os.environ.get("PYSPY_GIL") else []), "-p", str(pid), "-o", pyspy]
+            cmd = [
+                str(exe),
+                "record",
+                "-r",
+                "250",
+                "--threads",
+                *(["--gil"] if os.environ.get("PYSPY_GIL") else []),
+                "-p",
+                str(pid),
+                "-o",
+                pyspy,
+            ]
             cmd += ["-d", str(int(seconds) + 1)] + (["-f", "speedscope"] if pyspy.endswith(".json") else [])
             spy = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         before = threads(pid, named)

@@ -30,12 +30,19 @@ if "server.cli" in sys.orig_argv and os.environ.get("NUMEREK_CALL_LOG"):
             _gc_start[0] = now()
         else:
             with _lock:
-                _out.write(json.dumps({"gc": info["generation"], "at": _gc_start[0], "ms": (now() - _gc_start[0]) * 1000}) + "\n")
+                _out.write(
+                    json.dumps({"gc": info["generation"], "at": _gc_start[0], "ms": (now() - _gc_start[0]) * 1000})
+                    + "\n"
+                )
 
     gc.callbacks.append(_gc)
 
     def _patch_gateway(m) -> None:
-        on_message, publish, flush = m.MqttGateway._on_message, m.MqttGateway.publish, getattr(m.MqttGateway, "flush", None)
+        on_message, publish, flush = (
+            m.MqttGateway._on_message,
+            m.MqttGateway.publish,
+            getattr(m.MqttGateway, "flush", None),
+        )
 
         def _on_message(self, client, userdata, msg):
             if "/counter/" in msg.topic:
@@ -81,7 +88,12 @@ if "server.cli" in sys.orig_argv and os.environ.get("NUMEREK_CALL_LOG"):
                         if "arrived" in _batch:
                             _out.write(json.dumps(_batch) + "\n")
                         else:  # another batch (state, tick): when, how long, what
-                            _out.write(json.dumps({"other": _batch["jobs"][:4], "start": _batch["start"], "end": _batch["end"]}) + "\n")
+                            _out.write(
+                                json.dumps(
+                                    {"other": _batch["jobs"][:4], "start": _batch["start"], "end": _batch["end"]}
+                                )
+                                + "\n"
+                            )
                     _batch.clear()
 
         m.Worker.HANDLERS["counter"] = _on_counter
