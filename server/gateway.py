@@ -24,6 +24,7 @@ import logging
 import select
 import socket
 import threading
+import time
 from collections.abc import Callable
 
 import paho.mqtt.client as mqtt
@@ -50,6 +51,8 @@ RECONNECT_MAX_S = 5.0
 ``make_client``'s ``reconnect_delay_set`` does for the devices' paho threads)."""
 IDLE_WAIT_S = 1.0
 """The longest the network thread sleeps without traffic: keepalive (``loop_misc``) runs at least this often."""
+MISC_EVERY_S = 0.25
+"""...and at most this often under traffic (the keepalive is at least 2 s, ``BrokerConfig``)."""
 
 
 class MqttGateway:
@@ -164,6 +167,7 @@ class MqttGateway:
 
     def _network(self) -> None:
         """The network thread: read, keep alive, reconnect, and write what the worker could not."""
+        misc_at = 0.0
         while not self._stopping.is_set():
             sock = self.client.socket()
             if sock is None:
@@ -189,8 +193,9 @@ class MqttGateway:
                     self.client.loop_read()
                 if self.client.socket() is not None and self.client.want_write():
                     self._write()
-                if self.client.socket() is not None:
-                    self.client.loop_misc()
+                if self.client.socket() is not None and time.monotonic() >= misc_at:
+                    self.client.loop_misc()  # keepalive: seconds matter, not every packet
+                    misc_at = time.monotonic() + MISC_EVERY_S
 
     def _connect(self) -> None:
         """(Re)connect, after a growing pause if the last attempts failed or the connection was lost."""

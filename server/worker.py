@@ -156,7 +156,7 @@ class Worker:
         self.lock = lock
         self.on_batch = on_batch
         self.writable = writable
-        self.inbox: queue.Queue[Job | None] = queue.Queue()
+        self.inbox: queue.SimpleQueue[Job | None] = queue.SimpleQueue()  # C: no Python-level lock per job
         self.health = Health()
         self.devices: dict[str, str] = {}  # device id -> online/offline
         self.faults: dict[str, FaultReport] = {}
