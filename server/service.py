@@ -89,6 +89,7 @@ class NumerekServer:
             self.replies,
             self.topics,
             publish=self.gateway.publish,
+            flush=self.gateway.flush,
             online=lambda: self.gateway.online,
             lock=self.lock,
             kiosk_rate=config.limits.kiosk_tickets,

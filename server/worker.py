@@ -137,10 +137,13 @@ class Worker:
         on_batch: Callable[[ServicesMessage | None], None] | None = None,
         writable: Callable[[], str | None] = lambda: None,
         path: str = "the database",
+        flush: Callable[[], None] = lambda: None,
     ) -> None:
         """``on_batch(services)`` runs after retained state is published (the web's snapshot;
         ``services`` is the new services message when it changed, else None).
-        ``writable()`` says why the store must not be written now (e.g. damaged at start), or None."""
+        ``writable()`` says why the store must not be written now (e.g. damaged at start), or None.
+        ``publish`` queues a message, ``flush`` sends what is queued (server/gateway.py): once
+        after a batch's calls, once after the rest, not once per message."""
         self.engine = engine
         self.store = store
         self.path = path
@@ -148,11 +151,12 @@ class Worker:
         self.topics = topics
         self.wire = Wire(engine)
         self.publish = publish
+        self.flush = flush
         self.online = online
         self.lock = lock
         self.on_batch = on_batch
         self.writable = writable
-        self.inbox: queue.Queue[Job | None] = queue.Queue()
+        self.inbox: queue.SimpleQueue[Job | None] = queue.SimpleQueue()  # C: no Python-level lock per job
         self.health = Health()
         self.devices: dict[str, str] = {}  # device id -> online/offline
         self.faults: dict[str, FaultReport] = {}
@@ -216,6 +220,8 @@ class Worker:
                 log.critical("unexpected error in a batch; its requests get no answer", exc_info=True)
                 with self.lock:
                     self._reload()
+            finally:
+                self.flush()  # the batch's replies and state (or its errors) leave together
 
     def _reload(self) -> None:
         """Go back to what is on disk (after a batch that could not be written)."""
@@ -276,8 +282,11 @@ class Worker:
                         log.exception("%s failed after a commit", type(listener).__name__)
             self.health.last_batch_mono = time.monotonic()
         # Durable now: tell the world. The call first: it is what people wait for (docs/performance.md).
-        for out in self._call_messages(changes):
+        calls = self._call_messages(changes)
+        for out in calls:
             self.publish(out)
+        if calls:
+            self.flush()  # on its way before the replies are even built
         self._answer(batch)
         for out in batch.outs:
             self.publish(out)
