@@ -134,3 +134,13 @@ def test_a_ticket_answer_for_this_request_counts_and_a_look_alike_does_not():
     judge(b'{"v":1,"id":"k1-a-1","ok":false,"error":{"code":"closed"},"number":"A003"}', "k1-a-1", ok)
     judge(b"not json", "k1-a-1", ok)
     assert ok.numbers == ["A001"] and ok.ok == 1 and len(ok.errors) == 3
+
+
+def test_a_request_no_server_receives_is_an_error_not_a_hang(broker, tmp_path):
+    """The broker's PUBACK says nobody subscribed: no answer will come, so the run does not wait for one."""
+    out = tmp_path / "load.json"
+    proc = load(broker.port, out, "--kiosk", "k1", "--inflight", "2", "--count", "5", "--stall", "600")
+    assert proc.wait(120) == 0, proc.stderr.read()
+    result = json.loads(out.read_text())
+    assert result["ok"] == 0 and result["refused"] == 5
+    assert result["errors"] == ["PUBACK NO_MATCHING_SUBSCRIBERS"] * 5
