@@ -6,7 +6,7 @@
     .venv/bin/python bench/server_bench.py --runs 3 --before /tmp/before   # cell by cell, interleaved
 
 Everything real: Debian's mosquitto on a free port (``set_tcp_nodelay true``), ``numerek-server``
-as a subprocess with a fresh SQLite file per cell (WAL, synchronous=FULL), paho clients. Figures:
+as a subprocess with a fresh SQLite file per cell (WAL, synchronous=FULL). Figures:
 
 * **broker round trip**: a QoS 1 message from one client to another through mosquitto only,
   in the same run: the floor no server can beat;
@@ -14,7 +14,10 @@ as a subprocess with a fresh SQLite file per cell (WAL, synchronous=FULL), paho 
   durable ticket with one request in flight;
 * **tickets/s**: kiosk load processes (bench/kiosk_load.py, up to 4 processes so the client
   is not the bottleneck; their CPU is reported) keep 1/4/16/64 ticket requests in flight for
-  ``--seconds``, with 0 and with 10,000 tickets already waiting; p50/p99 request latency;
+  ``--seconds``, with 0 and with 10,000 tickets already waiting; p50/p99 request latency.
+  ``--client lean`` (default) is its lean client, a small fraction of paho's CPU per ticket;
+  ``--client paho`` the earlier one, ``--client lean,paho`` both, each cell with a fresh
+  office for each, one right after the other (one table per client);
 * **call latency**: a counter's NEXT published → the call received by a display client, one
   at a time, with 10,000 tickets waiting.
 
@@ -131,15 +134,16 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def load(port: int, inflight: int, seconds: float, folder: Path, count: int = 0) -> dict:
-    """Run kiosk load processes; returns tickets/s, latencies (ms), client CPU."""
+def load(port: int, inflight: int, seconds: float, folder: Path, count: int = 0, client: str = "lean") -> dict:
+    """Run kiosk load processes (``client``: bench/kiosk_load.py's lean one or paho); returns
+    tickets/s, latencies (ms), client CPU."""
     procs = min(inflight, 4)
     share = [inflight // procs + (1 if i < inflight % procs else 0) for i in range(procs)]
     outs, running = [], []
     for i, k in enumerate(share):
         out = folder / f"load-{i}-{time.monotonic_ns()}.json"
         cmd = [sys.executable, str(HERE / "kiosk_load.py"), "--port", str(port), "--kiosk", f"bench{i}"]
-        cmd += ["--inflight", str(k), "--seconds", str(seconds), "--out", str(out)]
+        cmd += ["--inflight", str(k), "--seconds", str(seconds), "--out", str(out), "--client", client]
         if count:
             cmd += ["--count", str(count // procs)]
         running.append(subprocess.Popen(cmd))
@@ -206,6 +210,11 @@ def main() -> None:
     ap.add_argument("--period", type=int, default=0, help="µs per quota period for --pi (default: shortest allowed)")
     ap.add_argument("--before", type=Path, help="an older server's code (git archive of a commit), run interleaved")
     ap.add_argument("--after", type=Path, help="this side's server code from a directory (default: this checkout)")
+    ap.add_argument(
+        "--client",
+        default="lean",
+        help="kiosk load client(s), bench/kiosk_load.py's lean (default) or paho; lean,paho: both, cell by cell",
+    )
     args = ap.parse_args()
     print(f"load average (1 min) at the start: {os.getloadavg()[0]:.1f}", flush=True)
     codes: list[tuple[str, Path | None]] = [("after" if args.before else "", args.after)]
@@ -213,48 +222,59 @@ def main() -> None:
         codes.append(("before", args.before))
     if args.pi:
         os.sched_setaffinity(0, {1})  # the load clients on the other core
+    clients = args.client.split(",")
+    if not set(clients) <= {"lean", "paho"}:
+        raise SystemExit(f"--client: lean, paho or both, not {args.client}")
     inflights = [int(x) for x in args.inflight.split(",")]
     waitings = [int(x) for x in args.waiting.split(",")]
-    cells: dict[tuple[str, int, int], list[dict]] = {}
+    cells: dict[tuple[str, str, int, int], list[dict]] = {}
     rtt_all: list[float] = []
     calls_all: dict[str, list[float]] = {}
     fsync_all: list[float] = []
-    server_cpu: dict[tuple[str, int, int], list[float]] = {}
+    server_cpu: dict[tuple[str, str, int, int], list[float]] = {}
     for run in range(args.runs):
         with tempfile.TemporaryDirectory(dir=HERE) as tmp:
             folder = Path(tmp)
             fsync_all += fsync_floor(folder)
             for waiting in waitings:
                 for inflight in inflights:
-                    for label, code in codes:
+                    for (label, code), client in [(c, k) for c in codes for k in clients]:
                         office = Office(
-                            folder / f"c{label}{waiting}-{inflight}", args.pi, args.quota, code, args.period
+                            folder / f"c{label}{client}{waiting}-{inflight}", args.pi, args.quota, code, args.period
                         )
                         try:
                             if not rtt_all or waiting == waitings[0] and inflight == inflights[0] and not label:
                                 rtt_all += broker_round_trip(office.port, 1000)
-                            filled = load(office.port, 64, 0, office.folder, count=waiting) if waiting else None
+                            filled = (
+                                load(office.port, 64, 0, office.folder, count=waiting, client=clients[0])
+                                if waiting
+                                else None
+                            )
                             cpu0 = cpu_seconds(office.server.proc.pid)
                             broker0 = cpu_seconds(office.broker.proc.pid)
-                            result = load(office.port, inflight, args.seconds, office.folder)
+                            result = load(office.port, inflight, args.seconds, office.folder, client=client)
                             cpu1 = cpu_seconds(office.server.proc.pid)
                             result["broker_cpu"] = (cpu_seconds(office.broker.proc.pid) - broker0) / args.seconds
                             if filled is not None and set(filled["numbers"]) & set(result["numbers"]):
                                 raise RuntimeError("the load was answered with tickets of the fill: not new tickets")
                         finally:
                             office.close()
-                        cells.setdefault((label, waiting, inflight), []).append(result)
-                        server_cpu.setdefault((label, waiting, inflight), []).append((cpu1 - cpu0) / args.seconds)
+                        cells.setdefault((label, client, waiting, inflight), []).append(result)
+                        server_cpu.setdefault((label, client, waiting, inflight), []).append(
+                            (cpu1 - cpu0) / args.seconds
+                        )
                         print(
-                            f"run {run + 1} {label:6} waiting {waiting:>5} in flight {inflight:>2}: "
+                            f"run {run + 1} {label:6} {client:4} waiting {waiting:>5} in flight {inflight:>2}: "
                             f"{result['rate']:7,.0f} tickets/s  p50 {statistics.median(result['lat']):6.2f} ms"
-                            f"  p99 {pct(result['lat'], 99):6.2f} ms",
+                            f"  p99 {pct(result['lat'], 99):6.2f} ms  load clients "
+                            f"{1000 * result['client_cpu'] / result['rate']:.3f} ms CPU per ticket  "
+                            f"load average {os.getloadavg()[0]:.1f}",
                             flush=True,
                         )
             for label, code in codes:
                 office = Office(folder / f"calls{label}", args.pi, args.quota, code, args.period)
                 try:
-                    load(office.port, 64, 0, office.folder, count=10000 + args.calls)
+                    load(office.port, 64, 0, office.folder, count=10000 + args.calls, client=clients[0])
                     calls_all.setdefault(label, []).extend(call_latency(office.port, args.calls))
                 finally:
                     office.close()
@@ -275,32 +295,35 @@ def main() -> None:
     print()
     head = "| waiting | in flight | tickets/s (median of runs) | p50 ms | p99 ms | server CPU | load clients CPU |"
     head += " broker CPU | CPU ms per ticket: server + clients + broker |"
-    print(head + (" before tickets/s | before p50 ms | before p99 ms | ratio tickets/s |" if args.before else ""))
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---|" + ("---:|---:|---:|---:|" if args.before else ""))
 
-    def row(label: str, waiting: int, inflight: int) -> tuple[float, str]:
-        results = cells[(label, waiting, inflight)]
+    def row(label: str, client: str, waiting: int, inflight: int) -> tuple[float, str]:
+        results = cells[(label, client, waiting, inflight)]
         lat = [x for r in results for x in r["lat"]]
         rate = statistics.median(r["rate"] for r in results)
         return rate, f"{rate:,.0f} | {statistics.median(lat):.2f} | {pct(lat, 99):.2f}"
 
-    for label, waiting, inflight in sorted(k for k in cells if k[0] == codes[0][0]):
-        rate, figures = row(label, waiting, inflight)
-        got = cells[(label, waiting, inflight)]
-        server = statistics.median(server_cpu[(label, waiting, inflight)])
-        clients = statistics.median(r["client_cpu"] for r in got)
-        broker = statistics.median(r["broker_cpu"] for r in got)
-        per = [
-            1000 * x / rate for x in (server, clients, broker)
-        ]  # CPU ms per ticket: where a 2-core machine's time goes
-        line = (
-            f"| {waiting:,} | {inflight} | {figures} | {server:.0%} | {clients:.0%} | {broker:.0%} | "
-            f"{per[0]:.2f} + {per[1]:.2f} + {per[2]:.2f} = {sum(per):.2f} |"
-        )
-        if args.before:
-            before, before_figures = row("before", waiting, inflight)
-            line += f" {before_figures} | {rate / before:.2f} |"
-        print(line)
+    for client in clients:
+        if len(clients) > 1:
+            print(f"\nload client: {client}\n")
+        print(head + (" before tickets/s | before p50 ms | before p99 ms | ratio tickets/s |" if args.before else ""))
+        print("|---:|---:|---:|---:|---:|---:|---:|---:|---|" + ("---:|---:|---:|---:|" if args.before else ""))
+        for label, _client, waiting, inflight in sorted(k for k in cells if k[0] == codes[0][0] and k[1] == client):
+            rate, figures = row(label, client, waiting, inflight)
+            got = cells[(label, client, waiting, inflight)]
+            server = statistics.median(server_cpu[(label, client, waiting, inflight)])
+            clients_cpu = statistics.median(r["client_cpu"] for r in got)
+            broker = statistics.median(r["broker_cpu"] for r in got)
+            per = [
+                1000 * x / rate for x in (server, clients_cpu, broker)
+            ]  # CPU ms per ticket: where a 2-core machine's time goes
+            line = (
+                f"| {waiting:,} | {inflight} | {figures} | {server:.0%} | {clients_cpu:.0%} | {broker:.0%} | "
+                f"{per[0]:.2f} + {per[1]:.2f} + {per[2]:.2f} = {sum(per):.2f} |"
+            )
+            if args.before:
+                before, before_figures = row("before", client, waiting, inflight)
+                line += f" {before_figures} | {rate / before:.2f} |"
+            print(line)
 
 
 if __name__ == "__main__":
