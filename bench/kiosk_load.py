@@ -198,7 +198,8 @@ class LeanKiosk:
         if connack.reason_code != mqtt5.ConnAckReasonCode.SUCCESS:
             raise LoadFailed(f"the broker refused the connection: {connack.reason_code.name}")
         self.receive_max = connack.receive_max
-        topic = mqtt5.TopicFilter(self.response_topic, max_qos=mqtt5.QoS.AT_LEAST_ONCE)
+        # the options a kiosk's paho subscription sends (mqtt5's default keeps the retain flag)
+        topic = mqtt5.TopicFilter(self.response_topic, max_qos=mqtt5.QoS.AT_LEAST_ONCE, retain_as_published=False)
         self.sock.sendall(mqtt5.SubscribePacket(1, [topic]).write())
         suback = self._expect(mqtt5.SubAckPacket)
         if int(suback.reason_codes[0]) >= 0x80:
