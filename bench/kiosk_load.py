@@ -13,14 +13,14 @@ separate process; its CPU time is reported with the figures (``cpu_s``).
 
 Why a client of its own (``--client lean``, the default): on the 2-core bench machine every
 millisecond of the load client's CPU is taken from the server and the broker it measures.
-paho costs 0.36 ms of CPU per request/answer pair (one thread per message, a lock, a
-socket-pair wake-up and its pure-Python property codec per packet) and gmqtt (asyncio,
-pure Python) 0.13 ms, measured with the same QoS 1 echo (docs/performance.md, 2026-12-07
-night). The lean client is one plain socket (TCP_NODELAY) and a select loop in one thread; the
-packets are encoded and decoded by ``mqtt5`` (a maintained sans-I/O MQTT 5 codec written in
-Rust, ~5 µs per PUBLISH written, ~1 µs per packet read), and all PUBLISHes and PUBACKs due at
-one moment go out in one ``send``. It honours the broker's Receive Maximum (mosquitto: 20
-unacknowledged PUBLISHes per client) by holding further requests until PUBACKs come.
+With the same QoS 1 echo through mosquitto (docs/performance.md, 2026-12-07 night) paho costs
+0.32 ms of CPU per request/answer pair (a network thread, a lock, a socket-pair wake-up and its
+pure-Python property codec per packet), gmqtt (asyncio, pure Python) 0.13 ms, this client
+0.024 ms. It is one thread blocking on one plain socket (TCP_NODELAY); the packets are read by
+``mqtt5`` (a maintained sans-I/O MQTT 5 codec written in Rust, ~1 µs per packet), the request
+PUBLISH is written from a template, and all PUBLISHes and PUBACKs due at one moment go out in
+one ``send``. It honours the broker's Receive Maximum (mosquitto: 20 unacknowledged PUBLISHes
+per client) by holding further requests until PUBACKs come.
 """
 
 from __future__ import annotations
@@ -151,7 +151,7 @@ class RequestPacket:
 class LeanKiosk:
     """A kiosk's ticket requests over one MQTT 5 connection, as cheaply as Python allows.
 
-    One thread, one socket, a select loop: no lock, no wake-up pipe. ``stall`` bounds how long
+    One thread blocking on one socket: no lock, no wake-up pipe, no select. ``stall`` bounds how long
     the run waits for the broker to send anything while requests are outstanding.
     """
 
@@ -198,7 +198,8 @@ class LeanKiosk:
         if connack.reason_code != mqtt5.ConnAckReasonCode.SUCCESS:
             raise LoadFailed(f"the broker refused the connection: {connack.reason_code.name}")
         self.receive_max = connack.receive_max
-        topic = mqtt5.TopicFilter(self.response_topic, max_qos=mqtt5.QoS.AT_LEAST_ONCE)
+        # the options a kiosk's paho subscription sends (mqtt5's default keeps the retain flag)
+        topic = mqtt5.TopicFilter(self.response_topic, max_qos=mqtt5.QoS.AT_LEAST_ONCE, retain_as_published=False)
         self.sock.sendall(mqtt5.SubscribePacket(1, [topic]).write())
         suback = self._expect(mqtt5.SubAckPacket)
         if int(suback.reason_codes[0]) >= 0x80:
