@@ -15,7 +15,8 @@ the worker during calls and a third of the server's CPU in paho's thread (docs/p
 issue 14). Now the worker queues a batch's messages and :meth:`MqttGateway.flush` writes them
 itself, at once, corked into as few TCP segments as fit (``TCP_CORK``); the network thread is
 woken only if it is busy with the socket at that moment. One lock, ``_io``, makes sure that only
-one thread at a time is inside paho's reading, writing, keepalive or reconnecting.
+one thread at a time is inside paho's reading, writing, keepalive or reconnecting (with TLS,
+that is also OpenSSL's rule: one connection, one thread at a time).
 """
 
 from __future__ import annotations
@@ -168,13 +169,14 @@ class MqttGateway:
     def _network(self) -> None:
         """The network thread: read, keep alive, reconnect, and write what the worker could not."""
         misc_at = 0.0
+        buffered = False  # TLS: bytes already decrypted wake no select(); asked under _io, as all TLS calls are
         while not self._stopping.is_set():
             sock = self.client.socket()
             if sock is None:
                 self._connect()
                 continue
-            pending = getattr(sock, "pending", None)  # TLS: bytes already decrypted wake no select()
-            wait = 0.0 if pending is not None and pending() > 0 else IDLE_WAIT_S
+            wait = 0.0 if buffered else IDLE_WAIT_S
+            buffered = False
             try:
                 readable, _, _ = select.select(
                     [sock, self._wake_r], [sock] if self.client.want_write() else [], [], wait
@@ -196,6 +198,8 @@ class MqttGateway:
                 if self.client.socket() is not None and time.monotonic() >= misc_at:
                     self.client.loop_misc()  # keepalive: seconds matter, not every packet
                     misc_at = time.monotonic() + MISC_EVERY_S
+                pending = getattr(self.client.socket(), "pending", None)
+                buffered = pending is not None and pending() > 0
 
     def _connect(self) -> None:
         """(Re)connect, after a growing pause if the last attempts failed or the connection was lost."""

@@ -5,6 +5,7 @@ Real Mosquitto, real paho, the real gateway; a plain peer client on the other si
 
 from __future__ import annotations
 
+import shutil
 import threading
 
 import pytest
@@ -16,6 +17,7 @@ from protocol.topics import Topics
 from server.gateway import MqttGateway
 from server.jobs import Job, Out
 from tests.harness import Peer, wait_for
+from tests.test_deploy_tls import tls_broker  # noqa: F401, F811  # the fixture: the shipped TLS listener
 
 TOPICS = Topics("numerek")
 
@@ -121,3 +123,54 @@ def test_each_reply_has_its_own_properties():
     assert first is not None and second is not None
     assert (first.CorrelationData, second.CorrelationData) == (b"first", b"second")
     assert reply_properties(None) is None
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl (tests/test_deploy_tls.py's CA)")
+def test_over_tls_requests_come_in_and_a_batch_of_replies_goes_out(tls_broker):  # noqa: F811
+    """With TLS one connection must never be used by two threads at once (OpenSSL's rule): the
+    worker's writes and the network thread's reads share the gateway's lock; both ways work."""
+    from counter.config import load_config
+    from protocol.mqtt import BrokerSettings, make_client
+
+    jobs: list[Job] = []
+    broker = BrokerConfig(
+        host="127.0.0.1",
+        port=tls_broker["secure"],
+        username="server",
+        password=tls_broker["server_password"],
+        tls_ca=tls_broker["ca"],
+    )
+    gw = MqttGateway(broker, TOPICS, jobs.append, "server")
+    gw.start()
+    b = load_config(tls_broker["config"]).mqtt
+    got: list[bytes] = []
+    device = make_client("counter-4", BrokerSettings(b.host, b.port, b.username, b.password, b.tls_ca), "x")
+    device.on_message = lambda _c, _u, msg: got.append(msg.payload)
+    subscribed: list[bool] = []
+    device.on_subscribe = lambda *_a: subscribed.append(True)
+    device.connect(b.host, b.port)
+    device.loop_start()
+    try:
+        wait_for(lambda: gw.online, 20, "the gateway's TLS connection")
+        device.subscribe("numerek/counter/4/reply", qos=1)
+        wait_for(lambda: subscribed, 10, "the device's subscription")
+        replies = [f"reply {i}".encode() for i in range(50)]
+
+        def worker() -> None:
+            for i in range(0, len(replies), 5):
+                for payload in replies[i : i + 5]:
+                    gw.publish(Out("numerek/counter/4/reply", payload))
+                gw.flush()
+
+        t = threading.Thread(target=worker, name="numerek-worker")
+        t.start()
+        for i in range(50):
+            device.publish("numerek/counter/4/command", f'{{"n": {i}}}', qos=1)
+        t.join(20)
+        wait_for(lambda: len(got) == 50, 20, "50 replies over TLS")
+        assert got == replies
+        wait_for(lambda: len([j for j in jobs if j.kind == "counter"]) == 50, 20, "50 commands over TLS")
+    finally:
+        device.disconnect()
+        device.loop_stop()
+        gw.stop()
