@@ -22,6 +22,7 @@ import socket
 import time
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 from urllib.parse import quote_plus
 
 
@@ -177,6 +178,10 @@ async def run(args) -> dict:
     issued = Issued()
     tasks = [asyncio.create_task(kiosk(args, i, tally, issued)) for i in range(args.inflight)]
     await tally.go.wait()
+    if args.ready:  # every process has its forms: the orchestrator reads the server's CPU, then says go
+        Path(args.ready).touch()
+        while not Path(args.go).exists():
+            await asyncio.sleep(0.005)
     usage0 = resource.getrusage(resource.RUSAGE_SELF)
     started = time.perf_counter()
     tally.deadline = started + (args.seconds if not args.count else 3600)
@@ -205,6 +210,8 @@ def main() -> None:
     ap.add_argument("--inflight", type=int, default=1)
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--count", type=int, default=0, help="stop after this many answers instead of a duration")
+    ap.add_argument("--ready", help="a file to create once every kiosk has its form (then wait for --go)")
+    ap.add_argument("--go", help="the file whose creation starts the timed load")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
     result = asyncio.run(run(args))

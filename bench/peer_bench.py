@@ -142,19 +142,35 @@ PEER_SERVERS = {"fqm": FqmServer}
 
 
 def http_load(server, inflight: int, seconds: float, folder: Path) -> dict:
-    """bench/http_kiosk_load.py processes against a peer (as server_bench.load does for Numerek)."""
+    """bench/http_kiosk_load.py processes against a peer (as server_bench.load does for Numerek).
+
+    Every kiosk first loads the peer's ticket form (its browser would, once); the timed load and the
+    server's CPU count start together once every process has its forms, so neither counts them.
+    """
     procs = min(inflight, 4)
     share = [inflight // procs + (1 if i < inflight % procs else 0) for i in range(procs)]
-    outs, running = [], []
+    outs, readies, running = [], [], []
+    go = folder / f"go-{time.monotonic_ns()}"
     for i, k in enumerate(share):
         out = folder / f"http-load-{i}-{time.monotonic_ns()}.json"
+        ready = out.with_suffix(".ready")
         cmd = [sys.executable, str(HERE / "http_kiosk_load.py"), "--peer", server.kind, "--port", str(server.port)]
         cmd += ["--task", str(server.task), "--kiosk", f"k{i}", "--inflight", str(k), "--seconds", str(seconds)]
-        running.append(subprocess.Popen(cmd + ["--out", str(out)]))
+        cmd += ["--ready", str(ready), "--go", str(go), "--out", str(out)]
+        running.append(subprocess.Popen(cmd))
         outs.append(out)
+        readies.append(ready)
+    deadline = time.monotonic() + 600
+    while not all(r.exists() for r in readies):
+        if any(p.poll() not in (None, 0) for p in running) or time.monotonic() > deadline:
+            raise RuntimeError("an HTTP load process failed before the load")
+        time.sleep(0.01)
+    cpu0 = sum(cpu_seconds(p) for p in server.pids)
+    go.touch()
     for p in running:
-        if p.wait(seconds + 300) != 0:
+        if p.wait(seconds + 600) != 0:
             raise RuntimeError("an HTTP load process failed")
+    server_cpu = sum(cpu_seconds(p) for p in server.pids) - cpu0
     results = [json.loads(o.read_text()) for o in outs]
     errors = [e for r in results for e in r["errors"]]
     if errors:
@@ -165,8 +181,8 @@ def http_load(server, inflight: int, seconds: float, folder: Path) -> dict:
         "rate": len(latencies) / elapsed,
         "lat": latencies,
         "client_cpu": sum(r["cpu_s"] for r in results) / elapsed,
+        "server_cpu": server_cpu / elapsed,
         "answers": len(latencies),
-        "elapsed": elapsed,
     }
 
 
@@ -195,13 +211,60 @@ def numerek_cell(folder: Path, inflight: int, seconds: float) -> dict:
 def peer_cell(server, folder: Path, inflight: int, seconds: float) -> dict:
     server.start(folder)
     try:
-        cpu0 = sum(cpu_seconds(p) for p in server.pids)
         result = http_load(server, inflight, seconds, folder)
-        result["server_cpu"] = (sum(cpu_seconds(p) for p in server.pids) - cpu0) / result["elapsed"]
         check_new_tickets(server.label, result["answers"], server.tickets())
     finally:
         server.close()
     return result
+
+
+def traced_syncs(pid: int, run) -> tuple[int, int]:
+    """(tickets, fsync-class system calls) of one process, all its threads, while ``run()`` issues tickets.
+
+    What "durable" costs each system: a ticket answered only after its commit reached the disk
+    shows at least one fsync/fdatasync per ticket. Needs strace (and ptrace permission).
+    """
+    calls = "fsync,fdatasync,sync_file_range,syncfs,msync"
+    strace = subprocess.Popen(
+        ["strace", "-c", "-f", "-e", f"trace={calls}", "-p", str(pid)], stderr=subprocess.PIPE, text=True
+    )
+    assert strace.stderr is not None
+    first = strace.stderr.readline()  # "strace: Process N attached ...": tracing from here on
+    if "attached" not in first:
+        strace.kill()
+        raise RuntimeError(f"strace could not attach: {first.strip()}")
+    tickets = run()
+    strace.send_signal(2)
+    summary = strace.communicate(timeout=60)[1]
+    synced = sum(
+        int(line.split()[3])
+        for line in summary.splitlines()
+        if line.split()[-1:] and line.split()[-1] in calls.split(",")
+    )
+    return tickets, synced
+
+
+def sync_report(peers: list[tuple[str, Path]], seconds: float) -> None:
+    """One traced cell per system at 1 in flight: fsync-class calls per ticket."""
+    print()
+    with tempfile.TemporaryDirectory(dir=HERE) as tmp:
+        folder = Path(tmp)
+        office = Office(folder / "numerek", pi=False, quota=25)
+        try:
+            assert office.server.proc is not None
+            got = traced_syncs(office.server.proc.pid, lambda: len(load(office.port, 1, seconds, office.folder)["lat"]))
+        finally:
+            office.close()
+        print(f"Numerek: {got[1]} fsync-class calls for {got[0]} tickets: {got[1] / got[0]:.2f} per ticket")
+        for name, code in peers:
+            server = PEER_SERVERS[name](code, folder)
+            server.start(folder / name)
+            try:
+                got = traced_syncs(server.pids[0], lambda s=server: http_load(s, 1, seconds, folder)["answers"])
+                check_new_tickets(server.label, got[0], server.tickets())
+            finally:
+                server.close()
+            print(f"{server.label}: {got[1]} fsync-class calls for {got[0]} tickets: {got[1] / got[0]:.2f} per ticket")
 
 
 def main() -> None:
@@ -210,6 +273,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=2)
     ap.add_argument("--seconds", type=float, default=4.0, help="per cell")
     ap.add_argument("--inflight", default="1,4,16,64")
+    ap.add_argument("--syncs", action="store_true", help="also count each server's fsyncs per ticket (strace)")
     args = ap.parse_args()
     peers = []
     for spec in args.peer:
@@ -269,6 +333,8 @@ def main() -> None:
                 f"| {inflight} | {label} | {rate:,.1f} | {statistics.median(lat):.2f} | {pct(lat, 99):.2f} "
                 f"| {server:.0%} | {clients:.0%} | {1000 * server / rate:.2f} | {ratio} |"
             )
+    if args.syncs:
+        sync_report(peers, args.seconds)
 
 
 if __name__ == "__main__":
