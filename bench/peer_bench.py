@@ -316,10 +316,10 @@ def main() -> None:
     )
     print()
     print(
-        "| in flight | system | tickets/s (median of runs) | p50 ms | p99 ms | server CPU | clients CPU "
-        "| server CPU ms per ticket | Numerek ÷ this (tickets/s) |"
+        "| in flight | system | tickets/s (median of runs) | tickets (all runs) | p50 ms | p99 ms | server CPU "
+        "| clients CPU | server CPU ms per ticket | Numerek ÷ this (tickets/s) |"
     )
-    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for inflight in inflights:
         numerek = statistics.median(r["rate"] for r in cells[("Numerek", inflight)])
         for label in labels:
@@ -330,7 +330,7 @@ def main() -> None:
             clients = statistics.median(r["client_cpu"] for r in got)
             ratio = "" if label == "Numerek" else f"{numerek / rate:.1f}×"
             print(
-                f"| {inflight} | {label} | {rate:,.1f} | {statistics.median(lat):.2f} | {pct(lat, 99):.2f} "
+                f"| {inflight} | {label} | {rate:,.1f} | {len(lat):,} | {statistics.median(lat):.2f} | {pct(lat, 99):.2f} "
                 f"| {server:.0%} | {clients:.0%} | {1000 * server / rate:.2f} | {ratio} |"
             )
     if args.syncs:
