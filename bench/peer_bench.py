@@ -128,7 +128,7 @@ class FqmServer:
             db.close()
 
     def close(self) -> None:
-        if self.proc:
+        if self.proc:  # started (or failed to answer): stop it, whatever happened
             self.proc.terminate()
             try:
                 self.proc.wait(10)
@@ -136,6 +136,7 @@ class FqmServer:
                 self.proc.kill()
                 self.proc.wait()
             self.log.close()
+            self.proc = None
 
 
 PEER_SERVERS = {"fqm": FqmServer}
@@ -209,8 +210,8 @@ def numerek_cell(folder: Path, inflight: int, seconds: float) -> dict:
 
 
 def peer_cell(server, folder: Path, inflight: int, seconds: float) -> dict:
-    server.start(folder)
     try:
+        server.start(folder)
         result = http_load(server, inflight, seconds, folder)
         check_new_tickets(server.label, result["answers"], server.tickets())
     finally:
@@ -258,8 +259,8 @@ def sync_report(peers: list[tuple[str, Path]], seconds: float) -> None:
         print(f"Numerek: {got[1]} fsync-class calls for {got[0]} tickets: {got[1] / got[0]:.2f} per ticket")
         for name, code in peers:
             server = PEER_SERVERS[name](code, folder)
-            server.start(folder / name)
             try:
+                server.start(folder / name)
                 got = traced_syncs(server.pids[0], lambda s=server: http_load(s, 1, seconds, folder)["answers"])
                 check_new_tickets(server.label, got[0], server.tickets())
             finally:
