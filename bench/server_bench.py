@@ -27,8 +27,8 @@ modern x86 core), the load clients unrestricted on the other core. The quota is 
 ``--period``; by default the shortest the kernel allows (its smallest quota is 1 ms, so 4 ms
 for 25 %). A slower core is slow evenly, while a 25 % quota per 100 ms (the kernel's default
 period, used until 2026-12-07) lets the server run 25 ms at full speed and then stops it for
-75 ms, a stall no Pi has; that stall was the whole p99 of the earlier Pi figures. The short
-period still allows stalls of up to 3 ms.
+75 ms, a stall no Pi has; it doubled the call's p99 in the earlier Pi figures (66 → 32 ms,
+docs/performance.md). The short period still allows stalls of up to 3 ms.
 
 ``--before DIR`` (a ``git archive`` of an older commit) runs that server too, each cell right
 after this one's, so both see the same load on a shared machine; the table gets a ratio
