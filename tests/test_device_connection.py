@@ -207,6 +207,8 @@ def test_messages_reach_the_ui_thread_in_arrival_order_and_a_failing_handler_doe
                     seq=seq, ticket=f"A{seq:03}", service="rej", counter="1", counter_name="S1", zone="hall", at=at
                 )
                 peer.client.publish(T.zone_call("hall"), msg.to_json(), qos=1)
+                if seq == 1:  # arrived: the broker has taken the SUBSCRIBE ("connected" comes before)
+                    wait_for(lambda: seen, 10, "the first call")
             wait_for(lambda: len(seen) == 20, 10, "20 calls")
         finally:
             peer.close()
