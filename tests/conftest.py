@@ -99,6 +99,13 @@ SLOW_FILES = (
 )
 
 
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """End this process's server zygote (tests/harness.py ``Zygote.close``: its servers' CPU counts then)."""
+    from tests.harness import FORKS
+
+    FORKS.close()
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Deal the slow tests out to the workers first, so none is left to start at the end.
 

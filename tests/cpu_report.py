@@ -47,3 +47,36 @@ class CpuReport:
         spent = _cpu(resource.RUSAGE_SELF), _cpu(resource.RUSAGE_CHILDREN), FORKS.cpu
         self._out.write("<total>\t" + "\t".join(f"{s:.3f}" for s in spent) + "\n")
         self._out.close()
+
+
+def summary(folder: Path, top: int = 25) -> str:
+    """A Markdown table of the files that spent the most CPU (``python -m tests.cpu_report <dir>``)."""
+    files: dict[str, list[float]] = {}
+    for tsv in sorted(folder.glob("*.tsv")):
+        for line in tsv.read_text(encoding="utf-8").splitlines()[1:]:
+            name, *spent = line.split("\t")
+            if name == "<total>" or len(spent) != 3:
+                continue
+            row = files.setdefault(name.split("::")[0], [0.0, 0.0, 0.0, 0])
+            for i, value in enumerate(spent):
+                row[i] += float(value)
+            row[3] += 1
+    total = sum(sum(row[:3]) for row in files.values())
+    lines = [
+        f"{len(files)} files, {sum(int(row[3]) for row in files.values())} tests, {total:.0f} s of CPU in tests",
+        "",
+        "| file | tests | CPU s | share | test process | its children | forked servers |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, row in sorted(files.items(), key=lambda kv: -sum(kv[1][:3]))[:top]:
+        cpu = sum(row[:3])
+        lines.append(
+            f"| {name} | {int(row[3])} | {cpu:.0f} | {cpu / total:.0%} | {row[0]:.0f} | {row[1]:.0f} | {row[2]:.0f} |"
+        )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    import sys
+
+    print(summary(Path(sys.argv[1]), int(sys.argv[2]) if len(sys.argv) > 2 else 25))

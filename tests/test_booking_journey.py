@@ -84,7 +84,7 @@ def test_a_resident_books_on_a_phone_checks_in_at_the_kiosk_and_is_called_before
         type_keys(kiosk, code.replace("-", ""))  # a repeated character ("VKK") is clicked again in place
         kiosk.wait("the code typed", lambda e: code in e["texts"])
         kiosk.tap("confirm")
-        shown = kiosk.wait("the ticket", lambda e: e["screen"] == "ticket" and e["printer"] is not None)
+        shown = kiosk.wait("the ticket", lambda e: e["screen"] == "ticket" and e["printer"] is not None, since_tap=True)
         assert shown["ticket"] == "R001"
         assert "Wizyta umówiona na 09:15" in shown["texts"]
         printed = kiosk.output.read_bytes()
