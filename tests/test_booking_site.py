@@ -27,7 +27,7 @@ retention_days = 7
 slot_min = 15
 per_hour = 8
 notice_min = 0
-days_ahead = 3
+days_ahead = 4
 """
 """2 residents per 15-minute slot; a client address may try 5 bookings a minute (tests use
 X-Forwarded-For from 127.0.0.1, a trusted proxy, to be many residents)."""
@@ -64,10 +64,16 @@ def phone(n: int) -> str:
 
 
 def first_day_and_slots(server: ServerProcess, service: str = "rej", day_index: int = 0) -> tuple[str, list[str]]:
+    """The ``day_index``-th whole day offered (0 to 3) and its free times.
+
+    Why not today: the office is open round the clock, and late in the evening today has only
+    its last few times left, or none (then it is not offered at all); the four days after it
+    (``days_ahead = 4``) are always whole."""
     days = re.findall(
         rf"/rezerwacja/{service}/(\d{{4}}-\d\d-\d\d)", server.anonymous_get(f"/rezerwacja/{service}").text
     )
-    day = days[day_index]
+    assert len(days) in (4, 5), days
+    day = days[len(days) - 4 + day_index]
     page = server.anonymous_get(f"/rezerwacja/{service}/{day}").text
     return day, re.findall(r'name="slot" value="([^"]+)"', page)
 
