@@ -195,20 +195,25 @@ def test_messages_reach_the_ui_thread_in_arrival_order_and_a_failing_handler_doe
             raise KeyError("a bug in one handler")
 
     conn.on(RouteKind.ZONE_CALL, call)
+    servers: list[bool] = []
+    conn.on_server = servers.append
     conn.subscribe(T.zone_call("hall"))
     conn.start()
     try:
         wait_for(lambda: conn.connected, 10, "connected")
         peer = Peer(broker.port)
         try:
+            # "connected" comes when the SUBSCRIBE is sent; a retained "online" (which reaches a
+            # subscription made later, too) shows the broker has taken it: one SUBSCRIBE for all
+            # the device's topics, so none of the 20 calls can arrive before it.
+            peer.publish(T.server_availability, b"online", retain=True)
+            wait_for(lambda: servers == [True], 10, "the retained availability")
             for seq in range(1, 21):
                 at = datetime.now(WARSAW)
                 msg = CallMessage(
                     seq=seq, ticket=f"A{seq:03}", service="rej", counter="1", counter_name="S1", zone="hall", at=at
                 )
                 peer.client.publish(T.zone_call("hall"), msg.to_json(), qos=1)
-                if seq == 1:  # arrived: the broker has taken the SUBSCRIBE ("connected" comes before)
-                    wait_for(lambda: seen, 10, "the first call")
             wait_for(lambda: len(seen) == 20, 10, "20 calls")
         finally:
             peer.close()
@@ -254,9 +259,10 @@ def test_malformed_messages_and_availability_are_dropped_not_handed_over(broker,
     conn.start()
     try:
         wait_for(lambda: conn.connected, 10, "connected")
-        # "connected" comes when the SUBSCRIBE is sent; a first good state that arrives shows the
-        # broker has taken it (one SUBSCRIBE for all the topics), so nothing below is lost there.
-        peer.publish(T.counter_state("4"), state(datetime.now(WARSAW)))
+        # "connected" comes when the SUBSCRIBE is sent; a first good state, retained so that it
+        # also reaches a subscription made after it, shows the broker has taken the SUBSCRIBE (one
+        # for all the device's topics), so none of the messages below can arrive before it.
+        peer.publish(T.counter_state("4"), state(datetime.now(WARSAW)), retain=True)
         wait_for(lambda: got, 10, "the first good state")
         peer.publish(T.counter_state("4"), b"{not json")
         peer.publish(T.counter_state("4"), b'{"v": 1, "counter": 4}')
