@@ -22,6 +22,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -203,6 +204,15 @@ services = ["pasz"]
 """
 
 ALWAYS_OPEN = "{ " + ", ".join(f'{d} = "00:00-24:00"' for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")) + " }"
+
+
+def midday_zone() -> str:
+    """A time zone (``Etc/GMT±N``) where it is now between 11:00 and 13:00: for a test office whose
+    day must have hours left and hours behind it whenever the suite runs (the real server's clock
+    is the real time; its office's zone is what the test chooses)."""
+    hour = datetime.now(UTC).hour
+    offset = 12 - hour  # UTC+offset is noon now, give or take the minutes
+    return "Etc/GMT" + (f"{-offset:+d}" if offset else "")  # POSIX sign: Etc/GMT-5 is UTC+5
 
 
 TEST_KIOSK_RATE = "1000/second"
