@@ -606,6 +606,11 @@ def test_a_real_page_on_another_origin_cannot_change_a_limit_nor_sign_the_browse
             "document.querySelector('form[action=\"/login\"]').requestSubmit()"
         )
         wait_for(lambda: at(f"{office}/admin"), 30, "the admin page after signing in")
+        wait_for(  # the address changes before the new document has its forms
+            lambda: page.js("!!document.querySelector('form[action=\"/admin/services/rej\"] input[name=daily_limit]')"),
+            30,
+            "the admin page's service form",
+        )
         page.js(
             "const f = document.querySelector('form[action=\"/admin/services/rej\"]');"
             "f.querySelector('input[name=daily_limit]').value = '150'; f.requestSubmit()"
