@@ -19,13 +19,12 @@ import os
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.server_bench import HERE, TOPICS, Stamp, load, pct  # noqa: E402
-from tests.harness import Broker, Peer, ServerProcess, free_port, write_config  # noqa: E402
+from bench.server_bench import HERE, load, pct, timed_calls  # noqa: E402
+from tests.harness import Broker, ServerProcess, free_port, write_config  # noqa: E402
 
 STAGES = ["to server", "inbox", "engine", "commit", "to publish", "flush", "to display"]
 
@@ -43,20 +42,7 @@ def run(code: Path | None, folder: Path, calls: int, waiting: int) -> list[dict]
     server = ServerProcess(cfg, port, args=["--log-level", "WARNING"], cwd=code, env=env).start()
     try:
         load(broker.port, 64, 0, folder, count=waiting + calls)
-        counter, display = Peer(broker.port), Peer(broker.port)
-        stamp = Stamp(display, TOPICS.zone_call("hall"))
-        sent = []
-        for i in range(calls):
-            stamp.event.clear()
-            t0 = time.perf_counter()
-            counter.client.publish(
-                TOPICS.counter_command("1"), json.dumps({"v": 1, "id": f"n{t0}-{i}", "action": "next"}), qos=1
-            )
-            if not stamp.event.wait(10):
-                raise RuntimeError("no call received")
-            sent.append((t0, stamp.arrived[-1]))
-        counter.close()
-        display.close()
+        sent = timed_calls(broker.port, calls)
     finally:
         server.stop()
         broker.stop()

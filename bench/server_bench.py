@@ -111,7 +111,8 @@ def broker_round_trip(port: int, n: int) -> list[float]:
     return out
 
 
-def call_latency(port: int, n: int) -> list[float]:
+def timed_calls(port: int, n: int) -> list[tuple[float, float]]:
+    """``n`` NEXT presses of counter 1, one at a time: (sent, the call received by a display), perf_counter s."""
     counter, display = Peer(port), Peer(port)
     stamp = Stamp(display, TOPICS.zone_call("hall"))
     out = []
@@ -123,10 +124,14 @@ def call_latency(port: int, n: int) -> list[float]:
         )
         if not stamp.event.wait(10):
             raise RuntimeError("no call received")
-        out.append((stamp.arrived[-1] - t0) * 1000)
+        out.append((t0, stamp.arrived[-1]))
     counter.close()
     display.close()
     return out
+
+
+def call_latency(port: int, n: int) -> list[float]:
+    return [(arrived - t0) * 1000 for t0, arrived in timed_calls(port, n)]
 
 
 def cpu_seconds(pid: int) -> float:
