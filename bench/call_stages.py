@@ -51,6 +51,7 @@ def run(code: Path | None, folder: Path, calls: int, waiting: int) -> list[dict]
     others = [x for x in lines if "other" in x]
     batches = sorted((x for x in lines if "arrived" in x), key=lambda b: b["start"])
     out = []
+    ends = {id(b): prev["end"] for prev, b in zip(batches, batches[1:], strict=False)}
     for (t0, t1), b in zip(sent, batches[-len(sent) :], strict=True):
         c0, c1 = b["commit"]
         marks = [t0, b["arrived"][0], b["start"], c0, c1, b["call_queued"], b.get("call_flushed", b["call_queued"]), t1]
@@ -65,6 +66,9 @@ def run(code: Path | None, folder: Path, calls: int, waiting: int) -> list[dict]
                 "kinds": sorted(set(b["jobs"])),
                 "gc": [(g["gc"], round(g["ms"], 2)) for g in inside],
                 "behind": [(o["other"], round((o["end"] - o["start"]) * 1000, 2)) for o in busy],
+                # the previous call's batch (the state messages built after its call left) still
+                # running when this NEXT was sent: ms after the send, 0 when it had ended
+                "previous": max(0.0, (ends.get(id(b), t0) - t0) * 1000),
             }
         )
     return out
@@ -112,7 +116,8 @@ def main() -> None:
         for c in sorted(calls, key=lambda c: c["total"])[-args.slowest :]:
             st = " ".join(f"{k}={v:.2f}" for k, v in c["stages"].items())
             print(
-                f"  {c['total']:7.2f} ms: {st}; batch of {c['batch']} {c['kinds']}; gc {c['gc']}; behind {c['behind']}"
+                f"  {c['total']:7.2f} ms: {st}; batch of {c['batch']} {c['kinds']}; gc {c['gc']}; behind {c['behind']};"
+                f" previous call's batch ended {c['previous']:.2f} ms after the send"
             )
         print()
 

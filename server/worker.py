@@ -74,6 +74,20 @@ messages. Now a change publishes at once if the last publication is older than t
 office sees no delay), otherwise the changes gather and go out together this much later.
 Calls and replies never wait: they leave right after their commit."""
 
+STATE_GIVE_WAY_S = 0.1
+"""How long the services list may keep giving way to waiting requests.
+
+Why: with a deep queue, building the list (each service's estimates replay its queue) holds the
+interpreter for 1–4 ms, and a NEXT that came in meanwhile waited for it: that was most of the
+call's p99 in bench/call_stages.py. So the list is built between requests, not in front of
+them (:meth:`Worker._publish_state`); under a steady stream it still goes out, at most this
+much late. The server's short GIL switch interval (server/service.py) lets the network thread
+put a request in the inbox while the list is being built."""
+
+
+def _never() -> bool:
+    return False
+
 
 @dataclass
 class Answer:
@@ -138,12 +152,14 @@ class Worker:
         writable: Callable[[], str | None] = lambda: None,
         path: str = "the database",
         flush: Callable[[], None] = lambda: None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         """``on_batch(services)`` runs after retained state is published (the web's snapshot;
         ``services`` is the new services message when it changed, else None).
         ``writable()`` says why the store must not be written now (e.g. damaged at start), or None.
         ``publish`` queues a message, ``flush`` sends what is queued (server/gateway.py): once
-        after a batch's calls, once after the rest, not once per message."""
+        after a batch's calls, once after the rest, not once per message. ``monotonic`` paces
+        the ticks and the retained state (a test's clock)."""
         self.engine = engine
         self.store = store
         self.path = path
@@ -152,6 +168,7 @@ class Worker:
         self.wire = Wire(engine)
         self.publish = publish
         self.flush = flush
+        self.monotonic = monotonic
         self.online = online
         self.lock = lock
         self.on_batch = on_batch
@@ -167,6 +184,7 @@ class Worker:
         self._next_tick = 0.0
         self._dirty = _Dirty()
         self._state_at = 0.0  # monotonic time of the last state publication
+        self._put_off_since: float | None = None  # when the services list first gave way to requests
         self.on_ready: Callable[[], None] | None = None
         self.listeners: list[BatchListener] = []
         self.before_batch: list[Callable[[], None]] = []
@@ -197,13 +215,13 @@ class Worker:
             if self._dirty:
                 wake = min(wake, self._state_at + STATE_INTERVAL_S)
             try:
-                first = self.inbox.get(timeout=max(0.0, wake - time.monotonic()))
+                first = self.inbox.get(timeout=max(0.0, wake - self.monotonic()))
             except queue.Empty:
-                first = Job("tick" if time.monotonic() >= self._next_tick else "flush")
+                first = Job("tick" if self.monotonic() >= self._next_tick else "flush")
             if first is None:
                 return
             jobs = [first]
-            if first.kind != "tick" and time.monotonic() >= self._next_tick:
+            if first.kind != "tick" and self.monotonic() >= self._next_tick:
                 jobs.append(Job("tick"))  # busy for a long time: still roll the day, refresh, feed the watchdog
             while len(jobs) < BATCH:
                 try:
@@ -253,7 +271,7 @@ class Worker:
             if batch.republish:
                 self._take_clock_step()
                 self.engine.roll_day()
-                self._next_tick = time.monotonic() + TICK_SECONDS
+                self._next_tick = self.monotonic() + TICK_SECONDS
             changes = self.engine.take_changes()
             if changes or batch.replies or batch.config or batch.audit or prune is not None:
                 refused = self.writable()
@@ -280,7 +298,7 @@ class Worker:
                         listener.committed(changes)
                     except Exception:
                         log.exception("%s failed after a commit", type(listener).__name__)
-            self.health.last_batch_mono = time.monotonic()
+            self.health.last_batch_mono = time.monotonic()  # real time: /health compares it with now
         # Durable now: tell the world. The call first: it is what people wait for (docs/performance.md).
         calls = self._call_messages(changes)
         for out in calls:
@@ -291,15 +309,23 @@ class Worker:
         for out in batch.outs:
             self.publish(out)
         self._dirty.add(self.engine, changes, everything=batch.republish)
-        if self._dirty and (batch.republish or time.monotonic() >= self._state_at + STATE_INTERVAL_S):
-            self._publish_state()
+        if self._dirty and (batch.republish or self.monotonic() >= self._state_at + STATE_INTERVAL_S):
+            self._publish_state(give_way=not batch.republish)
         if batch.republish and self.on_ready is not None:
             self.on_ready()
 
-    def _publish_state(self) -> None:
+    def _publish_state(self, give_way: bool = False) -> None:
+        """The retained state that is out of date; the services list after any waiting request
+        (``give_way``; the next batch builds it then), for up to STATE_GIVE_WAY_S in a row."""
         dirty, self._dirty = self._dirty, _Dirty()
-        self._state_at = time.monotonic()
-        state, services = self._state_messages(dirty)
+        now, since = self.monotonic(), self._put_off_since
+        may = give_way and (since is None or now < since + STATE_GIVE_WAY_S)
+        state, services = self._state_messages(dirty, self._requests_waiting if may else _never)
+        if dirty.services and services is None:
+            self._dirty.services = True  # still due: the batch after the waiting requests builds it
+            self._put_off_since = now if since is None else since
+        else:
+            self._state_at, self._put_off_since = self.monotonic(), None
         for out in state:
             self.publish(out)
         if self.on_batch is not None:
@@ -695,7 +721,12 @@ class Worker:
             out.append(Out(self.topics.zone_call(msg.zone), msg.to_json()))
         return out
 
-    def _state_messages(self, dirty: _Dirty) -> tuple[list[Out], ServicesMessage | None]:
+    def _requests_waiting(self) -> bool:
+        return not self.inbox.empty()
+
+    def _state_messages(
+        self, dirty: _Dirty, give_way: Callable[[], bool] = _never
+    ) -> tuple[list[Out], ServicesMessage | None]:
         """Retained state for what changed: O(what changed), never O(waiting tickets).
 
         Built after the calls and replies are out, without the engine lock: this thread is
@@ -704,7 +735,7 @@ class Worker:
         t, w = self.topics, self.wire
         out = [Out(t.counter_state(c), w.counter_state(c).to_json(), retain=True) for c in sorted(dirty.counters)]
         out += [Out(t.zone_board(z), w.board(z).to_json(), retain=True) for z in sorted(dirty.zones) if z]
-        services = w.services() if dirty.services else None
+        services = w.services_giving_way(give_way) if dirty.services else None
         if services is not None:
             out.append(Out(t.services, services.to_json(), retain=True))
         return out, services
