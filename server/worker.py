@@ -75,18 +75,27 @@ office sees no delay), otherwise the changes gather and go out together this muc
 Calls and replies never wait: they leave right after their commit."""
 
 STATE_GIVE_WAY_S = 0.1
-"""How long the services list may keep giving way to waiting requests.
+"""How long the services list may keep giving way to requests.
 
 Why: with a deep queue, building the list (each service's estimates replay its queue) holds the
 interpreter for 1–4 ms, and a NEXT that came in meanwhile waited for it: that was most of the
-call's p99 in bench/call_stages.py. So the list is built between requests, not in front of
-them (:meth:`Worker._publish_state`); under a steady stream it still goes out, at most this
-much late. The server's short GIL switch interval (server/service.py) lets the network thread
+call's p99 in bench/call_stages.py. So the list is built in a lull, not in front of requests
+(:meth:`Worker._publish_state`): it stops when a request is waiting, and once it has given way
+it is tried again only after STATE_LULL_S without a request, so a stream of NEXT presses does
+not start and drop it after every call. Under a stream with no lull it still goes out, at most
+this much late. The server's short GIL switch interval (server/cli.py) lets the network thread
 put a request in the inbox while the list is being built."""
+
+STATE_LULL_S = 0.005
+"""The quiet moment the services list waits for once it has given way (STATE_GIVE_WAY_S)."""
 
 
 def _never() -> bool:
     return False
+
+
+def _always() -> bool:
+    return True
 
 
 @dataclass
@@ -185,6 +194,7 @@ class Worker:
         self._dirty = _Dirty()
         self._state_at = 0.0  # monotonic time of the last state publication
         self._put_off_since: float | None = None  # when the services list first gave way to requests
+        self._batch_end = 0.0  # monotonic time the last batch ended
         self.on_ready: Callable[[], None] | None = None
         self.listeners: list[BatchListener] = []
         self.before_batch: list[Callable[[], None]] = []
@@ -213,7 +223,8 @@ class Worker:
         while not self._stopping.is_set():
             wake = self._next_tick
             if self._dirty:
-                wake = min(wake, self._state_at + STATE_INTERVAL_S)
+                due = self._state_at + STATE_INTERVAL_S
+                wake = min(wake, due if self._put_off_since is None else self._batch_end + STATE_LULL_S)
             try:
                 first = self.inbox.get(timeout=max(0.0, wake - self.monotonic()))
             except queue.Empty:
@@ -310,19 +321,26 @@ class Worker:
             self.publish(out)
         self._dirty.add(self.engine, changes, everything=batch.republish)
         if self._dirty and (batch.republish or self.monotonic() >= self._state_at + STATE_INTERVAL_S):
-            self._publish_state(give_way=not batch.republish)
+            lull = len(jobs) == 1 and jobs[0].kind == "flush"  # the inbox was empty until now
+            self._publish_state(give_way=not batch.republish, lull=lull)
+        self._batch_end = self.monotonic()
         if batch.republish and self.on_ready is not None:
             self.on_ready()
 
-    def _publish_state(self, give_way: bool = False) -> None:
-        """The retained state that is out of date; the services list after any waiting request
-        (``give_way``; the next batch builds it then), for up to STATE_GIVE_WAY_S in a row."""
+    def _publish_state(self, give_way: bool = False, lull: bool = True) -> None:
+        """The retained state that is out of date. With ``give_way``, the services list stops for a
+        waiting request, and once it has, waits for a ``lull`` (STATE_GIVE_WAY_S at most)."""
         dirty, self._dirty = self._dirty, _Dirty()
         now, since = self.monotonic(), self._put_off_since
-        may = give_way and (since is None or now < since + STATE_GIVE_WAY_S)
-        state, services = self._state_messages(dirty, self._requests_waiting if may else _never)
+        if not give_way or (since is not None and now >= since + STATE_GIVE_WAY_S):
+            ask = _never
+        elif since is not None and not lull:
+            ask = _always  # it gave way lately: not between two requests of a stream
+        else:
+            ask = self._requests_waiting
+        state, services = self._state_messages(dirty, ask)
         if dirty.services and services is None:
-            self._dirty.services = True  # still due: the batch after the waiting requests builds it
+            self._dirty.services = True  # still due: built in the next lull
             self._put_off_since = now if since is None else since
         else:
             self._state_at, self._put_off_since = self.monotonic(), None
