@@ -75,10 +75,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"numerek-server: {exc}", file=sys.stderr)
         return 2
     app = build_app(server)
-    # A thread that wants the interpreter gets it within 1 ms, not CPython's 5: the network thread
-    # reads a NEXT while the worker builds the services list, which then gives way to it
-    # (STATE_GIVE_WAY_S in server/worker.py; measured in docs/performance.md).
-    sys.setswitchinterval(0.001)
     try:
         serve(app, cfg.http, args.log_level)  # uvicorn with the connection guard (server/httpserver.py)
     finally:

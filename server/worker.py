@@ -26,6 +26,7 @@ import json
 import logging
 import queue
 import sqlite3
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -83,8 +84,12 @@ call's p99 in bench/call_stages.py. So the list is built in a lull, not in front
 (:meth:`Worker._publish_state`): it stops when a request is waiting, and once it has given way
 it is tried again only after STATE_LULL_S without a request, so a stream of NEXT presses does
 not start and drop it after every call. Under a stream with no lull it still goes out, at most
-this much late. The server's short GIL switch interval (server/cli.py) lets the network thread
-put a request in the inbox while the list is being built."""
+this much late. While the list is built, the GIL's switch interval is STATE_SWITCH_S, so the
+network thread can put a request in the inbox meanwhile."""
+
+STATE_SWITCH_S = 0.0005
+"""CPython's switch interval while the services list is built (its own default, 5 ms, the rest
+of the time: 1 ms for the whole server cost the median call ~20 %, docs/performance.md)."""
 
 STATE_LULL_S = 0.005
 """The quiet moment the services list waits for once it has given way (STATE_GIVE_WAY_S)."""
@@ -338,7 +343,15 @@ class Worker:
             ask = _always  # it gave way lately: not between two requests of a stream
         else:
             ask = self._requests_waiting
-        state, services = self._state_messages(dirty, ask)
+        if ask == self._requests_waiting:  # it may stop: let the network thread in sooner
+            usual = sys.getswitchinterval()
+            sys.setswitchinterval(STATE_SWITCH_S)
+            try:
+                state, services = self._state_messages(dirty, ask)
+            finally:
+                sys.setswitchinterval(usual)
+        else:
+            state, services = self._state_messages(dirty, ask)
         if dirty.services and services is None:
             self._dirty.services = True  # still due: built in the next lull
             self._put_off_since = now if since is None else since
