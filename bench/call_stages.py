@@ -23,29 +23,24 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.server_bench import HERE, load, pct, timed_calls  # noqa: E402
-from tests.harness import Broker, ServerProcess, free_port, write_config  # noqa: E402
+from bench.server_bench import HERE, Office, load, pct, timed_calls  # noqa: E402
 
 STAGES = ["to server", "inbox", "engine", "commit", "to publish", "flush", "to display"]
 
 
-def run(code: Path | None, folder: Path, calls: int, waiting: int) -> list[dict]:
+def run(code: Path | None, folder: Path, calls: int, waiting: int, pi: bool = False, quota: int = 25) -> list[dict]:
     folder.mkdir(parents=True)
     log = folder / "calls"
-    broker = Broker(folder).start()
-    cfg = write_config(folder / "office.toml", broker.port, free_port(), limit=9999, kiosk_rate="100000/second")
-    port = int(cfg.read_text().split("[http]")[1].split("port = ")[1].split()[0])
     env = {
         "NUMEREK_CALL_LOG": str(log),
         "PYTHONPATH": os.pathsep.join([str(HERE / "call_probe"), str(code or HERE.parent)]),
     }
-    server = ServerProcess(cfg, port, args=["--log-level", "WARNING"], cwd=code, env=env).start()
+    office = Office(folder, pi, quota, code, env=env)
     try:
-        load(broker.port, 64, 0, folder, count=waiting + calls)
-        sent = timed_calls(broker.port, calls)
+        load(office.port, 64, 0, folder, count=waiting + calls)
+        sent = timed_calls(office.port, calls)
     finally:
-        server.stop()
-        broker.stop()
+        office.close()
     lines = [json.loads(x) for f in folder.glob("calls.*") for x in f.read_text().splitlines()]
     gcs = [x for x in lines if "gc" in x]
     others = [x for x in lines if "other" in x]
@@ -83,6 +78,8 @@ def main() -> None:
     ap.add_argument("--after", type=Path)
     ap.add_argument("--slowest", type=int, default=12)
     ap.add_argument("--dump", type=Path, help="write every call's stages here (JSON)")
+    ap.add_argument("--pi", action="store_true", help="the server on one core with a CPU quota, as server_bench --pi")
+    ap.add_argument("--quota", type=int, default=25, help="percent of one core for --pi (default 25)")
     args = ap.parse_args()
     print(f"load average (1 min) at the start: {os.getloadavg()[0]:.1f}", flush=True)
     codes = [("after", args.after)] + ([("before", args.before)] if args.before else [])
@@ -90,7 +87,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(dir=HERE) as tmp:
         for r in range(args.runs):
             for label, code in codes:
-                got.setdefault(label, []).extend(run(code, Path(tmp) / f"{label}{r}", args.calls, args.waiting))
+                got.setdefault(label, []).extend(
+                    run(code, Path(tmp) / f"{label}{r}", args.calls, args.waiting, args.pi, args.quota)
+                )
                 print(
                     f"run {r + 1} {label}: p50 {statistics.median(c['total'] for c in got[label]):.2f} ms", flush=True
                 )

@@ -176,7 +176,15 @@ def load(port: int, inflight: int, seconds: float, folder: Path, count: int = 0,
 class Office:
     """A broker and a fresh server (optionally on one slowed core) for one cell."""
 
-    def __init__(self, folder: Path, pi: bool, quota: int, code: Path | None = None, period_us: int = 0) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        pi: bool,
+        quota: int,
+        code: Path | None = None,
+        period_us: int = 0,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
         self.broker = Broker(folder).start()
@@ -184,9 +192,10 @@ class Office:
             folder / "office.toml", self.broker.port, free_port(), limit=9999, kiosk_rate="100000/second"
         )
         port = int(cfg.read_text().split("[http]")[1].split("port = ")[1].split()[0])
-        self.server = ServerProcess(cfg, port, args=["--log-level", "WARNING"], cwd=code).start()
+        self.server = ServerProcess(cfg, port, args=["--log-level", "WARNING"], cwd=code, env=env).start()
         if pi:
-            os.sched_setaffinity(self.server.proc.pid, {0})
+            for task in Path(f"/proc/{self.server.proc.pid}/task").iterdir():  # every thread, not only the first
+                os.sched_setaffinity(int(task.name), {0})
             CGROUP.mkdir(exist_ok=True)
             (CGROUP / "cpu.cfs_quota_us").write_text("-1")  # a period below the quota is refused
             period_us = period_us or 1000 * 100 // quota  # the kernel's smallest quota is 1 ms
