@@ -8,7 +8,6 @@ caller holds the engine lock while it builds (server/worker.py, server/office.py
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -176,20 +175,10 @@ class Wire:
         return named.as_dict() if named is not None else None
 
     def services(self) -> ServicesMessage:
-        message = self.services_giving_way(lambda: False)
-        assert message is not None  # it never gives way
-        return message
-
-    def services_giving_way(self, give_way: Callable[[], bool]) -> ServicesMessage | None:
-        """The services list, or None if ``give_way()`` says so before one of its services.
-
-        Each service's estimates replay its queue (1–4 ms for the list with 10,000 waiting): the
-        worker asks between services whether a request came in meanwhile (server/worker.py)."""
         e = self.engine
         now = e.now()
-        infos = []
-        for s in e.services:
-            if give_way():
-                return None
-            infos.append(self.service_info(s, now))
-        return ServicesMessage(office=e.config.office.name, services=infos, server_time=self.local(now))
+        return ServicesMessage(
+            office=e.config.office.name,
+            services=[self.service_info(s, now) for s in e.services],
+            server_time=self.local(now),
+        )

@@ -26,7 +26,6 @@ import json
 import logging
 import queue
 import sqlite3
-import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -74,33 +73,6 @@ zone's board and the services list show; publishing them per batch made one tick
 messages. Now a change publishes at once if the last publication is older than this (a quiet
 office sees no delay), otherwise the changes gather and go out together this much later.
 Calls and replies never wait: they leave right after their commit."""
-
-STATE_GIVE_WAY_S = 0.1
-"""How long the services list may keep giving way to requests.
-
-Why: with a deep queue, building the list (each service's estimates replay its queue) holds the
-interpreter for 1–4 ms, and a NEXT that came in meanwhile waited for it: that was most of the
-call's p99 in bench/call_stages.py. So the list is built in a lull, not in front of requests
-(:meth:`Worker._publish_state`): it stops when a request is waiting, and once it has given way
-it is tried again only after STATE_LULL_S without a request, so a stream of NEXT presses does
-not start and drop it after every call. Under a stream with no lull it still goes out, at most
-this much late. While the list is built, the GIL's switch interval is STATE_SWITCH_S, so the
-network thread can put a request in the inbox meanwhile."""
-
-STATE_SWITCH_S = 0.0005
-"""CPython's switch interval while the services list is built (its own default, 5 ms, the rest
-of the time: 1 ms for the whole server cost the median call ~20 %, docs/performance.md)."""
-
-STATE_LULL_S = 0.005
-"""The quiet moment the services list waits for once it has given way (STATE_GIVE_WAY_S)."""
-
-
-def _never() -> bool:
-    return False
-
-
-def _always() -> bool:
-    return True
 
 
 @dataclass
@@ -166,14 +138,12 @@ class Worker:
         writable: Callable[[], str | None] = lambda: None,
         path: str = "the database",
         flush: Callable[[], None] = lambda: None,
-        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         """``on_batch(services)`` runs after retained state is published (the web's snapshot;
         ``services`` is the new services message when it changed, else None).
         ``writable()`` says why the store must not be written now (e.g. damaged at start), or None.
         ``publish`` queues a message, ``flush`` sends what is queued (server/gateway.py): once
-        after a batch's calls, once after the rest, not once per message. ``monotonic`` paces
-        the ticks and the retained state (a test's clock)."""
+        after a batch's calls, once after the rest, not once per message."""
         self.engine = engine
         self.store = store
         self.path = path
@@ -182,7 +152,6 @@ class Worker:
         self.wire = Wire(engine)
         self.publish = publish
         self.flush = flush
-        self.monotonic = monotonic
         self.online = online
         self.lock = lock
         self.on_batch = on_batch
@@ -198,8 +167,6 @@ class Worker:
         self._next_tick = 0.0
         self._dirty = _Dirty()
         self._state_at = 0.0  # monotonic time of the last state publication
-        self._put_off_since: float | None = None  # when the services list first gave way to requests
-        self._batch_end = 0.0  # monotonic time the last batch ended
         self.on_ready: Callable[[], None] | None = None
         self.listeners: list[BatchListener] = []
         self.before_batch: list[Callable[[], None]] = []
@@ -228,16 +195,15 @@ class Worker:
         while not self._stopping.is_set():
             wake = self._next_tick
             if self._dirty:
-                due = self._state_at + STATE_INTERVAL_S
-                wake = min(wake, due if self._put_off_since is None else self._batch_end + STATE_LULL_S)
+                wake = min(wake, self._state_at + STATE_INTERVAL_S)
             try:
-                first = self.inbox.get(timeout=max(0.0, wake - self.monotonic()))
+                first = self.inbox.get(timeout=max(0.0, wake - time.monotonic()))
             except queue.Empty:
-                first = Job("tick" if self.monotonic() >= self._next_tick else "flush")
+                first = Job("tick" if time.monotonic() >= self._next_tick else "flush")
             if first is None:
                 return
             jobs = [first]
-            if first.kind != "tick" and self.monotonic() >= self._next_tick:
+            if first.kind != "tick" and time.monotonic() >= self._next_tick:
                 jobs.append(Job("tick"))  # busy for a long time: still roll the day, refresh, feed the watchdog
             while len(jobs) < BATCH:
                 try:
@@ -287,7 +253,7 @@ class Worker:
             if batch.republish:
                 self._take_clock_step()
                 self.engine.roll_day()
-                self._next_tick = self.monotonic() + TICK_SECONDS
+                self._next_tick = time.monotonic() + TICK_SECONDS
             changes = self.engine.take_changes()
             if changes or batch.replies or batch.config or batch.audit or prune is not None:
                 refused = self.writable()
@@ -314,7 +280,7 @@ class Worker:
                         listener.committed(changes)
                     except Exception:
                         log.exception("%s failed after a commit", type(listener).__name__)
-            self.health.last_batch_mono = time.monotonic()  # real time: /health compares it with now
+            self.health.last_batch_mono = time.monotonic()
         # Durable now: tell the world. The call first: it is what people wait for (docs/performance.md).
         calls = self._call_messages(changes)
         for out in calls:
@@ -325,38 +291,15 @@ class Worker:
         for out in batch.outs:
             self.publish(out)
         self._dirty.add(self.engine, changes, everything=batch.republish)
-        if self._dirty and (batch.republish or self.monotonic() >= self._state_at + STATE_INTERVAL_S):
-            lull = len(jobs) == 1 and jobs[0].kind == "flush"  # the inbox was empty until now
-            self._publish_state(give_way=not batch.republish, lull=lull)
-        self._batch_end = self.monotonic()
+        if self._dirty and (batch.republish or time.monotonic() >= self._state_at + STATE_INTERVAL_S):
+            self._publish_state()
         if batch.republish and self.on_ready is not None:
             self.on_ready()
 
-    def _publish_state(self, give_way: bool = False, lull: bool = True) -> None:
-        """The retained state that is out of date. With ``give_way``, the services list stops for a
-        waiting request, and once it has, waits for a ``lull`` (STATE_GIVE_WAY_S at most)."""
+    def _publish_state(self) -> None:
         dirty, self._dirty = self._dirty, _Dirty()
-        now, since = self.monotonic(), self._put_off_since
-        if not give_way or (since is not None and now >= since + STATE_GIVE_WAY_S):
-            ask = _never
-        elif since is not None and not lull:
-            ask = _always  # it gave way lately: not between two requests of a stream
-        else:
-            ask = self._requests_waiting
-        if ask == self._requests_waiting:  # it may stop: let the network thread in sooner
-            usual = sys.getswitchinterval()
-            sys.setswitchinterval(STATE_SWITCH_S)
-            try:
-                state, services = self._state_messages(dirty, ask)
-            finally:
-                sys.setswitchinterval(usual)
-        else:
-            state, services = self._state_messages(dirty, ask)
-        if dirty.services and services is None:
-            self._dirty.services = True  # still due: built in the next lull
-            self._put_off_since = now if since is None else since
-        else:
-            self._state_at, self._put_off_since = self.monotonic(), None
+        self._state_at = time.monotonic()
+        state, services = self._state_messages(dirty)
         for out in state:
             self.publish(out)
         if self.on_batch is not None:
@@ -752,12 +695,7 @@ class Worker:
             out.append(Out(self.topics.zone_call(msg.zone), msg.to_json()))
         return out
 
-    def _requests_waiting(self) -> bool:
-        return not self.inbox.empty()
-
-    def _state_messages(
-        self, dirty: _Dirty, give_way: Callable[[], bool] = _never
-    ) -> tuple[list[Out], ServicesMessage | None]:
+    def _state_messages(self, dirty: _Dirty) -> tuple[list[Out], ServicesMessage | None]:
         """Retained state for what changed: O(what changed), never O(waiting tickets).
 
         Built after the calls and replies are out, without the engine lock: this thread is
@@ -766,7 +704,7 @@ class Worker:
         t, w = self.topics, self.wire
         out = [Out(t.counter_state(c), w.counter_state(c).to_json(), retain=True) for c in sorted(dirty.counters)]
         out += [Out(t.zone_board(z), w.board(z).to_json(), retain=True) for z in sorted(dirty.zones) if z]
-        services = w.services_giving_way(give_way) if dirty.services else None
+        services = w.services() if dirty.services else None
         if services is not None:
             out.append(Out(t.services, services.to_json(), retain=True))
         return out, services
