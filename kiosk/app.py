@@ -29,6 +29,7 @@ from pathlib import Path
 from kivy.app import App
 from kivy.clock import Clock
 from kivy.core.window import Window
+from kivy.graphics.opengl import GL_SAMPLES, glGetIntegerv
 from kivy.uix.boxlayout import BoxLayout
 from kivy.uix.button import Button
 from kivy.uix.gridlayout import GridLayout
@@ -716,6 +717,7 @@ class KioskApp(App):
                 "clipped": clipped,
                 "smallest_font": smallest_font(self.root_box),
                 "legibility": legibility(self.root_box),
+                "gl_samples": glGetIntegerv(GL_SAMPLES)[0],  # multisampling, off (kiosk.cli)
             }
             with self.trace_path.open("a", encoding="utf-8") as f:
                 f.write(json.dumps(entry, ensure_ascii=False) + "\n")
