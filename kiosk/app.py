@@ -65,6 +65,7 @@ from kiosk.widgets import (
     on_screen,
     paint,
     qr_texture,
+    screenshot,
     smallest_font,
     unit,
     widest_word,
@@ -723,7 +724,4 @@ class KioskApp(App):
                 f.write(json.dumps(entry, ensure_ascii=False) + "\n")
         if self.shots is not None:
             self.shot_seq += 1
-            target = self.shots / f"{self.shot_seq:03d}-{screen}.png"
-            made = Window.screenshot(name=str(target))
-            if made:
-                Path(made).replace(target)
+            screenshot(self.shots / f"{self.shot_seq:03d}-{screen}.png")

@@ -17,6 +17,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from PIL import Image
 
 from kiosk.style import MIN_CAP_MM, MIN_CONTRAST, MIN_TEXT_PX, cap_height_mm
 from tests.harness import (
@@ -84,6 +85,7 @@ height = {height}
 """,
             encoding="utf-8",
         )
+        self.shots = shots
         shutil.rmtree(shots, ignore_errors=True)
         log = workdir / "kiosk.log"
         log.write_bytes(b"")
@@ -245,6 +247,15 @@ def test_tapping_a_service_prints_and_shows_a_ticket_the_server_knows(server, st
         "waiting count updated", lambda e: any(t.startswith("A  Rejestracja pojazdów\nCzeka: 1") for t in e["texts"])
     )
     assert again["lang"] == "pl"
+    # The screenshots (kiosk/widgets.py ``screenshot``) are the screens as drawn: the window's size,
+    # the yellow number on the ticket (kiosk/style.py's YELLOW) on black.
+    [ticket_png] = sorted(kiosk.shots.glob("*-ticket.png"))
+    with Image.open(ticket_png) as png:
+        assert png.size == (1280, 720) and png.mode == "RGB"
+        assert any(r == 255 and 215 <= g <= 218 and b == 0 for _n, (r, g, b) in png.getcolors(1280 * 720))
+        x, y, _w, _h = shown["boxes"]["done"]  # "Gotowe", at the bottom: the rows are the right way up
+        button = png.getpixel((x + 4, y + 4))
+        assert button != (0, 0, 0) and png.getpixel((x + 4, 719 - (y + 4))) != button, "upside down"
 
 
 def test_the_ticket_goes_to_the_printer_before_the_ticket_screen_is_built(server, start_kiosk):
