@@ -29,6 +29,7 @@ from pathlib import Path
 from kivy.app import App
 from kivy.clock import Clock
 from kivy.core.window import Window
+from kivy.graphics.opengl import GL_SAMPLES, glGetIntegerv
 from kivy.uix.boxlayout import BoxLayout
 from kivy.uix.button import Button
 from kivy.uix.gridlayout import GridLayout
@@ -64,6 +65,7 @@ from kiosk.widgets import (
     on_screen,
     paint,
     qr_texture,
+    screenshot,
     smallest_font,
     unit,
     widest_word,
@@ -716,12 +718,10 @@ class KioskApp(App):
                 "clipped": clipped,
                 "smallest_font": smallest_font(self.root_box),
                 "legibility": legibility(self.root_box),
+                "gl_samples": glGetIntegerv(GL_SAMPLES)[0],  # multisampling, off (kiosk.cli)
             }
             with self.trace_path.open("a", encoding="utf-8") as f:
                 f.write(json.dumps(entry, ensure_ascii=False) + "\n")
         if self.shots is not None:
             self.shot_seq += 1
-            target = self.shots / f"{self.shot_seq:03d}-{screen}.png"
-            made = Window.screenshot(name=str(target))
-            if made:
-                Path(made).replace(target)
+            screenshot(self.shots / f"{self.shot_seq:03d}-{screen}.png")

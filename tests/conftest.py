@@ -101,8 +101,9 @@ SLOW_FILES = (
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     """End this process's server zygote (tests/harness.py ``Zygote.close``: its servers' CPU counts then)."""
-    from tests.harness import FORKS
+    from tests.harness import DEVICES, FORKS
 
+    DEVICES.close()
     FORKS.close()
 
 

@@ -17,6 +17,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -276,9 +277,13 @@ class ForkedProcess:
 
 
 class Zygote:
-    """One tests/server_zygote.py per pytest process, started on the first server that can use it."""
+    """One tests/server_zygote.py per pytest process, started on the first server that can use it
+    (and one tests/device_zygote.py, ``DEVICES``, for the kiosks and displays: ``start_app``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, module: str = "tests.server_zygote", kivy: bool = False) -> None:
+        self.module = module
+        self.kivy = kivy  # the device zygote: its own KIVY_HOME, the apps' environment given per start
+        self.account = self  # whose ``cpu`` the ended processes' CPU is added to
         self._proc: subprocess.Popen | None = None
         self._env: dict[str, str] = {}
         self._lock = threading.Lock()  # one start request at a time
@@ -294,19 +299,28 @@ class Zygote:
         unless NUMEREK_TEST_EXEC=1 asks for the old way (to compare, or to rule the zygote out)."""
         if os.environ.get("NUMEREK_TEST_EXEC") == "1":
             return False
+        if self.kivy:  # each app gets its environment with the request
+            return self._proc is None or self._alive
         return self._proc is None or (self._alive and _environment() == self._env)
 
     def _spawn(self) -> None:
         self._env = _environment()
+        env = None
+        if self.kivy:  # what kiosk.cli and display.cli set before ``import kivy``, which reads it once
+            home = Path(tempfile.mkdtemp(prefix="numerek-kivy-zygote-"))
+            atexit.register(shutil.rmtree, home, True)
+            env = {**self._env, "KIVY_HOME": str(home), "KIVY_NO_ARGS": "1", "KIVY_LOG_MODE": "PYTHON"}
+            env.pop("DISPLAY", None)  # no window before the fork: a test's app opens its own
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.server_zygote"],
+            [sys.executable, "-m", self.module],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             cwd=ROOT,
+            env=env,
         )
         assert self._proc.stdout is not None
         if self._proc.stdout.readline() != b"ready\n":
-            raise AssertionError("tests/server_zygote.py did not start")
+            raise AssertionError(f"{self.module} did not start")
         self._alive = True
         threading.Thread(target=self._read, name="server-zygote", daemon=True).start()
 
@@ -319,27 +333,31 @@ class Zygote:
                     self._started.append(int(rest[0]))
                 elif word == "exit":
                     self._exits[int(rest[0])] = int(rest[1])
-                    self.cpu += float(rest[2]) if len(rest) > 2 else 0.0
+                    self.account.cpu += float(rest[2]) if len(rest) > 2 else 0.0
                 self._cond.notify_all()
         with self._cond:
             self._alive = False
             self._cond.notify_all()
 
-    def start(self, argv: list[str], log: Path, cwd: Path) -> ForkedProcess:
+    def start(
+        self, argv: list[str], log: Path, cwd: Path, module: str = "server.cli", env: dict[str, str] | None = None
+    ) -> ForkedProcess:
         with self._lock:
             if self._proc is None:
                 self._spawn()
             assert self._proc is not None and self._proc.stdin is not None
-            request = {"argv": argv, "cwd": str(cwd), "log": str(log)}
+            request: dict[str, Any] = {"argv": argv, "cwd": str(cwd), "log": str(log)}
+            if self.kivy:
+                request |= {"module": module, "env": dict(env if env is not None else os.environ)}
             self._proc.stdin.write(json.dumps(request).encode() + b"\n")
             self._proc.stdin.flush()
             with self._cond:
                 if not self._cond.wait_for(lambda: self._started or not self._alive, 30):
-                    raise AssertionError("the server zygote did not fork within 30 s")
+                    raise AssertionError(f"{self.module} did not fork within 30 s")
                 if not self._started:
-                    raise AssertionError("the server zygote exited")
+                    raise AssertionError(f"{self.module} exited")
                 pid = self._started.pop(0)
-        return ForkedProcess(self, pid, [sys.executable, "-m", "server.cli", *argv])
+        return ForkedProcess(self, pid, [sys.executable, "-m", module, *argv])
 
     def close(self) -> None:
         """End the zygote and wait for it (at the pytest process's exit). Why wait: a process's CPU
@@ -396,6 +414,21 @@ def _exists(pid: int) -> bool:
 
 FORKS = Zygote()
 atexit.register(FORKS.close)
+DEVICES = Zygote("tests.device_zygote", kivy=True)
+DEVICES.account = FORKS  # tests/cpu_report.py's "forked" column: the servers and the device apps
+atexit.register(DEVICES.close)
+
+
+def start_app(module: str, argv: list[str], env: dict[str, str], log: Path, cwd: Path = ROOT):
+    """``python -m kiosk.cli|display.cli <argv>`` with ``env``, its output appended to ``log``: a fork
+    of tests/device_zygote.py (0.75 s of CPU less per start), or with exec under NUMEREK_TEST_EXEC=1.
+    Returns what tests use of ``subprocess.Popen`` (pid, poll, wait, terminate, kill, returncode)."""
+    if DEVICES.usable():
+        return DEVICES.start(argv, log, cwd, module=module, env=env)
+    with open(log, "ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", module, *argv], cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT
+        )
 
 
 @dataclass

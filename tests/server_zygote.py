@@ -62,7 +62,8 @@ def child(request: dict) -> None:
     raise SystemExit(main(request["argv"]))
 
 
-def serve() -> None:
+def serve(run=child) -> None:
+    """Fork ``run(request)`` for each request line (tests/device_zygote.py passes its own)."""
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
     signal.signal(signal.SIGCHLD, lambda *_: None)
@@ -100,7 +101,7 @@ def serve() -> None:
             if pid == 0:
                 os.close(wake_r)
                 os.close(wake_w)
-                child(request)
+                run(request)
             out.write(f"started {pid}\n")
             out.flush()
 

@@ -17,6 +17,7 @@ import time
 import tomllib
 import wave
 from collections import Counter
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -29,10 +30,13 @@ from protocol.messages import BoardMessage, CallMessage, ServiceInfo, ServicesMe
 from tests.harness import (
     ROOT,
     TEST_RECALL_GUARD_S,
+    Broker,
+    ForkedProcess,
     Peer,
     ServerProcess,
     VirtualScreen,
     free_port,
+    start_app,
     wait_for,
     write_config,
 )
@@ -102,18 +106,11 @@ languages = {json.dumps(list(languages))}
             "KIVY_HOME": str(workdir / "kivy"),
             "NUMEREK_DISPLAY_PROBE": str(self.probe),
         }
-        self.proc: subprocess.Popen | None = None
+        self.proc: subprocess.Popen | ForkedProcess | None = None
 
     def start(self, online: bool = True) -> DisplayProcess:
         shutil.rmtree(self.probe, ignore_errors=True)
-        log = open(self.workdir / "display.log", "ab")  # noqa: SIM115
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "display.cli", "--config", str(self.config)],
-            env=self.env,
-            cwd=ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        self.proc = start_app("display.cli", ["--config", str(self.config)], self.env, self.workdir / "display.log")
         if online:
             self.wait(lambda s: s["offline"] == "" and s["office"], "the display to connect")
         return self
@@ -513,21 +510,44 @@ def crowded(display_factory, broker):
     screens: list[VirtualScreen] = []
 
     def make(size: tuple[int, int], name: str, at: datetime = WEDNESDAY, online: bool = True, **kw) -> DisplayProcess:
-        publish_office(broker.port, at, server_online=online)
         screen = VirtualScreen(*size)
         screens.append(screen)
         display = display_factory(name, screen_env=screen.env(), size=size, last_calls=9, **kw)
-        display.start(online=False)
-        display.wait(lambda s: len(s["waiting"]) == 5 and (s["recent"] or s["columns"]), "the crowded board")
-        publish_office(broker.port, at, server_online=online)  # again, live now: the display learns the time
-        display.wait(lambda s: s["date"], "the server's date")
-        if online:
-            display.wait(lambda s: s["offline"] == "", "the display to connect")
-        return display
+        return show_crowded(display, broker.port, at, online)
 
     yield make
     for screen in screens:
         screen.stop()
+
+
+def show_crowded(display: DisplayProcess, broker_port: int, at: datetime, online: bool) -> DisplayProcess:
+    """Start ``display`` on the crowded board at server time ``at``."""
+    publish_office(broker_port, at, server_online=online)
+    display.start(online=False)
+    display.wait(lambda s: len(s["waiting"]) == 5 and (s["recent"] or s["columns"]), "the crowded board")
+    publish_office(broker_port, at, server_online=online)  # again, live now: the display learns the time
+    display.wait(lambda s: s["date"], "the server's date")
+    if online:
+        display.wait(lambda s: s["offline"] == "", "the display to connect")
+    return display
+
+
+@pytest.fixture(scope="module", params=SCREENS, ids=lambda s: f"{s[0]}x{s[1]}")
+def crowded_board(request, tmp_path_factory) -> Iterator[tuple[DisplayProcess, tuple[int, int]]]:
+    """The crowded board at one screen size, for the tests that only look at it (waiting counts,
+    service names, recent calls): one display start per size rather than per test (1.5-2 s of CPU
+    each). They take screenshots under names of their own and change nothing on the board."""
+    size = request.param
+    workdir = tmp_path_factory.mktemp(f"crowded-{size[0]}x{size[1]}")
+    broker = Broker(workdir).start()
+    screen = VirtualScreen(*size)
+    display = DisplayProcess(workdir / "display", broker.port, screen.env(), size=size, last_calls=9)
+    try:
+        yield show_crowded(display, broker.port, WEDNESDAY, online=True), size
+    finally:
+        display.stop()
+        screen.stop()
+        broker.stop()
 
 
 def test_a_board_known_only_from_retained_messages_shows_no_clock_rather_than_an_old_time(
@@ -589,9 +609,8 @@ def assert_drawn_inside(text: dict) -> None:
         assert inside(line["box"], text["box"]), f"{line['text']!r} is drawn outside its box {text['box']}"
 
 
-@pytest.mark.parametrize("size", SCREENS, ids=lambda s: f"{s[0]}x{s[1]}")
-def test_waiting_counts_of_three_digits_are_shown_in_full(crowded, artifacts, size):
-    display = crowded(size, "counts")
+def test_waiting_counts_of_three_digits_are_shown_in_full(crowded_board, artifacts):
+    display, size = crowded_board
     layout = display.layout(f"display-counts-{size[0]}x{size[1]}", artifacts)
     counts = texts(layout, "waiting-count")
     assert [drawn(c) for c in counts] == ["123", "999", "100", "7", "45"], "every digit on screen, no '1…'"
@@ -601,9 +620,8 @@ def test_waiting_counts_of_three_digits_are_shown_in_full(crowded, artifacts, si
     assert all(inside(c["box"], [0, 0, *layout["window"]]) for c in counts), "the last count is off screen"
 
 
-@pytest.mark.parametrize("size", SCREENS, ids=lambda s: f"{s[0]}x{s[1]}")
-def test_five_service_names_are_shown_whole_in_at_most_two_lines(crowded, artifacts, size):
-    display = crowded(size, "names")
+def test_five_service_names_are_shown_whole_in_at_most_two_lines(crowded_board, artifacts):
+    display, size = crowded_board
     layout = display.layout(f"display-names-{size[0]}x{size[1]}", artifacts)
     names = texts(layout, "waiting-name")
     expected = [s.name["pl"] for s in example_services()]
@@ -618,9 +636,8 @@ def test_five_service_names_are_shown_whole_in_at_most_two_lines(crowded, artifa
         assert not any(overlap(a, b) for b in boxes[i + 1 :]), "two cells of the waiting bar overlap"
 
 
-@pytest.mark.parametrize("size", SCREENS, ids=lambda s: f"{s[0]}x{s[1]}")
-def test_a_long_list_of_recent_calls_shows_the_newest_rows_at_full_size_below_its_heading(crowded, artifacts, size):
-    display = crowded(size, "recent")  # last_calls = 9, the config's maximum
+def test_a_long_list_of_recent_calls_shows_the_newest_rows_at_full_size_below_its_heading(crowded_board, artifacts):
+    display, size = crowded_board  # last_calls = 9, the config's maximum
     layout = display.layout(f"display-recent-{size[0]}x{size[1]}", artifacts)
     headings = texts(layout, "recent-heading")
     assert [drawn(h) for h in headings] == ["Numer Number", "Stanowisko Counter"]

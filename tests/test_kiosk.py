@@ -12,21 +12,21 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from PIL import Image
 
 from kiosk.style import MIN_CAP_MM, MIN_CONTRAST, MIN_TEXT_PX, cap_height_mm
 from tests.harness import (
     ALWAYS_OPEN,
-    ROOT,
     ServerProcess,
     VirtualScreen,
     free_port,
     midday_zone,
+    start_app,
     wait_for,
     write_config,
 )
@@ -58,6 +58,8 @@ class Kiosk:
         self.env = {**screen.env(), "KIVY_HOME": str(workdir / "kivy")}
         self.trace = workdir / "trace.jsonl"
         self._since = 0  # the trace entries before the last tap (wait's since_tap)
+        self._entries: list[dict] = []  # the trace read so far, and how many of its bytes
+        self._read = 0
         self.output = workdir / "printed.bin"
         self.config = workdir / "kiosk.toml"
         self.config.write_text(
@@ -83,43 +85,34 @@ height = {height}
 """,
             encoding="utf-8",
         )
+        self.shots = shots
         shutil.rmtree(shots, ignore_errors=True)
-        self.log = open(workdir / "kiosk.log", "wb")  # noqa: SIM115
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "kiosk.cli",
-                "--config",
-                str(self.config),
-                "--trace",
-                str(self.trace),
-                "--screenshot-dir",
-                str(shots),
-                "--log-level",
-                "INFO",
-            ],
-            cwd=ROOT,
-            env=self.env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
+        log = workdir / "kiosk.log"
+        log.write_bytes(b"")
+        args = ["--config", str(self.config), "--trace", str(self.trace), "--screenshot-dir", str(shots)]
+        self.proc = start_app("kiosk.cli", [*args, "--log-level", "INFO"], self.env, log)
 
     def entries(self) -> list[dict]:
         if self.proc.poll() is not None:
             raise AssertionError(f"kiosk exited with {self.proc.returncode}:\n{self.log_text()[-3000:]}")
         if not self.trace.exists():
             return []
-        out = []
-        # Only whole lines: the kiosk may be writing one right now, cut anywhere (even inside
-        # a Polish letter's two bytes, so decode what ends in a newline only).
-        data = self.trace.read_bytes()
-        for line in data[: data.rfind(b"\n") + 1].decode("utf-8").splitlines():
+        # Only what was added since the last look (a test polls every 20 ms; parsing the whole trace
+        # each time cost the test process seconds of CPU), and only whole lines: the kiosk may be
+        # writing one right now, cut anywhere (even inside a Polish letter's two bytes, so decode
+        # what ends in a newline only).
+        with self.trace.open("rb") as f:
+            f.seek(self._read)
+            data = f.read()
+        for line in data.splitlines(keepends=True):
+            if not line.endswith(b"\n"):
+                break
             try:
-                out.append(json.loads(line))
+                self._entries.append(json.loads(line.decode("utf-8")))
             except ValueError:  # the line being written right now
                 break
-        return out
+            self._read += len(line)
+        return list(self._entries)
 
     def now(self) -> dict:
         entries = self.entries()
@@ -197,7 +190,6 @@ height = {height}
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(60)  # a bound: on a busy machine a killed kiosk took over 5 s to go
-        self.log.close()
 
 
 @pytest.fixture
@@ -226,6 +218,7 @@ def test_tapping_a_service_prints_and_shows_a_ticket_the_server_knows(server, st
     kiosk = start_kiosk(server)
     home = kiosk.wait_home()
     assert "Urząd Testowy w Łodzi" in home["texts"]
+    assert home["gl_samples"] == 0, "multisampled: each frame 2.5 times the CPU in software rendering"
     assert any(t.startswith("A  Rejestracja pojazdów\nCzeka: 0") for t in home["texts"])
     kiosk.tap("service:rej")
     shown = kiosk.wait(
@@ -254,6 +247,15 @@ def test_tapping_a_service_prints_and_shows_a_ticket_the_server_knows(server, st
         "waiting count updated", lambda e: any(t.startswith("A  Rejestracja pojazdów\nCzeka: 1") for t in e["texts"])
     )
     assert again["lang"] == "pl"
+    # The screenshots (kiosk/widgets.py ``screenshot``) are the screens as drawn: the window's size,
+    # the yellow number on the ticket (kiosk/style.py's YELLOW) on black.
+    [ticket_png] = sorted(kiosk.shots.glob("*-ticket.png"))
+    with Image.open(ticket_png) as png:
+        assert png.size == (1280, 720) and png.mode == "RGB"
+        assert any(r == 255 and 215 <= g <= 218 and b == 0 for _n, (r, g, b) in png.getcolors(1280 * 720))
+        x, y, _w, _h = shown["boxes"]["done"]  # "Gotowe", at the bottom: the rows are the right way up
+        button = png.getpixel((x + 4, y + 4))
+        assert button != (0, 0, 0) and png.getpixel((x + 4, 719 - (y + 4))) != button, "upside down"
 
 
 def test_the_ticket_goes_to_the_printer_before_the_ticket_screen_is_built(server, start_kiosk):

@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import select
 import socket
+import subprocess
+import sys
 import threading
 import time
 import tty
@@ -17,7 +19,7 @@ import tty
 import pytest
 
 from hardware.printer import Fault, PrinterSettings, TicketLayout, TicketPrinter
-from tests.harness import free_port, wait_for
+from tests.harness import ROOT, free_port, wait_for
 
 ESC_T_CP852 = b"\x1bt\x12"  # ESC t 18: CP852 (Latin-2, Polish) on Epson-compatible printers
 ESC_T_CP866 = b"\x1bt\x11"  # ESC t 17: CP866 (Cyrillic)
@@ -215,6 +217,29 @@ def test_qr_code_can_be_printed_as_an_image_for_printers_without_native_qr():
 def test_profile_without_polish_code_page_is_refused_at_start():
     with pytest.raises(ValueError, match="CP852"):
         TicketPrinter(PrinterSettings(kind="dummy", profile="simple"))
+
+
+def test_starting_a_printer_reads_escpos_profiles_from_json_and_leaves_nothing_in_tmp(tmp_path):
+    """python-escpos parsed its printer database as YAML on every start (0.23 s of CPU, a sixth of
+    the kiosk's start) and left a temporary folder behind each time (hardware/printer.py
+    ``_import_capabilities``). A fresh process, as the kiosk starts: the same profiles, nothing left."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    code = (
+        "import json, sys\n"
+        "from importlib.resources import files\n"
+        "from hardware.printer import PrinterSettings, TicketLayout, TicketPrinter\n"
+        "p = TicketPrinter(PrinterSettings(kind='dummy'))\n"
+        "assert p.print_ticket(TicketLayout('Urząd', 'A001')).fault.value == 'ok'\n"
+        "import escpos.capabilities as caps\n"
+        "assert caps.CAPABILITIES == json.loads((files('escpos') / 'capabilities.json').read_text('utf-8'))\n"
+        "assert 'yaml.composer' not in sys.modules or not caps.full_load, 'parsed as YAML'\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env={**os.environ, "TMPDIR": str(tmp)}, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert list(tmp.iterdir()) == [], "a folder left in /tmp by each start"
 
 
 def test_network_printer_receives_the_ticket_after_a_status_check(loopback):
