@@ -326,11 +326,19 @@ class Zygote:
             self._cond.notify_all()
 
     def start(self, argv: list[str], log: Path, cwd: Path) -> ForkedProcess:
+        pid = self._fork({"argv": argv, "cwd": str(cwd), "log": str(log)})
+        return ForkedProcess(self, pid, [sys.executable, "-m", "server.cli", *argv])
+
+    def run_module(self, module: str, argv: list[str], files: dict[str, str], sigint_ignored: bool) -> ForkedProcess:
+        """``python -m <module> <argv>`` in ROOT, forked; ``files``: its stdin, stdout and stderr paths."""
+        request = {"module": module, "argv": argv, "cwd": str(ROOT), "sigint_ignored": sigint_ignored, **files}
+        return ForkedProcess(self, self._fork(request), [sys.executable, "-m", module, *argv])
+
+    def _fork(self, request: dict) -> int:
         with self._lock:
             if self._proc is None:
                 self._spawn()
             assert self._proc is not None and self._proc.stdin is not None
-            request = {"argv": argv, "cwd": str(cwd), "log": str(log)}
             self._proc.stdin.write(json.dumps(request).encode() + b"\n")
             self._proc.stdin.flush()
             with self._cond:
@@ -338,8 +346,7 @@ class Zygote:
                     raise AssertionError("the server zygote did not fork within 30 s")
                 if not self._started:
                     raise AssertionError("the server zygote exited")
-                pid = self._started.pop(0)
-        return ForkedProcess(self, pid, [sys.executable, "-m", "server.cli", *argv])
+                return self._started.pop(0)
 
     def close(self) -> None:
         """End the zygote and wait for it (at the pytest process's exit). Why wait: a process's CPU
@@ -396,6 +403,40 @@ def _exists(pid: int) -> bool:
 
 FORKS = Zygote()
 atexit.register(FORKS.close)
+
+
+def run_tool(
+    module: str, *args: str, input: str | None = None, cwd: Path = ROOT, timeout: float = 300, **popen: Any
+) -> subprocess.CompletedProcess[str]:
+    """``python -m <module> <args>`` as a user runs it, as ``subprocess.run(..., capture_output=True,
+    text=True)`` returns it: its exit status, stdout and stderr (``input``: its stdin).
+
+    Why: the interpreter's start and the imports were ~1.5 s of CPU per tool run, and the tests run
+    the report mail, the simulator, ``numerek-users`` and the roles' ``--check`` hundreds of times.
+    With the test process's own environment, from this checkout, it is a fork of the server zygote
+    (tests/server_zygote.py ``tool``): the same module run as ``__main__`` with the same argv, in a
+    process of its own. Otherwise (another folder, ``env=``, any other Popen option, NUMEREK_TEST_EXEC=1)
+    a fresh interpreter, as before."""
+    argv = [sys.executable, "-m", module, *args]
+    if popen or Path(cwd) != ROOT or not FORKS.usable():
+        return subprocess.run(argv, input=input, capture_output=True, text=True, cwd=cwd, timeout=timeout, **popen)
+    import locale
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="numerek-tool-") as folder:
+        files = {name: os.path.join(folder, name) for name in ("stdin", "stdout", "stderr")}
+        Path(files["stdin"]).write_text(input or "", encoding=locale.getpreferredencoding(False))
+        proc = FORKS.run_module(module, list(args), files, sigint_ignored=False)
+        try:
+            code = proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(60)
+            raise
+        out, err = (
+            Path(files[name]).read_text(encoding=locale.getpreferredencoding(False)) for name in ("stdout", "stderr")
+        )
+    return subprocess.CompletedProcess(argv, code, out, err)  # read_text: universal newlines, as text=True
 
 
 @dataclass
