@@ -329,9 +329,13 @@ class Zygote:
         pid = self._fork({"argv": argv, "cwd": str(cwd), "log": str(log)})
         return ForkedProcess(self, pid, [sys.executable, "-m", "server.cli", *argv])
 
-    def run_module(self, module: str, argv: list[str], files: dict[str, str], sigint_ignored: bool) -> ForkedProcess:
-        """``python -m <module> <argv>`` in ROOT, forked; ``files``: its stdin, stdout and stderr paths."""
+    def run_module(
+        self, module: str, argv: list[str], files: dict[str, str], sigint_ignored: bool = False, append: bool = False
+    ) -> ForkedProcess:
+        """``python -m <module> <argv>`` in ROOT, forked; ``files``: its stdin, stdout and stderr paths
+        (``append``: added to, as a log; else written anew)."""
         request = {"module": module, "argv": argv, "cwd": str(ROOT), "sigint_ignored": sigint_ignored, **files}
+        request["append"] = append
         return ForkedProcess(self, self._fork(request), [sys.executable, "-m", module, *argv])
 
     def _fork(self, request: dict) -> int:
@@ -426,7 +430,7 @@ def run_tool(
     with tempfile.TemporaryDirectory(prefix="numerek-tool-") as folder:
         files = {name: os.path.join(folder, name) for name in ("stdin", "stdout", "stderr")}
         Path(files["stdin"]).write_text(input or "", encoding=locale.getpreferredencoding(False))
-        proc = FORKS.run_module(module, list(args), files, sigint_ignored=False)
+        proc = FORKS.run_module(module, list(args), files)
         try:
             code = proc.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -437,6 +441,26 @@ def run_tool(
             Path(files[name]).read_text(encoding=locale.getpreferredencoding(False)) for name in ("stdout", "stderr")
         )
     return subprocess.CompletedProcess(argv, code, out, err)  # read_text: universal newlines, as text=True
+
+
+def start_tool(
+    module: str, *args: str, log: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen | ForkedProcess:
+    """``python -m <module> <args>`` in the background (a replicator, the centre's ingester), its
+    stdout and stderr added to ``log``: a fork of the server zygote as in ``run_tool``, or, with an
+    environment of its own (``env``: added to the test process's), a fresh interpreter."""
+    if env or not FORKS.usable():
+        with open(log, "ab") as out:
+            return subprocess.Popen(
+                [sys.executable, "-m", module, *args],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=ROOT,
+                env={**os.environ, **(env or {})},
+            )
+    log.touch()  # there when this returns, as with Popen(stdout=open(log, "ab"))
+    files = {"stdin": os.devnull, "stdout": str(log), "stderr": str(log)}
+    return FORKS.run_module(module, list(args), files, append=True)
 
 
 @dataclass

@@ -14,7 +14,8 @@ test's, its exit status the tool's own — ~1.5 s of CPU less per run (tests/har
 
 Protocol (``python -m tests.server_zygote``, from tests/harness.py): stdin takes one JSON line per
 server, ``{"argv": [...], "cwd": "...", "log": "..."}``, or per tool, ``{"module": "...", "argv": [...],
-"cwd": "...", "stdin": "...", "stdout": "...", "stderr": "...", "sigint_ignored": false}``; stdout
+"cwd": "...", "stdin": "...", "stdout": "...", "stderr": "...", "append": false, "sigint_ignored": false}``
+(``append``: a log the tool adds to, as ``open(log, "ab")``); stdout
 answers ``started <pid>`` and, when a server or tool ends, ``exit <pid> <returncode> <cpu>`` (negative:
 the signal, as subprocess reports it; cpu: its user + system CPU seconds, for tests/cpu_report.py).
 """
@@ -44,6 +45,7 @@ def preload() -> None:
     import uvicorn.loops.asyncio  # noqa: F401
     import uvicorn.protocols.websockets.auto  # noqa: F401
 
+    import central.ingest  # noqa: F401
     import counter.cli  # noqa: F401
     import display.cli  # noqa: F401
     import kiosk.cli  # noqa: F401
@@ -55,6 +57,7 @@ def preload() -> None:
     import server.http  # noqa: F401
     import server.httpserver  # noqa: F401
     import server.provision  # noqa: F401
+    import server.replicate  # noqa: F401
     import server.reports.charts  # noqa: F401
     import server.reports.mail  # noqa: F401
     import server.reports.monthly  # noqa: F401
@@ -95,8 +98,8 @@ def tool(request: dict) -> None:
     for fd, (path, flags) in enumerate(
         (
             (request.get("stdin") or os.devnull, os.O_RDONLY),
-            (request["stdout"], os.O_WRONLY | os.O_TRUNC | os.O_CREAT),
-            (request["stderr"], os.O_WRONLY | os.O_TRUNC | os.O_CREAT),
+            (request["stdout"], os.O_WRONLY | os.O_CREAT | (os.O_APPEND if request.get("append") else os.O_TRUNC)),
+            (request["stderr"], os.O_WRONLY | os.O_CREAT | (os.O_APPEND if request.get("append") else os.O_TRUNC)),
         )
     ):
         opened = os.open(path, flags, 0o644)
