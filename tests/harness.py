@@ -330,13 +330,14 @@ class Zygote:
         return ForkedProcess(self, pid, [sys.executable, "-m", "server.cli", *argv])
 
     def run_module(
-        self, module: str, argv: list[str], files: dict[str, str], sigint_ignored: bool = False, append: bool = False
+        self, module: str | Path, argv: list[str], files: dict[str, str], cwd: Path = ROOT, append: bool = False
     ) -> ForkedProcess:
-        """``python -m <module> <argv>`` in ROOT, forked; ``files``: its stdin, stdout and stderr paths
-        (``append``: added to, as a log; else written anew)."""
-        request = {"module": module, "argv": argv, "cwd": str(ROOT), "sigint_ignored": sigint_ignored, **files}
-        request["append"] = append
-        return ForkedProcess(self, self._fork(request), [sys.executable, "-m", module, *argv])
+        """``python -m <module> <argv>`` (a Path: ``python <script> <argv>``), forked; ``files``: its
+        stdin, stdout and stderr paths (``append``: added to, as a log; else written anew)."""
+        what = {"script": str(module)} if isinstance(module, Path) else {"module": module}
+        request = {**what, "argv": argv, "cwd": str(cwd), "append": append, **files}
+        args = [sys.executable, str(module)] if isinstance(module, Path) else [sys.executable, "-m", module]
+        return ForkedProcess(self, self._fork(request), [*args, *argv])
 
     def _fork(self, request: dict) -> int:
         with self._lock:
@@ -410,19 +411,20 @@ atexit.register(FORKS.close)
 
 
 def run_tool(
-    module: str, *args: str, input: str | None = None, cwd: Path = ROOT, timeout: float = 300, **popen: Any
+    module: str | Path, *args: str, input: str | None = None, cwd: Path = ROOT, timeout: float = 300, **popen: Any
 ) -> subprocess.CompletedProcess[str]:
     """``python -m <module> <args>`` as a user runs it, as ``subprocess.run(..., capture_output=True,
-    text=True)`` returns it: its exit status, stdout and stderr (``input``: its stdin).
+    text=True)`` returns it: its exit status, stdout and stderr (``input``: its stdin). A Path is a
+    Python script run as ``python <script>``: the venv's ``bin/numerek-provision``, as its shebang runs it.
 
     Why: the interpreter's start and the imports were ~1.5 s of CPU per tool run, and the tests run
     the report mail, the simulator, ``numerek-users`` and the roles' ``--check`` hundreds of times.
     With the test process's own environment, from this checkout, it is a fork of the server zygote
     (tests/server_zygote.py ``tool``): the same module run as ``__main__`` with the same argv, in a
-    process of its own. Otherwise (another folder, ``env=``, any other Popen option, NUMEREK_TEST_EXEC=1)
+    process of its own. Otherwise (``-m`` in another folder, ``env=``, another Popen option, NUMEREK_TEST_EXEC=1)
     a fresh interpreter, as before."""
-    argv = [sys.executable, "-m", module, *args]
-    if popen or Path(cwd) != ROOT or not FORKS.usable():
+    argv = [sys.executable, str(module), *args] if isinstance(module, Path) else [sys.executable, "-m", module, *args]
+    if popen or (Path(cwd) != ROOT and not isinstance(module, Path)) or not FORKS.usable():
         return subprocess.run(argv, input=input, capture_output=True, text=True, cwd=cwd, timeout=timeout, **popen)
     import locale
     import tempfile
@@ -430,7 +432,7 @@ def run_tool(
     with tempfile.TemporaryDirectory(prefix="numerek-tool-") as folder:
         files = {name: os.path.join(folder, name) for name in ("stdin", "stdout", "stderr")}
         Path(files["stdin"]).write_text(input or "", encoding=locale.getpreferredencoding(False))
-        proc = FORKS.run_module(module, list(args), files)
+        proc = FORKS.run_module(module, list(args), files, cwd=Path(cwd))
         try:
             code = proc.wait(timeout)
         except subprocess.TimeoutExpired:

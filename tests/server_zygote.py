@@ -14,7 +14,8 @@ test's, its exit status the tool's own — ~1.5 s of CPU less per run (tests/har
 
 Protocol (``python -m tests.server_zygote``, from tests/harness.py): stdin takes one JSON line per
 server, ``{"argv": [...], "cwd": "...", "log": "..."}``, or per tool, ``{"module": "...", "argv": [...],
-"cwd": "...", "stdin": "...", "stdout": "...", "stderr": "...", "append": false, "sigint_ignored": false}``
+"cwd": "...", "stdin": "...", "stdout": "...", "stderr": "...", "append": false}`` (``"script"``
+instead of ``"module"``: a script file run as ``python <script>``)
 (``append``: a log the tool adds to, as ``open(log, "ab")``); stdout
 answers ``started <pid>`` and, when a server or tool ends, ``exit <pid> <returncode> <cpu>`` (negative:
 the signal, as subprocess reports it; cpu: its user + system CPU seconds, for tests/cpu_report.py).
@@ -85,16 +86,15 @@ def child(request: dict) -> None:
 
 
 def tool(request: dict) -> None:
-    """In the fork: become ``python -m <module> <argv>`` (returns only by raising SystemExit).
+    """In the fork: become ``python -m <module> <argv>``, or ``<script> <argv>`` for a script such as
+    the venv's ``bin/numerek-provision`` (returns only by raising SystemExit).
 
     ``runpy.run_module(..., run_name="__main__", alter_sys=True)`` is what ``python -m`` runs: the
-    module's code as ``__main__`` with ``sys.argv[0]`` its file. An uncaught exception ends the fork as
-    it ends an interpreter (the traceback on stderr, status 1); ``SystemExit`` gives the tool's status.
-    A tool started with SIGINT ignored keeps it ignored, as Python does when it inherits that."""
+    module's code as ``__main__`` with ``sys.argv[0]`` its file; ``runpy.run_path`` what ``python
+    <script>`` runs, with the script's folder first on ``sys.path``. An uncaught exception ends the fork
+    as it ends an interpreter (the traceback on stderr, status 1); ``SystemExit`` gives the tool's status."""
     signal.set_wakeup_fd(-1)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-    if request.get("sigint_ignored"):
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
     for fd, (path, flags) in enumerate(
         (
             (request.get("stdin") or os.devnull, os.O_RDONLY),
@@ -112,9 +112,14 @@ def tool(request: dict) -> None:
     # The zygote imported the module already (a real ``python -m`` finds it imported only when its
     # package imports it); later imports of it get that copy, as they get the first copy in a real run.
     warnings.filterwarnings("ignore", r"'[\w.]+' found in sys.modules after import of package", RuntimeWarning)
-    sys.argv = [request["module"], *request["argv"]]  # runpy puts the module's file first
     try:
-        runpy.run_module(request["module"], run_name="__main__", alter_sys=True)
+        if "script" in request:
+            sys.argv = [request["script"], *request["argv"]]
+            sys.path[0] = os.path.dirname(os.path.realpath(request["script"]))
+            runpy.run_path(request["script"], run_name="__main__")
+        else:
+            sys.argv = [request["module"], *request["argv"]]  # runpy puts the module's file first
+            runpy.run_module(request["module"], run_name="__main__", alter_sys=True)
     finally:
         sys.stdout.flush()
         sys.stderr.flush()
@@ -159,7 +164,7 @@ def serve() -> None:
             if pid == 0:
                 os.close(wake_r)
                 os.close(wake_w)
-                if "module" in request:
+                if "module" in request or "script" in request:
                     tool(request)
                 child(request)
             out.write(f"started {pid}\n")
