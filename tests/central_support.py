@@ -12,7 +12,6 @@ import random
 import shutil
 import sqlite3
 import subprocess
-import sys
 import tempfile
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
@@ -26,7 +25,16 @@ from paho.mqtt.enums import CallbackAPIVersion
 from protocol.replica import EventBatch, ReplicaEvent
 from protocol.topics import Topics
 from server.replicate import bridge_config
-from tests.harness import ROOT, Broker, Peer, ServerProcess, free_port, wait_for, write_config
+from tests.harness import (
+    Broker,
+    ForkedProcess,
+    Peer,
+    ServerProcess,
+    free_port,
+    start_tool,
+    wait_for,
+    write_config,
+)
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 T = Topics()
@@ -185,7 +193,7 @@ class Branch:
         http_port = free_port()
         cfg = write_config(workdir / "office.toml", self.broker.port, http_port)
         self.server = ServerProcess(cfg, http_port=http_port, env=self.env).start()
-        self.replicator: subprocess.Popen | None = None
+        self.replicator: subprocess.Popen | ForkedProcess | None = None
         self.start_replicator()
         self._connect_peer()
         self.n = 0
@@ -203,14 +211,11 @@ class Branch:
         self._connect_peer()
 
     def start_replicator(self) -> None:
-        log = open(self.dir / "replicator.log", "ab")  # noqa: SIM115
-        self.replicator = subprocess.Popen(
-            [sys.executable, "-m", "server.replicate", "--config", str(self.server.config), "--branch", self.id]
-            + ["--heartbeat", "0.5", "--booking-every", "2"],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=ROOT,
-            env={**os.environ, **self.env},
+        self.replicator = start_tool(
+            "server.replicate",
+            *("--config", str(self.server.config), "--branch", self.id, "--heartbeat", "0.5", "--booking-every", "2"),
+            log=self.dir / "replicator.log",
+            env=self.env,
         )
 
     def issue(self, service: str = "rej") -> dict:
@@ -302,16 +307,10 @@ def write_central_config(path: Path, broker: CentralBroker, dsn: str, http_port:
 class IngesterProcess:
     def __init__(self, config: Path) -> None:
         self.config = config
-        self.proc: subprocess.Popen | None = None
+        self.proc: subprocess.Popen | ForkedProcess | None = None
 
     def start(self) -> IngesterProcess:
-        log = open(self.config.parent / "central.log", "ab")  # noqa: SIM115
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "central.ingest", "--config", str(self.config)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=ROOT,
-        )
+        self.proc = start_tool("central.ingest", "--config", str(self.config), log=self.config.parent / "central.log")
         return self
 
     def log(self) -> str:

@@ -342,13 +342,26 @@ class Zygote:
     def start(
         self, argv: list[str], log: Path, cwd: Path, module: str = "server.cli", env: dict[str, str] | None = None
     ) -> ForkedProcess:
+        request: dict[str, Any] = {"argv": argv, "cwd": str(cwd), "log": str(log)}
+        if self.kivy:
+            request |= {"module": module, "env": dict(env if env is not None else os.environ)}
+        return ForkedProcess(self, self._fork(request), [sys.executable, "-m", module, *argv])
+
+    def run_module(
+        self, module: str | Path, argv: list[str], files: dict[str, str], cwd: Path = ROOT, append: bool = False
+    ) -> ForkedProcess:
+        """``python -m <module> <argv>`` (a Path: ``python <script> <argv>``), forked; ``files``: its
+        stdin, stdout and stderr paths (``append``: added to, as a log; else written anew)."""
+        what = {"script": str(module)} if isinstance(module, Path) else {"module": module}
+        request = {**what, "tool": True, "argv": argv, "cwd": str(cwd), "append": append, **files}
+        args = [sys.executable, str(module)] if isinstance(module, Path) else [sys.executable, "-m", module]
+        return ForkedProcess(self, self._fork(request), [*args, *argv])
+
+    def _fork(self, request: dict) -> int:
         with self._lock:
             if self._proc is None:
                 self._spawn()
             assert self._proc is not None and self._proc.stdin is not None
-            request: dict[str, Any] = {"argv": argv, "cwd": str(cwd), "log": str(log)}
-            if self.kivy:
-                request |= {"module": module, "env": dict(env if env is not None else os.environ)}
             self._proc.stdin.write(json.dumps(request).encode() + b"\n")
             self._proc.stdin.flush()
             with self._cond:
@@ -356,8 +369,7 @@ class Zygote:
                     raise AssertionError(f"{self.module} did not fork within 30 s")
                 if not self._started:
                     raise AssertionError(f"{self.module} exited")
-                pid = self._started.pop(0)
-        return ForkedProcess(self, pid, [sys.executable, "-m", module, *argv])
+                return self._started.pop(0)
 
     def close(self) -> None:
         """End the zygote and wait for it (at the pytest process's exit). Why wait: a process's CPU
@@ -429,6 +441,61 @@ def start_app(module: str, argv: list[str], env: dict[str, str], log: Path, cwd:
         return subprocess.Popen(
             [sys.executable, "-m", module, *argv], cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT
         )
+
+
+def run_tool(
+    module: str | Path, *args: str, input: str | None = None, cwd: Path = ROOT, timeout: float = 300, **popen: Any
+) -> subprocess.CompletedProcess[str]:
+    """``python -m <module> <args>`` as a user runs it, as ``subprocess.run(..., capture_output=True,
+    text=True)`` returns it: its exit status, stdout and stderr (``input``: its stdin). A Path is a
+    Python script run as ``python <script>``: the venv's ``bin/numerek-provision``, as its shebang runs it.
+
+    Why: the interpreter's start and the imports were ~1.5 s of CPU per tool run, and the tests run
+    the report mail, the simulator, ``numerek-users`` and the roles' ``--check`` hundreds of times.
+    With the test process's own environment, from this checkout, it is a fork of the server zygote
+    (tests/server_zygote.py ``tool``): the same module run as ``__main__`` with the same argv, in a
+    process of its own. Otherwise (``-m`` in another folder, ``env=``, another Popen option, NUMEREK_TEST_EXEC=1)
+    a fresh interpreter, as before."""
+    argv = [sys.executable, str(module), *args] if isinstance(module, Path) else [sys.executable, "-m", module, *args]
+    if popen or (Path(cwd) != ROOT and not isinstance(module, Path)) or not FORKS.usable():
+        return subprocess.run(argv, input=input, capture_output=True, text=True, cwd=cwd, timeout=timeout, **popen)
+    import locale
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="numerek-tool-") as folder:
+        files = {name: os.path.join(folder, name) for name in ("stdin", "stdout", "stderr")}
+        Path(files["stdin"]).write_text(input or "", encoding=locale.getpreferredencoding(False))
+        proc = FORKS.run_module(module, list(args), files, cwd=Path(cwd))
+        try:
+            code = proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(60)
+            raise
+        out, err = (
+            Path(files[name]).read_text(encoding=locale.getpreferredencoding(False)) for name in ("stdout", "stderr")
+        )
+    return subprocess.CompletedProcess(argv, code, out, err)  # read_text: universal newlines, as text=True
+
+
+def start_tool(
+    module: str, *args: str, log: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen | ForkedProcess:
+    """``python -m <module> <args>`` in the background (a replicator, the centre's ingester), its
+    stdout and stderr added to ``log``: a fork of the server zygote as in ``run_tool``, or, with an
+    environment of its own (``env``: added to the test process's), a fresh interpreter."""
+    if env or not FORKS.usable():
+        with open(log, "ab") as out:
+            return subprocess.Popen(
+                [sys.executable, "-m", module, *args],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=ROOT,
+                env={**os.environ, **(env or {})},
+            )
+    log.touch()  # there when this returns, as with Popen(stdout=open(log, "ab"))
+    files = {"stdin": os.devnull, "stdout": str(log), "stderr": str(log)}
+    return FORKS.run_module(module, list(args), files, append=True)
 
 
 @dataclass

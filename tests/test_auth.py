@@ -5,21 +5,13 @@ from __future__ import annotations
 import base64
 import sqlite3
 import subprocess
-import sys
 
 from server.auth import Users
-from tests.harness import ROOT
+from tests.harness import run_tool
 
 
 def users_cli(db, *args: str, stdin: str = "") -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "server.auth", "--database", str(db), *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=60,
-    )
+    return run_tool("server.auth", "--database", str(db), *args, input=stdin, timeout=60)
 
 
 def test_a_new_database_has_no_login_at_all(tmp_path):

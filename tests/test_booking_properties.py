@@ -24,12 +24,14 @@ from tests.test_engine_properties import SERVICES, Office
 # 200 examples of 50 steps each: minutes on a busy machine (the 300-s default bounds a hung test).
 pytestmark = pytest.mark.timeout(900)
 
-WINDOW = timedelta(minutes=booking_config().booking.call_window_min)
+CONFIG = booking_config()
+"""Parsed once, as the engine state machine's (tests/test_engine_properties.py ``CONFIG``)."""
+WINDOW = timedelta(minutes=CONFIG.booking.call_window_min)
 
 
 class OfficeWithBookings(Office):
     def _new_engine(self) -> QueueEngine:
-        engine = QueueEngine(booking_config(), self.clock, token_factory=self.tokens)
+        engine = QueueEngine(CONFIG, self.clock, token_factory=self.tokens)
         engine.restore(self.store.load())
         return engine
 

@@ -8,8 +8,6 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
-import subprocess
-import sys
 from datetime import datetime
 from itertools import pairwise
 
@@ -18,7 +16,7 @@ import pytest
 
 from server.auth import Users
 from tests.central_support import PG_BIN, Branch, CentralBroker, IngesterProcess, Postgres, write_central_config
-from tests.harness import ROOT, free_port, wait_for
+from tests.harness import free_port, start_tool, wait_for
 
 pytestmark = pytest.mark.skipif(not (PG_BIN / "initdb").exists(), reason="PostgreSQL 15 is installed by .ci/setup")
 
@@ -42,12 +40,7 @@ def centre(tmp_path_factory):
     ingester = IngesterProcess(config).start()
     branches = {b: Branch(tmp / b, b, central) for b in ("wola", "ursus")}
     Users(str(branches["wola"].server.database)).add(BRANCH_ADMIN[0], "admin", BRANCH_ADMIN[1])
-    web = subprocess.Popen(
-        [sys.executable, "-m", "central.web", "--config", str(config)],
-        cwd=ROOT,
-        stdout=open(tmp / "web.log", "wb"),  # noqa: SIM115
-        stderr=subprocess.STDOUT,
-    )
+    web = start_tool("central.web", "--config", str(config), log=tmp / "web.log")
     url = f"http://127.0.0.1:{port}"
 
     def up() -> bool:

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 
 import psycopg
@@ -24,7 +22,7 @@ from tests.central_support import (
     wait_caught_up,
     write_central_config,
 )
-from tests.harness import ROOT, wait_for
+from tests.harness import run_tool, wait_for
 
 pytestmark = pytest.mark.skipif(
     not (PG_BIN / "initdb").exists() or not shutil.which("mosquitto_passwd"),
@@ -126,16 +124,12 @@ def test_a_branch_restored_from_an_old_backup_is_reported_as_diverged_and_nothin
     central = CentralBroker(tmp_path / "central", ["wola"]).start()
     ingester = IngesterProcess(write_central_config(tmp_path / "central" / "central.toml", central, dsn)).start()
     branch = Branch(tmp_path / "wola", "wola", central)
-    db_tool = [sys.executable, "-m", "server.dbtool", "--config", str(branch.server.config)]
+    db_tool = ("server.dbtool", "--config", str(branch.server.config))
     try:
         _load(branch, tickets=3, calls=0)
-        backup = subprocess.run(
-            [*db_tool, "backup", "--to", str(tmp_path / "backups")],
-            check=True,
-            capture_output=True,
-            text=True,
-            cwd=ROOT,
-        ).stdout.strip()
+        done = run_tool(*db_tool, "backup", "--to", str(tmp_path / "backups"))
+        assert done.returncode == 0, done.stderr
+        backup = done.stdout.strip()
         _load(branch, tickets=4, calls=2)
         wait_caught_up(dsn, branch)
         before = _central_ids(dsn, "wola")
@@ -143,7 +137,8 @@ def test_a_branch_restored_from_an_old_backup_is_reported_as_diverged_and_nothin
             originals = conn.execute("SELECT seq, kind, at FROM events WHERE branch = 'wola' ORDER BY seq").fetchall()
 
         branch.server.stop()
-        subprocess.run([*db_tool, "restore", backup], check=True, capture_output=True, cwd=ROOT)
+        done = run_tool(*db_tool, "restore", backup)
+        assert done.returncode == 0, done.stderr
         branch.server.start()
         branch._connect_peer()
         _load(branch, tickets=1, calls=1)  # ids 4 and 5 again, now an issue and a call of other tickets

@@ -27,7 +27,7 @@ from tests.central_support import (
     wait_caught_up,
     write_central_config,
 )
-from tests.harness import ROOT, free_port, wait_for
+from tests.harness import ROOT, free_port, run_tool, start_tool, wait_for
 
 pytestmark = pytest.mark.skipif(
     not (PG_BIN / "initdb").exists() or libfaketime() is None,
@@ -48,23 +48,14 @@ def centre(tmp_path_factory):
     config = write_central_config(tmp / "central" / "central.toml", central, dsn, http_port=port)
     users = str(tmp / "central" / "central-users.db")
     for (name, password), role in ((MANAGER, "manager"), (CLERK, "clerk")):
-        subprocess.run(
-            [sys.executable, "-m", "server.auth", "--database", users, "add", name, "--role", role, "--password-stdin"],
-            input=password + "\n",
-            text=True,
-            check=True,
-            cwd=ROOT,
-            capture_output=True,
+        done = run_tool(
+            "server.auth", "--database", users, "add", name, "--role", role, "--password-stdin", input=password + "\n"
         )
+        assert done.returncode == 0, done.stderr
     ingester = IngesterProcess(config).start()
     # The branch's machine clock is three hours behind the centre's: waits are the branch's own times.
     branch = Branch(tmp / "wola", "wola", central, env=clock_off("-3h"))
-    web = subprocess.Popen(
-        [sys.executable, "-m", "central.web", "--config", str(config)],
-        cwd=ROOT,
-        stdout=open(tmp / "web.log", "wb"),  # noqa: SIM115
-        stderr=subprocess.STDOUT,
-    )
+    web = start_tool("central.web", "--config", str(config), log=tmp / "web.log")
     url = f"http://127.0.0.1:{port}"
 
     def up() -> bool:

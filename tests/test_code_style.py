@@ -6,6 +6,7 @@ a green main red, and everyone formats with the same rules.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -28,12 +29,14 @@ def test_every_file_is_formatted_as_ruff_format_would():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_mypy_finds_no_type_errors(tmp_path):
+def test_mypy_finds_no_type_errors():
     """mypy (pinned; strict for protocol/ and the engine, see [tool.mypy]) over every package.
 
-    A fresh cache each time: an old cache once hid an error that a clean checkout showed."""
+    No cache read: an old cache once hid an error that a clean checkout showed. And none written
+    (``--cache-dir /dev/null``, mypy's documented way): nobody reads it, and writing it was 3 of
+    mypy's 18 s of CPU."""
     result = subprocess.run(
-        [sys.executable, "-m", "mypy", "--cache-dir", str(tmp_path / "cache")],
+        [sys.executable, "-m", "mypy", "--cache-dir", os.devnull],
         cwd=ROOT,
         capture_output=True,
         text=True,

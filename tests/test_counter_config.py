@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from counter.config import EXAMPLE_CONFIG, ConfigError, load_config
 from hardware.number_display import HD44780Display, MemoryDisplay, plain_ascii
-from tests.harness import ROOT
+from tests.harness import run_tool
 
 MINIMAL = """
 [[counters]]
@@ -94,21 +92,9 @@ def test_two_counters_on_one_pi_need_their_own_pins_and_lcd_addresses(tmp_path):
 
 
 def test_cli_check_accepts_the_example_and_refuses_a_bad_file_with_exit_2(tmp_path):
-    ok = subprocess.run(
-        [sys.executable, "-m", "counter.cli", "--check", "--config", str(EXAMPLE_CONFIG)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=60,
-    )
+    ok = run_tool("counter.cli", "--check", "--config", str(EXAMPLE_CONFIG), timeout=60)
     assert ok.returncode == 0 and "OK" in ok.stdout
-    bad = subprocess.run(
-        [sys.executable, "-m", "counter.cli", "--check", "--config", str(write(tmp_path, MINIMAL + "recall = 17\n"))],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=60,
-    )
+    bad = run_tool("counter.cli", "--check", "--config", str(write(tmp_path, MINIMAL + "recall = 17\n")), timeout=60)
     assert bad.returncode == 2 and "used twice" in bad.stderr and "Traceback" not in bad.stderr
 
 

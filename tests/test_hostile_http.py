@@ -20,8 +20,6 @@ import selectors
 import socket
 import sqlite3
 import ssl
-import subprocess
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -33,7 +31,17 @@ from server.auth import SESSION_COOKIE
 from server.config import Http
 from server.httpserver import BACKLOG, RESERVED_FDS, TIMED_OUT, connection_budget
 from tests.browser import CHROMIUM, Chromium
-from tests.harness import ANSWER_TIMEOUT_S, ROOT, Broker, Peer, ServerProcess, free_port, wait_for, write_config
+from tests.harness import (
+    ANSWER_TIMEOUT_S,
+    ROOT,
+    Broker,
+    Peer,
+    ServerProcess,
+    free_port,
+    run_tool,
+    wait_for,
+    write_config,
+)
 from tests.test_admin import ADMIN, add_user, service_form, signed_in
 
 UNIT = ROOT / "systemd" / "numerek-server.service"
@@ -658,14 +666,7 @@ def test_a_new_password_or_a_removed_login_ends_its_sessions_in_the_running_serv
     first, second = signed_in(server, "anna.k", "haslo-anny-123"), signed_in(server, "anna.k", "haslo-anny-123")
 
     def users(*args: str, stdin: str = "") -> None:
-        done = subprocess.run(
-            [sys.executable, "-m", "server.auth", "--database", str(server.database), *args],
-            input=stdin,
-            capture_output=True,
-            text=True,
-            cwd=ROOT,
-            timeout=60,
-        )
+        done = run_tool("server.auth", "--database", str(server.database), *args, input=stdin, timeout=60)
         assert done.returncode == 0, done.stderr
 
     assert first.get("/api/counters/1").status_code == 200

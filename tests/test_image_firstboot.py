@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import ROOT
+from tests.harness import ROOT, run_tool
 
 SCRIPT = ROOT / "deploy" / "image" / "numerek_firstboot.py"
 EXAMPLE = ROOT / "deploy" / "image" / "files" / "boot" / "firmware" / "numerek-setup.example.toml"
@@ -58,18 +58,10 @@ class Card:
 
     def provision(self, *args: str) -> None:
         """The server's numerek-provision (its own registry, not this card's)."""
-        done = subprocess.run(
-            [
-                str(BIN / "numerek-provision"),
-                "--no-reload",
-                "--broker-dir",
-                str(self.provision_dir / "broker"),
-                "--config-dir",
-                str(self.provision_dir / "devices"),
-                *args,
-            ],
-            capture_output=True,
-            text=True,
+        done = run_tool(
+            BIN / "numerek-provision",
+            *("--no-reload", "--broker-dir", str(self.provision_dir / "broker")),
+            *("--config-dir", str(self.provision_dir / "devices"), *args),
             timeout=120,
         )
         assert done.returncode == 0, done.stderr

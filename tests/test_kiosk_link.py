@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import ast
-import subprocess
-import sys
 import threading
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -16,7 +14,7 @@ from kiosk.link import KioskLink
 from protocol.messages import ServicesMessage, TicketResponse
 from protocol.mqtt import BrokerConfig
 from protocol.topics import Topics
-from tests.harness import ROOT, wait_for
+from tests.harness import ROOT, run_tool, wait_for
 
 
 class Recorder:
@@ -177,9 +175,7 @@ def test_bad_config_is_refused_with_the_field_named(tmp_path, body, complaint):
     path.write_text(body, encoding="utf-8")
     with pytest.raises(ConfigError, match=complaint):
         load_config(path)
-    cli = subprocess.run(
-        [sys.executable, "-m", "kiosk.cli", "--config", str(path), "--check"], cwd=ROOT, capture_output=True, text=True
-    )
+    cli = run_tool("kiosk.cli", "--config", str(path), "--check")
     assert cli.returncode == 2 and complaint in cli.stderr and "Traceback" not in cli.stderr
 
 
@@ -188,13 +184,7 @@ def test_example_config_is_valid_and_printer_status_is_reported(tmp_path):
     assert cfg.kiosk.id == "k1" and cfg.printer.type == "dummy"
     dead = tmp_path / "k.toml"
     dead.write_text('[kiosk]\nid = "k1"\npublic_url = "http://x"\n[printer]\ntype = "network"\nport = 9\n')
-    out = subprocess.run(
-        [sys.executable, "-m", "kiosk.cli", "--config", str(dead), "--printer-status"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    out = run_tool("kiosk.cli", "--config", str(dead), "--printer-status", timeout=30)
     assert out.returncode == 1 and out.stdout.startswith("offline")
 
 

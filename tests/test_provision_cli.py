@@ -17,7 +17,7 @@ import pytest
 
 from server.config import load_config as load_site_config
 from server.provision import check_password, main
-from tests.harness import ROOT, free_port, write_config
+from tests.harness import ROOT, free_port, run_tool, write_config
 
 
 @pytest.fixture
@@ -88,13 +88,8 @@ def test_the_replicator_gets_an_account_file_numerek_replicate_accepts_for_its_b
 
     # Another branch's file is refused before the broker would refuse its batches.
     site = write_config(tmp_path / "office.toml", 1883, free_port())
-    done = subprocess.run(
-        [sys.executable, "-m", "server.replicate", "--config", str(site), "--branch", "mokotow"]
-        + ["--account", str(account)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=60,
+    done = run_tool(
+        "server.replicate", "--config", str(site), "--branch", "mokotow", "--account", str(account), timeout=60
     )
     assert done.returncode == 2
     assert "mqtt.username: is 'replicator-wola'; branch mokotow's is 'replicator-mokotow'" in done.stderr
@@ -270,13 +265,7 @@ def test_device_config_passes_the_roles_own_check_command(dirs, args, account, s
     """The step docs/deployment.md tells the installer to run on the device: numerek-<role> --check."""
     assert run(dirs, "add", *args) == 0
     role = args[0]
-    done = subprocess.run(
-        [sys.executable, "-m", f"{role}.cli", "--config", str(dirs[1] / f"{account}.toml"), "--check"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=ROOT,
-    )
+    done = run_tool(f"{role}.cli", "--config", str(dirs[1] / f"{account}.toml"), "--check", timeout=120)
     assert done.returncode == 0, done.stderr
     assert shown in done.stdout
 
@@ -514,13 +503,7 @@ def test_reissue_moves_every_device_kind_to_tls_keeping_settings_and_passwords(d
     assert tomllib.loads((d / "monitor-it.toml").read_text())["mqtt"]["port"] == 8883
     assert (dirs[0] / "passwd").read_text() == passwd_before  # every device keeps working until its file arrives
     for role, name in (("counter", "counter-3-4"), ("display", "display-hall-1"), ("kiosk", "kiosk-k1")):
-        done = subprocess.run(
-            [sys.executable, "-m", f"{role}.cli", "--config", str(d / f"{name}.toml"), "--check"],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            cwd=ROOT,
-        )
+        done = run_tool(f"{role}.cli", "--config", str(d / f"{name}.toml"), "--check", timeout=120)
         assert done.returncode == 0, done.stderr
 
 

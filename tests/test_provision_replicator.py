@@ -13,7 +13,6 @@ import os
 import shutil
 import sqlite3
 import subprocess
-import sys
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -34,7 +33,7 @@ from tests.central_support import (
     central_counts,
     write_central_config,
 )
-from tests.harness import ROOT, ServerProcess, free_port, wait_for, write_config
+from tests.harness import ForkedProcess, ServerProcess, free_port, start_tool, wait_for, write_config
 from tests.test_provision_broker import CONF, Client, ClosedBroker, Refused
 
 T = Topics()
@@ -51,17 +50,15 @@ class ClosedBranch:
     broker: ClosedBroker
     server: ServerProcess
     dir: Path
-    replicator: subprocess.Popen | None = None
+    replicator: subprocess.Popen | ForkedProcess | None = None
 
     def start_replicator(self, *options: str) -> None:
         """``numerek-replicate`` as systemd/numerek-replicate.service runs it, plus ``options``."""
-        log = open(self.dir / "replicator.log", "ab")  # noqa: SIM115
-        self.replicator = subprocess.Popen(
-            [sys.executable, "-m", "server.replicate", "--config", str(self.server.config), "--branch", "wola"]
-            + ["--heartbeat", "0.5", "--booking-every", "2", *options],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=ROOT,
+        self.replicator = start_tool(
+            "server.replicate",
+            *("--config", str(self.server.config), "--branch", "wola", "--heartbeat", "0.5", "--booking-every", "2"),
+            *options,
+            log=self.dir / "replicator.log",
         )
 
     def replicator_log(self) -> str:

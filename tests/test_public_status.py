@@ -7,8 +7,6 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
-import subprocess
-import sys
 import uuid
 from datetime import date, datetime
 from pathlib import Path
@@ -18,7 +16,7 @@ import jsonschema
 import pytest
 
 from tests.browser import CHROMIUM, Page
-from tests.harness import ROOT, Broker, Peer, ServerProcess, free_port, wait_for, write_config
+from tests.harness import ROOT, Broker, Peer, ServerProcess, free_port, run_tool, wait_for, write_config
 from tests.test_counter_support import BASE, issue
 
 OFFICE_SITE = "https://www.urzad.example.pl"
@@ -445,13 +443,10 @@ def past_month(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("public-stats")
     database = tmp / "numerek.db"
     cfg = write_config(tmp / "sim.toml", 1883, 8080, hours='{ wed = "08:00-17:00" }')
-    sim = subprocess.run(
-        [sys.executable, "-m", "server.simulate", "--config", str(cfg), "--database", str(database)]
-        + ["--start", MONTH_DAY, "--days", "1", "--scale", "0.8", "--seed", "5"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=300,
+    sim = run_tool(
+        "server.simulate",
+        *("--config", str(cfg), "--database", str(database)),
+        *("--start", MONTH_DAY, "--days", "1", "--scale", "0.8", "--seed", "5"),
     )
     assert sim.returncode == 0, sim.stderr
     with sqlite3.connect(database) as db:

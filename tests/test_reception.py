@@ -7,12 +7,10 @@ from __future__ import annotations
 import base64
 import re
 import sqlite3
-import subprocess
-import sys
 
 import pytest
 
-from tests.harness import ROOT, ServerProcess, free_port, write_config
+from tests.harness import ServerProcess, free_port, run_tool, write_config
 from tests.test_booking_checkin import BOOKING
 
 MANAGER = {"Authorization": "Basic " + base64.b64encode(b"szef:haslo-szefa-1").decode()}
@@ -24,13 +22,8 @@ def office(tmp_path, broker):
     cfg = write_config(tmp_path / "office.toml", broker.port, http_port)
     cfg.write_text(cfg.read_text(encoding="utf-8") + BOOKING, encoding="utf-8")
     server = ServerProcess(cfg, http_port=http_port, args=["--clock-start", "2030-01-07T09:00:00"]).start()
-    added = subprocess.run(
-        [sys.executable, "-m", "server.auth", "--config", str(cfg), "add", "szef", "--password-stdin"],
-        input="haslo-szefa-1\n",
-        text=True,
-        capture_output=True,
-        cwd=ROOT,
-        timeout=60,
+    added = run_tool(
+        "server.auth", "--config", str(cfg), "add", "szef", "--password-stdin", input="haslo-szefa-1\n", timeout=60
     )
     assert added.returncode == 0, added.stderr
     yield server

@@ -11,7 +11,6 @@ import os
 import resource
 import sqlite3
 import subprocess
-import sys
 import threading
 import uuid
 from pathlib import Path
@@ -19,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.harness import Peer, ServerProcess, free_port, wait_for, write_config
+from tests.harness import Peer, ServerProcess, free_port, run_tool, wait_for, write_config
 
 BASE = "numerek"
 
@@ -227,13 +226,7 @@ def test_a_folder_the_service_cannot_write_is_named_with_what_to_do(tmp_path, br
     if subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode != 0:
         pytest.skip("chattr +i is not supported on this file system")
     try:
-        result = subprocess.run(
-            [sys.executable, "-m", "server.cli", "--config", str(cfg)],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            cwd=Path(__file__).parent.parent,
-        )
+        result = run_tool("server.cli", "--config", str(cfg), timeout=60)
     finally:
         subprocess.run(["chattr", "-i", str(folder)], check=True)
     assert result.returncode == 2
@@ -287,13 +280,7 @@ def test_a_full_disk_acknowledges_nothing_keeps_serving_and_recovers_when_space_
 
 
 def _numerek_db(cfg: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "server.dbtool", "--config", str(cfg), *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=Path(__file__).parent.parent,
-    )
+    return run_tool("server.dbtool", "--config", str(cfg), *args, timeout=120)
 
 
 def test_a_backup_is_private_verified_and_rotated_while_the_server_runs(tmp_path, server, peer):
@@ -364,13 +351,7 @@ def test_a_restore_over_an_unreadable_database_asks_how_far_to_skip(tmp_path, br
 
 def test_two_servers_on_one_database_the_second_refuses_clearly(tmp_path, server, broker):
     second = ServerProcess(server.config, http_port=free_port())
-    result = subprocess.run(
-        [sys.executable, "-m", "server.cli", "--config", str(server.config), "--http-port", str(second.http_port)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=Path(__file__).parent.parent,
-    )
+    result = run_tool("server.cli", "--config", str(server.config), "--http-port", str(second.http_port), timeout=60)
     assert result.returncode == 2
     assert "another numerek-server" in result.stderr
     assert server.get("/health").json()["status"] == "ok"

@@ -30,7 +30,7 @@ from openpyxl import load_workbook
 from notify.message import Attachment, Channel, Message
 from server.config import load_config
 from server.reports.mail import is_first_working_day, last_month
-from tests.harness import ROOT, free_port, write_config
+from tests.harness import ROOT, free_port, run_tool, write_config
 from tests.notify_support import Mailbox
 
 HEAD = "naczelnik@starostwo.example.pl"
@@ -50,13 +50,10 @@ def office(tmp_path_factory) -> Path:
     """Two working weeks (26 October – 6 November 2026) of the test office, simulated into a real file."""
     tmp = tmp_path_factory.mktemp("monthmail")
     cfg = write_config(tmp / "office.toml", free_port(), free_port(), hours=HOURS)
-    sim = subprocess.run(
-        [sys.executable, "-m", "server.simulate", "--config", str(cfg), "--database", str(tmp / "numerek.db")]
-        + ["--start", "2026-10-26", "--days", "12", "--scale", "0.5", "--seed", "5"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=300,
+    sim = run_tool(
+        "server.simulate",
+        *("--config", str(cfg), "--database", str(tmp / "numerek.db")),
+        *("--start", "2026-10-26", "--days", "12", "--scale", "0.5", "--seed", "5"),
     )
     assert sim.returncode == 0, sim.stderr
     return tmp
@@ -116,13 +113,8 @@ timeout_s = 20
 
 
 def report_mail(config: Path, database: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "server.reports.mail", "--config", str(config), "--database", str(database), *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=300,
-    )
+    """``numerek-report-mail`` as systemd runs it (``python -m server.reports.mail``, forked: harness.run_tool)."""
+    return run_tool("server.reports.mail", "--config", str(config), "--database", str(database), *args)
 
 
 def october(office: Path) -> tuple[int, int]:

@@ -16,7 +16,6 @@ import json
 import sqlite3
 import statistics
 import subprocess
-import sys
 from collections import defaultdict
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -25,7 +24,7 @@ import httpx
 import pytest
 from openpyxl import load_workbook
 
-from tests.harness import ARTIFACTS, ROOT, Broker, ServerProcess, free_port, write_config
+from tests.harness import ARTIFACTS, Broker, ServerProcess, free_port, run_tool, write_config
 
 DAY = "2026-10-07"  # a Wednesday
 HOURS = '{ mon = "08:00-16:00", tue = "08:00-16:00", wed = "08:00-17:00", thu = "08:00-16:00", fri = "08:00-15:00" }'
@@ -34,10 +33,9 @@ TZ = ZoneInfo("Europe/Warsaw")
 MANAGER = ("kierownik", "dobre-haslo-42")
 
 
-def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", *args], input=stdin, capture_output=True, text=True, cwd=ROOT, timeout=120
-    )
+def run(module: str, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+    """``python -m <module> <args>`` (forked from the server zygote: tests/harness.py ``run_tool``)."""
+    return run_tool(module, *args, input=stdin, timeout=120)
 
 
 @pytest.fixture(scope="module")

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import base64
-import subprocess
-import sys
 
-from tests.harness import ROOT, Peer, ServerProcess, free_port, write_config
+from tests.harness import Peer, ServerProcess, free_port, run_tool, write_config
 
 BASE = "numerek"
 AUTH = {"Authorization": "Basic " + base64.b64encode(b"szef:haslo-szefa-1").decode()}
@@ -25,13 +23,8 @@ def test_live_view_shows_queues_and_alerts_when_a_wait_passes_its_target(tmp_pat
     cfg = write_config(tmp_path / "office.toml", broker.port, http_port)
     server = ServerProcess(cfg, http_port=http_port, args=["--clock-start", "2030-01-07T09:00:00"]).start()
     try:
-        added = subprocess.run(
-            [sys.executable, "-m", "server.auth", "--config", str(cfg), "add", "szef", "--password-stdin"],
-            input="haslo-szefa-1\n",
-            text=True,
-            capture_output=True,
-            cwd=ROOT,
-            timeout=60,
+        added = run_tool(
+            "server.auth", "--config", str(cfg), "add", "szef", "--password-stdin", input="haslo-szefa-1\n", timeout=60
         )
         assert added.returncode == 0, added.stderr
         assert server.anonymous_get("/reports/api/live").status_code == 401
@@ -85,13 +78,8 @@ def test_a_kiosk_out_of_paper_shows_on_the_managers_live_view(tmp_path, broker, 
     cfg = write_config(tmp_path / "office.toml", broker.port, http_port)
     server = ServerProcess(cfg, http_port=http_port).start()
     try:
-        added = subprocess.run(
-            [sys.executable, "-m", "server.auth", "--config", str(cfg), "add", "szef", "--password-stdin"],
-            input="haslo-szefa-1\n",
-            text=True,
-            capture_output=True,
-            cwd=ROOT,
-            timeout=60,
+        added = run_tool(
+            "server.auth", "--config", str(cfg), "add", "szef", "--password-stdin", input="haslo-szefa-1\n", timeout=60
         )
         assert added.returncode == 0, added.stderr
         peer.publish(f"{BASE}/device/kiosk-k1/availability", "online", retain=True)

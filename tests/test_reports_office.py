@@ -32,7 +32,7 @@ import pytest
 from openpyxl import load_workbook
 
 from tests.browser import CHROMIUM, Page, SharedChromium
-from tests.harness import ARTIFACTS, ROOT, Broker, ServerProcess, free_port, wait_for, write_config
+from tests.harness import ARTIFACTS, Broker, ServerProcess, free_port, run_tool, wait_for, write_config
 
 HOURS = '{ mon = "08:00-16:00", tue = "08:00-16:00", wed = "08:00-17:00", thu = "08:00-16:00", fri = "08:00-15:00" }'
 MANAGER = ("kierownik", "dobre-haslo-42")
@@ -67,10 +67,9 @@ print(json.dumps({"bom": raw.startswith(b"\xef\xbb\xbf"), "header": rows[0],
 """
 
 
-def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", *args], input=stdin, capture_output=True, text=True, cwd=ROOT, timeout=300
-    )
+def run(module: str, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+    """``python -m <module> <args>`` (forked from the server zygote: tests/harness.py ``run_tool``)."""
+    return run_tool(module, *args, input=stdin)
 
 
 @pytest.fixture(scope="module")

@@ -15,14 +15,13 @@ import json
 import re
 import sqlite3
 import subprocess
-import sys
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 
-from tests.harness import ROOT, Broker, ServerProcess, free_port, wait_for, write_config
+from tests.harness import Broker, ServerProcess, free_port, run_tool, wait_for, write_config
 
 HOURS = '{ mon = "08:00-16:00", tue = "08:00-16:00", wed = "08:00-17:00", thu = "08:00-16:00", fri = "08:00-15:00" }'
 TARGETS = {"rej": 30, "pj": 20, "pasz": 40}
@@ -31,10 +30,9 @@ MANAGER = ("kierownik", "obsada-stanowisk-42")
 CLERK = ("urzedniczka", "tylko-okienko-42")
 
 
-def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", *args], input=stdin, capture_output=True, text=True, cwd=ROOT, timeout=300
-    )
+def run(module: str, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+    """``python -m <module> <args>`` (forked from the server zygote: tests/harness.py ``run_tool``)."""
+    return run_tool(module, *args, input=stdin)
 
 
 @pytest.fixture(scope="module")

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import logging
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from protocol import config
 from protocol.config import ConfigError
-from tests.harness import ROOT
+from tests.harness import ROOT, run_tool
 
 ROLES = {
     # role: (a minimal valid file, a wrong type in it and the field that names it)
@@ -48,13 +47,7 @@ def with_mqtt(text: str, **values: object) -> str:
 
 
 def check(role: str, path: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", f"{role}.cli", "--config", str(path), "--check"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=120,
-    )
+    return run_tool(f"{role}.cli", "--config", str(path), "--check", timeout=120)
 
 
 def _one_clear_line(done: subprocess.CompletedProcess, role: str, path: Path, *words: str) -> str:

@@ -15,7 +15,7 @@ from server.domain import Event, EventKind, Ticket
 from server.engine import QueueEngine
 from server.sim.office import OfficeRun
 from server.sim.scenario import parse_scenario
-from tests.harness import ROOT
+from tests.harness import ROOT, run_tool
 
 SITE = """
 [site.office]
@@ -250,11 +250,5 @@ def test_the_cli_scores_every_predictor_on_a_scenario(tmp_path):
     assert "Printed range:" in out.stdout and "of waits inside" in out.stdout
     bad = tmp_path / "bad.toml"
     bad.write_text("name = 'x'\n[arrivals]\n", encoding="utf-8")
-    out = subprocess.run(
-        [sys.executable, "-m", "server.simulate", "--scenario", str(bad)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=60,
-    )
+    out = run_tool("server.simulate", "--scenario", str(bad), timeout=60)
     assert out.returncode == 2 and "numerek-simulate: invalid scenario" in out.stderr and "Traceback" not in out.stderr

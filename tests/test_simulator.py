@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import sqlite3
-import subprocess
-import sys
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 from server.config import EXAMPLE_CONFIG, load_config
 from server.simulate import simulate
-from tests.harness import ROOT
+from tests.harness import run_tool
 
 TZ = ZoneInfo("Europe/Warsaw")
 
@@ -80,28 +78,10 @@ def test_the_same_seed_gives_the_same_office(tmp_path):
 
 def test_cli_measures_printed_and_naive_estimate_errors(tmp_path):
     db = tmp_path / "sim.db"
-    out = subprocess.run(
-        [sys.executable, "-m", "server.simulate", "--database", str(db), "--start", "2026-10-13", "--days", "1"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=120,
-    )
+    out = run_tool("server.simulate", "--database", str(db), "--start", "2026-10-13", "--days", "1", timeout=120)
     assert out.returncode == 0, out.stderr
     assert "printed" in out.stdout and "naive" in out.stdout and "min" in out.stdout
-    again = subprocess.run(
-        [sys.executable, "-m", "server.simulate", "--database", str(db), "--start", "2026-10-12", "--days", "1"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=120,
-    )
+    again = run_tool("server.simulate", "--database", str(db), "--start", "2026-10-12", "--days", "1", timeout=120)
     assert again.returncode == 2 and "already holds data" in again.stderr
-    bad = subprocess.run(
-        [sys.executable, "-m", "server.simulate", "--database", str(tmp_path / "x.db"), "--start", "13.10.2026"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=60,
-    )
+    bad = run_tool("server.simulate", "--database", str(tmp_path / "x.db"), "--start", "13.10.2026", timeout=60)
     assert bad.returncode == 2 and "numerek-simulate:" in bad.stderr
