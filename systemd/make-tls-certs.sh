@@ -10,6 +10,8 @@
 #   numerek-broker.key  its key, readable by the mosquitto group only
 # Devices check the broker's certificate against the CA and the host name they connect to,
 # so the name (or address) in their config must be one of those given here.
+# Keys are ECDSA P-256: as strong as RSA-3072 (128-bit security), made in milliseconds where an
+# RSA-3072 key takes seconds of CPU (tens of seconds on a Raspberry Pi), with smaller handshakes.
 set -euo pipefail
 if [ $# -lt 1 ]; then
   echo "usage: $0 HOSTNAME [IP-ADDRESS] [OUTDIR]" >&2
@@ -26,14 +28,14 @@ san="DNS:${host}"
 [ -n "$ip" ] && san="${san},IP:${ip}"
 
 if [ ! -f numerek-ca.key ]; then
-  openssl req -x509 -newkey rsa:3072 -sha256 -nodes -days "$days" \
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -sha256 -nodes -days "$days" \
     -subj "/O=Numerek/CN=Numerek office CA" \
     -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
     -keyout numerek-ca.key -out numerek-ca.crt 2>/dev/null
 fi
-openssl req -newkey rsa:3072 -sha256 -nodes -subj "/O=Numerek/CN=${host}" \
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -sha256 -nodes -subj "/O=Numerek/CN=${host}" \
   -keyout numerek-broker.key -out numerek-broker.csr 2>/dev/null
-printf 'subjectAltName=%s\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n' \
+printf 'subjectAltName=%s\nbasicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n' \
   "$san" > numerek-broker.ext
 openssl x509 -req -in numerek-broker.csr -CA numerek-ca.crt -CAkey numerek-ca.key -CAcreateserial \
   -days "$days" -sha256 -extfile numerek-broker.ext -out numerek-broker.crt 2>/dev/null
