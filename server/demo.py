@@ -382,26 +382,34 @@ class Demo:
         return self.serve(port, url)
 
     def serve(self, port: int, url: str) -> int:
-        if self.args.pace > 0:
-            threading.Thread(target=self.residents_and_clerks, args=(port,), daemon=True).start()
-        print(f"\nReady. Server {url}  (API docs {url}/docs, live queues {url}/api/queues)")
-        for what, path, role in (("Clerk panel", "/clerk/1", "clerk"), ("Manager dashboard", "/reports", "manager")):
-            name, password, kept = self.logins[role]
-            print(f"{what} {url}{path}   (login {name}, password {password}; kept in {kept})")
-        print(f"Booking site {url}/rezerwacja   reception desk {url}/recepcja (clerk login)")
-        for at, code, link in getattr(self, "bookings", []):
-            print(f"  booked for today {at}: code {code} (check in at the kiosk from 30 min before)  {link}")
-        print(f"Broker 127.0.0.1:{port}")
-        print(f"Watch the traffic: mosquitto_sub -V mqttv5 -p {port} -t 'numerek/#' -v")
-        if getattr(self, "counter", None) is not None:
-            print(
-                f"Counter {self.args.hardware_counter}'s buttons: type next, recall, no_show, finish, pause "
-                "or rate 5, then Enter (its display and LEDs: counter.log)"
-            )
-            if sys.stdin is not None and not sys.stdin.closed:
-                threading.Thread(target=self.press_buttons, daemon=True).start()
-        print("Ctrl-C stops everything.")
+        """Say where everything is and run until Ctrl-C (or SIGTERM, or the server or broker ending).
+
+        Ctrl-C is caught from the first line on: pressed while "Ready." was being printed (a
+        newcomer's reflex, and a test's next step), it once ended the demo with status -2 and left the
+        server, the broker and the counter running."""
         try:
+            if self.args.pace > 0:
+                threading.Thread(target=self.residents_and_clerks, args=(port,), daemon=True).start()
+            print(f"\nReady. Server {url}  (API docs {url}/docs, live queues {url}/api/queues)")
+            for what, path, role in (
+                ("Clerk panel", "/clerk/1", "clerk"),
+                ("Manager dashboard", "/reports", "manager"),
+            ):
+                name, password, kept = self.logins[role]
+                print(f"{what} {url}{path}   (login {name}, password {password}; kept in {kept})")
+            print(f"Booking site {url}/rezerwacja   reception desk {url}/recepcja (clerk login)")
+            for at, code, link in getattr(self, "bookings", []):
+                print(f"  booked for today {at}: code {code} (check in at the kiosk from 30 min before)  {link}")
+            print(f"Broker 127.0.0.1:{port}")
+            print(f"Watch the traffic: mosquitto_sub -V mqttv5 -p {port} -t 'numerek/#' -v")
+            if getattr(self, "counter", None) is not None:
+                print(
+                    f"Counter {self.args.hardware_counter}'s buttons: type next, recall, no_show, finish, pause "
+                    "or rate 5, then Enter (its display and LEDs: counter.log)"
+                )
+                if sys.stdin is not None and not sys.stdin.closed:
+                    threading.Thread(target=self.press_buttons, daemon=True).start()
+            print("Ctrl-C stops everything.")
             while not self.stop.wait(1):
                 for name, proc in self.procs:
                     if proc.poll() is not None and name in ("server", "mosquitto"):
