@@ -540,6 +540,14 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     if args.mqtt_port:
         broker = dataclasses.replace(broker, port=args.mqtt_port)
+    if not os.path.isfile(database):
+        # Status 1, not 2: the server makes its database at its first start, so systemd's restart
+        # (RestartPreventExitStatus=2 stops only for a wrong config) tries again in 3 s.
+        print(
+            f"numerek-replicate: no database at {database} (numerek-server creates it at its first start)",
+            file=sys.stderr,
+        )
+        return 1
     cursor = Path(args.cursor) if args.cursor else Path(database + ".replica-cursor")
     rep = Replicator(
         database,

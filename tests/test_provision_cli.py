@@ -95,6 +95,19 @@ def test_the_replicator_gets_an_account_file_numerek_replicate_accepts_for_its_b
     assert "mqtt.username: is 'replicator-wola'; branch mokotow's is 'replicator-mokotow'" in done.stderr
 
 
+def test_the_replicator_without_its_database_says_so_in_one_line_and_is_restarted(tmp_path):
+    """Before the server's first start there is no database: one clear line, no traceback, and
+    status 1, which systemd restarts (2 means a wrong config: RestartPreventExitStatus=2)."""
+    site = write_config(tmp_path / "office.toml", 1883, free_port())
+    missing = tmp_path / "not-yet.db"
+    done = run_tool("server.replicate", "--config", str(site), "--branch", "wola", "--database", str(missing))
+    assert done.returncode == 1
+    assert (
+        done.stderr == f"numerek-replicate: no database at {missing} (numerek-server creates it at its first start)\n"
+    )
+    assert not missing.exists()
+
+
 def test_reissue_moves_the_replicator_to_tls_with_the_devices_keeping_its_password(dirs):
     from server.replicate import load_account
 
