@@ -23,7 +23,7 @@ import numpy as np
 import psycopg
 
 from central import rollup
-from server.reports import exports, monthly
+from server.reports import exports
 from server.reports.exports import Column, Table
 from server.reports.i18n import labels
 from server.reports.models import Block, DayRow, Heatmap, Ratings, ServiceRow, Summary, TimeStats, WaitStats
@@ -294,6 +294,8 @@ def xlsx(f: CentralFigures, lang: str = "pl") -> bytes:
 
 def pdf(f: CentralFigures, before: CentralFigures | None, lang: str = "pl") -> bytes:
     """The branch's printable monthly report of these figures, with the branches compared after its tables."""
+    from server.reports import monthly  # matplotlib's PDF backend (1.4 s of CPU): on the first PDF only
+
     L = labels(lang)
     m = L.minutes
     header = [
