@@ -35,6 +35,7 @@ from kivy.clock import Clock
 from kivy.core.text import DEFAULT_FONT, LabelBase
 from kivy.core.text import Label as CoreLabel
 from kivy.core.window import Window
+from kivy.graphics.opengl import GL_SAMPLES, glGetIntegerv
 from kivy.lang import Builder
 from kivy.properties import BooleanProperty, ListProperty, NumericProperty, StringProperty
 from kivy.uix.boxlayout import BoxLayout
@@ -970,6 +971,7 @@ class DisplayApp(App):
             "info_mode": root.ids.info.mode,
             "known_seq": s.known_seq,
             "window": [Window.width, Window.height],
+            "gl_samples": glGetIntegerv(GL_SAMPLES)[0],  # multisampling, off (display.cli)
         }
         text = json.dumps(shown, ensure_ascii=False)
         try:

@@ -38,6 +38,11 @@ def _prepare_kivy(cfg: DisplayConfig) -> None:
     Config.set("graphics", "show_cursor", "1" if s.show_cursor else "0")
     Config.set("graphics", "rotation", str(s.rotation))
     Config.set("graphics", "resizable", "1")
+    # No multisampling (Kivy asks for 2, Mesa gives 4): the board is text textures and panels,
+    # only the two panels' rounded corners would be smoothed (invisible from the hall), and in
+    # software rendering (a Pi without its GPU driver, the tests' Xvfb) every frame cost 2.5 times
+    # the CPU. The probe's screenshots never had it (they are drawn into an Fbo).
+    Config.set("graphics", "multisamples", "0")
     Config.set("input", "mouse", "mouse,disable_multitouch")
 
 

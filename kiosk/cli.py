@@ -63,8 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     Config.set("graphics", "show_cursor", "1" if args.windowed else "0")
     # No multisampling (Kivy asks for 2, Mesa gives 4): the kiosk draws rectangles and text
     # textures, which it does not smooth, and in software rendering (Mesa's llvmpipe: a kiosk PC
-    # without a GPU driver, the tests' Xvfb) it made every frame 2.5 times the CPU (45 → 116 ms
-    # at 1920x1080).
+    # without a GPU driver, the tests' Xvfb) it made every frame 2.5 times the CPU (37 → 102 ms
+    # at 1920x1080, bench/kivy_frame_cpu.py).
     Config.set("graphics", "multisamples", "0")
     Config.set("input", "mouse", "mouse,disable_multitouch")
     Config.set("kivy", "exit_on_escape", "0")

@@ -100,7 +100,7 @@ SLOW_FILES = (
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    """End this process's server zygote (tests/harness.py ``Zygote.close``: its servers' CPU counts then)."""
+    """End this process's zygotes (tests/harness.py ``Zygote.close``: their forks' CPU counts then)."""
     from tests.harness import DEVICES, FORKS
 
     DEVICES.close()

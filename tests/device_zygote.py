@@ -43,6 +43,7 @@ def preload() -> None:
     import kivy.uix.image  # noqa: F401
     import kivy.uix.label  # noqa: F401
     import kivy.uix.stencilview  # noqa: F401
+    import PIL.Image
     import qrcode  # noqa: F401
 
     import display.board  # noqa: F401
@@ -58,6 +59,7 @@ def preload() -> None:
     import protocol.device  # noqa: F401
 
     hardware.printer._import_capabilities()
+    PIL.Image.init()  # its plugins, which Kivy asks for the formats it can save (the display's screenshots)
     assert "kivy.core.window" not in sys.modules, "the window must be opened by each fork, on its test's display"
     assert threading.active_count() == 1, "a thread before fork"
 
