@@ -131,6 +131,7 @@ class KioskApp(App):
         Window.bind(on_textinput=lambda _w, text: self.visit.typed(text))
         Window.bind(on_key_down=self._key_down)
         Window.bind(size=lambda _w, _s: self.show(guard=False))
+        Window.bind(on_flip=lambda *_a: self.visit.drawn())  # the touch guard counts from the first frame
         paint(self.root_box, BLACK)
         self.visit.started = self.visit.monotonic()
         self.show()
@@ -688,6 +689,8 @@ class KioskApp(App):
         if screen != self.screen or built != self._built:
             return  # a newer build of the screen reports itself once it is laid out
         left = TOUCH_GUARD_S - (v.monotonic() - v.shown_at)
+        if v.undrawn:  # not on the glass yet: its first frame starts the guard again
+            left = TOUCH_GUARD_S
         if left > 0:  # Kivy's clock counts from the frame's start, which can be long ago
             Clock.schedule_once(lambda _dt: self._report(screen, built), left + 0.05)
             return

@@ -206,6 +206,7 @@ class Visit:
         self.grace_over = False
         self.last_touch = self.started
         self.shown_at = float("-inf")  # the last guarded screen change (touch guard)
+        self.undrawn = False  # a guarded screen is built but its first frame not drawn yet
         self.printed_at = -PRINTER_CHECK_S  # when the last ticket's own status round ended
         self.checking = True  # the start-up check, which the shell begins at once
 
@@ -215,6 +216,17 @@ class Visit:
         """The shell builds the current screen; a guarded change starts the touch guard."""
         if guard:
             self.shown_at = self.monotonic()
+        self.undrawn = guard
+
+    def drawn(self) -> None:
+        """The screen's first frame is on the glass: the guard starts again from now.
+
+        Why: on a busy kiosk, building and drawing a screen can take longer than the guard. It
+        then ran out before anyone saw the screen, and the second touch of a double tap on
+        "Gotowe" pressed the priority button of the home screen drawn under the finger."""
+        if self.undrawn:
+            self.shown_at = self.monotonic()
+            self.undrawn = False
 
     def touched(self) -> bool:
         """A touch anywhere: keeps the screen awake. True: swallow it (just after a screen change)."""

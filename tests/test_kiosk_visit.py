@@ -154,6 +154,29 @@ def test_touches_right_after_a_screen_change_are_ignored_then_count_again():
     assert not v.touched()
 
 
+def test_the_touch_guard_counts_from_the_screens_first_frame_not_from_its_build():
+    """A busy kiosk took longer than the guard to draw the home screen after "Gotowe": the second
+    touch of a double tap then pressed the priority button drawn under the finger."""
+    v = kiosk()
+    v.showing(guard=True)  # "Gotowe" tapped: the home screen is being built
+    later(v, TOUCH_GUARD_S * 2)  # building and drawing it took this long
+    v.drawn()
+    later(v, TOUCH_GUARD_S / 2)
+    assert v.touched(), "a touch half a guard after the screen appeared must be swallowed"
+    later(v, TOUCH_GUARD_S)
+    assert not v.touched()
+    v.drawn()  # later frames of the same screen start nothing
+    later(v, TOUCH_GUARD_S / 2)
+    assert not v.touched()
+
+
+def test_a_rebuild_nobody_tapped_for_starts_no_guard_when_drawn():
+    v = kiosk()
+    v.showing(guard=False)  # the server's news, a resized window
+    v.drawn()
+    assert not v.touched()
+
+
 def test_done_gives_the_next_visitor_the_default_language_and_no_priority():
     v = kiosk()
     v.set_lang("en")
