@@ -25,7 +25,6 @@ does (or skips) per ticket.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import sqlite3
@@ -40,7 +39,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from server_bench import Office, cpu_seconds, load, pct  # noqa: E402
+from server_bench import Office, cpu_seconds, load, load_results, pct  # noqa: E402
 
 from tests.harness import free_port  # noqa: E402
 
@@ -172,19 +171,9 @@ def http_load(server, inflight: int, seconds: float, folder: Path) -> dict:
         if p.wait(seconds + 600) != 0:
             raise RuntimeError("an HTTP load process failed")
     server_cpu = sum(cpu_seconds(p) for p in server.pids) - cpu0
-    results = [json.loads(o.read_text()) for o in outs]
-    errors = [e for r in results for e in r["errors"]]
-    if errors:
-        raise RuntimeError(f"{server.label}: {len(errors)} answers were not tickets: {errors[:3]}")
-    latencies = [x * 1000 for r in results for x in r["latencies"]]
+    cell, results = load_results(outs, f"{server.label}: {{n}} answers were not tickets: {{first}}")
     elapsed = max(r["elapsed"] for r in results)
-    return {
-        "rate": len(latencies) / elapsed,
-        "lat": latencies,
-        "client_cpu": sum(r["cpu_s"] for r in results) / elapsed,
-        "server_cpu": server_cpu / elapsed,
-        "answers": len(latencies),
-    }
+    return {**cell, "server_cpu": server_cpu / elapsed, "answers": len(cell["lat"])}
 
 
 def check_new_tickets(label: str, answers: int, numbers: list[int]) -> None:

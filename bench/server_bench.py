@@ -156,21 +156,29 @@ def load(port: int, inflight: int, seconds: float, folder: Path, count: int = 0,
     for p in running:
         if p.wait(seconds + 300) != 0:
             raise RuntimeError("a load process failed")
-    results = [json.loads(o.read_text()) for o in outs]
-    errors = [e for r in results for e in r["errors"]]
-    if errors:
-        raise RuntimeError(f"refused or lost requests: {errors[:3]}")
+    cell, results = load_results(outs, "refused or lost requests: {first}")
     numbers = [n for r in results for n in r["numbers"]]
     if len(set(numbers)) != len(numbers):  # every answer a new ticket, not a remembered reply
         raise RuntimeError(f"{len(numbers) - len(set(numbers))} answers repeated a ticket already issued")
+    return {**cell, "numbers": numbers}
+
+
+def load_results(outs: list[Path], refused: str) -> tuple[dict, list[dict]]:
+    """What the load processes wrote, summed: tickets/s, every latency in ms, the load's CPU per
+    second; and each process's own result. ``refused`` (with ``{n}`` and ``{first}``) is the error
+    raised when any request was not answered with a ticket."""
+    results = [json.loads(o.read_text()) for o in outs]
+    errors = [e for r in results for e in r["errors"]]
+    if errors:
+        raise RuntimeError(refused.format(n=len(errors), first=errors[:3]))
     latencies = [x * 1000 for r in results for x in r["latencies"]]
     elapsed = max(r["elapsed"] for r in results)
-    return {
+    cell = {
         "rate": len(latencies) / elapsed,
         "lat": latencies,
         "client_cpu": sum(r["cpu_s"] for r in results) / elapsed,
-        "numbers": numbers,
     }
+    return cell, results
 
 
 class Office:
