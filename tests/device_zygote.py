@@ -20,11 +20,10 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
-import signal
 import sys
 import threading
 
-from tests.server_zygote import serve
+from tests.server_zygote import serve, settle
 
 APPS = ("kiosk.cli", "display.cli")
 
@@ -66,16 +65,7 @@ def preload() -> None:
 
 def child(request: dict) -> None:
     """In the fork: become ``python -m <module> <argv>`` in the test's environment."""
-    signal.set_wakeup_fd(-1)
-    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-    null = os.open(os.devnull, os.O_RDONLY)
-    log = os.open(request["log"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    os.dup2(null, 0)
-    os.dup2(log, 1)
-    os.dup2(log, 2)
-    os.close(null)
-    os.close(log)
-    os.chdir(request["cwd"])
+    settle(request["cwd"], os.devnull, request["log"], request["log"], append=True)
     os.environ.clear()
     os.environ.update(request["env"])
     if request["module"] not in APPS:

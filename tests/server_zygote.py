@@ -67,18 +67,25 @@ def preload() -> None:
     import server.store  # noqa: F401
 
 
-def child(request: dict) -> None:
-    """In the fork: become ``python -m server.cli <argv>`` (returns only by raising SystemExit)."""
+def settle(cwd: str, stdin: str, stdout: str, stderr: str, append: bool) -> None:
+    """In a fork: the signals as a new interpreter has them, its standard streams on these files
+    (``append``: added to, as a log; else written anew), and its working folder."""
     signal.set_wakeup_fd(-1)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-    null = os.open(os.devnull, os.O_RDONLY)
-    log = os.open(request["log"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    os.dup2(null, 0)
-    os.dup2(log, 1)
-    os.dup2(log, 2)
-    os.close(null)
-    os.close(log)
-    os.chdir(request["cwd"])
+    written = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC)
+    opened: dict[tuple[str, int], int] = {}  # a log taking stdout and stderr is opened once
+    for fd, key in enumerate(((stdin, os.O_RDONLY), (stdout, written), (stderr, written))):
+        if key not in opened:
+            opened[key] = os.open(key[0], key[1], 0o644)
+        os.dup2(opened[key], fd)
+    for kept in opened.values():
+        os.close(kept)
+    os.chdir(cwd)
+
+
+def child(request: dict) -> None:
+    """In the fork: become ``python -m server.cli <argv>`` (returns only by raising SystemExit)."""
+    settle(request["cwd"], os.devnull, request["log"], request["log"], append=True)
     from server.cli import main
 
     sys.argv = [sys.modules["server.cli"].__file__ or "server/cli.py", *request["argv"]]
@@ -93,19 +100,8 @@ def tool(request: dict) -> None:
     module's code as ``__main__`` with ``sys.argv[0]`` its file; ``runpy.run_path`` what ``python
     <script>`` runs, with the script's folder first on ``sys.path``. An uncaught exception ends the fork
     as it ends an interpreter (the traceback on stderr, status 1); ``SystemExit`` gives the tool's status."""
-    signal.set_wakeup_fd(-1)
-    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-    for fd, (path, flags) in enumerate(
-        (
-            (request.get("stdin") or os.devnull, os.O_RDONLY),
-            (request["stdout"], os.O_WRONLY | os.O_CREAT | (os.O_APPEND if request.get("append") else os.O_TRUNC)),
-            (request["stderr"], os.O_WRONLY | os.O_CREAT | (os.O_APPEND if request.get("append") else os.O_TRUNC)),
-        )
-    ):
-        opened = os.open(path, flags, 0o644)
-        os.dup2(opened, fd)
-        os.close(opened)
-    os.chdir(request["cwd"])
+    stdin = request.get("stdin") or os.devnull
+    settle(request["cwd"], stdin, request["stdout"], request["stderr"], append=bool(request.get("append")))
     import runpy
     import warnings
 
