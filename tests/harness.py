@@ -460,7 +460,6 @@ def run_tool(
     if popen or (Path(cwd) != ROOT and not isinstance(module, Path)) or not FORKS.usable():
         return subprocess.run(argv, input=input, capture_output=True, text=True, cwd=cwd, timeout=timeout, **popen)
     import locale
-    import tempfile
 
     with tempfile.TemporaryDirectory(prefix="numerek-tool-") as folder:
         files = {name: os.path.join(folder, name) for name in ("stdin", "stdout", "stderr")}
