@@ -633,8 +633,9 @@ def test_a_real_page_on_another_origin_cannot_change_a_limit_nor_sign_the_browse
         assert daily_limits(audit) == [150]
         go(f"{office}/admin")  # and the admin is still signed in, the limit still 150
         wait_for(lambda: at(f"{office}/admin"), 30, "the admin page")
-        value = page.js("document.querySelector('form[action=\"/admin/services/rej\"] input[name=daily_limit]').value")
-        assert value == "150"
+        limit = "document.querySelector('form[action=\"/admin/services/rej\"] input[name=daily_limit]')"
+        wait_for(lambda: page.js(f"!!{limit}"), 30, "the admin page's service form")  # the address comes first
+        assert page.js(f"{limit}.value") == "150"
     finally:
         page.close()
         if own:
